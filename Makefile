@@ -1,0 +1,50 @@
+# skvault: `make demo` and `make test` set everything up from a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/*.txt 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	rm -f $(VENV)/.deps-* && touch $@
+
+venv: $(DEPS_STAMP) ## Create .venv with the pinned dependencies
+
+build: venv ## Build the extension (release) into .venv
+	$(VENV)/bin/maturin develop --release --quiet
+
+demo: build ## Train a small model, save, inspect, load and predict
+	$(PY) examples/demo.py
+
+lint: ## rustfmt and clippy, warnings are errors
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+test-rust: ## Rust unit tests (the binding crate is tested through Python)
+	cargo test --workspace --exclude skvault-python --quiet
+
+fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
+	cargo test -p skvault-format --test fuzz_replay --quiet
+
+test-python: build ## The Python test suite
+	$(PY) -m pytest -q tests
+
+test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
+
+bench: build ## Benchmarks against pickle, joblib, skops (writes bench/results/)
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	$(PY) bench/run.py
+
+clean: ## Remove build outputs and the virtualenv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,22 @@
+//! The `.skv` container: a JSON manifest (object tree + array table + metadata)
+//! followed by 64-byte-aligned array blobs, each with its own codec and BLAKE3
+//! digest. `docs/FORMAT.md` is the specification; this crate implements it
+//! with no Python involved.
+
+pub mod codec;
+pub mod dtype;
+pub mod error;
+pub mod manifest;
+pub mod node;
+pub mod read;
+pub mod trust;
+pub mod write;
+
+pub use codec::Codec;
+pub use dtype::DType;
+pub use error::{FormatError, Result};
+pub use manifest::{ArrayEntry, Manifest, Order};
+pub use node::{Construct, Node, Object};
+pub use read::SkvFile;
+pub use trust::TrustSet;
+pub use write::{prepare, ArrayInput, WriteOptions};

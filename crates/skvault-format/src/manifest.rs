@@ -1,0 +1,427 @@
+//! The manifest: header layout, the array table and the top-level JSON document.
+
+use serde_json::{json, Map, Value};
+
+use crate::codec::Codec;
+use crate::dtype::DType;
+use crate::error::{FormatError, Result};
+use crate::node::{json_depth, parse_shape, Decoder, Node};
+
+pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
+pub const FORMAT_MAJOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 0;
+pub const HEADER_LEN: u64 = 64;
+pub const ALIGN: u64 = 64;
+/// Largest manifest a reader accepts (256 MiB): a 500-tree forest needs about 1 MiB.
+pub const MAX_MANIFEST_LEN: u64 = 256 << 20;
+/// Deepest JSON nesting in a manifest; serde_json refuses deeper input while parsing.
+pub const MAX_JSON_DEPTH: usize = 127;
+/// Flags in the low 16 bits are required features: a reader that does not know one must refuse the file.
+pub const REQUIRED_FLAGS_MASK: u32 = 0x0000_ffff;
+
+/// Rounds `n` up to a multiple of `ALIGN`, or `None` on overflow.
+pub fn align_up(n: u64) -> Option<u64> {
+    n.checked_add(ALIGN - 1).map(|x| x / ALIGN * ALIGN)
+}
+
+/// The fixed 64-byte header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub major: u16,
+    pub minor: u16,
+    pub flags: u32,
+    pub manifest_len: u64,
+    pub manifest_digest: [u8; 32],
+}
+
+impl Header {
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        let fields: [(&mut [u8], &[u8]); 6] = {
+            let (magic, rest) = out.split_at_mut(8);
+            let (major, rest) = rest.split_at_mut(2);
+            let (minor, rest) = rest.split_at_mut(2);
+            let (flags, rest) = rest.split_at_mut(4);
+            let (len, rest) = rest.split_at_mut(8);
+            let (digest, _reserved) = rest.split_at_mut(32);
+            [
+                (magic, MAGIC),
+                (major, &self.major.to_le_bytes()),
+                (minor, &self.minor.to_le_bytes()),
+                (flags, &self.flags.to_le_bytes()),
+                (len, &self.manifest_len.to_le_bytes()),
+                (digest, &self.manifest_digest),
+            ]
+        };
+        for (dst, src) in fields {
+            dst.copy_from_slice(src);
+        }
+        out
+    }
+
+    /// Parses and checks the header. `file_len` is the total size of the file.
+    pub fn parse(bytes: &[u8], file_len: u64) -> Result<Header> {
+        let magic = bytes.get(..8).unwrap_or(bytes);
+        if magic != MAGIC.as_slice() {
+            return Err(FormatError::BadMagic {
+                found: magic.to_vec(),
+            });
+        }
+        let b: &[u8; 64] =
+            bytes
+                .get(..64)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(FormatError::Truncated {
+                    what: "the header",
+                    needed: HEADER_LEN,
+                    available: file_len,
+                })?;
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let mut u32b = [0u8; 4];
+        u32b.copy_from_slice(&b[12..16]);
+        let mut u64b = [0u8; 8];
+        u64b.copy_from_slice(&b[16..24]);
+        let mut manifest_digest = [0u8; 32];
+        manifest_digest.copy_from_slice(&b[24..56]);
+        let header = Header {
+            major: u16_at(8),
+            minor: u16_at(10),
+            flags: u32::from_le_bytes(u32b),
+            manifest_len: u64::from_le_bytes(u64b),
+            manifest_digest,
+        };
+        if header.major != FORMAT_MAJOR {
+            return Err(FormatError::UnsupportedVersion {
+                major: header.major,
+                minor: header.minor,
+                supported: FORMAT_MAJOR,
+            });
+        }
+        if header.flags & REQUIRED_FLAGS_MASK != 0 {
+            return Err(FormatError::UnknownFlags {
+                flags: header.flags,
+            });
+        }
+        if b[56..64].iter().any(|&x| x != 0) {
+            return Err(FormatError::UnexpectedBytes {
+                message: "reserved header bytes 56..64 are not zero".into(),
+            });
+        }
+        if header.manifest_len > MAX_MANIFEST_LEN {
+            return Err(FormatError::ManifestTooLarge {
+                declared: header.manifest_len,
+                max: MAX_MANIFEST_LEN,
+            });
+        }
+        let needed = HEADER_LEN + header.manifest_len;
+        if needed > file_len {
+            return Err(FormatError::Truncated {
+                what: "the manifest",
+                needed,
+                available: file_len,
+            });
+        }
+        Ok(header)
+    }
+
+    /// Offset of the first blob.
+    pub fn data_start(&self) -> u64 {
+        // manifest_len <= MAX_MANIFEST_LEN, so this cannot overflow.
+        align_up(HEADER_LEN + self.manifest_len).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    C,
+    F,
+}
+
+/// One entry of the array table. `offset` is relative to the start of the data section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayEntry {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub order: Order,
+    pub offset: u64,
+    pub length: u64,
+    pub codec: Codec,
+    pub raw_length: u64,
+    pub digest: [u8; 32],
+}
+
+impl ArrayEntry {
+    /// Number of elements, or `None` if the product overflows.
+    pub fn count(shape: &[u64]) -> Option<u64> {
+        shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "dtype": self.dtype.to_json(),
+            "shape": self.shape,
+            "order": match self.order { Order::C => "C", Order::F => "F" },
+            "offset": self.offset,
+            "length": self.length,
+            "codec": self.codec.name(),
+            "raw_length": self.raw_length,
+            "digest": hex(&self.digest),
+        })
+    }
+
+    fn from_json(index: usize, v: Value) -> Result<ArrayEntry> {
+        let path = format!("/arrays/{index}");
+        let Value::Object(mut m) = v else {
+            return Err(FormatError::manifest(
+                path,
+                "an array entry must be an object",
+            ));
+        };
+        let u64_field = |m: &Map<String, Value>, key: &str| {
+            m.get(key).and_then(Value::as_u64).ok_or_else(|| {
+                FormatError::manifest(format!("{path}/{key}"), "must be a non-negative integer")
+            })
+        };
+        let dtype = DType::from_json(
+            m.get("dtype").unwrap_or(&Value::Null),
+            &format!("{path}/dtype"),
+        )?;
+        let shape = parse_shape(m.remove("shape"), &format!("{path}/shape"))?;
+        let order = match m.get("order").and_then(Value::as_str) {
+            Some("C") => Order::C,
+            Some("F") => Order::F,
+            _ => {
+                return Err(FormatError::manifest(
+                    format!("{path}/order"),
+                    "must be \"C\" or \"F\"",
+                ))
+            }
+        };
+        let codec = m
+            .get("codec")
+            .and_then(Value::as_str)
+            .and_then(Codec::from_name)
+            .ok_or_else(|| {
+                FormatError::manifest(
+                    format!("{path}/codec"),
+                    "must be \"none\", \"zstd\" or \"lz4\"",
+                )
+            })?;
+        let digest = m
+            .get("digest")
+            .and_then(Value::as_str)
+            .and_then(unhex32)
+            .ok_or_else(|| {
+                FormatError::manifest(format!("{path}/digest"), "must be 64 lowercase hex digits")
+            })?;
+        let entry = ArrayEntry {
+            dtype,
+            shape,
+            order,
+            offset: u64_field(&m, "offset")?,
+            length: u64_field(&m, "length")?,
+            codec,
+            raw_length: u64_field(&m, "raw_length")?,
+            digest,
+        };
+        let expected = ArrayEntry::count(&entry.shape)
+            .and_then(|n| n.checked_mul(entry.dtype.itemsize()))
+            .ok_or_else(|| FormatError::layout(index, "shape times itemsize overflows"))?;
+        if expected != entry.raw_length {
+            return Err(FormatError::layout(
+                index,
+                format!(
+                    "shape {:?} of {} needs {expected} bytes, but raw_length is {}",
+                    entry.shape,
+                    entry.dtype.to_json(),
+                    entry.raw_length
+                ),
+            ));
+        }
+        if entry.raw_length > entry.codec.max_raw_length(entry.length) {
+            return Err(FormatError::layout(
+                index,
+                format!(
+                    "raw_length {} cannot come from {} stored bytes of {}",
+                    entry.raw_length,
+                    entry.length,
+                    entry.codec.name()
+                ),
+            ));
+        }
+        if entry.codec == Codec::None && entry.length != entry.raw_length {
+            return Err(FormatError::layout(
+                index,
+                "uncompressed but length differs from raw_length",
+            ));
+        }
+        Ok(entry)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The manifest document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Who wrote the file (`"skvault 0.1.0"`), informational.
+    pub writer: String,
+    pub root: Node,
+    pub arrays: Vec<ArrayEntry>,
+    /// Free-form JSON object: environment, estimator record, user fields.
+    pub metadata: Map<String, Value>,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("writer".into(), Value::String(self.writer.clone()));
+        m.insert("metadata".into(), Value::Object(self.metadata.clone()));
+        m.insert(
+            "arrays".into(),
+            Value::Array(self.arrays.iter().map(ArrayEntry::to_json).collect()),
+        );
+        m.insert("root".into(), self.root.to_json());
+        Value::Object(m)
+    }
+
+    /// Serializes the manifest, refusing trees a reader could not parse back.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let value = self.to_json();
+        let depth = json_depth(&value);
+        if depth > MAX_JSON_DEPTH {
+            return Err(FormatError::Unsupported {
+                message: format!("the object graph nests too deeply ({depth} JSON levels, at most {MAX_JSON_DEPTH})"),
+            });
+        }
+        let bytes =
+            serde_json::to_vec(&value).map_err(|source| FormatError::ManifestJson { source })?;
+        if bytes.len() as u64 > MAX_MANIFEST_LEN {
+            return Err(FormatError::ManifestTooLarge {
+                declared: bytes.len() as u64,
+                max: MAX_MANIFEST_LEN,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Parses and validates a manifest (the tree and the array table; not yet the file layout).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|source| FormatError::ManifestJson { source })?;
+        let Value::Object(mut m) = value else {
+            return Err(FormatError::manifest(
+                "",
+                "the manifest must be a JSON object",
+            ));
+        };
+        let writer = match m.remove("writer") {
+            Some(Value::String(s)) => s,
+            _ => return Err(FormatError::manifest("/writer", "must be a string")),
+        };
+        let metadata = match m.remove("metadata") {
+            Some(Value::Object(md)) => md,
+            None => Map::new(),
+            Some(_) => return Err(FormatError::manifest("/metadata", "must be an object")),
+        };
+        let arrays = match m.remove("arrays") {
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| ArrayEntry::from_json(i, v))
+                .collect::<Result<Vec<_>>>()?,
+            _ => return Err(FormatError::manifest("/arrays", "must be a list")),
+        };
+        let root = m
+            .remove("root")
+            .ok_or_else(|| FormatError::manifest("/root", "missing"))?;
+        let mut decoder = Decoder::new(arrays.len());
+        let root = decoder.decode(root, "/root")?;
+        if let Some(i) = decoder.unreferenced_arrays().first() {
+            return Err(FormatError::layout(
+                *i,
+                "no node of the tree refers to this array",
+            ));
+        }
+        // Unknown top-level keys are ignored: minor versions may add informational sections.
+        Ok(Manifest {
+            writer,
+            root,
+            arrays,
+            metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_checks() {
+        let h = Header {
+            major: FORMAT_MAJOR,
+            minor: 3,
+            flags: 0x0001_0000,
+            manifest_len: 10,
+            manifest_digest: [7; 32],
+        };
+        let bytes = h.to_bytes();
+        assert_eq!(Header::parse(&bytes, 1000).unwrap(), h);
+        assert!(matches!(
+            Header::parse(&bytes, 70),
+            Err(FormatError::Truncated { .. })
+        ));
+        assert!(matches!(
+            Header::parse(&bytes[..30], 30),
+            Err(FormatError::Truncated { .. })
+        ));
+        assert!(matches!(
+            Header::parse(b"PK\x03\x04", 4),
+            Err(FormatError::BadMagic { .. })
+        ));
+        let mut required = h.clone();
+        required.flags = 1;
+        assert!(matches!(
+            Header::parse(&required.to_bytes(), 1000),
+            Err(FormatError::UnknownFlags { .. })
+        ));
+        let mut major = h.clone();
+        major.major = 2;
+        assert!(matches!(
+            Header::parse(&major.to_bytes(), 1000),
+            Err(FormatError::UnsupportedVersion { .. })
+        ));
+        let mut huge = h;
+        huge.manifest_len = u64::MAX;
+        assert!(matches!(
+            Header::parse(&huge.to_bytes(), 1000),
+            Err(FormatError::ManifestTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let d: [u8; 32] = core::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(unhex32(&hex(&d)), Some(d));
+        assert_eq!(unhex32(&hex(&d).to_uppercase()), None);
+        assert_eq!(unhex32("zz"), None);
+    }
+}

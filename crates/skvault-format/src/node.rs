@@ -1,0 +1,914 @@
+//! The object tree: what a saved Python object graph becomes, and its JSON form.
+//!
+//! The tree is data only. Building Python objects from it is the loader's job
+//! (in the binding crate), and deciding whether that is allowed is `trust`'s.
+//! Decoding validates everything that can be checked without the array table:
+//! node kinds and keys, integer and float encodings, qualified-name syntax,
+//! references to earlier ids, object-array shapes.
+
+use std::collections::HashSet;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Map, Number, Value};
+
+use crate::dtype::DType;
+use crate::error::{FormatError, Result};
+
+/// Identifier of a shared node; `Ref(id)` points back to it.
+pub type Id = u64;
+
+/// Bit generators the loader knows how to create itself (the file cannot name others).
+pub const BIT_GENERATORS: &[&str] = &["MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"];
+
+/// Longest qualified name accepted.
+pub const MAX_NAME_LEN: usize = 512;
+/// Longest decimal big integer accepted (digits), so parsing it stays cheap.
+pub const MAX_BIGINT_DIGITS: usize = 4300;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer outside the i64 range, as a canonical decimal string.
+    BigInt(String),
+    Float(f64),
+    Complex(f64, f64),
+    Str(String),
+    /// A Python `str` holding lone surrogates, as UTF-8 with `surrogatepass`.
+    StrSurrogates(Vec<u8>),
+    Bytes(Vec<u8>),
+    ByteArray(Vec<u8>),
+    Ellipsis,
+    Slice(Box<[Node; 3]>),
+    List(Vec<Node>),
+    Tuple(Vec<Node>),
+    Set(Vec<Node>),
+    FrozenSet(Vec<Node>),
+    Dict(Vec<(Node, Node)>),
+    /// A numpy array whose bytes are blob `index` of the array table.
+    Array(usize),
+    /// A numpy array of dtype object: its items in C order.
+    ObjArray {
+        shape: Vec<u64>,
+        items: Vec<Node>,
+    },
+    /// A numpy scalar: its dtype and its raw bytes.
+    Scalar {
+        dtype: DType,
+        data: Vec<u8>,
+    },
+    DType(DType),
+    /// A class or function referenced by its qualified name (`module.name`).
+    Global(String),
+    /// The node that declared `id` earlier in document order.
+    Ref(Id),
+    /// Gives the inner node an identity that later `Ref`s point to.
+    Shared {
+        id: Id,
+        node: Box<Node>,
+    },
+    Object(Box<Object>),
+    /// `numpy.random.RandomState`: the dict of `get_state(legacy=False)`.
+    RandomState(Box<Node>),
+    /// `numpy.random.Generator` around its bit generator node.
+    Generator(Box<Node>),
+    /// A numpy bit generator: its kind (one of `BIT_GENERATORS`) and its `state` dict.
+    BitGenerator {
+        kind: String,
+        state: Box<Node>,
+    },
+}
+
+/// An instance of a class, built the way `__reduce_ex__(4)` and `__setstate__` describe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// Qualified name of the class. The class itself is the only callable used to create the instance.
+    pub class: String,
+    pub construct: Construct,
+    /// Applied with `__setstate__` when the class has one, else merged into `__dict__` (and slots).
+    pub state: Option<Node>,
+    /// Appended with `extend`/`append` (list subclasses).
+    pub list_items: Vec<Node>,
+    /// Set with `__setitem__` (dict subclasses).
+    pub dict_items: Vec<(Node, Node)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Construct {
+    /// `cls.__new__(cls, *args, **kwargs)`.
+    New {
+        args: Vec<Node>,
+        kwargs: Vec<(Node, Node)>,
+    },
+    /// `cls(*args)`, for classes whose `__reduce__` returns the class itself.
+    Call { args: Vec<Node> },
+}
+
+// ---------------------------------------------------------------- encoding
+
+fn float_json(x: f64) -> Value {
+    if x.is_nan() {
+        let bits = x.to_bits();
+        if bits == f64::NAN.to_bits() {
+            Value::String("nan".into())
+        } else {
+            Value::String(format!("nan:{bits:016x}"))
+        }
+    } else if x.is_infinite() {
+        Value::String(if x > 0.0 { "inf" } else { "-inf" }.into())
+    } else {
+        Number::from_f64(x).map_or(Value::Null, Value::Number)
+    }
+}
+
+fn pairs_json(items: &[(Node, Node)]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|(k, v)| json!([k.to_json(), v.to_json()]))
+            .collect(),
+    )
+}
+
+fn seq_json(items: &[Node]) -> Value {
+    Value::Array(items.iter().map(Node::to_json).collect())
+}
+
+fn tagged(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.to_string(), value);
+    Value::Object(m)
+}
+
+impl Node {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Node::None => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Int(i) => json!(i),
+            Node::BigInt(s) => tagged("int", Value::String(s.clone())),
+            Node::Float(x) => tagged("float", float_json(*x)),
+            Node::Complex(re, im) => tagged("complex", json!([float_json(*re), float_json(*im)])),
+            Node::Str(s) => Value::String(s.clone()),
+            Node::StrSurrogates(b) => tagged("str_surrogatepass", Value::String(B64.encode(b))),
+            Node::Bytes(b) => tagged("bytes", Value::String(B64.encode(b))),
+            Node::ByteArray(b) => tagged("bytearray", Value::String(B64.encode(b))),
+            Node::Ellipsis => tagged("const", Value::String("Ellipsis".into())),
+            Node::Slice(parts) => tagged("slice", seq_json(parts.as_slice())),
+            Node::List(items) => tagged("list", seq_json(items)),
+            Node::Tuple(items) => tagged("tuple", seq_json(items)),
+            Node::Set(items) => tagged("set", seq_json(items)),
+            Node::FrozenSet(items) => tagged("frozenset", seq_json(items)),
+            Node::Dict(items) => tagged("dict", pairs_json(items)),
+            Node::Array(index) => tagged("array", json!(index)),
+            Node::ObjArray { shape, items } => {
+                let mut v = tagged("objarray", seq_json(items));
+                if let Value::Object(m) = &mut v {
+                    m.insert("shape".into(), json!(shape));
+                }
+                v
+            }
+            Node::Scalar { dtype, data } => {
+                let mut v = tagged("scalar", dtype.to_json());
+                if let Value::Object(m) = &mut v {
+                    m.insert("data".into(), Value::String(B64.encode(data)));
+                }
+                v
+            }
+            Node::DType(dt) => tagged("dtype", dt.to_json()),
+            Node::Global(name) => tagged("global", Value::String(name.clone())),
+            Node::Ref(id) => tagged("ref", json!(id)),
+            Node::Shared { id, node } => {
+                let mut v = node.to_json();
+                if let Value::Object(m) = &mut v {
+                    m.insert("id".into(), json!(id));
+                }
+                v
+            }
+            Node::Object(obj) => obj.to_json(),
+            Node::RandomState(state) => tagged("random_state", state.to_json()),
+            Node::Generator(bg) => tagged("generator", bg.to_json()),
+            Node::BitGenerator { kind, state } => {
+                let mut v = tagged("bit_generator", Value::String(kind.clone()));
+                if let Value::Object(m) = &mut v {
+                    m.insert("state".into(), state.to_json());
+                }
+                v
+            }
+        }
+    }
+
+    /// True for nodes whose JSON form is an object, i.e. that can carry an `id`.
+    pub fn can_be_shared(&self) -> bool {
+        !matches!(
+            self,
+            Node::None
+                | Node::Bool(_)
+                | Node::Int(_)
+                | Node::Str(_)
+                | Node::Ref(_)
+                | Node::Shared { .. }
+        )
+    }
+}
+
+/// A str-keyed dict without identity is written as `attrs` (a JSON object): shallower and readable.
+fn as_attrs(state: &Node) -> Option<Value> {
+    let Node::Dict(items) = state else {
+        return None;
+    };
+    let mut m = Map::new();
+    for (k, v) in items {
+        let Node::Str(k) = k else { return None };
+        if m.insert(k.clone(), v.to_json()).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(m))
+}
+
+impl Object {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("object".into(), Value::String(self.class.clone()));
+        match &self.construct {
+            Construct::New { args, kwargs } => {
+                if !args.is_empty() {
+                    m.insert("new".into(), seq_json(args));
+                }
+                if !kwargs.is_empty() {
+                    m.insert("kwargs".into(), pairs_json(kwargs));
+                }
+            }
+            Construct::Call { args } => {
+                m.insert("call".into(), seq_json(args));
+            }
+        }
+        if let Some(state) = &self.state {
+            match as_attrs(state) {
+                Some(attrs) => m.insert("attrs".into(), attrs),
+                None => m.insert("state".into(), state.to_json()),
+            };
+        }
+        if !self.list_items.is_empty() {
+            m.insert("listitems".into(), seq_json(&self.list_items));
+        }
+        if !self.dict_items.is_empty() {
+            m.insert("dictitems".into(), pairs_json(&self.dict_items));
+        }
+        Value::Object(m)
+    }
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// Decodes and validates a tree. `n_arrays` is the length of the array table.
+pub struct Decoder {
+    n_arrays: usize,
+    ids: HashSet<Id>,
+    array_refs: Vec<bool>,
+}
+
+const KIND_KEYS: &[&str] = &[
+    "int",
+    "float",
+    "complex",
+    "str_surrogatepass",
+    "bytes",
+    "bytearray",
+    "const",
+    "slice",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "dict",
+    "array",
+    "objarray",
+    "scalar",
+    "dtype",
+    "global",
+    "ref",
+    "object",
+    "random_state",
+    "generator",
+    "bit_generator",
+];
+
+fn perr(path: &str, message: impl Into<String>) -> FormatError {
+    FormatError::manifest(path, message)
+}
+
+/// Checks `module.name` syntax: dotted identifiers, at least one dot.
+pub fn check_qualified_name(name: &str) -> std::result::Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "qualified name longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    let mut parts = 0;
+    for part in name.split('.') {
+        let mut chars = part.chars();
+        let ok = chars
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!(
+                "{name:?} is not a qualified name (module.name of identifiers)"
+            ));
+        }
+        parts += 1;
+    }
+    if parts < 2 {
+        return Err(format!(
+            "{name:?} is not a qualified name: it needs a module and a name"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_float(v: &Value, path: &str) -> Result<f64> {
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            n.as_f64().ok_or_else(|| perr(path, "bad float"))
+        }
+        // Integral-looking floats written by other tools ("1" instead of "1.0") are accepted.
+        Value::Number(n) => n.as_f64().ok_or_else(|| perr(path, "bad float")),
+        Value::String(s) => match s.as_str() {
+            "nan" => Ok(f64::NAN),
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            other => {
+                let hex = other
+                    .strip_prefix("nan:")
+                    .filter(|h| h.len() == 16)
+                    .ok_or_else(|| perr(path, format!("{other:?} is not a float encoding")))?;
+                let bits = u64::from_str_radix(hex, 16).map_err(|_| perr(path, "bad NaN bits"))?;
+                let x = f64::from_bits(bits);
+                if !x.is_nan() {
+                    return Err(perr(path, "nan:<bits> must encode a NaN"));
+                }
+                Ok(x)
+            }
+        },
+        _ => Err(perr(
+            path,
+            "a float must be a JSON number or \"nan\", \"inf\", \"-inf\", \"nan:<hex bits>\"",
+        )),
+    }
+}
+
+fn parse_b64(v: &Value, path: &str) -> Result<Vec<u8>> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| perr(path, "expected a base64 string"))?;
+    B64.decode(s)
+        .map_err(|e| perr(path, format!("invalid base64: {e}")))
+}
+
+fn check_bigint(s: &str, path: &str) -> Result<()> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let canonical = !digits.is_empty()
+        && digits.len() <= MAX_BIGINT_DIGITS
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !(digits.len() > 1 && digits.starts_with('0'));
+    if !canonical {
+        return Err(perr(
+            path,
+            format!("{s:?} is not a canonical decimal integer"),
+        ));
+    }
+    Ok(())
+}
+
+fn take_array(v: Value, path: &str) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(perr(path, "expected a list")),
+    }
+}
+
+fn child(path: &str, key: impl std::fmt::Display) -> String {
+    format!("{path}/{key}")
+}
+
+impl Decoder {
+    pub fn new(n_arrays: usize) -> Self {
+        Decoder {
+            n_arrays,
+            ids: HashSet::new(),
+            array_refs: vec![false; n_arrays],
+        }
+    }
+
+    /// Arrays of the table that no node references.
+    pub fn unreferenced_arrays(&self) -> Vec<usize> {
+        self.array_refs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, seen)| (!seen).then_some(i))
+            .collect()
+    }
+
+    pub fn decode(&mut self, v: Value, path: &str) -> Result<Node> {
+        match v {
+            Value::Null => Ok(Node::None),
+            Value::Bool(b) => Ok(Node::Bool(b)),
+            Value::String(s) => Ok(Node::Str(s)),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Node::Int(i))
+                } else if let Some(u) = n.as_u64() {
+                    Ok(Node::BigInt(u.to_string()))
+                } else {
+                    Err(perr(
+                        path,
+                        "a bare JSON number must be an integer (floats are {\"float\": x})",
+                    ))
+                }
+            }
+            Value::Array(_) => Err(perr(
+                path,
+                "a bare JSON list is not a node (use {\"list\": [...]})",
+            )),
+            Value::Object(m) => self.decode_object(m, path),
+        }
+    }
+
+    fn decode_seq(&mut self, v: Value, path: &str) -> Result<Vec<Node>> {
+        take_array(v, path)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| self.decode(item, &child(path, i)))
+            .collect()
+    }
+
+    fn decode_pairs(&mut self, v: Value, path: &str) -> Result<Vec<(Node, Node)>> {
+        let mut out = Vec::new();
+        for (i, pair) in take_array(v, path)?.into_iter().enumerate() {
+            let p = child(path, i);
+            let mut kv = take_array(pair, &p)?;
+            if kv.len() != 2 {
+                return Err(perr(&p, "a dict item must be [key, value]"));
+            }
+            let value = kv.pop().unwrap_or(Value::Null);
+            let key = kv.pop().unwrap_or(Value::Null);
+            let key = self.decode(key, &child(&p, 0))?;
+            let value = self.decode(value, &child(&p, 1))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    fn decode_object(&mut self, mut m: Map<String, Value>, path: &str) -> Result<Node> {
+        let id = match m.remove("id") {
+            None => None,
+            Some(v) => {
+                let id = v
+                    .as_u64()
+                    .ok_or_else(|| perr(path, "'id' must be a non-negative integer"))?;
+                if !self.ids.insert(id) {
+                    return Err(perr(path, format!("id {id} is declared twice")));
+                }
+                Some(id)
+            }
+        };
+        let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(**k));
+        let kind = match (kinds.next(), kinds.next()) {
+            (Some(k), None) => *k,
+            (None, _) => {
+                let keys: Vec<&String> = m.keys().collect();
+                return Err(perr(path, format!("unknown node kind (keys {keys:?})")));
+            }
+            (Some(a), Some(b)) => {
+                return Err(perr(path, format!("node has two kinds: '{a}' and '{b}'")))
+            }
+        };
+        let allowed: &[&str] = match kind {
+            "object" => &[
+                "object",
+                "new",
+                "call",
+                "kwargs",
+                "state",
+                "attrs",
+                "listitems",
+                "dictitems",
+            ],
+            "objarray" => &["objarray", "shape"],
+            "scalar" => &["scalar", "data"],
+            "bit_generator" => &["bit_generator", "state"],
+            other => std::slice::from_ref(KIND_KEYS.iter().find(|k| **k == other).unwrap_or(&"")),
+        };
+        if let Some(extra) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(perr(
+                path,
+                format!("unknown key '{extra}' in a '{kind}' node"),
+            ));
+        }
+        if id.is_some() && kind == "ref" {
+            return Err(perr(path, "a ref cannot declare an id"));
+        }
+        let p = child(path, kind);
+        let main = m.remove(kind).unwrap_or(Value::Null);
+        let node = match kind {
+            "int" => {
+                let s = main
+                    .as_str()
+                    .ok_or_else(|| perr(&p, "expected a decimal string"))?;
+                check_bigint(s, &p)?;
+                match s.parse::<i64>() {
+                    Ok(i) => Node::Int(i),
+                    Err(_) => Node::BigInt(s.to_string()),
+                }
+            }
+            "float" => Node::Float(parse_float(&main, &p)?),
+            "complex" => match main.as_array().map(Vec::as_slice) {
+                Some([re, im]) => Node::Complex(parse_float(re, &p)?, parse_float(im, &p)?),
+                _ => return Err(perr(&p, "expected [real, imag]")),
+            },
+            "str_surrogatepass" => Node::StrSurrogates(parse_b64(&main, &p)?),
+            "bytes" => Node::Bytes(parse_b64(&main, &p)?),
+            "bytearray" => Node::ByteArray(parse_b64(&main, &p)?),
+            "const" => match main.as_str() {
+                Some("Ellipsis") => Node::Ellipsis,
+                _ => return Err(perr(&p, "unknown constant")),
+            },
+            "slice" => {
+                let parts = self.decode_seq(main, &p)?;
+                let parts: [Node; 3] = parts
+                    .try_into()
+                    .map_err(|_| perr(&p, "a slice is [start, stop, step]"))?;
+                Node::Slice(Box::new(parts))
+            }
+            "list" => Node::List(self.decode_seq(main, &p)?),
+            "tuple" => Node::Tuple(self.decode_seq(main, &p)?),
+            "set" => Node::Set(self.decode_seq(main, &p)?),
+            "frozenset" => Node::FrozenSet(self.decode_seq(main, &p)?),
+            "dict" => Node::Dict(self.decode_pairs(main, &p)?),
+            "array" => {
+                let index = main
+                    .as_u64()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|i| *i < self.n_arrays)
+                    .ok_or_else(|| {
+                        perr(&p, format!("array index must be below {}", self.n_arrays))
+                    })?;
+                if let Some(seen) = self.array_refs.get_mut(index) {
+                    if *seen {
+                        return Err(perr(
+                            &p,
+                            format!("array {index} is referenced twice (use a ref)"),
+                        ));
+                    }
+                    *seen = true;
+                }
+                Node::Array(index)
+            }
+            "objarray" => {
+                let shape = parse_shape(m.remove("shape"), &child(path, "shape"))?;
+                let items = self.decode_seq(main, &p)?;
+                let count = shape
+                    .iter()
+                    .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+                    .ok_or_else(|| perr(path, "object array shape overflows"))?;
+                if count != items.len() as u64 {
+                    return Err(perr(
+                        path,
+                        format!("shape {shape:?} needs {count} items, found {}", items.len()),
+                    ));
+                }
+                Node::ObjArray { shape, items }
+            }
+            "scalar" => {
+                let dtype = DType::from_json(&main, &p)?;
+                let data = parse_b64(
+                    &m.remove("data").unwrap_or(Value::Null),
+                    &child(path, "data"),
+                )?;
+                if data.len() as u64 != dtype.itemsize() {
+                    return Err(perr(path, "scalar data length does not match its dtype"));
+                }
+                Node::Scalar { dtype, data }
+            }
+            "dtype" => Node::DType(DType::from_json_allow_object(&main, &p)?),
+            "global" => {
+                let name = main
+                    .as_str()
+                    .ok_or_else(|| perr(&p, "expected a qualified name"))?;
+                check_qualified_name(name).map_err(|e| perr(&p, e))?;
+                Node::Global(name.to_string())
+            }
+            "ref" => {
+                let target = main.as_u64().ok_or_else(|| perr(&p, "expected an id"))?;
+                if !self.ids.contains(&target) {
+                    return Err(perr(
+                        &p,
+                        format!("ref to id {target}, which is not declared before it"),
+                    ));
+                }
+                Node::Ref(target)
+            }
+            "object" => Node::Object(Box::new(self.decode_instance(main, m, path)?)),
+            "random_state" => Node::RandomState(Box::new(self.decode(main, &p)?)),
+            "generator" => Node::Generator(Box::new(self.decode(main, &p)?)),
+            "bit_generator" => {
+                let kind = main.as_str().unwrap_or_default();
+                if !BIT_GENERATORS.contains(&kind) {
+                    return Err(perr(&p, format!("unknown bit generator {kind:?}")));
+                }
+                let state = self.decode(
+                    m.remove("state").unwrap_or(Value::Null),
+                    &child(path, "state"),
+                )?;
+                Node::BitGenerator {
+                    kind: kind.to_string(),
+                    state: Box::new(state),
+                }
+            }
+            _ => return Err(perr(path, format!("unknown node kind '{kind}'"))),
+        };
+        Ok(match id {
+            Some(id) => Node::Shared {
+                id,
+                node: Box::new(node),
+            },
+            None => node,
+        })
+    }
+
+    fn decode_instance(
+        &mut self,
+        class: Value,
+        mut m: Map<String, Value>,
+        path: &str,
+    ) -> Result<Object> {
+        let class = class
+            .as_str()
+            .ok_or_else(|| perr(path, "'object' must be a qualified class name"))?
+            .to_string();
+        check_qualified_name(&class).map_err(|e| perr(&child(path, "object"), e))?;
+        let construct = match (m.remove("new"), m.remove("call")) {
+            (Some(_), Some(_)) => {
+                return Err(perr(path, "an object has either 'new' or 'call', not both"))
+            }
+            (new, None) => {
+                let args = match new {
+                    Some(v) => self.decode_seq(v, &child(path, "new"))?,
+                    None => Vec::new(),
+                };
+                let kwargs = match m.remove("kwargs") {
+                    Some(v) => self.decode_pairs(v, &child(path, "kwargs"))?,
+                    None => Vec::new(),
+                };
+                Construct::New { args, kwargs }
+            }
+            (None, Some(call)) => {
+                if m.contains_key("kwargs") {
+                    return Err(perr(path, "'kwargs' only goes with 'new'"));
+                }
+                Construct::Call {
+                    args: self.decode_seq(call, &child(path, "call"))?,
+                }
+            }
+        };
+        let state = match (m.remove("state"), m.remove("attrs")) {
+            (Some(_), Some(_)) => {
+                return Err(perr(
+                    path,
+                    "an object has either 'state' or 'attrs', not both",
+                ))
+            }
+            (Some(v), None) => Some(self.decode(v, &child(path, "state"))?),
+            (None, Some(Value::Object(attrs))) => {
+                let mut items = Vec::with_capacity(attrs.len());
+                for (k, v) in attrs {
+                    let value = self.decode(v, &child(path, format!("attrs/{k}")))?;
+                    items.push((Node::Str(k), value));
+                }
+                Some(Node::Dict(items))
+            }
+            (None, Some(_)) => return Err(perr(path, "'attrs' must be a JSON object")),
+            (None, None) => None,
+        };
+        let list_items = match m.remove("listitems") {
+            Some(v) => self.decode_seq(v, &child(path, "listitems"))?,
+            None => Vec::new(),
+        };
+        let dict_items = match m.remove("dictitems") {
+            Some(v) => self.decode_pairs(v, &child(path, "dictitems"))?,
+            None => Vec::new(),
+        };
+        Ok(Object {
+            class,
+            construct,
+            state,
+            list_items,
+            dict_items,
+        })
+    }
+}
+
+/// Parses a shape: a list of at most 64 non-negative integers.
+pub fn parse_shape(v: Option<Value>, path: &str) -> Result<Vec<u64>> {
+    let list = v
+        .as_ref()
+        .and_then(Value::as_array)
+        .ok_or_else(|| perr(path, "'shape' must be a list of non-negative integers"))?;
+    if list.len() > 64 {
+        return Err(perr(path, "more than 64 dimensions"));
+    }
+    list.iter()
+        .map(|d| {
+            d.as_u64()
+                .ok_or_else(|| perr(path, "dimensions must be non-negative integers"))
+        })
+        .collect()
+}
+
+/// Visits every node once, depth first, in document order.
+pub fn walk<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
+    f(node);
+    let mut each = |n: &'a Node| walk(n, f);
+    match node {
+        Node::Slice(parts) => parts.iter().for_each(&mut each),
+        Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items) => {
+            items.iter().for_each(&mut each)
+        }
+        Node::ObjArray { items, .. } => items.iter().for_each(&mut each),
+        Node::Dict(items) => items.iter().for_each(|(k, v)| {
+            each(k);
+            each(v);
+        }),
+        Node::Shared { node, .. } => each(node),
+        Node::RandomState(n) | Node::Generator(n) => each(n),
+        Node::BitGenerator { state, .. } => each(state),
+        Node::Object(obj) => {
+            match &obj.construct {
+                Construct::New { args, kwargs } => {
+                    args.iter().for_each(&mut each);
+                    kwargs.iter().for_each(|(k, v)| {
+                        each(k);
+                        each(v);
+                    });
+                }
+                Construct::Call { args } => args.iter().for_each(&mut each),
+            }
+            if let Some(state) = &obj.state {
+                each(state);
+            }
+            obj.list_items.iter().for_each(&mut each);
+            obj.dict_items.iter().for_each(|(k, v)| {
+                each(k);
+                each(v);
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Depth of a JSON value (a scalar is 0, `[]` is 1), iteratively, so hostile nesting cannot overflow the stack.
+pub fn json_depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(node: &Node) -> Node {
+        let v = node.to_json();
+        Decoder::new(4).decode(v, "").unwrap()
+    }
+
+    #[test]
+    fn floats_are_bit_exact() {
+        for x in [
+            0.0,
+            -0.0,
+            1.5,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ] {
+            let Node::Float(y) = round_trip(&Node::Float(x)) else {
+                panic!()
+            };
+            assert_eq!(x.to_bits(), y.to_bits(), "{x}");
+        }
+        let payload = f64::from_bits(0xfff8_0000_0000_0001);
+        let Node::Float(y) = round_trip(&Node::Float(payload)) else {
+            panic!()
+        };
+        assert_eq!(payload.to_bits(), y.to_bits());
+    }
+
+    #[test]
+    fn big_ints_and_canonical_form() {
+        let big = Node::BigInt("-123456789012345678901234567890".into());
+        assert_eq!(round_trip(&big), big);
+        assert_eq!(round_trip(&Node::Int(i64::MIN)), Node::Int(i64::MIN));
+        let mut d = Decoder::new(0);
+        for bad in ["", "-", "01", "1.5", "1e3", "+1", " 1"] {
+            assert!(d.decode(json!({"int": bad}), "").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn objects_round_trip_with_attrs_and_refs() {
+        let obj = Node::Shared {
+            id: 1,
+            node: Box::new(Node::Object(Box::new(Object {
+                class: "sklearn.tree._classes.DecisionTreeClassifier".into(),
+                construct: Construct::New {
+                    args: vec![],
+                    kwargs: vec![],
+                },
+                state: Some(Node::Dict(vec![
+                    (Node::Str("max_depth".into()), Node::Int(3)),
+                    (Node::Str("self".into()), Node::Ref(1)),
+                    (Node::Str("arr".into()), Node::Array(0)),
+                ])),
+                list_items: vec![],
+                dict_items: vec![],
+            }))),
+        };
+        let v = obj.to_json();
+        assert!(v.get("attrs").is_some());
+        assert_eq!(round_trip(&obj), obj);
+    }
+
+    #[test]
+    fn refs_must_point_backwards_and_ids_be_unique() {
+        let mut d = Decoder::new(0);
+        assert!(d.decode(json!({"list": [{"ref": 7}]}), "").is_err());
+        let mut d = Decoder::new(0);
+        assert!(d
+            .decode(
+                json!({"list": [{"list": [], "id": 1}, {"list": [], "id": 1}]}),
+                ""
+            )
+            .is_err());
+        let mut d = Decoder::new(0);
+        assert!(d
+            .decode(json!({"list": [{"list": [], "id": 1}, {"ref": 1}]}), "")
+            .is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_kinds_keys_and_names() {
+        let bad = [
+            json!({"lambda": "x"}),
+            json!({"list": [], "tuple": []}),
+            json!({"list": [], "extra": 1}),
+            json!({"global": "os"}),
+            json!({"global": "os.system()"}),
+            json!({"global": "a..b"}),
+            json!({"object": "builtins.eval", "new": [], "call": []}),
+            json!({"array": 4}),
+            json!({"objarray": [1, 2], "shape": [3]}),
+            json!({"bit_generator": "Evil", "state": null}),
+            json!([1, 2]),
+            json!(1.5),
+        ];
+        for v in bad {
+            assert!(Decoder::new(4).decode(v.clone(), "").is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn qualified_names() {
+        assert!(check_qualified_name("numpy.log1p").is_ok());
+        assert!(check_qualified_name("sklearn.base.os.system").is_ok());
+        for bad in ["log1p", ".a", "a.", "a.b c", "a.1b", "a.b-c"] {
+            assert!(check_qualified_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_depth_counts_nesting() {
+        assert_eq!(json_depth(&json!(1)), 0);
+        assert_eq!(json_depth(&json!([[1], {"a": [2]}])), 3);
+    }
+}

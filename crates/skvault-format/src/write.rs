@@ -1,0 +1,225 @@
+//! The writer: object tree + array bytes -> `.skv` bytes, deterministic and atomic.
+
+use std::io::Write;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::codec::Codec;
+use crate::dtype::DType;
+use crate::error::{FormatError, Result};
+use crate::manifest::{align_up, ArrayEntry, Header, Manifest, Order, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::node::Node;
+
+/// Arrays smaller than this are never compressed: the codec header would eat the gain.
+pub const MIN_COMPRESS_LEN: usize = 256;
+/// Above this size a blob is hashed with several threads.
+const PARALLEL_HASH_LEN: usize = 1 << 20;
+
+/// One array to write: its layout and its raw bytes in `order`.
+pub struct ArrayInput<'a> {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub order: Order,
+    pub data: &'a [u8],
+}
+
+/// How to compress arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub codec: Codec,
+    pub level: Option<i32>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            codec: Codec::None,
+            level: None,
+        }
+    }
+}
+
+pub fn digest(data: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    if data.len() >= PARALLEL_HASH_LEN {
+        hasher.update_rayon(data);
+    } else {
+        hasher.update(data);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// A blob ready to be written: borrowed raw bytes, or owned compressed bytes.
+enum Blob<'a> {
+    Raw(&'a [u8]),
+    Packed(Vec<u8>),
+}
+
+impl Blob<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Blob::Raw(b) => b,
+            Blob::Packed(v) => v,
+        }
+    }
+}
+
+/// A file laid out in memory except for the raw blobs, which stay borrowed.
+pub struct Prepared<'a> {
+    header: [u8; 64],
+    manifest: Vec<u8>,
+    blobs: Vec<Blob<'a>>,
+    data_start: u64,
+    total_len: u64,
+}
+
+impl Prepared<'_> {
+    pub fn len(&self) -> u64 {
+        self.total_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total_len == 0
+    }
+
+    /// Writes the whole file to `w`, calling `progress` with the bytes written so far.
+    pub fn write_to(
+        &self,
+        w: &mut impl Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<()> {
+        const ZEROS: [u8; 64] = [0; 64];
+        w.write_all(&self.header)?;
+        w.write_all(&self.manifest)?;
+        let mut pos = 64 + self.manifest.len() as u64;
+        for blob in &self.blobs {
+            let start = align_up(pos).unwrap_or(pos);
+            let pad = (start - pos) as usize;
+            w.write_all(ZEROS.get(..pad).unwrap_or(&[]))?;
+            w.write_all(blob.bytes())?;
+            pos = start + blob.bytes().len() as u64;
+            progress(pos);
+        }
+        let end = align_up(pos).unwrap_or(pos).max(self.data_start);
+        if self.blobs.is_empty() {
+            w.write_all(ZEROS.get(..(end - pos) as usize).unwrap_or(&[]))?;
+        }
+        Ok(())
+    }
+
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.total_len).unwrap_or(0));
+        self.write_to(&mut out, &mut |_| {})
+            .map_err(|source| FormatError::io("<memory>", source))?;
+        Ok(out)
+    }
+
+    /// Writes atomically: a temporary file in the same folder, fsync, rename, fsync of the folder.
+    /// On any error the temporary file is removed and `path` is untouched.
+    pub fn write_file(&self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let io = |source| FormatError::io(path, source);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".skvault-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            self.write_to(&mut w, progress).map_err(io)?;
+            w.flush().map_err(io)?;
+        }
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        // Make the rename itself durable; not every platform lets a folder be opened for this.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Lays out a file: checks every array against its dtype and shape, compresses and hashes the blobs
+/// (in parallel), and serializes the manifest.
+pub fn prepare<'a>(
+    root: Node,
+    arrays: &[ArrayInput<'a>],
+    metadata: serde_json::Map<String, serde_json::Value>,
+    options: WriteOptions,
+) -> Result<Prepared<'a>> {
+    let level = options.codec.check_level(options.level)?;
+    for (i, a) in arrays.iter().enumerate() {
+        // Round-trip the dtype through its JSON form: the writer accepts exactly what a reader will.
+        DType::from_json(&a.dtype.to_json(), &format!("/arrays/{i}/dtype"))?;
+        let expected = ArrayEntry::count(&a.shape).and_then(|n| n.checked_mul(a.dtype.itemsize()));
+        if expected != Some(a.data.len() as u64) {
+            return Err(FormatError::Unsupported {
+                message: format!(
+                    "array {i}: {} bytes do not match shape {:?}",
+                    a.data.len(),
+                    a.shape
+                ),
+            });
+        }
+    }
+    let encoded: Vec<(Blob<'a>, Codec, [u8; 32])> = arrays
+        .par_iter()
+        .map(|a| {
+            let d = digest(a.data);
+            if options.codec == Codec::None || a.data.len() < MIN_COMPRESS_LEN {
+                return Ok((Blob::Raw(a.data), Codec::None, d));
+            }
+            let packed = options.codec.compress(a.data, level)?;
+            Ok(if packed.len() < a.data.len() {
+                (Blob::Packed(packed), options.codec, d)
+            } else {
+                (Blob::Raw(a.data), Codec::None, d)
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut entries = Vec::with_capacity(arrays.len());
+    let mut offset = 0u64;
+    for (a, (blob, codec, digest)) in arrays.iter().zip(&encoded) {
+        let length = blob.bytes().len() as u64;
+        entries.push(ArrayEntry {
+            dtype: a.dtype.clone(),
+            shape: a.shape.clone(),
+            order: a.order,
+            offset,
+            length,
+            codec: *codec,
+            raw_length: a.data.len() as u64,
+            digest: *digest,
+        });
+        offset = align_up(offset + length).ok_or_else(|| FormatError::Unsupported {
+            message: "arrays too large".into(),
+        })?;
+    }
+    let manifest = Manifest {
+        writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
+        root,
+        arrays: entries,
+        metadata,
+    };
+    let manifest_bytes = manifest.to_bytes()?;
+    let header = Header {
+        major: FORMAT_MAJOR,
+        minor: FORMAT_MINOR,
+        flags: 0,
+        manifest_len: manifest_bytes.len() as u64,
+        manifest_digest: *blake3::hash(&manifest_bytes).as_bytes(),
+    };
+    let data_start = header.data_start();
+    let blobs_end = manifest.arrays.last().map_or(0, |e| e.offset + e.length);
+    Ok(Prepared {
+        header: header.to_bytes(),
+        manifest: manifest_bytes,
+        blobs: encoded.into_iter().map(|(b, _, _)| b).collect(),
+        data_start,
+        total_len: data_start + blobs_end,
+    })
+}

@@ -1,0 +1,386 @@
+//! Object tree -> Python objects, for a tree whose names were all found trusted.
+//!
+//! The only callables invoked are: the trusted classes named in the tree
+//! (`cls.__new__(cls, ...)` or `cls(...)`), their own `__setstate__`/`extend`/
+//! `__setitem__`, and the loader's fixed helpers (numpy array and dtype
+//! constructors, the numpy random constructors of `node::BIT_GENERATORS`).
+//! Names are resolved by importing the module part and reading one attribute:
+//! never by walking a dotted path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
+use rayon::prelude::*;
+use skvault_format::node::{Id, BIT_GENERATORS};
+use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
+
+use crate::dtypes;
+use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
+use crate::mapped::MappedFile;
+
+pub struct Builder<'py, 'a> {
+    py: Python<'py>,
+    trust: &'a TrustSet,
+    arrays: Vec<Bound<'py, PyAny>>,
+    memo: HashMap<Id, Bound<'py, PyAny>>,
+    resolved: HashMap<String, Bound<'py, PyAny>>,
+    import_module: Bound<'py, PyAny>,
+    np: Bound<'py, PyModule>,
+}
+
+/// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
+/// or fresh arrays filled in parallel with the GIL released.
+pub fn build_arrays<'py>(
+    py: Python<'py>,
+    file: &Arc<SkvFile>,
+    mapped: Option<&Bound<'py, MappedFile>>,
+    verify: bool,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let np = py.import("numpy")?;
+    let mut out = Vec::with_capacity(file.manifest().arrays.len());
+    let mut to_fill: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, e) in file.manifest().arrays.iter().enumerate() {
+        let dtype = dtypes::to_numpy(py, &e.dtype)?;
+        let order = match e.order {
+            Order::C => "C",
+            Order::F => "F",
+        };
+        let shape = PyTuple::new(py, &e.shape)?;
+        if let (Some(map), true) = (mapped, e.raw_length > 0) {
+            if file.mapped_bytes(i).is_some() {
+                let offset = file.blob_offset(i).py_err(py)?;
+                let count = e.raw_length / e.dtype.itemsize().max(1);
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("dtype", &dtype)?;
+                kwargs.set_item("count", count)?;
+                kwargs.set_item("offset", offset)?;
+                let flat = np.getattr("frombuffer")?.call((map,), Some(&kwargs))?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("order", order)?;
+                out.push(flat.call_method("reshape", (shape,), Some(&kwargs))?);
+                continue;
+            }
+        }
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("dtype", &dtype)?;
+        kwargs.set_item("order", order)?;
+        let arr = np.getattr("empty")?.call((shape,), Some(&kwargs))?;
+        if e.raw_length > 0 {
+            let ptr: usize = arr
+                .getattr("__array_interface__")?
+                .get_item("data")?
+                .get_item(0)?
+                .extract()?;
+            let len = usize::try_from(e.raw_length)
+                .map_err(|_| format_error(py, "array too large".into()))?;
+            to_fill.push((i, ptr, len));
+        }
+        out.push(arr);
+    }
+    let result = py.detach(|| {
+        to_fill.par_iter().try_for_each(|&(i, ptr, len)| {
+            // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array of exactly
+            // `len` bytes that we just created and still hold in `out`; no Python code runs meanwhile
+            // that could see or free it.
+            let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+            file.read_array_into(i, dst, verify)
+        })
+    });
+    result.py_err(py)?;
+    Ok(out)
+}
+
+impl<'py, 'a> Builder<'py, 'a> {
+    pub fn new(
+        py: Python<'py>,
+        trust: &'a TrustSet,
+        arrays: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(Builder {
+            py,
+            trust,
+            arrays,
+            memo: HashMap::new(),
+            resolved: HashMap::new(),
+            import_module: py.import("importlib")?.getattr("import_module")?,
+            np: py.import("numpy")?,
+        })
+    }
+
+    fn invalid(&self, message: String) -> PyErr {
+        format_error(self.py, format!("invalid object tree: {message}"))
+    }
+
+    /// Imports `module` and reads `name` from it, for a name the trust set allows.
+    fn resolve(&mut self, qualified: &str) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(found) = self.resolved.get(qualified) {
+            return Ok(found.clone());
+        }
+        if !self.trust.check(qualified) {
+            return Err(untrusted(self.py, vec![qualified.to_string()]));
+        }
+        let (module, name) = qualified
+            .rsplit_once('.')
+            .ok_or_else(|| self.invalid(format!("{qualified:?} has no module")))?;
+        let found = self
+            .import_module
+            .call1((module,))
+            .and_then(|m| m.getattr(name))
+            .map_err(|e| {
+                new_err(
+                    self.py,
+                    "LoadError",
+                    format!(
+                        "cannot find {qualified} in this environment ({}); is the right version of its \
+                         package installed?",
+                        e.value(self.py).str().map(|s| s.to_string()).unwrap_or_default()
+                    ),
+                )
+            })?;
+        self.resolved.insert(qualified.to_string(), found.clone());
+        Ok(found)
+    }
+
+    fn remember(&mut self, id: Option<Id>, obj: &Bound<'py, PyAny>) {
+        if let Some(id) = id {
+            self.memo.insert(id, obj.clone());
+        }
+    }
+
+    pub fn build(&mut self, node: &Node, id: Option<Id>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let obj = match node {
+            Node::None => py.None().into_bound(py),
+            Node::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+            Node::Int(i) => i.into_pyobject(py)?.into_any(),
+            Node::BigInt(s) => py.get_type::<pyo3::types::PyInt>().call1((s.as_str(),))?,
+            Node::Float(x) => x.into_pyobject(py)?.into_any(),
+            Node::Complex(re, im) => pyo3::types::PyComplex::from_doubles(py, *re, *im).into_any(),
+            Node::Str(s) => s.into_pyobject(py)?.into_any(),
+            Node::StrSurrogates(b) => PyBytes::new(py, b).call_method1("decode", ("utf-8", "surrogatepass"))?,
+            Node::Bytes(b) => PyBytes::new(py, b).into_any(),
+            Node::ByteArray(b) => PyByteArray::new(py, b).into_any(),
+            Node::Ellipsis => py.Ellipsis().into_bound(py),
+            Node::Slice(parts) => {
+                let [a, b, c] = parts.as_ref();
+                let items = (self.build(a, None)?, self.build(b, None)?, self.build(c, None)?);
+                py.get_type::<pyo3::types::PySlice>().call1(items)?
+            }
+            Node::List(items) => {
+                let list = PyList::empty(py);
+                self.remember(id, list.as_any());
+                for item in items {
+                    list.append(self.build(item, None)?)?;
+                }
+                return Ok(list.into_any());
+            }
+            Node::Tuple(items) => {
+                let built = self.build_all(items)?;
+                PyTuple::new(py, built)?.into_any()
+            }
+            Node::Set(items) => {
+                let set = PySet::empty(py)?;
+                self.remember(id, set.as_any());
+                for item in items {
+                    set.add(self.build(item, None)?)?;
+                }
+                return Ok(set.into_any());
+            }
+            Node::FrozenSet(items) => {
+                let built = self.build_all(items)?;
+                PyFrozenSet::new(py, &built)?.into_any()
+            }
+            Node::Dict(items) => {
+                let dict = PyDict::new(py);
+                self.remember(id, dict.as_any());
+                for (k, v) in items {
+                    let k = self.build(k, None)?;
+                    let v = self.build(v, None)?;
+                    dict.set_item(k, v)?;
+                }
+                return Ok(dict.into_any());
+            }
+            Node::Array(index) => self
+                .arrays
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| self.invalid(format!("no array {index}")))?,
+            Node::ObjArray { shape, items } => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("dtype", py.get_type::<pyo3::types::PyAny>())?;
+                let arr = self
+                    .np
+                    .getattr("empty")?
+                    .call((PyTuple::new(py, shape)?,), Some(&kwargs))?;
+                self.remember(id, &arr);
+                let flat = arr.call_method1("reshape", (-1,))?;
+                for (i, item) in items.iter().enumerate() {
+                    let value = self.build(item, None)?;
+                    flat.set_item(i, value)?;
+                }
+                return Ok(arr);
+            }
+            Node::Scalar { dtype, data } => {
+                let dt = dtypes::to_numpy(py, dtype)?;
+                let arr = self.np.getattr("frombuffer")?.call1((PyBytes::new(py, data), dt))?;
+                arr.get_item(0)?
+            }
+            Node::DType(dt) => dtypes::to_numpy(py, dt)?,
+            Node::Global(name) => self.resolve(name)?,
+            Node::Ref(target) => {
+                return self.memo.get(target).cloned().ok_or_else(|| {
+                    self.invalid(format!(
+                        "ref {target} points to an object still under construction (a recursive tuple or \
+                         constructor argument)"
+                    ))
+                })
+            }
+            Node::Shared { id: own, node } => return self.build(node, Some(*own)),
+            Node::Object(obj) => return self.instance(obj, id),
+            Node::RandomState(state) => {
+                let state = self.build(state, None)?;
+                let kind: String = state
+                    .get_item("bit_generator")
+                    .and_then(|k| k.extract())
+                    .map_err(|_| self.invalid("random state without a bit_generator name".into()))?;
+                let bg = self.new_bit_generator(&kind)?;
+                let rs = self.np.getattr("random")?.getattr("RandomState")?.call1((bg,))?;
+                rs.call_method1("set_state", (state,))?;
+                rs
+            }
+            Node::Generator(bg) => {
+                let bg = self.build(bg, None)?;
+                self.np.getattr("random")?.getattr("Generator")?.call1((bg,))?
+            }
+            Node::BitGenerator { kind, state } => {
+                let bg = self.new_bit_generator(kind)?;
+                self.remember(id, &bg);
+                let state = self.build(state, None)?;
+                bg.setattr("state", state)?;
+                return Ok(bg);
+            }
+        };
+        self.remember(id, &obj);
+        Ok(obj)
+    }
+
+    fn build_all(&mut self, items: &[Node]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        items.iter().map(|n| self.build(n, None)).collect()
+    }
+
+    fn new_bit_generator(&self, kind: &str) -> PyResult<Bound<'py, PyAny>> {
+        if !BIT_GENERATORS.contains(&kind) {
+            return Err(self.invalid(format!("unknown bit generator {kind:?}")));
+        }
+        self.np.getattr("random")?.getattr(kind)?.call0()
+    }
+
+    fn instance(&mut self, obj: &Object, id: Option<Id>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let cls = self.resolve(&obj.class)?;
+        let cls = cls
+            .cast::<PyType>()
+            .map_err(|_| self.invalid(format!("{} is not a class", obj.class)))?
+            .clone();
+        let fail = |e: PyErr, what: &str| -> PyErr {
+            let err = new_err(
+                py,
+                "LoadError",
+                format!(
+                    "{what} {} failed: {}",
+                    obj.class,
+                    e.value(py).str().map(|s| s.to_string()).unwrap_or_default()
+                ),
+            );
+            err.set_cause(py, Some(e));
+            err
+        };
+        let instance = match &obj.construct {
+            Construct::New { args, kwargs } => {
+                let mut all = vec![cls.clone().into_any()];
+                all.extend(self.build_all(args)?);
+                let kw = PyDict::new(py);
+                for (k, v) in kwargs {
+                    kw.set_item(self.build(k, None)?, self.build(v, None)?)?;
+                }
+                let new = cls.getattr("__new__")?;
+                new.call(PyTuple::new(py, all)?, Some(&kw))
+                    .map_err(|e| fail(e, "creating"))?
+            }
+            Construct::Call { args } => {
+                let args = self.build_all(args)?;
+                cls.call1(PyTuple::new(py, args)?)
+                    .map_err(|e| fail(e, "creating"))?
+            }
+        };
+        self.remember(id, &instance);
+        if let Some(state) = &obj.state {
+            let state = self.build(state, None)?;
+            self.apply_state(&instance, state)
+                .map_err(|e| fail(e, "restoring the state of"))?;
+        }
+        if !obj.list_items.is_empty() {
+            let items = self.build_all(&obj.list_items)?;
+            instance
+                .call_method1("extend", (PyList::new(py, items)?,))
+                .map_err(|e| fail(e, "extending"))?;
+        }
+        for (k, v) in &obj.dict_items {
+            let k = self.build(k, None)?;
+            let v = self.build(v, None)?;
+            instance.set_item(k, v).map_err(|e| fail(e, "filling"))?;
+        }
+        Ok(instance)
+    }
+
+    /// pickle's BUILD: `__setstate__` if the class has one, else `(dict, slots)` or a dict merged
+    /// into `__dict__`.
+    fn apply_state(&self, instance: &Bound<'py, PyAny>, state: Bound<'py, PyAny>) -> PyResult<()> {
+        if instance.get_type().hasattr("__setstate__")? {
+            instance.call_method1("__setstate__", (state,))?;
+            return Ok(());
+        }
+        let (dict_state, slot_state) = match state.cast::<PyTuple>() {
+            Ok(t) if t.len() == 2 => (t.get_item(0)?, Some(t.get_item(1)?)),
+            _ => (state, None),
+        };
+        if !dict_state.is_none() {
+            let d = dict_state
+                .cast::<PyDict>()
+                .map_err(|_| self.invalid("object state must be a dict".into()))?;
+            let inst_dict = instance.getattr("__dict__")?;
+            for (k, v) in d.iter() {
+                inst_dict.set_item(k, v)?;
+            }
+        }
+        if let Some(slots) = slot_state.filter(|s| !s.is_none()) {
+            let d = slots
+                .cast::<PyDict>()
+                .map_err(|_| self.invalid("slot state must be a dict".into()))?;
+            for (k, v) in d.iter() {
+                let name: String = k.extract()?;
+                instance.setattr(name.as_str(), v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything `load` does after the file is validated: trust check first, then arrays, then objects.
+pub fn load_tree<'py>(
+    py: Python<'py>,
+    file: Arc<SkvFile>,
+    trust: &TrustSet,
+    mapped: Option<&Bound<'py, MappedFile>>,
+    verify: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let names = trust.untrusted_names(&file.manifest().root);
+    if !names.is_empty() {
+        return Err(untrusted(py, names));
+    }
+    let arrays = build_arrays(py, &file, mapped, verify)?;
+    let mut builder = Builder::new(py, trust, arrays)?;
+    builder.build(&file.manifest().root, None)
+}

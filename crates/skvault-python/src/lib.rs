@@ -1,0 +1,216 @@
+//! `skvault._native`: the Rust core seen from Python. The public API is `python/skvault`.
+
+mod build;
+mod dtypes;
+mod errors;
+mod mapped;
+mod walk;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use skvault_format::{prepare, ArrayInput, Codec, SkvFile, TrustSet, WriteOptions};
+
+use crate::errors::{format_error, from_trust, IntoPyResult};
+use crate::mapped::MappedFile;
+
+/// A file path or the bytes of a file.
+#[derive(FromPyObject)]
+enum Source {
+    Bytes(Vec<u8>),
+    Path(PathBuf),
+}
+
+fn open(py: Python<'_>, source: Source, mmap: bool) -> PyResult<SkvFile> {
+    py.detach(|| match source {
+        Source::Path(p) if mmap => SkvFile::open_mmap(&p),
+        Source::Path(p) => SkvFile::open(&p),
+        Source::Bytes(b) => SkvFile::from_bytes(b),
+    })
+    .py_err(py)
+}
+
+fn options(py: Python<'_>, compress: Option<&str>, level: Option<i32>) -> PyResult<WriteOptions> {
+    let codec = match compress {
+        None => Codec::None,
+        Some(name) => Codec::from_name(name).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "compress must be None, \"zstd\" or \"lz4\", not {name:?}"
+            ))
+        })?,
+    };
+    codec
+        .check_level(level)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let _ = py;
+    Ok(WriteOptions { codec, level })
+}
+
+fn metadata_map(
+    py: Python<'_>,
+    metadata: Option<&str>,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    match metadata {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            _ => Err(format_error(py, "metadata must be a JSON object".into())),
+        },
+    }
+}
+
+/// Walks `obj` and lays out the file; `f` writes it.
+fn with_prepared<T>(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    compress: Option<&str>,
+    level: Option<i32>,
+    metadata: Option<&str>,
+    f: impl FnOnce(&skvault_format::write::Prepared<'_>) -> PyResult<T>,
+) -> PyResult<T> {
+    let opts = options(py, compress, level)?;
+    let metadata = metadata_map(py, metadata)?;
+    let mut walker = walk::Walker::new(py)?;
+    let root = walker.run(obj)?;
+    let inputs: Vec<ArrayInput<'_>> = walker
+        .arrays
+        .iter()
+        .map(|a| ArrayInput {
+            dtype: a.dtype.clone(),
+            shape: a.shape.clone(),
+            order: a.order,
+            // SAFETY: `a.array` is a contiguous numpy array kept alive by the walker until the
+            // end of this function, and the GIL is held throughout, so no Python code can mutate
+            // or free it while the bytes are read.
+            data: if a.nbytes == 0 {
+                &[]
+            } else {
+                unsafe { std::slice::from_raw_parts(a.ptr as *const u8, a.nbytes) }
+            },
+        })
+        .collect();
+    let prepared = prepare(root, &inputs, metadata, opts).py_err(py)?;
+    f(&prepared)
+}
+
+/// Saves `obj` to `path` atomically.
+#[pyfunction]
+#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None))]
+fn dump(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    path: PathBuf,
+    compress: Option<&str>,
+    level: Option<i32>,
+    metadata: Option<&str>,
+) -> PyResult<()> {
+    with_prepared(py, obj, compress, level, metadata, |prepared| {
+        prepared.write_file(&path, &mut |_| {}).py_err(py)
+    })
+}
+
+/// Returns the bytes of the `.skv` file for `obj`.
+#[pyfunction]
+#[pyo3(signature = (obj, *, compress=None, level=None, metadata=None))]
+fn dumps<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    compress: Option<&str>,
+    level: Option<i32>,
+    metadata: Option<&str>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    with_prepared(py, obj, compress, level, metadata, |prepared| {
+        let bytes = prepared.to_vec().py_err(py)?;
+        Ok(PyBytes::new(py, &bytes))
+    })
+}
+
+fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
+    TrustSet::new(trusted).map_err(|e| from_trust(py, e))
+}
+
+/// Loads a `.skv` file (path or bytes). `verify=None` checks digests unless the arrays are mapped.
+#[pyfunction]
+#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=false, verify=None))]
+fn load<'py>(
+    py: Python<'py>,
+    source: Source,
+    trusted: Vec<String>,
+    mmap: bool,
+    verify: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let trust = trust_set(py, trusted)?;
+    let mmap = mmap && matches!(source, Source::Path(_));
+    let file = Arc::new(open(py, source, mmap)?);
+    let verify = verify.unwrap_or(!mmap);
+    let mapped = match MappedFile::new(file.clone()) {
+        Some(m) if mmap => Some(Bound::new(py, m)?),
+        _ => None,
+    };
+    build::load_tree(py, file, &trust, mapped.as_ref(), verify)
+}
+
+/// The qualified names a file needs beyond the default allow-list and `trusted`.
+#[pyfunction]
+#[pyo3(signature = (source, *, trusted=Vec::new()))]
+fn get_untrusted_types(
+    py: Python<'_>,
+    source: Source,
+    trusted: Vec<String>,
+) -> PyResult<Vec<String>> {
+    let trust = trust_set(py, trusted)?;
+    let file = open(py, source, false)?;
+    Ok(trust.untrusted_names(&file.manifest().root))
+}
+
+/// The manifest as JSON text, plus layout facts, without building anything.
+#[pyfunction]
+fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
+    let file = open(py, source, false)?;
+    let mut doc = file.manifest().to_json();
+    if let serde_json::Value::Object(m) = &mut doc {
+        let h = file.header();
+        m.insert(
+            "format_version".into(),
+            format!("{}.{}", h.major, h.minor).into(),
+        );
+        m.insert("file_size".into(), file.file_len().into());
+        let names = TrustSet::default().untrusted_names(&file.manifest().root);
+        m.insert("untrusted".into(), names.into());
+    }
+    Ok(doc.to_string())
+}
+
+/// Checks every array digest; raises `IntegrityError` naming the first bad array.
+#[pyfunction]
+fn verify(py: Python<'_>, source: Source) -> PyResult<()> {
+    let file = open(py, source, false)?;
+    py.detach(|| file.verify()).py_err(py)
+}
+
+/// The default allow-list, sorted.
+#[pyfunction]
+fn default_trusted() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = skvault_format::trust::default_names()
+        .iter()
+        .copied()
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(dump, m)?)?;
+    m.add_function(wrap_pyfunction!(dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(get_untrusted_types, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
+    m.add_class::<MappedFile>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,668 @@
+//! Python object graph -> object tree + arrays.
+//!
+//! Follows the pickle protocol (`__reduce_ex__(4)`), but only ever records a
+//! class and the data to rebuild it: a `__reduce__` that names any other
+//! callable is refused here, at dump time, with a message naming it. Objects
+//! that appear twice (or in a cycle) are written once and referenced by id.
+
+use std::collections::{HashMap, HashSet};
+
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
+    PySlice, PyString, PyTuple, PyType,
+};
+use skvault_format::node::{Id, BIT_GENERATORS};
+use skvault_format::{Construct, DType, Node, Object, Order};
+
+use crate::dtypes;
+use crate::errors::unsupported;
+
+/// Deepest nesting of Python containers accepted; the manifest's JSON depth limit comes first in practice.
+const MAX_DEPTH: usize = 120;
+
+/// An array to store: a C- or F-contiguous numpy array kept alive, and its layout.
+pub struct ArrayOut<'py> {
+    /// Keeps the bytes at `ptr` alive.
+    pub _owner: Bound<'py, PyAny>,
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub order: Order,
+    pub ptr: usize,
+    pub nbytes: usize,
+}
+
+/// Type objects the walker dispatches on, looked up once per dump.
+struct Types<'py> {
+    ndarray: Bound<'py, PyAny>,
+    memmap: Bound<'py, PyAny>,
+    generic: Bound<'py, PyAny>,
+    dtype: Bound<'py, PyAny>,
+    ufunc: Bound<'py, PyAny>,
+    random_state: Bound<'py, PyAny>,
+    generator: Bound<'py, PyAny>,
+    bit_generator: Bound<'py, PyAny>,
+    function: Bound<'py, PyAny>,
+    builtin_function: Bound<'py, PyAny>,
+    ellipsis: Bound<'py, PyAny>,
+    ascontiguousarray: Bound<'py, PyAny>,
+    import_module: Bound<'py, PyAny>,
+    newobj: Bound<'py, PyAny>,
+    newobj_ex: Bound<'py, PyAny>,
+    reconstructor: Bound<'py, PyAny>,
+    object: Bound<'py, PyAny>,
+}
+
+impl<'py> Types<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let np = py.import("numpy")?;
+        let random = py.import("numpy.random")?;
+        let types = py.import("types")?;
+        let copyreg = py.import("copyreg")?;
+        let builtins = py.import("builtins")?;
+        Ok(Types {
+            ndarray: np.getattr("ndarray")?,
+            memmap: np.getattr("memmap")?,
+            generic: np.getattr("generic")?,
+            dtype: np.getattr("dtype")?,
+            ufunc: np.getattr("ufunc")?,
+            random_state: random.getattr("RandomState")?,
+            generator: random.getattr("Generator")?,
+            bit_generator: random.getattr("BitGenerator")?,
+            function: types.getattr("FunctionType")?,
+            builtin_function: types.getattr("BuiltinFunctionType")?,
+            ellipsis: builtins.getattr("Ellipsis")?,
+            ascontiguousarray: np.getattr("ascontiguousarray")?,
+            import_module: py.import("importlib")?.getattr("import_module")?,
+            newobj: copyreg.getattr("__newobj__")?,
+            newobj_ex: copyreg.getattr("__newobj_ex__")?,
+            reconstructor: copyreg.getattr("_reconstructor")?,
+            object: builtins.getattr("object")?,
+        })
+    }
+}
+
+pub struct Walker<'py> {
+    py: Python<'py>,
+    t: Types<'py>,
+    memo: HashMap<usize, Id>,
+    used: HashSet<Id>,
+    /// Everything memoized stays alive until the dump ends, so no id() is reused by a temporary.
+    keep: Vec<Bound<'py, PyAny>>,
+    pub arrays: Vec<ArrayOut<'py>>,
+    next_id: Id,
+    depth: usize,
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .fully_qualified_name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "<unknown type>".into())
+}
+
+impl<'py> Walker<'py> {
+    pub fn new(py: Python<'py>) -> PyResult<Self> {
+        Ok(Walker {
+            py,
+            t: Types::new(py)?,
+            memo: HashMap::new(),
+            used: HashSet::new(),
+            keep: Vec::new(),
+            arrays: Vec::new(),
+            next_id: 0,
+            depth: 0,
+        })
+    }
+
+    /// Walks the whole graph and returns the tree with ids kept only where something refers to them.
+    pub fn run(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let root = self.walk(obj)?;
+        Ok(strip_unused(root, &self.used))
+    }
+
+    fn err(&self, message: String) -> PyErr {
+        unsupported(self.py, message)
+    }
+
+    fn walk(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "the object graph nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        self.depth += 1;
+        let result = self.walk_inner(obj);
+        self.depth -= 1;
+        result
+    }
+
+    fn walk_inner(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        // Exact types first: subclasses (numpy scalars subclass float and str) must not lose their type.
+        if obj.is_none() {
+            return Ok(Node::None);
+        }
+        if obj.is_exact_instance_of::<PyBool>() {
+            return Ok(Node::Bool(obj.extract()?));
+        }
+        if obj.is_exact_instance_of::<PyInt>() {
+            return Ok(match obj.extract::<i64>() {
+                Ok(i) => Node::Int(i),
+                Err(_) => Node::BigInt(obj.str()?.to_string()),
+            });
+        }
+        if obj.is_exact_instance_of::<PyFloat>() {
+            return Ok(Node::Float(obj.extract()?));
+        }
+        if obj.is_exact_instance_of::<PyString>() {
+            let s = obj.cast::<PyString>()?;
+            return Ok(match s.to_str() {
+                Ok(s) => Node::Str(s.to_string()),
+                Err(_) => {
+                    let b = s.call_method1("encode", ("utf-8", "surrogatepass"))?;
+                    Node::StrSurrogates(b.extract()?)
+                }
+            });
+        }
+        if obj.is_exact_instance_of::<PyBytes>() {
+            return Ok(Node::Bytes(obj.extract()?));
+        }
+        if obj.is_exact_instance_of::<PyComplex>() {
+            let c = obj.cast::<PyComplex>()?;
+            return Ok(Node::Complex(c.real(), c.imag()));
+        }
+        if obj.is(&self.t.ellipsis) {
+            return Ok(Node::Ellipsis);
+        }
+        if obj.is_instance(&self.t.generic)? {
+            return self.scalar(obj);
+        }
+        if obj.is_instance(&self.t.dtype)? {
+            return self.dtype_value(obj);
+        }
+        if self.is_global(obj)? {
+            return Ok(Node::Global(self.global_name(obj)?));
+        }
+
+        let key = obj.as_ptr() as usize;
+        if let Some(id) = self.memo.get(&key) {
+            self.used.insert(*id);
+            return Ok(Node::Ref(*id));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.memo.insert(key, id);
+        self.keep.push(obj.clone());
+        let node = self.walk_shared(obj)?;
+        Ok(Node::Shared {
+            id,
+            node: Box::new(node),
+        })
+    }
+
+    /// Objects with identity: containers, arrays, instances.
+    fn walk_shared(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        if obj.is_exact_instance_of::<PyList>() {
+            let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyList>()?.iter().collect();
+            return Ok(Node::List(self.walk_all(&items)?));
+        }
+        if obj.is_exact_instance_of::<PyTuple>() {
+            let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyTuple>()?.iter().collect();
+            return Ok(Node::Tuple(self.walk_all(&items)?));
+        }
+        if obj.is_exact_instance_of::<PyDict>() {
+            let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> =
+                obj.cast::<PyDict>()?.iter().collect();
+            return Ok(Node::Dict(self.walk_pairs(&pairs)?));
+        }
+        if obj.is_exact_instance_of::<PySet>() {
+            let items: Vec<Bound<'py, PyAny>> = obj.cast::<PySet>()?.iter().collect();
+            return Ok(Node::Set(sorted_if_plain(self.walk_all(&items)?)));
+        }
+        if obj.is_exact_instance_of::<PyFrozenSet>() {
+            let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyFrozenSet>()?.iter().collect();
+            return Ok(Node::FrozenSet(sorted_if_plain(self.walk_all(&items)?)));
+        }
+        if obj.is_exact_instance_of::<PyByteArray>() {
+            return Ok(Node::ByteArray(obj.cast::<PyByteArray>()?.to_vec()));
+        }
+        if obj.is_exact_instance_of::<PySlice>() {
+            let parts = [
+                obj.getattr("start")?,
+                obj.getattr("stop")?,
+                obj.getattr("step")?,
+            ];
+            let nodes = self.walk_all(&parts)?;
+            let parts: [Node; 3] = nodes.try_into().map_err(|_| self.err("slice".into()))?;
+            return Ok(Node::Slice(Box::new(parts)));
+        }
+        let ty = obj.get_type();
+        if ty.is(&self.t.ndarray) || ty.is(&self.t.memmap) {
+            return self.array(obj);
+        }
+        if ty.is(&self.t.random_state) {
+            let state = obj.call_method1("get_state", (false,))?;
+            return Ok(Node::RandomState(Box::new(self.walk(&state)?)));
+        }
+        if ty.is(&self.t.generator) {
+            let bg = obj.getattr("bit_generator")?;
+            return Ok(Node::Generator(Box::new(self.walk(&bg)?)));
+        }
+        if obj.is_instance(&self.t.bit_generator)? {
+            return self.bit_generator(obj);
+        }
+        if obj.is_instance(&self.t.ndarray)? {
+            return Err(self.err(format!(
+                "cannot save a numpy array subclass ({}): convert it with numpy.asarray first",
+                type_name(obj)
+            )));
+        }
+        self.instance(obj)
+    }
+
+    fn walk_all(&mut self, items: &[Bound<'py, PyAny>]) -> PyResult<Vec<Node>> {
+        items.iter().map(|x| self.walk(x)).collect()
+    }
+
+    fn walk_pairs(
+        &mut self,
+        pairs: &[(Bound<'py, PyAny>, Bound<'py, PyAny>)],
+    ) -> PyResult<Vec<(Node, Node)>> {
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((self.walk(k)?, self.walk(v)?)))
+            .collect()
+    }
+
+    fn scalar(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let dt = obj.getattr("dtype")?;
+        let dtype = match dtypes::from_numpy(&dt, false)? {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(self.err(format!(
+                    "cannot save numpy scalar of {}: {e}",
+                    type_name(obj)
+                )))
+            }
+        };
+        let data: Vec<u8> = obj.call_method0("tobytes")?.extract()?;
+        Ok(Node::Scalar { dtype, data })
+    }
+
+    fn dtype_value(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        if obj.getattr("kind")?.extract::<String>()? == "O" && obj.getattr("names")?.is_none() {
+            return Ok(Node::DType(DType::object()));
+        }
+        match dtypes::from_numpy(obj, false)? {
+            Ok(d) => Ok(Node::DType(d)),
+            Err(e) => Err(self.err(format!("cannot save dtype {}: {e}", obj.repr()?))),
+        }
+    }
+
+    fn is_global(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        Ok(obj.is_instance_of::<PyType>()
+            || obj.is_instance(&self.t.function)?
+            || obj.is_instance(&self.t.builtin_function)?
+            || obj.is_instance(&self.t.ufunc)?)
+    }
+
+    /// `module.name` of a class or function, checked to resolve back to the very same object
+    /// by importing the module and reading one attribute (how the loader will find it).
+    fn global_name(&self, obj: &Bound<'py, PyAny>) -> PyResult<String> {
+        let module: String = obj
+            .getattr("__module__")
+            .ok()
+            .filter(|m| !m.is_none())
+            .map(|m| m.extract())
+            .transpose()?
+            .unwrap_or_else(|| "builtins".into());
+        let name: String = match obj.getattr("__qualname__") {
+            Ok(q) => q.extract()?,
+            Err(_) => obj.getattr("__name__")?.extract()?,
+        };
+        let full = format!("{module}.{name}");
+        if name.contains('.') || name.contains('<') {
+            return Err(self.err(format!(
+                "cannot save a reference to {full}: only module-level classes and functions can be \
+                 referenced by name (not lambdas, local or nested definitions)"
+            )));
+        }
+        let resolved = self
+            .t
+            .import_module
+            .call1((module.as_str(),))
+            .and_then(|m| m.getattr(name.as_str()));
+        match resolved {
+            Ok(found) if found.is(obj) => Ok(full),
+            _ => Err(self.err(format!(
+                "cannot save a reference to {full}: importing {module} and reading {name} does not give \
+                 back the same object"
+            ))),
+        }
+    }
+
+    fn bit_generator(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let kind: String = obj.get_type().name()?.to_string();
+        let canonical = self.py.import("numpy.random")?.getattr(kind.as_str()).ok();
+        if !BIT_GENERATORS.contains(&kind.as_str())
+            || !canonical.is_some_and(|c| obj.get_type().is(&c))
+        {
+            return Err(self.err(format!("cannot save bit generator {}", type_name(obj))));
+        }
+        let state = obj.getattr("state")?;
+        Ok(Node::BitGenerator {
+            kind,
+            state: Box::new(self.walk(&state)?),
+        })
+    }
+
+    fn array(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let dt = obj.getattr("dtype")?;
+        let shape: Vec<u64> = obj.getattr("shape")?.extract()?;
+        if dt.getattr("hasobject")?.extract()? {
+            if !dt.getattr("names")?.is_none() {
+                return Err(self.err("cannot save a structured array with object fields".into()));
+            }
+            let flat = obj.call_method1("ravel", ("C",))?.call_method0("tolist")?;
+            let items: Vec<Bound<'py, PyAny>> = flat.cast::<PyList>()?.iter().collect();
+            return Ok(Node::ObjArray {
+                shape,
+                items: self.walk_all(&items)?,
+            });
+        }
+        let dtype = match dtypes::from_numpy(&dt, false)? {
+            Ok(d) => d,
+            Err(e) => return Err(self.err(format!("cannot save array: {e}"))),
+        };
+        let flags = obj.getattr("flags")?;
+        let (array, order) = if flags.getattr("c_contiguous")?.extract()? {
+            (obj.clone(), Order::C)
+        } else if flags.getattr("f_contiguous")?.extract()? {
+            (obj.clone(), Order::F)
+        } else {
+            (self.t.ascontiguousarray.call1((obj,))?, Order::C)
+        };
+        let ptr: usize = array
+            .getattr("__array_interface__")?
+            .get_item("data")?
+            .get_item(0)?
+            .extract()?;
+        let nbytes: usize = array.getattr("nbytes")?.extract()?;
+        self.arrays.push(ArrayOut {
+            _owner: array,
+            dtype,
+            shape,
+            order,
+            ptr,
+            nbytes,
+        });
+        Ok(Node::Array(self.arrays.len() - 1))
+    }
+
+    /// Any other object, through `__reduce_ex__(4)`.
+    fn instance(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let rv = obj.call_method1("__reduce_ex__", (4,)).map_err(|e| {
+            self.err(format!(
+                "cannot save {}: {}",
+                type_name(obj),
+                e.value(self.py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        if rv.is_instance_of::<PyString>() {
+            return Err(self.err(format!(
+                "cannot save {}: it reduces to a global name",
+                type_name(obj)
+            )));
+        }
+        let rv = rv.cast::<PyTuple>().map_err(|_| {
+            self.err(format!(
+                "cannot save {}: __reduce_ex__ returned a non-tuple",
+                type_name(obj)
+            ))
+        })?;
+        let part = |i: usize| -> Option<Bound<'py, PyAny>> {
+            rv.get_item(i).ok().filter(|x| !x.is_none())
+        };
+        if rv.len() < 2 || rv.len() > 6 {
+            return Err(self.err(format!(
+                "cannot save {}: malformed __reduce_ex__ result",
+                type_name(obj)
+            )));
+        }
+        if part(5).is_some() {
+            return Err(self.err(format!(
+                "cannot save {}: a state setter is not supported",
+                type_name(obj)
+            )));
+        }
+        let func = rv.get_item(0)?;
+        let args = rv.get_item(1)?;
+        let args = args.cast::<PyTuple>().map_err(|_| {
+            self.err(format!(
+                "cannot save {}: reduce arguments are not a tuple",
+                type_name(obj)
+            ))
+        })?;
+        let mut state = part(2);
+        let (class, construct) = self.construction(obj, &func, args, &mut state)?;
+        let class_name = self.global_name(&class)?;
+        let state = state.map(|s| self.walk(&s)).transpose()?;
+        let list_items = match part(3) {
+            Some(it) => {
+                let items: Vec<Bound<'py, PyAny>> = it.try_iter()?.collect::<PyResult<_>>()?;
+                self.walk_all(&items)?
+            }
+            None => Vec::new(),
+        };
+        let dict_items = match part(4) {
+            Some(it) => {
+                let mut pairs = Vec::new();
+                for item in it.try_iter()? {
+                    let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+                    pairs.push((k, v));
+                }
+                self.walk_pairs(&pairs)?
+            }
+            None => Vec::new(),
+        };
+        Ok(Node::Object(Box::new(Object {
+            class: class_name,
+            construct,
+            state,
+            list_items,
+            dict_items,
+        })))
+    }
+
+    /// Turns the reduce callable into "create an instance of this class": the class itself, or
+    /// the standard helpers that only call `cls.__new__`. Anything else is refused.
+    fn construction(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        func: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        state: &mut Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Construct)> {
+        let class_arg = || -> PyResult<Bound<'py, PyAny>> {
+            let cls = args.get_item(0)?;
+            if !cls.is_instance_of::<PyType>() {
+                return Err(self.err(format!(
+                    "cannot save {}: reduce did not name a class",
+                    type_name(obj)
+                )));
+            }
+            Ok(cls)
+        };
+        if func.is(&self.t.newobj) {
+            let cls = class_arg()?;
+            let rest: Vec<Bound<'py, PyAny>> = args.iter().skip(1).collect();
+            let args = self.walk_all(&rest)?;
+            return Ok((
+                cls,
+                Construct::New {
+                    args,
+                    kwargs: vec![],
+                },
+            ));
+        }
+        if func.is(&self.t.newobj_ex) {
+            let cls = class_arg()?;
+            let pos: Vec<Bound<'py, PyAny>> =
+                args.get_item(1)?.try_iter()?.collect::<PyResult<_>>()?;
+            let kw: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> =
+                args.get_item(2)?.cast::<PyDict>()?.iter().collect();
+            let args = self.walk_all(&pos)?;
+            let kwargs = self.walk_pairs(&kw)?;
+            return Ok((cls, Construct::New { args, kwargs }));
+        }
+        if func.is(&self.t.reconstructor) {
+            let cls = class_arg()?;
+            if !args.get_item(1)?.is(&self.t.object) || !args.get_item(2)?.is_none() {
+                return Err(self.err(format!(
+                    "cannot save {}: it derives from a builtin type",
+                    type_name(obj)
+                )));
+            }
+            return Ok((
+                cls,
+                Construct::New {
+                    args: vec![],
+                    kwargs: vec![],
+                },
+            ));
+        }
+        if func.is_instance_of::<PyType>() {
+            let items: Vec<Bound<'py, PyAny>> = args.iter().collect();
+            let args = self.walk_all(&items)?;
+            return Ok((func.clone(), Construct::Call { args }));
+        }
+        let fname: String = func
+            .getattr("__name__")
+            .and_then(|n| n.extract())
+            .unwrap_or_default();
+        // Cython's automatic pickling: __pyx_unpickle_X(cls, checksum, state) creates cls.__new__(cls)
+        // and applies state exactly as the class's own __setstate__ does.
+        if fname.starts_with("__pyx_unpickle_") && args.len() == 3 {
+            let cls = class_arg()?;
+            if let Ok(inner) = args.get_item(2) {
+                if !inner.is_none() {
+                    *state = Some(inner);
+                }
+            }
+            return Ok((
+                cls,
+                Construct::New {
+                    args: vec![],
+                    kwargs: vec![],
+                },
+            ));
+        }
+        // scikit-learn's neighbors trees reduce to newObj(cls), which is cls.__new__(cls).
+        if fname == "newObj" && args.len() == 1 {
+            let cls = class_arg()?;
+            return Ok((
+                cls,
+                Construct::New {
+                    args: vec![],
+                    kwargs: vec![],
+                },
+            ));
+        }
+        let fq = func
+            .getattr("__module__")
+            .and_then(|m| m.extract::<String>())
+            .map(|m| format!("{m}.{fname}"))
+            .unwrap_or(fname);
+        Err(self.err(format!(
+            "cannot save {}: its __reduce__ rebuilds it by calling {fq}, and skvault only ever creates \
+             objects through their own class",
+            type_name(obj)
+        )))
+    }
+}
+
+/// Sets of plain values are written sorted, so the same set always gives the same bytes.
+fn sorted_if_plain(mut items: Vec<Node>) -> Vec<Node> {
+    let plain = items.iter().all(|n| {
+        matches!(
+            n,
+            Node::None
+                | Node::Bool(_)
+                | Node::Int(_)
+                | Node::BigInt(_)
+                | Node::Float(_)
+                | Node::Str(_)
+                | Node::Bytes(_)
+        )
+    });
+    if plain {
+        items.sort_by_cached_key(|n| n.to_json().to_string());
+    }
+    items
+}
+
+/// Removes `Shared` wrappers whose id nothing refers to.
+fn strip_unused(node: Node, used: &HashSet<Id>) -> Node {
+    let s = |n: Node| strip_unused(n, used);
+    let all = |v: Vec<Node>| v.into_iter().map(s).collect::<Vec<_>>();
+    let pairs = |v: Vec<(Node, Node)>| v.into_iter().map(|(k, x)| (s(k), s(x))).collect::<Vec<_>>();
+    match node {
+        Node::Shared { id, node } => {
+            let inner = s(*node);
+            if used.contains(&id) {
+                Node::Shared {
+                    id,
+                    node: Box::new(inner),
+                }
+            } else {
+                inner
+            }
+        }
+        Node::List(v) => Node::List(all(v)),
+        Node::Tuple(v) => Node::Tuple(all(v)),
+        Node::Set(v) => Node::Set(all(v)),
+        Node::FrozenSet(v) => Node::FrozenSet(all(v)),
+        Node::Dict(v) => Node::Dict(pairs(v)),
+        Node::Slice(parts) => {
+            let [a, b, c] = *parts;
+            Node::Slice(Box::new([s(a), s(b), s(c)]))
+        }
+        Node::ObjArray { shape, items } => Node::ObjArray {
+            shape,
+            items: all(items),
+        },
+        Node::RandomState(n) => Node::RandomState(Box::new(s(*n))),
+        Node::Generator(n) => Node::Generator(Box::new(s(*n))),
+        Node::BitGenerator { kind, state } => Node::BitGenerator {
+            kind,
+            state: Box::new(s(*state)),
+        },
+        Node::Object(obj) => {
+            let Object {
+                class,
+                construct,
+                state,
+                list_items,
+                dict_items,
+            } = *obj;
+            let construct = match construct {
+                Construct::New { args, kwargs } => Construct::New {
+                    args: all(args),
+                    kwargs: pairs(kwargs),
+                },
+                Construct::Call { args } => Construct::Call { args: all(args) },
+            };
+            Node::Object(Box::new(Object {
+                class,
+                construct,
+                state: state.map(s),
+                list_items: all(list_items),
+                dict_items: pairs(dict_items),
+            }))
+        }
+        other => other,
+    }
+}

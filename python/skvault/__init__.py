@@ -1,0 +1,43 @@
+"""skvault: safe, fast persistence for scikit-learn models.
+
+>>> import skvault
+>>> skvault.dump(model, "model.skv")                # doctest: +SKIP
+>>> model = skvault.load("model.skv")               # doctest: +SKIP
+"""
+
+from skvault._api import (
+    default_trusted,
+    dump,
+    dumps,
+    get_untrusted_types,
+    load,
+    loads,
+    verify,
+)
+from skvault.exceptions import (
+    FormatError,
+    IntegrityError,
+    LoadError,
+    SkvaultError,
+    UnsupportedObjectError,
+    UntrustedTypesError,
+)
+
+from skvault._native import __version__
+
+__all__ = [
+    "__version__",
+    "default_trusted",
+    "dump",
+    "dumps",
+    "get_untrusted_types",
+    "load",
+    "loads",
+    "verify",
+    "FormatError",
+    "IntegrityError",
+    "LoadError",
+    "SkvaultError",
+    "UnsupportedObjectError",
+    "UntrustedTypesError",
+]
