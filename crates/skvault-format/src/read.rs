@@ -225,6 +225,23 @@ impl SkvFile {
             .ok_or_else(|| FormatError::layout(index, "no such array"))
     }
 
+    /// The manifest as JSON, with the format version, file size and the names the default
+    /// allow-list does not cover: what `inspect --json` prints.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut doc = self.manifest.to_json();
+        if let serde_json::Value::Object(m) = &mut doc {
+            let h = &self.header;
+            m.insert(
+                "format_version".into(),
+                format!("{}.{}", h.major, h.minor).into(),
+            );
+            m.insert("file_size".into(), self.file_len().into());
+            let untrusted = crate::TrustSet::default().untrusted_names(&self.manifest.root);
+            m.insert("untrusted".into(), untrusted.into());
+        }
+        doc
+    }
+
     /// The whole file when it is memory-mapped or in memory.
     pub fn mapped_whole(&self) -> Option<&[u8]> {
         match &self.source {

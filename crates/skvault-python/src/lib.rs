@@ -169,17 +169,7 @@ fn get_untrusted_types(
 #[pyfunction]
 fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
     let file = open(py, source, false)?;
-    let mut doc = file.manifest().to_json();
-    if let serde_json::Value::Object(m) = &mut doc {
-        let h = file.header();
-        m.insert(
-            "format_version".into(),
-            format!("{}.{}", h.major, h.minor).into(),
-        );
-        m.insert("file_size".into(), file.file_len().into());
-        let names = TrustSet::default().untrusted_names(&file.manifest().root);
-        m.insert("untrusted".into(), names.into());
-    }
+    let doc = file.describe();
     Ok(doc.to_string())
 }
 
@@ -188,6 +178,12 @@ fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
 fn verify(py: Python<'_>, source: Source) -> PyResult<()> {
     let file = open(py, source, false)?;
     py.detach(|| file.verify()).py_err(py)
+}
+
+/// Runs the `skvault` command line with `argv` (program name first); returns the exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| skvault_cli::run_cli(argv))
 }
 
 /// The default allow-list, sorted.
@@ -210,6 +206,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<MappedFile>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,0 +1,221 @@
+//! `skvault inspect`: a readable summary of a file, from its manifest alone.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use skvault_format::node::Node;
+use skvault_format::{Construct, FormatError, SkvFile};
+
+/// Arrays listed by default, largest first.
+const TOP_ARRAYS: usize = 15;
+
+pub fn run(path: &Path, json: bool, all: bool) -> Result<(), FormatError> {
+    let file = SkvFile::open(path)?;
+    if json {
+        let text = serde_json::to_string_pretty(&file.describe())
+            .map_err(|source| FormatError::ManifestJson { source })?;
+        println!("{text}");
+    } else {
+        print!("{}", summary(&file, &path.display().to_string(), all));
+    }
+    Ok(())
+}
+
+/// Human-readable byte count.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"?"))
+    }
+}
+
+/// What a walk of the tree collects: where each array sits and how often each class appears.
+#[derive(Default)]
+struct Census {
+    array_paths: BTreeMap<usize, String>,
+    classes: BTreeMap<String, usize>,
+    globals: BTreeMap<String, usize>,
+}
+
+impl Census {
+    fn visit(&mut self, node: &Node, path: &str) {
+        if let Node::Object(obj) = node {
+            *self.classes.entry(obj.class.clone()).or_default() += 1;
+        }
+        let mut each = |n: &Node, p: String| self.visit(n, &p);
+        match node {
+            Node::Array(i) => {
+                self.array_paths.insert(*i, path.to_string());
+            }
+            Node::Global(name) => *self.globals.entry(name.clone()).or_default() += 1,
+            Node::Shared { node, .. } => each(node, path.to_string()),
+            Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    each(item, format!("{path}[{i}]"));
+                }
+            }
+            Node::ObjArray { items, .. } => {
+                for (i, item) in items.iter().enumerate() {
+                    each(item, format!("{path}.flat[{i}]"));
+                }
+            }
+            Node::Dict(items) => {
+                for (k, v) in items {
+                    let key = match k {
+                        Node::Str(s) => format!("{s:?}"),
+                        Node::Int(i) => i.to_string(),
+                        _ => "<key>".into(),
+                    };
+                    each(k, format!("{path}<key>"));
+                    each(v, format!("{path}[{key}]"));
+                }
+            }
+            Node::Object(obj) => {
+                let args = match &obj.construct {
+                    Construct::New { args, .. } | Construct::Call { args } => args,
+                };
+                for (i, a) in args.iter().enumerate() {
+                    each(a, format!("{path}.<arg{i}>"));
+                }
+                match &obj.state {
+                    Some(Node::Dict(items)) => {
+                        for (k, v) in items {
+                            match k {
+                                Node::Str(s) => each(v, format!("{path}.{s}")),
+                                _ => each(v, format!("{path}.<state>")),
+                            }
+                        }
+                    }
+                    Some(other) => each(other, format!("{path}.<state>")),
+                    None => {}
+                }
+                for (i, item) in obj.list_items.iter().enumerate() {
+                    each(item, format!("{path}[{i}]"));
+                }
+                for (k, v) in &obj.dict_items {
+                    each(k, format!("{path}<key>"));
+                    each(v, format!("{path}[<key>]"));
+                }
+            }
+            Node::RandomState(n) | Node::Generator(n) => each(n, format!("{path}.<rng>")),
+            Node::BitGenerator { state, .. } => each(state, format!("{path}.state")),
+            Node::Slice(parts) => {
+                for p in parts.iter() {
+                    each(p, format!("{path}.<slice>"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn root_class(node: &Node) -> String {
+    match node {
+        Node::Shared { node, .. } => root_class(node),
+        Node::Object(obj) => obj.class.clone(),
+        Node::Dict(_) => "dict".into(),
+        Node::List(_) => "list".into(),
+        Node::Tuple(_) => "tuple".into(),
+        Node::Array(_) => "numpy.ndarray".into(),
+        other => format!("{:?}", std::mem::discriminant(other)),
+    }
+}
+
+pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
+    let m = file.manifest();
+    let h = file.header();
+    let mut out = String::new();
+    let mut census = Census::default();
+    census.visit(&m.root, "model");
+    let _ = writeln!(
+        out,
+        "{name}: {} ({}), format {}.{}, {}",
+        root_class(&m.root),
+        size(file.file_len()),
+        h.major,
+        h.minor,
+        m.writer
+    );
+    if let Some(serde_json::Value::Object(env)) = m.metadata.get("environment") {
+        let parts: Vec<String> = env
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k} {v}")))
+            .collect();
+        let _ = writeln!(out, "environment: {}", parts.join(", "));
+    }
+    let _ = writeln!(out, "\nclasses ({}):", census.classes.len());
+    for (class, count) in &census.classes {
+        let _ = writeln!(out, "  {count:>6} x {class}");
+    }
+    if !census.globals.is_empty() {
+        let _ = writeln!(out, "\nreferenced functions and types:");
+        for name in census.globals.keys() {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
+    let raw: u64 = m.arrays.iter().map(|a| a.raw_length).sum();
+    let stored: u64 = m.arrays.iter().map(|a| a.length).sum();
+    let _ = writeln!(
+        out,
+        "\narrays: {} ({} raw, {} stored)",
+        m.arrays.len(),
+        size(raw),
+        size(stored)
+    );
+    let mut order: Vec<usize> = (0..m.arrays.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(m.arrays.get(*i).map_or(0, |a| a.raw_length)));
+    let shown = if all {
+        order.len()
+    } else {
+        order.len().min(TOP_ARRAYS)
+    };
+    for i in order.iter().take(shown) {
+        let Some(a) = m.arrays.get(*i) else { continue };
+        let dtype = a.dtype.scalar_str().unwrap_or_else(|| "struct".into());
+        let shape: Vec<String> = a.shape.iter().map(u64::to_string).collect();
+        let path = census.array_paths.get(i).map_or("?", String::as_str);
+        let _ = writeln!(
+            out,
+            "  {:<48} {:<7} ({}) {} {:>10} -> {:>10}",
+            path,
+            dtype,
+            shape.join(", "),
+            a.codec.name(),
+            size(a.raw_length),
+            size(a.length)
+        );
+    }
+    if shown < order.len() {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (--all lists them)",
+            order.len() - shown
+        );
+    }
+    let untrusted = skvault_format::TrustSet::default().untrusted_names(&m.root);
+    if untrusted.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nuntrusted names: none (loads with the default allow-list)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nuntrusted names ({}): review before load(..., trusted=[...])",
+            untrusted.len()
+        );
+        for n in untrusted {
+            let _ = writeln!(out, "  {n}");
+        }
+    }
+    out
+}

@@ -1,0 +1,58 @@
+"""The main job end to end on a small real model: train, dump, inspect, load, predict."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skvault
+
+
+def main() -> int:
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    model = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=0))
+    model.fit(X_train, y_train)
+    print(f"trained {model!r}\n  test accuracy {model.score(X_test, y_test):.3f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.skv"
+        t0 = time.perf_counter()
+        skvault.dump(model, path, compress="zstd")
+        t1 = time.perf_counter()
+        print(f"\nsaved {path.name}: {path.stat().st_size / 1024:.1f} KiB in {1000 * (t1 - t0):.1f} ms "
+              f"(pickle would be {len(pickle.dumps(model, protocol=5)) / 1024:.1f} KiB)")
+
+        print("\n$ skvault inspect model.skv")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "skvault", "inspect", str(path)], check=True)
+
+        print(f"untrusted types: {skvault.get_untrusted_types(path) or 'none'}")
+        t0 = time.perf_counter()
+        loaded = skvault.load(path)
+        t1 = time.perf_counter()
+        print(f"loaded {type(loaded).__name__} in {1000 * (t1 - t0):.1f} ms (no pickle, nothing untrusted imported)")
+
+        expected = model.predict_proba(X_test)
+        got = loaded.predict_proba(X_test)
+        if not np.array_equal(expected, got):
+            print("ERROR: predictions differ after the round trip", file=sys.stderr)
+            return 1
+        print(f"predictions for the first 5 test rows: {loaded.predict(X_test[:5]).tolist()}")
+        print(f"probabilities identical to the original on all {len(X_test)} test rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
