@@ -80,11 +80,13 @@ impl Census {
                 }
             }
             Node::Object(obj) => {
-                let args = match &obj.construct {
-                    Construct::New { args, .. } | Construct::Call { args } => args,
-                };
-                for (i, a) in args.iter().enumerate() {
-                    each(a, format!("{path}.<arg{i}>"));
+                match &obj.construct {
+                    Construct::New { args, .. } | Construct::Call { args } => {
+                        for (i, a) in args.iter().enumerate() {
+                            each(a, format!("{path}.<arg{i}>"));
+                        }
+                    }
+                    Construct::Base { value, .. } => each(value, format!("{path}.<base>")),
                 }
                 match &obj.state {
                     Some(Node::Dict(items)) => {

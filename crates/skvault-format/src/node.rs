@@ -104,6 +104,36 @@ pub enum Construct {
     },
     /// `cls(*args)`, for classes whose `__reduce__` returns the class itself.
     Call { args: Vec<Node> },
+    /// `base.__new__(cls, value)` then `base.__init__(obj, value)` (`copyreg._reconstructor`),
+    /// for subclasses of a builtin container such as scipy's `dok_matrix` (a dict).
+    Base { base: BaseType, value: Box<Node> },
+}
+
+/// The builtin containers a class may derive from with `Construct::Base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseType {
+    Dict,
+    List,
+    Set,
+}
+
+impl BaseType {
+    pub fn name(self) -> &'static str {
+        match self {
+            BaseType::Dict => "dict",
+            BaseType::List => "list",
+            BaseType::Set => "set",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BaseType> {
+        match name {
+            "dict" => Some(BaseType::Dict),
+            "list" => Some(BaseType::List),
+            "set" => Some(BaseType::Set),
+            _ => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- encoding
@@ -244,6 +274,10 @@ impl Object {
             }
             Construct::Call { args } => {
                 m.insert("call".into(), seq_json(args));
+            }
+            Construct::Base { base, value } => {
+                m.insert("base".into(), Value::String(base.name().into()));
+                m.insert("basestate".into(), value.to_json());
             }
         }
         if let Some(state) = &self.state {
@@ -493,6 +527,8 @@ impl Decoder {
                 "new",
                 "call",
                 "kwargs",
+                "base",
+                "basestate",
                 "state",
                 "attrs",
                 "listitems",
@@ -640,6 +676,52 @@ impl Decoder {
         })
     }
 
+    /// `new` (+ `kwargs`), `call` or `base` (+ `basestate`): at most one way to create the object.
+    fn decode_construct(&mut self, m: &mut Map<String, Value>, path: &str) -> Result<Construct> {
+        let new = m.remove("new");
+        let call = m.remove("call");
+        let kwargs = m.remove("kwargs");
+        let base = m.remove("base");
+        let basestate = m.remove("basestate");
+        let ways = [
+            new.is_some() || kwargs.is_some(),
+            call.is_some(),
+            base.is_some() || basestate.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
+            return Err(perr(
+                path,
+                "an object has only one of 'new'/'kwargs', 'call' and 'base'/'basestate'",
+            ));
+        }
+        if let Some(call) = call {
+            return Ok(Construct::Call {
+                args: self.decode_seq(call, &child(path, "call"))?,
+            });
+        }
+        if base.is_some() || basestate.is_some() {
+            let base = base
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(BaseType::from_name)
+                .ok_or_else(|| perr(path, "'base' must be \"dict\", \"list\" or \"set\""))?;
+            let value = basestate.ok_or_else(|| perr(path, "'base' needs 'basestate'"))?;
+            return Ok(Construct::Base {
+                base,
+                value: Box::new(self.decode(value, &child(path, "basestate"))?),
+            });
+        }
+        let args = match new {
+            Some(v) => self.decode_seq(v, &child(path, "new"))?,
+            None => Vec::new(),
+        };
+        let kwargs = match kwargs {
+            Some(v) => self.decode_pairs(v, &child(path, "kwargs"))?,
+            None => Vec::new(),
+        };
+        Ok(Construct::New { args, kwargs })
+    }
+
     fn decode_instance(
         &mut self,
         class: Value,
@@ -651,30 +733,7 @@ impl Decoder {
             .ok_or_else(|| perr(path, "'object' must be a qualified class name"))?
             .to_string();
         check_qualified_name(&class).map_err(|e| perr(&child(path, "object"), e))?;
-        let construct = match (m.remove("new"), m.remove("call")) {
-            (Some(_), Some(_)) => {
-                return Err(perr(path, "an object has either 'new' or 'call', not both"))
-            }
-            (new, None) => {
-                let args = match new {
-                    Some(v) => self.decode_seq(v, &child(path, "new"))?,
-                    None => Vec::new(),
-                };
-                let kwargs = match m.remove("kwargs") {
-                    Some(v) => self.decode_pairs(v, &child(path, "kwargs"))?,
-                    None => Vec::new(),
-                };
-                Construct::New { args, kwargs }
-            }
-            (None, Some(call)) => {
-                if m.contains_key("kwargs") {
-                    return Err(perr(path, "'kwargs' only goes with 'new'"));
-                }
-                Construct::Call {
-                    args: self.decode_seq(call, &child(path, "call"))?,
-                }
-            }
-        };
+        let construct = self.decode_construct(&mut m, path)?;
         let state = match (m.remove("state"), m.remove("attrs")) {
             (Some(_), Some(_)) => {
                 return Err(perr(
@@ -756,6 +815,7 @@ pub fn walk<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
                     });
                 }
                 Construct::Call { args } => args.iter().for_each(&mut each),
+                Construct::Base { value, .. } => each(value),
             }
             if let Some(state) = &obj.state {
                 each(state);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
 use rayon::prelude::*;
+use skvault_format::node::BaseType;
 use skvault_format::node::{Id, BIT_GENERATORS};
 use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
 
@@ -314,13 +315,32 @@ impl<'py, 'a> Builder<'py, 'a> {
                 cls.call1(PyTuple::new(py, args)?)
                     .map_err(|e| fail(e, "creating"))?
             }
+            Construct::Base { base, value } => {
+                // copyreg._reconstructor: base.__new__(cls, value); base.__init__(obj, value),
+                // for the builtin container bases only.
+                let base_type = match base {
+                    BaseType::Dict => py.get_type::<PyDict>(),
+                    BaseType::List => py.get_type::<PyList>(),
+                    BaseType::Set => py.get_type::<PySet>(),
+                };
+                if !cls.is_subclass(&base_type)? {
+                    return Err(self.invalid(format!(
+                        "{} does not derive from {}",
+                        obj.class,
+                        base.name()
+                    )));
+                }
+                let value = self.build(value, None)?;
+                let inst = base_type
+                    .call_method1("__new__", (&cls, &value))
+                    .map_err(|e| fail(e, "creating"))?;
+                base_type
+                    .call_method1("__init__", (&inst, &value))
+                    .map_err(|e| fail(e, "creating"))?;
+                inst
+            }
         };
         self.remember(id, &instance);
-        if let Some(state) = &obj.state {
-            let state = self.build(state, None)?;
-            self.apply_state(&instance, state)
-                .map_err(|e| fail(e, "restoring the state of"))?;
-        }
         if !obj.list_items.is_empty() {
             let items = self.build_all(&obj.list_items)?;
             instance
@@ -331,6 +351,12 @@ impl<'py, 'a> Builder<'py, 'a> {
             let k = self.build(k, None)?;
             let v = self.build(v, None)?;
             instance.set_item(k, v).map_err(|e| fail(e, "filling"))?;
+        }
+        // Items before state, in pickle's order (NEWOBJ, APPENDS/SETITEMS, BUILD).
+        if let Some(state) = &obj.state {
+            let state = self.build(state, None)?;
+            self.apply_state(&instance, state)
+                .map_err(|e| fail(e, "restoring the state of"))?;
         }
         Ok(instance)
     }

@@ -12,7 +12,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
     PySlice, PyString, PyTuple, PyType,
 };
-use skvault_format::node::{Id, BIT_GENERATORS};
+use skvault_format::node::{BaseType, Id, BIT_GENERATORS};
 use skvault_format::{Construct, DType, Node, Object, Order};
 
 use crate::dtypes;
@@ -519,20 +519,36 @@ impl<'py> Walker<'py> {
             return Ok((cls, Construct::New { args, kwargs }));
         }
         if func.is(&self.t.reconstructor) {
+            // copyreg._reconstructor(cls, base, basestate): object.__new__ when base is object,
+            // else base.__new__ + base.__init__ with basestate, for the builtin containers.
             let cls = class_arg()?;
-            if !args.get_item(1)?.is(&self.t.object) || !args.get_item(2)?.is_none() {
-                return Err(self.err(format!(
-                    "cannot save {}: it derives from a builtin type",
-                    type_name(obj)
-                )));
+            let base = args.get_item(1)?;
+            let basestate = args.get_item(2)?;
+            if base.is(&self.t.object) && basestate.is_none() {
+                return Ok((
+                    cls,
+                    Construct::New {
+                        args: vec![],
+                        kwargs: vec![],
+                    },
+                ));
             }
-            return Ok((
-                cls,
-                Construct::New {
-                    args: vec![],
-                    kwargs: vec![],
-                },
-            ));
+            let py = self.py;
+            let base = if base.is(py.get_type::<PyDict>()) {
+                BaseType::Dict
+            } else if base.is(py.get_type::<PyList>()) {
+                BaseType::List
+            } else if base.is(py.get_type::<PySet>()) {
+                BaseType::Set
+            } else {
+                return Err(self.err(format!(
+                    "cannot save {}: it derives from the builtin type {}",
+                    type_name(obj),
+                    base.repr()?
+                )));
+            };
+            let value = Box::new(self.walk(&basestate)?);
+            return Ok((cls, Construct::Base { base, value }));
         }
         if func.is_instance_of::<PyType>() {
             let items: Vec<Bound<'py, PyAny>> = args.iter().collect();
@@ -654,6 +670,10 @@ fn strip_unused(node: Node, used: &HashSet<Id>) -> Node {
                     kwargs: pairs(kwargs),
                 },
                 Construct::Call { args } => Construct::Call { args: all(args) },
+                Construct::Base { base, value } => Construct::Base {
+                    base,
+                    value: Box::new(s(*value)),
+                },
             };
             Node::Object(Box::new(Object {
                 class,

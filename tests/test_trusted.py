@@ -1,0 +1,53 @@
+"""The default allow-list, checked against the installed numpy, scipy and scikit-learn."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import skvault
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import gen_trusted  # noqa: E402
+
+
+def _listed(package: str) -> list[str]:
+    text = (gen_trusted.TRUSTED_DIR / f"{package}.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_every_default_name_resolves_to_a_class_or_ufunc():
+    for name in skvault.default_trusted():
+        module, attr = name.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), attr)
+        assert isinstance(obj, (type, np.ufunc)), f"{name} is {type(obj).__name__}, not a class or ufunc"
+
+
+def test_every_estimator_is_trusted_by_default():
+    from sklearn.utils import all_estimators
+
+    trusted = set(skvault.default_trusted())
+    missing = [
+        f"{cls.__module__}.{cls.__qualname__}"
+        for _, cls in all_estimators()
+        if f"{cls.__module__}.{cls.__qualname__}" not in trusted
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("package", ["numpy", "scipy", "sklearn"])
+def test_committed_lists_match_the_installed_packages(package):
+    """Regenerating the list with tools/gen_trusted.py must give exactly the committed file."""
+    assert _listed(package) == getattr(gen_trusted, f"{package}_names")()
+
+
+def test_default_list_is_what_the_files_say():
+    files = set()
+    for package in ("builtins", "numpy", "scipy", "sklearn"):
+        files.update(_listed(package))
+    assert files == set(skvault.default_trusted())
