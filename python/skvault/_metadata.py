@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from functools import lru_cache
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -19,8 +20,8 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def environment() -> dict[str, Any]:
-    """Versions of skvault, Python and the packages a model depends on, and the platform."""
+@lru_cache(maxsize=1)
+def _environment() -> tuple[tuple[str, Any], ...]:
     env: dict[str, Any] = {
         "skvault": __version__,
         "python": platform.python_version(),
@@ -28,7 +29,15 @@ def environment() -> dict[str, Any]:
     }
     for dist in _PACKAGES:
         env[dist] = _version(dist)
-    return env
+    return tuple(env.items())
+
+
+def environment() -> dict[str, Any]:
+    """Versions of skvault, Python and the packages a model depends on, and the platform.
+
+    Looked up once per process: reading installed package metadata costs milliseconds.
+    """
+    return dict(_environment())
 
 
 def collect_metadata(obj: Any) -> dict[str, Any]:

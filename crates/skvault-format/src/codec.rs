@@ -110,6 +110,109 @@ impl Codec {
     }
 }
 
+/// A reversible transform applied to raw bytes before compression.
+///
+/// `Fields` stores a structured array column by column: for each byte range of the record
+/// (each field, and each gap of padding between fields, in offset order) the bytes of that
+/// range for every element, one after another. Writers use it with zstd only, one frame per
+/// column: tree-node structs then compress about 5% better (measured on a 100-tree forest:
+/// 6.70 MB against 7.02 MB unsplit, at level 3). A plain byte shuffle made them 15% worse, and
+/// lz4 does worse on columns than on records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Filter {
+    None,
+    Fields,
+}
+
+impl Filter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::None => "none",
+            Filter::Fields => "fields",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Filter> {
+        match name {
+            "none" => Some(Filter::None),
+            "fields" => Some(Filter::Fields),
+            _ => None,
+        }
+    }
+}
+
+/// Elements transposed per block, so that a block of records stays in cache.
+const BLOCK: usize = 1024;
+
+/// The byte ranges `(offset, width)` that tile a record of `itemsize` bytes: the given field
+/// ranges in offset order, with the gaps between them (padding) as ranges of their own.
+/// `None` when fields overlap or overflow the record (the filter is then not applicable).
+pub fn segments(fields: &[(u64, u64)], itemsize: u64) -> Option<Vec<(usize, usize)>> {
+    let mut sorted: Vec<(u64, u64)> = fields.iter().copied().filter(|(_, w)| *w > 0).collect();
+    sorted.sort_unstable();
+    let mut out = Vec::with_capacity(sorted.len() * 2 + 1);
+    let mut pos = 0u64;
+    for (off, width) in sorted {
+        if off < pos {
+            return None;
+        }
+        if off > pos {
+            out.push((usize::try_from(pos).ok()?, usize::try_from(off - pos).ok()?));
+        }
+        out.push((usize::try_from(off).ok()?, usize::try_from(width).ok()?));
+        pos = off.checked_add(width)?;
+    }
+    if pos > itemsize {
+        return None;
+    }
+    if pos < itemsize {
+        out.push((
+            usize::try_from(pos).ok()?,
+            usize::try_from(itemsize - pos).ok()?,
+        ));
+    }
+    Some(out)
+}
+
+/// Splits records of `itemsize` bytes into columns by `segs` (from `segments`), or joins them
+/// back with `inverse`. Returns false, touching nothing, when the sizes do not fit.
+pub fn split_fields(
+    src: &[u8],
+    dst: &mut [u8],
+    itemsize: usize,
+    segs: &[(usize, usize)],
+    inverse: bool,
+) -> bool {
+    let tiles = segs.iter().map(|(_, w)| *w).sum::<usize>() == itemsize
+        && segs
+            .iter()
+            .all(|(o, w)| o.checked_add(*w).is_some_and(|end| end <= itemsize));
+    if itemsize == 0 || !tiles || src.len() != dst.len() || src.len() % itemsize != 0 {
+        return false;
+    }
+    let n = src.len() / itemsize;
+    let mut start = 0;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        let mut column = 0;
+        for &(off, width) in segs {
+            for i in start..end {
+                let record = i * itemsize + off;
+                let packed = column * n + i * width;
+                let (from, to) = if inverse {
+                    (packed, record)
+                } else {
+                    (record, packed)
+                };
+                dst[to..to + width].copy_from_slice(&src[from..from + width]);
+            }
+            column += width;
+        }
+        start = end;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +249,47 @@ mod tests {
             assert!(codec.decompress_into(3, &[0xff; 17], &mut dst).is_err());
             assert!(codec.decompress_into(3, &[], &mut dst).is_err());
         }
+    }
+
+    #[test]
+    fn field_split_round_trips_with_padding() {
+        // Two records of {a: u16 @0, b: u8 @4}, itemsize 6: gaps at 2..4 and 5..6.
+        let segs = segments(&[(4, 1), (0, 2)], 6).unwrap();
+        assert_eq!(segs, vec![(0, 2), (2, 2), (4, 1), (5, 1)]);
+        let src: Vec<u8> = (0..12u8).collect();
+        let mut cols = vec![0; 12];
+        assert!(split_fields(&src, &mut cols, 6, &segs, false));
+        assert_eq!(cols, vec![0, 1, 6, 7, 2, 3, 8, 9, 4, 10, 5, 11]);
+        let mut back = vec![0; 12];
+        assert!(split_fields(&cols, &mut back, 6, &segs, true));
+        assert_eq!(back, src);
+        let big: Vec<u8> = (0..64 * 3000).map(|i| (i * 7 % 251) as u8).collect();
+        let segs = segments(&[(0, 8), (8, 8), (16, 8), (24, 8), (56, 1)], 64).unwrap();
+        let (mut a, mut b) = (vec![0; big.len()], vec![0; big.len()]);
+        assert!(
+            split_fields(&big, &mut a, 64, &segs, false)
+                && split_fields(&a, &mut b, 64, &segs, true)
+        );
+        assert_eq!(b, big);
+    }
+
+    #[test]
+    fn field_split_refuses_what_does_not_fit() {
+        assert_eq!(segments(&[(0, 4), (2, 4)], 8), None, "overlap");
+        assert_eq!(segments(&[(6, 4)], 8), None, "overflow");
+        let segs = segments(&[(0, 4)], 8).unwrap();
+        assert!(
+            !split_fields(&[0; 12], &mut [0; 12], 8, &segs, false),
+            "partial record"
+        );
+        assert!(
+            !split_fields(&[0; 16], &mut [0; 8], 8, &segs, false),
+            "length mismatch"
+        );
+        assert!(
+            !split_fields(&[0; 16], &mut [0; 16], 8, &[(0, 4)], false),
+            "segments do not tile"
+        );
     }
 
     #[test]

@@ -114,6 +114,24 @@ impl DType {
         }
     }
 
+    /// For a structured dtype, the `(offset, size)` of each field; `None` for other dtypes.
+    pub fn field_ranges(&self) -> Option<Vec<(u64, u64)>> {
+        match self {
+            DType::Structured { fields, .. } => Some(
+                fields
+                    .iter()
+                    .map(|f| (f.offset, f.dtype.itemsize()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The byte ranges the `fields` filter splits records into, when it applies.
+    pub fn field_segments(&self) -> Option<Vec<(usize, usize)>> {
+        crate::codec::segments(&self.field_ranges()?, self.itemsize())
+    }
+
     /// numpy's `dtype.str` for scalar types.
     pub fn scalar_str(&self) -> Option<String> {
         match self {

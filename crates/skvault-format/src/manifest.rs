@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Filter};
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
 use crate::node::{json_depth, parse_shape, Decoder, Node};
@@ -146,6 +146,8 @@ pub struct ArrayEntry {
     pub offset: u64,
     pub length: u64,
     pub codec: Codec,
+    /// Transform applied to the raw bytes before compression; always `None` when uncompressed.
+    pub filter: Filter,
     pub raw_length: u64,
     pub digest: [u8; 32],
 }
@@ -157,7 +159,7 @@ impl ArrayEntry {
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "dtype": self.dtype.to_json(),
             "shape": self.shape,
             "order": match self.order { Order::C => "C", Order::F => "F" },
@@ -166,7 +168,11 @@ impl ArrayEntry {
             "codec": self.codec.name(),
             "raw_length": self.raw_length,
             "digest": hex(&self.digest),
-        })
+        });
+        if let (Filter::Fields, Value::Object(m)) = (self.filter, &mut v) {
+            m.insert("filter".into(), Value::String(self.filter.name().into()));
+        }
+        v
     }
 
     fn from_json(index: usize, v: Value) -> Result<ArrayEntry> {
@@ -207,6 +213,41 @@ impl ArrayEntry {
                     "must be \"none\", \"zstd\" or \"lz4\"",
                 )
             })?;
+        const KEYS: [&str; 9] = [
+            "dtype",
+            "shape",
+            "order",
+            "offset",
+            "length",
+            "codec",
+            "filter",
+            "raw_length",
+            "digest",
+        ];
+        if let Some(extra) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(FormatError::manifest(
+                format!("{path}/{extra}"),
+                "unknown key in an array entry",
+            ));
+        }
+        let filter = match m.get("filter") {
+            None => Filter::None,
+            Some(v) => v.as_str().and_then(Filter::from_name).ok_or_else(|| {
+                FormatError::manifest(format!("{path}/filter"), "must be \"none\" or \"fields\"")
+            })?,
+        };
+        if filter != Filter::None && codec == Codec::None {
+            return Err(FormatError::manifest(
+                format!("{path}/filter"),
+                "an uncompressed array is stored raw: it cannot have a filter",
+            ));
+        }
+        if filter == Filter::Fields && dtype.field_segments().is_none() {
+            return Err(FormatError::manifest(
+                format!("{path}/filter"),
+                "the fields filter needs a structured dtype whose fields do not overlap",
+            ));
+        }
         let digest = m
             .get("digest")
             .and_then(Value::as_str)
@@ -221,6 +262,7 @@ impl ArrayEntry {
             offset: u64_field(&m, "offset")?,
             length: u64_field(&m, "length")?,
             codec,
+            filter,
             raw_length: u64_field(&m, "raw_length")?,
             digest,
         };

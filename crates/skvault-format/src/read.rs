@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::codec::Codec;
+use crate::codec::{split_fields, Codec, Filter};
 use crate::error::{FormatError, Result};
 use crate::manifest::{align_up, ArrayEntry, Header, Manifest, HEADER_LEN};
 use crate::write::digest;
@@ -282,7 +282,24 @@ impl SkvFile {
             Codec::None => self.source.read_at(offset, dst, "an array blob")?,
             codec => {
                 let stored = self.stored_bytes(index, e, offset)?;
-                codec.decompress_into(index, &stored, dst)?;
+                match e.filter {
+                    Filter::None => codec.decompress_into(index, &stored, dst)?,
+                    Filter::Fields => {
+                        let mut columns = vec![0u8; dst.len()];
+                        codec.decompress_into(index, &stored, &mut columns)?;
+                        let itemsize = usize::try_from(e.dtype.itemsize()).unwrap_or(0);
+                        let joined = e
+                            .dtype
+                            .field_segments()
+                            .is_some_and(|segs| split_fields(&columns, dst, itemsize, &segs, true));
+                        if !joined {
+                            return Err(FormatError::layout(
+                                index,
+                                "the fields filter does not apply to this dtype",
+                            ));
+                        }
+                    }
+                }
             }
         }
         if verify && digest(dst) != e.digest {
