@@ -10,6 +10,7 @@ from skvault._api import (
     dump,
     dumps,
     get_untrusted_types,
+    inspect,
     load,
     loads,
     verify,
@@ -21,6 +22,9 @@ from skvault.exceptions import (
     SkvaultError,
     UnsupportedObjectError,
     UntrustedTypesError,
+    ValidationError,
+    VersionMismatchError,
+    VersionMismatchWarning,
 )
 
 from skvault._native import __version__
@@ -31,6 +35,7 @@ __all__ = [
     "dump",
     "dumps",
     "get_untrusted_types",
+    "inspect",
     "load",
     "loads",
     "verify",
@@ -40,4 +45,7 @@ __all__ = [
     "SkvaultError",
     "UnsupportedObjectError",
     "UntrustedTypesError",
+    "ValidationError",
+    "VersionMismatchError",
+    "VersionMismatchWarning",
 ]

@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from skvault import _native
+from skvault import _native, _validation, _versions
 from skvault._metadata import collect_metadata
+from skvault.exceptions import ValidationError
 
 Compress = Literal["zstd", "lz4"] | None
 PathLike = str | os.PathLike[str]
@@ -32,7 +33,24 @@ def _path(path: PathLike) -> str:
     return os.fspath(path)
 
 
-def dump(obj: Any, path: PathLike, *, compress: Compress = None, level: int | None = None) -> None:
+def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[str, Any]:
+    record = collect_metadata(obj, user=metadata, metrics=metrics)
+    tree = None
+    if validation is not None:
+        tree, record["validation"] = _validation.build(obj, validation)
+    return json.dumps(record, allow_nan=False), tree
+
+
+def dump(
+    obj: Any,
+    path: PathLike,
+    *,
+    compress: Compress = None,
+    level: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    validation: Any = None,
+) -> None:
     """Save ``obj`` (a fitted estimator or any supported object graph) to ``path``.
 
     The write is atomic: the file appears complete at ``path`` or not at all, and an
@@ -40,15 +58,58 @@ def dump(obj: Any, path: PathLike, *, compress: Compress = None, level: int | No
 
     ``compress`` picks a codec for the arrays (``"zstd"`` or ``"lz4"``); ``level`` is
     the zstd level (default 3). Uncompressed files can be loaded with ``mmap=True``.
+
+    The file records the environment, the estimator's class, parameters, features and
+    classes automatically; ``metadata`` adds your own JSON fields and ``metrics`` numeric
+    scores. ``validation=X`` or ``(X, y)`` stores up to 100 rows and the model's outputs
+    on them, re-checked by ``load(..., validate=True)``.
     """
-    metadata = json.dumps(collect_metadata(obj))
-    _native.dump(obj, _path(path), compress=compress, level=level, metadata=metadata)
+    meta, tree = _prepare(obj, metadata, metrics, validation)
+    _native.dump(obj, _path(path), compress=compress, level=level, metadata=meta, validation=tree)
 
 
-def dumps(obj: Any, *, compress: Compress = None, level: int | None = None) -> bytes:
+def dumps(
+    obj: Any,
+    *,
+    compress: Compress = None,
+    level: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    validation: Any = None,
+) -> bytes:
     """Return the bytes of the ``.skv`` file that ``dump`` would write."""
-    metadata = json.dumps(collect_metadata(obj))
-    return _native.dumps(obj, compress=compress, level=level, metadata=metadata)
+    meta, tree = _prepare(obj, metadata, metrics, validation)
+    return _native.dumps(obj, compress=compress, level=level, metadata=meta, validation=tree)
+
+
+def _load(
+    source: str | bytes,
+    trusted: Iterable[str] | None,
+    mmap: bool,
+    verify: bool | None,
+    validate: bool,
+    on_version_mismatch: _versions.Policy,
+) -> Any:
+    def before_build(metadata: str) -> None:
+        _versions.check(json.loads(metadata), on_version_mismatch)
+
+    result = _native.load(
+        source,
+        trusted=_names(trusted),
+        mmap=mmap,
+        verify=verify,
+        with_validation=validate,
+        before_build=before_build,
+    )
+    if not validate:
+        return result
+    model, samples = result
+    if samples is None:
+        raise ValidationError(
+            "(none)", 0, None, "the file has no validation samples: save it with dump(..., validation=X)"
+        )
+    _validation.check(model, samples)
+    return model
 
 
 def load(
@@ -57,6 +118,8 @@ def load(
     trusted: Iterable[str] | None = None,
     mmap: bool = False,
     verify: bool | None = None,
+    validate: bool = False,
+    on_version_mismatch: _versions.Policy = None,
 ) -> Any:
     """Load an object saved with :func:`dump`.
 
@@ -67,15 +130,38 @@ def load(
     With ``mmap=True`` uncompressed arrays are read-only views of the mapped file (no
     copy); the file must not be modified while they are in use. ``verify`` checks
     every array's digest; by default it does, except for mapped arrays.
+
+    The scikit-learn and numpy versions the file was saved with are compared with the
+    installed ones: a different major version raises :class:`VersionMismatchError`, a
+    different minor version warns (:class:`VersionMismatchWarning`);
+    ``on_version_mismatch`` ("error", "warn", "ignore") overrides that. ``validate=True``
+    recomputes the outputs recorded on the validation rows and raises
+    :class:`ValidationError` if they differ.
     """
-    return _native.load(_path(path), trusted=_names(trusted), mmap=mmap, verify=verify)
+    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch)
 
 
-def loads(data: bytes, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:
+def loads(
+    data: bytes,
+    *,
+    trusted: Iterable[str] | None = None,
+    verify: bool = True,
+    validate: bool = False,
+    on_version_mismatch: _versions.Policy = None,
+) -> Any:
     """Load an object from the bytes returned by :func:`dumps`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    return _native.load(bytes(data), trusted=_names(trusted), verify=verify)
+    return _load(bytes(data), trusted, False, verify, validate, on_version_mismatch)
+
+
+def inspect(source: PathLike | bytes) -> dict[str, Any]:
+    """The file's manifest as a dict: metadata, parameters, arrays, object tree, untrusted names.
+
+    Reads the manifest only; nothing is imported or built.
+    """
+    src = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else _path(source)
+    return json.loads(_native.manifest_json(src))
 
 
 def get_untrusted_types(

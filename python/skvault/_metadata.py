@@ -1,7 +1,15 @@
-"""The record written into every file: environment and a short description of the object."""
+"""The record written into every file: environment, estimator description, user fields.
+
+Pure Python and import-light: it never imports scikit-learn itself, it only looks at the
+object it is given.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
+import numbers
+import os
 import platform
 import sys
 from functools import lru_cache
@@ -11,6 +19,8 @@ from typing import Any
 from skvault._native import __version__
 
 _PACKAGES = ("scikit-learn", "numpy", "scipy")
+#: Arrays longer than this are summarised in the record instead of listed.
+_MAX_LISTED = 1000
 
 
 def _version(dist: str) -> str | None:
@@ -40,9 +50,126 @@ def environment() -> dict[str, Any]:
     return dict(_environment())
 
 
-def collect_metadata(obj: Any) -> dict[str, Any]:
-    cls = type(obj)
-    return {
+def created_at() -> str:
+    """UTC time in ISO 8601; honours SOURCE_DATE_EPOCH so that builds can be reproducible."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (
+        _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        if epoch and epoch.isdigit()
+        else _dt.datetime.now(_dt.timezone.utc)
+    )
+    return now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def qualname(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _is_estimator(value: Any) -> bool:
+    return hasattr(value, "get_params") and hasattr(value, "fit") and not isinstance(value, type)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON value describing ``value``: exact for plain data, a short description otherwise."""
+    if depth > 20:
+        return {"repr": "..."}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if _is_estimator(value):
+        return {"class": qualname(value), "params": params_of(value, depth + 1)}
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, type):
+        return {"type": qualname(value)}
+    if callable(value) and hasattr(value, "__name__"):
+        return {"callable": f"{getattr(value, '__module__', '?')}.{value.__name__}"}
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.generic):
+            return json_safe(value.item(), depth + 1)
+        if isinstance(value, np.dtype):
+            return {"dtype": str(value)}
+        if isinstance(value, np.ndarray):
+            if value.size <= _MAX_LISTED:
+                return json_safe(value.tolist(), depth + 1)
+            return {"array": {"dtype": str(value.dtype), "shape": list(value.shape)}}
+    text = repr(value)
+    return {"repr": text if len(text) <= 200 else text[:197] + "..."}
+
+
+def params_of(estimator: Any, depth: int = 0) -> dict[str, Any]:
+    try:
+        params = estimator.get_params(deep=False)
+    except Exception as exc:  # a broken get_params must not prevent saving
+        return {"error": f"get_params failed: {exc}"}
+    return {name: json_safe(value, depth + 1) for name, value in sorted(params.items())}
+
+
+def describe_estimator(obj: Any) -> dict[str, Any] | None:
+    """Class, params, features, classes and pipeline steps of a fitted estimator."""
+    if not _is_estimator(obj):
+        return None
+    record: dict[str, Any] = {"class": qualname(obj), "params": params_of(obj)}
+    if hasattr(obj, "n_features_in_"):
+        record["n_features_in"] = json_safe(obj.n_features_in_)
+    if hasattr(obj, "feature_names_in_"):
+        record["feature_names_in"] = json_safe(list(obj.feature_names_in_))
+    if hasattr(obj, "classes_"):
+        record["classes"] = json_safe(obj.classes_)
+    steps = getattr(obj, "steps", None)
+    if isinstance(steps, list):
+        record["steps"] = [
+            {"name": str(name), **(describe_estimator(step) or {"class": json_safe(step)})}
+            for name, step in steps
+            if isinstance(name, str)
+        ]
+    return record
+
+
+def _check_user_json(name: str, value: Any) -> None:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be JSON-serialisable (no NaN or infinity): {exc}") from None
+
+
+def collect_metadata(
+    obj: Any,
+    *,
+    user: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "created_at": created_at(),
         "environment": environment(),
-        "object": f"{cls.__module__}.{cls.__qualname__}",
+        "object": qualname(obj),
     }
+    estimator = describe_estimator(obj)
+    if estimator is not None:
+        record["estimator"] = estimator
+    if user is not None:
+        if not isinstance(user, dict) or not all(isinstance(k, str) for k in user):
+            raise TypeError("metadata must be a dict with str keys")
+        _check_user_json("metadata", user)
+        record["user"] = user
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            raise TypeError("metrics must be a dict of name -> number")
+        clean = {}
+        for name, score in metrics.items():
+            if not isinstance(name, str) or isinstance(score, bool) or not isinstance(score, numbers.Real):
+                raise TypeError(f"metrics must map str to numbers; got {name!r}: {score!r}")
+            if not math.isfinite(score):
+                raise ValueError(f"metric {name!r} is not finite: {score!r}")
+            clean[name] = int(score) if isinstance(score, numbers.Integral) else float(score)
+        record["metrics"] = clean
+    return record

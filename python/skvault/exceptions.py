@@ -9,6 +9,9 @@ __all__ = [
     "UntrustedTypesError",
     "UnsupportedObjectError",
     "LoadError",
+    "ValidationError",
+    "VersionMismatchError",
+    "VersionMismatchWarning",
 ]
 
 
@@ -49,3 +52,30 @@ class UnsupportedObjectError(SkvaultError, TypeError):
 
 class LoadError(SkvaultError):
     """A trusted class refused the stored state while the model was being rebuilt."""
+
+
+class ValidationError(SkvaultError):
+    """The loaded model's outputs on the stored validation rows differ from the recorded ones."""
+
+    def __init__(self, method: str, n_rows: int, max_diff: float | None, detail: str | None = None) -> None:
+        self.method = method
+        self.n_rows = n_rows
+        self.max_diff = max_diff
+        self.detail = detail
+        parts = [f"validation failed for {method}: {n_rows} row(s) differ"]
+        if max_diff is not None:
+            parts.append(f"largest difference {max_diff:.3g}")
+        if detail:
+            parts.append(detail)
+        super().__init__(", ".join(parts))
+
+    def __reduce__(self):
+        return (type(self), (self.method, self.n_rows, self.max_diff, self.detail))
+
+
+class VersionMismatchError(SkvaultError):
+    """The file was written with a different major version of a package than the installed one."""
+
+
+class VersionMismatchWarning(UserWarning):
+    """The file was written with a different minor version of a package than the installed one."""

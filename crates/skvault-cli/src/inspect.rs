@@ -203,7 +203,7 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
             order.len() - shown
         );
     }
-    let untrusted = skvault_format::TrustSet::default().untrusted_names(&m.root);
+    let untrusted = skvault_format::TrustSet::default().untrusted_in(m);
     if untrusted.is_empty() {
         let _ = writeln!(
             out,

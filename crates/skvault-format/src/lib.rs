@@ -19,4 +19,4 @@ pub use manifest::{ArrayEntry, Manifest, Order};
 pub use node::{Construct, Node, Object};
 pub use read::SkvFile;
 pub use trust::TrustSet;
-pub use write::{prepare, ArrayInput, WriteOptions};
+pub use write::{prepare, prepare_with_validation, ArrayInput, WriteOptions};

@@ -62,6 +62,14 @@ impl Header {
     /// Parses and checks the header. `file_len` is the total size of the file.
     pub fn parse(bytes: &[u8], file_len: u64) -> Result<Header> {
         let magic = bytes.get(..8).unwrap_or(bytes);
+        // A file cut inside the magic (an empty file included) is truncated, not another format.
+        if magic.len() < MAGIC.len() && MAGIC.starts_with(magic) {
+            return Err(FormatError::Truncated {
+                what: "the header",
+                needed: HEADER_LEN,
+                available: file_len,
+            });
+        }
         if magic != MAGIC.as_slice() {
             return Err(FormatError::BadMagic {
                 found: magic.to_vec(),
@@ -326,12 +334,20 @@ pub struct Manifest {
     /// Who wrote the file (`"skvault 0.1.0"`), informational.
     pub writer: String,
     pub root: Node,
+    /// Optional second tree: validation samples and the outputs recorded for them (plain
+    /// containers and arrays). Ids and arrays are shared with `root`, decoded after it.
+    pub validation: Option<Node>,
     pub arrays: Vec<ArrayEntry>,
     /// Free-form JSON object: environment, estimator record, user fields.
     pub metadata: Map<String, Value>,
 }
 
 impl Manifest {
+    /// The object trees of the file: the root, then the validation tree if any.
+    pub fn trees(&self) -> impl Iterator<Item = &Node> {
+        std::iter::once(&self.root).chain(self.validation.as_ref())
+    }
+
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("writer".into(), Value::String(self.writer.clone()));
@@ -341,6 +357,9 @@ impl Manifest {
             Value::Array(self.arrays.iter().map(ArrayEntry::to_json).collect()),
         );
         m.insert("root".into(), self.root.to_json());
+        if let Some(v) = &self.validation {
+            m.insert("validation".into(), v.to_json());
+        }
         Value::Object(m)
     }
 
@@ -396,6 +415,10 @@ impl Manifest {
             .ok_or_else(|| FormatError::manifest("/root", "missing"))?;
         let mut decoder = Decoder::new(arrays.len());
         let root = decoder.decode(root, "/root")?;
+        let validation = match m.remove("validation") {
+            Some(v) => Some(decoder.decode(v, "/validation")?),
+            None => None,
+        };
         if let Some(i) = decoder.unreferenced_arrays().first() {
             return Err(FormatError::layout(
                 *i,
@@ -406,6 +429,7 @@ impl Manifest {
         Ok(Manifest {
             writer,
             root,
+            validation,
             arrays,
             metadata,
         })

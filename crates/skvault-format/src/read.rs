@@ -236,7 +236,7 @@ impl SkvFile {
                 format!("{}.{}", h.major, h.minor).into(),
             );
             m.insert("file_size".into(), self.file_len().into());
-            let untrusted = crate::TrustSet::default().untrusted_names(&self.manifest.root);
+            let untrusted = crate::TrustSet::default().untrusted_in(&self.manifest);
             m.insert("untrusted".into(), untrusted.into());
         }
         doc

@@ -188,6 +188,16 @@ impl TrustSet {
             .filter(|n| !self.check(n))
             .collect()
     }
+
+    /// The names of every tree of a manifest (model and validation) that this set does not
+    /// allow, sorted: the one check `load`, `get_untrusted_types` and `inspect` share.
+    pub fn untrusted_in(&self, manifest: &crate::Manifest) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        for tree in manifest.trees() {
+            names.extend(required_names(tree));
+        }
+        names.into_iter().filter(|n| !self.check(n)).collect()
+    }
 }
 
 #[cfg(test)]

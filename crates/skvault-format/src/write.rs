@@ -151,6 +151,17 @@ pub fn prepare<'a>(
     metadata: serde_json::Map<String, serde_json::Value>,
     options: WriteOptions,
 ) -> Result<Prepared<'a>> {
+    prepare_with_validation(root, None, arrays, metadata, options)
+}
+
+/// Like `prepare`, with a validation tree (samples and expected outputs) beside the root.
+pub fn prepare_with_validation<'a>(
+    root: Node,
+    validation: Option<Node>,
+    arrays: &[ArrayInput<'a>],
+    metadata: serde_json::Map<String, serde_json::Value>,
+    options: WriteOptions,
+) -> Result<Prepared<'a>> {
     let level = options.codec.check_level(options.level)?;
     for (i, a) in arrays.iter().enumerate() {
         // Round-trip the dtype through its JSON form: the writer accepts exactly what a reader will.
@@ -229,6 +240,7 @@ pub fn prepare<'a>(
     let manifest = Manifest {
         writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
         root,
+        validation,
         arrays: entries,
         metadata,
     };

@@ -394,19 +394,29 @@ impl<'py, 'a> Builder<'py, 'a> {
     }
 }
 
-/// Everything `load` does after the file is validated: trust check first, then arrays, then objects.
+/// Everything `load` does after the file is validated: trust check first (over every tree of
+/// the file), then arrays, then objects. With `with_validation`, returns `(obj, validation)`.
 pub fn load_tree<'py>(
     py: Python<'py>,
     file: Arc<SkvFile>,
     trust: &TrustSet,
     mapped: Option<&Bound<'py, MappedFile>>,
     verify: bool,
+    with_validation: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let names = trust.untrusted_names(&file.manifest().root);
+    let names = trust.untrusted_in(file.manifest());
     if !names.is_empty() {
         return Err(untrusted(py, names));
     }
     let arrays = build_arrays(py, &file, mapped, verify)?;
     let mut builder = Builder::new(py, trust, arrays)?;
-    builder.build(&file.manifest().root, None)
+    let root = builder.build(&file.manifest().root, None)?;
+    if !with_validation {
+        return Ok(root);
+    }
+    let validation = match &file.manifest().validation {
+        Some(tree) => builder.build(tree, None)?,
+        None => py.None().into_bound(py),
+    };
+    Ok(PyTuple::new(py, [root, validation])?.into_any())
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use skvault_format::{prepare, ArrayInput, Codec, SkvFile, TrustSet, WriteOptions};
+use skvault_format::{prepare_with_validation, ArrayInput, Codec, SkvFile, TrustSet, WriteOptions};
 
 use crate::errors::{format_error, from_trust, IntoPyResult};
 use crate::mapped::MappedFile;
@@ -62,18 +62,26 @@ fn metadata_map(
 }
 
 /// Walks `obj` and lays out the file; `f` writes it.
-fn with_prepared<T>(
-    py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
-    compress: Option<&str>,
+struct DumpArgs<'a, 'py> {
+    compress: Option<&'a str>,
     level: Option<i32>,
-    metadata: Option<&str>,
+    metadata: Option<&'a str>,
+    validation: Option<&'a Bound<'py, PyAny>>,
+}
+
+fn with_prepared<'py, T>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    args: DumpArgs<'_, 'py>,
     f: impl FnOnce(&skvault_format::write::Prepared<'_>) -> PyResult<T>,
 ) -> PyResult<T> {
-    let opts = options(py, compress, level)?;
-    let metadata = metadata_map(py, metadata)?;
+    let opts = options(py, args.compress, args.level)?;
+    let metadata = metadata_map(py, args.metadata)?;
     let mut walker = walk::Walker::new(py)?;
     let root = walker.run(obj)?;
+    let validation = args.validation.map(|v| walker.run(v)).transpose()?;
+    let root = walker.finish(root);
+    let validation = validation.map(|v| walker.finish(v));
     let inputs: Vec<ArrayInput<'_>> = walker
         .arrays
         .iter()
@@ -91,37 +99,51 @@ fn with_prepared<T>(
             },
         })
         .collect();
-    let prepared = prepare(root, &inputs, metadata, opts).py_err(py)?;
+    let prepared = prepare_with_validation(root, validation, &inputs, metadata, opts).py_err(py)?;
     f(&prepared)
 }
 
 /// Saves `obj` to `path` atomically.
 #[pyfunction]
-#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None))]
-fn dump(
-    py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
+#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None, validation=None))]
+fn dump<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
     path: PathBuf,
     compress: Option<&str>,
     level: Option<i32>,
     metadata: Option<&str>,
+    validation: Option<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
-    with_prepared(py, obj, compress, level, metadata, |prepared| {
+    let args = DumpArgs {
+        compress,
+        level,
+        metadata,
+        validation: validation.as_ref(),
+    };
+    with_prepared(py, obj, args, |prepared| {
         prepared.write_file(&path, &mut |_| {}).py_err(py)
     })
 }
 
 /// Returns the bytes of the `.skv` file for `obj`.
 #[pyfunction]
-#[pyo3(signature = (obj, *, compress=None, level=None, metadata=None))]
+#[pyo3(signature = (obj, *, compress=None, level=None, metadata=None, validation=None))]
 fn dumps<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     compress: Option<&str>,
     level: Option<i32>,
     metadata: Option<&str>,
+    validation: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    with_prepared(py, obj, compress, level, metadata, |prepared| {
+    let args = DumpArgs {
+        compress,
+        level,
+        metadata,
+        validation: validation.as_ref(),
+    };
+    with_prepared(py, obj, args, |prepared| {
         let bytes = prepared.to_vec().py_err(py)?;
         Ok(PyBytes::new(py, &bytes))
     })
@@ -132,24 +154,34 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
 }
 
 /// Loads a `.skv` file (path or bytes). `verify=None` checks digests unless the arrays are mapped.
+/// With `with_validation`, returns `(obj, validation)` (`None` when the file has none).
+/// `before_build`, if given, is called with the metadata (JSON text) once the file is validated
+/// and before anything is built; an exception it raises aborts the load.
 #[pyfunction]
-#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=false, verify=None))]
+#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=false, verify=None, with_validation=false, before_build=None))]
+#[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
     source: Source,
     trusted: Vec<String>,
     mmap: bool,
     verify: Option<bool>,
+    with_validation: bool,
+    before_build: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let trust = trust_set(py, trusted)?;
     let mmap = mmap && matches!(source, Source::Path(_));
     let file = Arc::new(open(py, source, mmap)?);
     let verify = verify.unwrap_or(!mmap);
+    if let Some(callback) = before_build {
+        let metadata = serde_json::Value::Object(file.manifest().metadata.clone());
+        callback.call1((metadata.to_string(),))?;
+    }
     let mapped = match MappedFile::new(file.clone()) {
         Some(m) if mmap => Some(Bound::new(py, m)?),
         _ => None,
     };
-    build::load_tree(py, file, &trust, mapped.as_ref(), verify)
+    build::load_tree(py, file, &trust, mapped.as_ref(), verify, with_validation)
 }
 
 /// The qualified names a file needs beyond the default allow-list and `trusted`.
@@ -162,7 +194,7 @@ fn get_untrusted_types(
 ) -> PyResult<Vec<String>> {
     let trust = trust_set(py, trusted)?;
     let file = open(py, source, false)?;
-    Ok(trust.untrusted_names(&file.manifest().root))
+    Ok(trust.untrusted_in(file.manifest()))
 }
 
 /// The manifest as JSON text, plus layout facts, without building anything.

@@ -115,10 +115,14 @@ impl<'py> Walker<'py> {
         })
     }
 
-    /// Walks the whole graph and returns the tree with ids kept only where something refers to them.
+    /// Walks one graph. Several graphs walked by the same walker share ids and arrays.
     pub fn run(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
-        let root = self.walk(obj)?;
-        Ok(strip_unused(root, &self.used))
+        self.walk(obj)
+    }
+
+    /// Drops the ids nothing refers to, once every graph has been walked.
+    pub fn finish(&self, tree: Node) -> Node {
+        strip_unused(tree, &self.used)
     }
 
     fn err(&self, message: String) -> PyErr {

@@ -1,0 +1,55 @@
+"""Version policy on load: the packages a model was saved with against the installed ones.
+
+- a different **major** version: :class:`VersionMismatchError`;
+- a different **minor** version: :class:`VersionMismatchWarning`;
+- a different patch version: silent.
+
+``on_version_mismatch="error"`` raises for major and minor differences, ``"warn"`` only
+warns (for both), ``"ignore"`` says nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, Literal
+
+from skvault._metadata import environment
+from skvault.exceptions import VersionMismatchError, VersionMismatchWarning
+
+Policy = Literal["error", "warn", "ignore"] | None
+#: Packages whose versions are compared, as recorded in the environment.
+CHECKED = ("scikit-learn", "numpy")
+_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def _parse(version: Any) -> tuple[int, int, int] | None:
+    if not isinstance(version, str):
+        return None
+    m = _RELEASE.match(version)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def check(metadata: dict[str, Any], policy: Policy = None) -> None:
+    if policy not in (None, "error", "warn", "ignore"):
+        raise ValueError(f'on_version_mismatch must be "error", "warn", "ignore" or None, not {policy!r}')
+    if policy == "ignore":
+        return
+    saved_env = metadata.get("environment") or {}
+    installed_env = environment()
+    for package in CHECKED:
+        saved, installed = saved_env.get(package), installed_env.get(package)
+        a, b = _parse(saved), _parse(installed)
+        if a is None or b is None or a[:2] == b[:2]:
+            continue
+        kind = "major" if a[0] != b[0] else "minor"
+        message = (
+            f"the file was saved with {package} {saved} and {package} {installed} is installed "
+            f"(a different {kind} version). Load with validate=True to check that the model "
+            "still gives the recorded outputs"
+        )
+        if policy == "error" or (policy is None and kind == "major"):
+            raise VersionMismatchError(message + '; on_version_mismatch="warn" loads it anyway.')
+        warnings.warn(message + ".", VersionMismatchWarning, stacklevel=4)
