@@ -10,9 +10,23 @@ use skvault_format::{Construct, FormatError, SkvFile};
 /// Arrays listed by default, largest first.
 const TOP_ARRAYS: usize = 15;
 
-pub fn run(path: &Path, json: bool, all: bool) -> Result<(), FormatError> {
+pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), FormatError> {
     let file = SkvFile::open(path)?;
-    if json {
+    if params {
+        let record = file
+            .manifest()
+            .metadata
+            .get("estimator")
+            .and_then(|e| e.get("params"));
+        let Some(record) = record else {
+            return Err(FormatError::Unsupported {
+                message: format!("{} records no estimator parameters", path.display()),
+            });
+        };
+        let text = serde_json::to_string_pretty(record)
+            .map_err(|source| FormatError::ManifestJson { source })?;
+        println!("{text}");
+    } else if json {
         let text = serde_json::to_string_pretty(&file.describe())
             .map_err(|source| FormatError::ManifestJson { source })?;
         println!("{text}");
@@ -36,6 +50,20 @@ pub fn size(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"?"))
     }
+}
+
+/// Where each array sits in the object trees, e.g. `model.estimators_[3].tree_.nodes`.
+pub fn array_paths(manifest: &skvault_format::Manifest) -> BTreeMap<usize, String> {
+    census(manifest).array_paths
+}
+
+fn census(manifest: &skvault_format::Manifest) -> Census {
+    let mut census = Census::default();
+    census.visit(&manifest.root, "model");
+    if let Some(v) = &manifest.validation {
+        census.visit(v, "validation");
+    }
+    census
 }
 
 /// What a walk of the tree collects: where each array sits and how often each class appears.
@@ -136,8 +164,7 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
     let m = file.manifest();
     let h = file.header();
     let mut out = String::new();
-    let mut census = Census::default();
-    census.visit(&m.root, "model");
+    let census = census(m);
     let _ = writeln!(
         out,
         "{name}: {} ({}), format {}.{}, {}",
@@ -147,14 +174,8 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
         h.minor,
         m.writer
     );
-    if let Some(serde_json::Value::Object(env)) = m.metadata.get("environment") {
-        let parts: Vec<String> = env
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k} {v}")))
-            .collect();
-        let _ = writeln!(out, "environment: {}", parts.join(", "));
-    }
-    let _ = writeln!(out, "\nclasses ({}):", census.classes.len());
+    record(&mut out, &m.metadata);
+    let _ = writeln!(out, "\nobjects ({} classes):", census.classes.len());
     for (class, count) in &census.classes {
         let _ = writeln!(out, "  {count:>6} x {class}");
     }
@@ -220,4 +241,66 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
         }
     }
     out
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.len() > 200 {
+        format!("{}...", text.chars().take(197).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// The metadata record: environment, estimator, user fields, metrics, validation.
+fn record(out: &mut String, md: &serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    if let Some(Value::String(t)) = md.get("created_at") {
+        let _ = writeln!(out, "created: {t}");
+    }
+    if let Some(Value::Object(env)) = md.get("environment") {
+        let parts: Vec<String> = env
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k} {v}")))
+            .collect();
+        let _ = writeln!(out, "environment: {}", parts.join(", "));
+    }
+    if let Some(Value::Object(est)) = md.get("estimator") {
+        if let Some(Value::Object(params)) = est.get("params") {
+            let _ = writeln!(out, "\nparams:");
+            for (k, v) in params {
+                let _ = writeln!(out, "  {k} = {}", compact(v));
+            }
+        }
+        if let Some(Value::Array(steps)) = est.get("steps") {
+            let _ = writeln!(out, "\nsteps:");
+            for step in steps {
+                let name = step.get("name").and_then(Value::as_str).unwrap_or("?");
+                let class = step.get("class").map(compact).unwrap_or_default();
+                let _ = writeln!(out, "  {name}: {}", class.trim_matches('"'));
+            }
+        }
+        if let Some(n) = est.get("n_features_in") {
+            let _ = writeln!(out, "\nfeatures: {n}");
+        }
+        if let Some(names) = est.get("feature_names_in") {
+            let _ = writeln!(out, "feature names: {}", compact(names));
+        }
+        if let Some(classes) = est.get("classes") {
+            let _ = writeln!(out, "classes: {}", compact(classes));
+        }
+    }
+    for (key, title) in [("metrics", "metrics"), ("user", "user metadata")] {
+        if let Some(Value::Object(items)) = md.get(key) {
+            let _ = writeln!(out, "\n{title}:");
+            for (k, v) in items {
+                let _ = writeln!(out, "  {k} = {}", compact(v));
+            }
+        }
+    }
+    if let Some(Value::Object(v)) = md.get("validation") {
+        let rows = v.get("n_rows").map(compact).unwrap_or_default();
+        let methods = v.get("methods").map(compact).unwrap_or_default();
+        let _ = writeln!(out, "\nvalidation: {rows} rows, outputs of {methods}");
+    }
 }
