@@ -1,0 +1,88 @@
+"""Test helpers: take a .skv file apart and put it back together with valid digests.
+
+Tests use them to forge files that pass the digest checks (rewritten versions, altered
+validation outputs, hostile manifests), so that the check under test is the one that fires.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+from blake3 import blake3
+
+HEADER = struct.Struct("<8sHHIQ32s8s")
+MAGIC = b"SKVAULT\0"
+
+
+def align64(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+@dataclass
+class SkvParts:
+    major: int
+    minor: int
+    flags: int
+    manifest: dict
+    blobs: list[bytes]  # stored bytes of each array, in table order
+
+    @classmethod
+    def parse(cls, data: bytes) -> SkvParts:
+        magic, major, minor, flags, mlen, _digest, _reserved = HEADER.unpack_from(data)
+        assert magic == MAGIC
+        manifest = json.loads(data[64 : 64 + mlen])
+        start = align64(64 + mlen)
+        blobs = [data[start + e["offset"] : start + e["offset"] + e["length"]] for e in manifest["arrays"]]
+        return cls(major, minor, flags, manifest, blobs)
+
+    def blob_raw(self, index: int) -> bytes:
+        entry = self.manifest["arrays"][index]
+        assert entry["codec"] == "none", "only uncompressed blobs are raw"
+        return self.blobs[index]
+
+    def set_blob(self, index: int, raw: bytes) -> None:
+        """Replace an uncompressed blob and its digest (the length must stay the same)."""
+        entry = self.manifest["arrays"][index]
+        assert entry["codec"] == "none" and len(raw) == entry["length"]
+        self.blobs[index] = raw
+        entry["digest"] = blake3(raw).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """Lays the blobs out again (offsets recomputed) and signs the manifest."""
+        offset = 0
+        for entry, blob in zip(self.manifest["arrays"], self.blobs):
+            entry["offset"] = offset
+            entry["length"] = len(blob)
+            offset = align64(offset + len(blob))
+        mbytes = json.dumps(self.manifest, separators=(",", ":")).encode()
+        header = HEADER.pack(MAGIC, self.major, self.minor, self.flags, len(mbytes), blake3(mbytes).digest(), b"\0" * 8)
+        out = bytearray(header + mbytes)
+        out += b"\0" * (align64(len(out)) - len(out))
+        for i, blob in enumerate(self.blobs):
+            if i:
+                out += b"\0" * (align64(len(out)) - len(out))
+            out += blob
+        return bytes(out)
+
+
+def find_array(node, predicate) -> int | None:
+    """Index of the first array node in a JSON tree whose path (list of keys) satisfies predicate."""
+
+    def walk(n, path):
+        if isinstance(n, dict):
+            if "array" in n and isinstance(n["array"], int) and predicate(path):
+                return n["array"]
+            for k, v in n.items():
+                found = walk(v, [*path, k])
+                if found is not None:
+                    return found
+        elif isinstance(n, list):
+            for i, v in enumerate(n):
+                found = walk(v, [*path, i])
+                if found is not None:
+                    return found
+        return None
+
+    return walk(node, [])
