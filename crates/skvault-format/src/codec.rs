@@ -93,6 +93,7 @@ impl Codec {
                 stored.len()
             }
             Codec::Zstd => {
+                check_zstd_frames(stored).map_err(corrupt)?;
                 // A frame that declares or produces more than dst holds fails here, before any growth.
                 zstd::bulk::decompress_to_buffer(stored, dst).map_err(|e| corrupt(e.to_string()))?
             }
@@ -108,6 +109,32 @@ impl Codec {
         }
         Ok(())
     }
+}
+
+/// Little-endian magic number of a zstd data frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A zstd blob must be one or more data frames, nothing else: skippable frames (which
+/// zstd ignores) would let arbitrary bytes hide inside a valid file.
+fn check_zstd_frames(stored: &[u8]) -> Result<(), String> {
+    let mut rest = stored;
+    if rest.is_empty() {
+        return Err("empty zstd stream".into());
+    }
+    while !rest.is_empty() {
+        if rest.get(..4) != Some(ZSTD_MAGIC.as_slice()) {
+            return Err(
+                "not a zstd data frame (skippable frames and trailing bytes are refused)".into(),
+            );
+        }
+        let size = zstd::zstd_safe::find_frame_compressed_size(rest)
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        rest = rest
+            .get(size..)
+            .filter(|_| size > 0)
+            .ok_or("truncated zstd frame")?;
+    }
+    Ok(())
 }
 
 /// A reversible transform applied to raw bytes before compression.
@@ -240,6 +267,25 @@ mod tests {
                 "{codec:?} long dst"
             );
         }
+    }
+
+    #[test]
+    fn zstd_skippable_frames_and_trailing_bytes_are_refused() {
+        let raw = vec![7u8; 1000];
+        let frame = Codec::Zstd.compress(&raw, 3).unwrap();
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        let mut dst = vec![0u8; 2000];
+        Codec::Zstd.decompress_into(0, &two, &mut dst).unwrap();
+        let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, b'e', b'v', b'i', b'l'];
+        skippable.extend_from_slice(&frame);
+        let mut dst = vec![0u8; 1000];
+        assert!(Codec::Zstd
+            .decompress_into(0, &skippable, &mut dst)
+            .is_err());
+        let mut trailing = frame.clone();
+        trailing.push(0);
+        assert!(Codec::Zstd.decompress_into(0, &trailing, &mut dst).is_err());
     }
 
     #[test]

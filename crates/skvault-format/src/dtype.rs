@@ -10,12 +10,14 @@
 //! - structured: `{"fields": [[name, dtype, offset], ...], "itemsize": n, "aligned": bool}`;
 //! - sub-array (only as a field type): `{"subarray": dtype, "shape": [..]}`.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::{FormatError, Result};
 
-/// Largest itemsize accepted for any dtype (2 GiB): far beyond real models, small enough to make products safe.
-pub const MAX_ITEMSIZE: u64 = 1 << 31;
+/// Largest itemsize accepted for any dtype: numpy's own limit (2^31 - 1 bytes).
+pub const MAX_ITEMSIZE: u64 = (1 << 31) - 1;
 /// Largest number of fields in one structured dtype.
 pub const MAX_FIELDS: usize = 4096;
 
@@ -254,7 +256,11 @@ fn parse_scalar(s: &str, path: &str) -> Result<DType> {
         _ => return Err(err(path, format!("{s:?}: unknown dtype kind"))),
     };
     let digits = chars.as_str();
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let canonical = !digits.is_empty()
+        && digits.len() <= 12
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !(digits.len() > 1 && digits.starts_with('0'));
+    if !canonical {
         return Err(err(path, format!("{s:?}: size must be a decimal number")));
     }
     let count: u64 = digits
@@ -326,6 +332,7 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
         ));
     }
     let mut fields: Vec<Field> = Vec::with_capacity(raw_fields.len());
+    let mut names: HashSet<&str> = HashSet::with_capacity(raw_fields.len());
     for (i, f) in raw_fields.iter().enumerate() {
         let fpath = format!("{path}/fields/{i}");
         let parts = f
@@ -337,7 +344,8 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
             _ => return Err(err(&fpath, "a field must be [name, dtype, offset]")),
         };
         let offset = offset.ok_or_else(|| err(&fpath, "offset must be a non-negative integer"))?;
-        if name.is_empty() || fields.iter().any(|g| &g.name == name) {
+        // A set, not a scan of `fields`: a scan is quadratic in MAX_FIELDS per dtype.
+        if name.is_empty() || !names.insert(name.as_str()) {
             return Err(err(
                 &fpath,
                 format!("field name {name:?} is empty or repeated"),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod manifest;
 pub mod node;
 pub mod read;
+mod strict_json;
 pub mod trust;
 pub mod write;
 

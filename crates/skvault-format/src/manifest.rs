@@ -385,8 +385,8 @@ impl Manifest {
 
     /// Parses and validates a manifest (the tree and the array table; not yet the file layout).
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|source| FormatError::ManifestJson { source })?;
+        let value: Value = crate::strict_json::from_slice(bytes)
+            .map_err(|source| FormatError::ManifestJson { source })?;
         let Value::Object(mut m) = value else {
             return Err(FormatError::manifest(
                 "",

@@ -230,6 +230,14 @@ impl Node {
         }
     }
 
+    /// The node itself, or the node a `Shared` wrapper gives an identity to.
+    pub fn unshared(&self) -> &Node {
+        match self {
+            Node::Shared { node, .. } => node,
+            other => other,
+        }
+    }
+
     /// True for nodes whose JSON form is an object, i.e. that can carry an `id`.
     pub fn can_be_shared(&self) -> bool {
         !matches!(
@@ -378,7 +386,11 @@ fn parse_float(v: &Value, path: &str) -> Result<f64> {
             other => {
                 let hex = other
                     .strip_prefix("nan:")
-                    .filter(|h| h.len() == 16)
+                    .filter(|h| {
+                        h.len() == 16
+                            && h.bytes()
+                                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    })
                     .ok_or_else(|| perr(path, format!("{other:?} is not a float encoding")))?;
                 let bits = u64::from_str_radix(hex, 16).map_err(|_| perr(path, "bad NaN bits"))?;
                 let x = f64::from_bits(bits);
@@ -408,7 +420,8 @@ fn check_bigint(s: &str, path: &str) -> Result<()> {
     let canonical = !digits.is_empty()
         && digits.len() <= MAX_BIGINT_DIGITS
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && !(digits.len() > 1 && digits.starts_with('0'));
+        && !(digits.len() > 1 && digits.starts_with('0'))
+        && s != "-0";
     if !canonical {
         return Err(perr(
             path,
@@ -649,17 +662,35 @@ impl Decoder {
                 Node::Ref(target)
             }
             "object" => Node::Object(Box::new(self.decode_instance(main, m, path)?)),
-            "random_state" => Node::RandomState(Box::new(self.decode(main, &p)?)),
-            "generator" => Node::Generator(Box::new(self.decode(main, &p)?)),
+            "random_state" => {
+                let state = self.decode(main, &p)?;
+                if !matches!(state.unshared(), Node::Dict(_) | Node::Ref(_)) {
+                    return Err(perr(
+                        &p,
+                        "a random_state holds a dict (its get_state) or a ref",
+                    ));
+                }
+                Node::RandomState(Box::new(state))
+            }
+            "generator" => {
+                let bg = self.decode(main, &p)?;
+                if !matches!(bg.unshared(), Node::BitGenerator { .. } | Node::Ref(_)) {
+                    return Err(perr(&p, "a generator holds a bit_generator node or a ref"));
+                }
+                Node::Generator(Box::new(bg))
+            }
             "bit_generator" => {
                 let kind = main.as_str().unwrap_or_default();
                 if !BIT_GENERATORS.contains(&kind) {
                     return Err(perr(&p, format!("unknown bit generator {kind:?}")));
                 }
-                let state = self.decode(
-                    m.remove("state").unwrap_or(Value::Null),
-                    &child(path, "state"),
-                )?;
+                let state = m
+                    .remove("state")
+                    .ok_or_else(|| perr(path, "a bit_generator needs its 'state'"))?;
+                let state = self.decode(state, &child(path, "state"))?;
+                if !matches!(state.unshared(), Node::Dict(_) | Node::Ref(_)) {
+                    return Err(perr(path, "a bit_generator's state is a dict or a ref"));
+                }
                 Node::BitGenerator {
                     kind: kind.to_string(),
                     state: Box::new(state),
@@ -668,6 +699,10 @@ impl Decoder {
             _ => return Err(perr(path, format!("unknown node kind '{kind}'"))),
         };
         Ok(match id {
+            // Only nodes written as JSON objects keep their id when re-encoded.
+            Some(_) if !node.can_be_shared() => {
+                return Err(perr(path, format!("a '{kind}' node cannot declare an id")))
+            }
             Some(id) => Node::Shared {
                 id,
                 node: Box::new(node),
@@ -745,7 +780,10 @@ impl Decoder {
             (None, Some(Value::Object(attrs))) => {
                 let mut items = Vec::with_capacity(attrs.len());
                 for (k, v) in attrs {
-                    let value = self.decode(v, &child(path, format!("attrs/{k}")))?;
+                    // Only a prefix of the name goes into the path, which is copied for every
+                    // node below it: a megabyte-long name would make decoding quadratic.
+                    let shown: String = k.chars().take(64).collect();
+                    let value = self.decode(v, &child(path, format!("attrs/{shown}")))?;
                     items.push((Node::Str(k), value));
                 }
                 Some(Node::Dict(items))

@@ -242,29 +242,52 @@ impl<'py, 'a> Builder<'py, 'a> {
             Node::Object(obj) => return self.instance(obj, id),
             Node::RandomState(state) => {
                 let state = self.build(state, None)?;
-                let kind: String = state
-                    .get_item("bit_generator")
-                    .and_then(|k| k.extract())
-                    .map_err(|_| self.invalid("random state without a bit_generator name".into()))?;
-                let bg = self.new_bit_generator(&kind)?;
-                let rs = self.np.getattr("random")?.getattr("RandomState")?.call1((bg,))?;
-                rs.call_method1("set_state", (state,))?;
-                rs
+                self.random_state(state).map_err(|e| self.load_error("numpy RandomState", e))?
             }
             Node::Generator(bg) => {
                 let bg = self.build(bg, None)?;
-                self.np.getattr("random")?.getattr("Generator")?.call1((bg,))?
+                let generator = self.np.getattr("random")?.getattr("Generator")?;
+                generator
+                    .call1((bg,))
+                    .map_err(|e| self.load_error("numpy Generator", e))?
             }
             Node::BitGenerator { kind, state } => {
                 let bg = self.new_bit_generator(kind)?;
                 self.remember(id, &bg);
                 let state = self.build(state, None)?;
-                bg.setattr("state", state)?;
+                bg.setattr("state", state)
+                    .map_err(|e| self.load_error("numpy bit generator", e))?;
                 return Ok(bg);
             }
         };
         self.remember(id, &obj);
         Ok(obj)
+    }
+
+    /// `LoadError("rebuilding <what> failed: ...")` with the original exception as its cause.
+    fn load_error(&self, what: &str, e: PyErr) -> PyErr {
+        let py = self.py;
+        let message = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+        let err = new_err(
+            py,
+            "LoadError",
+            format!("rebuilding {what} failed: {message}"),
+        );
+        err.set_cause(py, Some(e));
+        err
+    }
+
+    /// `RandomState(<bit generator named in the state>)` with `set_state(state)`.
+    fn random_state(&self, state: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let kind: String = state.get_item("bit_generator")?.extract()?;
+        let bg = self.new_bit_generator(&kind)?;
+        let rs = self
+            .np
+            .getattr("random")?
+            .getattr("RandomState")?
+            .call1((bg,))?;
+        rs.call_method1("set_state", (state,))?;
+        Ok(rs)
     }
 
     fn build_all(&mut self, items: &[Node]) -> PyResult<Vec<Bound<'py, PyAny>>> {
@@ -341,6 +364,13 @@ impl<'py, 'a> Builder<'py, 'a> {
             }
         };
         self.remember(id, &instance);
+        // Values are built in document order (state, then items), so every id is bound before
+        // a ref to it; they are applied in pickle's order (APPENDS/SETITEMS, then BUILD).
+        let state = obj
+            .state
+            .as_ref()
+            .map(|s| self.build(s, None))
+            .transpose()?;
         if !obj.list_items.is_empty() {
             let items = self.build_all(&obj.list_items)?;
             instance
@@ -352,9 +382,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             let v = self.build(v, None)?;
             instance.set_item(k, v).map_err(|e| fail(e, "filling"))?;
         }
-        // Items before state, in pickle's order (NEWOBJ, APPENDS/SETITEMS, BUILD).
-        if let Some(state) = &obj.state {
-            let state = self.build(state, None)?;
+        if let Some(state) = state {
             self.apply_state(&instance, state)
                 .map_err(|e| fail(e, "restoring the state of"))?;
         }

@@ -87,6 +87,9 @@ pub struct Walker<'py> {
     t: Types<'py>,
     memo: HashMap<usize, Id>,
     used: HashSet<Id>,
+    /// Ids of objects a loader can only create after their children (tuples, frozensets,
+    /// constructor arguments): a ref to one of them from inside is a cycle no loader can build.
+    unbound: HashSet<Id>,
     /// Everything memoized stays alive until the dump ends, so no id() is reused by a temporary.
     keep: Vec<Bound<'py, PyAny>>,
     pub arrays: Vec<ArrayOut<'py>>,
@@ -108,6 +111,7 @@ impl<'py> Walker<'py> {
             t: Types::new(py)?,
             memo: HashMap::new(),
             used: HashSet::new(),
+            unbound: HashSet::new(),
             keep: Vec::new(),
             arrays: Vec::new(),
             next_id: 0,
@@ -190,6 +194,13 @@ impl<'py> Walker<'py> {
 
         let key = obj.as_ptr() as usize;
         if let Some(id) = self.memo.get(&key) {
+            if self.unbound.contains(id) {
+                return Err(self.err(format!(
+                    "cannot save a {} that contains itself through a tuple, a frozenset or its own \
+                     constructor arguments: no loader can rebuild that cycle",
+                    type_name(obj)
+                )));
+            }
             self.used.insert(*id);
             return Ok(Node::Ref(*id));
         }
@@ -197,7 +208,7 @@ impl<'py> Walker<'py> {
         self.next_id += 1;
         self.memo.insert(key, id);
         self.keep.push(obj.clone());
-        let node = self.walk_shared(obj)?;
+        let node = self.walk_shared(obj, id)?;
         Ok(Node::Shared {
             id,
             node: Box::new(node),
@@ -205,14 +216,14 @@ impl<'py> Walker<'py> {
     }
 
     /// Objects with identity: containers, arrays, instances.
-    fn walk_shared(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+    fn walk_shared(&mut self, obj: &Bound<'py, PyAny>, id: Id) -> PyResult<Node> {
         if obj.is_exact_instance_of::<PyList>() {
             let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyList>()?.iter().collect();
             return Ok(Node::List(self.walk_all(&items)?));
         }
         if obj.is_exact_instance_of::<PyTuple>() {
             let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyTuple>()?.iter().collect();
-            return Ok(Node::Tuple(self.walk_all(&items)?));
+            return Ok(Node::Tuple(self.unbound_while(id, |w| w.walk_all(&items))?));
         }
         if obj.is_exact_instance_of::<PyDict>() {
             let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> =
@@ -225,7 +236,8 @@ impl<'py> Walker<'py> {
         }
         if obj.is_exact_instance_of::<PyFrozenSet>() {
             let items: Vec<Bound<'py, PyAny>> = obj.cast::<PyFrozenSet>()?.iter().collect();
-            return Ok(Node::FrozenSet(sorted_if_plain(self.walk_all(&items)?)));
+            let items = self.unbound_while(id, |w| w.walk_all(&items))?;
+            return Ok(Node::FrozenSet(sorted_if_plain(items)));
         }
         if obj.is_exact_instance_of::<PyByteArray>() {
             return Ok(Node::ByteArray(obj.cast::<PyByteArray>()?.to_vec()));
@@ -246,11 +258,13 @@ impl<'py> Walker<'py> {
         }
         if ty.is(&self.t.random_state) {
             let state = obj.call_method1("get_state", (false,))?;
-            return Ok(Node::RandomState(Box::new(self.walk(&state)?)));
+            let state = self.unbound_while(id, |w| w.walk(&state))?;
+            return Ok(Node::RandomState(Box::new(state)));
         }
         if ty.is(&self.t.generator) {
             let bg = obj.getattr("bit_generator")?;
-            return Ok(Node::Generator(Box::new(self.walk(&bg)?)));
+            let bg = self.unbound_while(id, |w| w.walk(&bg))?;
+            return Ok(Node::Generator(Box::new(bg)));
         }
         if obj.is_instance(&self.t.bit_generator)? {
             return self.bit_generator(obj);
@@ -261,7 +275,19 @@ impl<'py> Walker<'py> {
                 type_name(obj)
             )));
         }
-        self.instance(obj)
+        self.instance(obj, id)
+    }
+
+    /// Walks with `id` marked unbound: see `unbound`.
+    fn unbound_while<T>(
+        &mut self,
+        id: Id,
+        f: impl FnOnce(&mut Self) -> PyResult<T>,
+    ) -> PyResult<T> {
+        self.unbound.insert(id);
+        let result = f(self);
+        self.unbound.remove(&id);
+        result
     }
 
     fn walk_all(&mut self, items: &[Bound<'py, PyAny>]) -> PyResult<Vec<Node>> {
@@ -330,6 +356,9 @@ impl<'py> Walker<'py> {
                 "cannot save a reference to {full}: only module-level classes and functions can be \
                  referenced by name (not lambdas, local or nested definitions)"
             )));
+        }
+        if let Err(why) = skvault_format::node::check_qualified_name(&full) {
+            return Err(self.err(format!("cannot save a reference to {full}: {why}")));
         }
         let resolved = self
             .t
@@ -404,7 +433,7 @@ impl<'py> Walker<'py> {
     }
 
     /// Any other object, through `__reduce_ex__(4)`.
-    fn instance(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+    fn instance(&mut self, obj: &Bound<'py, PyAny>, id: Id) -> PyResult<Node> {
         let rv = obj.call_method1("__reduce_ex__", (4,)).map_err(|e| {
             self.err(format!(
                 "cannot save {}: {}",
@@ -451,7 +480,8 @@ impl<'py> Walker<'py> {
             ))
         })?;
         let mut state = part(2);
-        let (class, construct) = self.construction(obj, &func, args, &mut state)?;
+        let (class, construct) =
+            self.unbound_while(id, |w| w.construction(obj, &func, args, &mut state))?;
         let class_name = self.global_name(&class)?;
         let state = state.map(|s| self.walk(&s)).transpose()?;
         let list_items = match part(3) {

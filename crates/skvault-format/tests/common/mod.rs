@@ -1,0 +1,310 @@
+//! Valid files built with the writer, shared by the integration tests and the fuzz seeds.
+//!
+//! Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use serde_json::{json, Map, Value};
+use skvault_format::node::BaseType;
+use skvault_format::{
+    prepare_with_validation, ArrayInput, Codec, Construct, DType, Node, Object, Order, WriteOptions,
+};
+
+pub const CODECS: [Codec; 3] = [Codec::None, Codec::Zstd, Codec::Lz4];
+
+pub fn dtype(v: Value) -> DType {
+    DType::from_json(&v, "/").expect("test dtype")
+}
+
+/// The arrays of `sample_file`: `<f8` C order, `<i4` Fortran order, a structured dtype with
+/// padding, a zero-length array and a blob too small to compress. The first three compress
+/// (the writer then keeps the codec), so every codec path is exercised.
+pub fn sample_arrays() -> Vec<(DType, Vec<u64>, Order, Vec<u8>)> {
+    let f64s: Vec<u8> = (0..64)
+        .flat_map(|i| (f64::from(i % 13) * 0.25).to_le_bytes())
+        .collect();
+    // Stored column by column: element (r, c) of a 6x11 array is at c * 6 + r.
+    let i32s: Vec<u8> = (0..66)
+        .flat_map(|k: i32| {
+            let (r, c) = (k % 6, k / 6);
+            (r * 100 + c).to_le_bytes()
+        })
+        .collect();
+    let records: Vec<u8> = (0..20i64)
+        .flat_map(|i| {
+            let mut rec = [0u8; 16];
+            rec[..8].copy_from_slice(&(i * 3).to_le_bytes());
+            rec[8..12].copy_from_slice(&(i as f32 / 2.0).to_le_bytes());
+            rec
+        })
+        .collect();
+    vec![
+        (dtype(json!("<f8")), vec![8, 8], Order::C, f64s),
+        (dtype(json!("<i4")), vec![6, 11], Order::F, i32s),
+        (
+            dtype(json!({
+                "fields": [["x", "<i8", 0], ["y", "<f4", 8]],
+                "itemsize": 16,
+                "aligned": true
+            })),
+            vec![20],
+            Order::C,
+            records,
+        ),
+        (dtype(json!("<f8")), vec![0, 3], Order::C, Vec::new()),
+        (dtype(json!("|u1")), vec![5], Order::C, vec![1, 2, 3, 4, 5]),
+    ]
+}
+
+fn s(x: &str) -> Node {
+    Node::Str(x.into())
+}
+
+fn new_object(class: &str, attrs: Vec<(&str, Node)>) -> Node {
+    Node::Object(Box::new(Object {
+        class: class.into(),
+        construct: Construct::New {
+            args: vec![],
+            kwargs: vec![],
+        },
+        state: Some(Node::Dict(
+            attrs.into_iter().map(|(k, v)| (s(k), v)).collect(),
+        )),
+        list_items: vec![],
+        dict_items: vec![],
+    }))
+}
+
+/// An estimator-like tree: nested containers, a shared node with a back reference, and every
+/// array of `sample_arrays` referenced exactly once.
+pub fn sample_tree() -> Node {
+    new_object(
+        "sklearn.linear_model._base.LinearRegression",
+        vec![
+            ("coef_", Node::Array(0)),
+            (
+                "params",
+                Node::Shared {
+                    id: 1,
+                    node: Box::new(Node::Dict(vec![
+                        (s("alpha"), Node::Float(0.5)),
+                        (
+                            s("tags"),
+                            Node::List(vec![
+                                s("é ü 日本"),
+                                Node::Int(i64::MIN),
+                                Node::Tuple(vec![Node::Bool(true), Node::None]),
+                            ]),
+                        ),
+                    ])),
+                },
+            ),
+            ("same_params", Node::Ref(1)),
+            (
+                "blocks",
+                Node::List(vec![
+                    Node::Tuple(vec![Node::Array(1), Node::Array(2)]),
+                    Node::Dict(vec![(Node::Int(3), Node::Array(3))]),
+                    Node::List(vec![Node::List(vec![Node::Array(4)])]),
+                ]),
+            ),
+            ("raw", Node::Bytes(vec![0, 0xff, 7])),
+        ],
+    )
+}
+
+pub fn metadata() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("sklearn_version".into(), json!("1.5.2"));
+    m
+}
+
+pub fn write(root: Node, arrays: &[(DType, Vec<u64>, Order, Vec<u8>)], codec: Codec) -> Vec<u8> {
+    write_with_validation(root, None, arrays, codec)
+}
+
+pub fn write_with_validation(
+    root: Node,
+    validation: Option<Node>,
+    arrays: &[(DType, Vec<u64>, Order, Vec<u8>)],
+    codec: Codec,
+) -> Vec<u8> {
+    let inputs: Vec<ArrayInput<'_>> = arrays
+        .iter()
+        .map(|(dtype, shape, order, data)| ArrayInput {
+            dtype: dtype.clone(),
+            shape: shape.clone(),
+            order: *order,
+            data,
+        })
+        .collect();
+    let options = WriteOptions { codec, level: None };
+    prepare_with_validation(root, validation, &inputs, metadata(), options)
+        .expect("prepare")
+        .to_vec()
+        .expect("to_vec")
+}
+
+/// The main valid file: `sample_tree` with `sample_arrays`, written with `codec`.
+pub fn sample_file(codec: Codec) -> Vec<u8> {
+    write(sample_tree(), &sample_arrays(), codec)
+}
+
+/// A file with no arrays whose tree uses every node kind of the format.
+pub fn all_kinds_file() -> Vec<u8> {
+    let float_dtype = dtype(json!("<f8"));
+    let state = Node::Dict(vec![
+        (s("bit_generator"), s("PCG64")),
+        (
+            s("state"),
+            Node::Dict(vec![
+                (
+                    s("state"),
+                    Node::BigInt("123456789012345678901234567890".into()),
+                ),
+                (s("inc"), Node::BigInt("-98765432109876543210".into())),
+            ]),
+        ),
+    ]);
+    let root = Node::List(vec![
+        Node::Complex(f64::INFINITY, -0.0),
+        Node::Float(f64::from_bits(0x7ff0_0000_0000_0001)),
+        Node::Float(f64::NAN),
+        Node::Float(f64::NEG_INFINITY),
+        Node::StrSurrogates(vec![0xed, 0xa0, 0x80]),
+        Node::ByteArray(vec![1, 2, 3]),
+        Node::Ellipsis,
+        Node::Slice(Box::new([Node::Int(1), Node::None, Node::Int(-1)])),
+        Node::Set(vec![Node::Int(1), s("a")]),
+        Node::FrozenSet(vec![Node::Int(2)]),
+        Node::ObjArray {
+            shape: vec![2, 1],
+            items: vec![s("x"), Node::None],
+        },
+        Node::Scalar {
+            dtype: float_dtype.clone(),
+            data: 1.5f64.to_le_bytes().to_vec(),
+        },
+        Node::DType(float_dtype),
+        Node::DType(DType::object()),
+        Node::Global("numpy.log1p".into()),
+        Node::Shared {
+            id: 7,
+            node: Box::new(Node::RandomState(Box::new(Node::Dict(vec![(
+                s("pos"),
+                Node::Int(3),
+            )])))),
+        },
+        Node::Ref(7),
+        Node::Generator(Box::new(Node::BitGenerator {
+            kind: "PCG64".into(),
+            state: Box::new(state),
+        })),
+        Node::Object(Box::new(Object {
+            class: "collections.OrderedDict".into(),
+            construct: Construct::Base {
+                base: BaseType::Dict,
+                value: Box::new(Node::Dict(vec![(s("k"), Node::Int(1))])),
+            },
+            state: None,
+            list_items: vec![Node::Int(4)],
+            dict_items: vec![(s("k2"), Node::Int(2))],
+        })),
+        Node::Object(Box::new(Object {
+            class: "datetime.timedelta".into(),
+            construct: Construct::Call {
+                args: vec![Node::Int(1)],
+            },
+            state: Some(Node::Tuple(vec![Node::None])),
+            list_items: vec![],
+            dict_items: vec![],
+        })),
+        Node::Object(Box::new(Object {
+            class: "evil.Payload".into(),
+            construct: Construct::New {
+                args: vec![Node::Global("os.system".into())],
+                kwargs: vec![(s("cmd"), s("true"))],
+            },
+            state: None,
+            list_items: vec![],
+            dict_items: vec![],
+        })),
+    ]);
+    write(root, &[], Codec::None)
+}
+
+/// A model tree and a validation tree (samples and expected outputs) that share ids and
+/// split the array table between them.
+pub fn validation_file() -> Vec<u8> {
+    let arrays = sample_arrays();
+    let root = Node::Shared {
+        id: 1,
+        node: Box::new(new_object(
+            "sklearn.linear_model._base.LinearRegression",
+            vec![("coef_", Node::Array(0)), ("intercept_", Node::Array(4))],
+        )),
+    };
+    let validation = Node::Dict(vec![
+        (s("X"), Node::Array(1)),
+        (s("y"), Node::Array(2)),
+        (s("empty"), Node::Array(3)),
+        (s("model"), Node::Ref(1)),
+    ]);
+    write_with_validation(root, Some(validation), &arrays, Codec::Zstd)
+}
+
+/// The files committed as the fuzz seed corpus (`fuzz/corpus/read/`), each under 4 KiB.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("seed-sample-none.skv", sample_file(Codec::None)),
+        ("seed-sample-zstd.skv", sample_file(Codec::Zstd)),
+        ("seed-sample-lz4.skv", sample_file(Codec::Lz4)),
+        ("seed-all-node-kinds.skv", all_kinds_file()),
+        ("seed-validation-tree.skv", validation_file()),
+        ("seed-empty.skv", write(Node::None, &[], Codec::None)),
+    ]
+}
+
+/// Offsets of the parts of a valid file, for tests that cut or flip bytes in one part.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub manifest_len: u64,
+    /// End of the manifest: `64 + manifest_len`.
+    pub manifest_end: u64,
+    pub data_start: u64,
+    /// `(absolute start, length)` of each blob, in table order.
+    pub blobs: Vec<(u64, u64)>,
+    pub file_len: u64,
+}
+
+impl Layout {
+    pub fn of(file: &[u8]) -> Layout {
+        let f = skvault_format::SkvFile::from_bytes(file.to_vec()).expect("a valid file");
+        let data_start = f.header().data_start();
+        let blobs = f
+            .manifest()
+            .arrays
+            .iter()
+            .map(|e| (data_start + e.offset, e.length))
+            .collect();
+        Layout {
+            manifest_len: f.header().manifest_len,
+            manifest_end: 64 + f.header().manifest_len,
+            data_start,
+            blobs,
+            file_len: file.len() as u64,
+        }
+    }
+
+    /// Zero padding: after the manifest and after each blob up to the next 64-byte boundary
+    /// (the last blob ends the file).
+    pub fn padding(&self) -> Vec<std::ops::Range<u64>> {
+        let mut out = Vec::with_capacity(self.blobs.len() + 1);
+        out.push(self.manifest_end..self.data_start.min(self.file_len));
+        for &(start, len) in &self.blobs {
+            let end = start + len;
+            out.push(end..end.next_multiple_of(64).min(self.file_len));
+        }
+        out.retain(|r| !r.is_empty());
+        out
+    }
+}
