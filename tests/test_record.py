@@ -359,3 +359,30 @@ def test_source_date_epoch_makes_dumps_reproducible(monkeypatch):
     assert skvault.dumps(model) == skvault.dumps(model)
     assert _record(model)["created_at"] == "2023-11-14T22:13:20Z"
     assert os.environ["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+# ----------------------------------------------------------------------------- mmap modes
+
+
+def test_copy_on_write_mapping_is_writable_and_never_touches_the_file(tmp_path):
+    from sklearn.svm import SVC
+
+    path = tmp_path / "svc.skv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability= is deprecated in 1.9
+        model = SVC(probability=True, random_state=0).fit(X_IRIS, Y_IRIS)
+    skvault.dump(model, path)
+    before = path.read_bytes()
+    shared = skvault.load(path, mmap=True)
+    assert not shared.support_vectors_.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        shared.predict_proba(X_IRIS)  # libsvm needs writable buffers, as with joblib's mmap_mode="r"
+    private = skvault.load(path, mmap="c")
+    vectors = private.support_vectors_
+    assert vectors.flags.writeable and not vectors.flags.owndata
+    assert np.array_equal(private.predict_proba(X_IRIS), model.predict_proba(X_IRIS))
+    vectors[:] = 0.0
+    assert path.read_bytes() == before
+    assert np.array_equal(skvault.load(path).support_vectors_, model.support_vectors_)
+    with pytest.raises(ValueError, match="mmap"):
+        skvault.load(path, mmap="w")

@@ -7,11 +7,15 @@ spares the typing. tests/test_trusted.py checks the committed lists against the
 installed numpy, scipy and scikit-learn.
 
 - numpy: scalar types, ufuncs (safe to reference, e.g. FunctionTransformer(func=np.log1p)),
-  ndarray and dtype.
-- scipy: the sparse matrix and array classes.
-- sklearn: every estimator of all_estimators(), and every class defined in the internal
-  modules that fitted estimators keep in their state (trees, losses, binners, kernels,
-  neighbor trees, distance metrics, ...). Private test helpers are never listed.
+  a curated set of pure numpy functions (reductions such as FeatureAgglomeration's
+  pooling_func=np.mean), ndarray, dtype and MaskedArray (GridSearchCV's cv_results_).
+- scipy: the sparse matrix and array classes, and the B-spline objects SplineTransformer holds.
+- sklearn: every estimator of all_estimators() (experimental ones enabled), every class
+  defined in an estimator's own module or in the internal modules whose objects fitted
+  estimators keep (trees, losses, binners, kernels, neighbor trees, distance metrics, ...),
+  and a curated set of pure functions that estimators hold as parameters or attributes
+  (score functions, metrics, k-means steps, check_array). Functions that read or write
+  files, fetch data or run code are never listed. Private test helpers are never listed.
 """
 
 from __future__ import annotations
@@ -70,10 +74,43 @@ def qualified(obj) -> str | None:
     return f"{module}.{name}"
 
 
+# Pure numpy functions (no I/O) that models hold as parameters, e.g. pooling_func=np.mean.
+NUMPY_FUNCTIONS = (
+    "mean", "median", "average", "sum", "prod", "max", "min", "amax", "amin", "ptp", "std", "var",
+    "nanmean", "nanmedian", "nansum", "nanprod", "nanmax", "nanmin", "nanstd", "nanvar",
+    "percentile", "quantile", "nanpercentile", "nanquantile", "cumsum", "cumprod", "clip",
+    "round", "around", "sort", "argsort", "argmax", "argmin", "any", "all", "ravel",
+    "transpose", "diff", "dot", "asarray", "atleast_2d", "column_stack", "hstack", "vstack",
+)
+
+# Pure scikit-learn functions that fitted estimators keep as parameters or attributes.
+SKLEARN_FUNCTION_MODULES = (
+    "sklearn.metrics",  # scorers and metric functions (scoring=..., TunedThresholdClassifierCV)
+    "sklearn.feature_selection._univariate_selection",  # f_classif, chi2, ... (score_func)
+    "sklearn.feature_selection._mutual_info",
+)
+SKLEARN_FUNCTIONS = (
+    "sklearn.cluster._kmeans._kmeans_single_lloyd",
+    "sklearn.cluster._kmeans._kmeans_single_elkan",
+    "sklearn.utils.validation.check_array",
+    "sklearn.metrics.pairwise.euclidean_distances",
+)
+# scipy objects SplineTransformer keeps (BSpline, and the array-API helper BSpline stores).
+SCIPY_EXTRA = ("scipy.interpolate._bsplines.BSpline",)
+SCIPY_EXTRA_FUNCTIONS = ("scipy._lib.array_api_compat.numpy._aliases.asarray",)
+
+
 def numpy_names() -> list[str]:
     import numpy as np
 
     names = set()
+    for attr in NUMPY_FUNCTIONS:
+        q = qualified(getattr(np, attr))
+        if q:
+            names.add(q)
+    q = qualified(np.ma.MaskedArray)
+    if q:
+        names.add(q)
     for attr in dir(np):
         obj = getattr(np, attr)
         if isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, np.generic)):
@@ -94,6 +131,14 @@ def scipy_names() -> list[str]:
             q = qualified(obj)
             if q:
                 names.add(q)
+    for dotted in SCIPY_EXTRA + SCIPY_EXTRA_FUNCTIONS:
+        module, attr = dotted.rsplit(".", 1)
+        try:
+            q = qualified(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            q = None
+        if q:
+            names.add(q)
     return sorted(names)
 
 
@@ -108,14 +153,44 @@ def _internal_modules():
             yield name
 
 
+def _classes_defined_in(modname: str) -> set[str]:
+    names = set()
+    module = importlib.import_module(modname)
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if obj.__module__ == modname:
+            q = qualified(obj)
+            if q:
+                names.add(q)
+    return names
+
+
 def sklearn_names() -> list[str]:
     import warnings
 
+    import sklearn.experimental.enable_halving_search_cv  # noqa: F401
+    import sklearn.experimental.enable_iterative_imputer  # noqa: F401
     from sklearn.utils import all_estimators
 
     names = set()
+    estimator_modules = set()
     for _, cls in all_estimators():
         q = qualified(cls)
+        if q:
+            names.add(q)
+            estimator_modules.add(cls.__module__)
+    for modname in sorted(estimator_modules):
+        names |= _classes_defined_in(modname)
+    for modname in SKLEARN_FUNCTION_MODULES:
+        module = importlib.import_module(modname)
+        for attr in getattr(module, "__all__", dir(module)):
+            obj = getattr(module, attr, None)
+            if inspect.isfunction(obj) and not attr.startswith("_"):
+                q = qualified(obj)
+                if q:
+                    names.add(q)
+    for dotted in SKLEARN_FUNCTIONS:
+        module, attr = dotted.rsplit(".", 1)
+        q = qualified(getattr(importlib.import_module(module), attr))
         if q:
             names.add(q)
     with warnings.catch_warnings():

@@ -82,10 +82,20 @@ def dumps(
     return _native.dumps(obj, compress=compress, level=level, metadata=meta, validation=tree)
 
 
+def _mmap_mode(mmap: bool | str) -> str | None:
+    if mmap is False:
+        return None
+    if mmap is True:
+        return "r"
+    if mmap in ("r", "c"):
+        return mmap
+    raise ValueError(f'mmap must be False, True, "r" or "c", not {mmap!r}')
+
+
 def _load(
     source: str | bytes,
     trusted: Iterable[str] | None,
-    mmap: bool,
+    mmap: bool | str,
     verify: bool | None,
     validate: bool,
     on_version_mismatch: _versions.Policy,
@@ -96,7 +106,7 @@ def _load(
     result = _native.load(
         source,
         trusted=_names(trusted),
-        mmap=mmap,
+        mmap=_mmap_mode(mmap),
         verify=verify,
         with_validation=validate,
         before_build=before_build,
@@ -116,7 +126,7 @@ def load(
     path: PathLike,
     *,
     trusted: Iterable[str] | None = None,
-    mmap: bool = False,
+    mmap: bool | Literal["r", "c"] = False,
     verify: bool | None = None,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
@@ -127,9 +137,12 @@ def load(
     allow-list or in ``trusted``; otherwise :class:`UntrustedTypesError` lists every
     offending name before anything is created.
 
-    With ``mmap=True`` uncompressed arrays are read-only views of the mapped file (no
-    copy); the file must not be modified while they are in use. ``verify`` checks
-    every array's digest; by default it does, except for mapped arrays.
+    With ``mmap=True`` (or ``"r"``) uncompressed arrays are read-only views of the mapped
+    file (no copy); the file must not be modified while they are in use. Some estimators
+    (e.g. SVC, through libsvm) need writable arrays: ``mmap="c"`` maps the file
+    copy-on-write, so arrays are writable views and writes never reach the file (as
+    joblib's ``mmap_mode="c"``). ``verify`` checks every array's digest; by default it
+    does, except for mapped arrays.
 
     The scikit-learn and numpy versions the file was saved with are compared with the
     installed ones: a different major version raises :class:`VersionMismatchError`, a

@@ -11,16 +11,24 @@ def dump(
     compress: str | None = None,
     level: int | None = None,
     metadata: str | None = None,
+    validation: object | None = None,
 ) -> None: ...
 def dumps(
-    obj: object, *, compress: str | None = None, level: int | None = None, metadata: str | None = None
+    obj: object,
+    *,
+    compress: str | None = None,
+    level: int | None = None,
+    metadata: str | None = None,
+    validation: object | None = None,
 ) -> bytes: ...
 def load(
     source: bytes | str | PathLike[str],
     *,
     trusted: list[str] = ...,
-    mmap: bool = False,
+    mmap: str | None = None,
     verify: bool | None = None,
+    with_validation: bool = False,
+    before_build: object | None = None,
 ) -> object: ...
 def get_untrusted_types(source: bytes | str | PathLike[str], *, trusted: list[str] = ...) -> list[str]: ...
 def manifest_json(source: bytes | str | PathLike[str]) -> str: ...

@@ -24,6 +24,8 @@ enum Source {
     },
     /// Memory-mapped: zero-copy, but the file must not change while mapped.
     Mmap(memmap2::Mmap),
+    /// Memory-mapped privately (copy-on-write): writes go to private pages, never to the file.
+    MmapCopy(memmap2::MmapMut),
     Bytes(Vec<u8>),
 }
 
@@ -32,6 +34,7 @@ impl Source {
         match self {
             Source::File { len, .. } => *len,
             Source::Mmap(m) => m.len() as u64,
+            Source::MmapCopy(m) => m.len() as u64,
             Source::Bytes(b) => b.len() as u64,
         }
     }
@@ -40,6 +43,7 @@ impl Source {
         match self {
             Source::File { .. } => None,
             Source::Mmap(m) => Some(m),
+            Source::MmapCopy(m) => Some(m),
             Source::Bytes(b) => Some(b),
         }
     }
@@ -105,6 +109,16 @@ impl SkvFile {
         // hazard of mmap=True (as with numpy.memmap). skvault itself never writes in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, e))?;
         Self::from_source(Source::Mmap(map), Some(path.to_path_buf()))
+    }
+
+    /// Opens a file memory-mapped copy-on-write: arrays viewing it are writable, and writes
+    /// land in private memory, never in the file.
+    pub fn open_mmap_copy(path: &Path) -> Result<SkvFile> {
+        let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
+        // SAFETY: as for `open_mmap`; the private mapping is never written back to the file.
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }
+            .map_err(|e| FormatError::io(path, e))?;
+        Self::from_source(Source::MmapCopy(map), Some(path.to_path_buf()))
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<SkvFile> {
@@ -242,10 +256,11 @@ impl SkvFile {
         doc
     }
 
-    /// The whole file when it is memory-mapped or in memory.
-    pub fn mapped_whole(&self) -> Option<&[u8]> {
+    /// The whole file when it is memory-mapped, and whether the mapping is copy-on-write.
+    pub fn mapped_whole(&self) -> Option<(&[u8], bool)> {
         match &self.source {
-            Source::Mmap(m) => Some(m),
+            Source::Mmap(m) => Some((m, false)),
+            Source::MmapCopy(m) => Some((m, true)),
             _ => None,
         }
     }

@@ -84,7 +84,6 @@ const DANGEROUS_NAMES: &[&str] = &[
     "operator.attrgetter",
     "operator.methodcaller",
     "operator.itemgetter",
-    "functools.partial",
     "functools.reduce",
     "codecs.open",
     "codecs.decode",

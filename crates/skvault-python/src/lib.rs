@@ -23,11 +23,20 @@ enum Source {
     Path(PathBuf),
 }
 
-fn open(py: Python<'_>, source: Source, mmap: bool) -> PyResult<SkvFile> {
-    py.detach(|| match source {
-        Source::Path(p) if mmap => SkvFile::open_mmap(&p),
-        Source::Path(p) => SkvFile::open(&p),
-        Source::Bytes(b) => SkvFile::from_bytes(b),
+/// How a file's bytes are reached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Mmap,
+    MmapCopy,
+}
+
+fn open(py: Python<'_>, source: Source, access: Access) -> PyResult<SkvFile> {
+    py.detach(|| match (source, access) {
+        (Source::Path(p), Access::Mmap) => SkvFile::open_mmap(&p),
+        (Source::Path(p), Access::MmapCopy) => SkvFile::open_mmap_copy(&p),
+        (Source::Path(p), Access::Read) => SkvFile::open(&p),
+        (Source::Bytes(b), _) => SkvFile::from_bytes(b),
     })
     .py_err(py)
 }
@@ -158,20 +167,30 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
 /// `before_build`, if given, is called with the metadata (JSON text) once the file is validated
 /// and before anything is built; an exception it raises aborts the load.
 #[pyfunction]
-#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=false, verify=None, with_validation=false, before_build=None))]
+#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=None, verify=None, with_validation=false, before_build=None))]
 #[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
     source: Source,
     trusted: Vec<String>,
-    mmap: bool,
+    mmap: Option<String>,
     verify: Option<bool>,
     with_validation: bool,
     before_build: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let trust = trust_set(py, trusted)?;
-    let mmap = mmap && matches!(source, Source::Path(_));
-    let file = Arc::new(open(py, source, mmap)?);
+    let access = match (mmap.as_deref(), &source) {
+        (_, Source::Bytes(_)) | (None, _) => Access::Read,
+        (Some("r"), _) => Access::Mmap,
+        (Some("c"), _) => Access::MmapCopy,
+        (Some(other), _) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "mmap must be False, True, \"r\" or \"c\", not {other:?}"
+            )))
+        }
+    };
+    let mmap = access != Access::Read;
+    let file = Arc::new(open(py, source, access)?);
     let verify = verify.unwrap_or(!mmap);
     if let Some(callback) = before_build {
         let metadata = serde_json::Value::Object(file.manifest().metadata.clone());
@@ -193,14 +212,14 @@ fn get_untrusted_types(
     trusted: Vec<String>,
 ) -> PyResult<Vec<String>> {
     let trust = trust_set(py, trusted)?;
-    let file = open(py, source, false)?;
+    let file = open(py, source, Access::Read)?;
     Ok(trust.untrusted_in(file.manifest()))
 }
 
 /// The manifest as JSON text, plus layout facts, without building anything.
 #[pyfunction]
 fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
-    let file = open(py, source, false)?;
+    let file = open(py, source, Access::Read)?;
     let doc = file.describe();
     Ok(doc.to_string())
 }
@@ -208,7 +227,7 @@ fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
 /// Checks every array digest; raises `IntegrityError` naming the first bad array.
 #[pyfunction]
 fn verify(py: Python<'_>, source: Source) -> PyResult<()> {
-    let file = open(py, source, false)?;
+    let file = open(py, source, Access::Read)?;
     py.detach(|| file.verify()).py_err(py)
 }
 

@@ -1,5 +1,7 @@
-//! A read-only Python buffer over a memory-mapped `.skv` file: numpy arrays made with
-//! `numpy.frombuffer` view it without copying, and keep the mapping alive as long as they live.
+//! A Python buffer over a memory-mapped `.skv` file: numpy arrays made with `numpy.frombuffer`
+//! view it without copying, and keep the mapping alive as long as they live. Read-only for a
+//! shared mapping; writable for a copy-on-write one, whose writes never reach the file (the
+//! reader no longer looks at the mapping once the arrays exist).
 
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -11,9 +13,11 @@ use skvault_format::SkvFile;
 #[pyclass(frozen, module = "skvault._native")]
 pub struct MappedFile {
     file: Arc<SkvFile>,
-    /// The whole mapped file; empty when the file is not mapped.
+    /// The whole mapped file.
     base: *const u8,
     len: usize,
+    /// Copy-on-write mapping: the buffer is exported writable (writes stay in private pages).
+    writable: bool,
 }
 
 // SAFETY: the pointer refers to the read-only mapping owned by `file`, which lives as long as self.
@@ -23,10 +27,11 @@ unsafe impl Sync for MappedFile {}
 impl MappedFile {
     /// Wraps a file opened with `SkvFile::open_mmap`.
     pub fn new(file: Arc<SkvFile>) -> Option<MappedFile> {
-        let whole = file.mapped_whole()?;
+        let (whole, writable) = file.mapped_whole()?;
         Some(MappedFile {
             base: whole.as_ptr(),
             len: whole.len(),
+            writable,
             file,
         })
     }
@@ -54,7 +59,7 @@ impl MappedFile {
                 slf.as_ptr(),
                 this.base as *mut std::ffi::c_void,
                 this.len as ffi::Py_ssize_t,
-                1,
+                c_int::from(!this.writable),
                 flags,
             )
         };

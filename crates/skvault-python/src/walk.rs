@@ -39,6 +39,9 @@ struct Types<'py> {
     generic: Bound<'py, PyAny>,
     dtype: Bound<'py, PyAny>,
     ufunc: Bound<'py, PyAny>,
+    /// The type of numpy functions such as `numpy.mean` (`numpy._ArrayFunctionDispatcher`).
+    array_function: Bound<'py, PyAny>,
+    masked_array: Bound<'py, PyAny>,
     random_state: Bound<'py, PyAny>,
     generator: Bound<'py, PyAny>,
     bit_generator: Bound<'py, PyAny>,
@@ -66,6 +69,8 @@ impl<'py> Types<'py> {
             generic: np.getattr("generic")?,
             dtype: np.getattr("dtype")?,
             ufunc: np.getattr("ufunc")?,
+            array_function: np.getattr("mean")?.get_type().into_any(),
+            masked_array: py.import("numpy.ma")?.getattr("MaskedArray")?,
             random_state: random.getattr("RandomState")?,
             generator: random.getattr("Generator")?,
             bit_generator: random.getattr("BitGenerator")?,
@@ -269,6 +274,9 @@ impl<'py> Walker<'py> {
         if obj.is_instance(&self.t.bit_generator)? {
             return self.bit_generator(obj);
         }
+        if ty.is(&self.t.masked_array) {
+            return self.unbound_while(id, |w| w.masked_array(obj));
+        }
         if obj.is_instance(&self.t.ndarray)? {
             return Err(self.err(format!(
                 "cannot save a numpy array subclass ({}): convert it with numpy.asarray first",
@@ -333,7 +341,8 @@ impl<'py> Walker<'py> {
         Ok(obj.is_instance_of::<PyType>()
             || obj.is_instance(&self.t.function)?
             || obj.is_instance(&self.t.builtin_function)?
-            || obj.is_instance(&self.t.ufunc)?)
+            || obj.is_instance(&self.t.ufunc)?
+            || obj.is_instance(&self.t.array_function)?)
     }
 
     /// `module.name` of a class or function, checked to resolve back to the very same object
@@ -372,6 +381,33 @@ impl<'py> Walker<'py> {
                  back the same object"
             ))),
         }
+    }
+
+    /// `numpy.ma.MaskedArray(data, mask, None, False, True, 0, fill_value, True, hard_mask)`:
+    /// the class called with its own constructor arguments (GridSearchCV's `cv_results_`).
+    fn masked_array(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let ma = self.py.import("numpy.ma")?;
+        let args = [
+            obj.getattr("data")?,
+            ma.getattr("getmaskarray")?.call1((obj,))?,
+            self.py.None().into_bound(self.py),
+            false.into_pyobject(self.py)?.to_owned().into_any(),
+            true.into_pyobject(self.py)?.to_owned().into_any(),
+            0i64.into_pyobject(self.py)?.into_any(),
+            obj.getattr("fill_value")?,
+            true.into_pyobject(self.py)?.to_owned().into_any(),
+            obj.getattr("hardmask")?,
+        ];
+        let class = self.global_name(&self.t.masked_array)?;
+        Ok(Node::Object(Box::new(Object {
+            class,
+            construct: Construct::Call {
+                args: self.walk_all(&args)?,
+            },
+            state: None,
+            list_items: vec![],
+            dict_items: vec![],
+        })))
     }
 
     fn bit_generator(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
@@ -413,6 +449,7 @@ impl<'py> Walker<'py> {
         } else if flags.getattr("f_contiguous")?.extract()? {
             (obj.clone(), Order::F)
         } else {
+            // Copied to C order, as pickle does (see tests/test_roundtrip_estimators.py).
             (self.t.ascontiguousarray.call1((obj,))?, Order::C)
         };
         let ptr: usize = array
