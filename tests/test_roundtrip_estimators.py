@@ -28,9 +28,7 @@ LAYOUT_SENSITIVE = {"IncrementalPCA"}
 
 @pytest.fixture(scope="session")
 def cases():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return estimator_zoo.cases()
+    return estimator_zoo.cases()
 
 
 def _same(a, b) -> bool:
