@@ -6,6 +6,8 @@
 pub mod codec;
 pub mod dtype;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod node;
 pub mod read;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use skvault_format::manifest::{Header, FORMAT_MAJOR, FORMAT_MINOR};
 use skvault_format::write::digest;
-use skvault_format::{SkvFile, TrustSet};
+use skvault_format::SkvFile;
 
 /// Mutated inputs of the deterministic run, unless `SKVAULT_FUZZ_MUTATIONS` asks for more.
 const MUTATIONS: usize = 20_000;
@@ -32,34 +32,7 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
-/// What `fuzz/fuzz_targets/read.rs` does with its input; true if the file opened.
-fn exercise(bytes: Vec<u8>) -> bool {
-    let Ok(file) = SkvFile::from_bytes(bytes) else {
-        return false;
-    };
-    for i in 0..file.manifest().arrays.len() {
-        let _ = file.read_array(i, true);
-    }
-    let _ = TrustSet::default().untrusted_names(&file.manifest().root);
-    let _ = TrustSet::default().untrusted_in(file.manifest());
-    let _ = file.verify();
-    let _ = file.describe();
-    true
-}
-
-/// What `fuzz/fuzz_targets/read_rehashed.rs` adds: the header's manifest digest recomputed.
-fn rehash(mut bytes: Vec<u8>) -> Vec<u8> {
-    let manifest_len = bytes
-        .get(16..24)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_le_bytes);
-    let end = manifest_len.and_then(|n| usize::try_from(n).ok()?.checked_add(64));
-    if let Some(manifest) = end.and_then(|end| bytes.get(64..end)) {
-        let d = digest(manifest);
-        bytes[24..56].copy_from_slice(&d);
-    }
-    bytes
-}
+use skvault_format::fuzzing::{exercise, rehash};
 
 /// Runs `exercise`, turning a panic or a slow input into a test failure that names a saved
 /// copy of the input. True if the file opened.
