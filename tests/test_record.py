@@ -386,3 +386,18 @@ def test_copy_on_write_mapping_is_writable_and_never_touches_the_file(tmp_path):
     assert np.array_equal(skvault.load(path).support_vectors_, model.support_vectors_)
     with pytest.raises(ValueError, match="mmap"):
         skvault.load(path, mmap="w")
+
+
+@pytest.mark.parametrize("mode", [True, "c"])
+def test_mapped_arrays_are_verified_when_asked(tmp_path, mode):
+    path = tmp_path / "m.skv"
+    skvault.dump(RandomForestClassifier(n_estimators=3, random_state=0).fit(X_IRIS, Y_IRIS), path)
+    parts = SkvParts.parse(path.read_bytes())
+    index = max(range(len(parts.blobs)), key=lambda i: len(parts.blobs[i]))
+    blob = bytearray(parts.blobs[index])
+    blob[len(blob) // 2] ^= 1
+    parts.blobs[index] = bytes(blob)  # the digest in the manifest stays the old one
+    path.write_bytes(parts.to_bytes())
+    skvault.load(path, mmap=mode)  # mapped arrays are not hashed unless asked: that is the point of mmap
+    with pytest.raises(skvault.IntegrityError, match=f"array {index}"):
+        skvault.load(path, mmap=mode, verify=True)

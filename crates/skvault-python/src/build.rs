@@ -42,6 +42,7 @@ pub fn build_arrays<'py>(
     let np = py.import("numpy")?;
     let mut out = Vec::with_capacity(file.manifest().arrays.len());
     let mut to_fill: Vec<(usize, usize, usize)> = Vec::new();
+    let mut to_verify: Vec<usize> = Vec::new();
     for (i, e) in file.manifest().arrays.iter().enumerate() {
         let dtype = dtypes::to_numpy(py, &e.dtype)?;
         let order = match e.order {
@@ -51,6 +52,9 @@ pub fn build_arrays<'py>(
         let shape = PyTuple::new(py, &e.shape)?;
         if let (Some(map), true) = (mapped, e.raw_length > 0) {
             if file.mapped_bytes(i).is_some() {
+                if verify {
+                    to_verify.push(i);
+                }
                 let offset = file.blob_offset(i).py_err(py)?;
                 let count = e.raw_length / e.dtype.itemsize().max(1);
                 let kwargs = PyDict::new(py);
@@ -81,6 +85,10 @@ pub fn build_arrays<'py>(
         out.push(arr);
     }
     let result = py.detach(|| {
+        // Mapped arrays are checked in place, before any Python code can see (or write) them.
+        to_verify
+            .par_iter()
+            .try_for_each(|&i| file.verify_array(i))?;
         to_fill.par_iter().try_for_each(|&(i, ptr, len)| {
             // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array of exactly
             // `len` bytes that we just created and still hold in `out`; no Python code runs meanwhile

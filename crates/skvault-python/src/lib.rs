@@ -153,8 +153,15 @@ fn dumps<'py>(
         validation: validation.as_ref(),
     };
     with_prepared(py, obj, args, |prepared| {
-        let bytes = prepared.to_vec().py_err(py)?;
-        Ok(PyBytes::new(py, &bytes))
+        // Written straight into the bytes object: no intermediate copy of the whole file.
+        let len = usize::try_from(prepared.len())
+            .map_err(|_| format_error(py, "file too large".into()))?;
+        PyBytes::new_with(py, len, |buf| {
+            let mut cursor = std::io::Cursor::new(buf);
+            prepared
+                .write_to(&mut cursor, &mut |_| {})
+                .map_err(|e| format_error(py, format!("writing to memory failed: {e}")))
+        })
     })
 }
 
