@@ -1,0 +1,211 @@
+"""The benchmark's outputs: a markdown report with a Targets section, and a bar chart of ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from methods import METHODS, REFERENCE
+
+
+@dataclass
+class Target:
+    text: str
+    limit: float
+    # (results of one model) -> the measured ratio, compared with `limit` (pass when <=).
+    ratio: Callable[[dict[str, Any]], float]
+
+
+TARGETS = [
+    Target(
+        "skvault uncompressed save time <= 0.5x joblib uncompressed",
+        0.5,
+        lambda r: r["skvault"]["save"] / r["joblib"]["save"],
+    ),
+    Target(
+        "skvault uncompressed load time <= 0.5x joblib uncompressed",
+        0.5,
+        lambda r: r["skvault"]["load"] / r["joblib"]["load"],
+    ),
+    Target(
+        "skvault mmap load time <= 0.05x joblib (uncompressed) load",
+        0.05,
+        lambda r: r["skvault mmap"]["load"] / r["joblib"]["load"],
+    ),
+    Target(
+        "skvault zstd file size <= joblib zlib-3 file size",
+        1.0,
+        lambda r: r["skvault zstd"]["size"] / r["joblib zlib-3"]["size"],
+    ),
+    Target(
+        "skvault zstd save time <= 0.5x joblib zlib-3",
+        0.5,
+        lambda r: r["skvault zstd"]["save"] / r["joblib zlib-3"]["save"],
+    ),
+]
+
+
+def fmt_time(seconds: float) -> str:
+    ms = 1000 * seconds
+    if ms >= 100:
+        return f"{ms:,.0f} ms"
+    if ms >= 10:
+        return f"{ms:.1f} ms"
+    if ms >= 1:
+        return f"{ms:.2f} ms"
+    return f"{ms:.3f} ms"
+
+
+def fmt_size(n: int) -> str:
+    if n >= 10e6:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1e6:
+        return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e3:.1f} kB"
+
+
+def fmt_ratio(x: float) -> str:
+    if x >= 10:
+        return f"{x:.0f}x"
+    if x >= 0.1:
+        return f"{x:.2f}x"
+    return f"{x:.3f}x"
+
+
+def evaluate(doc: dict[str, Any]) -> list[tuple[Target, list[tuple[str, float, bool]]]]:
+    out = []
+    for t in TARGETS:
+        row = []
+        for m in doc["models"]:
+            value = t.ratio(m["results"])
+            row.append((m["key"], value, value <= t.limit))
+        out.append((t, row))
+    return out
+
+
+def target_lines(doc: dict[str, Any]) -> list[str]:
+    lines = ["Targets:"]
+    for t, row in evaluate(doc):
+        cells = ", ".join(f"{k} {fmt_ratio(v)} {'PASS' if ok else 'FAIL'}" for k, v, ok in row)
+        lines.append(f"  {t.text}: {cells}")
+    return lines
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    v = env["versions"]
+    quick = " (--quick: 50-tree forest)" if doc["quick"] else ""
+    lines = [
+        f"# skvault foundation benchmark{quick}",
+        "",
+        f"- Date: {env['date']}; whole run (fits included): {doc['wall_seconds']:.0f} s",
+        f"- Machine: {env['nproc']} CPUs ({env['cpu']}), {env['memory_gib']} GiB RAM, "
+        f"{env['platform']}, files on {env['filesystem']}",
+        (f"- skvault at commit {env['commit']}; " if "commit" in env else "- ")
+        + f"Python {env['python']}; "
+        + ", ".join(f"{name} {ver}" for name, ver in v.items()),
+        f"- Load average (1/5/15 min) at the start {env.get('loadavg_start')}, at the end "
+        f"{env.get('loadavg_end')}" + (
+            f" — **the machine had other work running** (more than half its {env['nproc']} CPUs "
+            "busy on average): absolute times are inflated and noisier; the ratios suffer less, "
+            "since methods run round-robin."
+            if max((env.get("loadavg_start") or [0])[0], (env.get("loadavg_end") or [0])[0])
+            > env["nproc"] / 2
+            else "."
+        ),
+        "- Data: `make_classification(n_samples=50000, n_features=20, random_state=0)`; every "
+        "estimator fitted on all of it.",
+        "- Times are the **median** of the runs shown (a method whose single save or load took "
+        "over 3 s gets 3 runs); the methods run round-robin (run i of every method, then run "
+        "i+1). Save = the public call from the fitted object to a complete file "
+        "(skvault's `dump` writes a temporary file, fsyncs it and renames it; pickle, joblib and "
+        "skops do not fsync). Load = from the path to the object. Files are read back from the "
+        "**page cache** (they were just written; caches are not dropped), so loads measure CPU "
+        "work, not the disk.",
+        "- Ratios are against **joblib uncompressed** (`joblib.dump(obj, path)` / `joblib.load`): "
+        "below 1 is smaller or faster.",
+        "- Correctness: after every load, `predict_proba` on 1000 rows is `np.array_equal` to the "
+        "original's (with `n_jobs=1` for the forest, whose threaded sum is order-dependent); any "
+        "mismatch aborts the run.",
+        "",
+        "## Targets",
+        "",
+        "| target | " + " | ".join(m["key"] for m in doc["models"]) + " |",
+        "| --- |" + " --- |" * len(doc["models"]),
+    ]
+    for t, row in evaluate(doc):
+        cells = " | ".join(f"{fmt_ratio(val)} **{'PASS' if ok else 'FAIL'}**" for _, val, ok in row)
+        lines.append(f"| {t.text} | {cells} |")
+    lines.append("")
+    for m in doc["models"]:
+        r = m["results"]
+        lines += [
+            f"## {m['key']}: {m['title']}",
+            "",
+            f"Fitted in {m['fit_seconds']:.1f} s; {fmt_size(m['array_bytes'])} of arrays "
+            f"(pickle protocol 5 out-of-band buffers). Up to {m['reps']} runs per measure.",
+            "",
+            "| method | size | size ratio | save | save ratio | load | load ratio | runs (save/load) | notes |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for meth in METHODS:
+            res = r[meth.name]
+            if "save" in res:
+                save, save_ratio = fmt_time(res["save"]), fmt_ratio(res["save_ratio"])
+            else:
+                save, save_ratio = f"(file of {res['same_file_as']})", ""
+            name = f"**{meth.name}**" if meth.name == REFERENCE else meth.name
+            lines.append(
+                f"| {name} | {fmt_size(res['size'])} | {fmt_ratio(res['size_ratio'])} | {save} | "
+                f"{save_ratio} | {fmt_time(res['load'])} | {fmt_ratio(res['load_ratio'])} | "
+                f"{len(res.get('save_runs', []))}/{len(res['load_runs'])} | {res['note']} |"
+            )
+        lines.append("")
+    lines += [
+        "Raw per-run timings: `foundation.json`. Chart: `foundation.png`. Reproduce with `make bench`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = doc["models"]
+    names = [m.name for m in METHODS]
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 5.5), sharey=True, squeeze=False)
+    y = np.arange(len(names))
+    h = 0.38
+    for ax, m in zip(axes[0], models):
+        r = m["results"]
+        save = [r[n].get("save_ratio", np.nan) for n in names]
+        load = [r[n]["load_ratio"] for n in names]
+        ax.barh(y - h / 2, save, h, label="save / joblib save", color="#4c72b0")
+        ax.barh(y + h / 2, load, h, label="load / joblib load", color="#dd8452")
+        for yy, val in zip(y - h / 2, save):
+            if np.isfinite(val):
+                ax.text(val * 1.08, yy, fmt_ratio(val), va="center", fontsize=7)
+        for yy, val in zip(y + h / 2, load):
+            ax.text(val * 1.08, yy, fmt_ratio(val), va="center", fontsize=7)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        lo = min(v for v in save + load if np.isfinite(v))
+        hi = max(v for v in save + load if np.isfinite(v))
+        ax.set_xlim(lo / 2, hi * 4)
+        ax.set_title(m["title"].replace("Pipeline(", "Pipeline(\n").replace("(n_est", "(\nn_est"), fontsize=9)
+        ax.set_xlabel("ratio to joblib uncompressed (log; < 1 is faster)")
+        ax.grid(axis="x", which="both", alpha=0.25)
+    axes[0][0].set_yticks(y, names)
+    axes[0][0].invert_yaxis()
+    axes[0][0].legend(loc="lower right", fontsize=8)
+    date = doc["environment"]["date"]
+    fig.suptitle(f"skvault vs pickle / joblib / skops: save and load time ratios ({date})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
