@@ -117,7 +117,11 @@ def numpy_names() -> list[str]:
             q = qualified(obj)
             if q:
                 names.add(q)
-    names |= {"numpy.ndarray", "numpy.dtype"}
+    names.add("numpy.dtype")
+    # Never trusted: ndarray and void can be constructed over raw bytes with an object dtype,
+    # which would let a file forge PyObject pointers. Arrays and scalars come only from the
+    # loader's own array/scalar nodes.
+    names -= {"numpy.ndarray", "numpy.void"}
     return sorted(names)
 
 

@@ -316,6 +316,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             .cast::<PyType>()
             .map_err(|_| self.invalid(format!("{} is not a class", obj.class)))?
             .clone();
+        self.check_constructible(&cls, &obj.class)?;
         let fail = |e: PyErr, what: &str| -> PyErr {
             let err = new_err(
                 py,
@@ -395,6 +396,23 @@ impl<'py, 'a> Builder<'py, 'a> {
                 .map_err(|e| fail(e, "restoring the state of"))?;
         }
         Ok(instance)
+    }
+
+    /// numpy arrays and void scalars can be created over raw bytes with an object dtype, which
+    /// would turn file bytes into PyObject pointers: they are only ever made by the loader from
+    /// array and scalar nodes, never by calling their class, even when the name is trusted.
+    /// `MaskedArray` is the exception: it converts its data with `numpy.array`, never reinterprets.
+    fn check_constructible(&self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
+        let ndarray = self.np.getattr("ndarray")?;
+        let void = self.np.getattr("void")?;
+        let masked = self.np.getattr("ma")?.getattr("MaskedArray")?;
+        let array_like = cls.is_subclass(&ndarray)? && !cls.is(&masked);
+        if array_like || cls.is_subclass(&void)? {
+            return Err(self.invalid(format!(
+                "{name} cannot be created by an object node: arrays come only from array nodes"
+            )));
+        }
+        Ok(())
     }
 
     /// pickle's BUILD: `__setstate__` if the class has one, else `(dict, slots)` or a dict merged
