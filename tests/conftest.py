@@ -1,0 +1,56 @@
+"""Shared helpers: take a .skv file apart and put it back together with a valid manifest digest.
+
+Tests use them to forge hostile files that pass the header and digest checks, so that the
+check under test (trust, layout, building) is the one that fires. Import them with
+``from conftest import split_skv, build_skv, forge``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from blake3 import blake3
+
+#: magic, major, minor, flags, manifest_len, manifest digest, reserved (docs/FORMAT.md 2.1).
+HEADER = struct.Struct("<8sHHIQ32s8s")
+MAGIC = b"SKVAULT\0"
+
+
+def align64(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+def split_skv(data: bytes) -> tuple[dict, dict, bytes]:
+    """(header fields, manifest document, data section) of a .skv file's bytes."""
+    magic, major, minor, flags, manifest_len, digest, reserved = HEADER.unpack_from(data)
+    assert magic == MAGIC
+    header = {
+        "major": major,
+        "minor": minor,
+        "flags": flags,
+        "manifest_len": manifest_len,
+        "digest": digest,
+        "reserved": reserved,
+    }
+    manifest = json.loads(data[HEADER.size : HEADER.size + manifest_len].decode("utf-8"))
+    return header, manifest, data[align64(HEADER.size + manifest_len) :]
+
+
+def build_skv(manifest: dict, rest: bytes = b"", *, major: int = 1, minor: int = 0, flags: int = 0) -> bytes:
+    """A file around `manifest` with a correct digest, zero padding, then `rest` (the blobs).
+
+    Array offsets are not recomputed: `rest` must already be laid out as the manifest says.
+    """
+    text = json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    header = HEADER.pack(MAGIC, major, minor, flags, len(text), blake3(text).digest(), bytes(8))
+    body = header + text
+    return body + bytes(align64(len(body)) - len(body)) + rest
+
+
+def forge(root, *, validation=None, arrays=(), rest: bytes = b"") -> bytes:
+    """A minimal file whose object tree is `root` (a JSON node), signed like a real one."""
+    manifest = {"writer": "forged", "metadata": {}, "arrays": list(arrays), "root": root}
+    if validation is not None:
+        manifest["validation"] = validation
+    return build_skv(manifest, rest)
