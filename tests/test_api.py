@@ -288,11 +288,6 @@ def test_a_directory_is_not_a_file(tmp_path):
     assert isinstance(info.value, IsADirectoryError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load(<directory>) raises IsADirectoryError whose filename is '<skv file>' instead of the path "
-    "(read.rs Source::read_at hard-codes the name)",
-)
 def test_a_directory_error_names_the_directory(tmp_path):
     with pytest.raises(IsADirectoryError) as info:
         skvault.load(tmp_path)
@@ -608,11 +603,6 @@ def test_dump_into_a_missing_folder_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dump into a missing folder raises a bare OSError (errno None, filename None) instead of "
-    "FileNotFoundError: the tempfile error's OS code is lost (errors.rs from_format needs raw_os_error)",
-)
 def test_dump_into_a_missing_folder_is_file_not_found(tmp_path):
     target = tmp_path / "missing" / "model.skv"
     with pytest.raises(FileNotFoundError) as info:
@@ -647,11 +637,6 @@ def test_dump_replaces_an_existing_file(tmp_path):
     assert temp_files(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dump creates files with mode 0600 (the temporary file's) instead of 0666 & ~umask as "
-    "open() would, and replacing a 0644 file makes it 0600",
-)
 def test_dump_gives_files_the_usual_permissions(tmp_path):
     umask = os.umask(0o022)
     try:

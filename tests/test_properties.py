@@ -399,12 +399,6 @@ def test_plain_sets_are_written_in_a_fixed_order(items):
 # ---------------------------------------------------------------- known gaps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-contiguous structured array with padding is copied with numpy.ascontiguousarray, "
-    "which leaves the padding bytes uninitialized: stale process memory is written to the file and the "
-    "bytes differ from run to run (FORMAT.md section 11)",
-)
 def test_record_padding_of_non_contiguous_arrays_is_not_stale_memory():
     from conftest import split_skv
 
@@ -421,22 +415,11 @@ def test_record_padding_of_non_contiguous_arrays_is_not_stale_memory():
     assert (padding == 0).all() or (padding == 0xAB).all(), padding[:2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: numpy scalars np.str_(''), np.bytes_(b'') and np.void(b'') cannot be saved "
-    "(UnsupportedObjectError: dtype <U0/|S0/|V0 is not supported), though pickle stores them and "
-    "np.str_('x') works",
-)
 @pytest.mark.parametrize("value", [np.str_(""), np.bytes_(b""), np.void(b"")], ids=["str_", "bytes_", "void"])
 def test_empty_numpy_strings_round_trip(value):
     assert_same(value, skvault.loads(skvault.dumps(value)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with sys.set_int_max_str_digits raised, dumps writes ints of more than 4300 digits, "
-    "which its own reader refuses (FormatError at /root/int): the writer must refuse them",
-)
 def test_the_writer_refuses_ints_the_reader_would_refuse():
     old = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(0)
@@ -447,11 +430,6 @@ def test_the_writer_refuses_ints_the_reader_would_refuse():
         sys.set_int_max_str_digits(old)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): ints over 4300 digits raise a bare ValueError from int.__str__ instead of "
-    "UnsupportedObjectError",
-)
 def test_huge_ints_are_unsupported_objects():
     with pytest.raises(skvault.UnsupportedObjectError):
         skvault.dumps([10**4300])

@@ -417,7 +417,6 @@ INVALID_ROOTS = [
     {"dtype": "<i1"},
     {"dtype": "|f8"},
     {"dtype": "|U1"},
-    {"dtype": "|S0"},
     {"dtype": {"subarray": "<f8", "shape": [2]}},
     {"dtype": {"fields": [], "itemsize": 0}},
     {"dtype": {"fields": [["", "<i4", 0]], "itemsize": 4}},

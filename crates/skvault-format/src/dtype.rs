@@ -271,9 +271,10 @@ fn parse_scalar(s: &str, path: &str) -> Result<DType> {
         Kind::Int | Kind::UInt => matches!(count, 1 | 2 | 4 | 8),
         Kind::Float => matches!(count, 2 | 4 | 8),
         Kind::Complex => matches!(count, 8 | 16),
-        Kind::Bytes | Kind::Void => (1..=MAX_ITEMSIZE).contains(&count),
+        // Zero widths exist: numpy.str_('') has dtype <U0.
+        Kind::Bytes | Kind::Void => count <= MAX_ITEMSIZE,
         Kind::Object => false,
-        Kind::Unicode => (1..=MAX_ITEMSIZE / 4).contains(&count),
+        Kind::Unicode => count <= MAX_ITEMSIZE / 4,
     };
     if !sizes_ok {
         return Err(err(path, format!("{s:?}: size not allowed for this kind")));
@@ -423,13 +424,29 @@ mod tests {
             assert_eq!(dt.to_json(), json!(s));
         }
         assert_eq!(DType::parse_scalar("<U3", "/").unwrap().itemsize(), 12);
+        // numpy.str_('') and friends: zero-width strings exist.
+        assert_eq!(DType::parse_scalar("<U0", "/").unwrap().itemsize(), 0);
+        assert_eq!(DType::parse_scalar("|S0", "/").unwrap().itemsize(), 0);
     }
 
     #[test]
     fn rejects_object_and_odd_sizes() {
         for s in [
-            "|O", "|O8", "<f16", "<i3", "|b2", "f8", "<f", "<f8x", "<x8", "<i1", "|f8", "|S0",
-            "<U0", "",
+            "|O",
+            "|O8",
+            "<f16",
+            "<i3",
+            "|b2",
+            "f8",
+            "<f",
+            "<f8x",
+            "<x8",
+            "<i1",
+            "|f8",
+            "|S00",
+            "<U01",
+            "|S2147483648",
+            "",
         ] {
             assert!(
                 DType::from_json(&json!(s), "/").is_err(),

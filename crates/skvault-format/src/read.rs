@@ -21,6 +21,7 @@ enum Source {
     File {
         file: File,
         len: u64,
+        path: PathBuf,
     },
     /// Memory-mapped: zero-copy, but the file must not change while mapped.
     Mmap(memmap2::Mmap),
@@ -56,11 +57,11 @@ impl Source {
             available: self.len(),
         };
         match self {
-            Source::File { file, .. } => {
+            Source::File { file, path, .. } => {
                 use std::os::unix::fs::FileExt;
                 file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
                     std::io::ErrorKind::UnexpectedEof => truncated(),
-                    _ => FormatError::io("<skv file>", e),
+                    _ => FormatError::io(path.clone(), e),
                 })
             }
             _ => {
@@ -99,7 +100,12 @@ impl SkvFile {
     pub fn open(path: &Path) -> Result<SkvFile> {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
         let len = file.metadata().map_err(|e| FormatError::io(path, e))?.len();
-        Self::from_source(Source::File { file, len }, Some(path.to_path_buf()))
+        let source = Source::File {
+            file,
+            len,
+            path: path.to_path_buf(),
+        };
+        Self::from_source(source, Some(path.to_path_buf()))
     }
 
     /// Opens a file memory-mapped, so that uncompressed arrays can be viewed without copying.

@@ -233,8 +233,14 @@ impl<'py, 'a> Builder<'py, 'a> {
             }
             Node::Scalar { dtype, data } => {
                 let dt = dtypes::to_numpy(py, dtype)?;
-                let arr = self.np.getattr("frombuffer")?.call1((PyBytes::new(py, data), dt))?;
-                arr.get_item(0)?
+                if data.is_empty() {
+                    // frombuffer refuses zero-width items (numpy.str_('') is <U0).
+                    let empty = self.np.getattr("zeros")?.call1((PyTuple::empty(py), dt))?;
+                    empty.get_item(PyTuple::empty(py))?
+                } else {
+                    let arr = self.np.getattr("frombuffer")?.call1((PyBytes::new(py, data), dt))?;
+                    arr.get_item(0)?
+                }
             }
             Node::DType(dt) => dtypes::to_numpy(py, dt)?,
             Node::Global(name) => self.resolve(name)?,

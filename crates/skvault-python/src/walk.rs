@@ -48,7 +48,8 @@ struct Types<'py> {
     function: Bound<'py, PyAny>,
     builtin_function: Bound<'py, PyAny>,
     ellipsis: Bound<'py, PyAny>,
-    ascontiguousarray: Bound<'py, PyAny>,
+    zeros: Bound<'py, PyAny>,
+    copyto: Bound<'py, PyAny>,
     import_module: Bound<'py, PyAny>,
     newobj: Bound<'py, PyAny>,
     newobj_ex: Bound<'py, PyAny>,
@@ -77,7 +78,8 @@ impl<'py> Types<'py> {
             function: types.getattr("FunctionType")?,
             builtin_function: types.getattr("BuiltinFunctionType")?,
             ellipsis: builtins.getattr("Ellipsis")?,
-            ascontiguousarray: np.getattr("ascontiguousarray")?,
+            zeros: np.getattr("zeros")?,
+            copyto: np.getattr("copyto")?,
             import_module: py.import("importlib")?.getattr("import_module")?,
             newobj: copyreg.getattr("__newobj__")?,
             newobj_ex: copyreg.getattr("__newobj_ex__")?,
@@ -161,7 +163,17 @@ impl<'py> Walker<'py> {
         if obj.is_exact_instance_of::<PyInt>() {
             return Ok(match obj.extract::<i64>() {
                 Ok(i) => Node::Int(i),
-                Err(_) => Node::BigInt(obj.str()?.to_string()),
+                Err(_) => {
+                    let text = obj.str().map(|t| t.to_string()).unwrap_or_default();
+                    let digits = text.trim_start_matches('-').len();
+                    if text.is_empty() || digits > skvault_format::node::MAX_BIGINT_DIGITS {
+                        return Err(self.err(format!(
+                            "cannot save an integer of more than {} digits",
+                            skvault_format::node::MAX_BIGINT_DIGITS
+                        )));
+                    }
+                    Node::BigInt(text)
+                }
             });
         }
         if obj.is_exact_instance_of::<PyFloat>() {
@@ -323,7 +335,9 @@ impl<'py> Walker<'py> {
                 )))
             }
         };
-        let data: Vec<u8> = obj.call_method0("tobytes")?.extract()?;
+        let mut data: Vec<u8> = obj.call_method0("tobytes")?.extract()?;
+        // numpy.str_('') has itemsize 0 but tobytes() gives one (empty) character's bytes.
+        data.truncate(usize::try_from(dtype.itemsize()).unwrap_or(usize::MAX));
         Ok(Node::Scalar { dtype, data })
     }
 
@@ -449,8 +463,15 @@ impl<'py> Walker<'py> {
         } else if flags.getattr("f_contiguous")?.extract()? {
             (obj.clone(), Order::F)
         } else {
-            // Copied to C order, as pickle does (see tests/test_roundtrip_estimators.py).
-            (self.t.ascontiguousarray.call1((obj,))?, Order::C)
+            // Copied to C order, as pickle does (see tests/test_roundtrip_estimators.py), into
+            // zeroed memory: ascontiguousarray leaves the padding of structured records
+            // uninitialised, which would write stale memory into the file.
+            let copy = self
+                .t
+                .zeros
+                .call1((obj.getattr("shape")?, obj.getattr("dtype")?))?;
+            self.t.copyto.call1((&copy, obj))?;
+            (copy, Order::C)
         };
         let ptr: usize = array
             .getattr("__array_interface__")?
