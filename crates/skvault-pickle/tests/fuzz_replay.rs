@@ -1,0 +1,240 @@
+//! The `pickle` fuzz target's calls without nightly: the committed seeds (`fuzz/corpus/pickle`)
+//! and any crash artifacts are replayed, every seed is cut at every offset, and a bounded,
+//! deterministic mutation run starts from the seeds. Every input must give a report or an
+//! error, never a panic, and none may take long.
+//!
+//! `cargo test -p skvault-pickle --test fuzz_replay -- --ignored write_seed_corpus` rewrites
+//! the seeds (from the Python-built corpus). `SKVAULT_FUZZ_MUTATIONS=1000000` and
+//! `SKVAULT_FUZZ_SEED=<n>` make longer or different runs (best with `--release`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use skvault_pickle::{convert, decompress, scan_with, Limits, ScanOptions};
+
+const MUTATIONS: usize = 4_000;
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Any single input slower than this (debug build) is reported as a hang.
+const SLOW: Duration = Duration::from_secs(5);
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pickle")
+}
+
+/// What `fuzz/fuzz_targets/pickle.rs` does with its input.
+fn exercise(data: &[u8]) {
+    let limits = Limits {
+        max_decompressed: 64 << 20,
+        max_alloc: 256 << 20,
+        ..Limits::default()
+    };
+    let options = ScanOptions {
+        limits: limits.clone(),
+        ..ScanOptions::default()
+    };
+    let report = scan_with(data, &options);
+    let _ = report.to_json();
+    if let Ok((_, stream)) = decompress(data, &limits) {
+        if let Ok(c) = convert(&stream, &limits) {
+            let _ = c.root.to_json();
+            let _ = c.array_inputs();
+        }
+    }
+}
+
+fn check(data: &[u8], label: &str) {
+    let start = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| exercise(data)));
+    let elapsed = start.elapsed();
+    if outcome.is_err() || elapsed > SLOW {
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-replay-{name}.pkl"));
+        std::fs::write(&path, data).unwrap();
+        let what = if outcome.is_err() {
+            "panicked"
+        } else {
+            "was slow"
+        };
+        panic!(
+            "{label} {what} ({elapsed:?}); input saved to {}",
+            path.display()
+        );
+    }
+}
+
+fn seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for dir in [
+        corpus_dir(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/artifacts/pickle"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for p in paths {
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, data: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    for _ in 0..=rng.below(4) {
+        let len = d.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                d[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                d[i] = rng.next() as u8;
+            }
+            2 => {
+                let i = rng.below(len + 1);
+                d.insert(i, rng.next() as u8);
+            }
+            3 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below(16).min(len - i);
+                d.drain(i..i + n);
+            }
+            4 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below(64).min(len - i);
+                let chunk = d[i..i + n].to_vec();
+                let at = rng.below(len + 1);
+                d.splice(at..at, chunk);
+            }
+            5 if !other.is_empty() => {
+                let i = rng.below(other.len());
+                let n = rng.below(64).min(other.len() - i);
+                let at = rng.below(len + 1);
+                d.splice(at..at, other[i..i + n].iter().copied());
+            }
+            6 if len > 4 => {
+                // A length-like field set to something huge.
+                let i = rng.below(len - 4);
+                d[i..i + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+            }
+            _ => d.truncate(rng.below(len + 1)),
+        }
+    }
+    d
+}
+
+#[test]
+fn seeds_and_artifacts_replay() {
+    let seeds = seeds();
+    assert!(
+        seeds.len() >= 10,
+        "the seed corpus is missing: {}",
+        corpus_dir().display()
+    );
+    for (label, data) in &seeds {
+        check(data, label);
+    }
+}
+
+#[test]
+fn every_truncation_of_every_seed() {
+    for (label, data) in seeds() {
+        // Long seeds at 400 evenly spread cuts, short ones at every offset.
+        let step = (data.len() / 400).max(1);
+        for cut in (0..data.len()).step_by(step) {
+            check(&data[..cut], &format!("{label}[..{cut}]"));
+        }
+    }
+}
+
+#[test]
+fn bounded_mutation_run() {
+    let n: usize = std::env::var("SKVAULT_FUZZ_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MUTATIONS);
+    let seed: u64 = std::env::var("SKVAULT_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SEED);
+    let seeds = seeds();
+    let mut rng = Rng(seed | 1);
+    for i in 0..n {
+        let (label, data) = &seeds[rng.below(seeds.len())];
+        let other = &seeds[rng.below(seeds.len())].1;
+        let input = mutate(&mut rng, data, other);
+        check(&input, &format!("mutation {i} of {label}"));
+    }
+}
+
+/// Rewrites `fuzz/corpus/pickle` from the Python-built corpus plus a few hand-made streams.
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    let dir = common::corpus().expect("the seeds come from the Python corpus");
+    let out = corpus_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    for f in [
+        "benign/logreg.p0.pkl",
+        "benign/logreg.p1.pkl",
+        "benign/logreg.p2.pkl",
+        "benign/logreg.p3.pkl",
+        "benign/logreg.p4.pkl",
+        "benign/logreg.p5.pkl",
+        "benign/logreg.joblib",
+        "benign/pipeline.joblib",
+        "benign/gridsearch.p4.pkl",
+        "benign/rf.joblib.zlib",
+        "benign/rf.joblib.gzip",
+        "benign/rf.joblib.bz2",
+        "benign/rf.joblib.xz",
+        "benign/rf.joblib.lzma",
+        "malicious/os_system.p0.pkl",
+        "malicious/os_system.p4.pkl",
+        "malicious/object_array_payload.joblib",
+        "malicious/memo_indirection.pkl",
+        "malicious/inst_os_system.pkl",
+        "malicious/obj_os_system.pkl",
+        "malicious/build_monkeypatch.pkl",
+    ] {
+        let name = f.replace('/', "-");
+        std::fs::copy(dir.join(f), out.join(name)).unwrap();
+    }
+    let mut joblib = common::joblib_wrapper(2);
+    joblib.push(3);
+    joblib.extend([0xff; 3]);
+    joblib.extend([0u8; 16]);
+    joblib.push(b'.');
+    std::fs::write(out.join("handmade-joblib-wrapper.pkl"), joblib).unwrap();
+    std::fs::write(
+        out.join("handmade-protocol0-text.pkl"),
+        b"((I7\nI00\nL-12345678901234567890L\nF1.5\nS'a\\n'\nVu\\u00e9\nNlp0\ng0\ntp1\n.",
+    )
+    .unwrap();
+}
