@@ -1,8 +1,11 @@
 //! The `skvault` command line, as a library: the `skvault` binary and the Python
 //! console script (through `skvault._native.cli_main`) both run `run_cli`.
 
+pub mod convert;
 pub mod diff;
 pub mod inspect;
+mod progress;
+pub mod scan;
 
 use std::path::PathBuf;
 
@@ -38,6 +41,34 @@ enum Command {
     Verify { file: PathBuf },
     /// Show what differs between two files: parameters, versions, metrics, arrays by digest.
     Diff { a: PathBuf, b: PathBuf },
+    /// Tell whether pickle, joblib or .skv files are dangerous, without running them. Exit 0
+    /// when all are safe, 1 when any is unsafe or unknown, 2 when a file cannot be read.
+    Scan {
+        /// Files and folders (scanned recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also rate this qualified name safe (repeatable).
+        #[arg(long = "trust", value_name = "NAME")]
+        trust: Vec<String>,
+    },
+    /// Convert a pickle or joblib file into a .skv file, without importing or calling anything.
+    /// Exit 0 when converted, 1 when refused (unsafe or untrusted content), 2 on errors.
+    Convert {
+        src: PathBuf,
+        dst: PathBuf,
+        /// Trust this qualified name as well (repeatable).
+        #[arg(long = "trust", value_name = "NAME")]
+        trust: Vec<String>,
+        /// Compress arrays: zstd or lz4 (default: none, for zero-copy loading).
+        #[arg(long)]
+        compress: Option<String>,
+        /// Compression level.
+        #[arg(long, requires = "compress")]
+        level: Option<i32>,
+    },
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -60,9 +91,25 @@ where
             json,
             all,
             params,
-        } => inspect::run(&file, json, all, params).map(|()| 0),
-        Command::Verify { file } => verify(&file),
-        Command::Diff { a, b } => diff::run(&a, &b),
+        } => inspect::run(&file, json, all, params)
+            .map(|()| 0)
+            .map_err(|e| e.to_string()),
+        Command::Verify { file } => verify(&file).map_err(|e| e.to_string()),
+        Command::Diff { a, b } => diff::run(&a, &b).map_err(|e| e.to_string()),
+        Command::Scan { paths, json, trust } => scan::run(&paths, &trust, json),
+        Command::Convert {
+            src,
+            dst,
+            trust,
+            compress,
+            level,
+        } => convert::run(&convert::Args {
+            src: &src,
+            dst: &dst,
+            trust: &trust,
+            compress: compress.as_deref(),
+            level,
+        }),
     };
     match result {
         Ok(code) => code,

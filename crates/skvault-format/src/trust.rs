@@ -109,6 +109,15 @@ pub fn is_dangerous(name: &str) -> bool {
         .any(|part| DANGEROUS_MODULES.contains(&part))
 }
 
+/// The scikit-learn version the default allow-list was generated from (its header comment).
+pub fn sklearn_list_version() -> Option<&'static str> {
+    let header = include_str!("../trusted/sklearn.txt")
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.split_once("(scikit-learn ").map(|(_, rest)| rest))?;
+    header.split_once(')').map(|(v, _)| v)
+}
+
 /// The default allow-list.
 pub fn default_names() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();

@@ -85,6 +85,12 @@ pub enum PickleError {
         callable: String,
         offset: u64,
     },
+    /// State saved by an older scikit-learn that cannot be brought to the current layout.
+    #[error("cannot migrate {path}: {message}")]
+    Migrate { path: String, message: String },
+    /// A `.skv` file that its own reader refuses (for `scan`).
+    #[error("invalid .skv file: {0}")]
+    Skv(#[from] skvault_format::FormatError),
 }
 
 pub type Result<T, E = PickleError> = std::result::Result<T, E>;

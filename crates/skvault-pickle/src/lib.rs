@@ -21,11 +21,13 @@ mod compat;
 mod container;
 mod dtype;
 mod error;
+mod file;
 mod helpers;
 mod input;
 mod joblib;
 mod limits;
 mod lower;
+pub mod migrate;
 mod names;
 mod opcodes;
 mod scan;
@@ -35,10 +37,14 @@ mod vm;
 
 pub use container::{decompress, detect, Compression, Format};
 pub use error::{PickleError, Result};
+pub use file::{
+    convert_file, scan_path, scan_paths, scan_skv, Conversion, ConvertOptions, FileError, FileScan,
+    Step,
+};
 pub use limits::Limits;
 pub use lower::{Converted, ConvertedArray};
 pub use names::{GlobalKind, HELPERS};
-pub use scan::{scan, scan_with, GlobalFinding, ScanOptions, ScanReport, Verdict};
+pub use scan::{scan, scan_stream, scan_with, GlobalFinding, ScanOptions, ScanReport, Verdict};
 pub use vm::Issue;
 
 use input::Input;

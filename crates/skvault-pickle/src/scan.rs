@@ -140,43 +140,54 @@ fn read_all(
 }
 
 pub fn scan_with(bytes: &[u8], options: &ScanOptions) -> ScanReport {
+    if detect(bytes) == Format::Skv {
+        return match skvault_format::SkvFile::from_bytes(bytes.to_vec()) {
+            Ok(file) => crate::file::scan_skv(&file, &options.trust),
+            Err(e) => crate::file::skv_failure(e),
+        };
+    }
+    match decompress(bytes, &options.limits) {
+        Err(e) => report_from(detect(bytes), 0, Log::default(), Some(e), &options.trust),
+        Ok((format, stream)) => scan_stream(format, &stream, options),
+    }
+}
+
+/// Scans a pickle stream already taken out of its container (`decompress`): what `convert`
+/// runs on, so a file is decompressed once for both.
+pub fn scan_stream(format: Format, stream: &[u8], options: &ScanOptions) -> ScanReport {
     let limits = &options.limits;
     let mut log = Log::default();
-    let (format, pickles, error) = match decompress(bytes, limits) {
-        Err(e) => (detect(bytes), 0, Some(e)),
-        Ok((format, stream)) => {
-            let (pickles, error) = read_all(&stream, limits, true, &mut log);
-            if log.joblib_reads > 0 && format == Format::Pickle {
-                let mut plain = Log::default();
-                let _ = read_all(&stream, limits, false, &mut plain);
-                // Only what the plain reading adds: the counts stay those of joblib's reading.
-                let seen: std::collections::HashSet<Global> =
-                    log.globals.iter().map(|u| u.global.clone()).collect();
-                log.globals.extend(
-                    plain
-                        .globals
-                        .into_iter()
-                        .filter(|u| !seen.contains(&u.global)),
-                );
-                for issue in plain.issues {
-                    if !log.issues.contains(&issue) {
-                        log.issues.push(issue);
-                    }
-                }
+    let (pickles, error) = read_all(stream, limits, true, &mut log);
+    if log.joblib_reads > 0 && format == Format::Pickle {
+        let mut plain = Log::default();
+        let _ = read_all(stream, limits, false, &mut plain);
+        // Only what the plain reading adds: the counts stay those of joblib's reading.
+        let seen: std::collections::HashSet<Global> =
+            log.globals.iter().map(|u| u.global.clone()).collect();
+        log.globals.extend(
+            plain
+                .globals
+                .into_iter()
+                .filter(|u| !seen.contains(&u.global)),
+        );
+        for issue in plain.issues {
+            if !log.issues.contains(&issue) {
+                log.issues.push(issue);
             }
-            (format, pickles, error)
         }
-    };
-    let globals = aggregate(&log, &options.trust);
-    let dangerous = globals.iter().any(|g| g.kind == GlobalKind::Dangerous);
-    let unknown = globals.iter().any(|g| g.kind == GlobalKind::Unknown);
-    let verdict = if error.is_some() || dangerous || log.issues.iter().any(Issue::is_unsafe) {
-        Verdict::Unsafe
-    } else if unknown || !log.issues.is_empty() {
-        Verdict::Unknown
-    } else {
-        Verdict::Safe
-    };
+    }
+    report_from(format, pickles, log, error, &options.trust)
+}
+
+fn report_from(
+    format: Format,
+    pickles: usize,
+    log: Log,
+    error: Option<PickleError>,
+    trust: &TrustSet,
+) -> ScanReport {
+    let globals = aggregate(&log, trust);
+    let verdict = verdict_of(&globals, &log.issues, error.is_some());
     ScanReport {
         verdict,
         format,
@@ -186,6 +197,20 @@ pub fn scan_with(bytes: &[u8], options: &ScanOptions) -> ScanReport {
         globals,
         issues: log.issues,
         error,
+    }
+}
+
+/// Unsafe on any error, dangerous global or unsafe issue; unknown on any unknown global or
+/// other issue; safe otherwise.
+pub(crate) fn verdict_of(globals: &[GlobalFinding], issues: &[Issue], failed: bool) -> Verdict {
+    let dangerous = globals.iter().any(|g| g.kind == GlobalKind::Dangerous);
+    let unknown = globals.iter().any(|g| g.kind == GlobalKind::Unknown);
+    if failed || dangerous || issues.iter().any(Issue::is_unsafe) {
+        Verdict::Unsafe
+    } else if unknown || !issues.is_empty() {
+        Verdict::Unknown
+    } else {
+        Verdict::Safe
     }
 }
 

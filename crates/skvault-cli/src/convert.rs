@@ -1,0 +1,84 @@
+//! `skvault convert OLD NEW.skv`: a pickle or joblib file becomes a `.skv` file, without
+//! importing or calling anything. Exit code 0 when converted, 1 when refused (unsafe or
+//! untrusted content, the scan report says why), 2 on other errors.
+
+use std::path::Path;
+
+use skvault_format::{Codec, TrustSet, WriteOptions};
+use skvault_pickle::{ConvertOptions, FileError, ScanOptions, Step};
+
+use crate::progress;
+
+pub struct Args<'a> {
+    pub src: &'a Path,
+    pub dst: &'a Path,
+    pub trust: &'a [String],
+    pub compress: Option<&'a str>,
+    pub level: Option<i32>,
+}
+
+pub fn run(args: &Args<'_>) -> Result<u8, String> {
+    let codec = match args.compress {
+        None | Some("none") => Codec::None,
+        Some(name) => Codec::from_name(name)
+            .ok_or_else(|| format!("unknown codec {name:?} (none, zstd or lz4)"))?,
+    };
+    let options = ConvertOptions {
+        scan: ScanOptions {
+            trust: TrustSet::new(args.trust.iter().cloned()).map_err(|e| e.to_string())?,
+            ..ScanOptions::default()
+        },
+        write: WriteOptions {
+            codec,
+            level: args.level,
+        },
+    };
+    let size = std::fs::metadata(args.src).map(|m| m.len()).unwrap_or(0);
+    let bar = progress::bytes_bar(size.saturating_mul(2), "reading");
+    let mut on_step = |step: Step| match step {
+        Step::Decompressing => bar.set_message("reading"),
+        Step::Scanning => bar.set_message("scanning"),
+        Step::Converting => bar.set_message("converting"),
+        Step::Writing { done, total } => {
+            bar.set_message("writing");
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let result = skvault_pickle::convert_file(args.src, args.dst, &options, &mut on_step);
+    bar.finish_and_clear();
+    match result {
+        Ok(c) => {
+            let versions = if c.sklearn_versions.is_empty() {
+                String::new()
+            } else {
+                format!(", saved by scikit-learn {}", c.sklearn_versions.join(", "))
+            };
+            println!(
+                "{} -> {}: converted ({}, {} arrays, {} bytes{versions})",
+                args.src.display(),
+                args.dst.display(),
+                c.report.format.name(),
+                c.arrays,
+                c.bytes_written
+            );
+            for m in &c.migrations {
+                let more = match m.count {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                println!("    migrated {}{more}: {}", m.first_path, m.what);
+            }
+            Ok(0)
+        }
+        Err(
+            e @ (FileError::Unsafe { .. }
+            | FileError::Untrusted { .. }
+            | FileError::Unmigratable { .. }),
+        ) => {
+            eprintln!("skvault: refused: {e}");
+            Ok(1)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
