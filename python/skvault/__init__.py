@@ -15,11 +15,14 @@ from skvault._api import (
     loads,
     verify,
 )
+from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
 from skvault.exceptions import (
     FormatError,
     IntegrityError,
     LoadError,
+    MigrationError,
     SkvaultError,
+    UnsafeFileError,
     UnsupportedObjectError,
     UntrustedTypesError,
     ValidationError,
@@ -31,6 +34,10 @@ from skvault._native import __version__
 
 __all__ = [
     "__version__",
+    "Conversion",
+    "GlobalRef",
+    "ScanReport",
+    "convert",
     "default_trusted",
     "dump",
     "dumps",
@@ -38,11 +45,14 @@ __all__ = [
     "inspect",
     "load",
     "loads",
+    "scan",
     "verify",
     "FormatError",
     "IntegrityError",
     "LoadError",
+    "MigrationError",
     "SkvaultError",
+    "UnsafeFileError",
     "UnsupportedObjectError",
     "UntrustedTypesError",
     "ValidationError",

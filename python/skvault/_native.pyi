@@ -38,3 +38,12 @@ def cli_main(argv: list[str]) -> int: ...
 
 class MappedFile:
     """A read-only buffer over a memory-mapped .skv file; mapped numpy arrays keep it alive."""
+def scan_paths(paths: list[PathLike[str]], *, trusted: list[str] = ...) -> str: ...
+def convert(
+    src: PathLike[str],
+    dst: PathLike[str],
+    *,
+    trusted: list[str] = ...,
+    compress: str | None = ...,
+    level: int | None = ...,
+) -> str: ...

@@ -9,6 +9,8 @@ __all__ = [
     "UntrustedTypesError",
     "UnsupportedObjectError",
     "LoadError",
+    "MigrationError",
+    "UnsafeFileError",
     "ValidationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
@@ -79,3 +81,25 @@ class VersionMismatchError(SkvaultError):
 
 class VersionMismatchWarning(UserWarning):
     """The file was written with a different minor version of a package than the installed one."""
+
+
+class UnsafeFileError(SkvaultError):
+    """``convert`` refused a pickle or joblib file: it names a dangerous callable, holds a
+    suspicious construct, or cannot be read to its end. ``report`` is the scan report."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        import json
+
+        from skvault._legacy import ScanReport
+
+        if isinstance(report, str):
+            report = ScanReport._from_json(json.loads(report))
+        self.report = report
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.report))
+
+
+class MigrationError(SkvaultError):
+    """``convert`` met state saved by an older scikit-learn that it cannot bring up to date."""

@@ -2,10 +2,11 @@
 //!
 //! Every file is opened by path and recognised by its first bytes. `.skv` files are checked
 //! the way `skvault.load` checks them (the names their trees need against the trust set);
-//! anything else is read as a pickle or joblib stream. When a folder is walked, files whose
-//! reading fails before they name a single global and that do not carry a pickle or joblib
-//! extension are reported as skipped: `pickle.load` would fail on them before importing
-//! anything. Files named explicitly are always judged.
+//! anything else is read as a pickle or joblib stream. When a folder is walked, a file without
+//! a pickle or joblib extension whose reading fails before it names any importable global
+//! (dotted Python identifiers) is skipped: `pickle.load` would fail on it before importing
+//! anything (a text file read as protocol 0 names globals like `mport numpy as np`). Files
+//! named explicitly are always judged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -276,11 +277,24 @@ fn is_not_a_pickle(scan: &FileScan) -> bool {
                 && r.format != Format::Skv
                 && !matches!(r.format, Format::Compressed(_))
                 && r.error.is_some()
-                && r.globals.is_empty()
                 && r.issues.is_empty()
+                && !r.globals.iter().any(importable)
         }
         Err(_) => false,
     }
+}
+
+/// Whether `import module; module.name` could succeed: dotted Python identifiers. Text files
+/// read as protocol-0 pickles name globals like `mport numpy as np` that no import can find.
+fn importable(g: &GlobalFinding) -> bool {
+    fn dotted(s: &str) -> bool {
+        !s.is_empty()
+            && s.split('.').all(|part| {
+                part.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                    && part.chars().all(|c| c == '_' || c.is_alphanumeric())
+            })
+    }
+    dotted(&g.module) && dotted(&g.name)
 }
 
 /// How to convert.

@@ -3,6 +3,7 @@
 mod build;
 mod dtypes;
 mod errors;
+mod legacy;
 mod mapped;
 mod walk;
 
@@ -265,6 +266,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy::scan_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy::convert, m)?)?;
     m.add_class::<MappedFile>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
