@@ -20,7 +20,12 @@
 //!   their Cython helper under the bare module name `_loss` instead of `sklearn._loss._loss`
 //!   (scikit-learn's own pickle cannot load those files); the name is restored.
 //!
-//! Files written by scikit-learn older than 1.2 are refused: nothing was checked for them.
+//! Refused with an error naming the object:
+//! - IsolationForest of scikit-learn < 1.3 (it lacks per-tree path lengths that 1.3 computes
+//!   at fit time);
+//! - classes that no longer exist (GradientBoosting losses of < 1.4, distance metrics of
+//!   < 1.3): the trust check of the converted tree names them;
+//! - files written by scikit-learn older than 1.2: nothing was checked for them.
 
 use std::borrow::Cow;
 
@@ -124,6 +129,7 @@ const HGB: &[&str] = &[
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
 ];
 const TREE: &str = "sklearn.tree._tree.Tree";
+const IFOREST: &str = "sklearn.ensemble._iforest.IsolationForest";
 /// The node struct before 1.3, field by field.
 const OLD_NODE_FIELDS: &[(&str, Kind, u64)] = &[
     ("left_child", Kind::Int, 8),
@@ -221,6 +227,16 @@ impl Migrator<'_, '_> {
         let owner = mine.or(owner);
         if obj.class == TREE {
             self.tree(obj, owner)?;
+        }
+        if obj.class == IFOREST
+            && owner.is_some_and(|o| o.version < (1, 3))
+            && state_get(obj, "_decision_path_lengths").is_none()
+        {
+            return Err(self.fail(
+                "IsolationForest saved by scikit-learn < 1.3 lacks `_decision_path_lengths` and \
+                 `_average_path_length_per_tree`, which scikit-learn 1.3 and later compute when \
+                 fitting; skvault does not recompute them",
+            ));
         }
         if HGB.contains(&obj.class.as_str())
             && owner.is_some_and(|o| o.version < (1, 4))

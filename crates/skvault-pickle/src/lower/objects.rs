@@ -121,7 +121,9 @@ impl Lowerer<'_, '_> {
             .filter(|g| g.name.starts_with("__pyx_unpickle_"))
             .and_then(|_| arena.tuple(inst.args))
             .and_then(|a| a.get(2).copied())
-            .filter(|s| *s != V::None);
+            // `()` is the state of a Cython class without attributes (scikit-learn < 1.6
+            // pickled its loss helpers that way): setting it does nothing.
+            .filter(|s| *s != V::None && arena.tuple(*s).is_none_or(|t| !t.is_empty()));
         let states: Vec<V> = inner_state
             .into_iter()
             .chain(pyx_state)
