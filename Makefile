@@ -7,7 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/*.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean
+# Older scikit-learn releases that tests/test_old_sklearn.py converts models from, each in a
+# cached venv (git-ignored) made once per machine.
+OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
+OLD_SKLEARN_DIR := .cache/old-sklearn
+OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
+
+.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean old-sklearn
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +25,14 @@ $(DEPS_STAMP): requirements/dev.txt
 	rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(DEPS_STAMP) ## Create .venv with the pinned dependencies
+
+$(OLD_SKLEARN_DIR)/%/.ready:
+	rm -rf $(OLD_SKLEARN_DIR)/$*
+	$(PYTHON) -m venv $(OLD_SKLEARN_DIR)/$*
+	$(OLD_SKLEARN_DIR)/$*/bin/python -m pip install --quiet scikit-learn==$* numpy==1.26.4 scipy==1.11.4 joblib==1.3.2
+	touch $@
+
+old-sklearn: $(OLD_SKLEARN_PYS) ## Cached venvs with older scikit-learn releases (for conversion tests)
 
 build: venv ## Build the extension (release) into .venv
 	$(VENV)/bin/maturin develop --release --quiet
@@ -36,8 +50,8 @@ test-rust: ## Rust unit tests (the binding crate is tested through Python)
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
 	cargo test -p skvault-format --test fuzz_replay --quiet
 
-test-python: build ## The Python test suite
-	$(PY) -m pytest -q tests
+test-python: build old-sklearn ## The Python test suite
+	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(PY) -m pytest -q tests
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 

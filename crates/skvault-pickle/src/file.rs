@@ -290,7 +290,9 @@ fn importable(g: &GlobalFinding) -> bool {
     fn dotted(s: &str) -> bool {
         !s.is_empty()
             && s.split('.').all(|part| {
-                part.chars().next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c == '_' || c.is_alphabetic())
                     && part.chars().all(|c| c == '_' || c.is_alphanumeric())
             })
     }
@@ -350,8 +352,7 @@ pub fn convert_file(
         report: Box::new(crate::scan::scan_with(bytes, &options.scan)),
     })?;
     progress(Step::Scanning);
-    let report = scan_stream(format, &stream, &options.scan);
-    refuse_unless_safe(src, &report)?;
+    let report = refuse_unless_safe(src, scan_stream(format, &stream, &options.scan))?;
     progress(Step::Converting);
     let convert_err = |source| FileError::Convert {
         path: src.to_path_buf(),
@@ -396,13 +397,13 @@ pub fn convert_file(
 /// Dangerous globals, suspicious constructs and unreadable streams are refused here. Unknown
 /// globals are left to the trust check of the converted tree, which names exactly what
 /// loading would import (after migrations rename what they rename).
-fn refuse_unless_safe(path: &Path, report: &ScanReport) -> Result<(), FileError> {
+fn refuse_unless_safe(path: &Path, report: ScanReport) -> Result<ScanReport, FileError> {
     match report.verdict {
-        Verdict::Safe => Ok(()),
-        Verdict::Unknown if report.issues.is_empty() => Ok(()),
+        Verdict::Safe => Ok(report),
+        Verdict::Unknown if report.issues.is_empty() => Ok(report),
         _ => Err(FileError::Unsafe {
             path: path.to_path_buf(),
-            report: Box::new(clone_report(report)),
+            report: Box::new(report),
         }),
     }
 }
@@ -425,19 +426,6 @@ fn untrusted_error(path: &Path, names: Vec<String>, versions: &[String]) -> File
             path: path.to_path_buf(),
             names,
         },
-    }
-}
-
-fn clone_report(r: &ScanReport) -> ScanReport {
-    ScanReport {
-        verdict: r.verdict,
-        format: r.format,
-        protocol: r.protocol,
-        pickles: r.pickles,
-        joblib_arrays: r.joblib_arrays,
-        globals: r.globals.clone(),
-        issues: r.issues.clone(),
-        error: None,
     }
 }
 
