@@ -55,9 +55,10 @@ test-python: build old-sklearn ## The Python test suite
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build ## Benchmarks against pickle, joblib, skops (writes bench/results/)
+bench: build ## Benchmarks against pickle, joblib, skops, picklescan, fickling (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
+	$(PY) bench/scan.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean
