@@ -48,7 +48,7 @@ test-rust: ## Rust unit tests (the binding crate is tested through Python)
 	cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
-	cargo test -p skvault-format --test fuzz_replay --quiet
+	cargo test -p skvault-format -p skvault-pickle --test fuzz_replay --quiet
 
 test-python: build old-sklearn ## The Python test suite
 	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(PY) -m pytest -q tests
