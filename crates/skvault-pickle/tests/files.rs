@@ -1,5 +1,6 @@
 //! File-level `scan_path`, `scan_paths` and `convert_file`: atomic output, refusals, folder
 //! walking rules.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
