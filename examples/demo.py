@@ -51,6 +51,22 @@ def main() -> int:
             return 1
         print(f"predictions for the first 5 test rows: {loaded.predict(X_test[:5]).tolist()}")
         print(f"probabilities identical to the original on all {len(X_test)} test rows")
+
+        # An old joblib file: scan it without running it, then convert it.
+        import joblib
+
+        old = Path(tmp) / "model.joblib"
+        joblib.dump(model, old, compress=3)
+        print("\n$ skvault scan model.joblib")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "skvault", "scan", str(old)], check=True)
+        done = skvault.convert(old, Path(tmp) / "converted.skv")
+        print(f"converted model.joblib ({done.report.format}) -> converted.skv: {done.arrays} arrays")
+        converted = skvault.load(done.path)
+        if not np.array_equal(converted.predict_proba(X_test), expected):
+            print("ERROR: the converted model predicts differently", file=sys.stderr)
+            return 1
+        print("the converted model's probabilities are identical too")
     return 0
 
 
