@@ -1,0 +1,283 @@
+//! Decision trees and forests of them (RandomForest*, ExtraTrees*).
+//!
+//! A forest sums the per-tree outputs in tree order starting from zero, then divides by the
+//! number of trees, as scikit-learn does with `n_jobs=None`: the results are bit-identical.
+//! Rows are processed in blocks (tree-major inside a block, so one tree's nodes stay in
+//! cache); large inputs spread the blocks over rayon's threads, each block keeping the tree
+//! order, so parallelism never changes a result.
+
+use rayon::prelude::*;
+
+use crate::classes::{read_classes, Classes};
+use crate::error::{malformed, unsupported, InferError, Result};
+use crate::estimator::{Boxed, Estimator, Method};
+use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
+use crate::state::Obj;
+use crate::tree::{Tree, TreeKind};
+
+/// Rows per block.
+const BLOCK: usize = 64;
+/// Below this many row-tree visits, threads cost more than they save.
+const PARALLEL_WORK: usize = 1 << 14;
+
+const TREE_CLASSIFIERS: &[&str] = &[
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+];
+const TREE_REGRESSORS: &[&str] = &[
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+];
+const FOREST_CLASSIFIERS: &[&str] = &[
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+];
+const FOREST_REGRESSORS: &[&str] = &[
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._forest.ExtraTreesRegressor",
+];
+
+#[derive(Debug)]
+pub(crate) struct TreeEnsemble {
+    class: String,
+    n_features: usize,
+    trees: Vec<Tree>,
+    width: usize,
+    /// Forests average (sum from zero, then divide); a single tree returns its leaf values.
+    average: bool,
+    classes: Option<Classes>,
+    allow_nan: bool,
+}
+
+/// Builds the estimator if `o` is a tree or forest class; `None` for other classes.
+pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
+    let class = o.class();
+    let is = |list: &[&str]| list.contains(&class);
+    let est = if is(TREE_CLASSIFIERS) || is(TREE_REGRESSORS) {
+        single_tree(o, is(TREE_CLASSIFIERS))?
+    } else if is(FOREST_CLASSIFIERS) || is(FOREST_REGRESSORS) {
+        forest(o, is(FOREST_CLASSIFIERS))?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Box::new(est)))
+}
+
+/// `n_features_in_`, `n_outputs_` and, for classifiers, `classes_` and the tree kind.
+fn header(o: &Obj<'_, '_>, classifier: bool) -> Result<(usize, TreeKind, Option<Classes>)> {
+    let n_features = o.usize("n_features_in_")?;
+    if n_features == 0 {
+        return Err(malformed(&o.path, "n_features_in_ is 0"));
+    }
+    let n_outputs = o.usize("n_outputs_")?;
+    if n_outputs == 0 {
+        return Err(malformed(&o.path, "n_outputs_ is 0"));
+    }
+    if !classifier {
+        return Ok((n_features, TreeKind::Regressor { n_outputs }, None));
+    }
+    if n_outputs != 1 {
+        return Err(unsupported(
+            o.class(),
+            &o.path,
+            Some("multi-output classification".into()),
+        ));
+    }
+    let classes = read_classes(o.ctx, o.req("classes_")?, &o.sub("classes_"))?;
+    if classes.is_empty() {
+        return Err(malformed(&o.sub("classes_"), "no classes"));
+    }
+    let n_classes = classes.len();
+    Ok((
+        n_features,
+        TreeKind::Classifier { n_classes },
+        Some(classes),
+    ))
+}
+
+fn single_tree(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
+    let (n_features, kind, classes) = header(o, classifier)?;
+    let tree = Tree::from_estimator(o, n_features, kind)?;
+    // ExtraTree* accept NaN only with the random splitter (their default).
+    let allow_nan = !o.class().contains("ExtraTree") || o.str("splitter")? == "random";
+    Ok(TreeEnsemble {
+        class: o.class().to_string(),
+        n_features,
+        width: tree.width(),
+        trees: vec![tree],
+        average: false,
+        classes,
+        allow_nan,
+    })
+}
+
+fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
+    let (n_features, kind, classes) = header(o, classifier)?;
+    let members = o.seq("estimators_")?;
+    if members.is_empty() {
+        return Err(malformed(&o.sub("estimators_"), "no trees"));
+    }
+    let allowed = if classifier {
+        TREE_CLASSIFIERS
+    } else {
+        TREE_REGRESSORS
+    };
+    let mut trees = Vec::with_capacity(members.len());
+    for (i, node) in members.into_iter().enumerate() {
+        let path = format!("{}/{i}", o.sub("estimators_"));
+        let obj = o
+            .ctx
+            .object(node)
+            .ok_or_else(|| malformed(&path, "expected a tree estimator"))?;
+        let t = Obj::new(o.ctx, obj, path.clone());
+        if !allowed.contains(&t.class()) {
+            return Err(unsupported(t.class(), &path, Some("in a forest".into())));
+        }
+        if t.usize("n_features_in_")? != n_features {
+            return Err(malformed(&path, "tree and forest differ in n_features_in_"));
+        }
+        trees.push(Tree::from_estimator(&t, n_features, kind)?);
+    }
+    let width = trees.first().map_or(0, Tree::width);
+    Ok(TreeEnsemble {
+        class: o.class().to_string(),
+        n_features,
+        trees,
+        width,
+        average: true,
+        classes,
+        allow_nan: true,
+    })
+}
+
+/// X as float32 (rounded to nearest, as numpy's `astype`), refusing infinity, which is
+/// also what a float64 beyond float32's range becomes; NaN when `allow_nan`.
+pub(crate) fn to_f32(class: &str, x: &MatrixView<'_>, allow_nan: bool) -> Result<Vec<f32>> {
+    let n_cols = x.n_cols().max(1);
+    let mut out = Vec::with_capacity(x.data().len());
+    for (pos, v) in x.data().iter().enumerate() {
+        let f = *v as f32;
+        if f.is_infinite() || (f.is_nan() && !allow_nan) {
+            let message = if f.is_nan() {
+                "Input X contains NaN".to_string()
+            } else {
+                "Input X contains infinity or a value too large for dtype('float32')".to_string()
+            };
+            return Err(InferError::InvalidValue {
+                class: class.to_string(),
+                row: pos / n_cols,
+                column: pos % n_cols,
+                message,
+            });
+        }
+        out.push(f);
+    }
+    Ok(out)
+}
+
+impl TreeEnsemble {
+    /// The summed (forest) or copied (single tree) leaf values of rows `x32`, into `out`.
+    fn block(&self, x32: &[f32], out: &mut [f64]) {
+        let (nf, w) = (self.n_features, self.width);
+        if !self.average {
+            for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
+                acc.copy_from_slice(self.trees[0].leaf_values(row));
+            }
+            return;
+        }
+        for tree in &self.trees {
+            for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
+                for (a, v) in acc.iter_mut().zip(tree.leaf_values(row)) {
+                    *a += *v;
+                }
+            }
+        }
+    }
+
+    /// Leaf values averaged over the trees: predict_proba for classifiers, predict for regressors.
+    fn raw(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        check_input(&self.class, x, self.n_features, Finite::Any)?;
+        let x32 = to_f32(&self.class, x, self.allow_nan)?;
+        let n_rows = x.n_rows();
+        let (nf, w) = (self.n_features, self.width);
+        let mut out = Matrix::zeros(n_rows, w);
+        let work = n_rows.saturating_mul(self.trees.len());
+        if n_rows > BLOCK && work >= PARALLEL_WORK {
+            out.data
+                .par_chunks_mut(BLOCK * w)
+                .zip(x32.par_chunks(BLOCK * nf))
+                .for_each(|(o, xb)| self.block(xb, o));
+        } else {
+            for (o, xb) in out.data.chunks_mut(BLOCK * w).zip(x32.chunks(BLOCK * nf)) {
+                self.block(xb, o);
+            }
+        }
+        if self.average {
+            let n = self.trees.len() as f64;
+            out.data.iter_mut().for_each(|v| *v /= n);
+        }
+        Ok(out)
+    }
+}
+
+/// Index of the first largest value of each row (numpy's `argmax`).
+pub(crate) fn argmax_rows(m: &Matrix) -> Vec<usize> {
+    (0..m.n_rows)
+        .map(|i| {
+            let row = m.row(i);
+            let mut best = 0;
+            for (j, v) in row.iter().enumerate() {
+                // numpy's argmax returns the first NaN if there is one.
+                if v.is_nan() {
+                    return j;
+                }
+                if *v > row[best] {
+                    best = j;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+impl Estimator for TreeEnsemble {
+    fn class(&self) -> &str {
+        &self.class
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn methods(&self) -> &'static [Method] {
+        if self.classes.is_some() {
+            &[Method::Predict, Method::PredictProba]
+        } else {
+            &[Method::Predict]
+        }
+    }
+
+    fn classes(&self) -> Option<&Classes> {
+        self.classes.as_ref()
+    }
+
+    fn predict(&self, x: &MatrixView<'_>) -> Result<Prediction> {
+        let raw = self.raw(x)?;
+        if self.classes.is_some() {
+            return Ok(Prediction::Labels(argmax_rows(&raw)));
+        }
+        let mut raw = raw;
+        raw.flat = raw.n_cols == 1;
+        Ok(Prediction::Values(raw))
+    }
+
+    fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        if self.classes.is_none() {
+            return Err(crate::estimator::not_available(
+                &self.class,
+                Method::PredictProba,
+            ));
+        }
+        self.raw(x)
+    }
+}

@@ -1,0 +1,247 @@
+//! scikit-learn's `Tree` (the fitted `tree_` of every decision tree), re-laid out for inference.
+//!
+//! scikit-learn casts X to float32 and compares `float32(x) <= threshold` with a float64
+//! threshold; a NaN goes to the side named by the node's `missing_go_to_left`. Here each
+//! threshold is replaced once, at open time, by the largest float32 not above it: for every
+//! float32 `x`, `x <= floor32(t)` exactly when `f64(x) <= t`, so traversal compares float32
+//! with float32 and nodes shrink to 16 bytes (threshold, feature, left, right), contiguous.
+
+use crate::error::{malformed, Result};
+use crate::state::Obj;
+
+/// Marks a leaf in `FastNode::feature`.
+const LEAF: u32 = u32::MAX;
+/// Set in `FastNode::feature` of internal nodes that send NaN to the left.
+const MISSING_LEFT: u32 = 1 << 31;
+const FEATURE_MASK: u32 = !MISSING_LEFT;
+
+/// One node. For a leaf, `feature == LEAF` and `left` is the row of its value in `values`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct FastNode {
+    threshold: f32,
+    feature: u32,
+    left: u32,
+    right: u32,
+}
+
+/// What the leaf values are, which decides their width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TreeKind {
+    /// `n_outputs == 1`; each leaf holds `value[node, 0, :n_classes]`.
+    Classifier { n_classes: usize },
+    /// Each leaf holds `value[node, :, 0]` (one value per output).
+    Regressor { n_outputs: usize },
+}
+
+/// A validated tree: every child index points forward (so traversal ends), every feature
+/// index is below `n_features`, every leaf has `width` values.
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    nodes: Vec<FastNode>,
+    /// Leaf values, `width` per leaf, in leaf order.
+    values: Vec<f64>,
+    width: usize,
+}
+
+/// The largest float32 that is not above `t` (NaN stays NaN: it compares false either way).
+pub(crate) fn floor_f32(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t {
+        // r > t, so r is not -inf; step one float32 towards -inf.
+        if r == 0.0 {
+            -f32::from_bits(1)
+        } else if r > 0.0 {
+            f32::from_bits(r.to_bits() - 1)
+        } else {
+            f32::from_bits(r.to_bits() + 1)
+        }
+    } else {
+        r
+    }
+}
+
+const TREE_LEAF: i64 = -1;
+
+impl Tree {
+    /// Reads `tree_` of a fitted tree estimator (`est`), whose `n_features_in_` is `n_features`.
+    pub fn from_estimator(est: &Obj<'_, '_>, n_features: usize, kind: TreeKind) -> Result<Tree> {
+        let tree = Obj::new(est.ctx, est.object("tree_")?, est.sub("tree_"));
+        if tree.class() != "sklearn.tree._tree.Tree" {
+            return Err(malformed(
+                &tree.path,
+                format!("tree_ is a {}", tree.class()),
+            ));
+        }
+        let path = tree.path.clone();
+        let nodes = tree.ctx.records(tree.req("nodes")?, &tree.sub("nodes"))?;
+        let n = nodes.len;
+        if n == 0 || n >= (u32::MAX as usize) {
+            return Err(malformed(&path, format!("{n} nodes")));
+        }
+        if tree.attr("node_count").is_some() && tree.usize("node_count")? != n {
+            return Err(malformed(&path, "node_count differs from the nodes array"));
+        }
+        let left = nodes.i64_column("left_child")?;
+        let right = nodes.i64_column("right_child")?;
+        let feature = nodes.i64_column("feature")?;
+        let threshold = nodes.f64_column("threshold")?;
+        // Trees written before scikit-learn 1.3 have no missing-value support: NaN goes right.
+        let missing_left = if nodes.has("missing_go_to_left") {
+            nodes.i64_column("missing_go_to_left")?
+        } else {
+            vec![0; n]
+        };
+        let values = tree.f64_array("values")?;
+        let (n_outputs, max_classes) = match values.shape.as_slice() {
+            [rows, o, c] if *rows == n => (*o, *c),
+            other => {
+                return Err(malformed(
+                    &tree.sub("values"),
+                    format!("shape {other:?}, expected ({n}, n_outputs, max_n_classes)"),
+                ))
+            }
+        };
+        let width = match kind {
+            TreeKind::Classifier { n_classes } => {
+                if n_outputs != 1 || n_classes > max_classes || n_classes == 0 {
+                    return Err(malformed(
+                        &tree.sub("values"),
+                        format!("values of shape {:?} for {n_classes} classes", values.shape),
+                    ));
+                }
+                n_classes
+            }
+            TreeKind::Regressor { n_outputs: k } => {
+                if n_outputs != k || max_classes != 1 {
+                    return Err(malformed(
+                        &tree.sub("values"),
+                        format!("values of shape {:?} for {k} outputs", values.shape),
+                    ));
+                }
+                k
+            }
+        };
+        let stride = n_outputs * max_classes;
+        let mut fast = Vec::with_capacity(n);
+        let mut leaf_values = Vec::new();
+        let mut n_leaves: u32 = 0;
+        for i in 0..n {
+            let (l, r) = (left[i], right[i]);
+            if l == TREE_LEAF && r == TREE_LEAF {
+                let row = &values.data[i * stride..(i + 1) * stride];
+                match kind {
+                    TreeKind::Classifier { .. } => leaf_values.extend_from_slice(&row[..width]),
+                    TreeKind::Regressor { .. } => leaf_values.extend_from_slice(row),
+                }
+                fast.push(FastNode {
+                    threshold: 0.0,
+                    feature: LEAF,
+                    left: n_leaves,
+                    right: 0,
+                });
+                n_leaves += 1;
+                continue;
+            }
+            // Children after their parent: traversal always moves forward, so it ends.
+            let child_ok = |c: i64| c > i as i64 && (c as u64) < n as u64;
+            if !child_ok(l) || !child_ok(r) {
+                return Err(malformed(
+                    &path,
+                    format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
+                ));
+            }
+            let f = feature[i];
+            if f < 0 || f as u64 >= n_features as u64 || f as u64 >= u64::from(FEATURE_MASK) {
+                return Err(malformed(
+                    &path,
+                    format!("node {i} splits on feature {f}, not below {n_features}"),
+                ));
+            }
+            let mut feat = f as u32;
+            if missing_left[i] != 0 {
+                feat |= MISSING_LEFT;
+            }
+            fast.push(FastNode {
+                threshold: floor_f32(threshold[i]),
+                feature: feat,
+                left: l as u32,
+                right: r as u32,
+            });
+        }
+        Ok(Tree {
+            nodes: fast,
+            values: leaf_values,
+            width,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The values of the leaf `row` (float32 features, `n_features` long) falls into.
+    #[inline]
+    pub fn leaf_values(&self, row: &[f32]) -> &[f64] {
+        // Indices were validated when the tree was built: children point forward within
+        // `nodes`, features are below the row length, leaf rows are within `values`.
+        let mut node = self.nodes[0];
+        while node.feature != LEAF {
+            let x = row[(node.feature & FEATURE_MASK) as usize];
+            let left = x <= node.threshold || (x.is_nan() && node.feature & MISSING_LEFT != 0);
+            node = self.nodes[if left { node.left } else { node.right } as usize];
+        }
+        let start = node.left as usize * self.width;
+        &self.values[start..start + self.width]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floor_f32;
+
+    #[test]
+    fn floor_f32_is_the_largest_float32_not_above() {
+        let cases = [
+            0.1,
+            -0.1,
+            0.0,
+            -0.0,
+            1.0,
+            1e-45,
+            -1e-45,
+            1e300,
+            -1e300,
+            3.4028235677973366e38,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            2.5000000000000004,
+        ];
+        for t in cases {
+            let f = floor_f32(t);
+            assert!(f64::from(f) <= t, "{t}: {f}");
+            // The next float32 up is above t.
+            let up = if f == f32::INFINITY {
+                f32::INFINITY
+            } else if f >= 0.0 {
+                f32::from_bits(if f == 0.0 { 1 } else { f.to_bits() + 1 })
+            } else {
+                f32::from_bits(f.to_bits() - 1)
+            };
+            assert!(f == f32::INFINITY || f64::from(up) > t, "{t}: {f} {up}");
+        }
+        assert!(floor_f32(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn comparison_matches_float64_semantics() {
+        // Exhaustive near a threshold that is not a float32.
+        let t = 0.3f64;
+        let ft = floor_f32(t);
+        let mut x = 0.29999f32;
+        while x < 0.30001 {
+            assert_eq!(x <= ft, f64::from(x) <= t, "{x}");
+            x = f32::from_bits(x.to_bits() + 1);
+        }
+    }
+}
