@@ -78,6 +78,7 @@ def assert_same(a: np.ndarray, b: np.ndarray, what: str) -> None:
     assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
     assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != {b.dtype}"
     if a.dtype.kind == "f":
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
         same = np.array_equal(a.view(np.uint8), b.view(np.uint8)) or np.array_equal(
             a, b, equal_nan=True
         )

@@ -69,6 +69,9 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
 
 pub(crate) type Boxed = Box<dyn Estimator>;
 
+/// Builds the estimator if the object is of a class the builder knows, else `None`.
+type Builder = fn(&Obj<'_, '_>) -> Result<Option<Boxed>>;
+
 /// Builds the native estimator for the object at `path`; unknown classes are `Unsupported`.
 pub(crate) fn build<'f>(
     ctx: &Ctx<'f>,
@@ -80,8 +83,17 @@ pub(crate) fn build<'f>(
     };
     let o = Obj::new(ctx, obj, path.to_string());
     let class = obj.class.as_str();
-    if let Some(est) = crate::forest::build(&o)? {
-        return Ok(est);
+    let builders: [Builder; 5] = [
+        crate::forest::build,
+        crate::linear::build,
+        crate::preprocess::build,
+        crate::encoders::build,
+        crate::compose::build,
+    ];
+    for b in builders {
+        if let Some(est) = b(&o)? {
+            return Ok(est);
+        }
     }
     Err(unsupported(class, path, None))
 }

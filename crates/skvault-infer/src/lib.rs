@@ -10,10 +10,15 @@
 //! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
 
 mod classes;
+mod compose;
+mod encoders;
 mod error;
 mod estimator;
 mod forest;
+mod linear;
 mod matrix;
+mod numeric;
+mod preprocess;
 mod state;
 mod tree;
 

@@ -134,7 +134,6 @@ pub(crate) enum Finite {
     /// `ensure_all_finite=True`: neither NaN nor infinity.
     All,
     /// `"allow-nan"`: NaN, but no infinity.
-    #[allow(dead_code)] // TEMP: used by the preprocessors
     AllowNan,
     /// `False`: anything.
     Any,

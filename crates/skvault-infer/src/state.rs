@@ -215,6 +215,19 @@ impl<'f> Ctx<'f> {
                     data: vec![v.to_f64()],
                 })
             }
+            // An object array of numbers (SimpleImputer's statistics_ for strategy="constant").
+            Node::ObjArray { shape, items } => {
+                let data = items
+                    .iter()
+                    .map(|n| node_float(self.resolve(n)))
+                    .collect::<Option<Vec<f64>>>()
+                    .ok_or_else(|| malformed(path, "expected an object array of numbers"))?;
+                let shape = shape
+                    .iter()
+                    .map(|d| usize::try_from(*d).map_err(|_| malformed(path, "array too large")))
+                    .collect::<Result<Vec<usize>>>()?;
+                Ok(ArrayF64 { shape, data })
+            }
             _ => Err(malformed(path, "expected a numeric array")),
         }
     }
@@ -349,7 +362,6 @@ pub(crate) struct Obj<'c, 'f> {
     pub path: String,
 }
 
-#[allow(dead_code)] // TEMP: the linear models use the rest
 impl<'c, 'f> Obj<'c, 'f> {
     pub fn new(ctx: &'c Ctx<'f>, obj: &'f Object, path: String) -> Self {
         Obj { ctx, obj, path }
@@ -392,10 +404,6 @@ impl<'c, 'f> Obj<'c, 'f> {
         let v = self.int(name)?;
         usize::try_from(v)
             .map_err(|_| malformed(&self.sub(name), "expected a non-negative integer"))
-    }
-
-    pub fn float(&self, name: &str) -> Result<f64> {
-        node_float(self.req(name)?).ok_or_else(|| malformed(&self.sub(name), "expected a number"))
     }
 
     pub fn str(&self, name: &str) -> Result<&'f str> {
