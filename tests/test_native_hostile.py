@@ -159,7 +159,6 @@ def test_linear_coefficients_of_the_wrong_shape(tmp_path):
 
     def edit2(m):
         lr = m["root"]["attrs"]["steps"]["list"][1]["tuple"][1]["attrs"]
-        lr["intercept_"] = {"float": 1.0}  # a scalar is broadcast: fine
         _swap(lr, "classes_", lr, "n_iter_")  # 1 class for 3 rows of coefficients
 
     with pytest.raises(skvault.FormatError, match="classes"):
