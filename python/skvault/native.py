@@ -49,6 +49,7 @@ class NativeModel:
     def __init__(self, inner: _native.NativeModel) -> None:
         self._inner = inner
         classes = inner.classes
+        # For IsolationForest these are the labels predict returns (-1, 1), as numbers.
         if classes is None:
             self.classes_ = None
         else:
@@ -96,6 +97,10 @@ class NativeModel:
     def transform(self, X: Any) -> np.ndarray:
         self._check("transform")
         return _matrix(self._inner.transform(_as_matrix(X)))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        self._check("score_samples")
+        return _matrix(self._inner.score_samples(_as_matrix(X)))
 
     def __repr__(self) -> str:
         return f"<skvault.native.NativeModel {self.class_name} ({', '.join(self.methods)})>"

@@ -3,7 +3,7 @@
 //! Composites build every member when they are built, so an unsupported member anywhere
 //! fails `Model::open` with its path.
 
-use skvault_format::Node;
+use skvault_format::{Construct, Node};
 
 use crate::classes::Classes;
 use crate::error::{malformed, unsupported, Result};
@@ -17,7 +17,7 @@ pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
         "sklearn.compose._column_transformer.ColumnTransformer" => Box::new(column_transformer(o)?),
         "sklearn.pipeline.FeatureUnion" => Box::new(feature_union(o)?),
         "sklearn.preprocessing._function_transformer.FunctionTransformer" => {
-            if !o.is_none("func") {
+            if !o.is_none("func") && !is_check_array(o) {
                 return Err(unsupported(
                     o.class(),
                     &o.path,
@@ -31,6 +31,20 @@ pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
         _ => return Ok(None),
     };
     Ok(Some(est))
+}
+
+/// `func=functools.partial(check_array, ...)`: what HistGradientBoosting's preprocessor
+/// applies to numeric columns, the identity on float64 input.
+fn is_check_array(o: &Obj<'_, '_>) -> bool {
+    let Some(func) = o.attr("func").and_then(|f| o.ctx.object(f)) else {
+        return false;
+    };
+    let Construct::Call { args } = &func.construct else {
+        return false;
+    };
+    func.class == "functools.partial"
+        && matches!(args.first().map(|a| o.ctx.resolve(a)),
+            Some(Node::Global(g)) if g == "sklearn.utils.validation.check_array")
 }
 
 /// `(name, estimator)` or `(name, estimator, columns)` tuples of a list attribute.
@@ -185,6 +199,9 @@ impl Estimator for Pipeline {
     }
     fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.with_last(x, Method::DecisionFunction, |e, v| e.decision_function(v))
+    }
+    fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.with_last(x, Method::ScoreSamples, |e, v| e.score_samples(v))
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         if self.last.is_none() {

@@ -12,6 +12,7 @@ pub enum Method {
     PredictProba,
     DecisionFunction,
     Transform,
+    ScoreSamples,
 }
 
 impl Method {
@@ -21,6 +22,7 @@ impl Method {
             Method::PredictProba => "predict_proba",
             Method::DecisionFunction => "decision_function",
             Method::Transform => "transform",
+            Method::ScoreSamples => "score_samples",
         }
     }
 }
@@ -65,6 +67,10 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
     fn transform(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
         Err(not_available(self.class(), Method::Transform))
     }
+
+    fn score_samples(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
+        Err(not_available(self.class(), Method::ScoreSamples))
+    }
 }
 
 pub(crate) type Boxed = Box<dyn Estimator>;
@@ -83,8 +89,10 @@ pub(crate) fn build<'f>(
     };
     let o = Obj::new(ctx, obj, path.to_string());
     let class = obj.class.as_str();
-    let builders: [Builder; 5] = [
+    let builders: [Builder; 7] = [
         crate::forest::build,
+        crate::boosting::build,
+        crate::hist::build,
         crate::linear::build,
         crate::preprocess::build,
         crate::encoders::build,

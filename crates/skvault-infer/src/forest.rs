@@ -150,14 +150,20 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
     })
 }
 
-/// X as float32 (rounded to nearest, as numpy's `astype`), refusing infinity, which is
-/// also what a float64 beyond float32's range becomes; NaN when `allow_nan`.
-pub(crate) fn to_f32(class: &str, x: &MatrixView<'_>, allow_nan: bool) -> Result<Vec<f32>> {
+/// X as float32 (rounded to nearest, as numpy's `astype`). Infinity, which is also what a
+/// float64 beyond float32's range becomes, is refused unless `finite` is `Any`; NaN is
+/// refused when `finite` is `All`.
+pub(crate) fn to_f32(class: &str, x: &MatrixView<'_>, finite: Finite) -> Result<Vec<f32>> {
     let n_cols = x.n_cols().max(1);
     let mut out = Vec::with_capacity(x.data().len());
     for (pos, v) in x.data().iter().enumerate() {
         let f = *v as f32;
-        if f.is_infinite() || (f.is_nan() && !allow_nan) {
+        let refused = match finite {
+            Finite::Any => false,
+            Finite::AllowNan => f.is_infinite(),
+            Finite::All => !f.is_finite(),
+        };
+        if refused {
             let message = if f.is_nan() {
                 "Input X contains NaN".to_string()
             } else {
@@ -197,26 +203,47 @@ impl TreeEnsemble {
     /// Leaf values averaged over the trees: predict_proba for classifiers, predict for regressors.
     fn raw(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         check_input(&self.class, x, self.n_features, Finite::Any)?;
-        let x32 = to_f32(&self.class, x, self.allow_nan)?;
+        let finite = if self.allow_nan {
+            Finite::AllowNan
+        } else {
+            Finite::All
+        };
+        let x32 = to_f32(&self.class, x, finite)?;
         let n_rows = x.n_rows();
         let (nf, w) = (self.n_features, self.width);
         let mut out = Matrix::zeros(n_rows, w);
-        let work = n_rows.saturating_mul(self.trees.len());
-        if n_rows > BLOCK && work >= PARALLEL_WORK {
-            out.data
-                .par_chunks_mut(BLOCK * w)
-                .zip(x32.par_chunks(BLOCK * nf))
-                .for_each(|(o, xb)| self.block(xb, o));
-        } else {
-            for (o, xb) in out.data.chunks_mut(BLOCK * w).zip(x32.chunks(BLOCK * nf)) {
-                self.block(xb, o);
-            }
-        }
+        run_blocks(&x32, nf, &mut out.data, w, self.trees.len(), |xb, o| {
+            self.block(xb, o)
+        });
         if self.average {
             let n = self.trees.len() as f64;
             out.data.iter_mut().for_each(|v| *v /= n);
         }
         Ok(out)
+    }
+}
+
+/// Runs `f` on blocks of `BLOCK` rows (input `x32` with `nf` columns, output `out`
+/// with `w` columns), on rayon's threads when there is enough work (`n_trees` visits per
+/// row). Each block is computed whole by one call, so threads never change a result.
+pub(crate) fn run_blocks<T: Sync>(
+    x32: &[T],
+    nf: usize,
+    out: &mut [f64],
+    w: usize,
+    n_trees: usize,
+    f: impl Fn(&[T], &mut [f64]) + Sync,
+) {
+    let (nf, w) = (nf.max(1), w.max(1));
+    let n_rows = out.len() / w;
+    if n_rows > BLOCK && n_rows.saturating_mul(n_trees) >= PARALLEL_WORK {
+        out.par_chunks_mut(BLOCK * w)
+            .zip(x32.par_chunks(BLOCK * nf))
+            .for_each(|(o, xb)| f(xb, o));
+    } else {
+        for (o, xb) in out.chunks_mut(BLOCK * w).zip(x32.chunks(BLOCK * nf)) {
+            f(xb, o);
+        }
     }
 }
 

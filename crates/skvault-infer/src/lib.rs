@@ -9,12 +9,14 @@
 //! Outputs match scikit-learn: see `docs/NATIVE.md` for the estimators, the parity
 //! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
 
+mod boosting;
 mod classes;
 mod compose;
 mod encoders;
 mod error;
 mod estimator;
 mod forest;
+mod hist;
 mod linear;
 mod matrix;
 mod numeric;
@@ -110,5 +112,9 @@ impl Model {
 
     pub fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.est.transform(x)
+    }
+
+    pub fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.est.score_samples(x)
     }
 }

@@ -54,8 +54,32 @@ pub(crate) fn expit(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// scipy's `logit`: `log(x / (1 - x))`, and near 0.5 (0.3 <= x <= 0.65), where that
+/// formula loses precision, `log1p(2 (x - 0.5)) - log1p(-2 (x - 0.5))`.
+pub(crate) fn logit(x: f64) -> f64 {
+    if (0.3..=0.65).contains(&x) {
+        let s = 2.0 * (x - 0.5);
+        s.ln_1p() - (-s).ln_1p()
+    } else {
+        (x / (1.0 - x)).ln()
+    }
+}
+
+/// How numpy sums a row of a 2-d array: pairwise when the row is contiguous (C order),
+/// one element after the other when it is not (F order: the reduction runs column by column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowSum {
+    Pairwise,
+    Sequential,
+}
+
 /// sklearn's `softmax` on one row, in place: subtract the max, exp, divide by the sum.
 pub(crate) fn softmax_row(row: &mut [f64]) {
+    softmax_row_with(row, RowSum::Pairwise)
+}
+
+/// `softmax_row` for a row of an array in the given memory order.
+pub(crate) fn softmax_row_with(row: &mut [f64], order: RowSum) {
     let max = row.iter().copied().fold(
         f64::NEG_INFINITY,
         |m, v| {
@@ -69,7 +93,10 @@ pub(crate) fn softmax_row(row: &mut [f64]) {
     for v in row.iter_mut() {
         *v = (*v - max).exp();
     }
-    let sum = np_sum(row);
+    let sum = match order {
+        RowSum::Pairwise => np_sum(row),
+        RowSum::Sequential => row.iter().fold(0.0, |s, v| s + v),
+    };
     for v in row.iter_mut() {
         *v /= sum;
     }

@@ -406,6 +406,10 @@ impl<'c, 'f> Obj<'c, 'f> {
             .map_err(|_| malformed(&self.sub(name), "expected a non-negative integer"))
     }
 
+    pub fn float(&self, name: &str) -> Result<f64> {
+        node_float(self.req(name)?).ok_or_else(|| malformed(&self.sub(name), "expected a number"))
+    }
+
     pub fn str(&self, name: &str) -> Result<&'f str> {
         match self.req(name)? {
             Node::Str(s) => Ok(s),

@@ -34,6 +34,14 @@ pub(crate) enum TreeKind {
     Regressor { n_outputs: usize },
 }
 
+/// Leaf values other than the tree's own `value` array.
+pub(crate) enum LeafValues<'a> {
+    /// `value[node]` of a one-output regression tree, times `scale` (gradient boosting).
+    Scaled(f64),
+    /// One value per node, given by the caller (isolation forest path lengths).
+    PerNode(&'a dyn Fn(usize) -> Option<f64>),
+}
+
 /// A validated tree: every child index points forward (so traversal ends), every feature
 /// index is below `n_features`, every leaf has `width` values.
 #[derive(Debug, Clone)]
@@ -66,6 +74,29 @@ const TREE_LEAF: i64 = -1;
 impl Tree {
     /// Reads `tree_` of a fitted tree estimator (`est`), whose `n_features_in_` is `n_features`.
     pub fn from_estimator(est: &Obj<'_, '_>, n_features: usize, kind: TreeKind) -> Result<Tree> {
+        Self::build(est, n_features, kind, None)
+    }
+
+    /// A one-output regression tree whose leaves hold `leaves` instead of `value`.
+    pub fn with_leaf_values(
+        est: &Obj<'_, '_>,
+        n_features: usize,
+        leaves: LeafValues<'_>,
+    ) -> Result<Tree> {
+        Self::build(
+            est,
+            n_features,
+            TreeKind::Regressor { n_outputs: 1 },
+            Some(leaves),
+        )
+    }
+
+    fn build(
+        est: &Obj<'_, '_>,
+        n_features: usize,
+        kind: TreeKind,
+        leaves: Option<LeafValues<'_>>,
+    ) -> Result<Tree> {
         let tree = Obj::new(est.ctx, est.object("tree_")?, est.sub("tree_"));
         if tree.class() != "sklearn.tree._tree.Tree" {
             return Err(malformed(
@@ -130,9 +161,15 @@ impl Tree {
             let (l, r) = (left[i], right[i]);
             if l == TREE_LEAF && r == TREE_LEAF {
                 let row = &values.data[i * stride..(i + 1) * stride];
-                match kind {
-                    TreeKind::Classifier { .. } => leaf_values.extend_from_slice(&row[..width]),
-                    TreeKind::Regressor { .. } => leaf_values.extend_from_slice(row),
+                match (&leaves, kind) {
+                    (Some(LeafValues::Scaled(scale)), _) => leaf_values.push(scale * row[0]),
+                    (Some(LeafValues::PerNode(f)), _) => leaf_values.push(
+                        f(i).ok_or_else(|| malformed(&path, format!("no value for leaf {i}")))?,
+                    ),
+                    (None, TreeKind::Classifier { .. }) => {
+                        leaf_values.extend_from_slice(&row[..width])
+                    }
+                    (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
                 }
                 fast.push(FastNode {
                     threshold: 0.0,
@@ -178,6 +215,29 @@ impl Tree {
 
     pub fn width(&self) -> usize {
         self.width
+    }
+
+    /// Sends NaN right at every node, ignoring `missing_go_to_left`: what gradient
+    /// boosting's `predict_stages` does (it compares `x <= threshold` only).
+    pub fn ignore_missing(&mut self) {
+        for n in &mut self.nodes {
+            if n.feature != LEAF {
+                n.feature &= FEATURE_MASK;
+            }
+        }
+    }
+
+    /// Renames features: the tree was fitted on `X[:, map]` (bagging with max_features).
+    /// Every entry of `map` must be below the row length the tree will see.
+    pub fn remap_features(&mut self, map: &[usize]) -> Option<()> {
+        for n in &mut self.nodes {
+            if n.feature != LEAF {
+                let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
+                let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
+                n.feature = f | (n.feature & MISSING_LEFT);
+            }
+        }
+        Some(())
     }
 
     /// The values of the leaf `row` (float32 features, `n_features` long) falls into.

@@ -164,6 +164,15 @@ impl NativeModel {
         matrix_out(py, m)
     }
 
+    fn score_samples<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<MatrixOut<'py>> {
+        let m = self.run(py, x, |m, v| m.score_samples(v))?;
+        matrix_out(py, m)
+    }
+
     fn has(&self, method: &str) -> bool {
         self.model.methods().iter().any(|m| m.name() == method)
     }
