@@ -3,6 +3,8 @@
 
 pub mod diff;
 pub mod inspect;
+pub mod predict;
+pub mod tabular;
 
 use std::path::PathBuf;
 
@@ -38,6 +40,8 @@ enum Command {
     Verify { file: PathBuf },
     /// Show what differs between two files: parameters, versions, metrics, arrays by digest.
     Diff { a: PathBuf, b: PathBuf },
+    /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
+    Predict(predict::PredictArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -63,6 +67,7 @@ where
         } => inspect::run(&file, json, all, params).map(|()| 0),
         Command::Verify { file } => verify(&file),
         Command::Diff { a, b } => diff::run(&a, &b),
+        Command::Predict(args) => Ok(predict::run(&args)),
     };
     match result {
         Ok(code) => code,
