@@ -95,8 +95,16 @@ fn init_raw(o: &Obj<'_, '_>, classifier: bool, k: usize) -> Result<Vec<f64>> {
     Ok(c.data)
 }
 
+/// `n_features_in_`, which must be positive.
+fn n_features(o: &Obj<'_, '_>) -> Result<usize> {
+    match o.usize("n_features_in_")? {
+        0 => Err(malformed(&o.path, "n_features_in_ is 0")),
+        n => Ok(n),
+    }
+}
+
 fn gradient_boosting(o: &Obj<'_, '_>, classifier: bool) -> Result<GradientBoosting> {
-    let n_features = o.usize("n_features_in_")?;
+    let n_features = n_features(o)?;
     let loss = o.str("loss")?;
     let supported = if classifier {
         loss == "log_loss"
@@ -176,10 +184,12 @@ impl GradientBoosting {
             row.copy_from_slice(&self.init);
         }
         run_blocks(&x32, nf, &mut out.data, k, self.trees.len(), |xb, ob| {
+            let mut leaf = vec![0u32; xb.len() / nf];
             for stage in self.trees.chunks_exact(k) {
                 for (j, tree) in stage.iter().enumerate() {
-                    for (row, acc) in xb.chunks_exact(nf).zip(ob.chunks_exact_mut(k)) {
-                        acc[j] += tree.leaf_values(row)[0];
+                    tree.leaves(xb, nf, &mut leaf);
+                    for (l, acc) in leaf.iter().zip(ob.chunks_exact_mut(k)) {
+                        acc[j] += tree.values(*l)[0];
                     }
                 }
             }
@@ -282,7 +292,7 @@ fn average_path_length(n: f64) -> f64 {
 }
 
 fn isolation_forest(o: &Obj<'_, '_>) -> Result<IsolationForest> {
-    let n_features = o.usize("n_features_in_")?;
+    let n_features = n_features(o)?;
     let members = o.seq("estimators_")?;
     let features = o.seq("estimators_features_")?;
     let dpl = seq_items(o.ctx, o.req("_decision_path_lengths")?)
@@ -365,9 +375,11 @@ impl IsolationForest {
         let nf = self.n_features;
         let mut depths = vec![0.0; x.n_rows()];
         run_blocks(&x32, nf, &mut depths, 1, self.trees.len(), |xb, ob| {
+            let mut leaf = vec![0u32; xb.len() / nf];
             for tree in &self.trees {
-                for (row, d) in xb.chunks_exact(nf).zip(ob.iter_mut()) {
-                    *d += tree.leaf_values(row)[0];
+                tree.leaves(xb, nf, &mut leaf);
+                for (l, d) in leaf.iter().zip(ob.iter_mut()) {
+                    *d += tree.values(*l)[0];
                 }
             }
         });

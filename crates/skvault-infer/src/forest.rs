@@ -15,8 +15,9 @@ use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::state::Obj;
 use crate::tree::{Tree, TreeKind};
 
-/// Rows per block.
-const BLOCK: usize = 64;
+/// Most rows per block: a tree is walked for a whole block before the next tree, so its
+/// nodes stay in cache; the block's float32 rows (and a few arrays per row) stay in L2.
+const MAX_BLOCK: usize = 4096;
 /// Below this many row-tree visits, threads cost more than they save.
 const PARALLEL_WORK: usize = 1 << 14;
 
@@ -185,15 +186,18 @@ impl TreeEnsemble {
     /// The summed (forest) or copied (single tree) leaf values of rows `x32`, into `out`.
     fn block(&self, x32: &[f32], out: &mut [f64]) {
         let (nf, w) = (self.n_features, self.width);
+        let mut leaf = vec![0u32; x32.len() / nf];
         if !self.average {
-            for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
-                acc.copy_from_slice(self.trees[0].leaf_values(row));
+            self.trees[0].leaves(x32, nf, &mut leaf);
+            for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
+                acc.copy_from_slice(self.trees[0].values(*l));
             }
             return;
         }
         for tree in &self.trees {
-            for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
-                for (a, v) in acc.iter_mut().zip(tree.leaf_values(row)) {
+            tree.leaves(x32, nf, &mut leaf);
+            for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
+                for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
                     *a += *v;
                 }
             }
@@ -223,11 +227,12 @@ impl TreeEnsemble {
     }
 }
 
-/// Runs `f` on blocks of `BLOCK` rows (input `x32` with `nf` columns, output `out`
-/// with `w` columns), on rayon's threads when there is enough work (`n_trees` visits per
-/// row). Each block is computed whole by one call, so threads never change a result.
+/// Runs `f` on blocks of rows (input `x` with `nf` columns, output `out` with `w` columns),
+/// on rayon's threads when there is enough work (`n_trees` visits per row), in blocks of
+/// equal size, a multiple of the thread count in number. Each block is computed whole by
+/// one call and rows never interact, so threads never change a result.
 pub(crate) fn run_blocks<T: Sync>(
-    x32: &[T],
+    x: &[T],
     nf: usize,
     out: &mut [f64],
     w: usize,
@@ -236,15 +241,19 @@ pub(crate) fn run_blocks<T: Sync>(
 ) {
     let (nf, w) = (nf.max(1), w.max(1));
     let n_rows = out.len() / w;
-    if n_rows > BLOCK && n_rows.saturating_mul(n_trees) >= PARALLEL_WORK {
-        out.par_chunks_mut(BLOCK * w)
-            .zip(x32.par_chunks(BLOCK * nf))
-            .for_each(|(o, xb)| f(xb, o));
-    } else {
-        for (o, xb) in out.chunks_mut(BLOCK * w).zip(x32.chunks(BLOCK * nf)) {
-            f(xb, o);
-        }
+    if n_rows == 0 {
+        return;
     }
+    if n_rows.saturating_mul(n_trees) < PARALLEL_WORK {
+        f(x, out);
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let n_blocks = n_rows.div_ceil(MAX_BLOCK).div_ceil(threads) * threads;
+    let block = n_rows.div_ceil(n_blocks).max(1);
+    out.par_chunks_mut(block * w)
+        .zip(x.par_chunks(block * nf))
+        .for_each(|(o, xb)| f(xb, o));
 }
 
 /// Index of the first largest value of each row (numpy's `argmax`).

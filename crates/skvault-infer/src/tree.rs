@@ -5,17 +5,20 @@
 //! threshold is replaced once, at open time, by the largest float32 not above it: for every
 //! float32 `x`, `x <= floor32(t)` exactly when `f64(x) <= t`, so traversal compares float32
 //! with float32 and nodes shrink to 16 bytes (threshold, feature, left, right), contiguous.
+//!
+//! Leaves point to themselves, so one step of traversal is the same branch-free operation
+//! for every node. A block of rows is traversed in lockstep, one level at a time: the
+//! rows' node loads are independent, so the CPU overlaps their cache misses, instead of
+//! waiting for each row's chain of loads in turn.
 
 use crate::error::{malformed, Result};
 use crate::state::Obj;
 
-/// Marks a leaf in `FastNode::feature`.
-const LEAF: u32 = u32::MAX;
 /// Set in `FastNode::feature` of internal nodes that send NaN to the left.
 const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
 
-/// One node. For a leaf, `feature == LEAF` and `left` is the row of its value in `values`.
+/// One node. A leaf has `left == right ==` its own index and feature 0 (any valid column).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct FastNode {
@@ -47,6 +50,8 @@ pub(crate) enum LeafValues<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<FastNode>,
+    /// For each node, where its values start in `values` (used for leaves only).
+    slot: Vec<u32>,
     /// Leaf values, `width` per leaf, in leaf order.
     values: Vec<f64>,
     width: usize,
@@ -155,6 +160,7 @@ impl Tree {
         };
         let stride = n_outputs * max_classes;
         let mut fast = Vec::with_capacity(n);
+        let mut slot = vec![0u32; n];
         let mut leaf_values = Vec::new();
         let mut n_leaves: u32 = 0;
         for i in 0..n {
@@ -173,10 +179,13 @@ impl Tree {
                 }
                 fast.push(FastNode {
                     threshold: 0.0,
-                    feature: LEAF,
-                    left: n_leaves,
-                    right: 0,
+                    feature: 0,
+                    left: i as u32,
+                    right: i as u32,
                 });
+                slot[i] = n_leaves
+                    .checked_mul(width as u32)
+                    .ok_or_else(|| malformed(&path, "too many leaf values"))?;
                 n_leaves += 1;
                 continue;
             }
@@ -208,6 +217,7 @@ impl Tree {
         }
         Ok(Tree {
             nodes: fast,
+            slot,
             values: leaf_values,
             width,
         })
@@ -221,17 +231,15 @@ impl Tree {
     /// boosting's `predict_stages` does (it compares `x <= threshold` only).
     pub fn ignore_missing(&mut self) {
         for n in &mut self.nodes {
-            if n.feature != LEAF {
-                n.feature &= FEATURE_MASK;
-            }
+            n.feature &= FEATURE_MASK;
         }
     }
 
     /// Renames features: the tree was fitted on `X[:, map]` (bagging with max_features).
     /// Every entry of `map` must be below the row length the tree will see.
     pub fn remap_features(&mut self, map: &[usize]) -> Option<()> {
-        for n in &mut self.nodes {
-            if n.feature != LEAF {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if n.left as usize != i {
                 let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
                 let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
                 n.feature = f | (n.feature & MISSING_LEFT);
@@ -240,18 +248,54 @@ impl Tree {
         Some(())
     }
 
-    /// The values of the leaf `row` (float32 features, `n_features` long) falls into.
-    #[inline]
-    pub fn leaf_values(&self, row: &[f32]) -> &[f64] {
-        // Indices were validated when the tree was built: children point forward within
-        // `nodes`, features are below the row length, leaf rows are within `values`.
-        let mut node = self.nodes[0];
-        while node.feature != LEAF {
-            let x = row[(node.feature & FEATURE_MASK) as usize];
-            let left = x <= node.threshold || (x.is_nan() && node.feature & MISSING_LEFT != 0);
-            node = self.nodes[if left { node.left } else { node.right } as usize];
+    /// The leaf reached by each row of `rows` (float32, `nf` columns each), into `leaf`.
+    pub fn leaves(&self, rows: &[f32], nf: usize, leaf: &mut [u32]) {
+        // Rows go in groups of GROUP, stepped together until all of them sit on a leaf:
+        // their node loads are independent, so their cache misses overlap, and the group's
+        // positions stay in registers.
+        const GROUP: usize = 8;
+        let mut groups = leaf.chunks_exact_mut(GROUP);
+        let mut base = 0;
+        for g in &mut groups {
+            let mut at = [0u32; GROUP];
+            while self.step(rows, nf, base, &mut at) {}
+            g.copy_from_slice(&at);
+            base += GROUP;
         }
-        let start = node.left as usize * self.width;
+        let rest = groups.into_remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u32; GROUP];
+            let at = &mut buf[..rest.len()];
+            while self.step(rows, nf, base, at) {}
+            rest.copy_from_slice(at);
+        }
+    }
+
+    /// Moves each row `base + i` at node `at[i]` one level down; false when none moved.
+    #[inline(always)]
+    fn step(&self, rows: &[f32], nf: usize, base: usize, at: &mut [u32]) -> bool {
+        // Indices were validated when the tree was built: children point forward within
+        // `nodes` (so every row stops moving within `nodes.len()` steps), features are below
+        // `nf`. Leaves loop on themselves.
+        let mut moved = false;
+        for (i, a) in at.iter_mut().enumerate() {
+            let node = self.nodes[*a as usize];
+            let x = rows[(base + i) * nf + (node.feature & FEATURE_MASK) as usize];
+            // Branch-free: the comparison is a coin flip, a branch on it mispredicts
+            // half the time. `|` and `&` on bools do not short-circuit.
+            let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
+            let mask = 0u32.wrapping_sub(u32::from(left));
+            let next = node.right ^ ((node.left ^ node.right) & mask);
+            moved |= next != *a;
+            *a = next;
+        }
+        moved
+    }
+
+    /// The values of a leaf found by `leaves`.
+    #[inline]
+    pub fn values(&self, leaf: u32) -> &[f64] {
+        let start = self.slot[leaf as usize] as usize;
         &self.values[start..start + self.width]
     }
 }
