@@ -41,9 +41,10 @@ test-python: build ## The Python test suite
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build ## Benchmarks against pickle, joblib, skops (writes bench/results/)
+bench: build ## Benchmarks: persistence vs pickle/joblib/skops, native inference vs sklearn/onnxruntime/treelite (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
+	$(PY) bench/native.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean
