@@ -28,6 +28,7 @@ from skvault.exceptions import (
     VersionMismatchWarning,
 )
 
+from skvault import native
 from skvault._native import __version__
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "inspect",
     "load",
     "loads",
+    "native",
     "verify",
     "FormatError",
     "IntegrityError",
