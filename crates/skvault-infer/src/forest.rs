@@ -194,6 +194,23 @@ impl TreeEnsemble {
             }
             return;
         }
+        if leaf.len() < 8 {
+            // Few rows: step 8 trees together per row instead of 8 rows per tree.
+            let mut at = [0u32; 8];
+            for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
+                for group in self.trees.chunks(8) {
+                    let at = &mut at[..group.len()];
+                    Tree::leaves_across(group, row, at);
+                    // Summed in tree order, as below.
+                    for (tree, l) in group.iter().zip(at.iter()) {
+                        for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
+                            *a += *v;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for tree in &self.trees {
             tree.leaves(x32, nf, &mut leaf);
             for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {

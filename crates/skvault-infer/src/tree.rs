@@ -18,7 +18,8 @@ use crate::state::Obj;
 const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
 
-/// One node. A leaf has `left == right ==` its own index and feature 0 (any valid column).
+/// One node. A leaf has `left == right ==` its own index, feature 0 (any valid column, so a
+/// step on a leaf is harmless) and, in the bits of `threshold`, where its values start.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct FastNode {
@@ -50,8 +51,6 @@ pub(crate) enum LeafValues<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<FastNode>,
-    /// For each node, where its values start in `values` (used for leaves only).
-    slot: Vec<u32>,
     /// Leaf values, `width` per leaf, in leaf order.
     values: Vec<f64>,
     width: usize,
@@ -160,7 +159,6 @@ impl Tree {
         };
         let stride = n_outputs * max_classes;
         let mut fast = Vec::with_capacity(n);
-        let mut slot = vec![0u32; n];
         let mut leaf_values = Vec::new();
         let mut n_leaves: u32 = 0;
         for i in 0..n {
@@ -177,15 +175,15 @@ impl Tree {
                     }
                     (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
                 }
+                let slot = n_leaves
+                    .checked_mul(width as u32)
+                    .ok_or_else(|| malformed(&path, "too many leaf values"))?;
                 fast.push(FastNode {
-                    threshold: 0.0,
+                    threshold: f32::from_bits(slot),
                     feature: 0,
                     left: i as u32,
                     right: i as u32,
                 });
-                slot[i] = n_leaves
-                    .checked_mul(width as u32)
-                    .ok_or_else(|| malformed(&path, "too many leaf values"))?;
                 n_leaves += 1;
                 continue;
             }
@@ -217,7 +215,6 @@ impl Tree {
         }
         Ok(Tree {
             nodes: fast,
-            slot,
             values: leaf_values,
             width,
         })
@@ -292,10 +289,33 @@ impl Tree {
         moved
     }
 
+    /// The leaf of one row in each of `trees` (at most GROUP of them), into `leaf`: the
+    /// trees are stepped together, so a single row still overlaps its memory loads.
+    pub fn leaves_across(trees: &[Tree], row: &[f32], leaf: &mut [u32]) {
+        // As in `step`: indices were validated at build time, leaves loop on themselves.
+        leaf.fill(0);
+        loop {
+            let mut moved = false;
+            for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
+                let node = tree.nodes[*at as usize];
+                let x = row[(node.feature & FEATURE_MASK) as usize];
+                let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
+                let mask = 0u32.wrapping_sub(u32::from(left));
+                let next = node.right ^ ((node.left ^ node.right) & mask);
+                moved |= next != *at;
+                *at = next;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
     /// The values of a leaf found by `leaves`.
     #[inline]
     pub fn values(&self, leaf: u32) -> &[f64] {
-        let start = self.slot[leaf as usize] as usize;
+        // The leaf's node was just visited: its slot is in cache.
+        let start = self.nodes[leaf as usize].threshold.to_bits() as usize;
         &self.values[start..start + self.width]
     }
 }
