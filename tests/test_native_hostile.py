@@ -122,9 +122,10 @@ def _tree_attrs(m):
         (lambda m: m["root"].__setitem__("object", "sklearn.svm._classes.SVC"), skvault.UnsupportedModelError, "SVC"),
         (lambda m: m["root"].__setitem__("object", "builtins.dict"), skvault.UnsupportedModelError, "dict"),
         (lambda m: m["root"]["attrs"].__setitem__("n_outputs_", 2), skvault.UnsupportedModelError, "multi-output"),
+        (lambda m: m["root"]["attrs"].__setitem__("_sklearn_version", "1.3.2"), skvault.UnsupportedModelError, "1.3.2"),
     ],
     ids=["values-dtype", "values-shape", "node-count", "negative-features", "fewer-features",
-         "no-tree", "tree-class", "unsupported-root", "not-sklearn", "multi-output"],
+         "no-tree", "tree-class", "unsupported-root", "not-sklearn", "multi-output", "counts-era"],
 )
 def test_bad_state_is_refused_at_load(tmp_path, edit, exc, message):
     data, _ = _tree_file(tmp_path)

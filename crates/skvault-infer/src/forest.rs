@@ -7,6 +7,7 @@
 //! order, so parallelism never changes a result.
 
 use rayon::prelude::*;
+use skvault_format::Node;
 
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, InferError, Result};
@@ -83,6 +84,22 @@ fn header(o: &Obj<'_, '_>, classifier: bool) -> Result<(usize, TreeKind, Option<
             &o.path,
             Some("multi-output classification".into()),
         ));
+    }
+    // Before scikit-learn 1.4, classifier trees stored weighted class counts, not fractions,
+    // and normalised them in predict_proba: refuse rather than return counts.
+    if let Some(Node::Str(v)) = o.attr("_sklearn_version") {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(u32::MAX));
+        if let (Some(major), Some(minor)) = (parts.next(), parts.next()) {
+            if (major, minor) < (1, 4) {
+                return Err(unsupported(
+                    o.class(),
+                    &o.path,
+                    Some(format!(
+                        "fitted with scikit-learn {v} (< 1.4: tree values are counts)"
+                    )),
+                ));
+            }
+        }
     }
     let classes = read_classes(o.ctx, o.req("classes_")?, &o.sub("classes_"))?;
     if classes.is_empty() {
