@@ -55,10 +55,11 @@ test-python: build old-sklearn ## The Python test suite
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build ## Benchmarks against pickle, joblib, skops, picklescan, fickling (writes bench/results/)
+bench: build ## Benchmarks: persistence vs pickle/joblib/skops, native inference vs sklearn/onnxruntime/treelite, scan vs picklescan/fickling (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
+	$(PY) bench/native.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean

@@ -23,6 +23,7 @@ from skvault.exceptions import (
     MigrationError,
     SkvaultError,
     UnsafeFileError,
+    UnsupportedModelError,
     UnsupportedObjectError,
     UntrustedTypesError,
     ValidationError,
@@ -30,6 +31,7 @@ from skvault.exceptions import (
     VersionMismatchWarning,
 )
 
+from skvault import native
 from skvault._native import __version__
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "load",
     "loads",
     "scan",
+    "native",
     "verify",
     "FormatError",
     "IntegrityError",
@@ -53,6 +56,7 @@ __all__ = [
     "MigrationError",
     "SkvaultError",
     "UnsafeFileError",
+    "UnsupportedModelError",
     "UnsupportedObjectError",
     "UntrustedTypesError",
     "ValidationError",

@@ -8,6 +8,7 @@ __all__ = [
     "IntegrityError",
     "UntrustedTypesError",
     "UnsupportedObjectError",
+    "UnsupportedModelError",
     "LoadError",
     "MigrationError",
     "UnsafeFileError",
@@ -50,6 +51,10 @@ class UntrustedTypesError(SkvaultError):
 
 class UnsupportedObjectError(SkvaultError, TypeError):
     """``dump`` met an object it cannot store without pickle (for example a lambda)."""
+
+
+class UnsupportedModelError(SkvaultError, TypeError):
+    """``skvault.native.load`` met an estimator (or configuration) that native inference does not implement."""
 
 
 class LoadError(SkvaultError):

@@ -4,8 +4,10 @@
 pub mod convert;
 pub mod diff;
 pub mod inspect;
+pub mod predict;
 mod progress;
 pub mod scan;
+pub mod tabular;
 
 use std::path::PathBuf;
 
@@ -69,6 +71,8 @@ enum Command {
         #[arg(long, requires = "compress")]
         level: Option<i32>,
     },
+    /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
+    Predict(predict::PredictArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -110,6 +114,7 @@ where
             compress: compress.as_deref(),
             level,
         }),
+        Command::Predict(args) => Ok(predict::run(&args)),
     };
     match result {
         Ok(code) => code,

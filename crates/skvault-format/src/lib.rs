@@ -4,6 +4,7 @@
 //! with no Python involved.
 
 pub mod codec;
+pub mod converted;
 pub mod dtype;
 pub mod error;
 #[doc(hidden)]

@@ -470,7 +470,7 @@ fn record(
             "sklearn_versions": versions,
             "migrations": migrations
                 .iter()
-                .map(|m| json!({"what": m.what, "count": m.count, "first_path": m.first_path}))
+                .map(|m| json!({"id": m.id, "what": m.what, "count": m.count, "first_path": m.first_path}))
                 .collect::<Vec<_>>(),
         }),
     );

@@ -38,9 +38,19 @@ use crate::lower::{Converted, ConvertedArray};
 /// The oldest scikit-learn whose files are converted.
 pub const OLDEST_SUPPORTED: (u32, u32) = (1, 2);
 
+/// Stable identifiers of the migrations, recorded in `metadata.converted_from.migrations`
+/// (`id`) for programs to read; `what` is the sentence for people.
+pub mod ids {
+    pub use skvault_format::converted::{
+        HGB_PREPROCESSOR, LOSS_MODULE, TREE_NODES, TREE_VALUES_FRACTIONS,
+    };
+}
+
 /// One kind of change, for the converted file's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
+    /// Stable identifier (one of [`ids`]).
+    pub id: &'static str,
     pub what: &'static str,
     /// How many objects were changed this way.
     pub count: usize,
@@ -84,10 +94,11 @@ pub fn migrate(converted: &mut Converted<'_>) -> Result<Vec<Migration>> {
     };
     m.node(&mut converted.root, None)?;
     let mut out: Vec<Migration> = Vec::new();
-    for (path, what) in m.done {
-        match out.iter_mut().find(|x| x.what == what) {
+    for (path, (id, what)) in m.done {
+        match out.iter_mut().find(|x| x.id == id) {
             Some(x) => x.count += 1,
             None => out.push(Migration {
+                id,
                 what,
                 count: 1,
                 first_path: path,
@@ -99,7 +110,7 @@ pub fn migrate(converted: &mut Converted<'_>) -> Result<Vec<Migration>> {
 
 struct Migrator<'m, 'a> {
     arrays: &'m mut Vec<ConvertedArray<'a>>,
-    done: Vec<(String, &'static str)>,
+    done: Vec<(String, (&'static str, &'static str))>,
     path: Vec<String>,
 }
 
@@ -173,7 +184,10 @@ impl Migrator<'_, '_> {
             }
             Node::Global(name) => {
                 if let Some(fixed) = cython_module_fix(name) {
-                    self.record("the scikit-learn 1.5 Cython module name `_loss` restored");
+                    self.record(
+                        ids::LOSS_MODULE,
+                        "the scikit-learn 1.5 Cython module name `_loss` restored",
+                    );
                     *name = fixed;
                 }
                 Ok(())
@@ -195,13 +209,16 @@ impl Migrator<'_, '_> {
         Ok(())
     }
 
-    fn record(&mut self, what: &'static str) {
-        self.done.push((self.path(), what));
+    fn record(&mut self, id: &'static str, what: &'static str) {
+        self.done.push((self.path(), (id, what)));
     }
 
     fn object(&mut self, obj: &mut Object, owner: Option<Owner<'_>>) -> Result<()> {
         if let Some(fixed) = cython_module_fix(&obj.class) {
-            self.record("the scikit-learn 1.5 Cython module name `_loss` restored");
+            self.record(
+                ids::LOSS_MODULE,
+                "the scikit-learn 1.5 Cython module name `_loss` restored",
+            );
             obj.class = fixed;
         }
         let version = match state_get(obj, "_sklearn_version") {
@@ -245,6 +262,7 @@ impl Migrator<'_, '_> {
             if let Some(Node::Dict(items)) = obj.state.as_mut() {
                 items.push((Node::Str("_preprocessor".into()), Node::None));
                 self.record(
+                    ids::HGB_PREPROCESSOR,
                     "HistGradientBoosting `_preprocessor = None` added (scikit-learn < 1.4)",
                 );
             }
@@ -279,7 +297,10 @@ impl Migrator<'_, '_> {
         let nodes = self.array_of(obj, "nodes")?;
         if let Some(widened) = self.widen_nodes(&self.arrays[nodes])? {
             self.arrays[nodes] = widened;
-            self.record("Tree nodes: `missing_go_to_left = 0` added (scikit-learn < 1.3)");
+            self.record(
+                ids::TREE_NODES,
+                "Tree nodes: `missing_go_to_left = 0` added (scikit-learn < 1.3)",
+            );
         }
         let Some(owner) = owner else {
             return Err(self.fail(
@@ -292,6 +313,7 @@ impl Migrator<'_, '_> {
             let n_classes = self.tree_classes(obj)?;
             self.normalise_values(values, &n_classes)?;
             self.record(
+                ids::TREE_VALUES_FRACTIONS,
                 "classifier Tree values: class counts turned into fractions (scikit-learn < 1.4)",
             );
         }

@@ -90,7 +90,7 @@ pub fn convert(
         "report": done.report.to_json(),
         "sklearn_versions": done.sklearn_versions,
         "migrations": done.migrations.iter().map(|m| json!({
-            "what": m.what, "count": m.count, "first_path": m.first_path,
+            "id": m.id, "what": m.what, "count": m.count, "first_path": m.first_path,
         })).collect::<Vec<_>>(),
         "arrays": done.arrays,
         "bytes_written": done.bytes_written,

@@ -5,6 +5,7 @@ mod dtypes;
 mod errors;
 mod legacy;
 mod mapped;
+mod native;
 mod walk;
 
 use std::path::PathBuf;
@@ -269,6 +270,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(legacy::scan_paths, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::convert, m)?)?;
     m.add_class::<MappedFile>()?;
+    m.add_class::<native::NativeModel>()?;
+    m.add_function(wrap_pyfunction!(native::native_load, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

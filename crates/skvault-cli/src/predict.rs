@@ -1,0 +1,334 @@
+//! `skvault predict MODEL.skv INPUT -o OUTPUT [--proba | --method M]`: native inference
+//! from the command line, with no Python.
+//!
+//! INPUT is a `.npy` file (a 2-d numeric array) or CSV (`.csv`; the first line is a header
+//! when any of its cells is not a number; headers are matched to `feature_names_in_`).
+//! OUTPUT is `.npy` or `.csv`, written atomically (a temporary file renamed into place).
+//! Parquet is not supported (see docs/NATIVE.md).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use skvault_infer::{format_float, Classes, Labels, Matrix, MatrixView, Method, Model, Prediction};
+
+use crate::tabular::{csv_field, npy_bytes, read_csv, read_npy, Table, TableError};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model (.skv).
+    pub model: PathBuf,
+    /// The rows to predict: .npy (2-d numeric array) or .csv (header optional).
+    pub input: PathBuf,
+    /// Where to write the result: .npy or .csv.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Write class probabilities (predict_proba) instead of labels.
+    #[arg(long, conflicts_with = "method")]
+    pub proba: bool,
+    /// The method to call (default: predict).
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodArg {
+    Predict,
+    PredictProba,
+    DecisionFunction,
+    Transform,
+    ScoreSamples,
+}
+
+impl MethodArg {
+    fn method(self) -> Method {
+        match self {
+            MethodArg::Predict => Method::Predict,
+            MethodArg::PredictProba => Method::PredictProba,
+            MethodArg::DecisionFunction => Method::DecisionFunction,
+            MethodArg::Transform => Method::Transform,
+            MethodArg::ScoreSamples => Method::ScoreSamples,
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn fail<T>(message: impl Into<String>) -> Result<T, BoxError> {
+    Err(Box::new(TableError(message.into())))
+}
+
+/// Runs the command; prints errors. Exit code 0 on success, 2 on any error.
+pub fn run(args: &PredictArgs) -> u8 {
+    match execute(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("skvault: error: {e}");
+            2
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Npy,
+    Csv,
+}
+
+fn format_of(path: &Path, what: &str) -> Result<Format, BoxError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("npy") => Ok(Format::Npy),
+        Some("csv") => Ok(Format::Csv),
+        Some("parquet" | "pq") => fail(format!(
+            "{}: Parquet is not supported; convert it to .csv or .npy",
+            path.display()
+        )),
+        _ => fail(format!(
+            "{}: cannot tell the {what} format from the name (use .npy or .csv)",
+            path.display()
+        )),
+    }
+}
+
+fn read_input(path: &Path) -> Result<Table, BoxError> {
+    let format = format_of(path, "input")?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table = match format {
+        Format::Npy => read_npy(&bytes)?,
+        Format::Csv => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{}: the CSV is not UTF-8 text", path.display()))?;
+            read_csv(&text)?
+        }
+    };
+    if table.n_rows == 0 {
+        return fail(format!("{}: the input has no rows", path.display()));
+    }
+    Ok(table)
+}
+
+/// The input columns in the model's feature order.
+fn align(table: Table, model: &Model) -> Result<Vec<f64>, BoxError> {
+    let n = model.n_features();
+    match (&table.names, model.feature_names()) {
+        (Some(header), Some(expected)) => {
+            let missing: Vec<&String> = expected.iter().filter(|e| !header.contains(e)).collect();
+            let unknown: Vec<&String> = header.iter().filter(|h| !expected.contains(h)).collect();
+            if !missing.is_empty() || !unknown.is_empty() {
+                let mut msg = String::from("the header does not match the model's features:");
+                if !missing.is_empty() {
+                    let _ = write!(msg, " missing {missing:?}");
+                }
+                if !unknown.is_empty() {
+                    let _ = write!(msg, " unexpected {unknown:?}");
+                }
+                return fail(msg);
+            }
+            let mut positions = Vec::with_capacity(n);
+            for name in expected {
+                let all: Vec<usize> = header
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| *h == name)
+                    .map(|(i, _)| i)
+                    .collect();
+                match all.as_slice() {
+                    [one] => positions.push(*one),
+                    _ => return fail(format!("the header names {name:?} more than once")),
+                }
+            }
+            let mut data = Vec::with_capacity(table.n_rows * n);
+            for row in table.data.chunks_exact(table.n_cols.max(1)) {
+                data.extend(positions.iter().map(|p| row[*p]));
+            }
+            Ok(data)
+        }
+        _ => {
+            if table.n_cols != n {
+                let names = model
+                    .feature_names()
+                    .map(|f| format!(" ({})", f.join(", ")))
+                    .unwrap_or_default();
+                return fail(format!(
+                    "the input has {} columns, but the model expects {n} features{names}",
+                    table.n_cols
+                ));
+            }
+            Ok(table.data)
+        }
+    }
+}
+
+/// What the method returned, ready to be written.
+enum Output {
+    Labels(Vec<usize>, Classes),
+    Values(Matrix),
+}
+
+fn execute(args: &PredictArgs) -> Result<(), BoxError> {
+    let out_format = format_of(&args.output, "output")?;
+    let model = Model::open(&args.model)?;
+    let method = match (args.proba, args.method) {
+        (true, _) => Method::PredictProba,
+        (false, Some(m)) => m.method(),
+        (false, None) => Method::Predict,
+    };
+    if !model.has(method) {
+        let names: Vec<&str> = model.methods().iter().map(|m| m.name()).collect();
+        return fail(format!(
+            "{} has no method {} (it has: {})",
+            model.class(),
+            method.name(),
+            names.join(", ")
+        ));
+    }
+    let table = read_input(&args.input)?;
+    let n_rows = table.n_rows;
+    let data = align(table, &model)?;
+    let x = MatrixView::new(&data, n_rows, model.n_features())?;
+    let output = match method {
+        Method::Predict => match model.predict(&x)? {
+            Prediction::Labels(idx) => {
+                let classes = model
+                    .classes()
+                    .cloned()
+                    .ok_or_else(|| TableError("labels without classes".into()))?;
+                Output::Labels(idx, classes)
+            }
+            Prediction::Values(m) => Output::Values(m),
+        },
+        Method::PredictProba => Output::Values(model.predict_proba(&x)?),
+        Method::DecisionFunction => Output::Values(model.decision_function(&x)?),
+        Method::Transform => Output::Values(model.transform(&x)?),
+        Method::ScoreSamples => Output::Values(model.score_samples(&x)?),
+    };
+    let headers = column_names(&output, &model, method);
+    let bytes = match out_format {
+        Format::Npy => to_npy(&output),
+        Format::Csv => to_csv(&output, &headers),
+    };
+    write_atomic(&args.output, &bytes)
+}
+
+fn column_names(output: &Output, model: &Model, method: Method) -> Vec<String> {
+    match output {
+        Output::Labels(..) => vec!["prediction".into()],
+        Output::Values(m) => {
+            let by_class = matches!(method, Method::PredictProba | Method::DecisionFunction)
+                && !m.flat
+                && model.classes().is_some_and(|c| c.len() == m.n_cols);
+            if by_class {
+                let c = model.classes().map_or(0, Classes::len);
+                (0..c)
+                    .filter_map(|i| model.classes().and_then(|cl| cl.label_text(i)))
+                    .collect()
+            } else if m.flat {
+                vec![method.name().replace("predict", "prediction")]
+            } else {
+                (0..m.n_cols)
+                    .map(|i| format!("{}_{i}", method.name()))
+                    .collect()
+            }
+        }
+    }
+}
+
+fn to_npy(output: &Output) -> Vec<u8> {
+    match output {
+        Output::Values(m) => {
+            let bytes: Vec<u8> = m.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let shape: Vec<usize> = if m.flat {
+                vec![m.n_rows]
+            } else {
+                vec![m.n_rows, m.n_cols]
+            };
+            npy_bytes("<f8", &shape, &bytes)
+        }
+        Output::Labels(idx, classes) => {
+            let n = [idx.len()];
+            match &classes.labels {
+                Labels::Int(v) => {
+                    let b: Vec<u8> = idx.iter().flat_map(|i| v[*i].to_le_bytes()).collect();
+                    npy_bytes("<i8", &n, &b)
+                }
+                Labels::Float(v) => {
+                    let b: Vec<u8> = idx.iter().flat_map(|i| v[*i].to_le_bytes()).collect();
+                    npy_bytes("<f8", &n, &b)
+                }
+                Labels::Bool(v) => {
+                    let b: Vec<u8> = idx.iter().map(|i| u8::from(v[*i])).collect();
+                    npy_bytes("|b1", &n, &b)
+                }
+                Labels::Str(v) => {
+                    // Fixed-width UCS-4, as numpy stores str arrays.
+                    let width = v
+                        .iter()
+                        .map(|s| s.chars().count())
+                        .max()
+                        .unwrap_or(0)
+                        .max(1);
+                    let mut b = Vec::with_capacity(idx.len() * width * 4);
+                    for i in idx {
+                        let s = &v[*i];
+                        let mut count = 0;
+                        for c in s.chars() {
+                            b.extend_from_slice(&(c as u32).to_le_bytes());
+                            count += 1;
+                        }
+                        b.resize(b.len() + (width - count) * 4, 0);
+                    }
+                    npy_bytes(&format!("<U{width}"), &n, &b)
+                }
+            }
+        }
+    }
+}
+
+fn to_csv(output: &Output, headers: &[String]) -> Vec<u8> {
+    let mut text = headers
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",");
+    text.push('\n');
+    match output {
+        Output::Labels(idx, classes) => {
+            for i in idx {
+                text.push_str(&csv_field(&classes.label_text(*i).unwrap_or_default()));
+                text.push('\n');
+            }
+        }
+        Output::Values(m) => {
+            for i in 0..m.n_rows {
+                let row: Vec<String> = m.row(i).iter().map(|v| format_float(*v)).collect();
+                text.push_str(&row.join(","));
+                text.push('\n');
+            }
+        }
+    }
+    text.into_bytes()
+}
+
+/// Writes a temporary file next to `path`, syncs it, and renames it into place: readers see
+/// the old file or the complete new one, never a partial write.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BoxError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".skvault-predict-")
+        .tempfile_in(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+    Ok(())
+}

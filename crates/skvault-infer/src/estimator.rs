@@ -1,0 +1,107 @@
+//! The trait every native estimator implements, and the dispatch from class names.
+
+use crate::classes::Classes;
+use crate::error::{unsupported, InferError, Result};
+use crate::matrix::{Matrix, MatrixView, Prediction};
+use crate::state::{Ctx, Obj};
+
+/// The methods a model may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Predict,
+    PredictProba,
+    DecisionFunction,
+    Transform,
+    ScoreSamples,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Predict => "predict",
+            Method::PredictProba => "predict_proba",
+            Method::DecisionFunction => "decision_function",
+            Method::Transform => "transform",
+            Method::ScoreSamples => "score_samples",
+        }
+    }
+}
+
+pub(crate) fn not_available(class: &str, method: Method) -> InferError {
+    InferError::NotAvailable {
+        class: class.to_string(),
+        method: method.name(),
+    }
+}
+
+/// A fitted estimator, built and validated from the object tree.
+///
+/// Methods check their input themselves (column count, NaN and infinity), the way
+/// scikit-learn's `validate_data` does for that estimator.
+pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
+    /// The qualified class name, as in the file.
+    fn class(&self) -> &str;
+
+    /// The number of input columns.
+    fn n_features(&self) -> usize;
+
+    /// The methods this estimator has.
+    fn methods(&self) -> &'static [Method];
+
+    fn classes(&self) -> Option<&Classes> {
+        None
+    }
+
+    fn predict(&self, _x: &MatrixView<'_>) -> Result<Prediction> {
+        Err(not_available(self.class(), Method::Predict))
+    }
+
+    fn predict_proba(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
+        Err(not_available(self.class(), Method::PredictProba))
+    }
+
+    fn decision_function(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
+        Err(not_available(self.class(), Method::DecisionFunction))
+    }
+
+    fn transform(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
+        Err(not_available(self.class(), Method::Transform))
+    }
+
+    fn score_samples(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
+        Err(not_available(self.class(), Method::ScoreSamples))
+    }
+}
+
+pub(crate) type Boxed = Box<dyn Estimator>;
+
+/// Builds the estimator if the object is of a class the builder knows, else `None`.
+type Builder = fn(&Obj<'_, '_>) -> Result<Option<Boxed>>;
+
+/// Builds the native estimator for the object at `path`; unknown classes are `Unsupported`.
+pub(crate) fn build<'f>(
+    ctx: &Ctx<'f>,
+    node: &'f skvault_format::Node,
+    path: &str,
+) -> Result<Boxed> {
+    let Some(obj) = ctx.object(node) else {
+        return Err(unsupported("a non-estimator value", path, None));
+    };
+    let o = Obj::new(ctx, obj, path.to_string());
+    let class = obj.class.as_str();
+    let builders: [Builder; 7] = [
+        crate::forest::build,
+        crate::boosting::build,
+        crate::hist::build,
+        crate::linear::build,
+        crate::preprocess::build,
+        crate::encoders::build,
+        crate::compose::build,
+    ];
+    for b in builders {
+        if let Some(est) = b(&o)? {
+            return Ok(est);
+        }
+    }
+    Err(unsupported(class, path, None))
+}

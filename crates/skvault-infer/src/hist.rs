@@ -1,0 +1,431 @@
+//! HistGradientBoosting{Classifier,Regressor}: the `TreePredictor`s of `_predictors`.
+//!
+//! X stays float64 (`x <= num_threshold`). NaN goes to the side `missing_go_to_left` names.
+//! Categorical splits test the category's bit in the node's `raw_left_cat_bitsets` row;
+//! a category that is known (in `_bin_mapper.bin_thresholds_`) but not in the left set
+//! goes right; negative and unknown categories are treated as missing. Categories are
+//! converted to a byte as scikit-learn's Cython code does on x86-64 (truncation, then the
+//! low 8 bits). When the estimator has a `_preprocessor` (categorical features given by
+//! name or detected from dtypes), X goes through it first, as scikit-learn does.
+//! Raw predictions are `0 + baseline`, then each predictor's value added in iteration
+//! order: bit-identical to scikit-learn.
+
+use skvault_format::Node;
+
+use crate::boosting::proba_from_raw;
+use crate::classes::{read_classes, Classes};
+use crate::error::{malformed, unsupported, Result};
+use crate::estimator::{build as build_any, not_available, Boxed, Estimator, Method};
+use crate::forest::{argmax_rows, run_blocks};
+use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
+use crate::numeric::RowSum;
+use crate::state::{seq_items, Obj};
+
+const CLASSIFIER: &str =
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier";
+const REGRESSOR: &str =
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor";
+const PREDICTOR: &str = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor";
+
+type Bitset = [u32; 8];
+
+pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
+    let est: Boxed = match o.class() {
+        CLASSIFIER => Box::new(hist(o, true)?),
+        REGRESSOR => Box::new(hist(o, false)?),
+        _ => return Ok(None),
+    };
+    Ok(Some(est))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Leaf,
+    Numeric,
+    Categorical,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HistNode {
+    value: f64,
+    threshold: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+    bitset: u32,
+    split: Split,
+    missing_left: bool,
+}
+
+#[derive(Debug)]
+struct HistTree {
+    nodes: Vec<HistNode>,
+    left_cats: Vec<Bitset>,
+}
+
+fn in_bitset(b: &Bitset, v: u8) -> bool {
+    (b[usize::from(v / 32)] >> (v % 32)) & 1 == 1
+}
+
+/// `<unsigned char>x` for a non-negative double, as compiled for x86-64: truncation to a
+/// 32-bit integer (out of range gives 0x80000000), then the low byte.
+fn category_byte(x: f64) -> u8 {
+    let i: i32 = if x < 2_147_483_648.0 {
+        x as i32
+    } else {
+        i32::MIN
+    };
+    i as u8
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    Identity,
+    Exp,
+}
+
+#[derive(Debug)]
+struct Hist {
+    class: String,
+    n_features: usize,
+    preprocessor: Option<Boxed>,
+    /// Columns after preprocessing.
+    n_columns: usize,
+    /// Iteration-major, `k` per iteration.
+    trees: Vec<HistTree>,
+    k: usize,
+    baseline: Vec<f64>,
+    /// Known categories of each categorical column, and the column -> bitset map.
+    known: Vec<Bitset>,
+    known_index: Vec<Option<usize>>,
+    classes: Option<Classes>,
+    link: Link,
+}
+
+fn bitsets(o: &Obj<'_, '_>, name: &str) -> Result<Vec<Bitset>> {
+    let (shape, data) = o.ctx.i64_array(o.req(name)?, &o.sub(name))?;
+    match shape.as_slice() {
+        [_, 8] => {}
+        other => {
+            return Err(malformed(
+                &o.sub(name),
+                format!("shape {other:?}, expected (n, 8)"),
+            ))
+        }
+    }
+    data.chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u32; 8];
+            for (dst, v) in b.iter_mut().zip(c) {
+                *dst = u32::try_from(*v).map_err(|_| malformed(&o.sub(name), "not a u32"))?;
+            }
+            Ok(b)
+        })
+        .collect()
+}
+
+fn predictor(o: &Obj<'_, '_>, n_columns: usize, categorical: &[bool]) -> Result<HistTree> {
+    if o.class() != PREDICTOR {
+        return Err(unsupported(
+            o.class(),
+            &o.path,
+            Some("in _predictors".into()),
+        ));
+    }
+    let rec = o.ctx.records(o.req("nodes")?, &o.sub("nodes"))?;
+    let n = rec.len;
+    if n == 0 || n >= u32::MAX as usize {
+        return Err(malformed(&o.sub("nodes"), format!("{n} nodes")));
+    }
+    let value = rec.f64_column("value")?;
+    let feature = rec.i64_column("feature_idx")?;
+    let threshold = rec.f64_column("num_threshold")?;
+    let missing = rec.i64_column("missing_go_to_left")?;
+    let left = rec.i64_column("left")?;
+    let right = rec.i64_column("right")?;
+    let is_leaf = rec.i64_column("is_leaf")?;
+    let is_cat = rec.i64_column("is_categorical")?;
+    let bitset = rec.i64_column("bitset_idx")?;
+    let left_cats = bitsets(o, "raw_left_cat_bitsets")?;
+    let path = o.sub("nodes");
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut node = HistNode {
+            value: value[i],
+            threshold: threshold[i],
+            feature: 0,
+            left: 0,
+            right: 0,
+            bitset: 0,
+            split: Split::Leaf,
+            missing_left: missing[i] != 0,
+        };
+        if is_leaf[i] == 0 {
+            // Children after their parent (the predictor is written in preorder): traversal ends.
+            let ok = |c: i64| c > i as i64 && (c as u64) < n as u64;
+            if !ok(left[i]) || !ok(right[i]) {
+                return Err(malformed(&path, format!("node {i}: children out of order")));
+            }
+            let f = usize::try_from(feature[i])
+                .ok()
+                .filter(|f| *f < n_columns)
+                .ok_or_else(|| malformed(&path, format!("node {i}: feature {}", feature[i])))?;
+            node.feature = f as u32;
+            node.left = left[i] as u32;
+            node.right = right[i] as u32;
+            node.split = if is_cat[i] != 0 {
+                let b = usize::try_from(bitset[i])
+                    .ok()
+                    .filter(|b| *b < left_cats.len());
+                if b.is_none() || !categorical.get(f).copied().unwrap_or(false) {
+                    return Err(malformed(&path, format!("node {i}: bad categorical split")));
+                }
+                node.bitset = bitset[i] as u32;
+                Split::Categorical
+            } else {
+                Split::Numeric
+            };
+        }
+        nodes.push(node);
+    }
+    Ok(HistTree { nodes, left_cats })
+}
+
+fn hist(o: &Obj<'_, '_>, classifier: bool) -> Result<Hist> {
+    let n_features = o.usize("n_features_in_")?;
+    let preprocessor = match o.attr("_preprocessor") {
+        None | Some(Node::None) => None,
+        Some(node) => Some(build_any(o.ctx, node, &o.sub("_preprocessor"))?),
+    };
+    let mapper = Obj::new(o.ctx, o.object("_bin_mapper")?, o.sub("_bin_mapper"));
+    let categorical: Vec<bool> = match mapper.attr("is_categorical_") {
+        None | Some(Node::None) => vec![false; n_features],
+        Some(node) => {
+            let (_, v) = o.ctx.i64_array(node, &mapper.sub("is_categorical_"))?;
+            v.into_iter().map(|b| b != 0).collect()
+        }
+    };
+    let n_columns = categorical.len();
+    if preprocessor.is_none() && n_columns != n_features {
+        return Err(malformed(
+            &mapper.path,
+            "is_categorical_ does not match n_features_in_",
+        ));
+    }
+    // make_known_categories_bitsets(): the known raw categories of each categorical column.
+    let thresholds = seq_items(o.ctx, mapper.req("bin_thresholds_")?)
+        .filter(|t| t.len() == n_columns)
+        .ok_or_else(|| malformed(&mapper.sub("bin_thresholds_"), "one entry per column"))?;
+    let mut known = Vec::new();
+    let mut known_index = vec![None; n_columns];
+    for (f, is_cat) in categorical.iter().enumerate() {
+        if !is_cat {
+            continue;
+        }
+        let cats = o
+            .ctx
+            .f64_array(thresholds[f], &mapper.sub("bin_thresholds_"))?
+            .data;
+        let mut b = [0u32; 8];
+        for c in cats {
+            let v = category_byte(c.max(0.0));
+            b[usize::from(v / 32)] |= 1 << (v % 32);
+        }
+        known_index[f] = Some(known.len());
+        known.push(b);
+    }
+    let classes = if classifier {
+        Some(read_classes(o.ctx, o.req("classes_")?, &o.sub("classes_"))?)
+    } else {
+        None
+    };
+    let k = o.usize("n_trees_per_iteration_")?;
+    let expected_k = match &classes {
+        Some(c) if c.len() == 2 => 1,
+        Some(c) => c.len(),
+        None => 1,
+    };
+    if k != expected_k || k == 0 {
+        return Err(malformed(&o.path, format!("{k} trees per iteration")));
+    }
+    let baseline = o.f64_array("_baseline_prediction")?;
+    if baseline.data.len() != k {
+        return Err(malformed(
+            &o.sub("_baseline_prediction"),
+            "one value per tree of an iteration",
+        ));
+    }
+    let link = if classifier {
+        Link::Identity
+    } else {
+        let loss = o.object("_loss")?;
+        let loss = Obj::new(o.ctx, loss, o.sub("_loss"));
+        match loss.object("link")?.class.as_str() {
+            "sklearn._loss.link.IdentityLink" => Link::Identity,
+            "sklearn._loss.link.LogLink" => Link::Exp,
+            other => return Err(unsupported(other, &loss.sub("link"), None)),
+        }
+    };
+    let mut trees = Vec::new();
+    for (i, iteration) in o.seq("_predictors")?.into_iter().enumerate() {
+        let p = format!("{}/{i}", o.sub("_predictors"));
+        let members = seq_items(o.ctx, iteration)
+            .filter(|m| m.len() == k)
+            .ok_or_else(|| malformed(&p, format!("expected {k} predictors")))?;
+        for (j, m) in members.into_iter().enumerate() {
+            let pj = format!("{p}/{j}");
+            let obj = o
+                .ctx
+                .object(m)
+                .ok_or_else(|| malformed(&pj, "expected a TreePredictor"))?;
+            trees.push(predictor(
+                &Obj::new(o.ctx, obj, pj),
+                n_columns,
+                &categorical,
+            )?);
+        }
+    }
+    Ok(Hist {
+        class: o.class().to_string(),
+        n_features,
+        preprocessor,
+        n_columns,
+        trees,
+        k,
+        baseline: baseline.data,
+        known,
+        known_index,
+        classes,
+        link,
+    })
+}
+
+impl Hist {
+    fn value(&self, tree: &HistTree, row: &[f64]) -> f64 {
+        // Indices were validated at open time: children point forward, features are below
+        // the row length, bitset indices are within their tables.
+        let mut node = &tree.nodes[0];
+        loop {
+            let go_left = match node.split {
+                Split::Leaf => return node.value,
+                Split::Numeric => {
+                    let v = row[node.feature as usize];
+                    if v.is_nan() {
+                        node.missing_left
+                    } else {
+                        v <= node.threshold
+                    }
+                }
+                Split::Categorical => {
+                    let v = row[node.feature as usize];
+                    if v.is_nan() || v < 0.0 {
+                        node.missing_left
+                    } else {
+                        let c = category_byte(v);
+                        let known = self.known_index[node.feature as usize]
+                            .is_some_and(|k| in_bitset(&self.known[k], c));
+                        if in_bitset(&tree.left_cats[node.bitset as usize], c) {
+                            true
+                        } else if known {
+                            false
+                        } else {
+                            node.missing_left
+                        }
+                    }
+                }
+            };
+            node = &tree.nodes[if go_left { node.left } else { node.right } as usize];
+        }
+    }
+
+    fn raw(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        check_input(&self.class, x, self.n_features, Finite::Any)?;
+        let pre;
+        let x = match &self.preprocessor {
+            Some(p) => {
+                pre = p.transform(x)?;
+                pre.view()
+            }
+            None => *x,
+        };
+        if x.n_cols() != self.n_columns {
+            return Err(malformed(
+                &self.class,
+                "the preprocessor returned the wrong width",
+            ));
+        }
+        let (k, nc) = (self.k, self.n_columns);
+        let mut out = Matrix::zeros(x.n_rows(), k);
+        for row in out.data.chunks_exact_mut(k) {
+            for (o, b) in row.iter_mut().zip(&self.baseline) {
+                *o += b;
+            }
+        }
+        let data = x.data();
+        let block = |rows: &[f64], acc: &mut [f64]| {
+            for iteration in self.trees.chunks_exact(k) {
+                for (j, tree) in iteration.iter().enumerate() {
+                    for (row, a) in rows.chunks_exact(nc.max(1)).zip(acc.chunks_exact_mut(k)) {
+                        a[j] += self.value(tree, row);
+                    }
+                }
+            }
+        };
+        run_blocks(data, nc, &mut out.data, k, self.trees.len(), block);
+        Ok(out)
+    }
+}
+
+impl Estimator for Hist {
+    fn class(&self) -> &str {
+        &self.class
+    }
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+    fn methods(&self) -> &'static [Method] {
+        if self.classes.is_some() {
+            &[
+                Method::Predict,
+                Method::PredictProba,
+                Method::DecisionFunction,
+            ]
+        } else {
+            &[Method::Predict]
+        }
+    }
+    fn classes(&self) -> Option<&Classes> {
+        self.classes.as_ref()
+    }
+    fn predict(&self, x: &MatrixView<'_>) -> Result<Prediction> {
+        let mut raw = self.raw(x)?;
+        if self.classes.is_none() {
+            if let Link::Exp = self.link {
+                raw.data.iter_mut().for_each(|v| *v = v.exp());
+            }
+            raw.flat = true;
+            return Ok(Prediction::Values(raw));
+        }
+        if self.k == 1 {
+            return Ok(Prediction::Labels(
+                raw.data.iter().map(|v| usize::from(*v > 0.0)).collect(),
+            ));
+        }
+        Ok(Prediction::Labels(argmax_rows(&raw)))
+    }
+    fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        if self.classes.is_none() {
+            return Err(not_available(&self.class, Method::DecisionFunction));
+        }
+        let mut raw = self.raw(x)?;
+        raw.flat = self.k == 1;
+        Ok(raw)
+    }
+    fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        if self.classes.is_none() {
+            return Err(not_available(&self.class, Method::PredictProba));
+        }
+        // _raw_predict allocates raw predictions in Fortran order.
+        Ok(proba_from_raw(self.raw(x)?, RowSum::Sequential))
+    }
+}

@@ -1,0 +1,120 @@
+//! Native inference for scikit-learn models stored in `.skv` files, with no Python.
+//!
+//! [`Model::open`] reads the object tree written by `skvault.dump`, builds a native
+//! estimator for every object of the model and validates all of its fitted state (array
+//! shapes and dtypes, child and feature indices) before returning: an unsupported class
+//! anywhere in the model, or a malformed state, is an error at open time, never in the
+//! middle of a prediction. The methods then take a row-major f64 matrix.
+//!
+//! Outputs match scikit-learn: see `docs/NATIVE.md` for the estimators, the parity
+//! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
+
+mod boosting;
+mod classes;
+mod compose;
+mod encoders;
+mod error;
+mod estimator;
+mod forest;
+mod hist;
+mod linear;
+mod matrix;
+mod numeric;
+mod preprocess;
+mod state;
+mod tree;
+
+use std::path::Path;
+
+use skvault_format::{Node, SkvFile};
+
+pub use classes::{format_float, Classes, Labels};
+pub use error::{InferError, Result};
+pub use estimator::Method;
+pub use matrix::{Matrix, MatrixView, Prediction};
+
+use estimator::Boxed;
+use state::{seq_items, Ctx};
+
+/// A model ready to predict.
+#[derive(Debug)]
+pub struct Model {
+    est: Boxed,
+    feature_names: Option<Vec<String>>,
+}
+
+impl Model {
+    /// Opens a `.skv` file and builds the model (array digests are checked).
+    pub fn open(path: &Path) -> Result<Model> {
+        let file = SkvFile::open(path)?;
+        Model::from_file(&file)
+    }
+
+    /// Builds the model from an open file. Nothing of the file is kept afterwards.
+    pub fn from_file(file: &SkvFile) -> Result<Model> {
+        let ctx = Ctx::new(file);
+        let root = ctx.root();
+        let est = estimator::build(&ctx, root, "/root")?;
+        let feature_names = ctx.object(root).and_then(|obj| {
+            let o = state::Obj::new(&ctx, obj, "/root".into());
+            let names = seq_items(&ctx, o.attr("feature_names_in_")?)?;
+            names
+                .into_iter()
+                .map(|n| match n {
+                    Node::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        Ok(Model { est, feature_names })
+    }
+
+    /// The qualified class name of the model's root estimator.
+    pub fn class(&self) -> &str {
+        self.est.class()
+    }
+
+    /// The number of input columns.
+    pub fn n_features(&self) -> usize {
+        self.est.n_features()
+    }
+
+    /// `feature_names_in_` of the root estimator, when it was fitted on named columns.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_deref()
+    }
+
+    /// The labels of a classifier, which [`Prediction::Labels`] indexes.
+    pub fn classes(&self) -> Option<&Classes> {
+        self.est.classes()
+    }
+
+    /// The methods this model has.
+    pub fn methods(&self) -> &'static [Method] {
+        self.est.methods()
+    }
+
+    pub fn has(&self, method: Method) -> bool {
+        self.methods().contains(&method)
+    }
+
+    pub fn predict(&self, x: &MatrixView<'_>) -> Result<Prediction> {
+        self.est.predict(x)
+    }
+
+    pub fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.est.predict_proba(x)
+    }
+
+    pub fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.est.decision_function(x)
+    }
+
+    pub fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.est.transform(x)
+    }
+
+    pub fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.est.score_samples(x)
+    }
+}

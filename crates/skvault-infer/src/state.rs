@@ -1,0 +1,498 @@
+//! Typed access to the fitted state in the object tree: attributes, numbers, arrays.
+//!
+//! Every accessor checks what it reads (node kind, dtype, shape) and reports a
+//! `Malformed` error naming the attribute's path; nothing here trusts the file.
+
+use std::collections::HashMap;
+
+use skvault_format::dtype::{ByteOrder, Field, Kind};
+use skvault_format::node::walk;
+use skvault_format::{DType, Node, Object, Order, SkvFile};
+
+use crate::error::{malformed, Result};
+
+/// The file and the id table that `Ref` nodes point into.
+pub(crate) struct Ctx<'f> {
+    file: &'f SkvFile,
+    ids: HashMap<u64, &'f Node>,
+}
+
+/// A numeric array decoded to f64, in C order.
+#[derive(Debug, Clone)]
+pub(crate) struct ArrayF64 {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+/// One decoded number.
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Num {
+    fn to_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::UInt(u) => u as f64,
+            Num::Float(x) => x,
+            Num::Bool(b) => f64::from(u8::from(b)),
+        }
+    }
+
+    fn to_i64(self) -> Option<i64> {
+        match self {
+            Num::Int(i) => Some(i),
+            Num::UInt(u) => i64::try_from(u).ok(),
+            Num::Bool(b) => Some(i64::from(b)),
+            Num::Float(_) => None,
+        }
+    }
+}
+
+fn bytes_n<const N: usize>(b: &[u8], order: ByteOrder) -> Option<[u8; N]> {
+    let mut out: [u8; N] = b.get(..N)?.try_into().ok()?;
+    if order == ByteOrder::Big {
+        out.reverse();
+    }
+    Some(out)
+}
+
+/// Decodes one element of a scalar numeric dtype (little- or big-endian).
+fn decode_num(dtype: &DType, b: &[u8]) -> Option<Num> {
+    let DType::Scalar { order, kind, count } = dtype else {
+        return None;
+    };
+    let o = *order;
+    Some(match (kind, count) {
+        (Kind::Bool, 1) => Num::Bool(*b.first()? != 0),
+        (Kind::Int, 1) => Num::Int(i64::from(i8::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::Int, 2) => Num::Int(i64::from(i16::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::Int, 4) => Num::Int(i64::from(i32::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::Int, 8) => Num::Int(i64::from_le_bytes(bytes_n(b, o)?)),
+        (Kind::UInt, 1) => Num::UInt(u64::from(*b.first()?)),
+        (Kind::UInt, 2) => Num::UInt(u64::from(u16::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::UInt, 4) => Num::UInt(u64::from(u32::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::UInt, 8) => Num::UInt(u64::from_le_bytes(bytes_n(b, o)?)),
+        (Kind::Float, 4) => Num::Float(f64::from(f32::from_le_bytes(bytes_n(b, o)?))),
+        (Kind::Float, 8) => Num::Float(f64::from_le_bytes(bytes_n(b, o)?)),
+        _ => return None,
+    })
+}
+
+fn is_numeric(dtype: &DType) -> bool {
+    matches!(
+        dtype,
+        DType::Scalar {
+            kind: Kind::Bool | Kind::Int | Kind::UInt | Kind::Float,
+            ..
+        }
+    ) && !matches!(
+        dtype,
+        DType::Scalar {
+            kind: Kind::Float,
+            count: 2,
+            ..
+        }
+    )
+}
+
+/// Reorders Fortran-ordered elements (first index fastest) into C order.
+fn f_to_c<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
+    if shape.len() < 2 {
+        return data;
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let n = data.len();
+    // C index -> multi-index -> F index.
+    for c in 0..n {
+        let mut rem = c;
+        let mut f = 0usize;
+        let mut stride = 1usize;
+        let mut idx = vec![0usize; shape.len()];
+        for (k, d) in shape.iter().enumerate().rev() {
+            idx[k] = rem % d.max(&1);
+            rem /= d.max(&1);
+        }
+        for (k, d) in shape.iter().enumerate() {
+            f += idx[k] * stride;
+            stride *= d;
+        }
+        out.push(data[f]);
+    }
+    out
+}
+
+impl<'f> Ctx<'f> {
+    pub fn new(file: &'f SkvFile) -> Self {
+        let mut ids = HashMap::new();
+        walk(&file.manifest().root, &mut |n| {
+            if let Node::Shared { id, node } = n {
+                ids.insert(*id, &**node);
+            }
+        });
+        Ctx { file, ids }
+    }
+
+    /// Whether `skvault convert` recorded that it turned the class counts of old
+    /// classifier trees into fractions (see `skvault_format::converted`).
+    pub fn tree_values_migrated(&self) -> bool {
+        skvault_format::converted::has_migration(
+            &self.file.manifest().metadata,
+            skvault_format::converted::TREE_VALUES_FRACTIONS,
+        )
+    }
+
+    pub fn root(&self) -> &'f Node {
+        self.resolve(&self.file.manifest().root)
+    }
+
+    /// The node itself, what a `Ref` points to, or what a `Shared` wraps.
+    pub fn resolve(&self, node: &'f Node) -> &'f Node {
+        match node {
+            Node::Ref(id) => self.ids.get(id).copied().unwrap_or(&Node::None),
+            Node::Shared { node, .. } => node,
+            other => other,
+        }
+    }
+
+    pub fn object(&self, node: &'f Node) -> Option<&'f Object> {
+        match self.resolve(node) {
+            Node::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn entry(&self, index: usize, path: &str) -> Result<&'f skvault_format::ArrayEntry> {
+        self.file
+            .manifest()
+            .arrays
+            .get(index)
+            .ok_or_else(|| malformed(path, format!("array {index} does not exist")))
+    }
+
+    fn shape(&self, index: usize, path: &str) -> Result<Vec<usize>> {
+        let e = self.entry(index, path)?;
+        e.shape
+            .iter()
+            .map(|d| usize::try_from(*d).map_err(|_| malformed(path, "array too large")))
+            .collect()
+    }
+
+    /// The raw bytes of array `index` (digest checked) with its entry.
+    fn raw(&self, index: usize, path: &str) -> Result<(&'f skvault_format::ArrayEntry, Vec<u8>)> {
+        let e = self.entry(index, path)?;
+        let bytes = self.file.read_array(index, true)?;
+        Ok((e, bytes))
+    }
+
+    /// A numeric array (bool, int, uint, float32/64) as f64 in C order.
+    pub fn f64_array(&self, node: &'f Node, path: &str) -> Result<ArrayF64> {
+        match self.resolve(node) {
+            Node::Array(index) => {
+                let shape = self.shape(*index, path)?;
+                let (e, bytes) = self.raw(*index, path)?;
+                if !is_numeric(&e.dtype) {
+                    return Err(malformed(
+                        path,
+                        format!(
+                            "expected a numeric array, found dtype {:?}",
+                            e.dtype.to_json()
+                        ),
+                    ));
+                }
+                let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
+                let mut data = Vec::with_capacity(bytes.len() / size);
+                for chunk in bytes.chunks_exact(size) {
+                    let v = decode_num(&e.dtype, chunk)
+                        .ok_or_else(|| malformed(path, "undecodable element"))?;
+                    data.push(v.to_f64());
+                }
+                let data = match e.order {
+                    Order::C => data,
+                    Order::F => f_to_c(data, &shape),
+                };
+                Ok(ArrayF64 { shape, data })
+            }
+            Node::Scalar { dtype, data } => {
+                let v = decode_num(dtype, data).ok_or_else(|| malformed(path, "not a number"))?;
+                Ok(ArrayF64 {
+                    shape: vec![],
+                    data: vec![v.to_f64()],
+                })
+            }
+            // An object array of numbers (SimpleImputer's statistics_ for strategy="constant").
+            Node::ObjArray { shape, items } => {
+                let data = items
+                    .iter()
+                    .map(|n| node_float(self.resolve(n)))
+                    .collect::<Option<Vec<f64>>>()
+                    .ok_or_else(|| malformed(path, "expected an object array of numbers"))?;
+                let shape = shape
+                    .iter()
+                    .map(|d| usize::try_from(*d).map_err(|_| malformed(path, "array too large")))
+                    .collect::<Result<Vec<usize>>>()?;
+                Ok(ArrayF64 { shape, data })
+            }
+            _ => Err(malformed(path, "expected a numeric array")),
+        }
+    }
+
+    /// An integer array as i64 in C order.
+    pub fn i64_array(&self, node: &'f Node, path: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+        let Node::Array(index) = self.resolve(node) else {
+            return Err(malformed(path, "expected an integer array"));
+        };
+        let shape = self.shape(*index, path)?;
+        let (e, bytes) = self.raw(*index, path)?;
+        let integral = matches!(
+            e.dtype,
+            DType::Scalar {
+                kind: Kind::Int | Kind::UInt | Kind::Bool,
+                ..
+            }
+        );
+        if !integral {
+            return Err(malformed(path, "expected an integer array"));
+        }
+        let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
+        let mut data = Vec::with_capacity(bytes.len() / size);
+        for chunk in bytes.chunks_exact(size) {
+            let v = decode_num(&e.dtype, chunk)
+                .and_then(Num::to_i64)
+                .ok_or_else(|| malformed(path, "integer out of range"))?;
+            data.push(v);
+        }
+        let data = match e.order {
+            Order::C => data,
+            Order::F => f_to_c(data, &shape),
+        };
+        Ok((shape, data))
+    }
+
+    /// A 1-d structured array: its fields, its element count and its raw bytes.
+    pub fn records(&self, node: &'f Node, path: &str) -> Result<Records> {
+        let Node::Array(index) = self.resolve(node) else {
+            return Err(malformed(path, "expected a structured array"));
+        };
+        let shape = self.shape(*index, path)?;
+        let (e, bytes) = self.raw(*index, path)?;
+        let DType::Structured {
+            fields, itemsize, ..
+        } = &e.dtype
+        else {
+            return Err(malformed(path, "expected a structured array"));
+        };
+        let [len] = shape.as_slice() else {
+            return Err(malformed(path, "expected a 1-d structured array"));
+        };
+        let itemsize = usize::try_from(*itemsize).map_err(|_| malformed(path, "bad itemsize"))?;
+        Ok(Records {
+            fields: fields.clone(),
+            itemsize,
+            len: *len,
+            bytes,
+            path: path.to_string(),
+        })
+    }
+
+    /// The dtype and raw bytes of an array whose elements are text or bytes.
+    pub fn raw_array(&self, index: usize, path: &str) -> Result<(DType, Vec<usize>, Vec<u8>)> {
+        let shape = self.shape(index, path)?;
+        let (e, bytes) = self.raw(index, path)?;
+        if e.order == Order::F && shape.len() > 1 {
+            return Err(malformed(path, "expected a 1-d array"));
+        }
+        Ok((e.dtype.clone(), shape, bytes))
+    }
+}
+
+/// A structured array read whole; columns are extracted by field name.
+pub(crate) struct Records {
+    fields: Vec<Field>,
+    itemsize: usize,
+    pub len: usize,
+    bytes: Vec<u8>,
+    path: String,
+}
+
+impl Records {
+    fn column(&self, name: &str) -> Result<Vec<Num>> {
+        let field = self
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| malformed(&self.path, format!("no field {name:?}")))?;
+        let offset = usize::try_from(field.offset).map_err(|_| malformed(&self.path, "offset"))?;
+        let size = usize::try_from(field.dtype.itemsize()).unwrap_or(0);
+        if !is_numeric(&field.dtype) || self.itemsize == 0 {
+            return Err(malformed(
+                &self.path,
+                format!("field {name:?} is not numeric"),
+            ));
+        }
+        (0..self.len)
+            .map(|i| {
+                let start = i * self.itemsize + offset;
+                self.bytes
+                    .get(start..start + size)
+                    .and_then(|b| decode_num(&field.dtype, b))
+                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is truncated")))
+            })
+            .collect()
+    }
+
+    pub fn i64_column(&self, name: &str) -> Result<Vec<i64>> {
+        self.column(name)?
+            .into_iter()
+            .map(|v| {
+                v.to_i64()
+                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is not integral")))
+            })
+            .collect()
+    }
+
+    pub fn f64_column(&self, name: &str) -> Result<Vec<f64>> {
+        Ok(self.column(name)?.into_iter().map(Num::to_f64).collect())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.name == name)
+    }
+}
+
+/// An object of the tree with its path, for reading attributes.
+pub(crate) struct Obj<'c, 'f> {
+    pub ctx: &'c Ctx<'f>,
+    pub obj: &'f Object,
+    pub path: String,
+}
+
+impl<'c, 'f> Obj<'c, 'f> {
+    pub fn new(ctx: &'c Ctx<'f>, obj: &'f Object, path: String) -> Self {
+        Obj { ctx, obj, path }
+    }
+
+    pub fn class(&self) -> &'f str {
+        &self.obj.class
+    }
+
+    pub fn sub(&self, name: &str) -> String {
+        format!("{}/{name}", self.path)
+    }
+
+    /// The attribute `name` of the state dict, resolved.
+    pub fn attr(&self, name: &str) -> Option<&'f Node> {
+        let Some(Node::Dict(items)) = self.obj.state.as_ref().map(|s| self.ctx.resolve(s)) else {
+            return None;
+        };
+        items.iter().find_map(|(k, v)| match k {
+            Node::Str(k) if k == name => Some(self.ctx.resolve(v)),
+            _ => None,
+        })
+    }
+
+    pub fn req(&self, name: &str) -> Result<&'f Node> {
+        self.attr(name)
+            .ok_or_else(|| malformed(&self.path, format!("missing attribute {name:?}")))
+    }
+
+    /// An attribute that is absent or `None`.
+    pub fn is_none(&self, name: &str) -> bool {
+        matches!(self.attr(name), None | Some(Node::None))
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64> {
+        node_int(self.req(name)?).ok_or_else(|| malformed(&self.sub(name), "expected an integer"))
+    }
+
+    pub fn usize(&self, name: &str) -> Result<usize> {
+        let v = self.int(name)?;
+        usize::try_from(v)
+            .map_err(|_| malformed(&self.sub(name), "expected a non-negative integer"))
+    }
+
+    pub fn float(&self, name: &str) -> Result<f64> {
+        node_float(self.req(name)?).ok_or_else(|| malformed(&self.sub(name), "expected a number"))
+    }
+
+    pub fn str(&self, name: &str) -> Result<&'f str> {
+        match self.req(name)? {
+            Node::Str(s) => Ok(s),
+            _ => Err(malformed(&self.sub(name), "expected a string")),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> Result<bool> {
+        match self.req(name)? {
+            Node::Bool(b) => Ok(*b),
+            Node::Int(i) => Ok(*i != 0),
+            _ => Err(malformed(&self.sub(name), "expected a boolean")),
+        }
+    }
+
+    pub fn f64_array(&self, name: &str) -> Result<ArrayF64> {
+        self.ctx.f64_array(self.req(name)?, &self.sub(name))
+    }
+
+    /// A float array of exactly `shape`.
+    pub fn f64_shaped(&self, name: &str, shape: &[usize]) -> Result<Vec<f64>> {
+        let a = self.f64_array(name)?;
+        if a.shape != shape {
+            return Err(malformed(
+                &self.sub(name),
+                format!("shape {:?}, expected {shape:?}", a.shape),
+            ));
+        }
+        Ok(a.data)
+    }
+
+    /// A child object, resolved.
+    pub fn object(&self, name: &str) -> Result<&'f Object> {
+        self.ctx
+            .object(self.req(name)?)
+            .ok_or_else(|| malformed(&self.sub(name), "expected an object"))
+    }
+
+    /// The items of a list or tuple attribute, resolved.
+    pub fn seq(&self, name: &str) -> Result<Vec<&'f Node>> {
+        seq_items(self.ctx, self.req(name)?)
+            .ok_or_else(|| malformed(&self.sub(name), "expected a list or tuple"))
+    }
+}
+
+pub(crate) fn seq_items<'f>(ctx: &Ctx<'f>, node: &'f Node) -> Option<Vec<&'f Node>> {
+    match ctx.resolve(node) {
+        Node::List(items) | Node::Tuple(items) => {
+            Some(items.iter().map(|n| ctx.resolve(n)).collect())
+        }
+        Node::ObjArray { shape, items } if shape.len() == 1 => {
+            Some(items.iter().map(|n| ctx.resolve(n)).collect())
+        }
+        _ => None,
+    }
+}
+
+/// A Python int, bool or numpy integer scalar.
+pub(crate) fn node_int(node: &Node) -> Option<i64> {
+    match node {
+        Node::Int(i) => Some(*i),
+        Node::Bool(b) => Some(i64::from(*b)),
+        Node::Scalar { dtype, data } => decode_num(dtype, data).and_then(Num::to_i64),
+        _ => None,
+    }
+}
+
+/// A Python float or int, or a numpy numeric scalar.
+pub(crate) fn node_float(node: &Node) -> Option<f64> {
+    match node {
+        Node::Float(x) => Some(*x),
+        Node::Int(i) => Some(*i as f64),
+        Node::Bool(b) => Some(f64::from(u8::from(*b))),
+        Node::Scalar { dtype, data } => decode_num(dtype, data).map(Num::to_f64),
+        _ => None,
+    }
+}

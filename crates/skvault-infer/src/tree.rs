@@ -1,0 +1,371 @@
+//! scikit-learn's `Tree` (the fitted `tree_` of every decision tree), re-laid out for inference.
+//!
+//! scikit-learn casts X to float32 and compares `float32(x) <= threshold` with a float64
+//! threshold; a NaN goes to the side named by the node's `missing_go_to_left`. Here each
+//! threshold is replaced once, at open time, by the largest float32 not above it: for every
+//! float32 `x`, `x <= floor32(t)` exactly when `f64(x) <= t`, so traversal compares float32
+//! with float32 and nodes shrink to 16 bytes (threshold, feature, left, right), contiguous.
+//!
+//! Leaves point to themselves, so one step of traversal is the same branch-free operation
+//! for every node. A block of rows is traversed in lockstep, one level at a time: the
+//! rows' node loads are independent, so the CPU overlaps their cache misses, instead of
+//! waiting for each row's chain of loads in turn.
+
+use crate::error::{malformed, Result};
+use crate::state::Obj;
+
+/// Set in `FastNode::feature` of internal nodes that send NaN to the left.
+const MISSING_LEFT: u32 = 1 << 31;
+const FEATURE_MASK: u32 = !MISSING_LEFT;
+
+/// One node. A leaf has `left == right ==` its own index, feature 0 (any valid column, so a
+/// step on a leaf is harmless) and, in the bits of `threshold`, where its values start.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct FastNode {
+    threshold: f32,
+    feature: u32,
+    left: u32,
+    right: u32,
+}
+
+/// What the leaf values are, which decides their width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TreeKind {
+    /// `n_outputs == 1`; each leaf holds `value[node, 0, :n_classes]`.
+    Classifier { n_classes: usize },
+    /// Each leaf holds `value[node, :, 0]` (one value per output).
+    Regressor { n_outputs: usize },
+}
+
+/// Leaf values other than the tree's own `value` array.
+pub(crate) enum LeafValues<'a> {
+    /// `value[node]` of a one-output regression tree, times `scale` (gradient boosting).
+    Scaled(f64),
+    /// One value per node, given by the caller (isolation forest path lengths).
+    PerNode(&'a dyn Fn(usize) -> Option<f64>),
+}
+
+/// A validated tree: every child index points forward (so traversal ends), every feature
+/// index is below `n_features`, every leaf has `width` values.
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    nodes: Vec<FastNode>,
+    /// Leaf values, `width` per leaf, in leaf order.
+    values: Vec<f64>,
+    width: usize,
+}
+
+/// The largest float32 that is not above `t` (NaN stays NaN: it compares false either way).
+pub(crate) fn floor_f32(t: f64) -> f32 {
+    let r = t as f32;
+    if f64::from(r) > t {
+        // r > t, so r is not -inf; step one float32 towards -inf.
+        if r == 0.0 {
+            -f32::from_bits(1)
+        } else if r > 0.0 {
+            f32::from_bits(r.to_bits() - 1)
+        } else {
+            f32::from_bits(r.to_bits() + 1)
+        }
+    } else {
+        r
+    }
+}
+
+const TREE_LEAF: i64 = -1;
+
+impl Tree {
+    /// Reads `tree_` of a fitted tree estimator (`est`), whose `n_features_in_` is `n_features`.
+    pub fn from_estimator(est: &Obj<'_, '_>, n_features: usize, kind: TreeKind) -> Result<Tree> {
+        Self::build(est, n_features, kind, None)
+    }
+
+    /// A one-output regression tree whose leaves hold `leaves` instead of `value`.
+    pub fn with_leaf_values(
+        est: &Obj<'_, '_>,
+        n_features: usize,
+        leaves: LeafValues<'_>,
+    ) -> Result<Tree> {
+        Self::build(
+            est,
+            n_features,
+            TreeKind::Regressor { n_outputs: 1 },
+            Some(leaves),
+        )
+    }
+
+    fn build(
+        est: &Obj<'_, '_>,
+        n_features: usize,
+        kind: TreeKind,
+        leaves: Option<LeafValues<'_>>,
+    ) -> Result<Tree> {
+        let tree = Obj::new(est.ctx, est.object("tree_")?, est.sub("tree_"));
+        if tree.class() != "sklearn.tree._tree.Tree" {
+            return Err(malformed(
+                &tree.path,
+                format!("tree_ is a {}", tree.class()),
+            ));
+        }
+        let path = tree.path.clone();
+        let nodes = tree.ctx.records(tree.req("nodes")?, &tree.sub("nodes"))?;
+        let n = nodes.len;
+        if n == 0 || n >= (u32::MAX as usize) {
+            return Err(malformed(&path, format!("{n} nodes")));
+        }
+        if tree.attr("node_count").is_some() && tree.usize("node_count")? != n {
+            return Err(malformed(&path, "node_count differs from the nodes array"));
+        }
+        let left = nodes.i64_column("left_child")?;
+        let right = nodes.i64_column("right_child")?;
+        let feature = nodes.i64_column("feature")?;
+        let threshold = nodes.f64_column("threshold")?;
+        // Trees written before scikit-learn 1.3 have no missing-value support: NaN goes right.
+        let missing_left = if nodes.has("missing_go_to_left") {
+            nodes.i64_column("missing_go_to_left")?
+        } else {
+            vec![0; n]
+        };
+        let values = tree.f64_array("values")?;
+        let (n_outputs, max_classes) = match values.shape.as_slice() {
+            [rows, o, c] if *rows == n => (*o, *c),
+            other => {
+                return Err(malformed(
+                    &tree.sub("values"),
+                    format!("shape {other:?}, expected ({n}, n_outputs, max_n_classes)"),
+                ))
+            }
+        };
+        let width = match kind {
+            TreeKind::Classifier { n_classes } => {
+                if n_outputs != 1 || n_classes > max_classes || n_classes == 0 {
+                    return Err(malformed(
+                        &tree.sub("values"),
+                        format!("values of shape {:?} for {n_classes} classes", values.shape),
+                    ));
+                }
+                n_classes
+            }
+            TreeKind::Regressor { n_outputs: k } => {
+                if n_outputs != k || max_classes != 1 {
+                    return Err(malformed(
+                        &tree.sub("values"),
+                        format!("values of shape {:?} for {k} outputs", values.shape),
+                    ));
+                }
+                k
+            }
+        };
+        let stride = n_outputs * max_classes;
+        let mut fast = Vec::with_capacity(n);
+        let mut leaf_values = Vec::new();
+        let mut n_leaves: u32 = 0;
+        for i in 0..n {
+            let (l, r) = (left[i], right[i]);
+            if l == TREE_LEAF && r == TREE_LEAF {
+                let row = &values.data[i * stride..(i + 1) * stride];
+                match (&leaves, kind) {
+                    (Some(LeafValues::Scaled(scale)), _) => leaf_values.push(scale * row[0]),
+                    (Some(LeafValues::PerNode(f)), _) => leaf_values.push(
+                        f(i).ok_or_else(|| malformed(&path, format!("no value for leaf {i}")))?,
+                    ),
+                    (None, TreeKind::Classifier { .. }) => {
+                        leaf_values.extend_from_slice(&row[..width])
+                    }
+                    (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
+                }
+                let slot = n_leaves
+                    .checked_mul(width as u32)
+                    .ok_or_else(|| malformed(&path, "too many leaf values"))?;
+                fast.push(FastNode {
+                    threshold: f32::from_bits(slot),
+                    feature: 0,
+                    left: i as u32,
+                    right: i as u32,
+                });
+                n_leaves += 1;
+                continue;
+            }
+            // Children after their parent: traversal always moves forward, so it ends.
+            let child_ok = |c: i64| c > i as i64 && (c as u64) < n as u64;
+            if !child_ok(l) || !child_ok(r) {
+                return Err(malformed(
+                    &path,
+                    format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
+                ));
+            }
+            let f = feature[i];
+            if f < 0 || f as u64 >= n_features as u64 || f as u64 >= u64::from(FEATURE_MASK) {
+                return Err(malformed(
+                    &path,
+                    format!("node {i} splits on feature {f}, not below {n_features}"),
+                ));
+            }
+            let mut feat = f as u32;
+            if missing_left[i] != 0 {
+                feat |= MISSING_LEFT;
+            }
+            fast.push(FastNode {
+                threshold: floor_f32(threshold[i]),
+                feature: feat,
+                left: l as u32,
+                right: r as u32,
+            });
+        }
+        Ok(Tree {
+            nodes: fast,
+            values: leaf_values,
+            width,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Sends NaN right at every node, ignoring `missing_go_to_left`: what gradient
+    /// boosting's `predict_stages` does (it compares `x <= threshold` only).
+    pub fn ignore_missing(&mut self) {
+        for n in &mut self.nodes {
+            n.feature &= FEATURE_MASK;
+        }
+    }
+
+    /// Renames features: the tree was fitted on `X[:, map]` (bagging with max_features).
+    /// Every entry of `map` must be below the row length the tree will see.
+    pub fn remap_features(&mut self, map: &[usize]) -> Option<()> {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if n.left as usize != i {
+                let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
+                let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
+                n.feature = f | (n.feature & MISSING_LEFT);
+            }
+        }
+        Some(())
+    }
+
+    /// The leaf reached by each row of `rows` (float32, `nf` columns each), into `leaf`.
+    pub fn leaves(&self, rows: &[f32], nf: usize, leaf: &mut [u32]) {
+        // Rows go in groups of GROUP, stepped together until all of them sit on a leaf:
+        // their node loads are independent, so their cache misses overlap, and the group's
+        // positions stay in registers.
+        const GROUP: usize = 8;
+        let mut groups = leaf.chunks_exact_mut(GROUP);
+        let mut base = 0;
+        for g in &mut groups {
+            let mut at = [0u32; GROUP];
+            while self.step(rows, nf, base, &mut at) {}
+            g.copy_from_slice(&at);
+            base += GROUP;
+        }
+        let rest = groups.into_remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u32; GROUP];
+            let at = &mut buf[..rest.len()];
+            while self.step(rows, nf, base, at) {}
+            rest.copy_from_slice(at);
+        }
+    }
+
+    /// Moves each row `base + i` at node `at[i]` one level down; false when none moved.
+    #[inline(always)]
+    fn step(&self, rows: &[f32], nf: usize, base: usize, at: &mut [u32]) -> bool {
+        // Indices were validated when the tree was built: children point forward within
+        // `nodes` (so every row stops moving within `nodes.len()` steps), features are below
+        // `nf`. Leaves loop on themselves.
+        let mut moved = false;
+        for (i, a) in at.iter_mut().enumerate() {
+            let node = self.nodes[*a as usize];
+            let x = rows[(base + i) * nf + (node.feature & FEATURE_MASK) as usize];
+            // Branch-free: the comparison is a coin flip, a branch on it mispredicts
+            // half the time. `|` and `&` on bools do not short-circuit.
+            let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
+            let mask = 0u32.wrapping_sub(u32::from(left));
+            let next = node.right ^ ((node.left ^ node.right) & mask);
+            moved |= next != *a;
+            *a = next;
+        }
+        moved
+    }
+
+    /// The leaf of one row in each of `trees` (at most GROUP of them), into `leaf`: the
+    /// trees are stepped together, so a single row still overlaps its memory loads.
+    pub fn leaves_across(trees: &[Tree], row: &[f32], leaf: &mut [u32]) {
+        // As in `step`: indices were validated at build time, leaves loop on themselves.
+        leaf.fill(0);
+        loop {
+            let mut moved = false;
+            for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
+                let node = tree.nodes[*at as usize];
+                let x = row[(node.feature & FEATURE_MASK) as usize];
+                let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
+                let mask = 0u32.wrapping_sub(u32::from(left));
+                let next = node.right ^ ((node.left ^ node.right) & mask);
+                moved |= next != *at;
+                *at = next;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The values of a leaf found by `leaves`.
+    #[inline]
+    pub fn values(&self, leaf: u32) -> &[f64] {
+        // The leaf's node was just visited: its slot is in cache.
+        let start = self.nodes[leaf as usize].threshold.to_bits() as usize;
+        &self.values[start..start + self.width]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floor_f32;
+
+    #[test]
+    fn floor_f32_is_the_largest_float32_not_above() {
+        let cases = [
+            0.1,
+            -0.1,
+            0.0,
+            -0.0,
+            1.0,
+            1e-45,
+            -1e-45,
+            1e300,
+            -1e300,
+            3.4028235677973366e38,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            2.5000000000000004,
+        ];
+        for t in cases {
+            let f = floor_f32(t);
+            assert!(f64::from(f) <= t, "{t}: {f}");
+            // The next float32 up is above t.
+            let up = if f == f32::INFINITY {
+                f32::INFINITY
+            } else if f >= 0.0 {
+                f32::from_bits(if f == 0.0 { 1 } else { f.to_bits() + 1 })
+            } else {
+                f32::from_bits(f.to_bits() - 1)
+            };
+            assert!(f == f32::INFINITY || f64::from(up) > t, "{t}: {f} {up}");
+        }
+        assert!(floor_f32(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn comparison_matches_float64_semantics() {
+        // Exhaustive near a threshold that is not a float32.
+        let t = 0.3f64;
+        let ft = floor_f32(t);
+        let mut x = 0.29999f32;
+        while x < 0.30001 {
+            assert_eq!(x <= ft, f64::from(x) <= t, "{x}");
+            x = f32::from_bits(x.to_bits() + 1);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+"""The Python face of native inference: no scikit-learn needed, the GIL released, repr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+
+import skvault
+from native_helpers import assert_same, datasets
+
+BLOCK_SKLEARN = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sklearn" or name.startswith("sklearn."):
+            raise ImportError("native inference must not import " + name)
+sys.meta_path.insert(0, Block())
+import numpy as np, skvault
+model = skvault.native.load(sys.argv[1])
+X = np.load(sys.argv[2])
+np.save(sys.argv[3], model.predict_proba(X))
+print(model.class_name, model.predict(X)[:3].tolist())
+assert not any(m == "sklearn" or m.startswith("sklearn.") for m in sys.modules)
+"""
+
+
+def _model(tmp_path):
+    X, y, Xt = datasets()["multiclass"]
+    model = RandomForestClassifier(n_estimators=40, random_state=0).fit(X, y)
+    skvault.dump(model, tmp_path / "m.skv")
+    return model, Xt
+
+
+def test_native_inference_never_imports_scikit_learn(tmp_path):
+    model, Xt = _model(tmp_path)
+    np.save(tmp_path / "x.npy", Xt)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_SKLEARN, tmp_path / "m.skv", tmp_path / "x.npy", tmp_path / "p.npy"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "RandomForestClassifier" in result.stdout
+    assert_same(np.load(tmp_path / "p.npy"), model.predict_proba(Xt), "predict_proba")
+
+
+def test_threads_predict_concurrently_with_identical_results(tmp_path):
+    """Predictions run without the GIL; concurrent calls on one model give the same bits."""
+    model, Xt = _model(tmp_path)
+    native = skvault.native.load(tmp_path / "m.skv")
+    rows = np.tile(Xt, (20, 1))
+    want = model.predict_proba(rows)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = native.predict_proba(rows)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        assert_same(r, want, "concurrent predict_proba")
+
+
+def test_model_description(tmp_path):
+    _, _ = _model(tmp_path)
+    native = skvault.native.load(tmp_path / "m.skv")
+    assert native.class_name == "sklearn.ensemble._forest.RandomForestClassifier"
+    assert native.n_features_in_ == 6
+    assert native.methods == ["predict", "predict_proba"]
+    assert "RandomForestClassifier" in repr(native)
+    assert native.feature_names_in_ is None
+    out = native.predict_proba(np.zeros((2, 6)))
+    assert out.flags.writeable and out.dtype == np.float64
