@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/*.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean
+.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean s3-server
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,15 @@ $(DEPS_STAMP): requirements/dev.txt
 
 venv: $(DEPS_STAMP) ## Create .venv with the pinned dependencies
 
+# The registry's tests run against a real S3-compatible server on loopback: s3s-fs from
+# crates.io, built once per machine into .cache/s3s (git-ignored). See docs/REGISTRY.md.
+S3S_VERSION := 0.14.1
+S3S_BIN := .cache/s3s/bin/s3s-fs
+$(S3S_BIN):
+	cargo install --quiet --locked --root .cache/s3s --version $(S3S_VERSION) --features binary s3s-fs
+
+s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
+
 build: venv ## Build the extension (release) into .venv
 	$(VENV)/bin/maturin develop --release --quiet
 
@@ -30,13 +39,13 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test-rust: ## Rust unit tests (the binding crate is tested through Python)
+test-rust: s3-server ## Rust unit tests (the binding crate is tested through Python)
 	cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
 	cargo test -p skvault-format --test fuzz_replay --quiet
 
-test-python: build ## The Python test suite
+test-python: build s3-server ## The Python test suite
 	$(PY) -m pytest -q tests
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
