@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod inspect;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,8 @@ enum Command {
     Verify { file: PathBuf },
     /// Show what differs between two files: parameters, versions, metrics, arrays by digest.
     Diff { a: PathBuf, b: PathBuf },
+    /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
+    Registry(registry::RegistryArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -63,6 +66,7 @@ where
         } => inspect::run(&file, json, all, params).map(|()| 0),
         Command::Verify { file } => verify(&file),
         Command::Diff { a, b } => diff::run(&a, &b),
+        Command::Registry(args) => Ok(registry::run(args)),
     };
     match result {
         Ok(code) => code,
