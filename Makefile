@@ -50,9 +50,10 @@ test-python: build s3-server ## The Python test suite
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build ## Benchmarks against pickle, joblib, skops (writes bench/results/)
+bench: build s3-server ## Benchmarks against pickle, joblib, skops (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
+	$(PY) bench/registry.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean

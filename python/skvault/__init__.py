@@ -16,9 +16,13 @@ from skvault._api import (
     verify,
 )
 from skvault.exceptions import (
+    ConflictError,
     FormatError,
     IntegrityError,
+    InvalidNameError,
     LoadError,
+    NotFoundError,
+    RegistryError,
     SkvaultError,
     UnsupportedObjectError,
     UntrustedTypesError,
@@ -26,6 +30,8 @@ from skvault.exceptions import (
     VersionMismatchError,
     VersionMismatchWarning,
 )
+
+from skvault.registry import Registry
 
 from skvault._native import __version__
 
@@ -39,9 +45,14 @@ __all__ = [
     "load",
     "loads",
     "verify",
+    "Registry",
+    "ConflictError",
     "FormatError",
     "IntegrityError",
+    "InvalidNameError",
     "LoadError",
+    "NotFoundError",
+    "RegistryError",
     "SkvaultError",
     "UnsupportedObjectError",
     "UntrustedTypesError",

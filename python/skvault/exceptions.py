@@ -12,6 +12,10 @@ __all__ = [
     "ValidationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
+    "RegistryError",
+    "NotFoundError",
+    "InvalidNameError",
+    "ConflictError",
 ]
 
 
@@ -79,3 +83,19 @@ class VersionMismatchError(SkvaultError):
 
 class VersionMismatchWarning(UserWarning):
     """The file was written with a different minor version of a package than the installed one."""
+
+
+class RegistryError(SkvaultError):
+    """A model registry operation failed (storage errors, damaged registry data)."""
+
+
+class NotFoundError(RegistryError, LookupError):
+    """No such model, version or alias in the registry (or every version is archived)."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A model name, alias, tag, metric filter or registry URI is not allowed."""
+
+
+class ConflictError(RegistryError):
+    """A compare-and-swap lost (the alias moved meanwhile), or a version still has aliases."""

@@ -4,6 +4,7 @@ mod build;
 mod dtypes;
 mod errors;
 mod mapped;
+mod registry;
 mod walk;
 
 use std::path::PathBuf;
@@ -266,6 +267,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<MappedFile>()?;
+    m.add_class::<registry::NativeRegistry>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
