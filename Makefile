@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean old-sklearn
+.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean old-sklearn s3-server
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ $(OLD_SKLEARN_DIR)/%/.ready:
 
 old-sklearn: $(OLD_SKLEARN_PYS) ## Cached venvs with older scikit-learn releases (for conversion tests)
 
+# The registry's tests run against a real S3-compatible server on loopback: s3s-fs from
+# crates.io, built once per machine into .cache/s3s (git-ignored). See docs/REGISTRY.md.
+S3S_VERSION := 0.14.1
+S3S_BIN := .cache/s3s/bin/s3s-fs
+$(S3S_BIN):
+	cargo install --quiet --locked --root .cache/s3s --version $(S3S_VERSION) --features binary s3s-fs
+
+s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
+
 build: venv ## Build the extension (release) into .venv
 	$(VENV)/bin/maturin develop --release --quiet
 
@@ -44,22 +53,23 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test-rust: ## Rust unit tests (the binding crate is tested through Python)
+test-rust: s3-server ## Rust unit tests (the binding crate is tested through Python)
 	cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
 	cargo test -p skvault-format -p skvault-pickle --test fuzz_replay --quiet
 
-test-python: build old-sklearn ## The Python test suite
+test-python: build old-sklearn s3-server ## The Python test suite
 	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(PY) -m pytest -q tests
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build ## Benchmarks: persistence vs pickle/joblib/skops, native inference vs sklearn/onnxruntime/treelite, scan vs picklescan/fickling (writes bench/results/)
+bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, registry vs MLflow (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
 	$(PY) bench/native.py
+	$(PY) bench/registry.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean

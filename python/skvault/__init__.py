@@ -17,10 +17,14 @@ from skvault._api import (
 )
 from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
 from skvault.exceptions import (
+    ConflictError,
     FormatError,
     IntegrityError,
+    InvalidNameError,
     LoadError,
     MigrationError,
+    NotFoundError,
+    RegistryError,
     SkvaultError,
     UnsafeFileError,
     UnsupportedModelError,
@@ -32,6 +36,8 @@ from skvault.exceptions import (
 )
 
 from skvault import native
+from skvault.registry import Registry
+
 from skvault._native import __version__
 
 __all__ = [
@@ -50,10 +56,15 @@ __all__ = [
     "scan",
     "native",
     "verify",
+    "Registry",
+    "ConflictError",
     "FormatError",
     "IntegrityError",
+    "InvalidNameError",
     "LoadError",
     "MigrationError",
+    "NotFoundError",
+    "RegistryError",
     "SkvaultError",
     "UnsafeFileError",
     "UnsupportedModelError",

@@ -15,6 +15,10 @@ __all__ = [
     "ValidationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
+    "RegistryError",
+    "NotFoundError",
+    "InvalidNameError",
+    "ConflictError",
 ]
 
 
@@ -108,3 +112,17 @@ class UnsafeFileError(SkvaultError):
 
 class MigrationError(SkvaultError):
     """``convert`` met state saved by an older scikit-learn that it cannot bring up to date."""
+class RegistryError(SkvaultError):
+    """A model registry operation failed (storage errors, damaged registry data)."""
+
+
+class NotFoundError(RegistryError, LookupError):
+    """No such model, version or alias in the registry (or every version is archived)."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A model name, alias, tag, metric filter or registry URI is not allowed."""
+
+
+class ConflictError(RegistryError):
+    """A compare-and-swap lost (the alias moved meanwhile), or a version still has aliases."""

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod inspect;
 pub mod predict;
 mod progress;
+pub mod registry;
 pub mod scan;
 pub mod tabular;
 
@@ -73,6 +74,8 @@ enum Command {
     },
     /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
     Predict(predict::PredictArgs),
+    /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
+    Registry(registry::RegistryArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -115,6 +118,7 @@ where
             level,
         }),
         Command::Predict(args) => Ok(predict::run(&args)),
+        Command::Registry(args) => Ok(registry::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ mod errors;
 mod legacy;
 mod mapped;
 mod native;
+mod registry;
 mod walk;
 
 use std::path::PathBuf;
@@ -272,6 +273,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MappedFile>()?;
     m.add_class::<native::NativeModel>()?;
     m.add_function(wrap_pyfunction!(native::native_load, m)?)?;
+    m.add_class::<registry::NativeRegistry>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,292 @@
+//! `skvault._native.Registry`: the Rust registry seen from Python. Documents cross the
+//! boundary as JSON text; `python/skvault/registry.py` is the public class.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use skvault_registry::{
+    MetricFilter, NoProgress, Query, RegisterOptions, Registry, RegistryError, Selector,
+};
+
+use crate::errors::{from_format, new_err};
+
+fn to_py(py: Python<'_>, err: RegistryError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        RegistryError::ModelNotFound { .. }
+        | RegistryError::VersionNotFound { .. }
+        | RegistryError::AliasNotFound { .. }
+        | RegistryError::NoActiveVersion { .. } => new_err(py, "NotFoundError", message),
+        RegistryError::InvalidName { .. }
+        | RegistryError::InvalidArgument { .. }
+        | RegistryError::InvalidUri { .. } => new_err(py, "InvalidNameError", message),
+        RegistryError::Conflict { .. } | RegistryError::VersionInUse { .. } => {
+            new_err(py, "ConflictError", message)
+        }
+        RegistryError::DigestMismatch { .. } => new_err(py, "IntegrityError", message),
+        RegistryError::Format { source, .. } => from_format(py, source),
+        RegistryError::Io { source, .. } => PyErr::from(source),
+        _ => new_err(py, "RegistryError", message),
+    }
+}
+
+trait PyResultExt<T> {
+    fn py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> PyResultExt<T> for Result<T, RegistryError> {
+    fn py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
+}
+
+fn json<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| new_err(py, "RegistryError", e.to_string()))
+}
+
+fn selector(version: Option<u64>, alias: Option<String>) -> Selector {
+    match (version, alias) {
+        (Some(n), _) => Selector::Version(n),
+        (None, Some(a)) => Selector::Alias(a),
+        (None, None) => Selector::Latest,
+    }
+}
+
+fn object(
+    py: Python<'_>,
+    text: &str,
+    what: &str,
+) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(new_err(
+            py,
+            "InvalidNameError",
+            format!("{what} must be a JSON object"),
+        )),
+    }
+}
+
+fn grace(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+#[pyclass(name = "Registry", module = "skvault._native", frozen)]
+pub struct NativeRegistry {
+    inner: Registry,
+}
+
+#[pymethods]
+impl NativeRegistry {
+    #[new]
+    #[pyo3(signature = (uri, options=Vec::new()))]
+    fn new(py: Python<'_>, uri: &str, options: Vec<(String, String)>) -> PyResult<Self> {
+        let inner = py
+            .detach(|| Registry::open_with_options(uri, &options))
+            .py(py)?;
+        Ok(NativeRegistry { inner })
+    }
+
+    #[getter]
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+
+    /// Registers a .skv file; `options` is JSON {metadata, metrics, tags, lineage}.
+    /// Returns the new version's document as JSON.
+    fn register(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        name: &str,
+        options: &str,
+    ) -> PyResult<String> {
+        let mut o = object(py, options, "options")?;
+        let mut opts = RegisterOptions::default();
+        let take = |o: &mut serde_json::Map<String, serde_json::Value>, k: &str| o.remove(k);
+        if let Some(serde_json::Value::Object(m)) = take(&mut o, "metadata") {
+            opts.metadata = m;
+        }
+        if let Some(serde_json::Value::Object(m)) = take(&mut o, "lineage") {
+            opts.lineage = m;
+        }
+        if let Some(v) = take(&mut o, "metrics") {
+            opts.metrics = serde_json::from_value(v).map_err(|e| {
+                new_err(
+                    py,
+                    "InvalidNameError",
+                    format!("metrics must map names to numbers: {e}"),
+                )
+            })?;
+        }
+        if let Some(v) = take(&mut o, "tags") {
+            opts.tags = serde_json::from_value(v).map_err(|e| {
+                new_err(
+                    py,
+                    "InvalidNameError",
+                    format!("tags must map strings to strings: {e}"),
+                )
+            })?;
+        }
+        let info = py
+            .detach(|| self.inner.register(&path, name, &opts, &NoProgress))
+            .py(py)?;
+        json(py, &info)
+    }
+
+    /// (document JSON, bytes of the .skv file).
+    #[pyo3(signature = (name, version=None, alias=None))]
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        version: Option<u64>,
+        alias: Option<String>,
+    ) -> PyResult<(String, Bound<'py, PyBytes>)> {
+        let sel = selector(version, alias);
+        let (doc, bytes) = py
+            .detach(|| self.inner.fetch(name, &sel, &NoProgress))
+            .py(py)?;
+        Ok((json(py, &doc)?, PyBytes::new(py, &bytes)))
+    }
+
+    #[pyo3(signature = (name, dest, version=None, alias=None))]
+    fn download(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dest: PathBuf,
+        version: Option<u64>,
+        alias: Option<String>,
+    ) -> PyResult<String> {
+        let sel = selector(version, alias);
+        let doc = py
+            .detach(|| self.inner.download(name, &sel, &dest, &NoProgress))
+            .py(py)?;
+        json(py, &doc)
+    }
+
+    #[pyo3(signature = (name, version=None, alias=None))]
+    fn info(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: Option<u64>,
+        alias: Option<String>,
+    ) -> PyResult<String> {
+        let sel = selector(version, alias);
+        let info = py.detach(|| self.inner.version(name, &sel)).py(py)?;
+        json(py, &info)
+    }
+
+    fn versions(&self, py: Python<'_>, name: &str, include_archived: bool) -> PyResult<String> {
+        let v = py
+            .detach(|| self.inner.versions(name, include_archived))
+            .py(py)?;
+        json(py, &v)
+    }
+
+    fn models(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.models()).py(py)
+    }
+
+    /// `tags` maps keys to a value or None (any value); `metrics` are filters like "acc>=0.9".
+    fn search(
+        &self,
+        py: Python<'_>,
+        name: Option<String>,
+        tags: BTreeMap<String, Option<String>>,
+        metrics: Vec<String>,
+        include_archived: bool,
+    ) -> PyResult<String> {
+        let metrics = metrics
+            .iter()
+            .map(|m| MetricFilter::parse(m))
+            .collect::<Result<Vec<_>, _>>()
+            .py(py)?;
+        let query = Query {
+            name,
+            tags,
+            metrics,
+            include_archived,
+        };
+        let found = py.detach(|| self.inner.search(&query)).py(py)?;
+        json(py, &found)
+    }
+
+    fn aliases(&self, py: Python<'_>, name: &str) -> PyResult<BTreeMap<String, u64>> {
+        py.detach(|| self.inner.aliases(name)).py(py)
+    }
+
+    /// With `check`, a compare-and-swap against `expected` (None: the alias must not exist).
+    #[pyo3(signature = (name, alias, version, check=false, expected=None))]
+    fn set_alias(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        alias: &str,
+        version: u64,
+        check: bool,
+        expected: Option<u64>,
+    ) -> PyResult<Option<u64>> {
+        let expected = check.then_some(expected);
+        py.detach(|| self.inner.set_alias(name, alias, version, expected))
+            .py(py)
+    }
+
+    fn delete_alias(&self, py: Python<'_>, name: &str, alias: &str) -> PyResult<u64> {
+        py.detach(|| self.inner.delete_alias(name, alias, None))
+            .py(py)
+    }
+
+    fn tag(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: u64,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    ) -> PyResult<BTreeMap<String, String>> {
+        py.detach(|| self.inner.tag(name, version, &set, &remove))
+            .py(py)
+    }
+
+    fn archive(&self, py: Python<'_>, name: &str, version: u64, archived: bool) -> PyResult<()> {
+        py.detach(|| self.inner.archive(name, version, archived))
+            .py(py)
+    }
+
+    fn delete_version(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: u64,
+        grace_seconds: f64,
+    ) -> PyResult<String> {
+        let report = py
+            .detach(|| {
+                self.inner
+                    .delete_version(name, version, grace(grace_seconds))
+            })
+            .py(py)?;
+        json(py, &report)
+    }
+
+    fn gc(&self, py: Python<'_>, grace_seconds: f64) -> PyResult<String> {
+        let report = py.detach(|| self.inner.gc(grace(grace_seconds))).py(py)?;
+        json(py, &report)
+    }
+
+    fn check(&self, py: Python<'_>, deep: bool) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.check(deep)).py(py)
+    }
+
+    /// (number of blobs, their total size in bytes).
+    fn usage(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        let u = py.detach(|| self.inner.usage()).py(py)?;
+        Ok((u.blobs, u.blob_bytes))
+    }
+}

@@ -1,0 +1,116 @@
+//! Loading a version: fetch its blobs, check each digest, reassemble the `.skv` file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::docs::{blob_key, VersionDoc};
+use crate::error::{RegistryError, Result};
+use crate::registry::{Progress, Registry, Selector, CONCURRENCY};
+use crate::skv::{hash_hex, parse_head, reassemble};
+
+impl Registry {
+    /// A blob's bytes, checked against the digest it is stored under.
+    pub(crate) async fn blob(&self, digest: &str) -> Result<Bytes> {
+        let key = blob_key(digest);
+        let (bytes, _) = self
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| RegistryError::MissingBlob {
+                path: format!("{}/{key}", self.store.description),
+            })?;
+        let actual = hash_hex(&bytes);
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                path: format!("{}/{key}", self.store.description),
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    async fn assemble(&self, doc: &VersionDoc, progress: &dyn Progress) -> Result<Vec<u8>> {
+        let where_ = format!("{} version {}", doc.name, doc.version);
+        progress.begin("download", doc.file.size);
+        let head = self.blob(&doc.file.head).await?;
+        progress.advance(head.len() as u64);
+        let manifest = parse_head(&head, doc.file.size, &where_)?;
+        let unique: BTreeSet<&str> = doc.file.blobs.iter().map(String::as_str).collect();
+        let fetched: BTreeMap<&str, Bytes> = futures::stream::iter(unique)
+            .map(|d| async move {
+                let b = self.blob(d).await?;
+                progress.advance(b.len() as u64);
+                Ok::<_, RegistryError>((d, b))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        progress.end();
+        let blobs: Vec<Bytes> = doc
+            .file
+            .blobs
+            .iter()
+            .map(|d| fetched.get(d.as_str()).cloned().unwrap_or_default())
+            .collect();
+        let out = reassemble(&head, &manifest, &blobs, doc.file.size, &where_)?;
+        let actual = hash_hex(&out);
+        if actual != doc.file.blake3 {
+            return Err(RegistryError::DigestMismatch {
+                path: where_,
+                expected: doc.file.blake3.clone(),
+                actual,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The version's document and the bytes of its `.skv` file, identical to the registered
+    /// file. Every blob's digest and the whole file's digest are checked.
+    pub fn fetch(
+        &self,
+        name: &str,
+        selector: &Selector,
+        progress: &dyn Progress,
+    ) -> Result<(VersionDoc, Vec<u8>)> {
+        self.block_on(async {
+            let n = self.resolve_async(name, selector).await?;
+            let doc = self.doc(name, n).await?;
+            let bytes = self.assemble(&doc, progress).await?;
+            Ok((doc, bytes))
+        })
+    }
+
+    /// Writes the version's `.skv` file to `dest` atomically (temporary file, then rename).
+    pub fn download(
+        &self,
+        name: &str,
+        selector: &Selector,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<VersionDoc> {
+        let (doc, bytes) = self.fetch(name, selector, progress)?;
+        let io = |source| RegistryError::Io {
+            path: dest.display().to_string(),
+            source,
+        };
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".skvault-")
+            .suffix(".tmp")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(io)?;
+        tmp.write_all(&bytes).map_err(io)?;
+        tmp.as_file().sync_data().map_err(io)?;
+        tmp.persist(dest).map_err(|e| io(e.error))?;
+        Ok(doc)
+    }
+}

@@ -1,0 +1,120 @@
+//! Taking a `.skv` file apart into content-addressed pieces, and putting it back together.
+//!
+//! A file is its *head* (the 64-byte header and the manifest), zero padding, and the stored
+//! bytes of each array in table order, each at the offset the manifest gives (FORMAT.md 2.4).
+//! The manifest fixes every byte position, so the head plus the blobs determine the file
+//! exactly: reassembly is byte-identical.
+
+use skvault_format::manifest::{Header, HEADER_LEN};
+use skvault_format::{Manifest, SkvFile};
+
+use crate::error::{RegistryError, Result};
+
+/// BLAKE3 of `data` as 64 lowercase hex digits (threads for large inputs).
+pub(crate) fn hash_hex(data: &[u8]) -> String {
+    skvault_format::write::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A file cut into pieces that borrow its bytes.
+pub(crate) struct Pieces<'a> {
+    pub head: &'a [u8],
+    /// Stored bytes of each array, in table order.
+    pub blobs: Vec<&'a [u8]>,
+}
+
+/// Cuts a validated file (`file` was opened from exactly `bytes`).
+pub(crate) fn split<'a>(bytes: &'a [u8], file: &SkvFile, path: &str) -> Result<Pieces<'a>> {
+    let err = |message: &str| RegistryError::Format {
+        path: path.to_string(),
+        source: skvault_format::FormatError::Unsupported {
+            message: message.to_string(),
+        },
+    };
+    let head_len = usize::try_from(HEADER_LEN + file.header().manifest_len)
+        .map_err(|_| err("manifest too large"))?;
+    let head = bytes
+        .get(..head_len)
+        .ok_or_else(|| err("file shorter than its head"))?;
+    let data_start = file.header().data_start();
+    let mut blobs = Vec::with_capacity(file.manifest().arrays.len());
+    for entry in &file.manifest().arrays {
+        let start = data_start
+            .checked_add(entry.offset)
+            .and_then(|s| usize::try_from(s).ok());
+        let end = start.and_then(|s| s.checked_add(usize::try_from(entry.length).ok()?));
+        let blob = match (start, end) {
+            (Some(s), Some(e)) => bytes.get(s..e),
+            _ => None,
+        };
+        blobs.push(blob.ok_or_else(|| err("blob outside the file"))?);
+    }
+    Ok(Pieces { head, blobs })
+}
+
+/// The manifest of a stored head, checked against the header's digest.
+pub(crate) fn parse_head(head: &[u8], file_len: u64, path: &str) -> Result<Manifest> {
+    let fmt = |source| RegistryError::Format {
+        path: path.to_string(),
+        source,
+    };
+    let header = Header::parse(head, file_len).map_err(fmt)?;
+    let manifest_bytes = head
+        .get(HEADER_LEN as usize..)
+        .filter(|m| m.len() as u64 == header.manifest_len)
+        .ok_or_else(|| RegistryError::document(path, "head length differs from its header"))?;
+    if blake3::hash(manifest_bytes).as_bytes() != &header.manifest_digest {
+        return Err(fmt(skvault_format::FormatError::ManifestDigestMismatch));
+    }
+    Manifest::from_bytes(manifest_bytes).map_err(fmt)
+}
+
+/// Lays out head and blobs as the manifest says. `blobs` are in table order.
+pub(crate) fn reassemble(
+    head: &[u8],
+    manifest: &Manifest,
+    blobs: &[bytes::Bytes],
+    file_len: u64,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let bad = |message: String| RegistryError::document(path, message);
+    if blobs.len() != manifest.arrays.len() {
+        return Err(bad(format!(
+            "{} blobs listed for {} arrays",
+            blobs.len(),
+            manifest.arrays.len()
+        )));
+    }
+    let cap = usize::try_from(file_len).map_err(|_| bad("file too large".into()))?;
+    let mut out = Vec::with_capacity(cap);
+    out.extend_from_slice(head);
+    let data_start = skvault_format::manifest::align_up(head.len() as u64)
+        .ok_or_else(|| bad("head too large".into()))?;
+    for (i, (entry, blob)) in manifest.arrays.iter().zip(blobs).enumerate() {
+        if blob.len() as u64 != entry.length {
+            return Err(bad(format!(
+                "blob {i} has {} bytes, the manifest says {}",
+                blob.len(),
+                entry.length
+            )));
+        }
+        let at = data_start
+            .checked_add(entry.offset)
+            .filter(|at| *at <= file_len && *at >= out.len() as u64)
+            .ok_or_else(|| bad(format!("array {i}: offset out of place")))?;
+        out.resize(at as usize, 0);
+        out.extend_from_slice(blob);
+    }
+    if manifest.arrays.is_empty() {
+        out.resize(usize::try_from(data_start).unwrap_or(cap), 0);
+    }
+    if out.len() as u64 != file_len {
+        return Err(bad(format!(
+            "reassembled {} bytes, the version says {file_len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,301 @@
+//! Opening a store from a URI, and the handful of object operations the registry uses.
+//!
+//! Everything goes through `object_store`, so a folder and an S3 bucket run the same code.
+//! The registry needs three things of a backend: atomic whole-object puts, conditional
+//! create (`PutMode::Create`: fails if the object exists) and strongly consistent listing.
+//! Both `LocalFileSystem` and S3 (with `If-None-Match: *`) provide them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{RegistryError, Result};
+
+/// The registry used when no URI is given.
+pub const DEFAULT_URI: &str = "./skvault-registry";
+
+/// Where the registry lives, parsed from its URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local folder (created if missing).
+    Folder(std::path::PathBuf),
+    /// An S3 bucket and key prefix (possibly empty).
+    S3 { bucket: String, prefix: String },
+}
+
+impl Location {
+    /// Parses `./dir`, `/abs/dir`, `file:///abs/dir` or `s3://bucket[/prefix]`.
+    pub fn parse(uri: &str) -> Result<Location> {
+        let bad = |message: &str| RegistryError::InvalidUri {
+            uri: uri.to_string(),
+            message: message.to_string(),
+        };
+        let uri_trimmed = if uri.is_empty() { DEFAULT_URI } else { uri };
+        if let Some(rest) = uri_trimmed.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name after s3://"));
+            }
+            let prefix = prefix.trim_matches('/').to_string();
+            if !prefix.is_empty() {
+                Path::parse(&prefix).map_err(|e| bad(&format!("bad prefix: {e}")))?;
+            }
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix,
+            });
+        }
+        if let Some(rest) = uri_trimmed.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(bad("a file:// URI needs an absolute path (file:///dir)"));
+            }
+            return Ok(Location::Folder(rest.into()));
+        }
+        if uri_trimmed.contains("://") {
+            return Err(bad("only folders, file:// and s3:// are supported"));
+        }
+        Ok(Location::Folder(uri_trimmed.into()))
+    }
+}
+
+/// A store plus the runtime-free helpers over it. Keys are relative to the registry root.
+pub(crate) struct Store {
+    inner: Arc<dyn ObjectStore>,
+    pub(crate) description: String,
+    /// After a conditional create succeeds, wait this long and read the object back: see
+    /// `create`. Zero for folders (`link(2)` is atomic).
+    settle: Duration,
+}
+
+/// Default settle time on S3; `SKVAULT_REGISTRY_SETTLE_MS` or the `skvault_settle_ms`
+/// option override it (0 turns the read-back off for servers known to be atomic).
+pub const DEFAULT_S3_SETTLE: Duration = Duration::from_millis(250);
+
+/// What a conditional put found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Created {
+    Yes,
+    AlreadyExists,
+}
+
+impl Store {
+    /// Opens the store; `options` are object_store's S3 configuration keys
+    /// (`aws_endpoint`, `aws_allow_http`, ...), which override the `AWS_*` environment.
+    pub(crate) fn open(location: &Location, options: &[(String, String)]) -> Result<Store> {
+        match location {
+            Location::Folder(dir) => {
+                if !options.is_empty() {
+                    return Err(RegistryError::invalid(
+                        "storage options only apply to s3:// registries",
+                    ));
+                }
+                std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| RegistryError::store(dir.display(), e))?
+                    .with_automatic_cleanup(true)
+                    .with_fsync(true);
+                Ok(Store {
+                    inner: Arc::new(fs),
+                    description: dir.display().to_string(),
+                    settle: Duration::ZERO,
+                })
+            }
+            Location::S3 { bucket, prefix } => {
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+                let mut settle = match std::env::var("SKVAULT_REGISTRY_SETTLE_MS") {
+                    Ok(v) => parse_ms(&v)?,
+                    Err(_) => DEFAULT_S3_SETTLE,
+                };
+                for (key, value) in options {
+                    if key == "skvault_settle_ms" {
+                        settle = parse_ms(value)?;
+                        continue;
+                    }
+                    let key: AmazonS3ConfigKey =
+                        key.to_ascii_lowercase().parse().map_err(|_| {
+                            RegistryError::invalid(format!("unknown S3 option {key:?}"))
+                        })?;
+                    builder = builder.with_config(key, value);
+                }
+                let s3 = builder
+                    .build()
+                    .map_err(|e| RegistryError::store(format!("s3://{bucket}"), e))?;
+                let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, Path::from(prefix.as_str())))
+                };
+                Ok(Store {
+                    inner,
+                    description: format!("s3://{bucket}/{prefix}"),
+                    settle,
+                })
+            }
+        }
+    }
+
+    fn err(&self, key: &str, e: object_store::Error) -> RegistryError {
+        RegistryError::store(format!("{}/{key}", self.description), e)
+    }
+
+    /// The object's bytes and metadata, or `None` if it does not exist.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        let got = match self.inner.get(&Path::from(key)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(key, e)),
+        };
+        let meta = got.meta.clone();
+        match got.bytes().await {
+            Ok(bytes) => Ok(Some((bytes, meta))),
+            // Deleted between the request and the read (local files).
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub(crate) async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        match self.inner.head(&Path::from(key)).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Writes the whole object atomically, replacing any existing one.
+    pub(crate) async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.inner
+            .put(&Path::from(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Creates the object only if nothing exists at `key` (`If-None-Match: *` on S3).
+    ///
+    /// Some S3-compatible servers check the condition and then write, non-atomically (s3s-fs
+    /// 0.14 does), or ignore it: two writers can then both be told they created the object,
+    /// and the last write wins. With a settle time, a writer reads the object back after it
+    /// and counts as the creator only if it finds its own bytes; callers make their bytes
+    /// unique (a writer nonce), so exactly one writer wins as long as concurrent PUTs finish
+    /// within the settle time of each other. See docs/REGISTRY.md.
+    pub(crate) async fn create(&self, key: &str, bytes: Bytes) -> Result<Created> {
+        let opts = PutOptions::from(PutMode::Create);
+        match self
+            .inner
+            .put_opts(&Path::from(key), PutPayload::from(bytes.clone()), opts)
+            .await
+        {
+            Ok(_) if self.settle.is_zero() => Ok(Created::Yes),
+            Ok(_) => {
+                tokio::time::sleep(self.settle).await;
+                match self.get(key).await? {
+                    Some((stored, _)) if stored == bytes => Ok(Created::Yes),
+                    _ => Ok(Created::AlreadyExists),
+                }
+            }
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(Created::AlreadyExists),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Deletes the object; a missing object is not an error.
+    pub(crate) async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Every object under `prefix` (recursively), keys relative to the registry root.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let path = Path::from(prefix);
+        let listed: std::result::Result<Vec<ObjectMeta>, _> =
+            self.inner.list(Some(&path)).try_collect().await;
+        match listed {
+            Ok(v) => Ok(v),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(self.err(prefix, e)),
+        }
+    }
+
+    /// The names of the "folders" directly under `prefix`.
+    pub(crate) async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = Path::from(prefix);
+        match self.inner.list_with_delimiter(Some(&path)).await {
+            Ok(res) => Ok(res
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(self.err(prefix, e)),
+        }
+    }
+}
+
+fn parse_ms(value: &str) -> Result<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            RegistryError::invalid(format!(
+                "settle time {value:?} is not a number of milliseconds"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uris() {
+        assert_eq!(
+            Location::parse("").ok(),
+            Some(Location::Folder(DEFAULT_URI.into()))
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/reg").ok(),
+            Some(Location::Folder("/tmp/reg".into()))
+        );
+        assert_eq!(
+            Location::parse("s3://bucket/team/models/").ok(),
+            Some(Location::S3 {
+                bucket: "bucket".into(),
+                prefix: "team/models".into()
+            })
+        );
+        assert_eq!(
+            Location::parse("s3://bucket").ok(),
+            Some(Location::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            })
+        );
+        for bad in [
+            "s3://",
+            "s3:///x",
+            "gs://b/x",
+            "file://relative",
+            "http://x",
+        ] {
+            assert!(
+                matches!(Location::parse(bad), Err(RegistryError::InvalidUri { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

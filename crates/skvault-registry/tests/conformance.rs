@@ -1,0 +1,565 @@
+//! The conformance suite: every test runs against a folder and against a real S3-compatible
+//! server (s3s-fs on loopback, `make s3-server`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::{floats, skv_bytes, write_skv, Backend};
+use skvault_format::Codec;
+use skvault_registry::{
+    MetricFilter, NoProgress, Query, RegisterOptions, Registry, RegistryError, Selector,
+};
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod folder {
+            $( #[test] fn $test() { super::$test(&super::Backend::folder()); } )*
+        }
+        mod s3 {
+            $( #[test] fn $test() { super::$test(&super::Backend::s3()); } )*
+        }
+    };
+}
+
+conformance!(
+    register_then_load_is_byte_identical,
+    second_registration_stores_no_new_blob_bytes,
+    shared_arrays_are_stored_once,
+    versions_latest_and_archive,
+    aliases_compare_and_swap,
+    unknown_names_versions_and_aliases,
+    invalid_names_are_refused,
+    tampered_blob_is_detected_on_load,
+    missing_blob_is_reported,
+    delete_needs_no_alias_never_reuses_numbers_and_gc_frees_blobs,
+    gc_keeps_recent_unreferenced_blobs,
+    tags_metrics_search_and_lineage,
+    concurrent_writers_get_distinct_versions,
+    alias_cas_race_has_one_winner,
+    download_writes_the_file,
+    models_are_listed,
+);
+
+fn reg_file(
+    b: &Backend,
+    name: &str,
+    arrays: &[Vec<u8>],
+    codec: Codec,
+) -> (std::path::PathBuf, Vec<u8>) {
+    let bytes = skv_bytes(arrays, codec, name);
+    (
+        write_skv(b.scratch(), &format!("{name}.skv"), &bytes),
+        bytes,
+    )
+}
+
+fn register(r: &Registry, path: &std::path::Path, name: &str) -> u64 {
+    r.register(path, name, &RegisterOptions::default(), &NoProgress)
+        .unwrap()
+        .doc
+        .version
+}
+
+fn register_then_load_is_byte_identical(b: &Backend) {
+    let r = b.open();
+    for (i, codec) in [Codec::None, Codec::Zstd, Codec::Lz4]
+        .into_iter()
+        .enumerate()
+    {
+        let (path, bytes) = reg_file(
+            b,
+            &format!("m{i}"),
+            &[floats(0.0, 1000), floats(5.0, 3), vec![]],
+            codec,
+        );
+        assert_eq!(register(&r, &path, "model"), i as u64 + 1);
+        let (doc, got) = r
+            .fetch("model", &Selector::Version(i as u64 + 1), &NoProgress)
+            .unwrap();
+        assert_eq!(got, bytes, "{codec:?}");
+        assert_eq!(doc.file.size, bytes.len() as u64);
+        skvault_format::SkvFile::from_bytes(got)
+            .unwrap()
+            .verify()
+            .unwrap();
+    }
+    // An empty array table (no blobs but the head) too.
+    let (path, bytes) = reg_file(b, "empty", &[], Codec::None);
+    let v = register(&r, &path, "empty");
+    assert_eq!(
+        r.fetch("empty", &Selector::Version(v), &NoProgress)
+            .unwrap()
+            .1,
+        bytes
+    );
+}
+
+fn second_registration_stores_no_new_blob_bytes(b: &Backend) {
+    let r = b.open();
+    let (path, _) = reg_file(
+        b,
+        "forest",
+        &[floats(0.0, 20_000), floats(1.0, 7)],
+        Codec::Zstd,
+    );
+    assert_eq!(register(&r, &path, "forest"), 1);
+    let before = r.usage().unwrap();
+    assert_eq!(before.blobs, 3, "head + two arrays");
+    assert_eq!(register(&r, &path, "forest"), 2);
+    assert_eq!(register(&r, &path, "forest-copy"), 1);
+    assert_eq!(r.usage().unwrap(), before);
+}
+
+fn shared_arrays_are_stored_once(b: &Backend) {
+    let r = b.open();
+    let big = floats(0.0, 10_000);
+    let (p1, _) = reg_file(b, "a", &[big.clone(), floats(1.0, 10)], Codec::None);
+    let (p2, _) = reg_file(b, "b", &[big.clone(), floats(2.0, 10)], Codec::None);
+    register(&r, &p1, "m");
+    let after_first = r.usage().unwrap();
+    register(&r, &p2, "m");
+    let after_second = r.usage().unwrap();
+    // The new head and the new small array, not the big one.
+    assert_eq!(after_second.blobs, after_first.blobs + 2);
+    assert!(after_second.blob_bytes - after_first.blob_bytes < big.len() as u64);
+}
+
+fn versions_latest_and_archive(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    for n in 1..=3 {
+        assert_eq!(register(&r, &p, "m"), n);
+    }
+    assert_eq!(r.resolve("m", &Selector::Latest).unwrap(), 3);
+    r.archive("m", 3, true).unwrap();
+    assert_eq!(r.resolve("m", &Selector::Latest).unwrap(), 2);
+    let listed: Vec<u64> = r
+        .versions("m", false)
+        .unwrap()
+        .iter()
+        .map(|v| v.doc.version)
+        .collect();
+    assert_eq!(listed, [1, 2]);
+    let all = r.versions("m", true).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[2].archived);
+    // Archived versions stay loadable by number; nothing was deleted.
+    r.fetch("m", &Selector::Version(3), &NoProgress).unwrap();
+    r.archive("m", 1, true).unwrap();
+    r.archive("m", 2, true).unwrap();
+    assert!(matches!(
+        r.resolve("m", &Selector::Latest),
+        Err(RegistryError::NoActiveVersion { .. })
+    ));
+    r.archive("m", 3, false).unwrap();
+    assert_eq!(r.resolve("m", &Selector::Latest).unwrap(), 3);
+}
+
+fn aliases_compare_and_swap(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    for _ in 0..3 {
+        register(&r, &p, "m");
+    }
+    assert_eq!(r.set_alias("m", "champion", 1, Some(None)).unwrap(), None);
+    assert_eq!(
+        r.resolve("m", &Selector::Alias("champion".into())).unwrap(),
+        1
+    );
+    // Wrong expectation: refused, alias unchanged.
+    let err = r.set_alias("m", "champion", 2, Some(Some(3))).unwrap_err();
+    assert!(matches!(err, RegistryError::Conflict { .. }), "{err}");
+    assert!(matches!(
+        r.set_alias("m", "champion", 2, Some(None)),
+        Err(RegistryError::Conflict { .. })
+    ));
+    assert_eq!(
+        r.set_alias("m", "champion", 2, Some(Some(1))).unwrap(),
+        Some(1)
+    );
+    assert_eq!(r.set_alias("m", "champion", 3, None).unwrap(), Some(2));
+    r.set_alias("m", "staging", 1, None).unwrap();
+    let aliases = r.aliases("m").unwrap();
+    assert_eq!(
+        aliases,
+        BTreeMap::from([("champion".into(), 3), ("staging".into(), 1)])
+    );
+    let v3 = r.version("m", &Selector::Version(3)).unwrap();
+    assert_eq!(v3.aliases, ["champion"]);
+    // Aliases only point at versions that exist.
+    assert!(matches!(
+        r.set_alias("m", "champion", 9, None),
+        Err(RegistryError::VersionNotFound { version: 9, .. })
+    ));
+    assert_eq!(r.delete_alias("m", "staging", None).unwrap(), 1);
+    assert!(matches!(
+        r.resolve("m", &Selector::Alias("staging".into())),
+        Err(RegistryError::AliasNotFound { .. })
+    ));
+    assert!(matches!(
+        r.delete_alias("m", "staging", None),
+        Err(RegistryError::AliasNotFound { .. })
+    ));
+    // A deleted alias can be created again.
+    r.set_alias("m", "staging", 2, Some(None)).unwrap();
+    assert_eq!(
+        r.resolve("m", &Selector::Alias("staging".into())).unwrap(),
+        2
+    );
+}
+
+fn unknown_names_versions_and_aliases(b: &Backend) {
+    let r = b.open();
+    assert!(matches!(
+        r.fetch("nope", &Selector::Latest, &NoProgress),
+        Err(RegistryError::ModelNotFound { .. })
+    ));
+    assert!(matches!(
+        r.versions("nope", false),
+        Err(RegistryError::ModelNotFound { .. })
+    ));
+    assert!(matches!(
+        r.fetch("nope", &Selector::Version(1), &NoProgress),
+        Err(RegistryError::ModelNotFound { .. })
+    ));
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    register(&r, &p, "m");
+    let e = r
+        .fetch("m", &Selector::Version(7), &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(e, RegistryError::VersionNotFound { version: 7, .. }),
+        "{e}"
+    );
+    assert!(e.is_not_found());
+    assert!(matches!(
+        r.fetch("m", &Selector::Alias("prod".into()), &NoProgress),
+        Err(RegistryError::AliasNotFound { .. })
+    ));
+    assert!(matches!(
+        r.archive("m", 5, true),
+        Err(RegistryError::VersionNotFound { .. })
+    ));
+}
+
+fn invalid_names_are_refused(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    for bad in ["../x", "..", "a/b", "", ".hidden", "a b", "x\n"] {
+        let e = r
+            .register(&p, bad, &RegisterOptions::default(), &NoProgress)
+            .unwrap_err();
+        assert!(
+            matches!(e, RegistryError::InvalidName { .. }),
+            "{bad:?}: {e}"
+        );
+        assert!(matches!(
+            r.fetch(bad, &Selector::Latest, &NoProgress),
+            Err(RegistryError::InvalidName { .. })
+        ));
+    }
+    register(&r, &p, "m");
+    for bad in ["1", "../a", "a/b"] {
+        assert!(matches!(
+            r.set_alias("m", bad, 1, None),
+            Err(RegistryError::InvalidName { .. })
+        ));
+    }
+    // Nothing was written outside the registry.
+    assert!(!b.file_of("../x").exists());
+    // Not a .skv file: refused before anything is stored.
+    let junk = write_skv(b.scratch(), "junk.skv", b"not a model");
+    assert!(matches!(
+        r.register(&junk, "junk", &RegisterOptions::default(), &NoProgress),
+        Err(RegistryError::Format { .. })
+    ));
+    let mut opts = RegisterOptions::default();
+    opts.metrics.insert("acc".into(), f64::NAN);
+    assert!(matches!(
+        r.register(&p, "m", &opts, &NoProgress),
+        Err(RegistryError::InvalidArgument { .. })
+    ));
+}
+
+fn tampered_blob_is_detected_on_load(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 1000), floats(3.0, 1000)], Codec::None);
+    register(&r, &p, "m");
+    let doc = r.version("m", &Selector::Latest).unwrap().doc;
+    let victim = b.file_of(&format!("blobs/{}", doc.file.blobs[1]));
+    let mut data = std::fs::read(&victim).unwrap();
+    data[100] ^= 1;
+    std::fs::write(&victim, data).unwrap();
+    let e = r.fetch("m", &Selector::Latest, &NoProgress).unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&doc.file.blobs[1]));
+    let problems = r.check(true).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        r.check(false).unwrap().is_empty(),
+        "a shallow check sees only presence"
+    );
+}
+
+fn missing_blob_is_reported(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 100)], Codec::None);
+    register(&r, &p, "m");
+    let doc = r.version("m", &Selector::Latest).unwrap().doc;
+    std::fs::remove_file(b.file_of(&format!("blobs/{}", doc.file.blobs[0]))).unwrap();
+    assert!(matches!(
+        r.fetch("m", &Selector::Latest, &NoProgress),
+        Err(RegistryError::MissingBlob { .. })
+    ));
+    let problems = r.check(false).unwrap();
+    assert!(
+        problems.len() == 1 && problems[0].contains("missing blob"),
+        "{problems:?}"
+    );
+}
+
+fn delete_needs_no_alias_never_reuses_numbers_and_gc_frees_blobs(b: &Backend) {
+    let r = b.open();
+    let shared = floats(0.0, 1000);
+    let (p1, _) = reg_file(b, "a", &[shared.clone(), floats(10.0, 500)], Codec::None);
+    let (p2, _) = reg_file(b, "b", &[shared.clone(), floats(20.0, 500)], Codec::None);
+    register(&r, &p1, "m");
+    register(&r, &p2, "m");
+    let before = r.usage().unwrap();
+    r.set_alias("m", "prod", 2, None).unwrap();
+    assert!(matches!(
+        r.delete_version("m", 2, Duration::ZERO),
+        Err(RegistryError::VersionInUse { .. })
+    ));
+    r.delete_alias("m", "prod", None).unwrap();
+    let report = r.delete_version("m", 2, Duration::ZERO).unwrap();
+    // Its head and its own array go; the shared array stays for version 1.
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert_eq!(r.usage().unwrap().blobs, before.blobs - 2);
+    assert!(matches!(
+        r.fetch("m", &Selector::Version(2), &NoProgress),
+        Err(RegistryError::VersionNotFound { .. })
+    ));
+    r.fetch("m", &Selector::Version(1), &NoProgress).unwrap();
+    assert_eq!(register(&r, &p2, "m"), 3, "deleted numbers are not reused");
+    assert!(r.check(true).unwrap().is_empty());
+}
+
+fn gc_keeps_recent_unreferenced_blobs(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "a", &[floats(0.0, 100)], Codec::None);
+    register(&r, &p, "m");
+    // An orphan, as a writer killed before its version document would leave.
+    std::fs::write(b.file_of(&format!("blobs/{}", "ab".repeat(32))), b"orphan").unwrap();
+    let report = r.gc(skvault_registry::DEFAULT_GC_GRACE).unwrap();
+    assert_eq!(
+        (report.deleted, report.kept_recent, report.referenced),
+        (0, 1, 2)
+    );
+    let report = r.gc(Duration::ZERO).unwrap();
+    assert_eq!((report.deleted, report.deleted_bytes), (1, 6));
+    assert!(r.check(true).unwrap().is_empty());
+}
+
+fn tags_metrics_search_and_lineage(b: &Backend) {
+    let r = b.open();
+    let (p, bytes) = reg_file(b, "a", &[floats(0.0, 100)], Codec::None);
+    let mut opts = RegisterOptions::default();
+    opts.metrics.insert("roc_auc".into(), 0.91);
+    opts.tags.insert("team".into(), "fraud".into());
+    opts.lineage.insert("run".into(), "run-42".into());
+    opts.metadata.insert("owner".into(), "ana".into());
+    let v1 = r.register(&p, "fraud", &opts, &NoProgress).unwrap();
+    assert_eq!(
+        v1.doc.metrics.get("acc"),
+        Some(&0.5),
+        "metrics of the file are kept"
+    );
+    assert_eq!(
+        v1.doc.lineage.source_blake3,
+        blake3::hash(&bytes).to_hex().as_str()
+    );
+    assert_eq!(
+        v1.doc.lineage.refs.get("run"),
+        Some(&serde_json::json!("run-42"))
+    );
+    assert_eq!(v1.doc.lineage.object.as_deref(), Some("builtins.dict"));
+    assert_eq!(v1.doc.lineage.environment["scikit-learn"], "1.9.1");
+    opts.metrics.insert("roc_auc".into(), 0.85);
+    r.register(&p, "fraud", &opts, &NoProgress).unwrap();
+    opts.tags.clear();
+    r.register(&p, "other", &opts, &NoProgress).unwrap();
+
+    let q = |tags: &[(&str, Option<&str>)], metrics: &[&str]| Query {
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect(),
+        metrics: metrics
+            .iter()
+            .map(|m| MetricFilter::parse(m).unwrap())
+            .collect(),
+        ..Query::default()
+    };
+    let found = |query: Query| -> Vec<(String, u64)> {
+        r.search(&query)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.doc.name, v.doc.version))
+            .collect()
+    };
+    assert_eq!(
+        found(q(&[("team", Some("fraud"))], &[])),
+        [("fraud".into(), 1), ("fraud".into(), 2)]
+    );
+    assert_eq!(
+        found(q(&[("team", None)], &["roc_auc>0.9"])),
+        [("fraud".into(), 1)]
+    );
+    assert_eq!(
+        found(q(&[], &["roc_auc<0.9"])),
+        [("fraud".into(), 2), ("other".into(), 1)]
+    );
+    // Tags change after registration; the version document itself stays as it was.
+    let tags = r
+        .tag(
+            "fraud",
+            2,
+            &BTreeMap::from([("stage".into(), "canary".into())]),
+            &["team".into()],
+        )
+        .unwrap();
+    assert_eq!(tags, BTreeMap::from([("stage".into(), "canary".into())]));
+    assert_eq!(
+        found(q(&[("team", Some("fraud"))], &[])),
+        [("fraud".into(), 1)]
+    );
+    assert_eq!(found(q(&[("stage", None)], &[])), [("fraud".into(), 2)]);
+    r.archive("fraud", 1, true).unwrap();
+    assert!(found(q(&[("team", Some("fraud"))], &[])).is_empty());
+    let mut with_archived = q(&[("team", Some("fraud"))], &[]);
+    with_archived.include_archived = true;
+    assert_eq!(found(with_archived), [("fraud".into(), 1)]);
+}
+
+fn concurrent_writers_get_distinct_versions(b: &Backend) {
+    const WRITERS: usize = 8;
+    let uri = b.uri();
+    let options = match b {
+        Backend::S3(s) => s.options(),
+        Backend::Folder(_) => Vec::new(),
+    };
+    let files: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            reg_file(
+                b,
+                &format!("w{i}"),
+                &[floats(i as f64, 50), floats(0.0, 500)],
+                Codec::None,
+            )
+            .0
+        })
+        .collect();
+    for round in 0..2 {
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let handles: Vec<_> = files
+            .iter()
+            .cloned()
+            .map(|path| {
+                let (uri, options, barrier) = (uri.clone(), options.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let r = Registry::open_with_options(&uri, &options).unwrap();
+                    barrier.wait();
+                    let mut opts = RegisterOptions::default();
+                    opts.lineage
+                        .insert("file".into(), path.display().to_string().into());
+                    r.register(&path, "race", &opts, &NoProgress)
+                        .unwrap()
+                        .doc
+                        .version
+                })
+            })
+            .collect();
+        let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        got.sort_unstable();
+        let base = (round * WRITERS) as u64;
+        assert_eq!(got, (base + 1..=base + WRITERS as u64).collect::<Vec<_>>());
+    }
+    // Every writer's document survived, none overwritten by another.
+    let r = b.open();
+    let versions = r.versions("race", false).unwrap();
+    assert_eq!(versions.len(), 2 * WRITERS);
+    for v in &versions {
+        let own = v.doc.lineage.refs["file"].as_str().unwrap();
+        assert_eq!(v.doc.lineage.source_path.as_deref(), Some(own));
+    }
+    assert!(r.check(true).unwrap().is_empty());
+}
+
+fn alias_cas_race_has_one_winner(b: &Backend) {
+    const RACERS: u64 = 8;
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    for _ in 0..=RACERS {
+        register(&r, &p, "m");
+    }
+    r.set_alias("m", "champion", 1, None).unwrap();
+    let options = match b {
+        Backend::S3(s) => s.options(),
+        Backend::Folder(_) => Vec::new(),
+    };
+    for round in 0..3 {
+        let current = r.resolve("m", &Selector::Alias("champion".into())).unwrap();
+        // Every racer moves the alias away from `current`, so one success excludes the others.
+        let targets: Vec<u64> = (1..=RACERS + 1).filter(|v| *v != current).collect();
+        let barrier = Arc::new(Barrier::new(RACERS as usize));
+        let handles: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                let (uri, options, barrier) = (b.uri(), options.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let r = Registry::open_with_options(&uri, &options).unwrap();
+                    barrier.wait();
+                    match r.set_alias("m", "champion", target, Some(Some(current))) {
+                        Ok(_) => Some(target),
+                        Err(RegistryError::Conflict { .. }) => None,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        let winners: Vec<u64> = handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(
+            r.resolve("m", &Selector::Alias("champion".into())).unwrap(),
+            winners[0]
+        );
+    }
+}
+
+fn download_writes_the_file(b: &Backend) {
+    let r = b.open();
+    let (p, bytes) = reg_file(b, "a", &[floats(0.0, 100)], Codec::Zstd);
+    register(&r, &p, "m");
+    let dest = b.scratch().join("out.skv");
+    r.download("m", &Selector::Latest, &dest, &NoProgress)
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+}
+
+fn models_are_listed(b: &Backend) {
+    let r = b.open();
+    assert!(r.models().unwrap().is_empty());
+    let (p, _) = reg_file(b, "a", &[floats(0.0, 10)], Codec::None);
+    for name in ["zeta", "alpha", "m-1"] {
+        register(&r, &p, name);
+    }
+    assert_eq!(r.models().unwrap(), ["alpha", "m-1", "zeta"]);
+}
