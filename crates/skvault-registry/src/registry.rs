@@ -67,6 +67,11 @@ impl ModelListing {
         !self.versions.is_empty() || !self.deleted.is_empty()
     }
 
+    /// Whether a version document exists that is not tombstoned.
+    pub(crate) fn has_live_version(&self) -> bool {
+        self.versions.iter().any(|n| !self.deleted.contains(n))
+    }
+
     /// The next version number to try: never reuses a deleted one.
     pub(crate) fn next_version(&self) -> u64 {
         let last = self.versions.iter().chain(&self.deleted).max().copied();
@@ -357,18 +362,20 @@ impl Registry {
     }
 
     pub(crate) async fn models_async(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .store
-            .list_dirs("models")
-            .await?
-            .into_iter()
-            .filter(|n| check_model_name(n).is_ok())
-            .collect();
+        let mut names = Vec::new();
+        for name in self.store.list_dirs("models").await? {
+            // Models whose versions were all deleted keep their tombstones (numbers are
+            // never reused) but are not listed.
+            if check_model_name(&name).is_ok() && self.listing(&name).await?.has_live_version() {
+                names.push(name);
+            }
+        }
         names.sort();
         Ok(names)
     }
 
-    /// The names of the models in the registry, sorted.
+    /// The names of the models that have at least one version that is not deleted, sorted
+    /// (archived versions count: archiving hides a version, not its model).
     pub fn models(&self) -> Result<Vec<String>> {
         self.block_on(self.models_async())
     }

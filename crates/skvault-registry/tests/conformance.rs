@@ -562,4 +562,7 @@ fn models_are_listed(b: &Backend) {
         register(&r, &p, name);
     }
     assert_eq!(r.models().unwrap(), ["alpha", "m-1", "zeta"]);
+    // A model whose only version is deleted is no longer listed.
+    r.delete_version("alpha", 1, Duration::ZERO).unwrap();
+    assert_eq!(r.models().unwrap(), ["m-1", "zeta"]);
 }
