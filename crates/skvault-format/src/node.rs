@@ -826,6 +826,94 @@ pub fn parse_shape(v: Option<Value>, path: &str) -> Result<Vec<u64>> {
         .collect()
 }
 
+/// Rebuilds `node` with `f` applied to each of its direct children (owned), in document
+/// order; leaves come back unchanged. The owned counterpart of [`walk`], for passes that
+/// rewrite a tree (dropping unused ids, renumbering them).
+pub fn map_children(node: Node, f: &mut dyn FnMut(Node) -> Node) -> Node {
+    fn all(v: Vec<Node>, f: &mut dyn FnMut(Node) -> Node) -> Vec<Node> {
+        v.into_iter().map(f).collect()
+    }
+    fn pairs(v: Vec<(Node, Node)>, f: &mut dyn FnMut(Node) -> Node) -> Vec<(Node, Node)> {
+        v.into_iter().map(|(k, x)| (f(k), f(x))).collect()
+    }
+    match node {
+        Node::List(v) => Node::List(all(v, f)),
+        Node::Tuple(v) => Node::Tuple(all(v, f)),
+        Node::Set(v) => Node::Set(all(v, f)),
+        Node::FrozenSet(v) => Node::FrozenSet(all(v, f)),
+        Node::Dict(v) => Node::Dict(pairs(v, f)),
+        Node::Slice(parts) => {
+            let [a, b, c] = *parts;
+            Node::Slice(Box::new([f(a), f(b), f(c)]))
+        }
+        Node::ObjArray { shape, items } => Node::ObjArray {
+            shape,
+            items: all(items, f),
+        },
+        Node::Shared { id, node } => Node::Shared {
+            id,
+            node: Box::new(f(*node)),
+        },
+        Node::RandomState(n) => Node::RandomState(Box::new(f(*n))),
+        Node::Generator(n) => Node::Generator(Box::new(f(*n))),
+        Node::BitGenerator { kind, state } => Node::BitGenerator {
+            kind,
+            state: Box::new(f(*state)),
+        },
+        Node::Object(obj) => {
+            let Object {
+                class,
+                construct,
+                state,
+                list_items,
+                dict_items,
+            } = *obj;
+            let construct = match construct {
+                Construct::New { args, kwargs } => Construct::New {
+                    args: all(args, f),
+                    kwargs: pairs(kwargs, f),
+                },
+                Construct::Call { args } => Construct::Call { args: all(args, f) },
+                Construct::Base { base, value } => Construct::Base {
+                    base,
+                    value: Box::new(f(*value)),
+                },
+            };
+            let state = state.map(&mut *f);
+            Node::Object(Box::new(Object {
+                class,
+                construct,
+                state,
+                list_items: all(list_items, f),
+                dict_items: pairs(dict_items, f),
+            }))
+        }
+        other => other,
+    }
+}
+
+/// Sets of plain values (None, bool, int, float, str, bytes) are written sorted by their
+/// JSON form, so the same set always gives the same tree and the same bytes, whichever
+/// writer (the Python walker, the pickle converter) made it.
+pub fn sorted_if_plain(mut items: Vec<Node>) -> Vec<Node> {
+    let plain = items.iter().all(|n| {
+        matches!(
+            n,
+            Node::None
+                | Node::Bool(_)
+                | Node::Int(_)
+                | Node::BigInt(_)
+                | Node::Float(_)
+                | Node::Str(_)
+                | Node::Bytes(_)
+        )
+    });
+    if plain {
+        items.sort_by_cached_key(|n| n.to_json().to_string());
+    }
+    items
+}
+
 /// Visits every node once, depth first, in document order.
 pub fn walk<'a>(node: &'a Node, f: &mut impl FnMut(&'a Node)) {
     f(node);

@@ -358,3 +358,26 @@ proptest! {
         }
     }
 }
+
+/// Rebuilds a tree bottom-up through `map_children`, counting the nodes it sees.
+fn rebuild(node: Node, seen: &mut usize) -> Node {
+    *seen += 1;
+    skvault_format::node::map_children(node, &mut |n| rebuild(n, seen))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `map_children` reaches every node `walk` visits, each once, and an identity rewrite
+    /// gives the same tree back.
+    #[test]
+    fn map_children_reaches_every_node_once(tree in tree()) {
+        let mut walked = 0usize;
+        skvault_format::node::walk(&tree, &mut |_| walked += 1);
+        let mut seen = 0usize;
+        let rebuilt = rebuild(tree.clone(), &mut seen);
+        prop_assert_eq!(seen, walked);
+        // Compared through JSON: NaN != NaN for `PartialEq`, floats are kept bit-exact there.
+        prop_assert_eq!(rebuilt.to_json(), tree.to_json());
+    }
+}

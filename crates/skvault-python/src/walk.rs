@@ -12,7 +12,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
     PySlice, PyString, PyTuple, PyType,
 };
-use skvault_format::node::{BaseType, Id, BIT_GENERATORS};
+use skvault_format::node::{map_children, sorted_if_plain, BaseType, Id, BIT_GENERATORS};
 use skvault_format::{Construct, DType, Node, Object, Order};
 
 use crate::dtypes;
@@ -692,89 +692,10 @@ impl<'py> Walker<'py> {
     }
 }
 
-/// Sets of plain values are written sorted, so the same set always gives the same bytes.
-fn sorted_if_plain(mut items: Vec<Node>) -> Vec<Node> {
-    let plain = items.iter().all(|n| {
-        matches!(
-            n,
-            Node::None
-                | Node::Bool(_)
-                | Node::Int(_)
-                | Node::BigInt(_)
-                | Node::Float(_)
-                | Node::Str(_)
-                | Node::Bytes(_)
-        )
-    });
-    if plain {
-        items.sort_by_cached_key(|n| n.to_json().to_string());
-    }
-    items
-}
-
 /// Removes `Shared` wrappers whose id nothing refers to.
 fn strip_unused(node: Node, used: &HashSet<Id>) -> Node {
-    let s = |n: Node| strip_unused(n, used);
-    let all = |v: Vec<Node>| v.into_iter().map(s).collect::<Vec<_>>();
-    let pairs = |v: Vec<(Node, Node)>| v.into_iter().map(|(k, x)| (s(k), s(x))).collect::<Vec<_>>();
     match node {
-        Node::Shared { id, node } => {
-            let inner = s(*node);
-            if used.contains(&id) {
-                Node::Shared {
-                    id,
-                    node: Box::new(inner),
-                }
-            } else {
-                inner
-            }
-        }
-        Node::List(v) => Node::List(all(v)),
-        Node::Tuple(v) => Node::Tuple(all(v)),
-        Node::Set(v) => Node::Set(all(v)),
-        Node::FrozenSet(v) => Node::FrozenSet(all(v)),
-        Node::Dict(v) => Node::Dict(pairs(v)),
-        Node::Slice(parts) => {
-            let [a, b, c] = *parts;
-            Node::Slice(Box::new([s(a), s(b), s(c)]))
-        }
-        Node::ObjArray { shape, items } => Node::ObjArray {
-            shape,
-            items: all(items),
-        },
-        Node::RandomState(n) => Node::RandomState(Box::new(s(*n))),
-        Node::Generator(n) => Node::Generator(Box::new(s(*n))),
-        Node::BitGenerator { kind, state } => Node::BitGenerator {
-            kind,
-            state: Box::new(s(*state)),
-        },
-        Node::Object(obj) => {
-            let Object {
-                class,
-                construct,
-                state,
-                list_items,
-                dict_items,
-            } = *obj;
-            let construct = match construct {
-                Construct::New { args, kwargs } => Construct::New {
-                    args: all(args),
-                    kwargs: pairs(kwargs),
-                },
-                Construct::Call { args } => Construct::Call { args: all(args) },
-                Construct::Base { base, value } => Construct::Base {
-                    base,
-                    value: Box::new(s(*value)),
-                },
-            };
-            Node::Object(Box::new(Object {
-                class,
-                construct,
-                state: state.map(s),
-                list_items: all(list_items),
-                dict_items: pairs(dict_items),
-            }))
-        }
-        other => other,
+        Node::Shared { id, node } if !used.contains(&id) => strip_unused(*node, used),
+        other => map_children(other, &mut |n| strip_unused(n, used)),
     }
 }

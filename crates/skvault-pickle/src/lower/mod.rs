@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 mod ids;
 mod objects;
 
-pub(crate) use ids::sorted_if_plain;
+pub(crate) use skvault_format::node::sorted_if_plain;
 
 use skvault_format::node::check_qualified_name;
 use skvault_format::{ArrayInput, Construct, DType, Node, Order};

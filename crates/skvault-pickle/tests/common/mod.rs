@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use skvault_format::{Construct, DType, Node, Object, Order, SkvFile};
+use skvault_format::node::map_children;
+use skvault_format::{DType, Node, Order, SkvFile};
 
 /// The project's interpreter: `SKVAULT_PYTHON`, else the repository's `.venv`.
 pub fn python() -> Option<PathBuf> {
@@ -120,61 +121,6 @@ pub fn read_skv(path: &Path) -> (Node, Vec<ArrayInfo>) {
         })
         .collect();
     (m.root.clone(), arrays)
-}
-
-fn map_children(node: Node, f: &mut dyn FnMut(Node) -> Node) -> Node {
-    let all =
-        |v: Vec<Node>, f: &mut dyn FnMut(Node) -> Node| v.into_iter().map(f).collect::<Vec<_>>();
-    match node {
-        Node::List(v) => Node::List(all(v, f)),
-        Node::Tuple(v) => Node::Tuple(all(v, f)),
-        Node::Set(v) => Node::Set(all(v, f)),
-        Node::FrozenSet(v) => Node::FrozenSet(all(v, f)),
-        Node::Dict(v) => Node::Dict(v.into_iter().map(|(k, x)| (f(k), f(x))).collect()),
-        Node::Slice(p) => {
-            let [a, b, c] = *p;
-            Node::Slice(Box::new([f(a), f(b), f(c)]))
-        }
-        Node::ObjArray { shape, items } => Node::ObjArray {
-            shape,
-            items: all(items, f),
-        },
-        Node::RandomState(n) => Node::RandomState(Box::new(f(*n))),
-        Node::Generator(n) => Node::Generator(Box::new(f(*n))),
-        Node::BitGenerator { kind, state } => Node::BitGenerator {
-            kind,
-            state: Box::new(f(*state)),
-        },
-        Node::Object(o) => {
-            let Object {
-                class,
-                construct,
-                state,
-                list_items,
-                dict_items,
-            } = *o;
-            let construct = match construct {
-                Construct::New { args, kwargs } => Construct::New {
-                    args: all(args, f),
-                    kwargs: kwargs.into_iter().map(|(k, x)| (f(k), f(x))).collect(),
-                },
-                Construct::Call { args } => Construct::Call { args: all(args, f) },
-                Construct::Base { base, value } => Construct::Base {
-                    base,
-                    value: Box::new(f(*value)),
-                },
-            };
-            let state = state.map(&mut *f);
-            Node::Object(Box::new(Object {
-                class,
-                construct,
-                state,
-                list_items: all(list_items, f),
-                dict_items: dict_items.into_iter().map(|(k, x)| (f(k), f(x))).collect(),
-            }))
-        }
-        other => other,
-    }
 }
 
 /// Arrays inlined (layout + bytes), ids renumbered in document order.
