@@ -37,3 +37,75 @@ pub fn rehash(mut bytes: Vec<u8>) -> Vec<u8> {
     }
     bytes
 }
+
+/// xorshift64: a deterministic generator for the replay tests' mutation runs (no
+/// dependency; good enough to pick mutations, not for anything else).
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; 0 is mapped to a non-zero state).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform-enough in `0..n`; 0 when `n` is 0.
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    /// One of `items`; panics if `items` is empty (test inputs only).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Runs `f` (which exercises `input`) for a replay test. If `f` panics or takes longer than
+/// `slow`, saves `input` into `save_dir` under a name made from `label` (with extension
+/// `ext`) and panics with a message naming that copy: the test then fails with the input
+/// at hand. Otherwise returns what `f` returned.
+#[allow(clippy::panic)] // a test harness: failing the test is its job
+pub fn guarded<R>(
+    input: &[u8],
+    label: &str,
+    save_dir: &std::path::Path,
+    ext: &str,
+    slow: std::time::Duration,
+    f: impl FnOnce() -> R,
+) -> R {
+    let start = std::time::Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let elapsed = start.elapsed();
+    match outcome {
+        Ok(r) if elapsed <= slow => r,
+        other => {
+            let name: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let path = save_dir.join(format!("fuzz-replay-{name}.{ext}"));
+            let saved = match std::fs::write(&path, input) {
+                Ok(()) => format!("input saved to {}", path.display()),
+                Err(e) => format!("could not save the input to {}: {e}", path.display()),
+            };
+            let what = if other.is_err() {
+                "panicked"
+            } else {
+                "was slow"
+            };
+            panic!("{label} {what} ({elapsed:?}); {saved}");
+        }
+    }
+}

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -32,32 +31,14 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
-use skvault_format::fuzzing::{exercise, rehash};
+use skvault_format::fuzzing::{exercise, guarded, rehash, Rng};
 
-/// Runs `exercise`, turning a panic or a slow input into a test failure that names a saved
-/// copy of the input. True if the file opened.
+/// Runs `exercise` under the replay guard (a panic or a slow input fails the test, naming
+/// a saved copy of the input). True if the file opened.
 fn check(bytes: Vec<u8>, label: &str) -> bool {
-    let start = Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| exercise(bytes.clone())));
-    let elapsed = start.elapsed();
-    if outcome.is_err() || elapsed > SLOW {
-        let name: String = label
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-replay-{name}.skv"));
-        std::fs::write(&path, &bytes).unwrap();
-        let what = if outcome.is_err() {
-            "panicked"
-        } else {
-            "was slow"
-        };
-        panic!(
-            "{label} {what} ({elapsed:?}); input saved to {}",
-            path.display()
-        );
-    }
-    outcome.unwrap_or(false)
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let copy = bytes.clone();
+    guarded(&copy, label, tmp, "skv", SLOW, || exercise(bytes))
 }
 
 /// Files of `fuzz/corpus/<target>` and `fuzz/artifacts/<target>` for both targets.
@@ -112,33 +93,6 @@ fn corpus_and_artifacts_replay_without_panics() {
 }
 
 // ------------------------------------------------------------------ mutations
-
-/// xorshift64: deterministic, no dependency, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-enough in `0..n`; 0 when `n` is 0.
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 const INTERESTING_BYTES: [u8; 12] = [
     0, 1, 0x7f, 0x80, 0xff, b'"', b'{', b'[', b'0', b'9', b'-', b',',
@@ -223,7 +177,7 @@ fn mutate_bytes(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
         3 => {
             let at = rng.below(len + 1);
             let n = 1 + rng.below(16);
-            let insert: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let insert: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             bytes.splice(at..at, insert);
         }
         4 if len > 0 => {
@@ -256,7 +210,7 @@ fn mutate_bytes(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
             let to = rng.below(len + 1);
             bytes.splice(to..to, chunk);
         }
-        _ => bytes.push(rng.next() as u8),
+        _ => bytes.push(rng.next_u64() as u8),
     }
 }
 
@@ -464,9 +418,7 @@ fn seeded_mutations_never_panic() {
     let mut seeds: Vec<Vec<u8>> = common::seeds().into_iter().map(|(_, b)| b).collect();
     seeds.extend(corpus_files().iter().filter_map(|p| std::fs::read(p).ok()));
     let total = env_number("SKVAULT_FUZZ_MUTATIONS").unwrap_or(MUTATIONS);
-    let mut rng = Rng(env_number("SKVAULT_FUZZ_SEED")
-        .filter(|s| *s != 0)
-        .unwrap_or(SEED));
+    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED").unwrap_or(SEED));
     let (mut opened, started) = (0usize, Instant::now());
     for case in 0..total {
         let mut bytes = rng.pick(&seeds).clone();

@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use skvault_format::fuzzing::{guarded, Rng};
 use skvault_pickle::{convert, decompress, scan_with, Limits, ScanOptions};
 
 const MUTATIONS: usize = 4_000;
@@ -46,27 +46,11 @@ fn exercise(data: &[u8]) {
     }
 }
 
+/// Runs `exercise` under the replay guard: a panic or a slow input fails the test, naming a
+/// saved copy of the input.
 fn check(data: &[u8], label: &str) {
-    let start = Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| exercise(data)));
-    let elapsed = start.elapsed();
-    if outcome.is_err() || elapsed > SLOW {
-        let name: String = label
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-replay-{name}.pkl"));
-        std::fs::write(&path, data).unwrap();
-        let what = if outcome.is_err() {
-            "panicked"
-        } else {
-            "was slow"
-        };
-        panic!(
-            "{label} {what} ({elapsed:?}); input saved to {}",
-            path.display()
-        );
-    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    guarded(data, label, tmp, "pkl", SLOW, || exercise(data));
 }
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
@@ -87,22 +71,6 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn mutate(rng: &mut Rng, data: &[u8], other: &[u8]) -> Vec<u8> {
     let mut d = data.to_vec();
     for _ in 0..=rng.below(4) {
@@ -114,11 +82,11 @@ fn mutate(rng: &mut Rng, data: &[u8], other: &[u8]) -> Vec<u8> {
             }
             1 if len > 0 => {
                 let i = rng.below(len);
-                d[i] = rng.next() as u8;
+                d[i] = rng.next_u64() as u8;
             }
             2 => {
                 let i = rng.below(len + 1);
-                d.insert(i, rng.next() as u8);
+                d.insert(i, rng.next_u64() as u8);
             }
             3 if len > 0 => {
                 let i = rng.below(len);
@@ -184,7 +152,7 @@ fn bounded_mutation_run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(SEED);
     let seeds = seeds();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     for i in 0..n {
         let (label, data) = &seeds[rng.below(seeds.len())];
         let other = &seeds[rng.below(seeds.len())].1;
