@@ -89,7 +89,12 @@ def bench_mlflow(model, work: Path, X, expected, reps: int) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only rewrite registry.md from registry.json")
     args = parser.parse_args(argv)
+    if args.render:
+        r = json.loads((HERE / "results" / "registry.json").read_text())
+        (HERE / "results" / "registry.md").write_text(render(r))
+        return 0
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     expected = model.predict_proba(X[:1000])
     out_dir = HERE / "work" / "registry-quick" if args.quick else HERE / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"model": f"RandomForestClassifier(n_estimators={n}, max_depth=20)"}
+    results: dict = {"model": f"RandomForestClassifier(n_estimators={n}, max_depth=20)",
+                     "cpus": os.cpu_count(), "loadavg_start": list(os.getloadavg())}
     with tempfile.TemporaryDirectory(prefix="skvault-bench-") as tmp:
         work = Path(tmp)
         path = work / "forest.skv"
@@ -119,10 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         print("s3:", results["s3"], flush=True)
         results["mlflow"] = bench_mlflow(model, work, X[:1000], expected, reps)
         print("mlflow:", results["mlflow"], flush=True)
+    results["loadavg_end"] = list(os.getloadavg())
     (out_dir / "registry.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "registry.md").write_text(render(results))
     print((out_dir / "registry.md").read_text())
     return 0
+
+
+def load_note(r: dict) -> str:
+    """How busy the machine was: absolute times mean little on a loaded machine; the ratios,
+    taken within one run, hold up better."""
+    if "loadavg_start" in r:
+        seen = f"load average (1/5/15 min) {r['loadavg_start']} at the start, {r['loadavg_end']} at the end"
+    elif "loadavg_observed" in r:
+        seen = f"load average {r['loadavg_observed']['values']} ({r['loadavg_observed']['how']})"
+    else:
+        return "Machine load: not recorded."
+    return (f"Machine: {r.get('cpus', '?')} CPUs; {seen}. A load above the CPU count inflates "
+            "every absolute time; compare the ratios.")
 
 
 def render(r: dict) -> str:
@@ -132,6 +152,8 @@ def render(r: dict) -> str:
         "",
         f"File alone: `skvault.dump` {f['dump']:.3f} s, `skvault.load` {f['load']:.3f} s, "
         f"{f['size'] / 1e6:.1f} MB. Ratios are against these.",
+        "",
+        load_note(r),
         "",
         "| store | register (file) | dump + register | load | 2nd register: new blob bytes | stored bytes |",
         "|---|---:|---:|---:|---:|---:|",
