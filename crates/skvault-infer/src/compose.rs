@@ -182,6 +182,13 @@ impl Estimator for Pipeline {
     fn class(&self) -> &str {
         "sklearn.pipeline.Pipeline"
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Pipeline {
+            n_features: self.n_features,
+            transforms: self.transforms.iter().map(|t| t.view()).collect(),
+            last: self.last.as_ref().map(|l| Box::new(l.view())),
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }
