@@ -62,7 +62,12 @@ def _export(est, tmp_path, name="m"):
 
 
 def _rows(est, X_test):
-    pairs = tree_thresholds(est) if hasattr(est, "tree_") or hasattr(est, "estimators_") else []
+    if isinstance(getattr(est, "estimators_", None), np.ndarray):  # GradientBoosting: (stages, k)
+        pairs = [p for t in est.estimators_.ravel() for p in tree_thresholds(t)]
+    elif hasattr(est, "tree_") or hasattr(est, "estimators_"):
+        pairs = tree_thresholds(est)
+    else:
+        pairs = []
     extra = threshold_rows(X_test, pairs, limit=200)
     return np.vstack([X_test, extra]) if len(extra) else X_test
 
@@ -325,3 +330,21 @@ def test_hist_gradient_boosting_categorical_matches_sklearn(kind, tmp_path):
         _check_regressor(est, Xt, sess)
     else:
         _check_classifier(est, Xt, sess, _meta(model))
+
+
+# -------------------------------------------------------------------- GradientBoosting
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass", "regression"])
+def test_gradient_boosting_matches_sklearn(data, tmp_path):
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+    X, y, Xt = DATA[data]
+    if data == "regression":
+        est = GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, y)
+        _, sess = _export(est, tmp_path)
+        _check_regressor(est, _rows(est, Xt), sess)
+    else:
+        est = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, y)
+        model, sess = _export(est, tmp_path)
+        _check_classifier(est, _rows(est, Xt), sess, _meta(model))

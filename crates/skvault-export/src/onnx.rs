@@ -112,6 +112,7 @@ impl Graph {
         match view {
             View::Trees { .. } => self.trees(view, x),
             View::HistGradientBoosting { .. } => self.hist(view, x),
+            View::GradientBoosting { .. } => self.gradient_boosting(view, x),
             View::Linear { .. } => self.linear(view, x),
             View::ColumnOps {
                 n_features, ops, ..
@@ -178,26 +179,13 @@ impl Graph {
         };
         let width = *width;
         // scikit-learn's float32(X), as double so that TreeEnsemble's output is double.
-        let x32 = self.op(
-            "Cast",
-            &[x],
-            vec![AttributeProto::int("to", i64::from(data_type::FLOAT))],
-        );
-        let x64 = self.op(
-            "Cast",
-            &[&x32],
-            vec![AttributeProto::int("to", i64::from(data_type::DOUBLE))],
-        );
-        self.float32_notes.push(format!(
-            "{}: X is rounded to float32 before the tree comparisons, exactly as scikit-learn does; leaf values and sums are double",
-            view.class()
-        ));
+        let x64 = self.float32_input(view.class(), x);
         let mut e = Ensemble::default();
         for tree in trees {
             // TreeEnsemble's leaves carry one target each: the tree is written once per
             // output column, each copy with that column's leaf values.
             for target in 0..width {
-                e.add(tree, target)?;
+                e.add(tree, target, target as i64)?;
             }
         }
         let sum = self.name("tree_sum");
@@ -303,10 +291,88 @@ impl Graph {
         })
     }
 
+    fn gradient_boosting(&mut self, view: &View<'_>, x: &str) -> Result<Out> {
+        let View::GradientBoosting {
+            trees,
+            k,
+            init,
+            classes,
+            ..
+        } = view
+        else {
+            return Err(unsupported(view.class(), None));
+        };
+        let k = *k;
+        let x64 = self.float32_input(view.class(), x);
+        let mut e = Ensemble::default();
+        for (i, tree) in trees.iter().enumerate() {
+            e.add(tree, 0, (i % k.max(1)) as i64)?;
+        }
+        let sum = self.name("tree_sum");
+        let attrs = e.attributes(k);
+        self.op_to("TreeEnsemble", ML, &[&x64], &sum, attrs);
+        let b = self.f64s(vec![k as i64], init);
+        let raw = self.op("Add", &[&sum, &b], vec![]);
+        let Some(c) = classes else {
+            return Ok(Out::Regressor {
+                values: raw,
+                k,
+                flat: true,
+            });
+        };
+        let labels = c.labels.clone();
+        if k == 1 {
+            // GradientBoostingClassifier predicts class 1 when raw >= 0.
+            let (index, p) = self.binary_with(&raw, "GreaterOrEqual");
+            let p = self.op("Sigmoid", &[&p], vec![]);
+            let proba = self.two_columns(&p);
+            return Ok(Out::Classifier {
+                index,
+                proba: Some(proba),
+                labels,
+            });
+        }
+        let index = self.op(
+            "ArgMax",
+            &[&raw],
+            vec![
+                AttributeProto::int("axis", 1),
+                AttributeProto::int("keepdims", 0),
+            ],
+        );
+        let proba = self.op("Softmax", &[&raw], vec![AttributeProto::int("axis", 1)]);
+        Ok(Out::Classifier {
+            index,
+            proba: Some(proba),
+            labels,
+        })
+    }
+
+    /// X rounded to float32 and back to double, as scikit-learn's trees see it.
+    fn float32_input(&mut self, class: &str, x: &str) -> String {
+        let x32 = self.op(
+            "Cast",
+            &[x],
+            vec![AttributeProto::int("to", i64::from(data_type::FLOAT))],
+        );
+        self.float32_notes.push(format!(
+            "{class}: X is rounded to float32 before the tree comparisons, exactly as scikit-learn does; leaf values and sums are double"
+        ));
+        self.op(
+            "Cast",
+            &[&x32],
+            vec![AttributeProto::int("to", i64::from(data_type::DOUBLE))],
+        )
+    }
+
     /// The class index of a one-column score (`score > 0`), and the score itself.
     fn binary(&mut self, scores: &str) -> (String, String) {
+        self.binary_with(scores, "Greater")
+    }
+
+    fn binary_with(&mut self, scores: &str, compare: &str) -> (String, String) {
         let zero = self.f64s(vec![], &[0.0]);
-        let pos = self.op("Greater", &[scores, &zero], vec![]);
+        let pos = self.op(compare, &[scores, &zero], vec![]);
         let idx = self.op(
             "Cast",
             &[&pos],
@@ -440,8 +506,9 @@ struct Ensemble {
 }
 
 impl Ensemble {
-    /// Adds one copy of `tree` whose leaves carry their value for output column `target`.
-    fn add(&mut self, tree: &TreeView<'_>, target: usize) -> Result<()> {
+    /// Adds one copy of `tree` whose leaves carry their value number `value` to output
+    /// column `target`.
+    fn add(&mut self, tree: &TreeView<'_>, value: usize, target: i64) -> Result<()> {
         let base = self.featureids.len() as i64;
         // Global index of each tree node: interior nodes and leaves are numbered apart.
         let mut interior = vec![-1i64; tree.nodes.len()];
@@ -455,10 +522,10 @@ impl Ensemble {
                     n_interior += 1;
                 }
                 NodeView::Leaf(values) => {
-                    let v = values.get(target).copied().ok_or_else(|| {
+                    let v = values.get(value).copied().ok_or_else(|| {
                         unsupported(
                             "a tree",
-                            Some(format!("leaf {i} has no value for output {target}")),
+                            Some(format!("leaf {i} has no value for output {value}")),
                         )
                     })?;
                     leaf[i] = (self.leaf_weights.len() + leaves.len()) as i64;
@@ -495,7 +562,7 @@ impl Ensemble {
         }
         self.roots.push(base);
         for v in leaves {
-            self.leaf_targets.push(target as i64);
+            self.leaf_targets.push(target);
             self.leaf_weights.push(v);
         }
         Ok(())

@@ -125,6 +125,17 @@ pub enum View<'a> {
         classes: Option<&'a Classes>,
         exp_link: bool,
     },
+    /// GradientBoosting: `raw[:, j] = init[j] + sum of trees[i * k + j]` over the stages
+    /// `i` (leaf values already scaled by the learning rate; X as float32, NaN refused).
+    /// Classifiers: label `raw >= 0` and expit (k == 1), or argmax and softmax.
+    GradientBoosting {
+        class: &'a str,
+        n_features: usize,
+        trees: Vec<TreeView<'a>>,
+        k: usize,
+        init: &'a [f64],
+        classes: Option<&'a Classes>,
+    },
     /// A scaler: column-wise operations in order.
     ColumnOps {
         class: &'a str,
@@ -147,6 +158,7 @@ impl View<'_> {
         match self {
             View::Trees { class, .. }
             | View::HistGradientBoosting { class, .. }
+            | View::GradientBoosting { class, .. }
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
             | View::Opaque { class } => class,
