@@ -96,6 +96,12 @@ impl Graph {
         });
     }
 
+    fn op_ml(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+        let out = self.name(&op.to_ascii_lowercase());
+        self.op_to(op, ML, inputs, &out, attrs);
+        out
+    }
+
     fn f64s(&mut self, dims: Vec<i64>, values: &[f64]) -> String {
         let name = self.name("c");
         self.inits.push(TensorProto::f64s(&name, dims, values));
@@ -113,6 +119,98 @@ impl Graph {
             View::Trees { .. } => self.trees(view, x),
             View::HistGradientBoosting { .. } => self.hist(view, x),
             View::GradientBoosting { .. } => self.gradient_boosting(view, x),
+            View::Stack { blocks, .. } => {
+                let mut parts = Vec::new();
+                let mut width = 0;
+                for b in blocks {
+                    let input = match b.columns {
+                        Some(cols) => {
+                            let idx: Vec<i64> = cols.iter().map(|c| *c as i64).collect();
+                            let idx = self.i64s(vec![idx.len() as i64], &idx);
+                            self.op("Gather", &[x, &idx], vec![AttributeProto::int("axis", 1)])
+                        }
+                        None => x.to_string(),
+                    };
+                    let (mut out, n) = match &b.est {
+                        None => (input, b.columns.map_or(0, <[usize]>::len)),
+                        Some(e) => match self.emit(e, &input)? {
+                            Out::Transform(t, n) => (t, n),
+                            _ => {
+                                return Err(unsupported(
+                                    e.class(),
+                                    Some("a member that is not a transformer".into()),
+                                ))
+                            }
+                        },
+                    };
+                    if b.columns.is_none() && b.est.is_none() {
+                        return Err(unsupported(
+                            view.class(),
+                            Some("a passthrough member without columns".into()),
+                        ));
+                    }
+                    if let Some(w) = b.weight {
+                        let w = self.f64s(vec![], &[w]);
+                        out = self.op("Mul", &[&out, &w], vec![]);
+                    }
+                    width += n;
+                    parts.push(out);
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                let out = self.op("Concat", &refs, vec![AttributeProto::int("axis", 1)]);
+                Ok(Out::Transform(out, width))
+            }
+            View::Ordinal {
+                n_features,
+                categories,
+                unknown_value,
+                encoded_missing,
+                ..
+            } => {
+                let mut cols = Vec::new();
+                for (j, cats) in categories.iter().enumerate() {
+                    let idx = self.i64s(vec![1], &[j as i64]);
+                    let col = self.op("Gather", &[x, &idx], vec![AttributeProto::int("axis", 1)]);
+                    let (keys, values): (Vec<f64>, Vec<f64>) = cats
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| !c.is_nan())
+                        .map(|(i, c)| (*c, i as f64))
+                        .unzip();
+                    // scikit-learn raises on unknown categories without an unknown_value;
+                    // a graph cannot: they become NaN (see docs/EXPORT.md).
+                    let default = unknown_value.unwrap_or(f64::NAN);
+                    let coded = self.op_ml(
+                        "LabelEncoder",
+                        &[&col],
+                        vec![
+                            AttributeProto::tensor(
+                                "keys_tensor",
+                                TensorProto::f64s("", vec![keys.len() as i64], &keys),
+                            ),
+                            AttributeProto::tensor(
+                                "values_tensor",
+                                TensorProto::f64s("", vec![values.len() as i64], &values),
+                            ),
+                            AttributeProto::tensor(
+                                "default_tensor",
+                                TensorProto::f64s("", vec![1], &[default]),
+                            ),
+                        ],
+                    );
+                    let nan_value = if cats.iter().any(|c| c.is_nan()) {
+                        *encoded_missing
+                    } else {
+                        default
+                    };
+                    let is_nan = self.op("IsNaN", &[&col], vec![]);
+                    let nv = self.f64s(vec![], &[nan_value]);
+                    cols.push(self.op("Where", &[&is_nan, &nv, &coded], vec![]));
+                }
+                let refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+                let out = self.op("Concat", &refs, vec![AttributeProto::int("axis", 1)]);
+                Ok(Out::Transform(out, *n_features))
+            }
             View::Linear { .. } => self.linear(view, x),
             View::ColumnOps {
                 n_features, ops, ..

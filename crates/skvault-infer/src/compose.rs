@@ -344,6 +344,21 @@ impl Estimator for Stack {
     fn class(&self) -> &str {
         self.class
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Stack {
+            class: self.class,
+            n_features: self.n_features,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| crate::view::BlockView {
+                    columns: b.columns.as_deref(),
+                    est: b.est.as_ref().map(|e| e.view()),
+                    weight: b.weight,
+                })
+                .collect(),
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

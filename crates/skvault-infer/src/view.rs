@@ -83,6 +83,17 @@ pub struct HistTreeView {
     pub nodes: Vec<HistNodeView>,
 }
 
+/// One block of a ColumnTransformer or FeatureUnion.
+#[derive(Debug, Clone)]
+pub struct BlockView<'a> {
+    /// The input columns the block sees (`None`: all of them).
+    pub columns: Option<&'a [usize]>,
+    /// The transformer (`None`: passthrough).
+    pub est: Option<View<'a>>,
+    /// FeatureUnion's `transformer_weights` entry.
+    pub weight: Option<f64>,
+}
+
 /// The fitted parameters of an estimator.
 #[derive(Debug, Clone)]
 pub enum View<'a> {
@@ -136,6 +147,22 @@ pub enum View<'a> {
         init: &'a [f64],
         classes: Option<&'a Classes>,
     },
+    /// ColumnTransformer / FeatureUnion: the blocks' outputs side by side.
+    Stack {
+        class: &'a str,
+        n_features: usize,
+        blocks: Vec<BlockView<'a>>,
+    },
+    /// OrdinalEncoder over numeric categories: column `j`'s value becomes its index in
+    /// `categories[j]`; NaN (when a category) becomes `encoded_missing`; anything else
+    /// `unknown_value` (`None`: scikit-learn raises).
+    Ordinal {
+        class: &'a str,
+        n_features: usize,
+        categories: &'a [Vec<f64>],
+        unknown_value: Option<f64>,
+        encoded_missing: f64,
+    },
     /// A scaler: column-wise operations in order.
     ColumnOps {
         class: &'a str,
@@ -159,6 +186,8 @@ impl View<'_> {
             View::Trees { class, .. }
             | View::HistGradientBoosting { class, .. }
             | View::GradientBoosting { class, .. }
+            | View::Stack { class, .. }
+            | View::Ordinal { class, .. }
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
             | View::Opaque { class } => class,
