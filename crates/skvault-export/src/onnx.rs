@@ -160,6 +160,7 @@ impl Graph {
                 let out = self.op("Concat", &refs, vec![AttributeProto::int("axis", 1)]);
                 Ok(Out::Transform(out, width))
             }
+            View::Identity { n_features, .. } => Ok(Out::Transform(x.to_string(), *n_features)),
             View::Ordinal {
                 n_features,
                 categories,

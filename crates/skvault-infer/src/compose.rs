@@ -92,6 +92,12 @@ impl Estimator for Identity {
     fn class(&self) -> &str {
         "sklearn.preprocessing._function_transformer.FunctionTransformer"
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Identity {
+            class: self.class(),
+            n_features: self.n_features,
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

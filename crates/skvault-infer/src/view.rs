@@ -163,6 +163,8 @@ pub enum View<'a> {
         unknown_value: Option<f64>,
         encoded_missing: f64,
     },
+    /// The identity (FunctionTransformer without a function, passthrough members).
+    Identity { class: &'a str, n_features: usize },
     /// A scaler: column-wise operations in order.
     ColumnOps {
         class: &'a str,
@@ -187,6 +189,7 @@ impl View<'_> {
             | View::HistGradientBoosting { class, .. }
             | View::GradientBoosting { class, .. }
             | View::Stack { class, .. }
+            | View::Identity { class, .. }
             | View::Ordinal { class, .. }
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
