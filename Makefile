@@ -64,11 +64,12 @@ test-python: build old-sklearn s3-server ## The Python test suite
 
 test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
 
-bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, registry vs MLflow (writes bench/results/)
+bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
 	$(PY) bench/native.py
+	$(PY) bench/export.py
 	$(PY) bench/registry.py
 
 clean: ## Remove build outputs and the virtualenv

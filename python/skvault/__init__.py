@@ -15,9 +15,11 @@ from skvault._api import (
     loads,
     verify,
 )
+from skvault._export import export_json, export_onnx, import_json
 from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
 from skvault.exceptions import (
     ConflictError,
+    ExportError,
     FormatError,
     IntegrityError,
     InvalidNameError,
@@ -47,6 +49,9 @@ __all__ = [
     "ScanReport",
     "convert",
     "default_trusted",
+    "export_json",
+    "export_onnx",
+    "import_json",
     "dump",
     "dumps",
     "get_untrusted_types",
@@ -58,6 +63,7 @@ __all__ = [
     "verify",
     "Registry",
     "ConflictError",
+    "ExportError",
     "FormatError",
     "IntegrityError",
     "InvalidNameError",

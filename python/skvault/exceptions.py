@@ -9,6 +9,7 @@ __all__ = [
     "UntrustedTypesError",
     "UnsupportedObjectError",
     "UnsupportedModelError",
+    "ExportError",
     "LoadError",
     "MigrationError",
     "UnsafeFileError",
@@ -59,6 +60,12 @@ class UnsupportedObjectError(SkvaultError, TypeError):
 
 class UnsupportedModelError(SkvaultError, TypeError):
     """``skvault.native.load`` met an estimator (or configuration) that native inference does not implement."""
+
+
+class ExportError(SkvaultError, ValueError):
+    """An export or import was refused: an estimator the ONNX exporter does not write (the
+    message names it), or a JSON document that does not match its schema, dtypes or shapes.
+    Nothing was written."""
 
 
 class LoadError(SkvaultError):

@@ -162,6 +162,31 @@ class Registry:
         ``skvault.load(path, mmap=True)`` then maps it."""
         return json.loads(self._native.download(name, os.fspath(path), version, alias))
 
+    def export(
+        self,
+        name: str,
+        out: PathLike,
+        version: int | None = None,
+        *,
+        alias: str | None = None,
+        format: str | None = None,
+    ) -> None:
+        """Export a registered version to ONNX or portable JSON (``format``: ``"onnx"`` or
+        ``"json"``; by default ``json`` for a ``.json`` path, else ``onnx``). See
+        :func:`skvault.export_onnx` and :func:`skvault.export_json`."""
+        from skvault import _export
+
+        fmt = format or ("json" if os.fspath(out).lower().endswith(".json") else "onnx")
+        if fmt not in ("onnx", "json"):
+            raise ValueError(f"format must be 'onnx' or 'json', not {format!r}")
+        with tempfile.TemporaryDirectory(prefix="skvault-export-") as tmp:
+            path = os.path.join(tmp, "model.skv")
+            self.download(name, path, version, alias=alias)
+            if fmt == "onnx":
+                _export.export_onnx(path, out)
+            else:
+                _export.export_json(path, out)
+
     def info(self, name: str, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """One version's document: file, metadata, metrics, tags, lineage, aliases, archived."""
         return json.loads(self._native.info(name, version, alias))

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod diff;
+pub mod export;
 pub mod inspect;
 pub mod predict;
 mod progress;
@@ -72,6 +73,12 @@ enum Command {
         #[arg(long, requires = "compress")]
         level: Option<i32>,
     },
+    /// Export a .skv model to ONNX (ai.onnx + ai.onnx.ml, double precision) or to portable
+    /// JSON. Exit 0 when written, 1 when refused (unsupported estimator), 2 on errors.
+    Export(export::ExportArgs),
+    /// Turn a JSON document written by `skvault export --format json` back into a .skv file,
+    /// through the same trust checks as load. Exit 0 when written, 1 when refused, 2 on errors.
+    Import(export::ImportArgs),
     /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
     Predict(predict::PredictArgs),
     /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
@@ -117,6 +124,8 @@ where
             compress: compress.as_deref(),
             level,
         }),
+        Command::Export(args) => export::run_export(&args),
+        Command::Import(args) => export::run_import(&args),
         Command::Predict(args) => Ok(predict::run(&args)),
         Command::Registry(args) => Ok(registry::run(args)),
     };

@@ -67,6 +67,17 @@ enum RegistryCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Export a version to ONNX or portable JSON (see `skvault export`).
+    Export {
+        #[command(flatten)]
+        which: Which,
+        /// The output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// onnx or json (default: json for a .json output, else onnx).
+        #[arg(long, value_enum)]
+        format: Option<crate::export::Format>,
+    },
     /// Show one version's document as JSON.
     Show {
         #[command(flatten)]
@@ -283,6 +294,31 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
                 doc.version,
                 output.display()
             );
+        }
+        RegistryCommand::Export {
+            which,
+            output,
+            format,
+        } => {
+            let tmp = tempfile::Builder::new()
+                .prefix("skvault-export-")
+                .tempdir()
+                .map_err(|e| invalid(format!("temporary folder: {e}")))?;
+            let skv = tmp.path().join("model.skv");
+            let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
+            eprintln!("{} version {}", doc.name, doc.version);
+            let args = crate::export::ExportArgs {
+                src: skv,
+                out: output,
+                format,
+            };
+            return Ok(match crate::export::run_export(&args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("skvault: error: {e}");
+                    2
+                }
+            });
         }
         RegistryCommand::Show { which } => {
             println!("{}", to_json(&reg.version(&which.name, &which.selector())?));

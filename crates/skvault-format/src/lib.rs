@@ -12,7 +12,7 @@ pub mod fuzzing;
 pub mod manifest;
 pub mod node;
 pub mod read;
-mod strict_json;
+pub mod strict_json;
 pub mod trust;
 pub mod write;
 

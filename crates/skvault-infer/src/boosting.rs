@@ -202,6 +202,16 @@ impl Estimator for GradientBoosting {
     fn class(&self) -> &str {
         &self.class
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::GradientBoosting {
+            class: &self.class,
+            n_features: self.n_features,
+            trees: self.trees.iter().map(Tree::view).collect(),
+            k: self.k,
+            init: &self.init,
+            classes: self.classes.as_ref(),
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

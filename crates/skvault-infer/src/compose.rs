@@ -92,6 +92,12 @@ impl Estimator for Identity {
     fn class(&self) -> &str {
         "sklearn.preprocessing._function_transformer.FunctionTransformer"
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Identity {
+            class: self.class(),
+            n_features: self.n_features,
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -181,6 +187,13 @@ impl Pipeline {
 impl Estimator for Pipeline {
     fn class(&self) -> &str {
         "sklearn.pipeline.Pipeline"
+    }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Pipeline {
+            n_features: self.n_features,
+            transforms: self.transforms.iter().map(|t| t.view()).collect(),
+            last: self.last.as_ref().map(|l| Box::new(l.view())),
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features
@@ -336,6 +349,21 @@ fn feature_union(o: &Obj<'_, '_>) -> Result<Stack> {
 impl Estimator for Stack {
     fn class(&self) -> &str {
         self.class
+    }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Stack {
+            class: self.class,
+            n_features: self.n_features,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| crate::view::BlockView {
+                    columns: b.columns.as_deref(),
+                    est: b.est.as_ref().map(|e| e.view()),
+                    weight: b.weight,
+                })
+                .collect(),
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features

@@ -185,6 +185,15 @@ impl Estimator for Ordinal {
     fn class(&self) -> &str {
         ORDINAL
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Ordinal {
+            class: ORDINAL,
+            n_features: self.n_features,
+            categories: &self.categories,
+            unknown_value: self.unknown_value,
+            encoded_missing: self.encoded_missing,
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

@@ -71,6 +71,13 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
     fn score_samples(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
         Err(not_available(self.class(), Method::ScoreSamples))
     }
+
+    /// The fitted parameters, for exporters; `Opaque` until an estimator describes itself.
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Opaque {
+            class: self.class(),
+        }
+    }
 }
 
 pub(crate) type Boxed = Box<dyn Estimator>;

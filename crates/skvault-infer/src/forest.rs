@@ -352,4 +352,16 @@ impl Estimator for TreeEnsemble {
         }
         self.raw(x)
     }
+
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Trees {
+            class: &self.class,
+            n_features: self.n_features,
+            trees: self.trees.iter().map(Tree::view).collect(),
+            width: self.width,
+            average: self.average,
+            classes: self.classes.as_ref(),
+            allow_nan: self.allow_nan,
+        }
+    }
 }

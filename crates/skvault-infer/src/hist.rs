@@ -376,9 +376,65 @@ impl Hist {
     }
 }
 
+fn bitset_members(b: &Bitset) -> Vec<u8> {
+    (0..=255u8).filter(|v| in_bitset(b, *v)).collect()
+}
+
+impl Hist {
+    fn tree_view(&self, tree: &HistTree) -> crate::view::HistTreeView {
+        use crate::view::HistNodeView;
+        let nodes = tree
+            .nodes
+            .iter()
+            .map(|n| match n.split {
+                Split::Leaf => HistNodeView::Leaf(n.value),
+                Split::Numeric => HistNodeView::Numeric {
+                    feature: n.feature as usize,
+                    threshold: n.threshold,
+                    missing_left: n.missing_left,
+                    left: n.left as usize,
+                    right: n.right as usize,
+                },
+                Split::Categorical => HistNodeView::Categorical {
+                    feature: n.feature as usize,
+                    left_categories: tree
+                        .left_cats
+                        .get(n.bitset as usize)
+                        .map(bitset_members)
+                        .unwrap_or_default(),
+                    known_categories: self
+                        .known_index
+                        .get(n.feature as usize)
+                        .copied()
+                        .flatten()
+                        .and_then(|k| self.known.get(k))
+                        .map(bitset_members)
+                        .unwrap_or_default(),
+                    missing_left: n.missing_left,
+                    left: n.left as usize,
+                    right: n.right as usize,
+                },
+            })
+            .collect();
+        crate::view::HistTreeView { nodes }
+    }
+}
+
 impl Estimator for Hist {
     fn class(&self) -> &str {
         &self.class
+    }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::HistGradientBoosting {
+            class: &self.class,
+            n_features: self.n_features,
+            preprocessor: self.preprocessor.as_ref().map(|p| Box::new(p.view())),
+            trees: self.trees.iter().map(|t| self.tree_view(t)).collect(),
+            k: self.k,
+            baseline: &self.baseline,
+            classes: self.classes.as_ref(),
+            exp_link: matches!(self.link, Link::Exp),
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features

@@ -23,6 +23,7 @@ mod numeric;
 mod preprocess;
 mod state;
 mod tree;
+mod view;
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
 pub use estimator::Method;
 pub use matrix::{Matrix, MatrixView, Prediction};
+pub use view::{ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, TreeView, View};
 
 use estimator::Boxed;
 use state::{seq_items, Ctx};
@@ -116,5 +118,10 @@ impl Model {
 
     pub fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.est.score_samples(x)
+    }
+
+    /// A read-only view of the fitted parameters, for exporters (see [`View`]).
+    pub fn view(&self) -> View<'_> {
+        self.est.view()
     }
 }

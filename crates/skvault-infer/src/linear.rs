@@ -157,6 +157,25 @@ impl Estimator for Linear {
         &self.class
     }
 
+    fn view(&self) -> crate::view::View<'_> {
+        use crate::view::LinearLink;
+        crate::view::View::Linear {
+            class: &self.class,
+            n_features: self.n_features,
+            coef: &self.coef,
+            intercept: &self.intercept,
+            k: self.k,
+            flat: self.flat,
+            classes: self.classes.as_ref(),
+            link: match self.proba {
+                Proba::None => LinearLink::None,
+                Proba::Logistic => LinearLink::Logistic,
+                Proba::OvrLogistic => LinearLink::OvrLogistic,
+                Proba::ModifiedHuber => LinearLink::ModifiedHuber,
+            },
+        }
+    }
+
     fn n_features(&self) -> usize {
         self.n_features
     }

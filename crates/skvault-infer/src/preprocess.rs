@@ -120,6 +120,24 @@ impl Estimator for ColumnOps {
     fn class(&self) -> &str {
         &self.class
     }
+    fn view(&self) -> crate::view::View<'_> {
+        use crate::view::ColumnOpView;
+        crate::view::View::ColumnOps {
+            class: &self.class,
+            n_features: self.n_features,
+            ops: self
+                .ops
+                .iter()
+                .map(|op| match op {
+                    Op::Sub(c) => ColumnOpView::Sub(c),
+                    Op::Div(c) => ColumnOpView::Div(c),
+                    Op::Mul(c) => ColumnOpView::Mul(c),
+                    Op::Add(c) => ColumnOpView::Add(c),
+                    Op::Clip(a, b) => ColumnOpView::Clip(*a, *b),
+                })
+                .collect(),
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

@@ -311,6 +311,30 @@ impl Tree {
         }
     }
 
+    /// The nodes as an exporter sees them (see [`crate::view::TreeView`]).
+    pub fn view(&self) -> crate::view::TreeView<'_> {
+        use crate::view::NodeView;
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                if n.left as usize == i {
+                    NodeView::Leaf(self.values(i as u32))
+                } else {
+                    NodeView::Split {
+                        feature: (n.feature & FEATURE_MASK) as usize,
+                        threshold: n.threshold,
+                        missing_left: n.feature >= MISSING_LEFT,
+                        left: n.left as usize,
+                        right: n.right as usize,
+                    }
+                }
+            })
+            .collect();
+        crate::view::TreeView { nodes }
+    }
+
     /// The values of a leaf found by `leaves`.
     #[inline]
     pub fn values(&self, leaf: u32) -> &[f64] {

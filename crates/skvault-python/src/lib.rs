@@ -3,6 +3,7 @@
 mod build;
 mod dtypes;
 mod errors;
+mod export;
 mod legacy;
 mod mapped;
 mod native;
@@ -270,6 +271,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::scan_paths, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::convert, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_onnx, m)?)?;
+    m.add_function(wrap_pyfunction!(export::export_json, m)?)?;
+    m.add_function(wrap_pyfunction!(export::import_json, m)?)?;
     m.add_class::<MappedFile>()?;
     m.add_class::<native::NativeModel>()?;
     m.add_function(wrap_pyfunction!(native::native_load, m)?)?;

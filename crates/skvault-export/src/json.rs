@@ -1,0 +1,790 @@
+//! `.skv` <-> portable JSON (see docs/EXPORT.md and docs/export.schema.json).
+//!
+//! The document is the file's manifest with every array reference resolved to its data:
+//! `root` (and `validation`) are the object tree exactly as the manifest writes it (floats
+//! tagged, NaN payloads kept), and `arrays[i]` holds dtype, shape, order and the elements as
+//! nested lists in logical (C index) order. Array elements: integers and bools as JSON
+//! numbers and booleans; floats as the shortest decimal that reads back to the same bits
+//! (float32 as the shortest float32 decimal), NaN as `"nan"` (the canonical quiet NaN) or
+//! `"nan:<hex bits>"`, infinities as `"inf"` / `"-inf"`; complex as `[re, im]`; byte
+//! strings as base64; text as strings; records as lists of their fields in dtype order;
+//! sub-arrays as nested lists.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Map, Number, Value};
+use skvault_format::dtype::{ByteOrder, Kind};
+use skvault_format::node::Decoder;
+use skvault_format::{ArrayInput, DType, Manifest, Order, SkvFile, TrustSet, WriteOptions};
+
+use crate::error::{document, ExportError, Result};
+
+/// The `format` member of every document.
+pub const FORMAT: &str = "skvault-json";
+pub const VERSION: u64 = 1;
+
+/// Progress: (array bytes done, array bytes in all).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// The portable JSON document of an open `.skv` file.
+pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
+    let m: &Manifest = file.manifest();
+    let total: u64 = m.arrays.iter().map(|e| e.raw_length).sum();
+    let mut done = 0u64;
+    let mut arrays = Vec::with_capacity(m.arrays.len());
+    for (i, entry) in m.arrays.iter().enumerate() {
+        let raw = file.read_array(i, true)?;
+        let path = format!("/arrays/{i}/data");
+        let data = array_to_json(&entry.dtype, &entry.shape, entry.order, &raw, &path)?;
+        arrays.push(json!({
+            "dtype": entry.dtype.to_json(),
+            "shape": entry.shape,
+            "order": match entry.order { Order::C => "C", Order::F => "F" },
+            "data": data,
+        }));
+        done += entry.raw_length;
+        progress(done, total);
+    }
+    let mut doc = Map::new();
+    doc.insert("format".into(), FORMAT.into());
+    doc.insert("version".into(), VERSION.into());
+    doc.insert("writer".into(), m.writer.clone().into());
+    doc.insert("metadata".into(), Value::Object(m.metadata.clone()));
+    doc.insert("root".into(), m.root.to_json());
+    if let Some(v) = &m.validation {
+        doc.insert("validation".into(), v.to_json());
+    }
+    doc.insert("arrays".into(), Value::Array(arrays));
+    Ok(Value::Object(doc))
+}
+
+/// Writes the JSON document of `src` (a `.skv` file) to `out`, atomically.
+pub fn export_json(src: &Path, out: &Path, progress: Progress<'_>) -> Result<()> {
+    let file = SkvFile::open(src)?;
+    let doc = to_document(&file, progress)?;
+    crate::atomic::write_atomic(out, |w: &mut dyn Write| {
+        serde_json::to_writer(&mut *w, &doc).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
+}
+
+/// Reads a JSON document back into `.skv` bytes, refusing names outside `trust` (the check
+/// `skvault.load` makes) and anything the reader would refuse.
+pub fn from_document(doc: Value, trust: &TrustSet, options: WriteOptions) -> Result<Vec<u8>> {
+    let Value::Object(mut m) = doc else {
+        return Err(document("", "the document must be a JSON object"));
+    };
+    match m.remove("format") {
+        Some(Value::String(f)) if f == FORMAT => {}
+        _ => return Err(document("/format", format!("must be \"{FORMAT}\""))),
+    }
+    match m.remove("version").as_ref().and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        _ => return Err(document("/version", format!("must be {VERSION}"))),
+    }
+    let metadata = match m.remove("metadata") {
+        Some(Value::Object(md)) => md,
+        None => Map::new(),
+        Some(_) => return Err(document("/metadata", "must be an object")),
+    };
+    let Some(Value::Array(arrays)) = m.remove("arrays") else {
+        return Err(document("/arrays", "must be a list"));
+    };
+    let mut decoder = Decoder::new(arrays.len());
+    let root = decoder.decode(
+        m.remove("root")
+            .ok_or_else(|| document("/root", "missing"))?,
+        "/root",
+    )?;
+    let validation = match m.remove("validation") {
+        Some(v) => Some(decoder.decode(v, "/validation")?),
+        None => None,
+    };
+    let mut untrusted = trust.untrusted_names(&root);
+    if let Some(v) = &validation {
+        untrusted.extend(trust.untrusted_names(v));
+    }
+    if !untrusted.is_empty() {
+        untrusted.sort();
+        untrusted.dedup();
+        return Err(ExportError::Untrusted { names: untrusted });
+    }
+    let mut layouts = Vec::with_capacity(arrays.len());
+    let mut blobs = Vec::with_capacity(arrays.len());
+    for (i, a) in arrays.into_iter().enumerate() {
+        let path = format!("/arrays/{i}");
+        let Value::Object(mut a) = a else {
+            return Err(document(&path, "must be an object"));
+        };
+        let dtype = DType::from_json(
+            a.get("dtype").unwrap_or(&Value::Null),
+            &format!("{path}/dtype"),
+        )?;
+        let shape: Vec<u64> = match a.get("shape") {
+            Some(Value::Array(s)) => s
+                .iter()
+                .map(|d| {
+                    d.as_u64().ok_or_else(|| {
+                        document(
+                            &format!("{path}/shape"),
+                            "must be a list of non-negative integers",
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+            _ => {
+                return Err(document(
+                    &format!("{path}/shape"),
+                    "must be a list of non-negative integers",
+                ))
+            }
+        };
+        let order = match a.get("order").and_then(Value::as_str) {
+            Some("C") | None => Order::C,
+            Some("F") => Order::F,
+            Some(_) => return Err(document(&format!("{path}/order"), "must be \"C\" or \"F\"")),
+        };
+        let data = a
+            .remove("data")
+            .ok_or_else(|| document(&format!("{path}/data"), "missing"))?;
+        let bytes = array_from_json(&dtype, &shape, order, data, &format!("{path}/data"))?;
+        layouts.push((dtype, shape, order));
+        blobs.push(bytes);
+    }
+    let inputs: Vec<ArrayInput<'_>> = layouts
+        .iter()
+        .zip(&blobs)
+        .map(|((dtype, shape, order), data)| ArrayInput {
+            dtype: dtype.clone(),
+            shape: shape.clone(),
+            order: *order,
+            data,
+        })
+        .collect();
+    let prepared =
+        skvault_format::prepare_with_validation(root, validation, &inputs, metadata, options)?;
+    let bytes = prepared.to_vec()?;
+    // Everything the reader checks (layout, dtypes against the allow-list, unreferenced
+    // arrays), before anything reaches the disk.
+    SkvFile::from_bytes(bytes.clone())?;
+    Ok(bytes)
+}
+
+/// Reads the JSON document at `src` and writes the `.skv` file `out`, atomically.
+pub fn import_json(src: &Path, out: &Path, trust: &TrustSet, options: WriteOptions) -> Result<()> {
+    let text = std::fs::read(src).map_err(|source| ExportError::Io {
+        path: src.to_path_buf(),
+        source,
+    })?;
+    let doc = skvault_format::strict_json::from_slice(&text)
+        .map_err(|e| document("", format!("not JSON: {e}")))?;
+    let bytes = from_document(doc, trust, options)?;
+    crate::atomic::write_atomic(out, |w: &mut dyn Write| w.write_all(&bytes))
+}
+
+/// The byte offset in the raw data of the element at C index `i` (F-ordered arrays store
+/// the first index fastest).
+fn storage_index(i: usize, shape: &[usize], order: Order) -> usize {
+    if order == Order::C || shape.len() < 2 {
+        return i;
+    }
+    let mut rest = i;
+    let mut idx = vec![0usize; shape.len()];
+    for (d, n) in shape.iter().enumerate().rev() {
+        let n = (*n).max(1);
+        idx[d] = rest % n;
+        rest /= n;
+    }
+    let mut pos = 0;
+    let mut stride = 1;
+    for (d, n) in shape.iter().enumerate() {
+        pos += idx[d] * stride;
+        stride *= *n;
+    }
+    pos
+}
+
+fn usize_shape(shape: &[u64], path: &str) -> Result<(Vec<usize>, usize)> {
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|d| usize::try_from(*d).map_err(|_| document(path, "shape too large")))
+        .collect::<Result<_>>()?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .ok_or_else(|| document(path, "shape too large"))?;
+    Ok((dims, count))
+}
+
+fn array_to_json(
+    dtype: &DType,
+    shape: &[u64],
+    order: Order,
+    raw: &[u8],
+    path: &str,
+) -> Result<Value> {
+    let (dims, count) = usize_shape(shape, path)?;
+    let size = usize::try_from(dtype.itemsize()).map_err(|_| document(path, "itemsize"))?;
+    let mut flat = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = storage_index(i, &dims, order) * size;
+        let bytes = raw
+            .get(at..at + size)
+            .ok_or_else(|| document(path, "array shorter than its shape"))?;
+        flat.push(elem_to_json(dtype, bytes, path)?);
+    }
+    Ok(nest(flat, &dims))
+}
+
+/// Splits `flat` (C order) into nested lists of `dims`.
+fn nest(flat: Vec<Value>, dims: &[usize]) -> Value {
+    match dims {
+        [] => flat.into_iter().next().unwrap_or(Value::Null),
+        [_] => Value::Array(flat),
+        [first, rest @ ..] => {
+            let inner: usize = rest.iter().product();
+            if inner == 0 {
+                return Value::Array((0..*first).map(|_| nest(Vec::new(), rest)).collect());
+            }
+            let mut it = flat.into_iter();
+            let mut out = Vec::with_capacity(*first);
+            for _ in 0..*first {
+                let chunk: Vec<Value> = it.by_ref().take(inner).collect();
+                out.push(nest(chunk, rest));
+            }
+            Value::Array(out)
+        }
+    }
+}
+
+fn ordered(bytes: &[u8], order: ByteOrder) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    if order == ByteOrder::Big {
+        b.reverse();
+    }
+    b
+}
+
+fn float_to_json(v: f64, nan_bits: Option<String>) -> Value {
+    if v.is_nan() {
+        return Value::String(nan_bits.unwrap_or_else(|| "nan".into()));
+    }
+    if v.is_infinite() {
+        return Value::String(if v > 0.0 { "inf" } else { "-inf" }.into());
+    }
+    Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+fn f64_to_json(v: f64) -> Value {
+    let bits = v.to_bits();
+    let payload = (v.is_nan() && bits != 0x7ff8_0000_0000_0000).then(|| format!("nan:{bits:016x}"));
+    float_to_json(v, payload)
+}
+
+fn f32_to_json(v: f32) -> Value {
+    let bits = v.to_bits();
+    let payload = (v.is_nan() && bits != 0x7fc0_0000).then(|| format!("nan:{bits:08x}"));
+    if v.is_finite() {
+        // The shortest decimal that reads back as this float32: read as a double and rounded
+        // to float32, it gives the same bits (double rounding is exact from 53 to 24 bits).
+        let text = format!("{v:e}");
+        let as64: f64 = text.parse().unwrap_or(f64::from(v));
+        return float_to_json(as64, None);
+    }
+    float_to_json(f64::from(v), payload)
+}
+
+fn elem_to_json(dtype: &DType, bytes: &[u8], path: &str) -> Result<Value> {
+    match dtype {
+        DType::Scalar { order, kind, count } => {
+            let b = ordered(bytes, *order);
+            let arr = |n: usize| -> Result<Vec<u8>> {
+                b.get(..n)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| document(path, "short element"))
+            };
+            Ok(match (kind, count) {
+                (Kind::Bool, 1) => Value::Bool(b.first().copied().unwrap_or(0) != 0),
+                (Kind::Int, 1 | 2 | 4 | 8) | (Kind::UInt, 1 | 2 | 4 | 8) => {
+                    let n = *count as usize;
+                    let mut buf = [0u8; 8];
+                    buf[..n].copy_from_slice(&arr(n)?);
+                    if *kind == Kind::Int {
+                        let shift = 64 - 8 * n as u32;
+                        let v = (i64::from_le_bytes(buf) << shift) >> shift;
+                        json!(v)
+                    } else {
+                        json!(u64::from_le_bytes(buf))
+                    }
+                }
+                (Kind::Float, 8) => f64_to_json(f64::from_le_bytes(le8(&arr(8)?))),
+                (Kind::Float, 4) => f32_to_json(f32::from_le_bytes(le4(&arr(4)?))),
+                (Kind::Complex, 16) => {
+                    let a = arr(16)?;
+                    json!([
+                        f64_to_json(f64::from_le_bytes(le8(&a[..8]))),
+                        f64_to_json(f64::from_le_bytes(le8(&a[8..])))
+                    ])
+                }
+                (Kind::Complex, 8) => {
+                    let a = arr(8)?;
+                    json!([
+                        f32_to_json(f32::from_le_bytes(le4(&a[..4]))),
+                        f32_to_json(f32::from_le_bytes(le4(&a[4..])))
+                    ])
+                }
+                (Kind::Bytes | Kind::Void, _) => Value::String(base64_encode(bytes)),
+                (Kind::Unicode, _) => {
+                    let mut s = String::new();
+                    for ch in bytes.chunks_exact(4) {
+                        let c = match order {
+                            ByteOrder::Big => u32::from_be_bytes(le4(ch)),
+                            _ => u32::from_le_bytes(le4(ch)),
+                        };
+                        if c == 0 {
+                            break;
+                        }
+                        s.push(
+                            char::from_u32(c)
+                                .ok_or_else(|| document(path, "invalid code point"))?,
+                        );
+                    }
+                    Value::String(s)
+                }
+                _ => {
+                    return Err(document(
+                        path,
+                        format!("dtype {} has no JSON encoding", dtype.to_json()),
+                    ))
+                }
+            })
+        }
+        DType::Structured { fields, .. } => {
+            let mut out = Vec::with_capacity(fields.len());
+            for f in fields {
+                let start =
+                    usize::try_from(f.offset).map_err(|_| document(path, "field offset"))?;
+                let size = usize::try_from(f.dtype.itemsize())
+                    .map_err(|_| document(path, "field size"))?;
+                let b = bytes
+                    .get(start..start + size)
+                    .ok_or_else(|| document(path, "field outside its record"))?;
+                out.push(elem_to_json(&f.dtype, b, path)?);
+            }
+            Ok(Value::Array(out))
+        }
+        DType::SubArray { base, shape } => array_to_json(base, shape, Order::C, bytes, path),
+    }
+}
+
+fn le8(b: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (o, v) in out.iter_mut().zip(b) {
+        *o = *v;
+    }
+    out
+}
+
+fn le4(b: &[u8]) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    for (o, v) in out.iter_mut().zip(b) {
+        *o = *v;
+    }
+    out
+}
+
+fn array_from_json(
+    dtype: &DType,
+    shape: &[u64],
+    order: Order,
+    data: Value,
+    path: &str,
+) -> Result<Vec<u8>> {
+    let (dims, count) = usize_shape(shape, path)?;
+    let size = usize::try_from(dtype.itemsize()).map_err(|_| document(path, "itemsize"))?;
+    let mut flat = Vec::with_capacity(count);
+    flatten(data, &dims, path, &mut flat)?;
+    let total = count
+        .checked_mul(size)
+        .ok_or_else(|| document(path, "array too large"))?;
+    let mut raw = vec![0u8; total];
+    for (i, v) in flat.into_iter().enumerate() {
+        let at = storage_index(i, &dims, order) * size;
+        let slot = raw
+            .get_mut(at..at + size)
+            .ok_or_else(|| document(path, "element outside the array"))?;
+        elem_from_json(dtype, v, slot, &format!("{path}/{i}"))?;
+    }
+    Ok(raw)
+}
+
+/// Checks that `v` is nested lists of exactly `dims` and collects the elements in C order.
+fn flatten(v: Value, dims: &[usize], path: &str, out: &mut Vec<Value>) -> Result<()> {
+    match dims {
+        [] => {
+            out.push(v);
+            Ok(())
+        }
+        [n, rest @ ..] => {
+            let Value::Array(items) = v else {
+                return Err(document(
+                    path,
+                    format!("expected a list of {n} items (shape)"),
+                ));
+            };
+            if items.len() != *n {
+                return Err(document(
+                    path,
+                    format!("{} items where the shape says {n}", items.len()),
+                ));
+            }
+            for (i, item) in items.into_iter().enumerate() {
+                flatten(item, rest, &format!("{path}/{i}"), out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn json_f64(v: &Value, path: &str) -> Result<f64> {
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| document(path, "expected a number")),
+        Value::String(s) => match s.as_str() {
+            "nan" => Ok(f64::from_bits(0x7ff8_0000_0000_0000)),
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            _ => Err(document(
+                path,
+                format!("{s:?} is not a float (nan, inf, -inf or nan:<hex>)"),
+            )),
+        },
+        _ => Err(document(path, "expected a number")),
+    }
+}
+
+fn nan_bits(v: &Value, digits: usize) -> Option<u64> {
+    let s = v.as_str()?.strip_prefix("nan:")?;
+    (s.len() == digits)
+        .then(|| u64::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+fn put_f64(v: &Value, out: &mut [u8], big: bool, path: &str) -> Result<()> {
+    let x = match nan_bits(v, 16) {
+        Some(bits) if f64::from_bits(bits).is_nan() => f64::from_bits(bits),
+        Some(_) => return Err(document(path, "nan:<bits> must encode a NaN")),
+        None => json_f64(v, path)?,
+    };
+    let b = if big {
+        x.to_be_bytes()
+    } else {
+        x.to_le_bytes()
+    };
+    out.copy_from_slice(&b);
+    Ok(())
+}
+
+fn put_f32(v: &Value, out: &mut [u8], big: bool, path: &str) -> Result<()> {
+    let x = match nan_bits(v, 8) {
+        Some(bits) if f32::from_bits(bits as u32).is_nan() => f32::from_bits(bits as u32),
+        Some(_) => return Err(document(path, "nan:<bits> must encode a NaN")),
+        None => {
+            let d = json_f64(v, path)?;
+            if d.is_nan() {
+                f32::from_bits(0x7fc0_0000)
+            } else {
+                d as f32
+            }
+        }
+    };
+    let b = if big {
+        x.to_be_bytes()
+    } else {
+        x.to_le_bytes()
+    };
+    out.copy_from_slice(&b);
+    Ok(())
+}
+
+fn elem_from_json(dtype: &DType, v: Value, out: &mut [u8], path: &str) -> Result<()> {
+    match dtype {
+        DType::Scalar { order, kind, count } => {
+            let big = *order == ByteOrder::Big;
+            let n = *count as usize;
+            match (kind, count) {
+                (Kind::Bool, 1) => {
+                    let b = v
+                        .as_bool()
+                        .ok_or_else(|| document(path, "expected true or false"))?;
+                    out[0] = u8::from(b);
+                }
+                (Kind::Int, 1 | 2 | 4 | 8) => {
+                    let x = v
+                        .as_i64()
+                        .ok_or_else(|| document(path, "expected an integer"))?;
+                    let shift = 64 - 8 * n as u32;
+                    if (x << shift) >> shift != x {
+                        return Err(document(path, format!("{x} does not fit in {n} bytes")));
+                    }
+                    let b = x.to_le_bytes();
+                    out.copy_from_slice(&b[..n]);
+                    if big {
+                        out.reverse();
+                    }
+                }
+                (Kind::UInt, 1 | 2 | 4 | 8) => {
+                    let x = v
+                        .as_u64()
+                        .ok_or_else(|| document(path, "expected a non-negative integer"))?;
+                    if n < 8 && x >> (8 * n) != 0 {
+                        return Err(document(path, format!("{x} does not fit in {n} bytes")));
+                    }
+                    let b = x.to_le_bytes();
+                    out.copy_from_slice(&b[..n]);
+                    if big {
+                        out.reverse();
+                    }
+                }
+                (Kind::Float, 8) => put_f64(&v, out, big, path)?,
+                (Kind::Float, 4) => put_f32(&v, out, big, path)?,
+                (Kind::Complex, 16 | 8) => {
+                    let Value::Array(parts) = v else {
+                        return Err(document(path, "expected [real, imag]"));
+                    };
+                    let [re, im] = parts.as_slice() else {
+                        return Err(document(path, "expected [real, imag]"));
+                    };
+                    let (a, b) = out.split_at_mut(n / 2);
+                    if n == 16 {
+                        put_f64(re, a, big, path)?;
+                        put_f64(im, b, big, path)?;
+                    } else {
+                        put_f32(re, a, big, path)?;
+                        put_f32(im, b, big, path)?;
+                    }
+                }
+                (Kind::Bytes | Kind::Void, _) => {
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| document(path, "expected base64 text"))?;
+                    let b = base64_decode(s).ok_or_else(|| document(path, "invalid base64"))?;
+                    if b.len() > out.len() {
+                        return Err(document(
+                            path,
+                            format!("{} bytes do not fit in {}", b.len(), out.len()),
+                        ));
+                    }
+                    out[..b.len()].copy_from_slice(&b);
+                }
+                (Kind::Unicode, _) => {
+                    let s = v
+                        .as_str()
+                        .ok_or_else(|| document(path, "expected a string"))?;
+                    let chars: Vec<char> = s.chars().collect();
+                    if chars.len() > n {
+                        return Err(document(
+                            path,
+                            format!("{} characters do not fit in {n}", chars.len()),
+                        ));
+                    }
+                    for (slot, c) in out.chunks_exact_mut(4).zip(chars) {
+                        let b = if big {
+                            u32::from(c).to_be_bytes()
+                        } else {
+                            u32::from(c).to_le_bytes()
+                        };
+                        slot.copy_from_slice(&b);
+                    }
+                }
+                _ => {
+                    return Err(document(
+                        path,
+                        format!("dtype {} has no JSON encoding", dtype.to_json()),
+                    ))
+                }
+            }
+            Ok(())
+        }
+        DType::Structured { fields, .. } => {
+            let Value::Array(items) = v else {
+                return Err(document(
+                    path,
+                    format!("expected a record of {} fields", fields.len()),
+                ));
+            };
+            if items.len() != fields.len() {
+                return Err(document(
+                    path,
+                    format!("{} values for {} fields", items.len(), fields.len()),
+                ));
+            }
+            for (f, item) in fields.iter().zip(items) {
+                let start =
+                    usize::try_from(f.offset).map_err(|_| document(path, "field offset"))?;
+                let size = usize::try_from(f.dtype.itemsize())
+                    .map_err(|_| document(path, "field size"))?;
+                let slot = out
+                    .get_mut(start..start + size)
+                    .ok_or_else(|| document(path, "field outside its record"))?;
+                elem_from_json(&f.dtype, item, slot, &format!("{path}/{}", f.name))?;
+            }
+            Ok(())
+        }
+        DType::SubArray { base, shape } => {
+            let raw = array_from_json(base, shape, Order::C, v, path)?;
+            if raw.len() != out.len() {
+                return Err(document(path, "sub-array size"));
+            }
+            out.copy_from_slice(&raw);
+            Ok(())
+        }
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for k in 0..4 {
+            if k <= chunk.len() {
+                s.push(char::from(B64[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for chunk in s.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (k, c) in chunk.iter().enumerate() {
+            let v = if *c == b'=' && k >= 2 {
+                pad += 1;
+                0
+            } else if pad > 0 {
+                return None;
+            } else {
+                B64.iter().position(|x| x == c)? as u32
+            };
+            n = (n << 6) | v;
+        }
+        out.push((n >> 16) as u8);
+        if pad < 2 {
+            out.push((n >> 8) as u8);
+        }
+        if pad < 1 {
+            out.push(n as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_round_trip_bit_exact() {
+        let values = [
+            0.1,
+            -0.0,
+            1e-310,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::from_bits(0x7ff8_0000_0000_0001),
+            2.5000000000000004,
+        ];
+        for x in values {
+            let v = f64_to_json(x);
+            let text = serde_json::to_string(&v).unwrap();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            let mut out = [0u8; 8];
+            put_f64(&back, &mut out, false, "").unwrap();
+            assert_eq!(
+                f64::from_le_bytes(out).to_bits(),
+                x.to_bits(),
+                "{x} as {text}"
+            );
+        }
+        let singles = [
+            0.1f32,
+            -0.0,
+            1e-45,
+            f32::MAX,
+            16777217.0,
+            f32::NAN,
+            f32::from_bits(0xffc0_0001),
+            f32::INFINITY,
+        ];
+        for x in singles {
+            let v = f32_to_json(x);
+            let text = serde_json::to_string(&v).unwrap();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            let mut out = [0u8; 4];
+            put_f32(&back, &mut out, false, "").unwrap();
+            assert_eq!(
+                f32::from_le_bytes(out).to_bits(),
+                x.to_bits(),
+                "{x} as {text}"
+            );
+        }
+        assert_eq!(serde_json::to_string(&f32_to_json(0.1)).unwrap(), "0.1");
+    }
+
+    #[test]
+    fn fortran_order_maps_logical_to_storage() {
+        // A 2x3 F-ordered array stores column by column.
+        let dims = [2, 3];
+        let got: Vec<usize> = (0..6).map(|i| storage_index(i, &dims, Order::F)).collect();
+        assert_eq!(got, vec![0, 2, 4, 1, 3, 5]);
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused() {
+        let dt = DType::parse_scalar("<f8", "").unwrap();
+        let err = array_from_json(
+            &dt,
+            &[2, 2],
+            Order::C,
+            json!([[1.0, 2.0], [3.0]]),
+            "/arrays/0/data",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/arrays/0/data/1"), "{err}");
+        let ok = array_from_json(
+            &dt,
+            &[2, 2],
+            Order::C,
+            json!([[1.0, 2.0], [3.0, "nan"]]),
+            "",
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 32);
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for n in 0..10 {
+            let b: Vec<u8> = (0..n).map(|i| (i * 37 + 5) as u8).collect();
+            assert_eq!(base64_decode(&base64_encode(&b)).unwrap(), b);
+        }
+        assert!(base64_decode("abc").is_none());
+    }
+}

@@ -1,0 +1,29 @@
+//! Export of `.skv` models: to ONNX (from the native model that skvault-infer builds, no
+//! Python involved) and to a portable JSON document of the whole object tree, which
+//! [`import_json`] turns back into a `.skv` file. See docs/EXPORT.md.
+//!
+//! Every output is written atomically (temporary file, fsync, rename): an error leaves
+//! nothing at the destination.
+
+mod atomic;
+mod error;
+pub mod json;
+pub mod onnx;
+pub mod proto;
+
+use std::path::Path;
+
+use skvault_format::SkvFile;
+
+pub use error::{ExportError, Result};
+pub use json::{export_json, import_json};
+
+/// Writes the ONNX model of the `.skv` file `src` to `out`. An estimator the exporter does
+/// not support is an [`ExportError::Unsupported`] naming it, and nothing is written.
+pub fn export_onnx(src: &Path, out: &Path) -> Result<u64> {
+    let file = SkvFile::open(src)?;
+    let model = skvault_infer::Model::from_file(&file)?;
+    let bytes = onnx::to_onnx_bytes(&model)?;
+    atomic::write_atomic(out, |w| w.write_all(&bytes))?;
+    Ok(bytes.len() as u64)
+}

@@ -1,0 +1,350 @@
+"""ONNX export parity: each exported estimator, fitted on several data sets, checked with
+onnx.checker, run in onnxruntime, and compared with scikit-learn on held-out rows and on
+rows exactly at (and next to) the split thresholds.
+
+Labels must be identical; probabilities and values within EXPORT_RTOL (1e-12 relative, the
+documented tolerance of the double paths, docs/EXPORT.md). Every expected value comes from
+scikit-learn in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from sklearn.ensemble import (  # noqa: E402
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler  # noqa: E402
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
+
+import skvault  # noqa: E402
+from native_helpers import datasets, threshold_rows, tree_thresholds  # noqa: E402
+
+EXPORT_RTOL = 1e-12
+# Absolute floor for values that are (near) zero, where a relative bound means nothing.
+EXPORT_ATOL = 1e-15
+
+DATA = datasets()
+CLASSIFICATION = ["binary", "multiclass", "many_classes", "binary_nan"]
+REGRESSION = ["regression", "regression_nan"]
+
+
+def _session(path):
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _run(sess, X):
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, {"X": np.ascontiguousarray(X, dtype=np.float64)})))
+
+
+def _export(est, tmp_path, name="m"):
+    out = tmp_path / f"{name}.onnx"
+    skvault.export_onnx(est, out)
+    return _session(out)
+
+
+def _rows(est, X_test):
+    if isinstance(getattr(est, "estimators_", None), np.ndarray):  # GradientBoosting: (stages, k)
+        pairs = [p for t in est.estimators_.ravel() for p in tree_thresholds(t)]
+    elif hasattr(est, "tree_") or hasattr(est, "estimators_"):
+        pairs = tree_thresholds(est)
+    else:
+        pairs = []
+    extra = threshold_rows(X_test, pairs, limit=200)
+    return np.vstack([X_test, extra]) if len(extra) else X_test
+
+
+def _check_classifier(est, X, sess, meta):
+    got = _run(sess, X)
+    expected_labels = est.predict(X)
+    np.testing.assert_array_equal(got["label"], expected_labels)
+    if "probabilities" in got:
+        np.testing.assert_allclose(got["probabilities"], est.predict_proba(X), rtol=EXPORT_RTOL, atol=EXPORT_ATOL)
+        assert got["probabilities"].dtype == np.float64
+    assert json.loads(meta["skvault.classes"]) == [str(c) for c in est.classes_]
+
+
+def _check_regressor(est, X, sess):
+    got = _run(sess, X)["prediction"]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, est.predict(X), rtol=EXPORT_RTOL, atol=EXPORT_ATOL)
+
+
+def _meta(model):
+    return {p.key: p.value for p in model.metadata_props}
+
+
+TREE_CLASSIFIERS = [
+    lambda: DecisionTreeClassifier(random_state=0),
+    lambda: DecisionTreeClassifier(max_depth=3, random_state=0),
+    lambda: RandomForestClassifier(n_estimators=15, random_state=0),
+    lambda: ExtraTreesClassifier(n_estimators=10, random_state=0),
+]
+TREE_REGRESSORS = [
+    lambda: DecisionTreeRegressor(random_state=0),
+    lambda: RandomForestRegressor(n_estimators=15, random_state=0),
+    lambda: ExtraTreesRegressor(n_estimators=10, random_state=0),
+]
+
+
+@pytest.mark.parametrize("data", CLASSIFICATION)
+@pytest.mark.parametrize("make", TREE_CLASSIFIERS, ids=["tree", "tree_depth3", "forest", "extra"])
+def test_tree_classifiers_match_sklearn(make, data, tmp_path):
+    X, y, Xt = DATA[data]
+    est = make().fit(X, y)
+    model, sess = _export(est, tmp_path)
+    _check_classifier(est, _rows(est, Xt), sess, _meta(model))
+
+
+@pytest.mark.parametrize("data", REGRESSION)
+@pytest.mark.parametrize("make", TREE_REGRESSORS, ids=["tree", "forest", "extra"])
+def test_tree_regressors_match_sklearn(make, data, tmp_path):
+    X, y, Xt = DATA[data]
+    est = make().fit(X, y)
+    model, sess = _export(est, tmp_path)
+    _check_regressor(est, _rows(est, Xt), sess)
+
+
+def test_multi_output_forest_regressor(tmp_path):
+    X, y, Xt = DATA["regression"]
+    Y = np.column_stack([y, -2 * y, y**2])
+    est = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, Y)
+    _, sess = _export(est, tmp_path)
+    _check_regressor(est, _rows(est, Xt), sess)
+
+
+def test_string_labels(tmp_path):
+    X, y, Xt = DATA["multiclass"]
+    labels = np.array(["cat", "dog", "emu"])[y]
+    est = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, labels)
+    model, sess = _export(est, tmp_path)
+    _check_classifier(est, Xt, sess, _meta(model))
+
+
+def _finite(data):
+    X, y, Xt = DATA[data]
+    return X, y, Xt
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass", "many_classes"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(max_iter=500),
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+        lambda: make_pipeline(MinMaxScaler(clip=True), RobustScaler(), LogisticRegression(max_iter=500)),
+        lambda: SGDClassifier(loss="log_loss", random_state=0),
+        lambda: SGDClassifier(loss="hinge", random_state=0),
+    ],
+    ids=["logistic", "scaled_logistic", "scalers_logistic", "sgd_log", "sgd_hinge"],
+)
+def test_linear_classifiers_match_sklearn(make, data, tmp_path):
+    X, y, Xt = _finite(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X, y)
+    model, sess = _export(est, tmp_path)
+    _check_classifier(est, Xt, sess, _meta(model))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        LinearRegression,
+        lambda: Ridge(alpha=0.5),
+        lambda: make_pipeline(StandardScaler(), MaxAbsScaler(), Ridge()),
+        lambda: make_pipeline(StandardScaler(), RandomForestRegressor(n_estimators=5, random_state=0)),
+    ],
+    ids=["linear", "ridge", "scaled_ridge", "scaled_forest"],
+)
+def test_regressors_and_pipelines_match_sklearn(make, tmp_path):
+    X, y, Xt = _finite("regression")
+    est = make().fit(X, y)
+    _, sess = _export(est, tmp_path)
+    _check_regressor(est, Xt, sess)
+
+
+def test_transformer_pipeline_is_bit_exact(tmp_path):
+    X, _, Xt = DATA["regression_nan"]
+    est = make_pipeline(StandardScaler(), MinMaxScaler()).fit(X)
+    _, sess = _export(est, tmp_path)
+    got = _run(sess, Xt)["transformed"]
+    expected = est.transform(Xt)
+    # Element-wise double operations in scikit-learn's order: identical bits.
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_metadata_records_io_names_and_float32_use(tmp_path):
+    X, y, _ = DATA["binary"]
+    est = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    model, sess = _export(est, tmp_path)
+    meta = _meta(model)
+    assert json.loads(meta["skvault.outputs"]) == ["label", "probabilities"]
+    assert "float32" in meta["skvault.float32"]
+    assert meta["skvault.class"].endswith("RandomForestClassifier")
+    assert [i.name for i in sess.get_inputs()] == ["X"]
+    assert sess.get_inputs()[0].type == "tensor(double)"
+    lin = LogisticRegression().fit(X, y)
+    model, _ = _export(lin, tmp_path, "lin")
+    assert _meta(model)["skvault.float32"].startswith("none")
+
+
+def test_feature_names_in_metadata(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y, _ = DATA["binary"]
+    frame = pd.DataFrame(X, columns=[f"col{i}" for i in range(X.shape[1])])
+    est = DecisionTreeClassifier(random_state=0).fit(frame, y)
+    model, _ = _export(est, tmp_path)
+    assert json.loads(_meta(model)["skvault.feature_names"]) == list(frame.columns)
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def test_unsupported_estimator_is_named_and_nothing_written(tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y, _ = DATA["binary"]
+    out = tmp_path / "knn.onnx"
+    with pytest.raises(skvault.SkvaultError, match="KNeighborsClassifier"):
+        skvault.export_onnx(KNeighborsClassifier().fit(X, y), out)
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_unsupported_step_inside_a_pipeline_is_named(tmp_path):
+    from sklearn.decomposition import PCA
+
+    X, y, _ = DATA["binary"]
+    est = make_pipeline(PCA(n_components=3), LogisticRegression()).fit(X, y)
+    out = tmp_path / "p.onnx"
+    with pytest.raises(skvault.ExportError, match="PCA"):
+        skvault.export_onnx(est, out)
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_is_an_oserror_and_leaves_nothing(tmp_path):
+    X, y, _ = DATA["binary"]
+    est = DecisionTreeClassifier(random_state=0).fit(X, y)
+    with pytest.raises(FileNotFoundError):
+        skvault.export_onnx(est, tmp_path / "missing" / "m.onnx")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(PermissionError):
+            skvault.export_onnx(est, ro / "m.onnx")
+        assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_cli_export_onnx_and_refusal(tmp_path):
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X, y, Xt = DATA["regression"]
+    est = RandomForestRegressor(n_estimators=4, random_state=0).fit(X, y)
+    skv = tmp_path / "m.skv"
+    skvault.dump(est, skv)
+    from skvault import _native
+
+    assert _native.cli_main(["skvault", "export", str(skv), str(tmp_path / "m.onnx")]) == 0
+    _, sess = _session(tmp_path / "m.onnx")
+    _check_regressor(est, Xt, sess)
+    bad = tmp_path / "knn.skv"
+    skvault.dump(KNeighborsRegressor().fit(X, y), bad)
+    assert _native.cli_main(["skvault", "export", str(bad), str(tmp_path / "knn.onnx")]) == 1
+    assert not (tmp_path / "knn.onnx").exists()
+
+
+# ----------------------------------------------------------------- HistGradientBoosting
+
+
+def _categorical_data(seed=0, n=500):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 4)
+    X[:, 1] = rng.randint(0, 7, n)  # categorical, 7 categories
+    X[:, 3] = rng.randint(0, 3, n)  # categorical, 3 categories
+    score = X[:, 0] + np.where(np.isin(X[:, 1], [1, 4, 5]), 1.0, -0.7) + 0.4 * X[:, 3]
+    Xt = rng.randn(300, 4)
+    Xt[:, 1] = rng.randint(0, 9, 300)  # 7 and 8 never seen in fit: unknown categories
+    Xt[:, 3] = rng.randint(0, 3, 300)
+    Xt[rng.rand(300) < 0.1, 1] = np.nan
+    Xt[rng.rand(300) < 0.05, 1] = -1.0  # negative: treated as missing
+    X[rng.rand(n) < 0.08, 1] = np.nan
+    return X, score, Xt
+
+
+@pytest.mark.parametrize("data", CLASSIFICATION)
+def test_hist_gradient_boosting_classifier_matches_sklearn(data, tmp_path):
+    X, y, Xt = DATA[data]
+    est = HistGradientBoostingClassifier(max_iter=25, random_state=0).fit(X, y)
+    model, sess = _export(est, tmp_path)
+    _check_classifier(est, Xt, sess, _meta(model))
+
+
+@pytest.mark.parametrize("data", REGRESSION)
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_hist_gradient_boosting_regressor_matches_sklearn(data, loss, tmp_path):
+    X, y, Xt = DATA[data]
+    if loss == "poisson":
+        y = np.exp(y / 3)
+    est = HistGradientBoostingRegressor(max_iter=25, loss=loss, random_state=0).fit(X, y)
+    _, sess = _export(est, tmp_path)
+    _check_regressor(est, Xt, sess)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_hist_gradient_boosting_categorical_matches_sklearn(kind, tmp_path):
+    X, score, Xt = _categorical_data()
+    mask = [False, True, False, True]
+    if kind == "regression":
+        est = HistGradientBoostingRegressor(max_iter=30, categorical_features=mask, random_state=0)
+        est.fit(X, score)
+    else:
+        y = (score > 0).astype(int) if kind == "binary" else np.digitize(score, [-0.5, 0.8])
+        est = HistGradientBoostingClassifier(max_iter=30, categorical_features=mask, random_state=0)
+        est.fit(X, y)
+    model, sess = _export(est, tmp_path)
+    if kind == "regression":
+        _check_regressor(est, Xt, sess)
+    else:
+        _check_classifier(est, Xt, sess, _meta(model))
+
+
+# -------------------------------------------------------------------- GradientBoosting
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass", "regression"])
+def test_gradient_boosting_matches_sklearn(data, tmp_path):
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+    X, y, Xt = DATA[data]
+    if data == "regression":
+        est = GradientBoostingRegressor(n_estimators=30, random_state=0).fit(X, y)
+        _, sess = _export(est, tmp_path)
+        _check_regressor(est, _rows(est, Xt), sess)
+    else:
+        est = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, y)
+        model, sess = _export(est, tmp_path)
+        _check_classifier(est, _rows(est, Xt), sess, _meta(model))
