@@ -113,9 +113,7 @@ fn read_input(path: &Path) -> Result<Table, BoxError> {
                 .map_err(|_| format!("{}: the CSV is not UTF-8 text", path.display()))?;
             read_csv(&text)?
         }
-        Format::Parquet => {
-            read_parquet(bytes).map_err(|e| format!("{}: {e}", path.display()))?
-        }
+        Format::Parquet => read_parquet(bytes).map_err(|e| format!("{}: {e}", path.display()))?,
     };
     if table.n_rows == 0 {
         return fail(format!("{}: the input has no rows", path.display()));
