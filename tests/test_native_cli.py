@@ -139,11 +139,14 @@ def test_other_methods_and_label_kinds(tmp_path):
         (lambda d, Xt: (d / "in.csv").write_text("1,2,3,4,5,6\n1,2\n"), "line 2"),
         (lambda d, Xt: (d / "in.csv").write_text(""), "empty"),
         (lambda d, Xt: (d / "in.csv").write_text("a,b,c,d,e,f\n"), "no rows"),
-        (lambda d, Xt: (d / "in.parquet").write_bytes(b"PAR1"), "Parquet is not supported"),
+        (lambda d, Xt: (d / "in.parquet").write_bytes(b"PAR1"), "not a readable Parquet file"),
+        (lambda d, Xt: (d / "in.npy").write_bytes(b""), "not a .npy file"),
+        (lambda d, Xt: (d / "in.csv").write_text("1,2,3\n4,5,6\n"), "3 columns, but the model expects 6"),
+        (lambda d, Xt: (d / "in.csv").write_text("\n\n"), "no rows"),
         (lambda d, Xt: (d / "in.txt").write_text("1"), "format"),
     ],
     ids=["columns", "1-d", "no-rows", "object", "bad-npy", "non-numeric", "ragged", "empty",
-         "header-only", "parquet", "unknown-ext"],
+         "header-only", "parquet", "empty-npy", "csv-columns", "blank-csv", "unknown-ext"],
 )
 def test_input_errors(tmp_path, classifier, setup, message):
     _, path, Xt = classifier

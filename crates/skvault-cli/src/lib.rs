@@ -5,6 +5,7 @@ pub mod convert;
 pub mod diff;
 pub mod export;
 pub mod inspect;
+mod parquet_input;
 pub mod predict;
 mod progress;
 pub mod registry;

@@ -1,10 +1,10 @@
 //! `skvault predict MODEL.skv INPUT -o OUTPUT [--proba | --method M]`: native inference
 //! from the command line, with no Python.
 //!
-//! INPUT is a `.npy` file (a 2-d numeric array) or CSV (`.csv`; the first line is a header
-//! when any of its cells is not a number; headers are matched to `feature_names_in_`).
-//! OUTPUT is `.npy` or `.csv`, written atomically (a temporary file renamed into place).
-//! Parquet is not supported (see docs/NATIVE.md).
+//! INPUT is a `.npy` file (a 2-d numeric array), CSV (`.csv`; the first line is a header
+//! when any of its cells is not a number) or Parquet (`.parquet`, `.pq`; numeric columns);
+//! column names are matched to `feature_names_in_`. OUTPUT is `.npy` or `.csv`, written
+//! atomically (a temporary file renamed into place).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use skvault_infer::{format_float, Classes, Labels, Matrix, MatrixView, Method, Model, Prediction};
 
+use crate::parquet_input::read_parquet;
 use crate::tabular::{csv_field, npy_bytes, read_csv, read_npy, Table, TableError};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// The model (.skv).
     pub model: PathBuf,
-    /// The rows to predict: .npy (2-d numeric array) or .csv (header optional).
+    /// The rows to predict: .npy (2-d numeric array), .csv (header optional) or .parquet.
     pub input: PathBuf,
     /// Where to write the result: .npy or .csv.
     #[arg(short, long)]
@@ -74,6 +75,7 @@ pub fn run(args: &PredictArgs) -> u8 {
 enum Format {
     Npy,
     Csv,
+    Parquet,
 }
 
 fn format_of(path: &Path, what: &str) -> Result<Format, BoxError> {
@@ -84,13 +86,19 @@ fn format_of(path: &Path, what: &str) -> Result<Format, BoxError> {
     match ext.as_deref() {
         Some("npy") => Ok(Format::Npy),
         Some("csv") => Ok(Format::Csv),
+        Some("parquet" | "pq") if what == "input" => Ok(Format::Parquet),
         Some("parquet" | "pq") => fail(format!(
-            "{}: Parquet is not supported; convert it to .csv or .npy",
+            "{}: Parquet output is not supported (use .npy or .csv)",
             path.display()
         )),
         _ => fail(format!(
-            "{}: cannot tell the {what} format from the name (use .npy or .csv)",
-            path.display()
+            "{}: cannot tell the {what} format from the name (use {})",
+            path.display(),
+            if what == "input" {
+                ".npy, .csv or .parquet"
+            } else {
+                ".npy or .csv"
+            }
         )),
     }
 }
@@ -105,6 +113,7 @@ fn read_input(path: &Path) -> Result<Table, BoxError> {
                 .map_err(|_| format!("{}: the CSV is not UTF-8 text", path.display()))?;
             read_csv(&text)?
         }
+        Format::Parquet => read_parquet(bytes).map_err(|e| format!("{}: {e}", path.display()))?,
     };
     if table.n_rows == 0 {
         return fail(format!("{}: the input has no rows", path.display()));
@@ -211,6 +220,7 @@ fn execute(args: &PredictArgs) -> Result<(), BoxError> {
     let bytes = match out_format {
         Format::Npy => to_npy(&output),
         Format::Csv => to_csv(&output, &headers),
+        Format::Parquet => return fail("Parquet output is not supported"),
     };
     write_atomic(&args.output, &bytes)
 }

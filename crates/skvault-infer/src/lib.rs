@@ -57,17 +57,7 @@ impl Model {
         let ctx = Ctx::new(file);
         let root = ctx.root();
         let est = estimator::build(&ctx, root, "/root")?;
-        let feature_names = ctx.object(root).and_then(|obj| {
-            let o = state::Obj::new(&ctx, obj, "/root".into());
-            let names = seq_items(&ctx, o.attr("feature_names_in_")?)?;
-            names
-                .into_iter()
-                .map(|n| match n {
-                    Node::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect()
-        });
+        let feature_names = feature_names_of(&ctx, root, 0);
         Ok(Model { est, feature_names })
     }
 
@@ -124,4 +114,26 @@ impl Model {
     pub fn view(&self) -> View<'_> {
         self.est.view()
     }
+}
+
+/// `feature_names_in_` of an estimator; for a Pipeline, that of its first step (what
+/// scikit-learn's `Pipeline.feature_names_in_` property returns).
+fn feature_names_of<'f>(ctx: &Ctx<'f>, node: &'f Node, depth: usize) -> Option<Vec<String>> {
+    let obj = ctx.object(node)?;
+    let o = state::Obj::new(ctx, obj, "/root".into());
+    if let Some(names) = o.attr("feature_names_in_") {
+        return seq_items(ctx, names)?
+            .into_iter()
+            .map(|n| match n {
+                Node::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+    }
+    if o.class() != "sklearn.pipeline.Pipeline" || depth > 32 {
+        return None;
+    }
+    let first = seq_items(ctx, o.attr("steps")?)?.into_iter().next()?;
+    let step = seq_items(ctx, first)?.into_iter().nth(1)?;
+    feature_names_of(ctx, step, depth + 1)
 }

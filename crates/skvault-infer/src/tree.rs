@@ -6,20 +6,24 @@
 //! float32 `x`, `x <= floor32(t)` exactly when `f64(x) <= t`, so traversal compares float32
 //! with float32 and nodes shrink to 16 bytes (threshold, feature, left, right), contiguous.
 //!
-//! Leaves point to themselves, so one step of traversal is the same branch-free operation
-//! for every node. A block of rows is traversed in lockstep, one level at a time: the
-//! rows' node loads are independent, so the CPU overlaps their cache misses, instead of
-//! waiting for each row's chain of loads in turn.
+//! Only split nodes are stored: a child reference with the top bit set names a leaf (its
+//! ordinal, which indexes the separate leaf values), so a tree takes about half the memory
+//! of scikit-learn's node array and the last step of a traversal needs no node load.
+//! Rows are traversed in lanes of 8, stepped together one level at a time: the lanes' node
+//! loads are independent, so the CPU overlaps their cache misses; a lane whose row reaches
+//! a leaf takes the next row at once, so no lane waits for the deepest row of a group.
 
 use crate::error::{malformed, Result};
 use crate::state::Obj;
 
-/// Set in `FastNode::feature` of internal nodes that send NaN to the left.
+/// Set in `FastNode::feature` of split nodes that send NaN to the left.
 const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
+/// Set in a child reference that names a leaf; the other bits are the leaf's ordinal.
+const LEAF: u32 = 1 << 31;
 
-/// One node. A leaf has `left == right ==` its own index, feature 0 (any valid column, so a
-/// step on a leaf is harmless) and, in the bits of `threshold`, where its values start.
+/// One split node. `left` and `right` are split-node indices (always above this node's, so
+/// traversal ends) or `LEAF | ordinal`.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct FastNode {
@@ -47,11 +51,12 @@ pub(crate) enum LeafValues<'a> {
 }
 
 /// A validated tree: every child index points forward (so traversal ends), every feature
-/// index is below `n_features`, every leaf has `width` values.
+/// index is below `n_features`, every leaf has `width` values. `nodes` is empty when the
+/// root is a leaf.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<FastNode>,
-    /// Leaf values, `width` per leaf, in leaf order.
+    /// Leaf values, `width` per leaf, in leaf order (scikit-learn's node order).
     values: Vec<f64>,
     width: usize,
 }
@@ -111,7 +116,7 @@ impl Tree {
         let path = tree.path.clone();
         let nodes = tree.ctx.records(tree.req("nodes")?, &tree.sub("nodes"))?;
         let n = nodes.len;
-        if n == 0 || n >= (u32::MAX as usize) {
+        if n == 0 || n >= (LEAF as usize) {
             return Err(malformed(&path, format!("{n} nodes")));
         }
         if tree.attr("node_count").is_some() && tree.usize("node_count")? != n {
@@ -158,12 +163,25 @@ impl Tree {
             }
         };
         let stride = n_outputs * max_classes;
-        let mut fast = Vec::with_capacity(n);
+        // Split nodes and leaves are numbered separately, each in scikit-learn's order, so a
+        // child that follows its parent there also follows it among split nodes.
+        let is_leaf = |i: usize| left[i] == TREE_LEAF && right[i] == TREE_LEAF;
+        let mut ordinal = Vec::with_capacity(n);
+        let (mut n_splits, mut n_leaves) = (0u32, 0u32);
+        for i in 0..n {
+            if is_leaf(i) {
+                ordinal.push(LEAF | n_leaves);
+                n_leaves += 1;
+            } else {
+                ordinal.push(n_splits);
+                n_splits += 1;
+            }
+        }
+        let mut fast = Vec::with_capacity(n_splits as usize);
         let mut leaf_values = Vec::new();
-        let mut n_leaves: u32 = 0;
         for i in 0..n {
             let (l, r) = (left[i], right[i]);
-            if l == TREE_LEAF && r == TREE_LEAF {
+            if is_leaf(i) {
                 let row = &values.data[i * stride..(i + 1) * stride];
                 match (&leaves, kind) {
                     (Some(LeafValues::Scaled(scale)), _) => leaf_values.push(scale * row[0]),
@@ -175,26 +193,21 @@ impl Tree {
                     }
                     (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
                 }
-                let slot = n_leaves
-                    .checked_mul(width as u32)
-                    .ok_or_else(|| malformed(&path, "too many leaf values"))?;
-                fast.push(FastNode {
-                    threshold: f32::from_bits(slot),
-                    feature: 0,
-                    left: i as u32,
-                    right: i as u32,
-                });
-                n_leaves += 1;
                 continue;
             }
             // Children after their parent: traversal always moves forward, so it ends.
-            let child_ok = |c: i64| c > i as i64 && (c as u64) < n as u64;
-            if !child_ok(l) || !child_ok(r) {
+            let child = |c: i64| {
+                usize::try_from(c)
+                    .ok()
+                    .filter(|c| *c > i && *c < n)
+                    .map(|c| ordinal[c])
+            };
+            let (Some(lc), Some(rc)) = (child(l), child(r)) else {
                 return Err(malformed(
                     &path,
                     format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
                 ));
-            }
+            };
             let f = feature[i];
             if f < 0 || f as u64 >= n_features as u64 || f as u64 >= u64::from(FEATURE_MASK) {
                 return Err(malformed(
@@ -209,8 +222,8 @@ impl Tree {
             fast.push(FastNode {
                 threshold: floor_f32(threshold[i]),
                 feature: feat,
-                left: l as u32,
-                right: r as u32,
+                left: lc,
+                right: rc,
             });
         }
         Ok(Tree {
@@ -235,79 +248,108 @@ impl Tree {
     /// Renames features: the tree was fitted on `X[:, map]` (bagging with max_features).
     /// Every entry of `map` must be below the row length the tree will see.
     pub fn remap_features(&mut self, map: &[usize]) -> Option<()> {
-        for (i, n) in self.nodes.iter_mut().enumerate() {
-            if n.left as usize != i {
-                let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
-                let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
-                n.feature = f | (n.feature & MISSING_LEFT);
-            }
+        for n in &mut self.nodes {
+            let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
+            let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
+            n.feature = f | (n.feature & MISSING_LEFT);
         }
         Some(())
     }
 
-    /// The leaf reached by each row of `rows` (float32, `nf` columns each), into `leaf`.
+    /// The leaf (ordinal) reached by each row of `rows` (float32, `nf` columns each), into
+    /// `leaf`.
     pub fn leaves(&self, rows: &[f32], nf: usize, leaf: &mut [u32]) {
-        // Rows go in groups of GROUP, stepped together until all of them sit on a leaf:
-        // their node loads are independent, so their cache misses overlap, and the group's
-        // positions stay in registers.
-        const GROUP: usize = 8;
-        let mut groups = leaf.chunks_exact_mut(GROUP);
-        let mut base = 0;
-        for g in &mut groups {
-            let mut at = [0u32; GROUP];
-            while self.step(rows, nf, base, &mut at) {}
-            g.copy_from_slice(&at);
-            base += GROUP;
+        const LANES: usize = 8;
+        let n = leaf.len();
+        if self.nodes.is_empty() {
+            leaf.fill(0);
+            return;
         }
-        let rest = groups.into_remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u32; GROUP];
-            let at = &mut buf[..rest.len()];
-            while self.step(rows, nf, base, at) {}
-            rest.copy_from_slice(at);
+        // Each lane holds a row and the split node it is at. Indices were validated when the
+        // tree was built: children point forward within `nodes` or name a leaf, features are
+        // below `nf`.
+        let mut at = [0u32; LANES];
+        let mut row = [0usize; LANES];
+        let mut lanes = LANES.min(n);
+        for (i, r) in row.iter_mut().enumerate() {
+            *r = i;
+        }
+        let mut next_row = lanes;
+        if lanes == LANES {
+            // Every lane busy and enough rows left to refill all of them: a fixed-size loop
+            // the compiler unrolls.
+            while next_row + LANES <= n {
+                for i in 0..LANES {
+                    let next = self.step(rows, nf, row[i], at[i]);
+                    if next & LEAF != 0 {
+                        leaf[row[i]] = next & !LEAF;
+                        row[i] = next_row;
+                        next_row += 1;
+                        at[i] = 0;
+                    } else {
+                        at[i] = next;
+                    }
+                }
+            }
+        }
+        // The last rows: a lane with no row left to take is dropped (the last lane moves in).
+        while lanes > 0 {
+            let mut i = 0;
+            while i < lanes {
+                let next = self.step(rows, nf, row[i], at[i]);
+                if next & LEAF == 0 {
+                    at[i] = next;
+                    i += 1;
+                    continue;
+                }
+                leaf[row[i]] = next & !LEAF;
+                if next_row < n {
+                    row[i] = next_row;
+                    next_row += 1;
+                    at[i] = 0;
+                    i += 1;
+                } else {
+                    lanes -= 1;
+                    at[i] = at[lanes];
+                    row[i] = row[lanes];
+                }
+            }
         }
     }
 
-    /// Moves each row `base + i` at node `at[i]` one level down; false when none moved.
+    /// The child (split node index or `LEAF | ordinal`) that row `r` goes to from split node
+    /// `at`.
     #[inline(always)]
-    fn step(&self, rows: &[f32], nf: usize, base: usize, at: &mut [u32]) -> bool {
-        // Indices were validated when the tree was built: children point forward within
-        // `nodes` (so every row stops moving within `nodes.len()` steps), features are below
-        // `nf`. Leaves loop on themselves.
-        let mut moved = false;
-        for (i, a) in at.iter_mut().enumerate() {
-            let node = self.nodes[*a as usize];
-            let x = rows[(base + i) * nf + (node.feature & FEATURE_MASK) as usize];
-            // Branch-free: the comparison is a coin flip, a branch on it mispredicts
-            // half the time. `|` and `&` on bools do not short-circuit.
-            let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
-            let mask = 0u32.wrapping_sub(u32::from(left));
-            let next = node.right ^ ((node.left ^ node.right) & mask);
-            moved |= next != *a;
-            *a = next;
-        }
-        moved
+    fn step(&self, rows: &[f32], nf: usize, r: usize, at: u32) -> u32 {
+        let node = self.nodes[at as usize];
+        let x = rows[r * nf + (node.feature & FEATURE_MASK) as usize];
+        // Branch-free: the comparison is a coin flip, a branch on it mispredicts half the
+        // time. `|` and `&` on bools do not short-circuit.
+        let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
+        let mask = 0u32.wrapping_sub(u32::from(left));
+        node.right ^ ((node.left ^ node.right) & mask)
     }
 
-    /// The leaf of one row in each of `trees` (at most GROUP of them), into `leaf`: the
-    /// trees are stepped together, so a single row still overlaps its memory loads.
+    /// The leaf of one row in each of `trees` (at most 8 of them), into `leaf`: the trees
+    /// are stepped together, so a single row still overlaps its memory loads.
     pub fn leaves_across(trees: &[Tree], row: &[f32], leaf: &mut [u32]) {
-        // As in `step`: indices were validated at build time, leaves loop on themselves.
-        leaf.fill(0);
+        for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
+            *at = if tree.nodes.is_empty() { LEAF } else { 0 };
+        }
         loop {
-            let mut moved = false;
+            let mut busy = false;
             for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
-                let node = tree.nodes[*at as usize];
-                let x = row[(node.feature & FEATURE_MASK) as usize];
-                let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
-                let mask = 0u32.wrapping_sub(u32::from(left));
-                let next = node.right ^ ((node.left ^ node.right) & mask);
-                moved |= next != *at;
-                *at = next;
+                if *at & LEAF == 0 {
+                    *at = tree.step(row, 0, 0, *at);
+                    busy = true;
+                }
             }
-            if !moved {
-                return;
+            if !busy {
+                break;
             }
+        }
+        for at in leaf.iter_mut() {
+            *at &= !LEAF;
         }
     }
 
@@ -338,8 +380,7 @@ impl Tree {
     /// The values of a leaf found by `leaves`.
     #[inline]
     pub fn values(&self, leaf: u32) -> &[f64] {
-        // The leaf's node was just visited: its slot is in cache.
-        let start = self.nodes[leaf as usize].threshold.to_bits() as usize;
+        let start = leaf as usize * self.width;
         &self.values[start..start + self.width]
     }
 }

@@ -1,0 +1,134 @@
+"""skvault.native with pandas DataFrames: ColumnTransformer columns chosen by name, feature
+names checked as scikit-learn checks them. Expected values come from scikit-learn, live."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+import skvault
+import skvault.native
+from native_helpers import assert_same, datasets
+
+pd = pytest.importorskip("pandas")
+
+COLS = ["age", "income", "score", "kind", "ratio", "debt"]
+
+
+def _frames(name="binary"):
+    X, y, Xt = datasets()[name]
+    return pd.DataFrame(X, columns=COLS), y, pd.DataFrame(Xt, columns=COLS)
+
+
+def _roundtrip(model, tmp_path):
+    skvault.dump(model, tmp_path / "m.skv")
+    return skvault.native.load(tmp_path / "m.skv")
+
+
+def _by_name():
+    return ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["age", "income", "debt"]),
+            ("kind", OneHotEncoder(handle_unknown="ignore"), ["kind"]),
+            ("mm", MinMaxScaler(), ["ratio"]),
+        ],
+        remainder="drop",
+    )
+
+
+def test_column_transformer_by_name_in_a_forest_pipeline(tmp_path):
+    df, y, dft = _frames()
+    model = make_pipeline(_by_name(), RandomForestClassifier(20, random_state=0)).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    assert list(native.feature_names_in_) == COLS
+    assert_same(native.predict_proba(dft), model.predict_proba(dft), "predict_proba")
+    assert_same(native.predict(dft), model.predict(dft), "predict")
+    # The same rows as a plain array give the same answer (positional).
+    assert_same(native.predict_proba(dft.to_numpy()), model.predict_proba(dft), "array")
+
+
+def test_column_transformer_by_name_with_remainder_and_logistic(tmp_path):
+    df, y, dft = _frames("multiclass")
+    ct = ColumnTransformer([("s", StandardScaler(), ["score", "age"])], remainder="passthrough")
+    model = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    head = _roundtrip(model[0], tmp_path)
+    assert_same(head.transform(dft), model[0].transform(dft), "transform")
+    np.testing.assert_allclose(native.predict_proba(dft), model.predict_proba(dft), rtol=1e-12)
+    assert_same(native.predict(dft), model.predict(dft), "predict")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.drop(columns=["debt"]),           # a column missing
+        lambda d: d.assign(extra=1.0),                # a column too many
+        lambda d: d.rename(columns={"age": "AGE"}),   # a name changed
+    ],
+    ids=["missing", "extra", "renamed"],
+)
+def test_wrong_columns_are_refused_by_name(tmp_path, change):
+    df, y, dft = _frames()
+    model = RandomForestClassifier(5, random_state=0).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    bad = change(dft)
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(bad)   # scikit-learn refuses these too
+    with pytest.raises(ValueError, match="feature names should match") as e:
+        native.predict(bad)
+    for name in set(bad.columns) ^ set(COLS):
+        assert name in str(e.value)
+
+
+def test_columns_in_another_order_are_taken_by_name(tmp_path):
+    # A ColumnTransformer selects DataFrame columns by name in scikit-learn too.
+    df, y, dft = _frames()
+    model = make_pipeline(_by_name(), RandomForestClassifier(5, random_state=0)).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    shuffled = dft[COLS[::-1]]
+    assert_same(native.predict_proba(shuffled), model.predict_proba(shuffled), "predict_proba")
+    dup = dft.copy()
+    dup.columns = COLS[:-1] + ["age"]
+    with pytest.raises(ValueError, match="more than once"):
+        native.predict(dup)
+
+
+def test_text_column_is_refused(tmp_path):
+    df, y, dft = _frames()
+    model = RandomForestClassifier(5, random_state=0).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    bad = dft.astype({"kind": object})
+    bad.loc[bad.index[0], "kind"] = "many"
+    with pytest.raises(ValueError, match="non-numeric column.*kind"):
+        native.predict(bad)
+
+
+def test_nullable_columns_become_nan(tmp_path):
+    df, y, dft = _frames()
+    model = RandomForestClassifier(20, random_state=0).fit(df, y)
+    native = _roundtrip(model, tmp_path)
+    nullable = dft.astype({"kind": "Int64"})
+    nullable.loc[nullable.index[:7], "kind"] = pd.NA
+    want = model.predict_proba(nullable)
+    assert np.isnan(nullable["kind"].to_numpy(dtype=float, na_value=np.nan)).sum() == 7
+    assert_same(native.predict_proba(nullable), want, "predict_proba")
+    # A model that refuses NaN refuses the nulls, as scikit-learn does.
+    lin = LogisticRegression().fit(df, y)
+    native_lin = _roundtrip(lin, tmp_path)
+    with pytest.raises(ValueError):
+        lin.predict(nullable)
+    with pytest.raises(ValueError, match="NaN"):
+        native_lin.predict(nullable)
+
+
+def test_frame_for_a_model_fitted_without_names_is_positional(tmp_path):
+    df, y, dft = _frames()
+    model = RandomForestClassifier(5, random_state=0).fit(df.to_numpy(), y)
+    native = _roundtrip(model, tmp_path)
+    assert native.feature_names_in_ is None
+    assert_same(native.predict_proba(dft), model.predict_proba(dft.to_numpy()), "predict_proba")
