@@ -6,6 +6,7 @@ named method saved (joblib with mmap_mode="r", skvault with mmap=True).
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,15 @@ class Method:
     name: str
     suffix: str
     save: Callable[[Any, Path], None] | None
-    load: Callable[[Path], Any]
+    # None for a floor that only saves.
+    load: Callable[[Path], Any] | None
     same_file_as: str | None = None
     # Prepared once per file, outside the timings (e.g. the names a user reviews and trusts).
     prepare_load: Callable[[Path], dict[str, Any]] | None = None
+    # Prepared once per model, outside the timings: keyword arguments of `save`.
+    prepare_save: Callable[[Any], dict[str, Any]] | None = None
+    # A floor is not a competitor: a lower bound on what skvault's save or load can cost.
+    floor: bool = False
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +49,42 @@ def _pickle_load(path: Path) -> Any:
 
 def _skops_trusted(path: Path) -> dict[str, Any]:
     return {"trusted": skops.io.get_untrusted_types(file=path)}
+
+
+def _skvault_bytes(obj: Any) -> dict[str, Any]:
+    return {"data": skvault.dumps(obj)}
+
+
+def _write_fsync(obj: Any, path: Path, data: bytes = b"") -> None:
+    """What any durable atomic save must do once the bytes exist, as skvault's dump does it:
+    a temporary file in the folder, written, fdatasync, renamed over `path`, folder fsync."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _out_of_band(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        obj = pickle.load(f)
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return {"data": data, "buffers": buffers}
+
+
+def _rebuild(path: Path, data: bytes = b"", buffers: Any = ()) -> Any:
+    return pickle.loads(data, buffers=buffers)
 
 
 REFERENCE = "joblib"
@@ -99,6 +141,28 @@ METHODS: list[Method] = [
         lambda p: skvault.load(p, mmap=True),
         same_file_as="skvault",
         note="load(mmap=True) of the uncompressed file (digests not checked)",
+    ),
+    Method(
+        "floor: fsync",
+        ".floor.skv",
+        _write_fsync,
+        None,
+        prepare_save=_skvault_bytes,
+        floor=True,
+        note="save floor: the bytes of skvault's uncompressed file (made beforehand) written to a "
+        "temporary file, fdatasync, rename, folder fsync; no walking, hashing or encoding",
+    ),
+    Method(
+        "floor: rebuild",
+        "",
+        None,
+        _rebuild,
+        same_file_as="pickle",
+        prepare_load=_out_of_band,
+        floor=True,
+        note="load floor: pickle.loads of in-memory bytes with in-memory out-of-band buffers "
+        "(no file, no digest): only the classes' own construction and __setstate__ (e.g. "
+        "Tree copying its node arrays)",
     ),
 ]
 

@@ -137,7 +137,8 @@ def bench_model(
         if m.same_file_as:
             paths[m.name] = paths[m.same_file_as]
     saves: dict[str, list[float]] = {m.name: [] for m in METHODS if m.save is not None}
-    loads: dict[str, list[float]] = {m.name: [] for m in METHODS}
+    loads: dict[str, list[float]] = {m.name: [] for m in METHODS if m.load is not None}
+    save_kwargs = {m.name: m.prepare_save(model) for m in METHODS if m.prepare_save is not None}
     save_reps = dict.fromkeys(saves, spec.reps)
     load_reps = dict.fromkeys(loads, spec.reps)
 
@@ -145,14 +146,15 @@ def bench_model(
         for m in METHODS:
             if m.name in saves and i < save_reps[m.name]:
                 paths[m.name].unlink(missing_ok=True)
-                t, _ = timed(m.save, model, paths[m.name])
+                t, _ = timed(m.save, model, paths[m.name], **save_kwargs.get(m.name, {}))
                 saves[m.name].append(t)
                 if t > SLOW_SECONDS:
                     save_reps[m.name] = min(save_reps[m.name], MIN_REPS)
+    del save_kwargs
     kwargs = {m.name: (m.prepare_load(paths[m.name]) if m.prepare_load else {}) for m in METHODS}
     for i in range(spec.reps):
         for m in METHODS:
-            if i >= load_reps[m.name]:
+            if m.load is None or i >= load_reps[m.name]:
                 continue
             t, obj = timed(m.load, paths[m.name], **kwargs[m.name])
             loads[m.name].append(t)
@@ -169,18 +171,21 @@ def bench_model(
         else:
             res["save_runs"] = saves[m.name]
             res["save"] = statistics.median(saves[m.name])
-        res["load_runs"] = loads[m.name]
-        res["load"] = statistics.median(loads[m.name])
+        if m.name in loads:
+            res["load_runs"] = loads[m.name]
+            res["load"] = statistics.median(loads[m.name])
         results[m.name] = res
         save = f"save {1000 * res['save']:9.2f} ms" if "save" in res else " " * 18
+        load = f"load {1000 * res['load']:9.2f} ms" if "load" in res else " " * 18
         log(
-            f"  {m.name:14s} {res['size'] / 1e6:9.3f} MB  {save}  load {1000 * res['load']:9.2f} ms"
-            f"  ({len(res.get('save_runs', []))}/{len(res['load_runs'])} runs)"
+            f"  {m.name:14s} {res['size'] / 1e6:9.3f} MB  {save}  {load}"
+            f"  ({len(res.get('save_runs', []))}/{len(res.get('load_runs', []))} runs)"
         )
     ref = results[REFERENCE]
     for res in results.values():
         res["size_ratio"] = res["size"] / ref["size"]
-        res["load_ratio"] = res["load"] / ref["load"]
+        if "load" in res:
+            res["load_ratio"] = res["load"] / ref["load"]
         if "save" in res:
             res["save_ratio"] = res["save"] / ref["save"]
     return results

@@ -33,8 +33,25 @@ def split_skv(data: bytes) -> tuple[dict, dict, bytes]:
         "digest": digest,
         "reserved": reserved,
     }
-    manifest = json.loads(data[HEADER.size : HEADER.size + manifest_len].decode("utf-8"))
+    manifest = json.loads(manifest_text(data, flags, manifest_len, reserved).decode("utf-8"))
     return header, manifest, data[align64(HEADER.size + manifest_len) :]
+
+
+#: Required flag of format 1.1: the manifest is zstd-compressed, its length in bytes 56..64.
+MANIFEST_ZSTD = 0x1
+
+
+def manifest_text(data: bytes, flags: int, manifest_len: int, reserved: bytes) -> bytes:
+    """The manifest JSON of a file, decompressed when the header says so (FORMAT.md 2.2.1)."""
+    stored = data[HEADER.size : HEADER.size + manifest_len]
+    if not flags & MANIFEST_ZSTD:
+        return stored
+    import zstandard
+
+    raw_len = int.from_bytes(reserved, "little")
+    text = zstandard.ZstdDecompressor().decompress(stored, max_output_size=raw_len)
+    assert len(text) == raw_len
+    return text
 
 
 def build_skv(manifest: dict, rest: bytes = b"", *, major: int = 1, minor: int = 0, flags: int = 0) -> bytes:

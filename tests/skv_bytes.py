@@ -14,6 +14,8 @@ from blake3 import blake3
 
 HEADER = struct.Struct("<8sHHIQ32s8s")
 MAGIC = b"SKVAULT\0"
+#: Required flag of format 1.1: the manifest is zstd-compressed.
+MANIFEST_ZSTD = 0x1
 
 
 def align64(n: int) -> int:
@@ -30,9 +32,18 @@ class SkvParts:
 
     @classmethod
     def parse(cls, data: bytes) -> SkvParts:
-        magic, major, minor, flags, mlen, _digest, _reserved = HEADER.unpack_from(data)
+        magic, major, minor, flags, mlen, _digest, reserved = HEADER.unpack_from(data)
         assert magic == MAGIC
-        manifest = json.loads(data[64 : 64 + mlen])
+        text = data[64 : 64 + mlen]
+        if flags & MANIFEST_ZSTD:
+            # A compressed manifest (FORMAT.md 2.2.1); `to_bytes` writes it back plain (1.0).
+            import zstandard
+
+            raw_len = int.from_bytes(reserved, "little")
+            text = zstandard.ZstdDecompressor().decompress(text, max_output_size=raw_len)
+            flags &= ~MANIFEST_ZSTD
+            minor = 0
+        manifest = json.loads(text)
         start = align64(64 + mlen)
         blobs = [data[start + e["offset"] : start + e["offset"] + e["length"]] for e in manifest["arrays"]]
         return cls(major, minor, flags, manifest, blobs)

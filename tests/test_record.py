@@ -325,7 +325,7 @@ def test_cli_inspect_summary_params_and_json(tmp_path):
                      "classes: [0,1,2]", "features: 4", "<f8", "untrusted names: none"]:
         assert expected in text, expected
     doc = json.loads(subprocess.run([*CLI, "inspect", "--json", str(path)], capture_output=True, check=True).stdout)
-    assert doc["metadata"]["metrics"] == {"accuracy": 0.96} and doc["format_version"] == "1.0"
+    assert doc["metadata"]["metrics"] == {"accuracy": 0.96} and doc["format_version"] == "1.1"  # zstd: compressed manifest
     params = json.loads(subprocess.run([*CLI, "inspect", "--params", str(path)], capture_output=True, check=True).stdout)
     assert params == skvault.inspect(path)["metadata"]["estimator"]["params"]
     rebuilt = LogisticRegression(**params["steps"][1][1]["params"])

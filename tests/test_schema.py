@@ -16,6 +16,7 @@ from pathlib import Path
 
 import blake3
 import jsonschema
+import zstandard
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -50,13 +51,21 @@ def split_file(data: bytes) -> tuple[dict, dict, int]:
     assert len(data) >= HEADER.size
     magic, major, minor, flags, manifest_len, digest, reserved = HEADER.unpack_from(data)
     assert magic == b"SKVAULT\0"
-    assert (major, minor) == (1, 0)
-    assert flags & 0xFFFF == 0
-    assert reserved == bytes(8)
     manifest_bytes = data[HEADER.size : HEADER.size + manifest_len]
     assert len(manifest_bytes) == manifest_len
+    # Writers write the lowest version a file needs: 1.0, or 1.1 with a compressed manifest
+    # (flag 0x1, its decompressed length in bytes 56..64).
+    if flags & 0xFFFF == 0:
+        assert (major, minor) == (1, 0)
+        assert reserved == bytes(8)
+        text = manifest_bytes
+    else:
+        assert (major, minor, flags) == (1, 1, 0x1)
+        raw_len = int.from_bytes(reserved, "little")
+        text = zstandard.ZstdDecompressor().decompress(manifest_bytes, max_output_size=raw_len)
+        assert len(text) == raw_len
     header = {"major": major, "minor": minor, "flags": flags, "manifest_len": manifest_len, "digest": digest}
-    return header, json.loads(manifest_bytes.decode("utf-8")), _align(HEADER.size + manifest_len)
+    return header, json.loads(text.decode("utf-8")), _align(HEADER.size + manifest_len)
 
 
 def check_layout(data: bytes) -> None:

@@ -79,33 +79,35 @@ impl Codec {
 
     /// Decompresses `stored` into `dst`, which must be exactly the declared raw length.
     pub fn decompress_into(self, index: usize, stored: &[u8], dst: &mut [u8]) -> Result<()> {
-        let corrupt = |message: String| FormatError::Codec {
-            index,
-            codec: self.name(),
-            message,
-        };
+        self.decode_exact(stored, dst)
+            .map_err(|message| FormatError::Codec {
+                index,
+                codec: self.name(),
+                message,
+            })
+    }
+
+    /// Decodes `stored` into exactly `dst.len()` bytes; any other outcome is an error message.
+    pub(crate) fn decode_exact(self, stored: &[u8], dst: &mut [u8]) -> Result<(), String> {
         let written = match self {
             Codec::None => {
                 if stored.len() != dst.len() {
-                    return Err(corrupt("stored and raw lengths differ".into()));
+                    return Err("stored and raw lengths differ".into());
                 }
                 dst.copy_from_slice(stored);
                 stored.len()
             }
             Codec::Zstd => {
-                check_zstd_frames(stored).map_err(corrupt)?;
+                check_zstd_frames(stored)?;
                 // A frame that declares or produces more than dst holds fails here, before any growth.
-                zstd::bulk::decompress_to_buffer(stored, dst).map_err(|e| corrupt(e.to_string()))?
+                zstd::bulk::decompress_to_buffer(stored, dst).map_err(|e| e.to_string())?
             }
             Codec::Lz4 => {
-                lz4_flex::block::decompress_into(stored, dst).map_err(|e| corrupt(e.to_string()))?
+                lz4_flex::block::decompress_into(stored, dst).map_err(|e| e.to_string())?
             }
         };
         if written != dst.len() {
-            return Err(corrupt(format!(
-                "decoded {written} bytes, expected {}",
-                dst.len()
-            )));
+            return Err(format!("decoded {written} bytes, expected {}", dst.len()));
         }
         Ok(())
     }

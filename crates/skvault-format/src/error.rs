@@ -52,6 +52,10 @@ pub enum FormatError {
     #[error("manifest digest mismatch: the manifest was altered or corrupted")]
     ManifestDigestMismatch,
 
+    /// A compressed manifest (format 1.1) does not decompress to its declared length.
+    #[error("compressed manifest is corrupt: {message}")]
+    ManifestCodec { message: String },
+
     /// The manifest is not valid UTF-8 JSON (or nests deeper than the format allows).
     #[error("manifest is not valid JSON: {source}")]
     ManifestJson {

@@ -9,7 +9,14 @@ use crate::node::{json_depth, parse_shape, Decoder, Node};
 
 pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
-pub const FORMAT_MINOR: u16 = 0;
+/// The newest minor version this crate reads and writes. Writers write the lowest version whose
+/// features a file uses: 0 unless the manifest is compressed.
+pub const FORMAT_MINOR: u16 = 1;
+/// Required flag (format 1.1): the manifest is stored as zstd frames, and header bytes 56..64
+/// hold its decompressed length.
+pub const FLAG_MANIFEST_ZSTD: u32 = 0x0000_0001;
+/// The required flags this reader implements.
+pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD;
 pub const HEADER_LEN: u64 = 64;
 pub const ALIGN: u64 = 64;
 /// Largest manifest a reader accepts (256 MiB): a 500-tree forest needs about 1 MiB.
@@ -30,20 +37,48 @@ pub struct Header {
     pub major: u16,
     pub minor: u16,
     pub flags: u32,
+    /// Stored length of the manifest (compressed, when `FLAG_MANIFEST_ZSTD` is set).
     pub manifest_len: u64,
+    /// BLAKE3 of the stored manifest bytes.
     pub manifest_digest: [u8; 32],
+    /// Decompressed length of a compressed manifest (bytes 56..64); 0 otherwise.
+    pub manifest_raw_len: u64,
 }
 
 impl Header {
+    /// Whether the manifest is stored compressed (`FLAG_MANIFEST_ZSTD`).
+    pub fn manifest_compressed(&self) -> bool {
+        self.flags & FLAG_MANIFEST_ZSTD != 0
+    }
+
+    /// The manifest's JSON text from its stored bytes (whose digest the caller has checked):
+    /// the bytes themselves, or decompressed into exactly `manifest_raw_len` bytes.
+    pub fn manifest_text<'a>(&self, stored: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+        if !self.manifest_compressed() {
+            return Ok(std::borrow::Cow::Borrowed(stored));
+        }
+        // Checked by `parse`: at most MAX_MANIFEST_LEN and within zstd's expansion bound.
+        let len =
+            usize::try_from(self.manifest_raw_len).map_err(|_| FormatError::ManifestTooLarge {
+                declared: self.manifest_raw_len,
+                max: MAX_MANIFEST_LEN,
+            })?;
+        let mut text = vec![0u8; len];
+        Codec::Zstd
+            .decode_exact(stored, &mut text)
+            .map_err(|message| FormatError::ManifestCodec { message })?;
+        Ok(std::borrow::Cow::Owned(text))
+    }
+
     pub fn to_bytes(&self) -> [u8; 64] {
         let mut out = [0u8; 64];
-        let fields: [(&mut [u8], &[u8]); 6] = {
+        let fields: [(&mut [u8], &[u8]); 7] = {
             let (magic, rest) = out.split_at_mut(8);
             let (major, rest) = rest.split_at_mut(2);
             let (minor, rest) = rest.split_at_mut(2);
             let (flags, rest) = rest.split_at_mut(4);
             let (len, rest) = rest.split_at_mut(8);
-            let (digest, _reserved) = rest.split_at_mut(32);
+            let (digest, raw_len) = rest.split_at_mut(32);
             [
                 (magic, MAGIC),
                 (major, &self.major.to_le_bytes()),
@@ -51,6 +86,7 @@ impl Header {
                 (flags, &self.flags.to_le_bytes()),
                 (len, &self.manifest_len.to_le_bytes()),
                 (digest, &self.manifest_digest),
+                (raw_len, &self.manifest_raw_len.to_le_bytes()),
             ]
         };
         for (dst, src) in fields {
@@ -91,12 +127,15 @@ impl Header {
         u64b.copy_from_slice(&b[16..24]);
         let mut manifest_digest = [0u8; 32];
         manifest_digest.copy_from_slice(&b[24..56]);
+        let mut raw_len = [0u8; 8];
+        raw_len.copy_from_slice(&b[56..64]);
         let header = Header {
             major: u16_at(8),
             minor: u16_at(10),
             flags: u32::from_le_bytes(u32b),
             manifest_len: u64::from_le_bytes(u64b),
             manifest_digest,
+            manifest_raw_len: u64::from_le_bytes(raw_len),
         };
         if header.major != FORMAT_MAJOR {
             return Err(FormatError::UnsupportedVersion {
@@ -105,12 +144,12 @@ impl Header {
                 supported: FORMAT_MAJOR,
             });
         }
-        if header.flags & REQUIRED_FLAGS_MASK != 0 {
+        if header.flags & REQUIRED_FLAGS_MASK & !KNOWN_REQUIRED_FLAGS != 0 {
             return Err(FormatError::UnknownFlags {
                 flags: header.flags,
             });
         }
-        if b[56..64].iter().any(|&x| x != 0) {
+        if !header.manifest_compressed() && header.manifest_raw_len != 0 {
             return Err(FormatError::UnexpectedBytes {
                 message: "reserved header bytes 56..64 are not zero".into(),
             });
@@ -120,6 +159,27 @@ impl Header {
                 declared: header.manifest_len,
                 max: MAX_MANIFEST_LEN,
             });
+        }
+        if header.manifest_compressed() {
+            if header.manifest_raw_len > MAX_MANIFEST_LEN {
+                return Err(FormatError::ManifestTooLarge {
+                    declared: header.manifest_raw_len,
+                    max: MAX_MANIFEST_LEN,
+                });
+            }
+            if header.manifest_raw_len == 0 {
+                return Err(FormatError::ManifestCodec {
+                    message: "the decompressed manifest length is 0".into(),
+                });
+            }
+            if header.manifest_raw_len > Codec::Zstd.max_raw_length(header.manifest_len) {
+                return Err(FormatError::ManifestCodec {
+                    message: format!(
+                        "a manifest of {} bytes cannot come from {} stored bytes of zstd",
+                        header.manifest_raw_len, header.manifest_len
+                    ),
+                });
+            }
         }
         let needed = HEADER_LEN + header.manifest_len;
         if needed > file_len {
@@ -448,6 +508,7 @@ mod tests {
             flags: 0x0001_0000,
             manifest_len: 10,
             manifest_digest: [7; 32],
+            manifest_raw_len: 0,
         };
         let bytes = h.to_bytes();
         assert_eq!(Header::parse(&bytes, 1000).unwrap(), h);
@@ -464,7 +525,7 @@ mod tests {
             Err(FormatError::BadMagic { .. })
         ));
         let mut required = h.clone();
-        required.flags = 1;
+        required.flags = 2;
         assert!(matches!(
             Header::parse(&required.to_bytes(), 1000),
             Err(FormatError::UnknownFlags { .. })

@@ -145,7 +145,7 @@ impl SkvFile {
         if blake3::hash(&manifest_bytes).as_bytes() != &header.manifest_digest {
             return Err(FormatError::ManifestDigestMismatch);
         }
-        let manifest = Manifest::from_bytes(&manifest_bytes)?;
+        let manifest = Manifest::from_bytes(&header.manifest_text(&manifest_bytes)?)?;
         let file = SkvFile {
             source,
             path,

@@ -115,18 +115,24 @@ fn verify_err(f: &SkvFile) -> FormatError {
 /// Splits a valid file into its manifest JSON and its data section.
 fn split(file: &[u8]) -> (Value, Vec<u8>) {
     let layout = Layout::of(file);
-    let manifest = serde_json::from_slice(&file[64..layout.manifest_end as usize]).unwrap();
+    let header = Header::parse(&file[..64], file.len() as u64).unwrap();
+    let text = header
+        .manifest_text(&file[64..layout.manifest_end as usize])
+        .unwrap();
+    let manifest = serde_json::from_slice(&text).unwrap();
     (manifest, file[layout.data_start as usize..].to_vec())
 }
 
-/// A valid header for `manifest`: current version, no flags, the manifest's length and digest.
+/// A valid header for a plain `manifest`: version 1.0 (what a writer writes for a manifest
+/// that is not compressed), no flags, the manifest's length and digest.
 fn header_for(manifest: &[u8]) -> Header {
     Header {
         major: FORMAT_MAJOR,
-        minor: FORMAT_MINOR,
+        minor: 0,
         flags: 0,
         manifest_len: manifest.len() as u64,
         manifest_digest: digest(manifest),
+        manifest_raw_len: 0,
     }
 }
 
@@ -211,7 +217,19 @@ fn rebuilding_an_untouched_manifest_gives_the_writers_bytes() {
     for codec in CODECS {
         let file = sample_file(codec);
         let (manifest, data) = split(&file);
-        assert_eq!(rebuild(&manifest, &data), file, "{codec:?}");
+        if codec == Codec::Zstd {
+            // The writer compresses the manifest at the arrays' level (3, the default).
+            let text = serde_json::to_vec(&manifest).unwrap();
+            let packed = zstd::bulk::compress(&text, 3).unwrap();
+            let again = with_compressed_manifest(&file, &packed, text.len() as u64);
+            assert_eq!(again, file, "{codec:?}");
+            assert_eq!(
+                open(rebuild(&manifest, &data)).unwrap().manifest(),
+                open(file.clone()).unwrap().manifest()
+            );
+        } else {
+            assert_eq!(rebuild(&manifest, &data), file, "{codec:?}");
+        }
         read_all_and_verify(&open(file).unwrap());
     }
 }
@@ -346,6 +364,7 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
     for codec in CODECS {
         let file = sample_file(codec);
         let file_len = file.len() as u64;
+        let compressed = open(file.clone()).unwrap().header().manifest_compressed();
         for byte in 0..64u64 {
             for bit in 0..8 {
                 let bad = flip(&file, byte, bit);
@@ -360,6 +379,15 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
                     // Minor versions are compatible by definition and the high 16 flag bits are
                     // optional features: neither is covered by a digest, and both must be accepted.
                     10..12 | 14..16 => read_all_and_verify(&result.expect(&at)),
+                    // Bit 0 is MANIFEST_ZSTD (format 1.1): set on a plain manifest, the header
+                    // lacks a decompressed length; cleared on a compressed one, bytes 56..64
+                    // are no longer allowed to hold one.
+                    12 if bit == 0 && compressed => {
+                        assert_variant!(result.expect_err(&at), FormatError::UnexpectedBytes { .. })
+                    }
+                    12 if bit == 0 => {
+                        assert_variant!(result.expect_err(&at), FormatError::ManifestCodec { .. })
+                    }
                     12..14 => {
                         assert_variant!(result.expect_err(&at), FormatError::UnknownFlags { .. })
                     }
@@ -383,6 +411,12 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
                     24..56 => {
                         assert_variant!(result.expect_err(&at), FormatError::ManifestDigestMismatch)
                     }
+                    // The decompressed length of a compressed manifest: too large, or not what
+                    // the frames decode to.
+                    _ if compressed => assert_variant!(
+                        result.expect_err(&at),
+                        FormatError::ManifestTooLarge { .. } | FormatError::ManifestCodec { .. }
+                    ),
                     _ => {
                         assert_variant!(result.expect_err(&at), FormatError::UnexpectedBytes { .. })
                     }
@@ -583,7 +617,7 @@ fn newer_minor_version_is_accepted() {
 #[test]
 fn unknown_required_flags_are_refused() {
     let file = sample_file(Codec::None);
-    for flags in [1, 0x8000, 0xffff_ffff] {
+    for flags in [2, 0x8000, 0xffff_ffff] {
         let mut h = sample_header(&file);
         h.flags = flags;
         assert_variant!(
@@ -1449,4 +1483,120 @@ fn deepest_accepted_nesting_is_decoded_without_stack_overflow() {
     let described = f.describe();
     assert!(described.get("root").is_some());
     f.verify().unwrap();
+}
+
+// ------------------------------------------------------------------ compressed manifest (1.1)
+
+/// A file whose manifest is `stored` (flag MANIFEST_ZSTD, `raw_len` declared) around the
+/// data section of `file`, with a matching digest.
+fn with_compressed_manifest(file: &[u8], stored: &[u8], raw_len: u64) -> Vec<u8> {
+    let layout = Layout::of(file);
+    let header = Header {
+        major: FORMAT_MAJOR,
+        minor: 1,
+        flags: skvault_format::manifest::FLAG_MANIFEST_ZSTD,
+        manifest_len: stored.len() as u64,
+        manifest_digest: digest(stored),
+        manifest_raw_len: raw_len,
+    };
+    container_with(&header, stored, &file[layout.data_start as usize..])
+}
+
+#[test]
+fn zstd_files_compress_the_manifest_and_others_stay_version_1_0() {
+    for codec in CODECS {
+        let f = open(sample_file(codec)).unwrap();
+        let h = f.header();
+        let zstd = codec == Codec::Zstd;
+        assert_eq!(h.manifest_compressed(), zstd, "{codec:?}");
+        assert_eq!((h.minor, h.flags), if zstd { (1, 1) } else { (0, 0) });
+        assert!(!zstd || h.manifest_raw_len > h.manifest_len);
+        read_all_and_verify(&f);
+    }
+}
+
+#[test]
+fn a_compressed_manifest_reads_the_same_as_the_plain_one() {
+    let file = sample_file(Codec::Zstd);
+    let (manifest, data) = split(&file);
+    let text = serde_json::to_vec(&manifest).unwrap();
+    let plain = open(container(&text, &data)).unwrap();
+    let packed = open(with_compressed_manifest(
+        &file,
+        &zstd::bulk::compress(&text, 19).unwrap(),
+        text.len() as u64,
+    ))
+    .unwrap();
+    assert_eq!(plain.manifest(), packed.manifest());
+    read_all_and_verify(&packed);
+}
+
+#[test]
+fn a_corrupt_compressed_manifest_is_refused() {
+    let file = sample_file(Codec::Zstd);
+    let (manifest, _) = split(&file);
+    let text = serde_json::to_vec(&manifest).unwrap();
+    let good = zstd::bulk::compress(&text, 3).unwrap();
+    let n = text.len() as u64;
+    // Not zstd at all; the JSON itself, uncompressed, behind the flag.
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, b"not zstd", n)),
+        FormatError::ManifestCodec { .. }
+    );
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &text, n)),
+        FormatError::ManifestCodec { .. }
+    );
+    // Declared one byte longer or shorter than the frames decode to.
+    for raw in [n - 1, n + 1] {
+        assert_variant!(
+            open_err(with_compressed_manifest(&file, &good, raw)),
+            FormatError::ManifestCodec { .. }
+        );
+    }
+    // Truncated frames, and a valid frame followed by trailing bytes.
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &good[..good.len() - 3], n)),
+        FormatError::ManifestCodec { .. }
+    );
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"xyz");
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &trailing, n)),
+        FormatError::ManifestCodec { .. }
+    );
+    // A skippable frame (bytes no digest of the JSON would see) before the data frame.
+    let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    skippable.extend_from_slice(&good);
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &skippable, n)),
+        FormatError::ManifestCodec { .. }
+    );
+}
+
+#[test]
+fn absurd_decompressed_manifest_lengths_are_refused_before_allocating() {
+    let file = sample_file(Codec::Zstd);
+    let (manifest, _) = split(&file);
+    let good = zstd::bulk::compress(&serde_json::to_vec(&manifest).unwrap(), 3).unwrap();
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &good, MAX_MANIFEST_LEN + 1)),
+        FormatError::ManifestTooLarge { .. }
+    );
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &good, u64::MAX)),
+        FormatError::ManifestTooLarge { .. }
+    );
+    assert_variant!(
+        open_err(with_compressed_manifest(
+            &file,
+            &good[..8],
+            8 * 32768 + 1025
+        )),
+        FormatError::ManifestCodec { .. }
+    );
+    assert_variant!(
+        open_err(with_compressed_manifest(&file, &good, 0)),
+        FormatError::ManifestCodec { .. }
+    );
 }

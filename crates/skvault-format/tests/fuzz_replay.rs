@@ -392,6 +392,7 @@ fn mutate_manifest(rng: &mut Rng, bytes: &[u8], other: &[u8]) -> Option<Vec<u8>>
         flags: 0,
         manifest_len: text.len() as u64,
         manifest_digest: digest(&text),
+        manifest_raw_len: 0,
     };
     let mut out = header.to_bytes().to_vec();
     out.extend_from_slice(&text);

@@ -7,7 +7,7 @@
 //! Names are resolved by importing the module part and reading one attribute:
 //! never by walking a dotted path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -17,6 +17,7 @@ use skvault_format::node::BaseType;
 use skvault_format::node::{Id, BIT_GENERATORS};
 use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
 
+use crate::buffers;
 use crate::dtypes;
 use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
 use crate::mapped::MappedFile;
@@ -27,6 +28,8 @@ pub struct Builder<'py, 'a> {
     arrays: Vec<Bound<'py, PyAny>>,
     memo: HashMap<Id, Bound<'py, PyAny>>,
     resolved: HashMap<String, Bound<'py, PyAny>>,
+    /// Classes already found safe to create by `check_constructible`.
+    constructible: HashSet<usize>,
     import_module: Bound<'py, PyAny>,
     np: Bound<'py, PyModule>,
 }
@@ -40,11 +43,14 @@ pub fn build_arrays<'py>(
     verify: bool,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let np = py.import("numpy")?;
+    let empty = np.getattr("empty")?;
+    let ndarray = np.getattr("ndarray")?;
+    let mut dtype_cache = dtypes::ToNumpyCache::new();
     let mut out = Vec::with_capacity(file.manifest().arrays.len());
     let mut to_fill: Vec<(usize, usize, usize)> = Vec::new();
     let mut to_verify: Vec<usize> = Vec::new();
     for (i, e) in file.manifest().arrays.iter().enumerate() {
-        let dtype = dtypes::to_numpy(py, &e.dtype)?;
+        let dtype = dtype_cache.get(py, &e.dtype)?;
         let order = match e.order {
             Order::C => "C",
             Order::F => "F",
@@ -56,46 +62,45 @@ pub fn build_arrays<'py>(
                     to_verify.push(i);
                 }
                 let offset = file.blob_offset(i).py_err(py)?;
-                let count = e.raw_length / e.dtype.itemsize().max(1);
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("dtype", &dtype)?;
-                kwargs.set_item("count", count)?;
-                kwargs.set_item("offset", offset)?;
-                let flat = np.getattr("frombuffer")?.call((map,), Some(&kwargs))?;
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("order", order)?;
-                out.push(flat.call_method("reshape", (shape,), Some(&kwargs))?);
+                // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the
+                // blob (raw_length = product(shape) x itemsize, checked by the reader), in one
+                // call; numpy checks again that it fits the buffer.
+                let none = py.None();
+                out.push(ndarray.call1((shape, &dtype, map, offset, none, order))?);
                 continue;
             }
         }
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("dtype", &dtype)?;
-        kwargs.set_item("order", order)?;
-        let arr = np.getattr("empty")?.call((shape,), Some(&kwargs))?;
+        let arr = empty.call1((shape, &dtype, order))?;
         if e.raw_length > 0 {
-            let ptr: usize = arr
-                .getattr("__array_interface__")?
-                .get_item("data")?
-                .get_item(0)?
-                .extract()?;
+            let ptr = buffers::data_address(&arr, true)?;
             let len = usize::try_from(e.raw_length)
                 .map_err(|_| format_error(py, "array too large".into()))?;
             to_fill.push((i, ptr, len));
         }
         out.push(arr);
     }
+    let fill = |&(i, ptr, len): &(usize, usize, usize)| {
+        // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array of exactly
+        // `len` bytes that we just created and still hold in `out`; no Python code runs meanwhile
+        // that could see or free it.
+        let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+        file.read_array_into(i, dst, verify)
+    };
+    let total: usize = to_fill.iter().map(|&(_, _, len)| len).sum::<usize>()
+        + to_verify
+            .iter()
+            .filter_map(|&i| file.mapped_bytes(i).map(<[u8]>::len))
+            .sum::<usize>();
     let result = py.detach(|| {
+        if !skvault_format::write::worth_threads(total) {
+            to_verify.iter().try_for_each(|&i| file.verify_array(i))?;
+            return to_fill.iter().try_for_each(fill);
+        }
         // Mapped arrays are checked in place, before any Python code can see (or write) them.
         to_verify
             .par_iter()
             .try_for_each(|&i| file.verify_array(i))?;
-        to_fill.par_iter().try_for_each(|&(i, ptr, len)| {
-            // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array of exactly
-            // `len` bytes that we just created and still hold in `out`; no Python code runs meanwhile
-            // that could see or free it.
-            let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
-            file.read_array_into(i, dst, verify)
-        })
+        to_fill.par_iter().try_for_each(fill)
     });
     result.py_err(py)?;
     Ok(out)
@@ -113,6 +118,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             arrays,
             memo: HashMap::new(),
             resolved: HashMap::new(),
+            constructible: HashSet::new(),
             import_module: py.import("importlib")?.getattr("import_module")?,
             np: py.import("numpy")?,
         })
@@ -408,7 +414,12 @@ impl<'py, 'a> Builder<'py, 'a> {
     /// would turn file bytes into PyObject pointers: they are only ever made by the loader from
     /// array and scalar nodes, never by calling their class, even when the name is trusted.
     /// `MaskedArray` is the exception: it converts its data with `numpy.array`, never reinterprets.
-    fn check_constructible(&self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
+    fn check_constructible(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
+        // Classes are few and objects many (a forest: 2 classes, 1000 objects).
+        let key = cls.as_ptr() as usize;
+        if self.constructible.contains(&key) {
+            return Ok(());
+        }
         let ndarray = self.np.getattr("ndarray")?;
         let void = self.np.getattr("void")?;
         let masked = self.np.getattr("ma")?.getattr("MaskedArray")?;
@@ -418,6 +429,8 @@ impl<'py, 'a> Builder<'py, 'a> {
                 "{name} cannot be created by an object node: arrays come only from array nodes"
             )));
         }
+        // The class stays alive in `resolved` for the whole load, so its address is not reused.
+        self.constructible.insert(key);
         Ok(())
     }
 

@@ -85,3 +85,55 @@ pub fn to_numpy<'py>(py: Python<'py>, dt: &DType) -> PyResult<Bound<'py, PyAny>>
         }
     }
 }
+
+/// numpy dtypes already built for a load: a model holds many arrays of few distinct dtypes
+/// (a 500-tree forest: 1000 arrays, 3 dtypes), and building a structured dtype costs far more
+/// than comparing two `DType`s.
+pub struct ToNumpyCache<'py> {
+    built: Vec<(DType, Bound<'py, PyAny>)>,
+}
+
+impl<'py> ToNumpyCache<'py> {
+    pub fn new() -> Self {
+        ToNumpyCache { built: Vec::new() }
+    }
+
+    pub fn get(&mut self, py: Python<'py>, dt: &DType) -> PyResult<Bound<'py, PyAny>> {
+        if let Some((_, found)) = self.built.iter().find(|(d, _)| d == dt) {
+            return Ok(found.clone());
+        }
+        let made = to_numpy(py, dt)?;
+        // Bounded: past a few dozen distinct dtypes, a linear search would cost more than it saves.
+        if self.built.len() < 64 {
+            self.built.push((dt.clone(), made.clone()));
+        }
+        Ok(made)
+    }
+}
+
+/// `from_numpy` for the dtype objects of one dump, remembered by identity (scikit-learn's
+/// tree arrays share one node dtype object). The dtype objects are kept alive with their
+/// result, so an address is never reused for another dtype meanwhile.
+pub struct FromNumpyCache<'py> {
+    seen: std::collections::HashMap<usize, (Bound<'py, PyAny>, DType)>,
+}
+
+impl<'py> FromNumpyCache<'py> {
+    pub fn new() -> Self {
+        FromNumpyCache {
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn get(&mut self, dt: &Bound<'py, PyAny>) -> PyResult<Result<DType, String>> {
+        let key = dt.as_ptr() as usize;
+        if let Some((_, d)) = self.seen.get(&key) {
+            return Ok(Ok(d.clone()));
+        }
+        let result = from_numpy(dt, false)?;
+        if let Ok(d) = &result {
+            self.seen.insert(key, (dt.clone(), d.clone()));
+        }
+        Ok(result)
+    }
+}

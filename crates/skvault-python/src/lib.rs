@@ -1,5 +1,6 @@
 //! `skvault._native`: the Rust core seen from Python. The public API is `python/skvault`.
 
+mod buffers;
 mod build;
 mod dtypes;
 mod errors;

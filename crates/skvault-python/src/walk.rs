@@ -100,6 +100,7 @@ pub struct Walker<'py> {
     /// Everything memoized stays alive until the dump ends, so no id() is reused by a temporary.
     keep: Vec<Bound<'py, PyAny>>,
     pub arrays: Vec<ArrayOut<'py>>,
+    dtypes: dtypes::FromNumpyCache<'py>,
     next_id: Id,
     depth: usize,
 }
@@ -121,6 +122,7 @@ impl<'py> Walker<'py> {
             unbound: HashSet::new(),
             keep: Vec::new(),
             arrays: Vec::new(),
+            dtypes: dtypes::FromNumpyCache::new(),
             next_id: 0,
             depth: 0,
         })
@@ -453,7 +455,7 @@ impl<'py> Walker<'py> {
                 items: self.walk_all(&items)?,
             });
         }
-        let dtype = match dtypes::from_numpy(&dt, false)? {
+        let dtype = match self.dtypes.get(&dt)? {
             Ok(d) => d,
             Err(e) => return Err(self.err(format!("cannot save array: {e}"))),
         };
@@ -473,11 +475,7 @@ impl<'py> Walker<'py> {
             self.t.copyto.call1((&copy, obj))?;
             (copy, Order::C)
         };
-        let ptr: usize = array
-            .getattr("__array_interface__")?
-            .get_item("data")?
-            .get_item(0)?
-            .extract()?;
+        let ptr = crate::buffers::data_address(&array, false)?;
         let nbytes: usize = array.getattr("nbytes")?.extract()?;
         self.arrays.push(ArrayOut {
             _owner: array,

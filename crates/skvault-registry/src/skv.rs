@@ -68,7 +68,8 @@ pub(crate) fn parse_head(head: &[u8], file_len: u64, path: &str) -> Result<Manif
     if blake3::hash(manifest_bytes).as_bytes() != &header.manifest_digest {
         return Err(fmt(skvault_format::FormatError::ManifestDigestMismatch));
     }
-    Manifest::from_bytes(manifest_bytes).map_err(fmt)
+    let text = header.manifest_text(manifest_bytes).map_err(fmt)?;
+    Manifest::from_bytes(&text).map_err(fmt)
 }
 
 /// Lays out head and blobs as the manifest says. `blobs` are in table order.
