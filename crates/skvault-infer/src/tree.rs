@@ -353,26 +353,35 @@ impl Tree {
         }
     }
 
-    /// The nodes as an exporter sees them (see [`crate::view::TreeView`]).
+    /// The nodes as an exporter sees them (see [`crate::view::TreeView`]): the split nodes
+    /// first, in their order here (root 0), then the leaves in leaf order, so that every
+    /// child still follows its parent. A tree whose root is a leaf is that one leaf.
     pub fn view(&self) -> crate::view::TreeView<'_> {
         use crate::view::NodeView;
+        let splits = self.nodes.len();
+        let n_leaves = if self.width == 0 {
+            0
+        } else {
+            self.values.len() / self.width
+        };
+        let child = |c: u32| {
+            if c & LEAF != 0 {
+                splits + (c & !LEAF) as usize
+            } else {
+                c as usize
+            }
+        };
         let nodes = self
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                if n.left as usize == i {
-                    NodeView::Leaf(self.values(i as u32))
-                } else {
-                    NodeView::Split {
-                        feature: (n.feature & FEATURE_MASK) as usize,
-                        threshold: n.threshold,
-                        missing_left: n.feature >= MISSING_LEFT,
-                        left: n.left as usize,
-                        right: n.right as usize,
-                    }
-                }
+            .map(|n| NodeView::Split {
+                feature: (n.feature & FEATURE_MASK) as usize,
+                threshold: n.threshold,
+                missing_left: n.feature >= MISSING_LEFT,
+                left: child(n.left),
+                right: child(n.right),
             })
+            .chain((0..n_leaves).map(|leaf| NodeView::Leaf(self.values(leaf as u32))))
             .collect();
         crate::view::TreeView { nodes }
     }
