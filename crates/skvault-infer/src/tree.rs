@@ -359,11 +359,7 @@ impl Tree {
     pub fn view(&self) -> crate::view::TreeView<'_> {
         use crate::view::NodeView;
         let splits = self.nodes.len();
-        let n_leaves = if self.width == 0 {
-            0
-        } else {
-            self.values.len() / self.width
-        };
+        let n_leaves = self.values.len().checked_div(self.width).unwrap_or(0);
         let child = |c: u32| {
             if c & LEAF != 0 {
                 splits + (c & !LEAF) as usize
