@@ -196,8 +196,7 @@ fn tree_becomes_a_double_tree_ensemble_with_float32_floor_thresholds() {
 
 #[test]
 fn unsupported_estimator_is_named_and_nothing_is_written() {
-    // IsolationForest-like refusal path: a class native inference knows but the exporter
-    // does not is exercised from Python; here, a class nobody supports.
+    // A class neither native inference nor the exporter supports.
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("m.skv");
     std::fs::write(

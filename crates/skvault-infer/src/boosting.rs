@@ -412,6 +412,15 @@ impl Estimator for IsolationForest {
     fn class(&self) -> &str {
         ISOLATION_FOREST
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::IsolationForest {
+            class: ISOLATION_FOREST,
+            n_features: self.n_features,
+            trees: self.trees.iter().map(Tree::view).collect(),
+            denominator: self.denominator,
+            offset: self.offset,
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

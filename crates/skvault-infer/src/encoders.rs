@@ -123,6 +123,15 @@ impl Estimator for OneHot {
     fn class(&self) -> &str {
         ONE_HOT
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::OneHot {
+            class: ONE_HOT,
+            n_features: self.n_features,
+            categories: &self.categories,
+            drop: &self.drop,
+            error_on_unknown: !self.ignore_unknown,
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }

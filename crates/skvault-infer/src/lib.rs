@@ -33,7 +33,10 @@ pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
 pub use estimator::Method;
 pub use matrix::{Matrix, MatrixView, Prediction};
-pub use view::{ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, TreeView, View};
+pub use view::{
+    BlockView, ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, Norm, PolyColumn,
+    TreeView, View,
+};
 
 use estimator::Boxed;
 use state::{seq_items, Ctx};

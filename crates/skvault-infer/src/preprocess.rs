@@ -9,6 +9,7 @@ use crate::estimator::{Boxed, Estimator, Method};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView};
 use crate::numeric::{dot, np_sum};
 use crate::state::{node_float, seq_items, Obj};
+use crate::view::{Norm, PolyColumn as Col, View};
 
 const TRANSFORM: &[Method] = &[Method::Transform];
 
@@ -120,9 +121,9 @@ impl Estimator for ColumnOps {
     fn class(&self) -> &str {
         &self.class
     }
-    fn view(&self) -> crate::view::View<'_> {
+    fn view(&self) -> View<'_> {
         use crate::view::ColumnOpView;
-        crate::view::View::ColumnOps {
+        View::ColumnOps {
             class: &self.class,
             n_features: self.n_features,
             ops: self
@@ -164,13 +165,6 @@ impl Estimator for ColumnOps {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Norm {
-    L1,
-    L2,
-    Max,
-}
-
 #[derive(Debug)]
 struct Normalizer {
     n_features: usize,
@@ -193,6 +187,13 @@ fn normalizer(o: &Obj<'_, '_>) -> Result<Normalizer> {
 impl Estimator for Normalizer {
     fn class(&self) -> &str {
         "sklearn.preprocessing._data.Normalizer"
+    }
+    fn view(&self) -> View<'_> {
+        View::Normalizer {
+            class: self.class(),
+            n_features: self.n_features,
+            norm: self.norm,
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features
@@ -232,7 +233,8 @@ struct Imputer {
     /// `None` means NaN.
     missing: Option<f64>,
     /// Kept columns and their fill values.
-    keep: Vec<(usize, f64)>,
+    columns: Vec<usize>,
+    fills: Vec<f64>,
 }
 
 fn imputer(o: &Obj<'_, '_>) -> Result<Imputer> {
@@ -258,21 +260,31 @@ fn imputer(o: &Obj<'_, '_>) -> Result<Imputer> {
     };
     let stats = o.f64_shaped("statistics_", &[n])?;
     let keep_empty = o.attr("keep_empty_features").is_some() && o.bool("keep_empty_features")?;
-    let keep = stats
+    let (columns, fills) = stats
         .into_iter()
         .enumerate()
         .filter(|(_, s)| keep_empty || !s.is_nan())
-        .collect();
+        .unzip();
     Ok(Imputer {
         n_features: n,
         missing,
-        keep,
+        columns,
+        fills,
     })
 }
 
 impl Estimator for Imputer {
     fn class(&self) -> &str {
         "sklearn.impute._base.SimpleImputer"
+    }
+    fn view(&self) -> View<'_> {
+        View::Imputer {
+            class: self.class(),
+            n_features: self.n_features,
+            missing: self.missing,
+            columns: &self.columns,
+            fills: &self.fills,
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features
@@ -287,9 +299,9 @@ impl Estimator for Imputer {
             Finite::All
         };
         check_input(self.class(), x, self.n_features, finite)?;
-        let mut out = Vec::with_capacity(x.n_rows() * self.keep.len());
+        let mut out = Vec::with_capacity(x.n_rows() * self.columns.len());
         for row in x.rows() {
-            for (j, fill) in &self.keep {
+            for (j, fill) in self.columns.iter().zip(&self.fills) {
                 let v = row[*j];
                 let is_missing = match self.missing {
                     None => v.is_nan(),
@@ -298,7 +310,7 @@ impl Estimator for Imputer {
                 out.push(if is_missing { *fill } else { v });
             }
         }
-        Ok(Matrix::from_vec(out, x.n_rows(), self.keep.len()))
+        Ok(Matrix::from_vec(out, x.n_rows(), self.columns.len()))
     }
 }
 
@@ -350,6 +362,16 @@ impl Estimator for Pca {
     fn class(&self) -> &str {
         "sklearn.decomposition._pca.PCA"
     }
+    fn view(&self) -> View<'_> {
+        View::Pca {
+            class: self.class(),
+            n_features: self.n_features,
+            components: &self.components,
+            k: self.k,
+            offset: &self.offset,
+            scale: self.scale.as_deref(),
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -374,15 +396,6 @@ impl Estimator for Pca {
         }
         Ok(Matrix::from_vec(out, x.n_rows(), self.k))
     }
-}
-
-/// One column of PolynomialFeatures' full expansion.
-#[derive(Debug, Clone, Copy)]
-enum Col {
-    One,
-    X(usize),
-    /// `column[src] * x[feature]`.
-    Prod(usize, usize),
 }
 
 /// PolynomialFeatures, building each degree-d column as (a degree d-1 column) * x_j, in
@@ -467,6 +480,14 @@ fn polynomial(o: &Obj<'_, '_>) -> Result<Polynomial> {
 impl Estimator for Polynomial {
     fn class(&self) -> &str {
         "sklearn.preprocessing._polynomial.PolynomialFeatures"
+    }
+    fn view(&self) -> View<'_> {
+        View::Polynomial {
+            class: self.class(),
+            n_features: self.n_features,
+            columns: &self.full,
+            keep: &self.keep,
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features

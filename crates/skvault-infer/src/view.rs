@@ -30,6 +30,28 @@ pub enum ColumnOpView<'a> {
     Clip(f64, f64),
 }
 
+/// Normalizer's row norm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// The sum of absolute values.
+    L1,
+    /// The square root of the sum of squares.
+    L2,
+    /// The largest absolute value.
+    Max,
+}
+
+/// One column of PolynomialFeatures' full expansion, in scikit-learn's column order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolyColumn {
+    /// The bias column (ones).
+    One,
+    /// Input column `j`.
+    X(usize),
+    /// `column[src] * x[feature]`; `src` always precedes this column.
+    Prod(usize, usize),
+}
+
 /// One node of a tree, as inference walks it.
 #[derive(Debug, Clone, Copy)]
 pub enum NodeView<'a> {
@@ -163,6 +185,61 @@ pub enum View<'a> {
         unknown_value: Option<f64>,
         encoded_missing: f64,
     },
+    /// OneHotEncoder over numeric categories: feature `j` becomes one column per category of
+    /// `categories[j]` except `drop[j]`, 1.0 where the value equals the category (NaN
+    /// matches a NaN category), else 0.0; unknown values give all zeros (or an error).
+    OneHot {
+        class: &'a str,
+        n_features: usize,
+        categories: &'a [Vec<f64>],
+        drop: &'a [Option<usize>],
+        /// `handle_unknown="error"`: scikit-learn raises on an unknown category.
+        error_on_unknown: bool,
+    },
+    /// Normalizer: each row divided by its norm (a zero norm counts as 1).
+    Normalizer {
+        class: &'a str,
+        n_features: usize,
+        norm: Norm,
+    },
+    /// SimpleImputer: output column `i` is input column `columns[i]`, with missing entries
+    /// (NaN when `missing` is `None`, else equal to it) replaced by `fills[i]`.
+    Imputer {
+        class: &'a str,
+        n_features: usize,
+        missing: Option<f64>,
+        columns: &'a [usize],
+        fills: &'a [f64],
+    },
+    /// PCA: `(X @ components.T - offset) / scale`, `components` being `k` rows of
+    /// `n_features` and `offset = mean_ @ components.T`; `scale` only when whitening.
+    Pca {
+        class: &'a str,
+        n_features: usize,
+        components: &'a [f64],
+        k: usize,
+        offset: &'a [f64],
+        scale: Option<&'a [f64]>,
+    },
+    /// PolynomialFeatures: the `columns` of the full expansion built in order, then the
+    /// columns `keep` output.
+    Polynomial {
+        class: &'a str,
+        n_features: usize,
+        columns: &'a [PolyColumn],
+        keep: &'a [usize],
+    },
+    /// IsolationForest: `depth = sum over trees of the leaf value` (path length to the
+    /// leaf plus the leaf's average path length, minus one; X as float32),
+    /// `score_samples = -(2 ** -(depth / denominator))` (`-0.5` when `denominator` is 0),
+    /// `decision_function = score_samples - offset`, `predict` = -1 where it is `< 0`, else 1.
+    IsolationForest {
+        class: &'a str,
+        n_features: usize,
+        trees: Vec<TreeView<'a>>,
+        denominator: f64,
+        offset: f64,
+    },
     /// The identity (FunctionTransformer without a function, passthrough members).
     Identity { class: &'a str, n_features: usize },
     /// A scaler: column-wise operations in order.
@@ -193,6 +270,12 @@ impl View<'_> {
             | View::Ordinal { class, .. }
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
+            | View::OneHot { class, .. }
+            | View::Normalizer { class, .. }
+            | View::Imputer { class, .. }
+            | View::Pca { class, .. }
+            | View::Polynomial { class, .. }
+            | View::IsolationForest { class, .. }
             | View::Opaque { class } => class,
             View::Pipeline { .. } => "sklearn.pipeline.Pipeline",
         }
