@@ -6,12 +6,13 @@
 //! float32 `x`, `x <= floor32(t)` exactly when `f64(x) <= t`, so traversal compares float32
 //! with float32 and nodes shrink to 16 bytes (threshold, feature, left, right), contiguous.
 //!
-//! Only split nodes are stored: a child reference with the top bit set names a leaf (its
-//! ordinal, which indexes the separate leaf values), so a tree takes about half the memory
-//! of scikit-learn's node array and the last step of a traversal needs no node load.
-//! Rows are traversed in lanes of 8, stepped together one level at a time: the lanes' node
-//! loads are independent, so the CPU overlaps their cache misses; a lane whose row reaches
-//! a leaf takes the next row at once, so no lane waits for the deepest row of a group.
+//! Split nodes come first, in scikit-learn's order; each leaf follows as a node whose two
+//! children are itself, so a row that reached a leaf stays there whatever it is compared
+//! with. Traversal is then the same branch-free step repeated the tree's depth times: rows
+//! go in lanes of 8, stepped together, and no lane ever waits on a branch. A branch on
+//! "this row reached a leaf" mispredicts about once per row and tree, and every mispredict
+//! throws away the other lanes' memory loads in flight; the fixed step count costs a few
+//! extra (cache-hot) steps for the rows whose leaf is shallow, far less than those flushes.
 
 use crate::error::{malformed, Result};
 use crate::state::Obj;
@@ -19,11 +20,11 @@ use crate::state::Obj;
 /// Set in `FastNode::feature` of split nodes that send NaN to the left.
 const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
-/// Set in a child reference that names a leaf; the other bits are the leaf's ordinal.
-const LEAF: u32 = 1 << 31;
+/// Rows stepped together.
+const LANES: usize = 8;
 
-/// One split node. `left` and `right` are split-node indices (always above this node's, so
-/// traversal ends) or `LEAF | ordinal`.
+/// One node. A split node's `left` and `right` are above its own index (so traversal
+/// reaches a leaf); a leaf's are its own index (so it stays there).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct FastNode {
@@ -50,12 +51,15 @@ pub(crate) enum LeafValues<'a> {
     PerNode(&'a dyn Fn(usize) -> Option<f64>),
 }
 
-/// A validated tree: every child index points forward (so traversal ends), every feature
-/// index is below `n_features`, every leaf has `width` values. `nodes` is empty when the
-/// root is a leaf.
+/// A validated tree: every split node's children point forward, every leaf points to
+/// itself, every feature index is below `n_features`, every leaf has `width` values.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
+    /// `splits` split nodes, then one node per leaf (leaf `k` is node `splits + k`).
     nodes: Vec<FastNode>,
+    splits: u32,
+    /// The most steps from the root to a leaf.
+    depth: u32,
     /// Leaf values, `width` per leaf, in leaf order (scikit-learn's node order).
     values: Vec<f64>,
     width: usize,
@@ -116,7 +120,7 @@ impl Tree {
         let path = tree.path.clone();
         let nodes = tree.ctx.records(tree.req("nodes")?, &tree.sub("nodes"))?;
         let n = nodes.len;
-        if n == 0 || n >= (LEAF as usize) {
+        if n == 0 || n >= (FEATURE_MASK as usize) {
             return Err(malformed(&path, format!("{n} nodes")));
         }
         if tree.attr("node_count").is_some() && tree.usize("node_count")? != n {
@@ -163,22 +167,27 @@ impl Tree {
             }
         };
         let stride = n_outputs * max_classes;
-        // Split nodes and leaves are numbered separately, each in scikit-learn's order, so a
-        // child that follows its parent there also follows it among split nodes.
+        // Split nodes first, then leaves, each in scikit-learn's order, so a child that
+        // follows its parent there also follows it here.
         let is_leaf = |i: usize| left[i] == TREE_LEAF && right[i] == TREE_LEAF;
-        let mut ordinal = Vec::with_capacity(n);
-        let (mut n_splits, mut n_leaves) = (0u32, 0u32);
+        let n_splits = (0..n).filter(|i| !is_leaf(*i)).count() as u32;
+        let mut index = Vec::with_capacity(n);
+        let (mut next_split, mut next_leaf) = (0u32, n_splits);
         for i in 0..n {
-            if is_leaf(i) {
-                ordinal.push(LEAF | n_leaves);
-                n_leaves += 1;
+            let counter = if is_leaf(i) {
+                &mut next_leaf
             } else {
-                ordinal.push(n_splits);
-                n_splits += 1;
-            }
+                &mut next_split
+            };
+            index.push(*counter);
+            *counter += 1;
         }
-        let mut fast = Vec::with_capacity(n_splits as usize);
+        let mut fast = Vec::with_capacity(n);
+        let mut leaf_nodes = Vec::with_capacity(n - n_splits as usize);
         let mut leaf_values = Vec::new();
+        // Steps from the root, per scikit-learn node (parents come before children).
+        let mut steps = vec![0u32; n];
+        let mut depth = 0;
         for i in 0..n {
             let (l, r) = (left[i], right[i]);
             if is_leaf(i) {
@@ -193,21 +202,25 @@ impl Tree {
                     }
                     (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
                 }
+                depth = depth.max(steps[i]);
+                leaf_nodes.push(FastNode {
+                    threshold: 0.0,
+                    feature: 0,
+                    left: index[i],
+                    right: index[i],
+                });
                 continue;
             }
             // Children after their parent: traversal always moves forward, so it ends.
-            let child = |c: i64| {
-                usize::try_from(c)
-                    .ok()
-                    .filter(|c| *c > i && *c < n)
-                    .map(|c| ordinal[c])
-            };
+            let child = |c: i64| usize::try_from(c).ok().filter(|c| *c > i && *c < n);
             let (Some(lc), Some(rc)) = (child(l), child(r)) else {
                 return Err(malformed(
                     &path,
                     format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
                 ));
             };
+            steps[lc] = steps[i] + 1;
+            steps[rc] = steps[i] + 1;
             let f = feature[i];
             if f < 0 || f as u64 >= n_features as u64 || f as u64 >= u64::from(FEATURE_MASK) {
                 return Err(malformed(
@@ -222,12 +235,15 @@ impl Tree {
             fast.push(FastNode {
                 threshold: floor_f32(threshold[i]),
                 feature: feat,
-                left: lc,
-                right: rc,
+                left: index[lc],
+                right: index[rc],
             });
         }
+        fast.extend(leaf_nodes);
         Ok(Tree {
             nodes: fast,
+            splits: n_splits,
+            depth,
             values: leaf_values,
             width,
         })
@@ -248,7 +264,7 @@ impl Tree {
     /// Renames features: the tree was fitted on `X[:, map]` (bagging with max_features).
     /// Every entry of `map` must be below the row length the tree will see.
     pub fn remap_features(&mut self, map: &[usize]) -> Option<()> {
-        for n in &mut self.nodes {
+        for n in &mut self.nodes[..self.splits as usize] {
             let f = *map.get((n.feature & FEATURE_MASK) as usize)?;
             let f = u32::try_from(f).ok().filter(|f| *f < MISSING_LEFT)?;
             n.feature = f | (n.feature & MISSING_LEFT);
@@ -259,66 +275,43 @@ impl Tree {
     /// The leaf (ordinal) reached by each row of `rows` (float32, `nf` columns each), into
     /// `leaf`.
     pub fn leaves(&self, rows: &[f32], nf: usize, leaf: &mut [u32]) {
-        const LANES: usize = 8;
+        // Indices were validated when the tree was built: children are within `nodes`,
+        // features below `nf`.
         let n = leaf.len();
-        if self.nodes.is_empty() {
-            leaf.fill(0);
-            return;
-        }
-        // Each lane holds a row and the split node it is at. Indices were validated when the
-        // tree was built: children point forward within `nodes` or name a leaf, features are
-        // below `nf`.
-        let mut at = [0u32; LANES];
-        let mut row = [0usize; LANES];
-        let mut lanes = LANES.min(n);
-        for (i, r) in row.iter_mut().enumerate() {
-            *r = i;
-        }
-        let mut next_row = lanes;
-        if lanes == LANES {
-            // Every lane busy and enough rows left to refill all of them: a fixed-size loop
-            // the compiler unrolls.
-            while next_row + LANES <= n {
-                for i in 0..LANES {
-                    let next = self.step(rows, nf, row[i], at[i]);
-                    if next & LEAF != 0 {
-                        leaf[row[i]] = next & !LEAF;
-                        row[i] = next_row;
-                        next_row += 1;
-                        at[i] = 0;
-                    } else {
-                        at[i] = next;
+        let mut groups = leaf.chunks_exact_mut(LANES);
+        for (g, out) in groups.by_ref().enumerate() {
+            let base = g * LANES;
+            let mut at = [0u32; LANES];
+            // Steps in rounds of 4; after each, one well-predicted branch ends the group
+            // once all its rows are at leaves (a group rarely needs the full depth).
+            let mut left = self.depth;
+            while left > 0 {
+                for _ in 0..left.min(4) {
+                    for (i, a) in at.iter_mut().enumerate() {
+                        *a = self.step(rows, nf, base + i, *a);
                     }
                 }
+                left = left.saturating_sub(4);
+                if at.iter().all(|a| *a >= self.splits) {
+                    break;
+                }
+            }
+            for (o, a) in out.iter_mut().zip(at) {
+                *o = a - self.splits;
             }
         }
-        // The last rows: a lane with no row left to take is dropped (the last lane moves in).
-        while lanes > 0 {
-            let mut i = 0;
-            while i < lanes {
-                let next = self.step(rows, nf, row[i], at[i]);
-                if next & LEAF == 0 {
-                    at[i] = next;
-                    i += 1;
-                    continue;
-                }
-                leaf[row[i]] = next & !LEAF;
-                if next_row < n {
-                    row[i] = next_row;
-                    next_row += 1;
-                    at[i] = 0;
-                    i += 1;
-                } else {
-                    lanes -= 1;
-                    at[i] = at[lanes];
-                    row[i] = row[lanes];
-                }
+        let tail = groups.into_remainder();
+        let base = n - tail.len();
+        for (i, o) in tail.iter_mut().enumerate() {
+            let mut a = 0;
+            for _ in 0..self.depth {
+                a = self.step(rows, nf, base + i, a);
             }
+            *o = a - self.splits;
         }
     }
 
-    /// The child (split node index or `LEAF | ordinal`) that row `r` goes to from split node
-    /// `at`.
+    /// The node that row `r` goes to from node `at` (itself for a leaf).
     #[inline(always)]
     fn step(&self, rows: &[f32], nf: usize, r: usize, at: u32) -> u32 {
         let node = self.nodes[at as usize];
@@ -333,23 +326,21 @@ impl Tree {
     /// The leaf of one row in each of `trees` (at most 8 of them), into `leaf`: the trees
     /// are stepped together, so a single row still overlaps its memory loads.
     pub fn leaves_across(trees: &[Tree], row: &[f32], leaf: &mut [u32]) {
-        for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
-            *at = if tree.nodes.is_empty() { LEAF } else { 0 };
-        }
-        loop {
-            let mut busy = false;
-            for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
-                if *at & LEAF == 0 {
+        let mut left = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        leaf.fill(0);
+        while left > 0 {
+            for _ in 0..left.min(4) {
+                for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
                     *at = tree.step(row, 0, 0, *at);
-                    busy = true;
                 }
             }
-            if !busy {
+            left = left.saturating_sub(4);
+            if trees.iter().zip(leaf.iter()).all(|(t, a)| *a >= t.splits) {
                 break;
             }
         }
-        for at in leaf.iter_mut() {
-            *at &= !LEAF;
+        for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
+            *at -= tree.splits;
         }
     }
 
@@ -358,24 +349,16 @@ impl Tree {
     /// child still follows its parent. A tree whose root is a leaf is that one leaf.
     pub fn view(&self) -> crate::view::TreeView<'_> {
         use crate::view::NodeView;
-        let splits = self.nodes.len();
+        let splits = self.splits as usize;
         let n_leaves = self.values.len().checked_div(self.width).unwrap_or(0);
-        let child = |c: u32| {
-            if c & LEAF != 0 {
-                splits + (c & !LEAF) as usize
-            } else {
-                c as usize
-            }
-        };
-        let nodes = self
-            .nodes
+        let nodes = self.nodes[..splits]
             .iter()
             .map(|n| NodeView::Split {
                 feature: (n.feature & FEATURE_MASK) as usize,
                 threshold: n.threshold,
                 missing_left: n.feature >= MISSING_LEFT,
-                left: child(n.left),
-                right: child(n.right),
+                left: n.left as usize,
+                right: n.right as usize,
             })
             .chain((0..n_leaves).map(|leaf| NodeView::Leaf(self.values(leaf as u32))))
             .collect();
