@@ -35,6 +35,26 @@ def datasets(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     return out
 
 
+def encoder_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X_fit, X_known, X_unknown) for the encoders: three numeric categorical columns, NaN a
+    category of its own in column 1, -0.0 among the held-out values (it matches 0.0), and
+    X_unknown = X_known with the unseen category 9 in every third row of column 0."""
+
+    def columns(seed: int, n: int) -> np.ndarray:
+        rng = np.random.RandomState(seed)
+        X = np.column_stack([rng.randint(0, 4, n), rng.choice([-1.5, 0.0, 2.0], n), rng.randint(5, 8, n)])
+        return X.astype(float)
+
+    X = columns(0, 300)
+    X[::7, 1] = np.nan
+    Xt = columns(1, 80)
+    Xt[::5, 1] = np.nan
+    Xt[::9, 1] = -0.0
+    unknown = Xt.copy()
+    unknown[::3, 0] = 9.0
+    return X, Xt, unknown
+
+
 def tree_thresholds(model) -> list[tuple[int, float]]:
     """(feature, threshold) of the split nodes of a tree model or of a forest's trees."""
     trees = [e.tree_ for e in getattr(model, "estimators_", [model])]

@@ -31,7 +31,7 @@ from sklearn.preprocessing import (  # noqa: E402
     StandardScaler,
 )
 
-from native_helpers import datasets  # noqa: E402
+from native_helpers import datasets, encoder_data  # noqa: E402
 from onnx_helpers import (  # noqa: E402
     EXPORT_ATOL,
     EXPORT_RTOL,
@@ -120,12 +120,6 @@ def test_pca(whiten, tmp_path):
     assert np.all(np.abs(got - want) <= EXPORT_RTOL * scale), np.max(np.abs(got - want) / scale)
 
 
-def _categorical(seed=0, n=300):
-    rng = np.random.RandomState(seed)
-    X = np.column_stack([rng.randint(0, 4, n), rng.choice([-1.5, 0.0, 2.0], n), rng.randint(5, 8, n)])
-    return X.astype(float)
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -137,15 +131,9 @@ def _categorical(seed=0, n=300):
     ids=["plain", "drop-first", "if-binary-ignore", "ignore"],
 )
 def test_one_hot_encoder_is_bit_identical(make, tmp_path):
-    X = _categorical()
-    X[::7, 1] = np.nan  # NaN is a category of its own
+    X, Xt, unknown = encoder_data()
     est = make().fit(X)
-    Xt = _categorical(1, 80)
-    Xt[::5, 1] = np.nan
-    Xt[::9, 1] = -0.0  # matches the category 0.0
     np.testing.assert_array_equal(_transformed(est, Xt, tmp_path), _dense(est.transform(Xt)))
-    unknown = Xt.copy()
-    unknown[::3, 0] = 9.0
     got = _transformed(est, unknown, tmp_path)
     if est.handle_unknown == "error":
         with pytest.raises(ValueError):

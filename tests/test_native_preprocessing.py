@@ -30,7 +30,7 @@ from sklearn.preprocessing import (
 )
 
 import skvault
-from native_helpers import assert_both_raise, assert_same, datasets, roundtrip
+from native_helpers import assert_both_raise, assert_same, datasets, encoder_data, roundtrip
 
 DATA = datasets()
 
@@ -106,12 +106,6 @@ def test_normalizer_l2(tmp_path):
                                rtol=1e-15, atol=0)
 
 
-def _categorical(seed=0, n=300):
-    rng = np.random.RandomState(seed)
-    X = np.column_stack([rng.randint(0, 4, n), rng.choice([-1.5, 0.0, 2.0], n), rng.randint(5, 8, n)])
-    return X.astype(float)
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -125,15 +119,10 @@ def _categorical(seed=0, n=300):
     ids=["onehot", "onehot-drop", "onehot-ifbinary-ignore", "onehot-ignore", "ordinal", "ordinal-unknown"],
 )
 def test_encoders(tmp_path, make):
-    X = _categorical()
-    X[::7, 1] = np.nan  # NaN is a category of its own
+    X, Xt, unknown = encoder_data()
     model = make().fit(X)
     native = roundtrip(model, tmp_path)
-    Xt = _categorical(1, 80)
-    Xt[::5, 1] = np.nan
     assert_same(native.transform(Xt), _dense(model.transform(Xt)), "known categories")
-    unknown = Xt.copy()
-    unknown[::3, 0] = 9.0
     if model.handle_unknown == "error":
         assert_both_raise(lambda: model.transform(unknown), lambda: native.transform(unknown))
     else:

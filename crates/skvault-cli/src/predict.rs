@@ -7,7 +7,6 @@
 //! atomically (a temporary file renamed into place).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -324,21 +323,8 @@ fn to_csv(output: &Output, headers: &[String]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// Writes a temporary file next to `path`, syncs it, and renames it into place: readers see
-/// the old file or the complete new one, never a partial write.
+/// Writes `bytes` to `path` atomically (see `skvault_format::atomic`).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BoxError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".skvault-predict-")
-        .tempfile_in(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
-    Ok(())
+    skvault_format::atomic::write_atomic(path, |w| w.write_all(bytes))
+        .map_err(|f| format!("{}: {}", f.path.display(), f.source).into())
 }

@@ -63,7 +63,7 @@ pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
 pub fn export_json(src: &Path, out: &Path, progress: Progress<'_>) -> Result<()> {
     let file = SkvFile::open(src)?;
     let doc = to_document(&file, progress)?;
-    crate::atomic::write_atomic(out, |w: &mut dyn Write| {
+    crate::write_atomic(out, |w: &mut dyn Write| {
         serde_json::to_writer(&mut *w, &doc).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     })
@@ -180,7 +180,7 @@ pub fn import_json(src: &Path, out: &Path, trust: &TrustSet, options: WriteOptio
     let doc = skvault_format::strict_json::from_slice(&text)
         .map_err(|e| document("", format!("not JSON: {e}")))?;
     let bytes = from_document(doc, trust, options)?;
-    crate::atomic::write_atomic(out, |w: &mut dyn Write| w.write_all(&bytes))
+    crate::write_atomic(out, |w: &mut dyn Write| w.write_all(&bytes))
 }
 
 /// The byte offset in the raw data of the element at C index `i` (F-ordered arrays store

@@ -5,7 +5,6 @@
 //! Every output is written atomically (temporary file, fsync, rename): an error leaves
 //! nothing at the destination.
 
-mod atomic;
 mod error;
 pub mod json;
 pub mod onnx;
@@ -18,12 +17,23 @@ use skvault_format::SkvFile;
 pub use error::{ExportError, Result};
 pub use json::{export_json, import_json};
 
+/// [`skvault_format::atomic::write_atomic`], its failure as an [`ExportError::Io`].
+pub(crate) fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    skvault_format::atomic::write_atomic(path, fill).map_err(|f| ExportError::Io {
+        path: f.path,
+        source: f.source,
+    })
+}
+
 /// Writes the ONNX model of the `.skv` file `src` to `out`. An estimator the exporter does
 /// not support is an [`ExportError::Unsupported`] naming it, and nothing is written.
 pub fn export_onnx(src: &Path, out: &Path) -> Result<u64> {
     let file = SkvFile::open(src)?;
     let model = skvault_infer::Model::from_file(&file)?;
     let bytes = onnx::to_onnx_bytes(&model)?;
-    atomic::write_atomic(out, |w| w.write_all(&bytes))?;
+    write_atomic(out, |w| w.write_all(&bytes))?;
     Ok(bytes.len() as u64)
 }

@@ -3,6 +3,7 @@
 //! digest. `docs/FORMAT.md` is the specification; this crate implements it
 //! with no Python involved.
 
+pub mod atomic;
 pub mod codec;
 pub mod converted;
 pub mod dtype;

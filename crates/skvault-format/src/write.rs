@@ -130,40 +130,11 @@ impl Prepared<'_> {
     /// Writes atomically: a temporary file in the same folder, fsync, rename, fsync of the folder.
     /// On any error the temporary file is removed and `path` is untouched.
     pub fn write_file(&self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let io = |source| FormatError::io(path, source);
-        // The folder is checked first so that a missing one is reported with its OS error
-        // (ENOENT, ENOTDIR) rather than through tempfile's wrapper.
-        std::fs::metadata(dir).map_err(|e| FormatError::io(dir, e))?;
-        // A new file gets 0666 less the umask, like open(2); a replaced one keeps its mode.
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".skvault-")
-            .suffix(".tmp")
-            .permissions(mode.clone())
-            .tempfile_in(dir)
-            .map_err(io)?;
-        {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-            self.write_to(&mut w, progress).map_err(io)?;
-            w.flush().map_err(io)?;
-        }
-        // open(2) applied the umask; an existing file's exact mode is restored explicitly.
-        if path.exists() {
-            tmp.as_file().set_permissions(mode).map_err(io)?;
-        }
-        tmp.as_file().sync_data().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        // Make the rename itself durable; not every platform lets a folder be opened for this.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::atomic::write_atomic(path, |w| {
+            let mut w = w;
+            self.write_to(&mut w, progress)
+        })
+        .map_err(|f| FormatError::io(f.path, f.source))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Loading a version: fetch its blobs, check each digest, reassemble the `.skv` file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -94,23 +93,12 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<VersionDoc> {
         let (doc, bytes) = self.fetch(name, selector, progress)?;
-        let io = |source| RegistryError::Io {
-            path: dest.display().to_string(),
-            source,
-        };
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".skvault-")
-            .suffix(".tmp")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(io)?;
-        tmp.write_all(&bytes).map_err(io)?;
-        tmp.as_file().sync_data().map_err(io)?;
-        tmp.persist(dest).map_err(|e| io(e.error))?;
+        skvault_format::atomic::write_atomic(dest, |w| w.write_all(&bytes)).map_err(|f| {
+            RegistryError::Io {
+                path: f.path.display().to_string(),
+                source: f.source,
+            }
+        })?;
         Ok(doc)
     }
 }

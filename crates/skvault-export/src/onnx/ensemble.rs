@@ -36,9 +36,7 @@ impl Graph {
                 e.add(tree, target, target as i64)?;
             }
         }
-        let sum = self.name("tree_sum");
-        let attrs = e.attributes(width);
-        self.op_to("TreeEnsemble", ML, &[&x64], &sum, attrs);
+        let sum = self.tree_ensemble(e, &x64, width);
         let raw = if *average {
             // scikit-learn sums the trees from zero, then divides by their number.
             let n = self.f64s(vec![], &[trees.len() as f64]);
@@ -84,9 +82,7 @@ impl Graph {
         for (i, tree) in trees.iter().enumerate() {
             e.add_hist(tree, i % k.max(1))?;
         }
-        let sum = self.name("tree_sum");
-        let attrs = e.attributes(k);
-        self.op_to("TreeEnsemble", ML, &[&input], &sum, attrs);
+        let sum = self.tree_ensemble(e, &input, k);
         let b = self.f64s(vec![k as i64], baseline);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {
@@ -122,9 +118,7 @@ impl Graph {
         for (i, tree) in trees.iter().enumerate() {
             e.add(tree, 0, (i % k.max(1)) as i64)?;
         }
-        let sum = self.name("tree_sum");
-        let attrs = e.attributes(k);
-        self.op_to("TreeEnsemble", ML, &[&x64], &sum, attrs);
+        let sum = self.tree_ensemble(e, &x64, k);
         let b = self.f64s(vec![k as i64], init);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {
@@ -136,6 +130,14 @@ impl Graph {
         };
         // GradientBoostingClassifier predicts class 1 when raw >= 0.
         Ok(self.boosted_classifier(&raw, k, "GreaterOrEqual", c.labels.clone()))
+    }
+
+    /// The `TreeEnsemble` node of `e` on `x`: the sum of the trees, double `[N, n_targets]`.
+    fn tree_ensemble(&mut self, e: Ensemble, x: &str, n_targets: usize) -> String {
+        let sum = self.name("tree_sum");
+        let attrs = e.attributes(n_targets);
+        self.op_to("TreeEnsemble", ML, &[x], &sum, attrs);
+        sum
     }
 
     /// The labels and probabilities of boosted raw scores: `raw <compare> 0` and
@@ -167,9 +169,7 @@ impl Graph {
         for tree in trees {
             e.add(tree, 0, 0)?;
         }
-        let depths = self.name("tree_sum");
-        let attrs = e.attributes(1);
-        self.op_to("TreeEnsemble", ML, &[&x64], &depths, attrs);
+        let depths = self.tree_ensemble(e, &x64, 1);
         // score_samples = -(2 ** -(depths / denominator)); scikit-learn takes the quotient
         // as 1 when the denominator is 0 (a single training sample). Depths are finite.
         let q = if *denominator != 0.0 {
