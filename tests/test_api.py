@@ -425,6 +425,44 @@ def test_without_mmap_arrays_are_writable_copies(tmp_path):
     assert skvault.load(path)["a"][0] == 0
 
 
+def _arrays_in(obj, seen=None):
+    """Every numpy array reachable from obj through __dict__, lists, tuples and dicts."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _arrays_in(v, seen)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _arrays_in(v, seen)
+    elif hasattr(obj, "__dict__"):
+        yield from _arrays_in(vars(obj), seen)
+
+
+def test_tree_arrays_come_from_one_buffer_that_the_loaded_model_does_not_keep(tmp_path):
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(300, 5), rng.randint(0, 3, 300)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    path = tmp_path / "f.skv"
+    skvault.dump(forest, path)
+    loaded = skvault.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), forest.predict_proba(X))
+    for a, b in zip(loaded.estimators_, forest.estimators_):
+        np.testing.assert_array_equal(a.tree_.value, b.tree_.value)
+    # The trees copied their arrays out of the shared buffer: nothing reachable from the
+    # model is a view of a larger block, so the buffer was freed with the load.
+    arrays = list(_arrays_in(loaded))
+    assert arrays
+    for arr in arrays:
+        assert arr.base is None or getattr(arr.base, "nbytes", arr.nbytes) <= arr.nbytes, arr.shape
+
+
 def test_mmap_of_bytes_is_a_plain_load():
     assert skvault.loads(skvault.dumps({"a": np.arange(3)}))["a"].flags.writeable
 

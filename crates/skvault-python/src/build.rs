@@ -34,8 +34,46 @@ pub struct Builder<'py, 'a> {
     np: Bound<'py, PyModule>,
 }
 
+/// Arrays that only scikit-learn's `Tree.__setstate__` will see: the `nodes` and `values`
+/// of a `Tree` state, written directly there (not shared, so nothing else can refer to them)
+/// and nowhere else in the file. `Tree.__setstate__` copies them into memory it owns, so they
+/// live only as long as the load.
+fn copied_by_trees(file: &SkvFile) -> HashSet<usize> {
+    let manifest = file.manifest();
+    let mut uses: HashMap<usize, u32> = HashMap::new();
+    let mut candidates = Vec::new();
+    let mut visit = |n: &Node| match n {
+        Node::Array(i) => *uses.entry(*i).or_default() += 1,
+        Node::Object(o) if o.class == "sklearn.tree._tree.Tree" => {
+            if let Some(Node::Dict(items)) = &o.state {
+                for (k, v) in items {
+                    if let (Node::Str(k), Node::Array(i)) = (k, v) {
+                        if k == "nodes" || k == "values" {
+                            candidates.push(*i);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    };
+    skvault_format::node::walk(&manifest.root, &mut visit);
+    if let Some(v) = &manifest.validation {
+        skvault_format::node::walk(v, &mut visit);
+    }
+    candidates
+        .into_iter()
+        .filter(|i| uses.get(i) == Some(&1))
+        .collect()
+}
+
 /// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
 /// or fresh arrays filled in parallel with the GIL released.
+///
+/// The arrays that trees copy (see [`copied_by_trees`]) are carved out of one buffer instead
+/// of one allocation each: for a forest that is thousands of arrays, and one large block
+/// takes a fraction of the page faults (numpy asks for huge pages above a few MB). The
+/// buffer is freed when the load ends, since the trees keep copies, not views.
 pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
@@ -46,16 +84,20 @@ pub fn build_arrays<'py>(
     let empty = np.getattr("empty")?;
     let ndarray = np.getattr("ndarray")?;
     let mut dtype_cache = dtypes::ToNumpyCache::new();
-    let mut out = Vec::with_capacity(file.manifest().arrays.len());
+    let entries = &file.manifest().arrays;
+    let mut out: Vec<Option<Bound<'py, PyAny>>> = Vec::with_capacity(entries.len());
     let mut to_fill: Vec<(usize, usize, usize)> = Vec::new();
     let mut to_verify: Vec<usize> = Vec::new();
-    for (i, e) in file.manifest().arrays.iter().enumerate() {
-        let dtype = dtype_cache.get(py, &e.dtype)?;
+    let pooled = copied_by_trees(file);
+    // (array index, offset in the pool) of the pooled arrays.
+    let mut pool_slots: Vec<(usize, usize)> = Vec::new();
+    let mut pool_len = 0usize;
+    let too_large = || format_error(py, "array too large".into());
+    for (i, e) in entries.iter().enumerate() {
         let order = match e.order {
             Order::C => "C",
             Order::F => "F",
         };
-        let shape = PyTuple::new(py, &e.shape)?;
         if let (Some(map), true) = (mapped, e.raw_length > 0) {
             if file.mapped_bytes(i).is_some() {
                 if verify {
@@ -65,24 +107,53 @@ pub fn build_arrays<'py>(
                 // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the
                 // blob (raw_length = product(shape) x itemsize, checked by the reader), in one
                 // call; numpy checks again that it fits the buffer.
+                let dtype = dtype_cache.get(py, &e.dtype)?;
+                let shape = PyTuple::new(py, &e.shape)?;
                 let none = py.None();
-                out.push(ndarray.call1((shape, &dtype, map, offset, none, order))?);
+                out.push(Some(ndarray.call1((shape, &dtype, map, offset, none, order))?));
                 continue;
             }
         }
-        let arr = empty.call1((shape, &dtype, order))?;
-        if e.raw_length > 0 {
-            let ptr = buffers::data_address(&arr, true)?;
-            let len = usize::try_from(e.raw_length)
-                .map_err(|_| format_error(py, "array too large".into()))?;
-            to_fill.push((i, ptr, len));
+        let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
+        if len > 0 && pooled.contains(&i) {
+            let start = pool_len.checked_next_multiple_of(64).ok_or_else(too_large)?;
+            pool_slots.push((i, start));
+            pool_len = start.checked_add(len).ok_or_else(too_large)?;
+            out.push(None);
+            continue;
         }
-        out.push(arr);
+        let dtype = dtype_cache.get(py, &e.dtype)?;
+        let shape = PyTuple::new(py, &e.shape)?;
+        let arr = empty.call1((shape, &dtype, order))?;
+        if len > 0 {
+            to_fill.push((i, buffers::data_address(&arr, true)?, len));
+        }
+        out.push(Some(arr));
+    }
+    if !pool_slots.is_empty() {
+        let pool = empty.call1((pool_len, "u1"))?;
+        let base = buffers::data_address(&pool, true)?;
+        for &(i, start) in &pool_slots {
+            let e = &entries[i];
+            let order = if e.order == Order::F { "F" } else { "C" };
+            let dtype = dtype_cache.get(py, &e.dtype)?;
+            let shape = PyTuple::new(py, &e.shape)?;
+            let none = py.None();
+            let arr = ndarray.call1((shape, &dtype, &pool, start, none, order))?;
+            let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
+            to_fill.push((i, base + start, len));
+            out[i] = Some(arr);
+        }
+    }
+    let out: Vec<Bound<'py, PyAny>> = out.into_iter().flatten().collect();
+    if out.len() != entries.len() {
+        return Err(format_error(py, "array table and arrays differ".into()));
     }
     let fill = |&(i, ptr, len): &(usize, usize, usize)| {
-        // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array of exactly
-        // `len` bytes that we just created and still hold in `out`; no Python code runs meanwhile
-        // that could see or free it.
+        // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array (or a
+        // distinct, non-overlapping range of the pool) of exactly `len` bytes that we just
+        // created and still hold in `out`; no Python code runs meanwhile that could see or
+        // free it.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
         file.read_array_into(i, dst, verify)
     };
