@@ -11,7 +11,7 @@ use skvault_format::Node;
 
 use crate::classes::{read_classes, Classes, Labels};
 use crate::error::{malformed, unsupported, Result};
-use crate::estimator::{not_available, Boxed, Estimator, Method};
+use crate::estimator::{not_available, Boxed, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER};
 use crate::forest::{argmax_rows, run_blocks, to_f32};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::numeric::{expit, logit, np_sum, softmax_row_with, RowSum};
@@ -217,13 +217,9 @@ impl Estimator for GradientBoosting {
     }
     fn methods(&self) -> &'static [Method] {
         if self.classes.is_some() {
-            &[
-                Method::Predict,
-                Method::PredictProba,
-                Method::DecisionFunction,
-            ]
+            SCORED_CLASSIFIER
         } else {
-            &[Method::Predict]
+            PREDICT_ONLY
         }
     }
     fn classes(&self) -> Option<&Classes> {

@@ -27,6 +27,15 @@ impl Method {
     }
 }
 
+/// A regressor's methods (predict only).
+pub(crate) const PREDICT_ONLY: &[Method] = &[Method::Predict];
+/// A classifier with scores and probabilities (boosting, logistic models).
+pub(crate) const SCORED_CLASSIFIER: &[Method] = &[
+    Method::Predict,
+    Method::PredictProba,
+    Method::DecisionFunction,
+];
+
 pub(crate) fn not_available(class: &str, method: Method) -> InferError {
     InferError::NotAvailable {
         class: class.to_string(),

@@ -15,7 +15,9 @@ use skvault_format::Node;
 use crate::boosting::proba_from_raw;
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, Result};
-use crate::estimator::{build as build_any, not_available, Boxed, Estimator, Method};
+use crate::estimator::{
+    build as build_any, not_available, Boxed, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER,
+};
 use crate::forest::{argmax_rows, run_blocks};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::numeric::RowSum;
@@ -441,13 +443,9 @@ impl Estimator for Hist {
     }
     fn methods(&self) -> &'static [Method] {
         if self.classes.is_some() {
-            &[
-                Method::Predict,
-                Method::PredictProba,
-                Method::DecisionFunction,
-            ]
+            SCORED_CLASSIFIER
         } else {
-            &[Method::Predict]
+            PREDICT_ONLY
         }
     }
     fn classes(&self) -> Option<&Classes> {

@@ -6,7 +6,7 @@
 
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, Result};
-use crate::estimator::{not_available, Boxed, Estimator, Method};
+use crate::estimator::{not_available, Boxed, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER};
 use crate::forest::argmax_rows;
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::numeric::{dot, expit, normalize_rows_ovr, softmax_row};
@@ -182,13 +182,9 @@ impl Estimator for Linear {
 
     fn methods(&self) -> &'static [Method] {
         match (&self.classes, self.proba) {
-            (None, _) => &[Method::Predict],
+            (None, _) => PREDICT_ONLY,
             (Some(_), Proba::None) => &[Method::Predict, Method::DecisionFunction],
-            (Some(_), _) => &[
-                Method::Predict,
-                Method::PredictProba,
-                Method::DecisionFunction,
-            ],
+            (Some(_), _) => SCORED_CLASSIFIER,
         }
     }
 

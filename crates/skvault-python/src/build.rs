@@ -110,13 +110,17 @@ pub fn build_arrays<'py>(
                 let dtype = dtype_cache.get(py, &e.dtype)?;
                 let shape = PyTuple::new(py, &e.shape)?;
                 let none = py.None();
-                out.push(Some(ndarray.call1((shape, &dtype, map, offset, none, order))?));
+                out.push(Some(
+                    ndarray.call1((shape, &dtype, map, offset, none, order))?,
+                ));
                 continue;
             }
         }
         let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
         if len > 0 && pooled.contains(&i) {
-            let start = pool_len.checked_next_multiple_of(64).ok_or_else(too_large)?;
+            let start = pool_len
+                .checked_next_multiple_of(64)
+                .ok_or_else(too_large)?;
             pool_slots.push((i, start));
             pool_len = start.checked_add(len).ok_or_else(too_large)?;
             out.push(None);
