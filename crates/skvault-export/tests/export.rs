@@ -4,116 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use prost::Message;
-use serde_json::{json, Map};
+use serde_json::json;
 use skvault_export::proto::ModelProto;
 use skvault_export::{json as sj, onnx, ExportError};
-use skvault_format::dtype::{ByteOrder, Field, Kind};
-use skvault_format::{
-    prepare, ArrayInput, Construct, DType, Node, Object, Order, SkvFile, TrustSet, WriteOptions,
-};
+use skvault_format::testing::TreeSpec;
+use skvault_format::{SkvFile, TrustSet, WriteOptions};
 use skvault_infer::{MatrixView, Model, Prediction};
 
-fn scalar(kind: Kind, count: u64) -> DType {
-    let order = if count == 1 {
-        ByteOrder::NotApplicable
-    } else {
-        ByteOrder::Little
-    };
-    DType::Scalar { order, kind, count }
-}
-
-fn node_dtype() -> DType {
-    let f = |name: &str, dtype: DType, offset: u64| Field {
-        name: name.into(),
-        dtype,
-        offset,
-    };
-    DType::Structured {
-        fields: vec![
-            f("left_child", scalar(Kind::Int, 8), 0),
-            f("right_child", scalar(Kind::Int, 8), 8),
-            f("feature", scalar(Kind::Int, 8), 16),
-            f("threshold", scalar(Kind::Float, 8), 24),
-            f("missing_go_to_left", scalar(Kind::UInt, 1), 32),
-        ],
-        itemsize: 40,
-        aligned: false,
-    }
-}
-
-fn record(l: i64, r: i64, f: i64, t: f64, m: u8) -> Vec<u8> {
-    let mut b = Vec::new();
-    for v in [l, r, f] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&t.to_le_bytes());
-    b.push(m);
-    b.extend_from_slice(&[0; 7]);
-    b
-}
-
-fn object(class: &str, items: Vec<(&str, Node)>) -> Node {
-    Node::Object(Box::new(Object {
-        class: class.into(),
-        construct: Construct::New {
-            args: vec![],
-            kwargs: vec![],
-        },
-        state: Some(Node::Dict(
-            items
-                .into_iter()
-                .map(|(k, v)| (Node::Str(k.into()), v))
-                .collect(),
-        )),
-        list_items: vec![],
-        dict_items: vec![],
-    }))
-}
-
-/// A DecisionTreeRegressor on 2 features: x0 <= 0.1 ? (x1 <= 5 ? 1 : 2) : 3, NaN in x0 left.
-fn regressor_bytes(class: &str) -> Vec<u8> {
-    let nodes = [
-        record(1, 4, 0, 0.1, 1),
-        record(2, 3, 1, 5.0, 0),
-        record(-1, -1, -2, -2.0, 0),
-        record(-1, -1, -2, -2.0, 0),
-        record(-1, -1, -2, -2.0, 0),
-    ]
-    .concat();
-    let values: Vec<u8> = [0.0f64, 0.0, 1.0, 2.0, 3.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let arrays = [
-        ArrayInput {
-            dtype: node_dtype(),
-            shape: vec![5],
-            order: Order::C,
-            data: &nodes,
-        },
-        ArrayInput {
-            dtype: scalar(Kind::Float, 8),
-            shape: vec![5, 1, 1],
-            order: Order::C,
-            data: &values,
-        },
-    ];
-    let tree = object(
-        "sklearn.tree._tree.Tree",
-        vec![("nodes", Node::Array(0)), ("values", Node::Array(1))],
-    );
-    let root = object(
-        class,
-        vec![
-            ("n_features_in_", Node::Int(2)),
-            ("n_outputs_", Node::Int(1)),
-            ("tree_", tree),
-        ],
-    );
-    prepare(root, &arrays, Map::new(), WriteOptions::default())
-        .unwrap()
-        .to_vec()
-        .unwrap()
+/// The hand-made DecisionTreeRegressor of `skvault_format::testing`, as class `class`.
+fn regressor_bytes(class: &'static str) -> Vec<u8> {
+    let mut spec = TreeSpec::regressor();
+    spec.class = class;
+    spec.bytes().unwrap()
 }
 
 fn model(bytes: Vec<u8>) -> Model {

@@ -14,6 +14,8 @@ pub mod manifest;
 pub mod node;
 pub mod read;
 pub mod strict_json;
+#[doc(hidden)]
+pub mod testing;
 pub mod trust;
 pub mod write;
 

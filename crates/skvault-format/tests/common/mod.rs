@@ -5,6 +5,7 @@
 
 use serde_json::{json, Map, Value};
 use skvault_format::node::BaseType;
+use skvault_format::testing::object;
 use skvault_format::{
     prepare_with_validation, ArrayInput, Codec, Construct, DType, Node, Object, Order, WriteOptions,
 };
@@ -59,25 +60,8 @@ fn s(x: &str) -> Node {
     Node::Str(x.into())
 }
 
-fn new_object(class: &str, attrs: Vec<(&str, Node)>) -> Node {
-    Node::Object(Box::new(Object {
-        class: class.into(),
-        construct: Construct::New {
-            args: vec![],
-            kwargs: vec![],
-        },
-        state: Some(Node::Dict(
-            attrs.into_iter().map(|(k, v)| (s(k), v)).collect(),
-        )),
-        list_items: vec![],
-        dict_items: vec![],
-    }))
-}
-
-/// An estimator-like tree: nested containers, a shared node with a back reference, and every
-/// array of `sample_arrays` referenced exactly once.
 pub fn sample_tree() -> Node {
-    new_object(
+    object(
         "sklearn.linear_model._base.LinearRegression",
         vec![
             ("coef_", Node::Array(0)),
@@ -238,7 +222,7 @@ pub fn validation_file() -> Vec<u8> {
     let arrays = sample_arrays();
     let root = Node::Shared {
         id: 1,
-        node: Box::new(new_object(
+        node: Box::new(object(
             "sklearn.linear_model._base.LinearRegression",
             vec![("coef_", Node::Array(0)), ("intercept_", Node::Array(4))],
         )),
