@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build demo test test-rust test-python lint fuzz-replay bench clean old-sklearn s3-server
+.PHONY: help venv build demo test test-rust test-python lint stubs fuzz-replay bench clean old-sklearn s3-server
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+stubs: build ## Check the type stubs of skvault._native against the built module (mypy stubtest)
+	$(PY) -m mypy.stubtest skvault._native
+
 test-rust: s3-server ## Rust unit tests (the binding crate is tested through Python)
 	cargo test --workspace --exclude skvault-python --quiet
 
@@ -62,7 +65,7 @@ fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly
 test-python: build old-sklearn s3-server ## The Python test suite
 	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(PY) -m pytest -q tests
 
-test: build lint test-rust test-python ## Everything: lint, Rust tests, fuzz replay, Python tests
+test: build lint stubs test-rust test-python ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests
 
 bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt

@@ -1,6 +1,30 @@
 """Type stubs for the Rust extension module `skvault._native`."""
 
 from os import PathLike
+from typing import final
+
+from typing_extensions import Self
+
+__all__ = [
+    "MappedFile",
+    "NativeModel",
+    "Registry",
+    "__version__",
+    "cli_main",
+    "convert",
+    "default_trusted",
+    "dump",
+    "dumps",
+    "export_json",
+    "export_onnx",
+    "get_untrusted_types",
+    "import_json",
+    "load",
+    "manifest_json",
+    "native_load",
+    "scan_paths",
+    "verify",
+]
 
 __version__: str
 
@@ -41,6 +65,7 @@ def import_json(
     src: str | PathLike[str], out: str | PathLike[str], trusted: list[str] = ..., compression: str | None = None
 ) -> None: ...
 
+@final
 class MappedFile:
     """A read-only buffer over a memory-mapped .skv file; mapped numpy arrays keep it alive."""
 
@@ -56,6 +81,7 @@ def convert(
 
 def native_load(path: str) -> NativeModel: ...
 
+@final
 class NativeModel:
     """A model built for native inference (see skvault.native)."""
 
@@ -75,10 +101,11 @@ class NativeModel:
     def decision_function(self, x: object) -> tuple[bytearray, int, int, bool]: ...
     def transform(self, x: object) -> tuple[bytearray, int, int, bool]: ...
     def score_samples(self, x: object) -> tuple[bytearray, int, int, bool]: ...
+@final
 class Registry:
     """The Rust registry; the public class is ``skvault.Registry``."""
 
-    def __init__(self, uri: str, options: list[tuple[str, str]] = ...) -> None: ...
+    def __new__(cls, uri: str, options: list[tuple[str, str]] = ...) -> Self: ...
     @property
     def uri(self) -> str: ...
     def register(self, path: str | PathLike[str], name: str, options: str) -> str: ...
