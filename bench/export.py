@@ -15,7 +15,6 @@ machine is shared.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ import native  # noqa: E402  (parses --quick / --threads and sets the thread poo
 import numpy as np  # noqa: E402
 
 import skvault  # noqa: E402
+from timing import best_time, write_results  # noqa: E402
 
 ARGS = native.ARGS
 
@@ -46,7 +46,7 @@ def run_skvault(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Any]:
     skv = workdir / "model.skv"
     skvault.dump(model, skv)
     out = workdir / "skvault.onnx"
-    t = native.best_time(lambda: skvault.export_onnx(skv, out), 3)
+    t = best_time(lambda: skvault.export_onnx(skv, out), 3)
     data = out.read_bytes()
     sess = session(data)
     fn = lambda A: sess.run(["probabilities"], {"X": A})[0]  # noqa: E731
@@ -91,7 +91,7 @@ def main() -> None:
                 got = fn(batch)
                 r["max_abs_diff"] = float(np.max(np.abs(got - expected)))
                 r["labels_differ"] = int(np.sum(model.classes_[np.argmax(got, axis=1)] != model.predict(batch)))
-                r["predict_ms"] = native.best_time(lambda: fn(batch), reps) * 1e3
+                r["predict_ms"] = best_time(lambda: fn(batch), reps) * 1e3
                 rows[exporter] = r
                 print(f"  {exporter}: export {r['export_s']:.3f}s, {r['bytes']} bytes, predict "
                       f"{r['predict_ms']:.1f} ms, max |diff| {r['max_abs_diff']:.2g}", flush=True)
@@ -100,12 +100,6 @@ def main() -> None:
 
 
 def write(results: dict[str, Any]) -> None:
-    import environment
-
-    results["environment"] = environment.describe(HERE)
-    out_dir = HERE / ("work/quick" if ARGS.quick else "results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "export.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     lines = [
         "# ONNX export: skvault vs skl2onnx",
         "",
@@ -130,8 +124,7 @@ def write(results: dict[str, Any]) -> None:
                       f"{a['bytes'] / b['bytes']:.2f}x skl2onnx's size, predict_proba "
                       f"{b['predict_ms'] / a['predict_ms']:.2f}x (above 1: skvault's file runs faster)."]
         lines.append("")
-    (out_dir / "export.md").write_text("\n".join(lines))
-    print(f"wrote {out_dir / 'export.md'}")
+    write_results("export", results, lines, ARGS.quick)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ convert or run a model is reported as such, with the reason.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -45,24 +43,7 @@ import numpy as np  # noqa: E402
 
 import skvault  # noqa: E402
 import skvault.native  # noqa: E402
-
-
-def best_time(fn: Callable[[], Any], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def median_latency(fn: Callable[[], Any], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from timing import best_time, median_time, write_results  # noqa: E402
 
 
 def build_models(quick: bool) -> dict[str, Any]:
@@ -163,7 +144,7 @@ def main() -> None:
                         if not ok:
                             raise SystemExit(f"native output differs from scikit-learn on {name}: {diff}")
                     t_batch = best_time(lambda: fn(batch), reps_batch)
-                    t_one = median_latency(lambda: fn(one), reps_one if engine != "scikit-learn" else reps_one // 10)
+                    t_one = median_time(lambda: fn(one), reps_one if engine != "scikit-learn" else reps_one // 10)
                     rows[engine] = {
                         "batch_rows_per_s": 10000 / t_batch,
                         "batch_ms": t_batch * 1e3,
@@ -181,12 +162,6 @@ def main() -> None:
 
 
 def write(results: dict[str, Any]) -> None:
-    import environment
-
-    results["environment"] = environment.describe(HERE)
-    out_dir = HERE / ("work/quick" if ARGS.quick else "results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "native.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     lines = [
         "# Native inference: predict_proba throughput and latency",
         "",
@@ -206,8 +181,7 @@ def write(results: dict[str, Any]) -> None:
                     f"{r['one_row_us']:.1f} | {r['max_abs_diff']:.2g} |"
                 )
         lines.append("")
-    (out_dir / "native.md").write_text("\n".join(lines))
-    print(f"wrote {out_dir / 'native.md'}")
+    write_results("native", results, lines, ARGS.quick)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MAKE_FIXTURES = ROOT / "crates" / "skvault-pickle" / "tests" / "fixtures" / "make_fixtures.py"
+
+from timing import median_time  # noqa: E402
 
 
 def skvault_scan(path: Path) -> str:
@@ -76,15 +77,6 @@ SCANNERS: dict[str, Callable[[Path], str]] = {
 }
 
 
-def timed(fn: Callable[[], object], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def build_forest(work: Path, quick: bool) -> list[Path]:
     import pickle
 
@@ -124,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             for f in large:
                 verdict = scan(f)  # warm-up, and the verdict on a benign model
                 r[f"{f.name} verdict"] = verdict  # type: ignore[assignment]
-                r[f"{f.name} s"] = timed(lambda f=f: scan(f), 3 if not args.quick else 5)
-            r["corpus s"] = timed(lambda: [scan(p) for p in small], 3)
+                r[f"{f.name} s"] = median_time(lambda f=f: scan(f), 3 if not args.quick else 5)
+            r["corpus s"] = median_time(lambda: [scan(p) for p in small], 3)
             results[name] = r
             misses = {"false negatives": 0, "false positives": 0, "agree": 0}
             for e, p in zip(index, small):

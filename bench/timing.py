@@ -1,0 +1,47 @@
+"""Timing and result files shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def durations(fn: Callable[[], object], reps: int) -> list[float]:
+    """Seconds taken by each of `reps` calls of `fn`."""
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def best_time(fn: Callable[[], object], reps: int) -> float:
+    """The fastest of `reps` calls: throughput, least disturbed by other work."""
+    return min(durations(fn, reps))
+
+
+def median_time(fn: Callable[[], object], reps: int) -> float:
+    """The median of `reps` calls: a typical latency."""
+    return statistics.median(durations(fn, reps))
+
+
+def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick: bool) -> Path:
+    """Writes `<stem>.json` (with the environment) and `<stem>.md` under bench/results, or
+    bench/work/quick for quick runs; returns the markdown file."""
+    import environment
+
+    results["environment"] = environment.describe(HERE)
+    out_dir = HERE / ("work/quick" if quick else "results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md = out_dir / f"{stem}.md"
+    md.write_text("\n".join(markdown))
+    print(f"wrote {md}")
+    return md
