@@ -35,6 +35,18 @@ def datasets(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     return out
 
 
+def one_hot_encoders() -> dict:
+    """name -> factory of the OneHotEncoder settings the encoder tests cover."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    return {
+        "plain": lambda: OneHotEncoder(),
+        "drop-first": lambda: OneHotEncoder(drop="first", sparse_output=False),
+        "if-binary-ignore": lambda: OneHotEncoder(drop="if_binary", handle_unknown="ignore"),
+        "ignore": lambda: OneHotEncoder(handle_unknown="ignore"),
+    }
+
+
 def encoder_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X_fit, X_known, X_unknown) for the encoders: three numeric categorical columns, NaN a
     category of its own in column 1, -0.0 among the held-out values (it matches 0.0), and

@@ -31,7 +31,7 @@ from sklearn.preprocessing import (  # noqa: E402
     StandardScaler,
 )
 
-from native_helpers import datasets, encoder_data  # noqa: E402
+from native_helpers import datasets, encoder_data, one_hot_encoders  # noqa: E402
 from onnx_helpers import (  # noqa: E402
     EXPORT_ATOL,
     EXPORT_RTOL,
@@ -120,16 +120,10 @@ def test_pca(whiten, tmp_path):
     assert np.all(np.abs(got - want) <= EXPORT_RTOL * scale), np.max(np.abs(got - want) / scale)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: OneHotEncoder(),
-        lambda: OneHotEncoder(drop="first", sparse_output=False),
-        lambda: OneHotEncoder(drop="if_binary", handle_unknown="ignore"),
-        lambda: OneHotEncoder(handle_unknown="ignore"),
-    ],
-    ids=["plain", "drop-first", "if-binary-ignore", "ignore"],
-)
+ONE_HOT = one_hot_encoders()
+
+
+@pytest.mark.parametrize("make", list(ONE_HOT.values()), ids=list(ONE_HOT))
 def test_one_hot_encoder_is_bit_identical(make, tmp_path):
     X, Xt, unknown = encoder_data()
     est = make().fit(X)

@@ -30,7 +30,14 @@ from sklearn.preprocessing import (
 )
 
 import skvault
-from native_helpers import assert_both_raise, assert_same, datasets, encoder_data, roundtrip
+from native_helpers import (
+    assert_both_raise,
+    assert_same,
+    datasets,
+    encoder_data,
+    one_hot_encoders,
+    roundtrip,
+)
 
 DATA = datasets()
 
@@ -106,18 +113,14 @@ def test_normalizer_l2(tmp_path):
                                rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: OneHotEncoder(),
-        lambda: OneHotEncoder(drop="first", sparse_output=False),
-        lambda: OneHotEncoder(drop="if_binary", handle_unknown="ignore"),
-        lambda: OneHotEncoder(handle_unknown="ignore"),
-        lambda: OrdinalEncoder(),
-        lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-    ],
-    ids=["onehot", "onehot-drop", "onehot-ifbinary-ignore", "onehot-ignore", "ordinal", "ordinal-unknown"],
-)
+ENCODERS = {
+    **{f"onehot-{name}": make for name, make in one_hot_encoders().items()},
+    "ordinal": lambda: OrdinalEncoder(),
+    "ordinal-unknown": lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+}
+
+
+@pytest.mark.parametrize("make", list(ENCODERS.values()), ids=list(ENCODERS))
 def test_encoders(tmp_path, make):
     X, Xt, unknown = encoder_data()
     model = make().fit(X)
