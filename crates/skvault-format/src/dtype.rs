@@ -15,6 +15,8 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use crate::error::{FormatError, Result};
+use crate::pointer::Pointer;
+use crate::strict_json::{Json, Obj};
 
 /// Largest itemsize accepted for any dtype: numpy's own limit (2^31 - 1 bytes).
 pub const MAX_ITEMSIZE: u64 = (1 << 31) - 1;
@@ -176,16 +178,20 @@ impl DType {
 
     /// Parses and validates a dtype from its JSON form. `path` locates it for error messages.
     pub fn from_json(value: &Value, path: &str) -> Result<DType> {
-        let dtype = parse(value, path, false)?;
-        Ok(dtype)
+        Self::from_json_at(&Json::from(value), &Pointer::Root(path))
     }
 
-    /// Like `from_json`, but also accepts the object dtype `"|O"`: for dtype values in the tree.
-    pub fn from_json_allow_object(value: &Value, path: &str) -> Result<DType> {
+    /// [`DType::from_json`] for the reader's parsed manifest.
+    pub fn from_json_at(value: &Json, path: &Pointer) -> Result<DType> {
+        parse(value, path, false)
+    }
+
+    /// Like `from_json_at`, but also accepts the object dtype `"|O"`: for dtype values in the tree.
+    pub fn from_json_allow_object(value: &Json, path: &Pointer) -> Result<DType> {
         if value.as_str() == Some("|O") {
             return Ok(DType::object());
         }
-        Self::from_json(value, path)
+        Self::from_json_at(value, path)
     }
 
     /// numpy's object dtype (`dtype('O')`).
@@ -199,22 +205,22 @@ impl DType {
 
     /// Parses numpy's `dtype.str` of a scalar type (`"<f8"`).
     pub fn parse_scalar(s: &str, path: &str) -> Result<DType> {
-        parse_scalar(s, path)
+        parse_scalar(s, &Pointer::Root(path))
     }
 }
 
-fn err(path: &str, message: impl Into<String>) -> FormatError {
+fn err(path: &Pointer, message: impl Into<String>) -> FormatError {
     FormatError::DType {
         path: path.to_string(),
         message: message.into(),
     }
 }
 
-fn parse(value: &Value, path: &str, as_field: bool) -> Result<DType> {
+fn parse(value: &Json, path: &Pointer, as_field: bool) -> Result<DType> {
     match value {
-        Value::String(s) => parse_scalar(s, path),
-        Value::Object(m) if m.contains_key("fields") => parse_structured(m, path),
-        Value::Object(m) if m.contains_key("subarray") => {
+        Json::Str(s) => parse_scalar(s, path),
+        Json::Object(m) if m.contains_key("fields") => parse_structured(m, path),
+        Json::Object(m) if m.contains_key("subarray") => {
             if !as_field {
                 return Err(err(
                     path,
@@ -230,7 +236,7 @@ fn parse(value: &Value, path: &str, as_field: bool) -> Result<DType> {
     }
 }
 
-fn parse_scalar(s: &str, path: &str) -> Result<DType> {
+fn parse_scalar(s: &str, path: &Pointer) -> Result<DType> {
     let mut chars = s.chars();
     let order = match chars.next() {
         Some('<') => ByteOrder::Little,
@@ -295,15 +301,15 @@ fn parse_scalar(s: &str, path: &str) -> Result<DType> {
     Ok(DType::Scalar { order, kind, count })
 }
 
-fn get_u64(m: &Map<String, Value>, key: &str, path: &str) -> Result<u64> {
+fn get_u64(m: &Obj, key: &str, path: &Pointer) -> Result<u64> {
     m.get(key)
-        .and_then(Value::as_u64)
+        .and_then(Json::as_u64)
         .ok_or_else(|| err(path, format!("'{key}' must be a non-negative integer")))
 }
 
-fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
+fn parse_structured(m: &Obj, path: &Pointer) -> Result<DType> {
     for key in m.keys() {
-        if !matches!(key.as_str(), "fields" | "itemsize" | "aligned") {
+        if !matches!(key, "fields" | "itemsize" | "aligned") {
             return Err(err(
                 path,
                 format!("unknown key '{key}' in structured dtype"),
@@ -319,12 +325,12 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
     }
     let aligned = match m.get("aligned") {
         None => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Json::Bool(b)) => *b,
         Some(_) => return Err(err(path, "'aligned' must be a boolean")),
     };
     let raw_fields = m
         .get("fields")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .ok_or_else(|| err(path, "'fields' must be a list"))?;
     if raw_fields.is_empty() || raw_fields.len() > MAX_FIELDS {
         return Err(err(
@@ -334,19 +340,22 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
     }
     let mut fields: Vec<Field> = Vec::with_capacity(raw_fields.len());
     let mut names: HashSet<&str> = HashSet::with_capacity(raw_fields.len());
+    let fields_path = path.key("fields");
     for (i, f) in raw_fields.iter().enumerate() {
-        let fpath = format!("{path}/fields/{i}");
+        let fpath = fields_path.index(i);
         let parts = f
             .as_array()
             .filter(|p| p.len() == 3)
             .ok_or_else(|| err(&fpath, "a field must be [name, dtype, offset]"))?;
-        let (name, dt, offset) = match parts.as_slice() {
-            [Value::String(name), dt, Value::Number(off)] => (name, dt, off.as_u64()),
+        let (name, dt, offset) = match parts {
+            [Json::Str(name), dt, off @ (Json::Int(_) | Json::UInt(_) | Json::Float(_))] => {
+                (name, dt, off.as_u64())
+            }
             _ => return Err(err(&fpath, "a field must be [name, dtype, offset]")),
         };
         let offset = offset.ok_or_else(|| err(&fpath, "offset must be a non-negative integer"))?;
         // A set, not a scan of `fields`: a scan is quadratic in MAX_FIELDS per dtype.
-        if name.is_empty() || !names.insert(name.as_str()) {
+        if name.is_empty() || !names.insert(name) {
             return Err(err(
                 &fpath,
                 format!("field name {name:?} is empty or repeated"),
@@ -364,7 +373,7 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
             })?;
         debug_assert!(end <= itemsize);
         fields.push(Field {
-            name: name.clone(),
+            name: name.to_string(),
             dtype,
             offset,
         });
@@ -376,19 +385,19 @@ fn parse_structured(m: &Map<String, Value>, path: &str) -> Result<DType> {
     })
 }
 
-fn parse_subarray(m: &Map<String, Value>, path: &str) -> Result<DType> {
+fn parse_subarray(m: &Obj, path: &Pointer) -> Result<DType> {
     for key in m.keys() {
-        if !matches!(key.as_str(), "subarray" | "shape") {
+        if !matches!(key, "subarray" | "shape") {
             return Err(err(path, format!("unknown key '{key}' in sub-array dtype")));
         }
     }
     let base = m
         .get("subarray")
         .ok_or_else(|| err(path, "missing 'subarray'"))?;
-    let base = parse(base, &format!("{path}/subarray"), false)?;
+    let base = parse(base, &path.key("subarray"), false)?;
     let shape = m
         .get("shape")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .ok_or_else(|| err(path, "'shape' must be a list"))?;
     if shape.is_empty() || shape.len() > 32 {
         return Err(err(path, "a sub-array shape needs 1 to 32 dimensions"));

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod manifest;
 pub mod node;
+pub mod pointer;
 pub mod read;
 pub mod strict_json;
 #[doc(hidden)]

@@ -6,6 +6,8 @@ use crate::codec::{Codec, Filter};
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
 use crate::node::{json_depth, parse_shape, Decoder, Node};
+use crate::pointer::Pointer;
+use crate::strict_json::Json;
 
 pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
@@ -243,25 +245,23 @@ impl ArrayEntry {
         v
     }
 
-    fn from_json(index: usize, v: Value) -> Result<ArrayEntry> {
-        let path = format!("/arrays/{index}");
-        let Value::Object(mut m) = v else {
+    fn from_json(index: usize, v: &Json) -> Result<ArrayEntry> {
+        let table = Pointer::Root("/arrays");
+        let path = table.index(index);
+        let Json::Object(m) = v else {
             return Err(FormatError::manifest(
-                path,
+                path.to_string(),
                 "an array entry must be an object",
             ));
         };
-        let u64_field = |m: &Map<String, Value>, key: &str| {
-            m.get(key).and_then(Value::as_u64).ok_or_else(|| {
-                FormatError::manifest(format!("{path}/{key}"), "must be a non-negative integer")
+        let u64_field = |key: &str| {
+            m.get(key).and_then(Json::as_u64).ok_or_else(|| {
+                FormatError::manifest(path.key(key).to_string(), "must be a non-negative integer")
             })
         };
-        let dtype = DType::from_json(
-            m.get("dtype").unwrap_or(&Value::Null),
-            &format!("{path}/dtype"),
-        )?;
-        let shape = parse_shape(m.remove("shape"), &format!("{path}/shape"))?;
-        let order = match m.get("order").and_then(Value::as_str) {
+        let dtype = DType::from_json_at(m.get("dtype").unwrap_or(&Json::Null), &path.key("dtype"))?;
+        let shape = parse_shape(m.get("shape"), &path.key("shape"))?;
+        let order = match m.get("order").and_then(Json::as_str) {
             Some("C") => Order::C,
             Some("F") => Order::F,
             _ => {
@@ -273,7 +273,7 @@ impl ArrayEntry {
         };
         let codec = m
             .get("codec")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .and_then(Codec::from_name)
             .ok_or_else(|| {
                 FormatError::manifest(
@@ -292,7 +292,7 @@ impl ArrayEntry {
             "raw_length",
             "digest",
         ];
-        if let Some(extra) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        if let Some(extra) = m.keys().find(|k| !KEYS.contains(k)) {
             return Err(FormatError::manifest(
                 format!("{path}/{extra}"),
                 "unknown key in an array entry",
@@ -318,7 +318,7 @@ impl ArrayEntry {
         }
         let digest = m
             .get("digest")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .and_then(unhex32)
             .ok_or_else(|| {
                 FormatError::manifest(format!("{path}/digest"), "must be 64 lowercase hex digits")
@@ -327,11 +327,11 @@ impl ArrayEntry {
             dtype,
             shape,
             order,
-            offset: u64_field(&m, "offset")?,
-            length: u64_field(&m, "length")?,
+            offset: u64_field("offset")?,
+            length: u64_field("length")?,
             codec,
             filter,
-            raw_length: u64_field(&m, "raw_length")?,
+            raw_length: u64_field("raw_length")?,
             digest,
         };
         let expected = ArrayEntry::count(&entry.shape)
@@ -445,26 +445,25 @@ impl Manifest {
 
     /// Parses and validates a manifest (the tree and the array table; not yet the file layout).
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
-        let value: Value = crate::strict_json::from_slice(bytes)
-            .map_err(|source| FormatError::ManifestJson { source })?;
-        let Value::Object(mut m) = value else {
+        let value = Json::parse(bytes).map_err(|source| FormatError::ManifestJson { source })?;
+        let Json::Object(mut m) = value else {
             return Err(FormatError::manifest(
                 "",
                 "the manifest must be a JSON object",
             ));
         };
         let writer = match m.remove("writer") {
-            Some(Value::String(s)) => s,
+            Some(Json::Str(s)) => s.into_owned(),
             _ => return Err(FormatError::manifest("/writer", "must be a string")),
         };
         let metadata = match m.remove("metadata") {
-            Some(Value::Object(md)) => md,
+            Some(Json::Object(md)) => md.into_map(),
             None => Map::new(),
             Some(_) => return Err(FormatError::manifest("/metadata", "must be an object")),
         };
-        let arrays = match m.remove("arrays") {
-            Some(Value::Array(a)) => a
-                .into_iter()
+        let arrays = match m.get("arrays") {
+            Some(Json::Array(a)) => a
+                .iter()
                 .enumerate()
                 .map(|(i, v)| ArrayEntry::from_json(i, v))
                 .collect::<Result<Vec<_>>>()?,
@@ -474,9 +473,9 @@ impl Manifest {
             .remove("root")
             .ok_or_else(|| FormatError::manifest("/root", "missing"))?;
         let mut decoder = Decoder::new(arrays.len());
-        let root = decoder.decode(root, "/root")?;
+        let root = decoder.decode_json(root, &Pointer::Root("/root"))?;
         let validation = match m.remove("validation") {
-            Some(v) => Some(decoder.decode(v, "/validation")?),
+            Some(v) => Some(decoder.decode_json(v, &Pointer::Root("/validation"))?),
             None => None,
         };
         if let Some(i) = decoder.unreferenced_arrays().first() {

@@ -14,6 +14,8 @@ use serde_json::{json, Map, Number, Value};
 
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
+use crate::pointer::Pointer;
+use crate::strict_json::{Json, Obj};
 
 /// Identifier of a shared node; `Ref(id)` points back to it.
 pub type Id = u64;
@@ -339,8 +341,8 @@ const KIND_KEYS: &[&str] = &[
     "bit_generator",
 ];
 
-fn perr(path: &str, message: impl Into<String>) -> FormatError {
-    FormatError::manifest(path, message)
+fn perr(path: &Pointer, message: impl Into<String>) -> FormatError {
+    FormatError::manifest(path.to_string(), message)
 }
 
 /// Checks `module.name` syntax: dotted identifiers, at least one dot.
@@ -372,14 +374,13 @@ pub fn check_qualified_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn parse_float(v: &Value, path: &str) -> Result<f64> {
+fn parse_float(v: &Json, path: &Pointer) -> Result<f64> {
     match v {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            n.as_f64().ok_or_else(|| perr(path, "bad float"))
-        }
         // Integral-looking floats written by other tools ("1" instead of "1.0") are accepted.
-        Value::Number(n) => n.as_f64().ok_or_else(|| perr(path, "bad float")),
-        Value::String(s) => match s.as_str() {
+        Json::Float(_) | Json::Int(_) | Json::UInt(_) => {
+            v.as_f64().ok_or_else(|| perr(path, "bad float"))
+        }
+        Json::Str(s) => match s.as_ref() {
             "nan" => Ok(f64::NAN),
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
@@ -407,7 +408,7 @@ fn parse_float(v: &Value, path: &str) -> Result<f64> {
     }
 }
 
-fn parse_b64(v: &Value, path: &str) -> Result<Vec<u8>> {
+fn parse_b64(v: &Json, path: &Pointer) -> Result<Vec<u8>> {
     let s = v
         .as_str()
         .ok_or_else(|| perr(path, "expected a base64 string"))?;
@@ -415,7 +416,7 @@ fn parse_b64(v: &Value, path: &str) -> Result<Vec<u8>> {
         .map_err(|e| perr(path, format!("invalid base64: {e}")))
 }
 
-fn check_bigint(s: &str, path: &str) -> Result<()> {
+fn check_bigint(s: &str, path: &Pointer) -> Result<()> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let canonical = !digits.is_empty()
         && digits.len() <= MAX_BIGINT_DIGITS
@@ -431,15 +432,11 @@ fn check_bigint(s: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
-fn take_array(v: Value, path: &str) -> Result<Vec<Value>> {
+fn take_array<'a>(v: Json<'a>, path: &Pointer) -> Result<Vec<Json<'a>>> {
     match v {
-        Value::Array(a) => Ok(a),
+        Json::Array(a) => Ok(a),
         _ => Err(perr(path, "expected a list")),
     }
-}
-
-fn child(path: &str, key: impl std::fmt::Display) -> String {
-    format!("{path}/{key}")
 }
 
 impl Decoder {
@@ -460,57 +457,61 @@ impl Decoder {
             .collect()
     }
 
+    /// Decodes a tree given as a `serde_json::Value`; `path` locates it in error messages.
     pub fn decode(&mut self, v: Value, path: &str) -> Result<Node> {
+        self.decode_json(Json::from(&v), &Pointer::Root(path))
+    }
+
+    /// Decodes a tree parsed by [`Json::parse`].
+    pub fn decode_json(&mut self, v: Json, path: &Pointer) -> Result<Node> {
         match v {
-            Value::Null => Ok(Node::None),
-            Value::Bool(b) => Ok(Node::Bool(b)),
-            Value::String(s) => Ok(Node::Str(s)),
-            Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Ok(Node::Int(i))
-                } else if let Some(u) = n.as_u64() {
-                    Ok(Node::BigInt(u.to_string()))
-                } else {
-                    Err(perr(
-                        path,
-                        "a bare JSON number must be an integer (floats are {\"float\": x})",
-                    ))
-                }
-            }
-            Value::Array(_) => Err(perr(
+            Json::Null => Ok(Node::None),
+            Json::Bool(b) => Ok(Node::Bool(b)),
+            Json::Str(s) => Ok(Node::Str(s.into_owned())),
+            Json::Int(i) => Ok(Node::Int(i)),
+            Json::UInt(u) => Ok(match i64::try_from(u) {
+                Ok(i) => Node::Int(i),
+                Err(_) => Node::BigInt(u.to_string()),
+            }),
+            Json::Float(_) => Err(perr(
+                path,
+                "a bare JSON number must be an integer (floats are {\"float\": x})",
+            )),
+            Json::Array(_) => Err(perr(
                 path,
                 "a bare JSON list is not a node (use {\"list\": [...]})",
             )),
-            Value::Object(m) => self.decode_object(m, path),
+            Json::Object(m) => self.decode_object(m, path),
         }
     }
 
-    fn decode_seq(&mut self, v: Value, path: &str) -> Result<Vec<Node>> {
+    fn decode_seq(&mut self, v: Json, path: &Pointer) -> Result<Vec<Node>> {
         take_array(v, path)?
             .into_iter()
             .enumerate()
-            .map(|(i, item)| self.decode(item, &child(path, i)))
+            .map(|(i, item)| self.decode_json(item, &path.index(i)))
             .collect()
     }
 
-    fn decode_pairs(&mut self, v: Value, path: &str) -> Result<Vec<(Node, Node)>> {
-        let mut out = Vec::new();
-        for (i, pair) in take_array(v, path)?.into_iter().enumerate() {
-            let p = child(path, i);
+    fn decode_pairs(&mut self, v: Json, path: &Pointer) -> Result<Vec<(Node, Node)>> {
+        let items = take_array(v, path)?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, pair) in items.into_iter().enumerate() {
+            let p = path.index(i);
             let mut kv = take_array(pair, &p)?;
             if kv.len() != 2 {
                 return Err(perr(&p, "a dict item must be [key, value]"));
             }
-            let value = kv.pop().unwrap_or(Value::Null);
-            let key = kv.pop().unwrap_or(Value::Null);
-            let key = self.decode(key, &child(&p, 0))?;
-            let value = self.decode(value, &child(&p, 1))?;
+            let value = kv.pop().unwrap_or(Json::Null);
+            let key = kv.pop().unwrap_or(Json::Null);
+            let key = self.decode_json(key, &p.index(0))?;
+            let value = self.decode_json(value, &p.index(1))?;
             out.push((key, value));
         }
         Ok(out)
     }
 
-    fn decode_object(&mut self, mut m: Map<String, Value>, path: &str) -> Result<Node> {
+    fn decode_object(&mut self, mut m: Obj, path: &Pointer) -> Result<Node> {
         let id = match m.remove("id") {
             None => None,
             Some(v) => {
@@ -523,11 +524,11 @@ impl Decoder {
                 Some(id)
             }
         };
-        let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(**k));
+        let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(k));
         let kind = match (kinds.next(), kinds.next()) {
             (Some(k), None) => *k,
             (None, _) => {
-                let keys: Vec<&String> = m.keys().collect();
+                let keys: Vec<&str> = m.keys().collect();
                 return Err(perr(path, format!("unknown node kind (keys {keys:?})")));
             }
             (Some(a), Some(b)) => {
@@ -552,7 +553,7 @@ impl Decoder {
             "bit_generator" => &["bit_generator", "state"],
             other => std::slice::from_ref(KIND_KEYS.iter().find(|k| **k == other).unwrap_or(&"")),
         };
-        if let Some(extra) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        if let Some(extra) = m.keys().find(|k| !allowed.contains(k)) {
             return Err(perr(
                 path,
                 format!("unknown key '{extra}' in a '{kind}' node"),
@@ -561,8 +562,8 @@ impl Decoder {
         if id.is_some() && kind == "ref" {
             return Err(perr(path, "a ref cannot declare an id"));
         }
-        let p = child(path, kind);
-        let main = m.remove(kind).unwrap_or(Value::Null);
+        let p = path.key(kind);
+        let main = m.remove(kind).unwrap_or(Json::Null);
         let node = match kind {
             "int" => {
                 let s = main
@@ -575,7 +576,7 @@ impl Decoder {
                 }
             }
             "float" => Node::Float(parse_float(&main, &p)?),
-            "complex" => match main.as_array().map(Vec::as_slice) {
+            "complex" => match main.as_array() {
                 Some([re, im]) => Node::Complex(parse_float(re, &p)?, parse_float(im, &p)?),
                 _ => return Err(perr(&p, "expected [real, imag]")),
             },
@@ -618,7 +619,7 @@ impl Decoder {
                 Node::Array(index)
             }
             "objarray" => {
-                let shape = parse_shape(m.remove("shape"), &child(path, "shape"))?;
+                let shape = parse_shape(m.remove("shape").as_ref(), &path.key("shape"))?;
                 let items = self.decode_seq(main, &p)?;
                 let count = shape
                     .iter()
@@ -633,11 +634,8 @@ impl Decoder {
                 Node::ObjArray { shape, items }
             }
             "scalar" => {
-                let dtype = DType::from_json(&main, &p)?;
-                let data = parse_b64(
-                    &m.remove("data").unwrap_or(Value::Null),
-                    &child(path, "data"),
-                )?;
+                let dtype = DType::from_json_at(&main, &p)?;
+                let data = parse_b64(&m.remove("data").unwrap_or(Json::Null), &path.key("data"))?;
                 if data.len() as u64 != dtype.itemsize() {
                     return Err(perr(path, "scalar data length does not match its dtype"));
                 }
@@ -663,7 +661,7 @@ impl Decoder {
             }
             "object" => Node::Object(Box::new(self.decode_instance(main, m, path)?)),
             "random_state" => {
-                let state = self.decode(main, &p)?;
+                let state = self.decode_json(main, &p)?;
                 if !matches!(state.unshared(), Node::Dict(_) | Node::Ref(_)) {
                     return Err(perr(
                         &p,
@@ -673,7 +671,7 @@ impl Decoder {
                 Node::RandomState(Box::new(state))
             }
             "generator" => {
-                let bg = self.decode(main, &p)?;
+                let bg = self.decode_json(main, &p)?;
                 if !matches!(bg.unshared(), Node::BitGenerator { .. } | Node::Ref(_)) {
                     return Err(perr(&p, "a generator holds a bit_generator node or a ref"));
                 }
@@ -687,7 +685,7 @@ impl Decoder {
                 let state = m
                     .remove("state")
                     .ok_or_else(|| perr(path, "a bit_generator needs its 'state'"))?;
-                let state = self.decode(state, &child(path, "state"))?;
+                let state = self.decode_json(state, &path.key("state"))?;
                 if !matches!(state.unshared(), Node::Dict(_) | Node::Ref(_)) {
                     return Err(perr(path, "a bit_generator's state is a dict or a ref"));
                 }
@@ -712,7 +710,7 @@ impl Decoder {
     }
 
     /// `new` (+ `kwargs`), `call` or `base` (+ `basestate`): at most one way to create the object.
-    fn decode_construct(&mut self, m: &mut Map<String, Value>, path: &str) -> Result<Construct> {
+    fn decode_construct(&mut self, m: &mut Obj, path: &Pointer) -> Result<Construct> {
         let new = m.remove("new");
         let call = m.remove("call");
         let kwargs = m.remove("kwargs");
@@ -731,43 +729,38 @@ impl Decoder {
         }
         if let Some(call) = call {
             return Ok(Construct::Call {
-                args: self.decode_seq(call, &child(path, "call"))?,
+                args: self.decode_seq(call, &path.key("call"))?,
             });
         }
         if base.is_some() || basestate.is_some() {
             let base = base
                 .as_ref()
-                .and_then(Value::as_str)
+                .and_then(Json::as_str)
                 .and_then(BaseType::from_name)
                 .ok_or_else(|| perr(path, "'base' must be \"dict\", \"list\" or \"set\""))?;
             let value = basestate.ok_or_else(|| perr(path, "'base' needs 'basestate'"))?;
             return Ok(Construct::Base {
                 base,
-                value: Box::new(self.decode(value, &child(path, "basestate"))?),
+                value: Box::new(self.decode_json(value, &path.key("basestate"))?),
             });
         }
         let args = match new {
-            Some(v) => self.decode_seq(v, &child(path, "new"))?,
+            Some(v) => self.decode_seq(v, &path.key("new"))?,
             None => Vec::new(),
         };
         let kwargs = match kwargs {
-            Some(v) => self.decode_pairs(v, &child(path, "kwargs"))?,
+            Some(v) => self.decode_pairs(v, &path.key("kwargs"))?,
             None => Vec::new(),
         };
         Ok(Construct::New { args, kwargs })
     }
 
-    fn decode_instance(
-        &mut self,
-        class: Value,
-        mut m: Map<String, Value>,
-        path: &str,
-    ) -> Result<Object> {
+    fn decode_instance(&mut self, class: Json, mut m: Obj, path: &Pointer) -> Result<Object> {
         let class = class
             .as_str()
             .ok_or_else(|| perr(path, "'object' must be a qualified class name"))?
             .to_string();
-        check_qualified_name(&class).map_err(|e| perr(&child(path, "object"), e))?;
+        check_qualified_name(&class).map_err(|e| perr(&path.key("object"), e))?;
         let construct = self.decode_construct(&mut m, path)?;
         let state = match (m.remove("state"), m.remove("attrs")) {
             (Some(_), Some(_)) => {
@@ -776,15 +769,13 @@ impl Decoder {
                     "an object has either 'state' or 'attrs', not both",
                 ))
             }
-            (Some(v), None) => Some(self.decode(v, &child(path, "state"))?),
-            (None, Some(Value::Object(attrs))) => {
+            (Some(v), None) => Some(self.decode_json(v, &path.key("state"))?),
+            (None, Some(Json::Object(attrs))) => {
                 let mut items = Vec::with_capacity(attrs.len());
+                let at = path.key("attrs");
                 for (k, v) in attrs {
-                    // Only a prefix of the name goes into the path, which is copied for every
-                    // node below it: a megabyte-long name would make decoding quadratic.
-                    let shown: String = k.chars().take(64).collect();
-                    let value = self.decode(v, &child(path, format!("attrs/{shown}")))?;
-                    items.push((Node::Str(k), value));
+                    let value = self.decode_json(v, &at.key(&k))?;
+                    items.push((Node::Str(k.into_owned()), value));
                 }
                 Some(Node::Dict(items))
             }
@@ -792,11 +783,11 @@ impl Decoder {
             (None, None) => None,
         };
         let list_items = match m.remove("listitems") {
-            Some(v) => self.decode_seq(v, &child(path, "listitems"))?,
+            Some(v) => self.decode_seq(v, &path.key("listitems"))?,
             None => Vec::new(),
         };
         let dict_items = match m.remove("dictitems") {
-            Some(v) => self.decode_pairs(v, &child(path, "dictitems"))?,
+            Some(v) => self.decode_pairs(v, &path.key("dictitems"))?,
             None => Vec::new(),
         };
         Ok(Object {
@@ -810,10 +801,9 @@ impl Decoder {
 }
 
 /// Parses a shape: a list of at most 64 non-negative integers.
-pub fn parse_shape(v: Option<Value>, path: &str) -> Result<Vec<u64>> {
+pub fn parse_shape(v: Option<&Json>, path: &Pointer) -> Result<Vec<u64>> {
     let list = v
-        .as_ref()
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .ok_or_else(|| perr(path, "'shape' must be a list of non-negative integers"))?;
     if list.len() > 64 {
         return Err(perr(path, "more than 64 dimensions"));
