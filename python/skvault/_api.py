@@ -100,8 +100,8 @@ def _load(
     validate: bool,
     on_version_mismatch: _versions.Policy,
 ) -> Any:
-    def before_build(metadata: str) -> None:
-        _versions.check(json.loads(metadata), on_version_mismatch)
+    def before_build(environment: str) -> None:
+        _versions.check(json.loads(environment), on_version_mismatch)
 
     result = _native.load(
         source,

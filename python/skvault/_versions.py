@@ -32,12 +32,14 @@ def _parse(version: Any) -> tuple[int, int, int] | None:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
-def check(metadata: dict[str, Any], policy: Policy = None) -> None:
+def check(saved_env: Any, policy: Policy = None) -> None:
+    """Compare the environment recorded in a file (``metadata["environment"]``) with this one."""
     if policy not in (None, "error", "warn", "ignore"):
         raise ValueError(f'on_version_mismatch must be "error", "warn", "ignore" or None, not {policy!r}')
     if policy == "ignore":
         return
-    saved_env = metadata.get("environment") or {}
+    if not isinstance(saved_env, dict):
+        saved_env = {}
     installed_env = environment()
     for package in CHECKED:
         saved, installed = saved_env.get(package), installed_env.get(package)

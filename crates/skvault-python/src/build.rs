@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
-use rayon::prelude::*;
 use skvault_format::node::BaseType;
 use skvault_format::node::{Id, BIT_GENERATORS};
 use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
@@ -20,11 +19,15 @@ use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
 use crate::buffers;
 use crate::dtypes;
 use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
+use crate::fill::{Fill, Job};
 use crate::mapped::MappedFile;
 
 pub struct Builder<'py, 'a> {
     py: Python<'py>,
     trust: &'a TrustSet,
+    /// Declared before `arrays`, so that it is dropped first: it waits for the workers that
+    /// write into the arrays.
+    fill: Fill,
     arrays: Vec<Bound<'py, PyAny>>,
     memo: HashMap<Id, Bound<'py, PyAny>>,
     resolved: HashMap<String, Bound<'py, PyAny>>,
@@ -68,7 +71,8 @@ fn copied_by_trees(file: &SkvFile) -> HashSet<usize> {
 }
 
 /// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
-/// or fresh arrays filled in parallel with the GIL released.
+/// or fresh arrays, filled (and verified) in the background as the objects are built: see
+/// [`Fill`]. Small files are filled here and now, with the GIL released.
 ///
 /// The arrays that trees copy (see [`copied_by_trees`]) are carved out of one buffer instead
 /// of one allocation each: for a forest that is thousands of arrays, and one large block
@@ -79,15 +83,14 @@ pub fn build_arrays<'py>(
     file: &Arc<SkvFile>,
     mapped: Option<&Bound<'py, MappedFile>>,
     verify: bool,
-) -> PyResult<Vec<Bound<'py, PyAny>>> {
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Fill)> {
     let np = py.import("numpy")?;
     let empty = np.getattr("empty")?;
     let ndarray = np.getattr("ndarray")?;
     let mut dtype_cache = dtypes::ToNumpyCache::new();
     let entries = &file.manifest().arrays;
     let mut out: Vec<Option<Bound<'py, PyAny>>> = Vec::with_capacity(entries.len());
-    let mut to_fill: Vec<(usize, usize, usize)> = Vec::new();
-    let mut to_verify: Vec<usize> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     let pooled = copied_by_trees(file);
     // (array index, offset in the pool) of the pooled arrays.
     let mut pool_slots: Vec<(usize, usize)> = Vec::new();
@@ -101,7 +104,7 @@ pub fn build_arrays<'py>(
         if let (Some(map), true) = (mapped, e.raw_length > 0) {
             if file.mapped_bytes(i).is_some() {
                 if verify {
-                    to_verify.push(i);
+                    jobs.push(Job::Verify { index: i });
                 }
                 let offset = file.blob_offset(i).py_err(py)?;
                 // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the
@@ -130,7 +133,8 @@ pub fn build_arrays<'py>(
         let shape = PyTuple::new(py, &e.shape)?;
         let arr = empty.call1((shape, &dtype, order))?;
         if len > 0 {
-            to_fill.push((i, buffers::data_address(&arr, true)?, len));
+            let dst = buffers::data_address(&arr, true)?;
+            jobs.push(Job::Fill { index: i, dst, len });
         }
         out.push(Some(arr));
     }
@@ -145,7 +149,11 @@ pub fn build_arrays<'py>(
             let none = py.None();
             let arr = ndarray.call1((shape, &dtype, &pool, start, none, order))?;
             let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
-            to_fill.push((i, base + start, len));
+            jobs.push(Job::Fill {
+                index: i,
+                dst: base + start,
+                len,
+            });
             out[i] = Some(arr);
         }
     }
@@ -153,43 +161,36 @@ pub fn build_arrays<'py>(
     if out.len() != entries.len() {
         return Err(format_error(py, "array table and arrays differ".into()));
     }
-    let fill = |&(i, ptr, len): &(usize, usize, usize)| {
-        // SAFETY: each pointer is the data of a distinct, C/F-contiguous numpy array (or a
-        // distinct, non-overlapping range of the pool) of exactly `len` bytes that we just
-        // created and still hold in `out`; no Python code runs meanwhile that could see or
-        // free it.
-        let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
-        file.read_array_into(i, dst, verify)
+    // The table order is the order in which the builder meets the arrays.
+    jobs.sort_unstable_by_key(Job::index);
+    let total: usize = jobs
+        .iter()
+        .map(|job| match *job {
+            Job::Fill { len, .. } => len,
+            Job::Verify { index } => file.mapped_bytes(index).map_or(0, <[u8]>::len),
+        })
+        .sum();
+    let threads = if skvault_format::write::worth_threads(total) {
+        rayon::current_num_threads()
+    } else {
+        0
     };
-    let total: usize = to_fill.iter().map(|&(_, _, len)| len).sum::<usize>()
-        + to_verify
-            .iter()
-            .filter_map(|&i| file.mapped_bytes(i).map(<[u8]>::len))
-            .sum::<usize>();
-    let result = py.detach(|| {
-        if !skvault_format::write::worth_threads(total) {
-            to_verify.iter().try_for_each(|&i| file.verify_array(i))?;
-            return to_fill.iter().try_for_each(fill);
-        }
-        // Mapped arrays are checked in place, before any Python code can see (or write) them.
-        to_verify
-            .par_iter()
-            .try_for_each(|&i| file.verify_array(i))?;
-        to_fill.par_iter().try_for_each(fill)
-    });
-    result.py_err(py)?;
-    Ok(out)
+    let fill = py
+        .detach(|| Fill::start(file.clone(), verify, jobs, threads))
+        .py_err(py)?;
+    Ok((out, fill))
 }
 
 impl<'py, 'a> Builder<'py, 'a> {
     pub fn new(
         py: Python<'py>,
         trust: &'a TrustSet,
-        arrays: Vec<Bound<'py, PyAny>>,
+        (arrays, fill): (Vec<Bound<'py, PyAny>>, Fill),
     ) -> PyResult<Self> {
         Ok(Builder {
             py,
             trust,
+            fill,
             arrays,
             memo: HashMap::new(),
             resolved: HashMap::new(),
@@ -292,11 +293,16 @@ impl<'py, 'a> Builder<'py, 'a> {
                 }
                 return Ok(dict.into_any());
             }
-            Node::Array(index) => self
-                .arrays
-                .get(*index)
-                .cloned()
-                .ok_or_else(|| self.invalid(format!("no array {index}")))?,
+            Node::Array(index) => {
+                if !self.fill.is_done(*index) {
+                    let fill = &self.fill;
+                    py.detach(|| fill.wait(*index)).py_err(py)?;
+                }
+                self.arrays
+                    .get(*index)
+                    .cloned()
+                    .ok_or_else(|| self.invalid(format!("no array {index}")))?
+            }
             Node::ObjArray { shape, items } => {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("dtype", py.get_type::<pyo3::types::PyAny>())?;
@@ -559,12 +565,16 @@ pub fn load_tree<'py>(
     let arrays = build_arrays(py, &file, mapped, verify)?;
     let mut builder = Builder::new(py, trust, arrays)?;
     let root = builder.build(&file.manifest().root, None)?;
+    let validation = match &file.manifest().validation {
+        Some(tree) if with_validation => builder.build(tree, None)?,
+        _ => py.None().into_bound(py),
+    };
+    // Every array is filled and verified before anything is returned, including those of
+    // the validation tree when it is not built.
+    let fill = &builder.fill;
+    py.detach(|| fill.finish()).py_err(py)?;
     if !with_validation {
         return Ok(root);
     }
-    let validation = match &file.manifest().validation {
-        Some(tree) => builder.build(tree, None)?,
-        None => py.None().into_bound(py),
-    };
     Ok(PyTuple::new(py, [root, validation])?.into_any())
 }

@@ -5,6 +5,7 @@ mod build;
 mod dtypes;
 mod errors;
 mod export;
+mod fill;
 mod legacy;
 mod mapped;
 mod native;
@@ -176,8 +177,9 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
 
 /// Loads a `.skv` file (path or bytes). `verify=None` checks digests unless the arrays are mapped.
 /// With `with_validation`, returns `(obj, validation)` (`None` when the file has none).
-/// `before_build`, if given, is called with the metadata (JSON text) once the file is validated
-/// and before anything is built; an exception it raises aborts the load.
+/// `before_build`, if given, is called with the environment recorded in the metadata (JSON text,
+/// `null` if none) once the file is validated and before anything is built; an exception it
+/// raises aborts the load.
 #[pyfunction]
 #[pyo3(signature = (source, *, trusted=Vec::new(), mmap=None, verify=None, with_validation=false, before_build=None))]
 #[allow(clippy::too_many_arguments)]
@@ -205,8 +207,11 @@ fn load<'py>(
     let file = Arc::new(open(py, source, access)?);
     let verify = verify.unwrap_or(!mmap);
     if let Some(callback) = before_build {
-        let metadata = serde_json::Value::Object(file.manifest().metadata.clone());
-        callback.call1((metadata.to_string(),))?;
+        // Only the recorded environment: the version check needs nothing else, and a forest's
+        // whole metadata would cost a JSON round trip on every load.
+        let environment = file.manifest().metadata.get("environment");
+        let text = environment.map_or_else(|| "null".to_string(), |v| v.to_string());
+        callback.call1((text,))?;
     }
     let mapped = match MappedFile::new(file.clone()) {
         Some(m) if mmap => Some(Bound::new(py, m)?),
