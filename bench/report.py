@@ -140,7 +140,9 @@ def markdown(doc: dict[str, Any]) -> str:
         "estimator fitted on all of it.",
         "- Times are the **median** of the runs shown (a method whose single save or load took "
         "over 3 s gets 3 runs); the methods run round-robin (run i of every method, then run "
-        "i+1). Save = the public call from the fitted object to a complete file "
+        "i+1), starting each round one method further, so that no method always follows the "
+        "same one (what ran just before a load changes its time: right after skops' load, "
+        "loads of other formats were measured up to 1.7x slower). Save = the public call from the fitted object to a complete file "
         "(skvault's `dump` writes a temporary file, fsyncs it and renames it; pickle, joblib and "
         "skops do not fsync). Load = from the path to the object. Files are read back from the "
         "**page cache** (they were just written; caches are not dropped), so loads measure CPU "

@@ -119,6 +119,12 @@ def check(loaded: Any, original: Any, X: np.ndarray, expected: np.ndarray, what:
         raise Mismatch(f"{what}: predict_proba differs from the original's (max diff {diff})")
 
 
+def rotated(items: list, i: int) -> list:
+    """`items` starting at position i (modulo its length)."""
+    k = i % len(items)
+    return items[k:] + items[:k]
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, Any]:
     gc.collect()
     t0 = time.perf_counter()
@@ -130,7 +136,9 @@ def bench_model(
     spec: ModelSpec, model: Any, X_check: np.ndarray, files: Path, log
 ) -> dict[str, dict[str, Any]]:
     """Round-robin over the methods (every method's run i before any method's run i+1), so that
-    a slow spell of the machine is spread over all methods instead of landing on one."""
+    a slow spell of the machine is spread over all methods instead of landing on one. Round i
+    starts at method i: a load is slower right after some others (skops' leaves the process
+    slow for a while), and no method should always pay for its neighbour."""
     expected = proba(model, X_check)
     paths = {m.name: files / f"{spec.key}{m.suffix}" for m in METHODS if m.save is not None}
     for m in METHODS:
@@ -143,7 +151,7 @@ def bench_model(
     load_reps = dict.fromkeys(loads, spec.reps)
 
     for i in range(spec.reps):
-        for m in METHODS:
+        for m in rotated(METHODS, i):
             if m.name in saves and i < save_reps[m.name]:
                 paths[m.name].unlink(missing_ok=True)
                 t, _ = timed(m.save, model, paths[m.name], **save_kwargs.get(m.name, {}))
@@ -153,7 +161,7 @@ def bench_model(
     del save_kwargs
     kwargs = {m.name: (m.prepare_load(paths[m.name]) if m.prepare_load else {}) for m in METHODS}
     for i in range(spec.reps):
-        for m in METHODS:
+        for m in rotated(METHODS, i):
             if m.load is None or i >= load_reps[m.name]:
                 continue
             t, obj = timed(m.load, paths[m.name], **kwargs[m.name])

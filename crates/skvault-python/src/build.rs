@@ -70,14 +70,20 @@ fn copied_by_trees(file: &SkvFile) -> HashSet<usize> {
         .collect()
 }
 
+fn order_name(order: Order) -> &'static str {
+    match order {
+        Order::C => "C",
+        Order::F => "F",
+    }
+}
+
 /// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
 /// or fresh arrays, filled (and verified) in the background as the objects are built: see
 /// [`Fill`]. Small files are filled here and now, with the GIL released.
 ///
 /// The arrays that trees copy (see [`copied_by_trees`]) are carved out of one buffer instead
-/// of one allocation each: for a forest that is thousands of arrays, and one large block
-/// takes a fraction of the page faults (numpy asks for huge pages above a few MB). The
-/// buffer is freed when the load ends, since the trees keep copies, not views.
+/// of one allocation each: for a forest that is thousands of arrays. The buffer is freed when
+/// the load ends, since the trees keep copies, not views.
 pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
@@ -92,15 +98,12 @@ pub fn build_arrays<'py>(
     let mut out: Vec<Option<Bound<'py, PyAny>>> = Vec::with_capacity(entries.len());
     let mut jobs: Vec<Job> = Vec::new();
     let pooled = copied_by_trees(file);
-    // (array index, offset in the pool) of the pooled arrays.
-    let mut pool_slots: Vec<(usize, usize)> = Vec::new();
+    // (array index, offset in the pool, length) of the pooled arrays.
+    let mut pool_slots: Vec<(usize, usize, usize)> = Vec::new();
     let mut pool_len = 0usize;
     let too_large = || format_error(py, "array too large".into());
     for (i, e) in entries.iter().enumerate() {
-        let order = match e.order {
-            Order::C => "C",
-            Order::F => "F",
-        };
+        let order = order_name(e.order);
         if let (Some(map), true) = (mapped, e.raw_length > 0) {
             if file.mapped_bytes(i).is_some() {
                 if verify {
@@ -124,7 +127,7 @@ pub fn build_arrays<'py>(
             let start = pool_len
                 .checked_next_multiple_of(64)
                 .ok_or_else(too_large)?;
-            pool_slots.push((i, start));
+            pool_slots.push((i, start, len));
             pool_len = start.checked_add(len).ok_or_else(too_large)?;
             out.push(None);
             continue;
@@ -141,14 +144,14 @@ pub fn build_arrays<'py>(
     if !pool_slots.is_empty() {
         let pool = empty.call1((pool_len, "u1"))?;
         let base = buffers::data_address(&pool, true)?;
-        for &(i, start) in &pool_slots {
+        buffers::prefer_small_pages(base, pool_len);
+        for &(i, start, len) in &pool_slots {
             let e = &entries[i];
-            let order = if e.order == Order::F { "F" } else { "C" };
             let dtype = dtype_cache.get(py, &e.dtype)?;
             let shape = PyTuple::new(py, &e.shape)?;
             let none = py.None();
+            let order = order_name(e.order);
             let arr = ndarray.call1((shape, &dtype, &pool, start, none, order))?;
-            let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
             jobs.push(Job::Fill {
                 index: i,
                 dst: base + start,
