@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import lru_cache
 from typing import Any, Literal
 
 from skvault._metadata import environment
@@ -32,6 +33,13 @@ def _parse(version: Any) -> tuple[int, int, int] | None:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
+@lru_cache(maxsize=1)
+def _installed() -> dict[str, tuple[Any, tuple[int, int, int] | None]]:
+    """The installed version of each checked package, as text and parsed (once per process)."""
+    env = environment()
+    return {package: (env.get(package), _parse(env.get(package))) for package in CHECKED}
+
+
 def check(saved_env: Any, policy: Policy = None) -> None:
     """Compare the environment recorded in a file (``metadata["environment"]``) with this one."""
     if policy not in (None, "error", "warn", "ignore"):
@@ -40,10 +48,11 @@ def check(saved_env: Any, policy: Policy = None) -> None:
         return
     if not isinstance(saved_env, dict):
         saved_env = {}
-    installed_env = environment()
-    for package in CHECKED:
-        saved, installed = saved_env.get(package), installed_env.get(package)
-        a, b = _parse(saved), _parse(installed)
+    for package, (installed, b) in _installed().items():
+        saved = saved_env.get(package)
+        if saved == installed:
+            continue
+        a = _parse(saved)
         if a is None or b is None or a[:2] == b[:2]:
             continue
         kind = "major" if a[0] != b[0] else "minor"

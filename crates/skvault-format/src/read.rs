@@ -77,6 +77,9 @@ impl Source {
     }
 }
 
+/// Files up to this size are read whole by [`SkvFile::open`].
+const READ_WHOLE_LEN: u64 = 256 << 10;
+
 /// A validated `.skv` file.
 pub struct SkvFile {
     source: Source,
@@ -96,10 +99,18 @@ impl std::fmt::Debug for SkvFile {
 }
 
 impl SkvFile {
-    /// Opens a file for reading with positioned reads.
+    /// Opens a file for reading with positioned reads; a small file is read whole at once.
     pub fn open(path: &Path) -> Result<SkvFile> {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
         let len = file.metadata().map_err(|e| FormatError::io(path, e))?.len();
+        if len <= READ_WHOLE_LEN {
+            // One read instead of one per section and array: a pipeline's file took ten.
+            let mut bytes = vec![0u8; len as usize];
+            use std::os::unix::fs::FileExt;
+            file.read_exact_at(&mut bytes, 0)
+                .map_err(|e| FormatError::io(path, e))?;
+            return Self::from_source(Source::Bytes(bytes), Some(path.to_path_buf()));
+        }
         let source = Source::File {
             file,
             len,
