@@ -191,7 +191,14 @@ def markdown(doc: dict[str, Any]) -> str:
         "class, parameters of every step), an array table with a 32-byte BLAKE3 digest per "
         "array, and 64-byte alignment of each blob; joblib stores none of these. Since format "
         "1.1 the manifest is compressed when zstd is asked for, but for a pipeline of a few "
-        "hundred bytes of arrays this overhead still outweighs the data.",
+        "hundred bytes of arrays this overhead still outweighs the data. And skvault "
+        "compresses each array alone (so that any array can be read without the others), "
+        "while joblib compresses the whole pickle as one zlib stream: the HistGradientBoosting "
+        "model's 64 small node arrays (3.4 kB each) share one window there: 102 kB for all of "
+        "them, against 113 kB compressed one by one (zstd 3, fields split), and still 106 kB "
+        "at zstd 19 or with the bytes of each field shuffled. With its 40 kB of bin "
+        "thresholds (random floats) that leaves no room for the 145 kB of joblib's whole "
+        "zlib-3 file.",
         "",
     ]
     for m in doc["models"]:
