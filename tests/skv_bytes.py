@@ -16,10 +16,18 @@ HEADER = struct.Struct("<8sHHIQ32s8s")
 MAGIC = b"SKVAULT\0"
 #: Required flag of format 1.1: the manifest is zstd-compressed.
 MANIFEST_ZSTD = 0x1
+#: Required flag of format 1.2: the manifest has packs.
+PACKS = 0x2
 
 
 def align64(n: int) -> int:
     return (n + 63) // 64 * 64
+
+
+def blob_entries(manifest: dict) -> list[dict]:
+    """The entries that own a blob, in file order (FORMAT.md 2.4): arrays stored on their own,
+    then packs."""
+    return [e for e in manifest["arrays"] if "pack" not in e] + manifest.get("packs", [])
 
 
 @dataclass
@@ -28,7 +36,7 @@ class SkvParts:
     minor: int
     flags: int
     manifest: dict
-    blobs: list[bytes]  # stored bytes of each array, in table order
+    blobs: list[bytes]  # stored bytes of each blob, in file order (see `blob_entries`)
 
     @classmethod
     def parse(cls, data: bytes) -> SkvParts:
@@ -42,28 +50,34 @@ class SkvParts:
             raw_len = int.from_bytes(reserved, "little")
             text = zstandard.ZstdDecompressor().decompress(text, max_output_size=raw_len)
             flags &= ~MANIFEST_ZSTD
-            minor = 0
+            minor = 2 if flags & PACKS else 0
         manifest = json.loads(text)
         start = align64(64 + mlen)
-        blobs = [data[start + e["offset"] : start + e["offset"] + e["length"]] for e in manifest["arrays"]]
+        blobs = [data[start + e["offset"] : start + e["offset"] + e["length"]] for e in blob_entries(manifest)]
         return cls(major, minor, flags, manifest, blobs)
+
+    def _blob_of(self, index: int) -> int:
+        """Position in `blobs` of array `index`, which must be stored on its own."""
+        arrays = self.manifest["arrays"]
+        assert "pack" not in arrays[index], "a packed array has no blob of its own"
+        return sum(1 for e in arrays[:index] if "pack" not in e)
 
     def blob_raw(self, index: int) -> bytes:
         entry = self.manifest["arrays"][index]
         assert entry["codec"] == "none", "only uncompressed blobs are raw"
-        return self.blobs[index]
+        return self.blobs[self._blob_of(index)]
 
     def set_blob(self, index: int, raw: bytes) -> None:
         """Replace an uncompressed blob and its digest (the length must stay the same)."""
         entry = self.manifest["arrays"][index]
         assert entry["codec"] == "none" and len(raw) == entry["length"]
-        self.blobs[index] = raw
+        self.blobs[self._blob_of(index)] = raw
         entry["digest"] = blake3(raw).hexdigest()
 
     def to_bytes(self) -> bytes:
         """Lays the blobs out again (offsets recomputed) and signs the manifest."""
         offset = 0
-        for entry, blob in zip(self.manifest["arrays"], self.blobs):
+        for entry, blob in zip(blob_entries(self.manifest), self.blobs):
             entry["offset"] = offset
             entry["length"] = len(blob)
             offset = align64(offset + len(blob))

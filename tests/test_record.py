@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from skv_bytes import SkvParts
+from skv_bytes import SkvParts, blob_entries
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_iris, make_regression
 from sklearn.ensemble import RandomForestClassifier
@@ -265,22 +265,27 @@ def test_verify_catches_a_flipped_bit_in_every_array(tmp_path, compress):
     model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X_IRIS, Y_IRIS)
     data = skvault.dumps(model, compress=compress)
     parts = SkvParts.parse(data)
-    n_arrays = len(parts.manifest["arrays"])
-    assert n_arrays >= 9
-    for i, entry in enumerate(parts.manifest["arrays"]):
+    arrays = parts.manifest["arrays"]
+    assert len(arrays) >= 9
+    # Each blob in file order: an array stored on its own, or a pack (format 1.2, with a codec)
+    # whose damage is reported on one of its member arrays.
+    owners = [[i] for i, e in enumerate(arrays) if "pack" not in e]
+    owners += [[i for i, e in enumerate(arrays) if e.get("pack") == p] for p in range(len(parts.manifest.get("packs", [])))]
+    assert (compress is None) == (len(owners) == len(arrays))
+    for b, entry in enumerate(blob_entries(parts.manifest)):
         if entry["length"] == 0:
             continue
         broken = SkvParts.parse(data)
-        blob = bytearray(broken.blobs[i])
+        blob = bytearray(broken.blobs[b])
         blob[len(blob) // 2] ^= 0x10
-        broken.blobs[i] = bytes(blob)  # digest left as it was: the stored bytes are corrupt
-        path = tmp_path / f"{i}.skv"
+        broken.blobs[b] = bytes(blob)  # digest left as it was: the stored bytes are corrupt
+        path = tmp_path / f"{b}.skv"
         path.write_bytes(broken.to_bytes())
         with pytest.raises(skvault.FormatError):
             skvault.verify(path)
         result = subprocess.run([*CLI, "verify", str(path)], capture_output=True, text=True)
         assert result.returncode == 1, result.stderr
-        assert f"array {i}" in result.stderr
+        assert any(f"array {i}:" in result.stderr for i in owners[b]), (owners[b], result.stderr)
 
 
 def test_verify_passes_on_untouched_files(tmp_path):
@@ -325,7 +330,7 @@ def test_cli_inspect_summary_params_and_json(tmp_path):
                      "classes: [0,1,2]", "features: 4", "<f8", "untrusted names: none"]:
         assert expected in text, expected
     doc = json.loads(subprocess.run([*CLI, "inspect", "--json", str(path)], capture_output=True, check=True).stdout)
-    assert doc["metadata"]["metrics"] == {"accuracy": 0.96} and doc["format_version"] == "1.1"  # zstd: compressed manifest
+    assert doc["metadata"]["metrics"] == {"accuracy": 0.96} and doc["format_version"] == "1.2"  # zstd: compressed manifest, packs
     params = json.loads(subprocess.run([*CLI, "inspect", "--params", str(path)], capture_output=True, check=True).stdout)
     assert params == skvault.inspect(path)["metadata"]["estimator"]["params"]
     rebuilt = LogisticRegression(**params["steps"][1][1]["params"])

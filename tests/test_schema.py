@@ -53,29 +53,39 @@ def split_file(data: bytes) -> tuple[dict, dict, int]:
     assert magic == b"SKVAULT\0"
     manifest_bytes = data[HEADER.size : HEADER.size + manifest_len]
     assert len(manifest_bytes) == manifest_len
-    # Writers write the lowest version a file needs: 1.0, or 1.1 with a compressed manifest
-    # (flag 0x1, its decompressed length in bytes 56..64).
-    if flags & 0xFFFF == 0:
-        assert (major, minor) == (1, 0)
+    # Writers write the lowest version a file needs: 1.0; 1.1 with a compressed manifest (flag
+    # 0x1, its decompressed length in bytes 56..64); 1.2 with packs (flag 0x2).
+    assert major == 1 and flags & 0xFFFC == 0
+    assert minor == (2 if flags & 0x2 else 1 if flags & 0x1 else 0)
+    if flags & 0x1 == 0:
         assert reserved == bytes(8)
         text = manifest_bytes
     else:
-        assert (major, minor, flags) == (1, 1, 0x1)
         raw_len = int.from_bytes(reserved, "little")
         text = zstandard.ZstdDecompressor().decompress(manifest_bytes, max_output_size=raw_len)
         assert len(text) == raw_len
     header = {"major": major, "minor": minor, "flags": flags, "manifest_len": manifest_len, "digest": digest}
-    return header, json.loads(text.decode("utf-8")), _align(HEADER.size + manifest_len)
+    manifest = json.loads(text.decode("utf-8"))
+    assert ("packs" in manifest) == bool(flags & 0x2), "packs exactly with flag PACKS"
+    return header, manifest, _align(HEADER.size + manifest_len)
+
+
+def blobs(manifest: dict) -> list[dict]:
+    """The blobs in file order (FORMAT.md 2.4): arrays stored on their own, then packs."""
+    return [e for e in manifest["arrays"] if "pack" not in e] + manifest.get("packs", [])
 
 
 def check_layout(data: bytes) -> None:
     header, manifest, data_start = split_file(data)
     end_of_manifest = HEADER.size + header["manifest_len"]
     assert data[end_of_manifest:data_start] == bytes(data_start - end_of_manifest)
+    for p, pack in enumerate(manifest.get("packs", [])):
+        members = [e for e in manifest["arrays"] if e.get("pack") == p]
+        assert members and sum(e["raw_length"] for e in members) == pack["raw_length"]
     expected = 0
     pos = data_start
-    for entry in manifest["arrays"]:
-        assert entry["offset"] == expected, "blobs are packed in table order at 64-byte boundaries"
+    for entry in blobs(manifest):
+        assert entry["offset"] == expected, "blobs are laid out in order at 64-byte boundaries"
         start = data_start + entry["offset"]
         assert data[pos:start] == bytes(start - pos), "padding between blobs is zero"
         pos = start + entry["length"]
@@ -144,6 +154,14 @@ def fitted_forest():
     return RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y), X
 
 
+def fitted_hgb():
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    return HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y)
+
+
 def every_kind() -> dict:
     cycle: list = []
     cycle.append(cycle)
@@ -196,6 +214,7 @@ CASES = {
         fitted_forest()[0], compress="zstd", validation=fitted_forest()[1][:10]
     ),
     "forest-lz4": lambda: skvault.dumps(fitted_forest()[0], compress="lz4"),
+    "hgb-zstd": lambda: skvault.dumps(fitted_hgb(), compress="zstd"),
     "every-kind": lambda: skvault.dumps(every_kind()),
     "every-kind-zstd": lambda: skvault.dumps(every_kind(), compress="zstd"),
     "empty-dict": lambda: skvault.dumps({}),
@@ -260,10 +279,53 @@ def test_every_node_kind_and_object_key_is_exercised(files):
 
 def test_compressed_forest_uses_the_fields_filter(files):
     _, manifest, _ = split_file(files["forest-zstd-validation"])
-    assert any(e.get("filter") == "fields" and e["codec"] == "zstd" for e in manifest["arrays"])
+    assert any(e.get("filter") == "fields" and e["codec"] == "zstd" for e in blobs(manifest))
     assert "validation" in manifest
     _, manifest, _ = split_file(files["forest-lz4"])
-    assert any(e["codec"] == "lz4" for e in manifest["arrays"])
+    assert any(e["codec"] == "lz4" for e in blobs(manifest))
+
+
+def _unfilter_fields(columns: bytes, dtype: dict) -> bytes:
+    """FORMAT.md 3.4, inverted: segments are the fields and the gaps between them."""
+    itemsize = dtype["itemsize"]
+    cuts = sorted({0, itemsize} | {off for _, _, off in dtype["fields"]}
+                  | {off + np.dtype(d).itemsize for _, d, off in dtype["fields"]})
+    n = len(columns) // itemsize
+    out = np.empty((n, itemsize), np.uint8)
+    at = 0
+    for lo, hi in zip(cuts, cuts[1:]):
+        out[:, lo:hi] = np.frombuffer(columns, np.uint8, (hi - lo) * n, at).reshape(n, hi - lo)
+        at += (hi - lo) * n
+    return out.tobytes()
+
+
+@pytest.mark.parametrize("case", ["forest-zstd-validation", "hgb-zstd"])
+def test_pack_members_are_consecutive_slices_of_the_pack(files, case):
+    """Decodes each pack with the zstandard module, following FORMAT.md 3.5 alone, and checks
+    every member's digest over its own slice."""
+    data = files[case]
+    _, manifest, data_start = split_file(data)
+    assert manifest.get("packs"), "the writer packs small arrays of one dtype"
+    codings = {(p["codec"], p.get("filter", "none")) for p in manifest["packs"]}
+    assert {("none", "none"), ("zstd", "none"), ("zstd", "fields")} <= codings
+    for p, pack in enumerate(manifest["packs"]):
+        stored = data[data_start + pack["offset"] : data_start + pack["offset"] + pack["length"]]
+        members = [e for e in manifest["arrays"] if e.get("pack") == p]
+        if pack["codec"] == "none":
+            raw = stored
+        else:
+            assert pack["codec"] == "zstd"
+            # Large packs have a frame per column: read across frames.
+            reader = zstandard.ZstdDecompressor().stream_reader(stored, read_across_frames=True)
+            raw = reader.read(pack["raw_length"] + 1)
+        if pack.get("filter") == "fields":
+            assert all(e["dtype"] == members[0]["dtype"] for e in members)
+            raw = _unfilter_fields(raw, members[0]["dtype"])
+        assert len(raw) == pack["raw_length"]
+        at = 0
+        for e in members:
+            assert blake3.blake3(raw[at : at + e["raw_length"]]).hexdigest() == e["digest"]
+            at += e["raw_length"]
 
 
 def test_manifest_digest_is_blake3_of_the_manifest_bytes(files):

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use skvault_format::manifest::Placement;
 use skvault_format::node::Node;
 use skvault_format::{Construct, FormatError, SkvFile};
 
@@ -186,7 +187,7 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
         }
     }
     let raw: u64 = m.arrays.iter().map(|a| a.raw_length).sum();
-    let stored: u64 = m.arrays.iter().map(|a| a.length).sum();
+    let stored: u64 = m.blobs().map(|(_, b)| b.length).sum();
     let _ = writeln!(
         out,
         "\narrays: {} ({} raw, {} stored)",
@@ -194,6 +195,16 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
         size(raw),
         size(stored)
     );
+    for (p, pack) in m.packs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  pack {p}: {} arrays, {} {:>10} -> {:>10}",
+            pack.members.len(),
+            pack.blob.codec.name(),
+            size(pack.blob.raw_length),
+            size(pack.blob.length)
+        );
+    }
     let mut order: Vec<usize> = (0..m.arrays.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(m.arrays.get(*i).map_or(0, |a| a.raw_length)));
     let shown = if all {
@@ -206,15 +217,19 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
         let dtype = a.dtype.scalar_str().unwrap_or_else(|| "struct".into());
         let shape: Vec<String> = a.shape.iter().map(u64::to_string).collect();
         let path = census.array_paths.get(i).map_or("?", String::as_str);
+        let (codec, stored) = match &a.placement {
+            Placement::Stored(b) => (b.codec.name().to_string(), size(b.length)),
+            Placement::Packed { pack, .. } => (format!("pack {pack}"), "(in pack)".to_string()),
+        };
         let _ = writeln!(
             out,
             "  {:<48} {:<7} ({}) {} {:>10} -> {:>10}",
             path,
             dtype,
             shape.join(", "),
-            a.codec.name(),
+            codec,
             size(a.raw_length),
-            size(a.length)
+            stored
         );
     }
     if shown < order.len() {

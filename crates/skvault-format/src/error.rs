@@ -75,6 +75,10 @@ pub enum FormatError {
     #[error("array {index}: {message}")]
     ArrayLayout { index: usize, message: String },
 
+    /// A pack's (format 1.2) declared placement or members do not fit the file or each other.
+    #[error("pack {pack}: {message}")]
+    PackLayout { pack: usize, message: String },
+
     /// Bytes after the last blob, or non-zero padding: the file is not exactly what the manifest describes.
     #[error("unexpected bytes in the file: {message}")]
     UnexpectedBytes { message: String },

@@ -7,18 +7,20 @@ use crate::dtype::DType;
 use crate::error::{FormatError, Result};
 use crate::node::{json_depth, parse_shape, Decoder, Node};
 use crate::pointer::Pointer;
-use crate::strict_json::Json;
+use crate::strict_json::{Json, Obj};
 
 pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
 /// The newest minor version this crate reads and writes. Writers write the lowest version whose
-/// features a file uses: 0 unless the manifest is compressed.
-pub const FORMAT_MINOR: u16 = 1;
+/// features a file uses: 0 without the flags below, 1 with a compressed manifest only, 2 with packs.
+pub const FORMAT_MINOR: u16 = 2;
 /// Required flag (format 1.1): the manifest is stored as zstd frames, and header bytes 56..64
 /// hold its decompressed length.
 pub const FLAG_MANIFEST_ZSTD: u32 = 0x0000_0001;
+/// Required flag (format 1.2): the manifest has `packs`, blobs that hold several arrays.
+pub const FLAG_PACKS: u32 = 0x0000_0002;
 /// The required flags this reader implements.
-pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD;
+pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD | FLAG_PACKS;
 pub const HEADER_LEN: u64 = 64;
 pub const ALIGN: u64 = 64;
 /// Largest manifest a reader accepts (256 MiB): a 500-tree forest needs about 1 MiB.
@@ -207,19 +209,138 @@ pub enum Order {
     F,
 }
 
-/// One entry of the array table. `offset` is relative to the start of the data section.
+/// A blob of the data section: where its stored bytes are and how they decode into
+/// `raw_length` bytes. `offset` is relative to the start of the data section.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ArrayEntry {
-    pub dtype: DType,
-    pub shape: Vec<u64>,
-    pub order: Order,
+pub struct Blob {
     pub offset: u64,
     pub length: u64,
     pub codec: Codec,
     /// Transform applied to the raw bytes before compression; always `None` when uncompressed.
     pub filter: Filter,
     pub raw_length: u64,
+}
+
+/// The members a blob has in the JSON of a stored array entry or of a pack, in writing order
+/// (`filter` last, and only when not `"none"`).
+const BLOB_KEYS: [&str; 5] = ["offset", "length", "codec", "raw_length", "filter"];
+
+impl Blob {
+    fn write_json(&self, m: &mut Map<String, Value>, digest: Option<&[u8; 32]>) {
+        m.insert("offset".into(), self.offset.into());
+        m.insert("length".into(), self.length.into());
+        m.insert("codec".into(), self.codec.name().into());
+        m.insert("raw_length".into(), self.raw_length.into());
+        if let Some(d) = digest {
+            m.insert("digest".into(), hex(d).into());
+        }
+        if self.filter != Filter::None {
+            m.insert("filter".into(), self.filter.name().into());
+        }
+    }
+
+    /// Reads the blob members of `m` (an entry at `path`), checking their types only.
+    fn from_json(m: &Obj, path: &Pointer) -> Result<Blob> {
+        let u64_field = |key: &str| {
+            m.get(key).and_then(Json::as_u64).ok_or_else(|| {
+                FormatError::manifest(path.key(key).to_string(), "must be a non-negative integer")
+            })
+        };
+        let codec = m
+            .get("codec")
+            .and_then(Json::as_str)
+            .and_then(Codec::from_name)
+            .ok_or_else(|| {
+                FormatError::manifest(
+                    format!("{path}/codec"),
+                    "must be \"none\", \"zstd\" or \"lz4\"",
+                )
+            })?;
+        let filter = match m.get("filter") {
+            None => Filter::None,
+            Some(v) => v.as_str().and_then(Filter::from_name).ok_or_else(|| {
+                FormatError::manifest(format!("{path}/filter"), "must be \"none\" or \"fields\"")
+            })?,
+        };
+        if filter != Filter::None && codec == Codec::None {
+            return Err(FormatError::manifest(
+                format!("{path}/filter"),
+                "an uncompressed blob is stored raw: it cannot have a filter",
+            ));
+        }
+        Ok(Blob {
+            offset: u64_field("offset")?,
+            length: u64_field("length")?,
+            codec,
+            filter,
+            raw_length: u64_field("raw_length")?,
+        })
+    }
+
+    /// The checks between lengths that do not depend on the file: the codec's bound, and
+    /// stored = raw for uncompressed data.
+    fn check_lengths(&self) -> std::result::Result<(), String> {
+        if self.raw_length > self.codec.max_raw_length(self.length) {
+            return Err(format!(
+                "raw_length {} cannot come from {} stored bytes of {}",
+                self.raw_length,
+                self.length,
+                self.codec.name()
+            ));
+        }
+        if self.codec == Codec::None && self.length != self.raw_length {
+            return Err("uncompressed but length differs from raw_length".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where an array's bytes are (format 1.2 adds packs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// A blob of its own.
+    Stored(Blob),
+    /// `raw_length` bytes from `start` in the raw bytes of pack `pack`.
+    Packed { pack: usize, start: u64 },
+}
+
+/// One entry of the array table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayEntry {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub order: Order,
+    pub raw_length: u64,
+    /// BLAKE3 of the array's raw bytes (uncompressed, unfiltered).
     pub digest: [u8; 32],
+    pub placement: Placement,
+}
+
+/// A pack (format 1.2): one blob holding the raw bytes of several arrays, one after another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pack {
+    pub blob: Blob,
+    /// Indices of its arrays in the table, in table order (derived, not written).
+    pub members: Vec<usize>,
+}
+
+/// A blob of the data section, named for error messages and tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOwner {
+    Array(usize),
+    Pack(usize),
+}
+
+impl BlobOwner {
+    pub(crate) fn layout_error(self, message: impl Into<String>) -> FormatError {
+        match self {
+            BlobOwner::Array(index) => FormatError::layout(index, message),
+            BlobOwner::Pack(pack) => FormatError::PackLayout {
+                pack,
+                message: message.into(),
+            },
+        }
+    }
 }
 
 impl ArrayEntry {
@@ -228,24 +349,37 @@ impl ArrayEntry {
         shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d))
     }
 
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "dtype": self.dtype.to_json(),
-            "shape": self.shape,
-            "order": match self.order { Order::C => "C", Order::F => "F" },
-            "offset": self.offset,
-            "length": self.length,
-            "codec": self.codec.name(),
-            "raw_length": self.raw_length,
-            "digest": hex(&self.digest),
-        });
-        if let (Filter::Fields, Value::Object(m)) = (self.filter, &mut v) {
-            m.insert("filter".into(), Value::String(self.filter.name().into()));
+    /// The array's own blob, unless it is in a pack.
+    pub fn stored(&self) -> Option<&Blob> {
+        match &self.placement {
+            Placement::Stored(b) => Some(b),
+            Placement::Packed { .. } => None,
         }
-        v
     }
 
-    fn from_json(index: usize, v: &Json) -> Result<ArrayEntry> {
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("dtype".into(), self.dtype.to_json());
+        m.insert("shape".into(), json!(self.shape));
+        let order = match self.order {
+            Order::C => "C",
+            Order::F => "F",
+        };
+        m.insert("order".into(), order.into());
+        match &self.placement {
+            Placement::Stored(blob) => blob.write_json(&mut m, Some(&self.digest)),
+            Placement::Packed { pack, .. } => {
+                m.insert("pack".into(), (*pack).into());
+                m.insert("raw_length".into(), self.raw_length.into());
+                m.insert("digest".into(), hex(&self.digest).into());
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// Parses entry `index`; `n_packs` is the length of the manifest's `packs`. A packed
+    /// entry's `start` is filled in later, by [`Pack::collect`].
+    fn from_json(index: usize, v: &Json, n_packs: usize) -> Result<ArrayEntry> {
         let table = Pointer::Root("/arrays");
         let path = table.index(index);
         let Json::Object(m) = v else {
@@ -253,11 +387,6 @@ impl ArrayEntry {
                 path.to_string(),
                 "an array entry must be an object",
             ));
-        };
-        let u64_field = |key: &str| {
-            m.get(key).and_then(Json::as_u64).ok_or_else(|| {
-                FormatError::manifest(path.key(key).to_string(), "must be a non-negative integer")
-            })
         };
         let dtype = DType::from_json_at(m.get("dtype").unwrap_or(&Json::Null), &path.key("dtype"))?;
         let shape = parse_shape(m.get("shape"), &path.key("shape"))?;
@@ -271,51 +400,47 @@ impl ArrayEntry {
                 ))
             }
         };
-        let codec = m
-            .get("codec")
-            .and_then(Json::as_str)
-            .and_then(Codec::from_name)
-            .ok_or_else(|| {
-                FormatError::manifest(
-                    format!("{path}/codec"),
-                    "must be \"none\", \"zstd\" or \"lz4\"",
-                )
-            })?;
-        const KEYS: [&str; 9] = [
-            "dtype",
-            "shape",
-            "order",
-            "offset",
-            "length",
-            "codec",
-            "filter",
-            "raw_length",
-            "digest",
-        ];
-        if let Some(extra) = m.keys().find(|k| !KEYS.contains(k)) {
-            return Err(FormatError::manifest(
-                format!("{path}/{extra}"),
-                "unknown key in an array entry",
-            ));
-        }
-        let filter = match m.get("filter") {
-            None => Filter::None,
-            Some(v) => v.as_str().and_then(Filter::from_name).ok_or_else(|| {
-                FormatError::manifest(format!("{path}/filter"), "must be \"none\" or \"fields\"")
-            })?,
+        const COMMON: [&str; 5] = ["dtype", "shape", "order", "raw_length", "digest"];
+        let packed = m.contains_key("pack");
+        let known = |k: &str| {
+            COMMON.contains(&k)
+                || if packed {
+                    k == "pack"
+                } else {
+                    BLOB_KEYS.contains(&k)
+                }
         };
-        if filter != Filter::None && codec == Codec::None {
-            return Err(FormatError::manifest(
-                format!("{path}/filter"),
-                "an uncompressed array is stored raw: it cannot have a filter",
-            ));
+        if let Some(extra) = m.keys().find(|k| !known(k)) {
+            let why = if packed {
+                "not a member of a packed array entry (its pack has the blob's members)"
+            } else {
+                "unknown key in an array entry"
+            };
+            return Err(FormatError::manifest(format!("{path}/{extra}"), why));
         }
-        if filter == Filter::Fields && dtype.field_segments().is_none() {
-            return Err(FormatError::manifest(
-                format!("{path}/filter"),
-                "the fields filter needs a structured dtype whose fields do not overlap",
-            ));
-        }
+        let placement = if packed {
+            let pack = m
+                .get("pack")
+                .and_then(Json::as_u64)
+                .and_then(|p| usize::try_from(p).ok())
+                .filter(|p| *p < n_packs)
+                .ok_or_else(|| {
+                    FormatError::manifest(
+                        format!("{path}/pack"),
+                        format!("must be the index of a pack (the file has {n_packs})"),
+                    )
+                })?;
+            Placement::Packed { pack, start: 0 }
+        } else {
+            let blob = Blob::from_json(m, &path)?;
+            if blob.filter == Filter::Fields && dtype.field_segments().is_none() {
+                return Err(FormatError::manifest(
+                    format!("{path}/filter"),
+                    "the fields filter needs a structured dtype whose fields do not overlap",
+                ));
+            }
+            Placement::Stored(blob)
+        };
         let digest = m
             .get("digest")
             .and_then(Json::as_str)
@@ -323,16 +448,19 @@ impl ArrayEntry {
             .ok_or_else(|| {
                 FormatError::manifest(format!("{path}/digest"), "must be 64 lowercase hex digits")
             })?;
+        let raw_length = m.get("raw_length").and_then(Json::as_u64).ok_or_else(|| {
+            FormatError::manifest(
+                format!("{path}/raw_length"),
+                "must be a non-negative integer",
+            )
+        })?;
         let entry = ArrayEntry {
             dtype,
             shape,
             order,
-            offset: u64_field("offset")?,
-            length: u64_field("length")?,
-            codec,
-            filter,
-            raw_length: u64_field("raw_length")?,
+            raw_length,
             digest,
+            placement,
         };
         let expected = ArrayEntry::count(&entry.shape)
             .and_then(|n| n.checked_mul(entry.dtype.itemsize()))
@@ -348,24 +476,86 @@ impl ArrayEntry {
                 ),
             ));
         }
-        if entry.raw_length > entry.codec.max_raw_length(entry.length) {
-            return Err(FormatError::layout(
-                index,
-                format!(
-                    "raw_length {} cannot come from {} stored bytes of {}",
-                    entry.raw_length,
-                    entry.length,
-                    entry.codec.name()
-                ),
-            ));
-        }
-        if entry.codec == Codec::None && entry.length != entry.raw_length {
-            return Err(FormatError::layout(
-                index,
-                "uncompressed but length differs from raw_length",
-            ));
+        if let Placement::Stored(blob) = &entry.placement {
+            blob.check_lengths()
+                .map_err(|message| FormatError::layout(index, message))?;
         }
         Ok(entry)
+    }
+}
+
+impl Pack {
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        self.blob.write_json(&mut m, None);
+        Value::Object(m)
+    }
+
+    fn from_json(index: usize, v: &Json) -> Result<Pack> {
+        let table = Pointer::Root("/packs");
+        let path = table.index(index);
+        let Json::Object(m) = v else {
+            return Err(FormatError::manifest(
+                path.to_string(),
+                "a pack must be an object",
+            ));
+        };
+        if let Some(extra) = m.keys().find(|k| !BLOB_KEYS.contains(k)) {
+            return Err(FormatError::manifest(
+                format!("{path}/{extra}"),
+                "unknown key in a pack",
+            ));
+        }
+        let blob = Blob::from_json(m, &path)?;
+        blob.check_lengths()
+            .map_err(|message| BlobOwner::Pack(index).layout_error(message))?;
+        Ok(Pack {
+            blob,
+            members: Vec::new(),
+        })
+    }
+
+    /// Assigns each packed entry to its pack and its start in the pack's raw bytes, then checks
+    /// that every pack has members, that they fill its raw bytes exactly, and that a `fields`
+    /// filter applies to all of them as one array.
+    fn collect(packs: &mut [Pack], arrays: &mut [ArrayEntry]) -> Result<()> {
+        let mut filled = vec![0u64; packs.len()];
+        for (i, e) in arrays.iter_mut().enumerate() {
+            if let Placement::Packed { pack, start } = &mut e.placement {
+                let (Some(p), Some(used)) = (packs.get_mut(*pack), filled.get_mut(*pack)) else {
+                    continue; // from_json only accepts existing packs
+                };
+                *start = *used;
+                *used = used.checked_add(e.raw_length).ok_or_else(|| {
+                    BlobOwner::Pack(*pack).layout_error("its members' sizes overflow")
+                })?;
+                p.members.push(i);
+            }
+        }
+        for (p, (pack, used)) in packs.iter().zip(&filled).enumerate() {
+            let owner = BlobOwner::Pack(p);
+            let Some(first) = pack.members.first().and_then(|i| arrays.get(*i)) else {
+                return Err(owner.layout_error("no array entry is in this pack"));
+            };
+            if *used != pack.blob.raw_length {
+                return Err(owner.layout_error(format!(
+                    "raw_length is {} but its members hold {used} bytes",
+                    pack.blob.raw_length
+                )));
+            }
+            if pack.blob.filter == Filter::Fields {
+                let same = pack
+                    .members
+                    .iter()
+                    .all(|i| arrays.get(*i).is_some_and(|e| e.dtype == first.dtype));
+                if !same || first.dtype.field_segments().is_none() {
+                    return Err(owner.layout_error(
+                        "the fields filter needs members of one structured dtype whose fields do not overlap",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -398,6 +588,8 @@ pub struct Manifest {
     /// containers and arrays). Ids and arrays are shared with `root`, decoded after it.
     pub validation: Option<Node>,
     pub arrays: Vec<ArrayEntry>,
+    /// Blobs holding several arrays each (format 1.2); empty without the `PACKS` flag.
+    pub packs: Vec<Pack>,
     /// Free-form JSON object: environment, estimator record, user fields.
     pub metadata: Map<String, Value>,
 }
@@ -408,6 +600,31 @@ impl Manifest {
         std::iter::once(&self.root).chain(self.validation.as_ref())
     }
 
+    /// The blobs of the data section in file order (FORMAT.md 2.4): the arrays stored on
+    /// their own, in table order, then the packs.
+    pub fn blobs(&self) -> impl Iterator<Item = (BlobOwner, &Blob)> {
+        let stored = self
+            .arrays
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((BlobOwner::Array(i), e.stored()?)));
+        let packs = self
+            .packs
+            .iter()
+            .enumerate()
+            .map(|(p, pack)| (BlobOwner::Pack(p), &pack.blob));
+        stored.chain(packs)
+    }
+
+    /// The header flags this manifest's features need, besides `FLAG_MANIFEST_ZSTD`.
+    pub fn feature_flags(&self) -> u32 {
+        if self.packs.is_empty() {
+            0
+        } else {
+            FLAG_PACKS
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("writer".into(), Value::String(self.writer.clone()));
@@ -416,6 +633,10 @@ impl Manifest {
             "arrays".into(),
             Value::Array(self.arrays.iter().map(ArrayEntry::to_json).collect()),
         );
+        if !self.packs.is_empty() {
+            let packs = self.packs.iter().map(Pack::to_json).collect();
+            m.insert("packs".into(), Value::Array(packs));
+        }
         m.insert("root".into(), self.root.to_json());
         if let Some(v) = &self.validation {
             m.insert("validation".into(), v.to_json());
@@ -461,14 +682,24 @@ impl Manifest {
             None => Map::new(),
             Some(_) => return Err(FormatError::manifest("/metadata", "must be an object")),
         };
-        let arrays = match m.get("arrays") {
+        let mut packs = match m.get("packs") {
+            None => Vec::new(),
+            Some(Json::Array(p)) if !p.is_empty() => p
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Pack::from_json(i, v))
+                .collect::<Result<Vec<_>>>()?,
+            Some(_) => return Err(FormatError::manifest("/packs", "must be a non-empty list")),
+        };
+        let mut arrays = match m.get("arrays") {
             Some(Json::Array(a)) => a
                 .iter()
                 .enumerate()
-                .map(|(i, v)| ArrayEntry::from_json(i, v))
+                .map(|(i, v)| ArrayEntry::from_json(i, v, packs.len()))
                 .collect::<Result<Vec<_>>>()?,
             _ => return Err(FormatError::manifest("/arrays", "must be a list")),
         };
+        Pack::collect(&mut packs, &mut arrays)?;
         let root = m
             .remove("root")
             .ok_or_else(|| FormatError::manifest("/root", "missing"))?;
@@ -490,6 +721,7 @@ impl Manifest {
             root,
             validation,
             arrays,
+            packs,
             metadata,
         })
     }
@@ -524,7 +756,7 @@ mod tests {
             Err(FormatError::BadMagic { .. })
         ));
         let mut required = h.clone();
-        required.flags = 2;
+        required.flags = 4; // bits 0 and 1 are known (1.1, 1.2); bit 2 is not
         assert!(matches!(
             Header::parse(&required.to_bytes(), 1000),
             Err(FormatError::UnknownFlags { .. })

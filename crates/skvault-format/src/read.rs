@@ -7,12 +7,16 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
 use crate::codec::{split_fields, Codec, Filter};
+use crate::dtype::DType;
 use crate::error::{FormatError, Result};
-use crate::manifest::{align_up, ArrayEntry, Header, Manifest, HEADER_LEN};
+use crate::manifest::{
+    align_up, ArrayEntry, Blob, Header, Manifest, Placement, FLAG_PACKS, HEADER_LEN,
+};
 use crate::write::digest;
 
 /// Where the bytes come from.
@@ -87,6 +91,11 @@ pub struct SkvFile {
     header: Header,
     manifest: Manifest,
     manifest_len: u64,
+    /// Each pack's raw bytes once decoded, or why they could not be: decoded once for all of
+    /// its members (the failure is kept too, so every member reports it). Kept while the file
+    /// is open, which for a memory-mapped load is as long as its arrays: at most the size of
+    /// the packed arrays, which are the small ones (the writer packs arrays under 64 KiB).
+    packs: Vec<OnceLock<std::result::Result<Vec<u8>, String>>>,
 }
 
 impl std::fmt::Debug for SkvFile {
@@ -157,12 +166,20 @@ impl SkvFile {
             return Err(FormatError::ManifestDigestMismatch);
         }
         let manifest = Manifest::from_bytes(&header.manifest_text(&manifest_bytes)?)?;
+        if manifest.feature_flags() != header.flags & FLAG_PACKS {
+            return Err(FormatError::manifest(
+                "/packs",
+                "present exactly when header flag PACKS (bit 1) is set",
+            ));
+        }
+        let packs = manifest.packs.iter().map(|_| OnceLock::new()).collect();
         let file = SkvFile {
             source,
             path,
             header,
             manifest,
             manifest_len,
+            packs,
         };
         file.check_layout()?;
         Ok(file)
@@ -175,20 +192,18 @@ impl SkvFile {
         let file_len = self.source.len();
         let mut gaps: Vec<(u64, u64)> = vec![(HEADER_LEN + self.manifest_len, data_start)];
         let mut expected = 0u64;
-        for (i, e) in self.manifest.arrays.iter().enumerate() {
+        let mut end_of_data = data_start;
+        for (owner, e) in self.manifest.blobs() {
             if e.offset != expected {
-                return Err(FormatError::layout(
-                    i,
-                    format!(
-                        "offset {} should be {expected} (blobs are packed in table order)",
-                        e.offset
-                    ),
-                ));
+                return Err(owner.layout_error(format!(
+                    "offset {} should be {expected} (blobs are laid out in order: stored arrays, then packs)",
+                    e.offset
+                )));
             }
             let end = e
                 .offset
                 .checked_add(e.length)
-                .ok_or_else(|| FormatError::layout(i, "offset + length overflows"))?;
+                .ok_or_else(|| owner.layout_error("offset + length overflows"))?;
             let abs_end = data_start
                 .checked_add(end)
                 .filter(|x| *x <= file_len)
@@ -197,15 +212,13 @@ impl SkvFile {
                     needed: data_start.saturating_add(end),
                     available: file_len,
                 })?;
-            let next = align_up(end).ok_or_else(|| FormatError::layout(i, "offset overflows"))?;
+            let next = align_up(end).ok_or_else(|| owner.layout_error("offset overflows"))?;
             gaps.push((abs_end, data_start.saturating_add(next)));
             expected = next;
+            end_of_data = abs_end;
         }
-        let end_of_data = match self.manifest.arrays.last() {
-            Some(e) => data_start + e.offset + e.length,
-            None => data_start,
-        };
         if end_of_data > file_len {
+            // Only without blobs: each blob's end was checked against the file above.
             return Err(FormatError::Truncated {
                 what: "the data section",
                 needed: end_of_data,
@@ -282,20 +295,24 @@ impl SkvFile {
         }
     }
 
-    /// Absolute offset of an array's stored bytes.
+    /// Absolute offset of an array's stored bytes (not for an array in a pack).
     pub fn blob_offset(&self, index: usize) -> Result<u64> {
-        Ok(self.header.data_start() + self.entry(index)?.offset)
+        let blob = self
+            .entry(index)?
+            .stored()
+            .ok_or_else(|| FormatError::layout(index, "the array is in a pack"))?;
+        Ok(self.header.data_start() + blob.offset)
     }
 
     /// The stored bytes of an uncompressed array when the file is in memory or mapped (zero copy).
     /// The digest is not checked here: callers that skip `read_array_into` opt out of it.
     pub fn mapped_bytes(&self, index: usize) -> Option<&[u8]> {
-        let e = self.manifest.arrays.get(index)?;
-        if e.codec != Codec::None {
+        let b = self.manifest.arrays.get(index)?.stored()?;
+        if b.codec != Codec::None {
             return None;
         }
-        let start = usize::try_from(self.header.data_start() + e.offset).ok()?;
-        let len = usize::try_from(e.length).ok()?;
+        let start = usize::try_from(self.header.data_start() + b.offset).ok()?;
+        let len = usize::try_from(b.length).ok()?;
         self.source.slice()?.get(start..start.checked_add(len)?)
     }
 
@@ -309,29 +326,22 @@ impl SkvFile {
                 "destination size differs from raw_length",
             ));
         }
-        let offset = self.header.data_start() + e.offset;
-        match e.codec {
-            Codec::None => self.source.read_at(offset, dst, "an array blob")?,
-            codec => {
-                let stored = self.stored_bytes(index, e, offset)?;
-                match e.filter {
-                    Filter::None => codec.decompress_into(index, &stored, dst)?,
-                    Filter::Fields => {
-                        let mut columns = vec![0u8; dst.len()];
-                        codec.decompress_into(index, &stored, &mut columns)?;
-                        let itemsize = usize::try_from(e.dtype.itemsize()).unwrap_or(0);
-                        let joined = e
-                            .dtype
-                            .field_segments()
-                            .is_some_and(|segs| split_fields(&columns, dst, itemsize, &segs, true));
-                        if !joined {
-                            return Err(FormatError::layout(
-                                index,
-                                "the fields filter does not apply to this dtype",
-                            ));
-                        }
-                    }
-                }
+        match &e.placement {
+            Placement::Stored(blob) => {
+                self.decode_blob(blob, &e.dtype, dst)?
+                    .map_err(|message| FormatError::Codec {
+                        index,
+                        codec: blob.codec.name(),
+                        message,
+                    })?
+            }
+            Placement::Packed { pack, start } => {
+                let raw = self.pack_raw(*pack, index)?;
+                let src = usize::try_from(*start)
+                    .ok()
+                    .and_then(|s| raw.get(s..s.checked_add(dst.len())?))
+                    .ok_or_else(|| FormatError::layout(index, "outside its pack"))?;
+                dst.copy_from_slice(src);
             }
         }
         if verify && digest(dst) != e.digest {
@@ -340,25 +350,81 @@ impl SkvFile {
         Ok(())
     }
 
-    fn stored_bytes(
+    /// The raw bytes of pack `p`, decoded on first use; `index` is the array asking, which a
+    /// codec error names.
+    fn pack_raw(&self, p: usize, index: usize) -> Result<&[u8]> {
+        let (Some(pack), Some(cell)) = (self.manifest.packs.get(p), self.packs.get(p)) else {
+            return Err(FormatError::layout(index, "no such pack"));
+        };
+        let decoded = cell.get_or_init(|| {
+            let dtype = pack
+                .members
+                .first()
+                .and_then(|i| self.manifest.arrays.get(*i))
+                .map(|e| &e.dtype)
+                .ok_or("the pack has no members")?;
+            let len = usize::try_from(pack.blob.raw_length).map_err(|_| "pack too large")?;
+            let mut raw = vec![0u8; len];
+            match self.decode_blob(&pack.blob, dtype, &mut raw) {
+                Ok(Ok(())) => Ok(raw),
+                Ok(Err(message)) => Err(message),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        decoded.as_deref().map_err(|message| FormatError::Codec {
+            index,
+            codec: pack.blob.codec.name(),
+            message: format!("in pack {p}: {message}"),
+        })
+    }
+
+    /// Decodes a blob into `dst` (its raw length): reads the stored bytes, undoes the codec and
+    /// the filter (whose records are of `dtype`). Reading errors come back as errors, corrupt
+    /// data as a message for the caller to attribute.
+    fn decode_blob(
         &self,
-        _index: usize,
-        e: &ArrayEntry,
-        offset: u64,
-    ) -> Result<std::borrow::Cow<'_, [u8]>> {
-        let len =
-            usize::try_from(e.length).map_err(|_| FormatError::layout(_index, "blob too large"))?;
+        blob: &Blob,
+        dtype: &DType,
+        dst: &mut [u8],
+    ) -> Result<std::result::Result<(), String>> {
+        let offset = self.header.data_start() + blob.offset;
+        if blob.codec == Codec::None {
+            self.source.read_at(offset, dst, "an array blob")?;
+            return Ok(Ok(()));
+        }
+        let stored = self.stored_bytes(blob, offset)?;
+        Ok(match blob.filter {
+            Filter::None => blob.codec.decode_exact(&stored, dst),
+            Filter::Fields => {
+                let mut columns = vec![0u8; dst.len()];
+                blob.codec
+                    .decode_exact(&stored, &mut columns)
+                    .and_then(|()| {
+                        let itemsize = usize::try_from(dtype.itemsize()).unwrap_or(0);
+                        let joined = dtype
+                            .field_segments()
+                            .is_some_and(|segs| split_fields(&columns, dst, itemsize, &segs, true));
+                        joined
+                            .then_some(())
+                            .ok_or_else(|| "the fields filter does not apply to this dtype".into())
+                    })
+            }
+        })
+    }
+
+    fn stored_bytes(&self, blob: &Blob, offset: u64) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let truncated = || FormatError::Truncated {
+            what: "an array blob",
+            needed: offset.saturating_add(blob.length),
+            available: self.source.len(),
+        };
+        let len = usize::try_from(blob.length).map_err(|_| truncated())?;
         if let Some(s) = self.source.slice() {
-            let start = usize::try_from(offset)
-                .map_err(|_| FormatError::layout(_index, "offset too large"))?;
+            let start = usize::try_from(offset).map_err(|_| truncated())?;
             return s
                 .get(start..start.saturating_add(len))
                 .map(std::borrow::Cow::Borrowed)
-                .ok_or(FormatError::Truncated {
-                    what: "an array blob",
-                    needed: offset + e.length,
-                    available: self.source.len(),
-                });
+                .ok_or_else(truncated);
         }
         let mut buf = vec![0u8; len];
         self.source.read_at(offset, &mut buf, "an array blob")?;

@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::path::Path;
 
-use common::{sample_file, Layout, CODECS};
+use common::{container, container_with, rebuild, sample_file, split, Layout, CODECS};
 use serde_json::{json, Map, Value};
 use skvault_format::manifest::{Header, FORMAT_MAJOR, FORMAT_MINOR, MAX_MANIFEST_LEN};
 use skvault_format::write::digest;
@@ -112,51 +112,6 @@ fn verify_err(f: &SkvFile) -> FormatError {
     }
 }
 
-/// Splits a valid file into its manifest JSON and its data section.
-fn split(file: &[u8]) -> (Value, Vec<u8>) {
-    let layout = Layout::of(file);
-    let header = Header::parse(&file[..64], file.len() as u64).unwrap();
-    let text = header
-        .manifest_text(&file[64..layout.manifest_end as usize])
-        .unwrap();
-    let manifest = serde_json::from_slice(&text).unwrap();
-    (manifest, file[layout.data_start as usize..].to_vec())
-}
-
-/// A valid header for a plain `manifest`: version 1.0 (what a writer writes for a manifest
-/// that is not compressed), no flags, the manifest's length and digest.
-fn header_for(manifest: &[u8]) -> Header {
-    Header {
-        major: FORMAT_MAJOR,
-        minor: 0,
-        flags: 0,
-        manifest_len: manifest.len() as u64,
-        manifest_digest: digest(manifest),
-        manifest_raw_len: 0,
-    }
-}
-
-/// `header`, the manifest bytes, zero padding to the next 64-byte boundary, then `data`
-/// as the data section.
-fn container_with(header: &Header, manifest: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut out = header.to_bytes().to_vec();
-    out.extend_from_slice(manifest);
-    out.resize(out.len().next_multiple_of(64), 0);
-    out.extend_from_slice(data);
-    out
-}
-
-/// A container around arbitrary manifest bytes whose header digest matches them.
-fn container(manifest: &[u8], data: &[u8]) -> Vec<u8> {
-    container_with(&header_for(manifest), manifest, data)
-}
-
-/// Re-serializes a (possibly hostile) manifest into a container that passes the digest check,
-/// so that the check under test is the one that has to catch the lie.
-fn rebuild(manifest: &Value, data: &[u8]) -> Vec<u8> {
-    container(&serde_json::to_vec(manifest).unwrap(), data)
-}
-
 /// Opens `sample_file(codec)` after `edit` has rewritten its manifest.
 fn hostile(codec: Codec, edit: impl FnOnce(&mut Value)) -> Result<SkvFile, FormatError> {
     let (mut manifest, data) = split(&sample_file(codec));
@@ -175,7 +130,9 @@ fn compressed_index(file: &[u8], codec: Codec, fields: bool) -> usize {
         .arrays
         .iter()
         .position(|e| {
-            e.codec == codec && (e.filter == skvault_format::codec::Filter::Fields) == fields
+            e.stored().is_some_and(|b| {
+                b.codec == codec && (b.filter == skvault_format::codec::Filter::Fields) == fields
+            })
         })
         .unwrap_or_else(|| panic!("no {codec:?} array (fields filter: {fields}) in the sample"))
 }
@@ -387,6 +344,11 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
                     }
                     12 if bit == 0 => {
                         assert_variant!(result.expect_err(&at), FormatError::ManifestCodec { .. })
+                    }
+                    // Bit 1 is PACKS (format 1.2): set on a file without packs, the manifest
+                    // lacks the `packs` the flag promises.
+                    12 if bit == 1 => {
+                        assert_variant!(result.expect_err(&at), FormatError::Manifest { ref path, .. } if path == "/packs")
                     }
                     12..14 => {
                         assert_variant!(result.expect_err(&at), FormatError::UnknownFlags { .. })
@@ -617,7 +579,7 @@ fn newer_minor_version_is_accepted() {
 #[test]
 fn unknown_required_flags_are_refused() {
     let file = sample_file(Codec::None);
-    for flags in [2, 0x8000, 0xffff_ffff] {
+    for flags in [4, 0x8000, 0xffff_ffff] {
         let mut h = sample_header(&file);
         h.flags = flags;
         assert_variant!(

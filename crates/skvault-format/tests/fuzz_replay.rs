@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skvault_format::manifest::{Header, FORMAT_MAJOR, FORMAT_MINOR};
+use skvault_format::manifest::{Header, FLAG_PACKS, FORMAT_MAJOR, FORMAT_MINOR};
 use skvault_format::write::digest;
 use skvault_format::SkvFile;
 
@@ -386,10 +386,13 @@ fn mutate_manifest(rng: &mut Rng, bytes: &[u8], other: &[u8]) -> Option<Vec<u8>>
             text = serde_json::to_vec(&v).ok()?;
         }
     }
+    // The seed's PACKS flag stays, so that mutations of a packed manifest reach past the
+    // check that `packs` and the flag agree.
+    let flags = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?) & FLAG_PACKS;
     let header = Header {
         major: FORMAT_MAJOR,
         minor: FORMAT_MINOR,
-        flags: 0,
+        flags,
         manifest_len: text.len() as u64,
         manifest_digest: digest(&text),
         manifest_raw_len: 0,

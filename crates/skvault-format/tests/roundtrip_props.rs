@@ -8,6 +8,7 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{json, Map};
+use skvault_format::manifest::Placement;
 use skvault_format::{
     prepare_with_validation, ArrayInput, Codec, Construct, DType, Node, Object, Order, SkvFile,
     WriteOptions,
@@ -329,7 +330,13 @@ proptest! {
             prop_assert_eq!(&entry.dtype, &a.dtype);
             prop_assert_eq!(&entry.shape, &a.shape);
             prop_assert_eq!(entry.order, a.order);
-            prop_assert!(entry.codec == codec || entry.codec == Codec::None);
+            let blob = entry.stored().or_else(|| match entry.placement {
+                Placement::Packed { pack, .. } => m.packs.get(pack).map(|p| &p.blob),
+                Placement::Stored(_) => None,
+            });
+            let used = blob.map(|b| b.codec);
+            prop_assert!(used == Some(codec) || used == Some(Codec::None));
+            prop_assert!(codec != Codec::None || m.packs.is_empty(), "packs only with a codec");
             prop_assert_eq!(&file.read_array(i, true).unwrap(), &a.data);
             prop_assert_eq!(&file.read_array(i, false).unwrap(), &a.data);
         }

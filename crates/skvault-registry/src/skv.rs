@@ -1,7 +1,8 @@
 //! Taking a `.skv` file apart into content-addressed pieces, and putting it back together.
 //!
-//! A file is its *head* (the 64-byte header and the manifest), zero padding, and the stored
-//! bytes of each array in table order, each at the offset the manifest gives (FORMAT.md 2.4).
+//! A file is its *head* (the 64-byte header and the manifest), zero padding, and its blobs in
+//! file order (the arrays stored on their own, then the packs), each at the offset the
+//! manifest gives (FORMAT.md 2.4).
 //! The manifest fixes every byte position, so the head plus the blobs determine the file
 //! exactly: reassembly is byte-identical.
 
@@ -21,7 +22,7 @@ pub(crate) fn hash_hex(data: &[u8]) -> String {
 /// A file cut into pieces that borrow its bytes.
 pub(crate) struct Pieces<'a> {
     pub head: &'a [u8],
-    /// Stored bytes of each array, in table order.
+    /// Stored bytes of each blob, in file order.
     pub blobs: Vec<&'a [u8]>,
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn split<'a>(bytes: &'a [u8], file: &SkvFile, path: &str) -> Result<P
         .ok_or_else(|| err("file shorter than its head"))?;
     let data_start = file.header().data_start();
     let mut blobs = Vec::with_capacity(file.manifest().arrays.len());
-    for entry in &file.manifest().arrays {
+    for (_, entry) in file.manifest().blobs() {
         let start = data_start
             .checked_add(entry.offset)
             .and_then(|s| usize::try_from(s).ok());
@@ -72,7 +73,7 @@ pub(crate) fn parse_head(head: &[u8], file_len: u64, path: &str) -> Result<Manif
     Manifest::from_bytes(&text).map_err(fmt)
 }
 
-/// Lays out head and blobs as the manifest says. `blobs` are in table order.
+/// Lays out head and blobs as the manifest says. `blobs` are in file order.
 pub(crate) fn reassemble(
     head: &[u8],
     manifest: &Manifest,
@@ -81,11 +82,11 @@ pub(crate) fn reassemble(
     path: &str,
 ) -> Result<Vec<u8>> {
     let bad = |message: String| RegistryError::document(path, message);
-    if blobs.len() != manifest.arrays.len() {
+    let expected = manifest.blobs().count();
+    if blobs.len() != expected {
         return Err(bad(format!(
-            "{} blobs listed for {} arrays",
+            "{} blobs listed, the manifest has {expected}",
             blobs.len(),
-            manifest.arrays.len()
         )));
     }
     let cap = usize::try_from(file_len).map_err(|_| bad("file too large".into()))?;
@@ -93,7 +94,7 @@ pub(crate) fn reassemble(
     out.extend_from_slice(head);
     let data_start = skvault_format::manifest::align_up(head.len() as u64)
         .ok_or_else(|| bad("head too large".into()))?;
-    for (i, (entry, blob)) in manifest.arrays.iter().zip(blobs).enumerate() {
+    for (i, ((_, entry), blob)) in manifest.blobs().zip(blobs).enumerate() {
         if blob.len() as u64 != entry.length {
             return Err(bad(format!(
                 "blob {i} has {} bytes, the manifest says {}",
@@ -104,11 +105,11 @@ pub(crate) fn reassemble(
         let at = data_start
             .checked_add(entry.offset)
             .filter(|at| *at <= file_len && *at >= out.len() as u64)
-            .ok_or_else(|| bad(format!("array {i}: offset out of place")))?;
+            .ok_or_else(|| bad(format!("blob {i}: offset out of place")))?;
         out.resize(at as usize, 0);
         out.extend_from_slice(blob);
     }
-    if manifest.arrays.is_empty() {
+    if expected == 0 {
         out.resize(usize::try_from(data_start).unwrap_or(cap), 0);
     }
     if out.len() as u64 != file_len {

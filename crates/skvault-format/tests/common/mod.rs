@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Map, Value};
+use skvault_format::manifest::{Header, FLAG_PACKS, FORMAT_MAJOR};
 use skvault_format::node::BaseType;
 use skvault_format::testing::object;
+use skvault_format::write::digest;
 use skvault_format::{
     prepare_with_validation, ArrayInput, Codec, Construct, DType, Node, Object, Order, WriteOptions,
 };
@@ -51,7 +53,9 @@ pub fn sample_arrays() -> Vec<(DType, Vec<u64>, Order, Vec<u8>)> {
             Order::C,
             records,
         ),
-        (dtype(json!("<f8")), vec![0, 3], Order::C, Vec::new()),
+        // A dtype of its own: no two arrays here share one, so the writer puts none of them in
+        // a pack and every array keeps a blob of its own. `packed_file` has packs.
+        (dtype(json!("<f4")), vec![0, 3], Order::C, Vec::new()),
         (dtype(json!("|u1")), vec![5], Order::C, vec![1, 2, 3, 4, 5]),
     ]
 }
@@ -245,7 +249,106 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("seed-all-node-kinds.skv", all_kinds_file()),
         ("seed-validation-tree.skv", validation_file()),
         ("seed-empty.skv", write(Node::None, &[], Codec::None)),
+        ("seed-packs-zstd.skv", packed_file(Codec::Zstd)),
+        ("seed-packs-lz4.skv", packed_file(Codec::Lz4)),
     ]
+}
+
+/// Arrays that the writer puts in packs (format 1.2) when it compresses: `<f8` arrays 0, 2
+/// and 7 (7 empty), structured arrays 1 and 3 (the fields filter with zstd), `<i2` arrays 4
+/// and 5 (too small to compress: a pack with codec none); array 6, alone of its dtype,
+/// keeps a blob of its own.
+pub fn packed_arrays() -> Vec<(DType, Vec<u64>, Order, Vec<u8>)> {
+    let floats = |n: usize, step: f64| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| (f64::from(u32::try_from(i % 7).unwrap_or(0)) * step).to_le_bytes())
+            .collect()
+    };
+    let record = dtype(json!({"fields": [["a", "<i4", 0], ["b", "<f8", 8]], "itemsize": 16}));
+    let records = |n: i32| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut rec = [0u8; 16];
+                rec[..4].copy_from_slice(&(i * 2).to_le_bytes());
+                rec[8..].copy_from_slice(&f64::from(i % 5).to_le_bytes());
+                rec
+            })
+            .collect()
+    };
+    vec![
+        (dtype(json!("<f8")), vec![40], Order::C, floats(40, 0.5)),
+        (record.clone(), vec![30], Order::C, records(30)),
+        (dtype(json!("<f8")), vec![3, 10], Order::F, floats(30, 0.25)),
+        (record, vec![25], Order::C, records(25)),
+        (
+            dtype(json!("<i2")),
+            vec![6],
+            Order::C,
+            vec![1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0],
+        ),
+        (dtype(json!("<i2")), vec![0], Order::C, Vec::new()),
+        (
+            dtype(json!("|u1")),
+            vec![300],
+            Order::C,
+            (0..300u32).map(|i| (i % 11) as u8).collect(),
+        ),
+        (dtype(json!("<f8")), vec![0], Order::C, Vec::new()),
+    ]
+}
+
+/// `packed_arrays` under a list of their refs, written with `codec`.
+pub fn packed_file(codec: Codec) -> Vec<u8> {
+    let arrays = packed_arrays();
+    let root = Node::List((0..arrays.len()).map(Node::Array).collect());
+    write(root, &arrays, codec)
+}
+
+/// Splits a valid file into its manifest JSON and its data section.
+pub fn split(file: &[u8]) -> (Value, Vec<u8>) {
+    let layout = Layout::of(file);
+    let header = Header::parse(&file[..64], file.len() as u64).unwrap();
+    let text = header
+        .manifest_text(&file[64..layout.manifest_end as usize])
+        .unwrap();
+    let manifest = serde_json::from_slice(&text).unwrap();
+    (manifest, file[layout.data_start as usize..].to_vec())
+}
+
+/// A valid header for a plain `manifest`: what a writer writes for a manifest that is not
+/// compressed (version 1.0, no flags; version 1.2 and flag `PACKS` when the manifest has
+/// `packs`), the manifest's length and digest.
+pub fn header_for(manifest: &[u8]) -> Header {
+    let packs = serde_json::from_slice::<Value>(manifest).is_ok_and(|v| v.get("packs").is_some());
+    Header {
+        major: FORMAT_MAJOR,
+        minor: if packs { 2 } else { 0 },
+        flags: if packs { FLAG_PACKS } else { 0 },
+        manifest_len: manifest.len() as u64,
+        manifest_digest: digest(manifest),
+        manifest_raw_len: 0,
+    }
+}
+
+/// `header`, the manifest bytes, zero padding to the next 64-byte boundary, then `data`
+/// as the data section.
+pub fn container_with(header: &Header, manifest: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = header.to_bytes().to_vec();
+    out.extend_from_slice(manifest);
+    out.resize(out.len().next_multiple_of(64), 0);
+    out.extend_from_slice(data);
+    out
+}
+
+/// A container around arbitrary manifest bytes whose header digest matches them.
+pub fn container(manifest: &[u8], data: &[u8]) -> Vec<u8> {
+    container_with(&header_for(manifest), manifest, data)
+}
+
+/// Re-serializes a (possibly hostile) manifest into a container that passes the digest check,
+/// so that the check under test is the one that has to catch the lie.
+pub fn rebuild(manifest: &Value, data: &[u8]) -> Vec<u8> {
+    container(&serde_json::to_vec(manifest).unwrap(), data)
 }
 
 /// Offsets of the parts of a valid file, for tests that cut or flip bytes in one part.
@@ -255,7 +358,7 @@ pub struct Layout {
     /// End of the manifest: `64 + manifest_len`.
     pub manifest_end: u64,
     pub data_start: u64,
-    /// `(absolute start, length)` of each blob, in table order.
+    /// `(absolute start, length)` of each blob, in file order.
     pub blobs: Vec<(u64, u64)>,
     pub file_len: u64,
 }
@@ -266,9 +369,8 @@ impl Layout {
         let data_start = f.header().data_start();
         let blobs = f
             .manifest()
-            .arrays
-            .iter()
-            .map(|e| (data_start + e.offset, e.length))
+            .blobs()
+            .map(|(_, b)| (data_start + b.offset, b.length))
             .collect();
         Layout {
             manifest_len: f.header().manifest_len,
