@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -329,6 +330,10 @@ def test_cli_inspect_summary_params_and_json(tmp_path):
     for expected in ["sklearn.pipeline.Pipeline", "scikit-learn", "logisticregression", "accuracy = 0.96",
                      "classes: [0,1,2]", "features: 4", "<f8", "untrusted names: none"]:
         assert expected in text, expected
+    # The five float arrays share a pack (too small to compress); the int ones keep their blobs.
+    assert "pack 0: 5 arrays, none      216 B ->      216 B" in text
+    assert re.search(r"steps\[0\]\[1\]\.mean_ +<f8 +\(4\) pack 0 +32 B -> +\(in pack\)", text), text
+    assert re.search(r"classes_ +<i8 +\(3\) none +24 B -> +24 B", text), text
     doc = json.loads(subprocess.run([*CLI, "inspect", "--json", str(path)], capture_output=True, check=True).stdout)
     assert doc["metadata"]["metrics"] == {"accuracy": 0.96} and doc["format_version"] == "1.2"  # zstd: compressed manifest, packs
     params = json.loads(subprocess.run([*CLI, "inspect", "--params", str(path)], capture_output=True, check=True).stdout)
