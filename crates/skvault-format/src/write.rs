@@ -203,6 +203,7 @@ pub fn prepare_with_validation<'a>(
             (&arrays[members[0]].dtype, Bytes::Owned(joined))
         }))
         .collect();
+    let raw_lengths: Vec<u64> = units.iter().map(|(_, d)| d.bytes().len() as u64).collect();
     let encode_unit =
         |(dtype, data): (&DType, Bytes<'a>)| encode(dtype, data, options.codec, level);
     let total: usize = arrays.iter().map(|a| a.data.len()).sum();
@@ -218,18 +219,17 @@ pub fn prepare_with_validation<'a>(
         )
     };
     let encoded = encoded?;
-    // Each blob's place: the next 64-byte boundary after the previous one (`raw_length` is
-    // set below, from the array or the pack's members).
+    // Each blob's place: the next 64-byte boundary after the previous one.
     let mut layout = Vec::with_capacity(encoded.len());
     let mut next = 0u64;
-    for (bytes, codec, filter) in &encoded {
+    for ((bytes, codec, filter), raw_length) in encoded.iter().zip(raw_lengths) {
         let length = bytes.bytes().len() as u64;
         layout.push(Blob {
             offset: next,
             length,
             codec: *codec,
             filter: *filter,
-            raw_length: 0,
+            raw_length,
         });
         next = align_up(next + length).ok_or_else(|| FormatError::Unsupported {
             message: "arrays too large".into(),
@@ -254,10 +254,7 @@ pub fn prepare_with_validation<'a>(
                     .ok_or_else(|| FormatError::Unsupported {
                         message: "internal error: fewer blobs than arrays".into(),
                     })?;
-                Placement::Stored(Blob {
-                    raw_length,
-                    ..blob.clone()
-                })
+                Placement::Stored(blob.clone())
             }
         };
         entries.push(ArrayEntry {
@@ -271,13 +268,9 @@ pub fn prepare_with_validation<'a>(
     }
     let packs: Vec<Pack> = packs
         .into_iter()
-        .zip(pack_fill)
         .zip(pack_layout)
-        .map(|((members, raw_length), blob)| Pack {
-            blob: Blob {
-                raw_length,
-                ..blob.clone()
-            },
+        .map(|(members, blob)| Pack {
+            blob: blob.clone(),
             members,
         })
         .collect();

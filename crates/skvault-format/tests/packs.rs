@@ -247,9 +247,9 @@ fn corrupt_pack_bytes_fail_every_member_and_only_them() {
         let at = usize::try_from(data_start + pack.offset + pack.length / 2).unwrap();
         bad[at] ^= 0x5a;
         let bad = open(bad).unwrap();
-        for i in 0..PLACES.len() {
+        for (i, place) in PLACES.iter().enumerate() {
             let result = bad.read_array(i, true);
-            match (PLACES[i], result) {
+            match (place, result) {
                 (
                     Some(0),
                     Err(FormatError::Codec { index, .. } | FormatError::DigestMismatch { index }),
