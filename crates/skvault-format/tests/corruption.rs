@@ -13,7 +13,9 @@ use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::path::Path;
 
-use common::{container, container_with, rebuild, sample_file, split, Layout, CODECS};
+use common::{
+    container, container_with, open, open_err, rebuild, sample_file, split, Layout, CODECS,
+};
 use serde_json::{json, Map, Value};
 use skvault_format::manifest::{Header, FORMAT_MAJOR, FORMAT_MINOR, MAX_MANIFEST_LEN};
 use skvault_format::write::digest;
@@ -83,18 +85,6 @@ macro_rules! assert_variant {
             stringify!($($pattern)+)
         );
     }};
-}
-
-fn open(bytes: Vec<u8>) -> Result<SkvFile, FormatError> {
-    SkvFile::from_bytes(bytes)
-}
-
-/// The error a hostile file must produce; fails the test if the reader accepts it.
-fn open_err(bytes: Vec<u8>) -> FormatError {
-    match open(bytes) {
-        Ok(f) => panic!("the reader accepted a hostile file: {f:?}"),
-        Err(e) => e,
-    }
 }
 
 /// The error of `read_array(index, true)` on a file that opens.

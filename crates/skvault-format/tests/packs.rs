@@ -6,22 +6,13 @@
 
 mod common;
 
-use common::{container_with, header_for, packed_arrays, packed_file, rebuild, split, Layout};
+use common::{
+    container_with, header_for, open, open_err, packed_arrays, packed_file, rebuild, split, Layout,
+};
 use serde_json::{json, Value};
 use skvault_format::codec::Filter;
 use skvault_format::manifest::{Placement, FLAG_MANIFEST_ZSTD, FLAG_PACKS};
 use skvault_format::{Codec, FormatError, SkvFile};
-
-fn open(bytes: Vec<u8>) -> Result<SkvFile, FormatError> {
-    SkvFile::from_bytes(bytes)
-}
-
-fn open_err(bytes: Vec<u8>) -> FormatError {
-    match open(bytes) {
-        Ok(f) => panic!("the reader accepted a hostile file: {f:?}"),
-        Err(e) => e,
-    }
-}
 
 /// The packed file written with `codec`, after `edit` has rewritten its manifest (stored plain).
 fn hostile(codec: Codec, edit: impl FnOnce(&mut Value)) -> FormatError {

@@ -9,7 +9,8 @@ use skvault_format::node::BaseType;
 use skvault_format::testing::object;
 use skvault_format::write::digest;
 use skvault_format::{
-    prepare_with_validation, ArrayInput, Codec, Construct, DType, Node, Object, Order, WriteOptions,
+    prepare_with_validation, ArrayInput, Codec, Construct, DType, FormatError, Node, Object, Order,
+    SkvFile, WriteOptions,
 };
 
 pub const CODECS: [Codec; 3] = [Codec::None, Codec::Zstd, Codec::Lz4];
@@ -302,6 +303,18 @@ pub fn packed_file(codec: Codec) -> Vec<u8> {
     let arrays = packed_arrays();
     let root = Node::List((0..arrays.len()).map(Node::Array).collect());
     write(root, &arrays, codec)
+}
+
+pub fn open(bytes: Vec<u8>) -> Result<SkvFile, FormatError> {
+    SkvFile::from_bytes(bytes)
+}
+
+/// The error a hostile file must produce; fails the test if the reader accepts it.
+pub fn open_err(bytes: Vec<u8>) -> FormatError {
+    match open(bytes) {
+        Ok(f) => panic!("the reader accepted a hostile file: {f:?}"),
+        Err(e) => e,
+    }
 }
 
 /// Splits a valid file into its manifest JSON and its data section.
