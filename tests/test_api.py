@@ -7,6 +7,7 @@ import gc
 import os
 import pathlib
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -553,6 +554,35 @@ def test_a_flipped_byte_is_caught_when_arrays_fill_in_the_background(tmp_path, c
     assert back.keys() == obj.keys()
     for k in obj:
         assert np.array_equal(back[k], obj[k])
+
+
+@pytest.mark.parametrize("compress", ["zstd", "lz4"])
+def test_packed_arrays_fill_in_the_background_and_a_damaged_pack_is_caught(tmp_path, compress):
+    # 2.5 MB of large arrays, so that the fill runs on worker threads, and 300 small float
+    # arrays that the writer puts in one pack (format 1.2): workers take members of the same
+    # pack at once, and the pack must be decoded once and shared.
+    small = {f"s{i:03d}": np.arange(i, i + 250, dtype=np.float64) / 7 for i in range(300)}
+    obj = {**_many_arrays(8), **small}
+    data = skvault.dumps(obj, compress=compress)
+    header, manifest, _ = split_skv(data)
+    packed = {array_index(manifest, k) for k in small}
+    assert {manifest["arrays"][i].get("pack") for i in packed} == {0}
+    assert all("pack" not in manifest["arrays"][array_index(manifest, k)] for k in obj if k not in small)
+    path = tmp_path / "packed.skv"
+    path.write_bytes(data)
+    for back in (skvault.loads(data), skvault.load(path), skvault.load(path, mmap=True)):
+        assert back.keys() == obj.keys()
+        for k in obj:
+            assert np.array_equal(back[k], obj[k]), k
+    pack = manifest["packs"][0]
+    out = bytearray(data)
+    out[align64(HEADER.size + header["manifest_len"]) + pack["offset"] + pack["length"] // 2] ^= 0x01
+    path.write_bytes(bytes(out))
+    for load in (lambda: skvault.load(path), lambda: skvault.load(path, mmap=True)):
+        with pytest.raises(skvault.FormatError, match=r"array (\d+)") as e:
+            load()
+        index = int(re.search(r"array (\d+)", str(e.value)).group(1))
+        assert index in packed, str(e.value)
 
 
 class Exploding:

@@ -77,6 +77,26 @@ fn order_name(order: Order) -> &'static str {
     }
 }
 
+/// Which digests a load checks: those of arrays viewed in place in a mapped file, and those of
+/// arrays copied into memory (read, decompressed, or taken out of a pack).
+#[derive(Debug, Clone, Copy)]
+pub struct Verify {
+    pub views: bool,
+    pub copies: bool,
+}
+
+impl Verify {
+    /// `verify=None` checks every copy, and views only when asked: skipping the hash is what
+    /// keeps a mapped load from reading the whole file (FORMAT.md 9, step 18, allows it only
+    /// for uncompressed arrays viewed through the map).
+    pub fn from_option(verify: Option<bool>) -> Verify {
+        Verify {
+            views: verify.unwrap_or(false),
+            copies: verify.unwrap_or(true),
+        }
+    }
+}
+
 /// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
 /// or fresh arrays, filled (and verified) in the background as the objects are built: see
 /// [`Fill`]. Small files are filled here and now, with the GIL released.
@@ -88,7 +108,7 @@ pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
     mapped: Option<&Bound<'py, MappedFile>>,
-    verify: bool,
+    verify: Verify,
 ) -> PyResult<(Vec<Bound<'py, PyAny>>, Fill)> {
     let np = py.import("numpy")?;
     let empty = np.getattr("empty")?;
@@ -106,7 +126,7 @@ pub fn build_arrays<'py>(
         let order = order_name(e.order);
         if let (Some(map), true) = (mapped, e.raw_length > 0) {
             if file.mapped_bytes(i).is_some() {
-                if verify {
+                if verify.views {
                     jobs.push(Job::Verify { index: i });
                 }
                 let offset = file.blob_offset(i).py_err(py)?;
@@ -179,7 +199,7 @@ pub fn build_arrays<'py>(
         0
     };
     let fill = py
-        .detach(|| Fill::start(file.clone(), verify, jobs, threads))
+        .detach(|| Fill::start(file.clone(), verify.copies, jobs, threads))
         .py_err(py)?;
     Ok((out, fill))
 }
@@ -558,7 +578,7 @@ pub fn load_tree<'py>(
     file: Arc<SkvFile>,
     trust: &TrustSet,
     mapped: Option<&Bound<'py, MappedFile>>,
-    verify: bool,
+    verify: Verify,
     with_validation: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let names = trust.untrusted_in(file.manifest());

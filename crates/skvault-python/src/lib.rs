@@ -175,7 +175,8 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
     TrustSet::new(trusted).map_err(|e| from_trust(py, e))
 }
 
-/// Loads a `.skv` file (path or bytes). `verify=None` checks digests unless the arrays are mapped.
+/// Loads a `.skv` file (path or bytes). `verify=None` checks digests except those of arrays
+/// viewed in place in a mapped file.
 /// With `with_validation`, returns `(obj, validation)` (`None` when the file has none).
 /// `before_build`, if given, is called with the environment recorded in the metadata (JSON text,
 /// `null` if none) once the file is validated and before anything is built; an exception it
@@ -205,7 +206,7 @@ fn load<'py>(
     };
     let mmap = access != Access::Read;
     let file = Arc::new(open(py, source, access)?);
-    let verify = verify.unwrap_or(!mmap);
+    let verify = build::Verify::from_option(verify);
     if let Some(callback) = before_build {
         // Only the recorded environment: the version check needs nothing else, and a forest's
         // whole metadata would cost a JSON round trip on every load.
