@@ -518,7 +518,7 @@ impl Pack {
     /// Assigns each packed entry to its pack and its start in the pack's raw bytes, then checks
     /// that every pack has members, that they fill its raw bytes exactly, and that a `fields`
     /// filter applies to all of them as one array.
-    fn collect(packs: &mut [Pack], arrays: &mut [ArrayEntry]) -> Result<()> {
+    pub(crate) fn collect(packs: &mut [Pack], arrays: &mut [ArrayEntry]) -> Result<()> {
         let mut filled = vec![0u64; packs.len()];
         for (i, e) in arrays.iter_mut().enumerate() {
             if let Placement::Packed { pack, start } = &mut e.placement {

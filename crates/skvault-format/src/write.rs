@@ -181,9 +181,9 @@ pub fn prepare_with_validation<'a>(
             });
         }
     }
-    let packs = plan_packs(arrays, options.codec);
+    let planned = plan_packs(arrays, options.codec);
     let mut in_pack: Vec<Option<usize>> = vec![None; arrays.len()];
-    for (p, members) in packs.iter().enumerate() {
+    for (p, members) in planned.iter().enumerate() {
         for &i in members {
             in_pack[i] = Some(p);
         }
@@ -194,7 +194,7 @@ pub fn prepare_with_validation<'a>(
         .zip(&in_pack)
         .filter(|(_, p)| p.is_none())
         .map(|(a, _)| (&a.dtype, Bytes::Raw(a.data)))
-        .chain(packs.iter().map(|members| {
+        .chain(planned.iter().map(|members| {
             let joined: Vec<u8> = members
                 .iter()
                 .flat_map(|&i| arrays[i].data)
@@ -235,18 +235,14 @@ pub fn prepare_with_validation<'a>(
             message: "arrays too large".into(),
         })?;
     }
-    let (stored_layout, pack_layout) = layout.split_at(layout.len() - packs.len());
+    let (stored_layout, pack_layout) = layout.split_at(layout.len() - planned.len());
     let mut stored_layout = stored_layout.iter();
     let mut entries = Vec::with_capacity(arrays.len());
-    let mut pack_fill = vec![0u64; packs.len()];
     for ((a, digest), pack) in arrays.iter().zip(digests).zip(&in_pack) {
         let raw_length = a.data.len() as u64;
         let placement = match pack {
-            Some(p) => {
-                let start = pack_fill[*p];
-                pack_fill[*p] += raw_length;
-                Placement::Packed { pack: *p, start }
-            }
+            // Starts within the pack are set by `Pack::collect` below.
+            Some(p) => Placement::Packed { pack: *p, start: 0 },
             None => {
                 // `units` made one blob for each array outside packs, in this order.
                 let blob = stored_layout
@@ -266,14 +262,15 @@ pub fn prepare_with_validation<'a>(
             placement,
         });
     }
-    let packs: Vec<Pack> = packs
-        .into_iter()
-        .zip(pack_layout)
-        .map(|(members, blob)| Pack {
+    let mut packs: Vec<Pack> = pack_layout
+        .iter()
+        .map(|blob| Pack {
             blob: blob.clone(),
-            members,
+            members: Vec::new(),
         })
         .collect();
+    // The reader's own assignment of members and starts, and its checks of the result.
+    Pack::collect(&mut packs, &mut entries)?;
     let manifest = Manifest {
         writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
         root,
