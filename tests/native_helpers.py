@@ -98,9 +98,9 @@ def threshold_rows(X: np.ndarray, pairs, limit: int = 300, seed: int = 1) -> np.
     return np.array(rows)
 
 
-def roundtrip(model, tmp_path, name: str = "model.skv") -> skvault.native.NativeModel:
+def roundtrip(model, tmp_path, name: str = "model.skv", compress=None) -> skvault.native.NativeModel:
     path = tmp_path / name
-    skvault.dump(model, path)
+    skvault.dump(model, path, compress=compress)
     return skvault.native.load(path)
 
 

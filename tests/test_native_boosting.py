@@ -13,6 +13,7 @@ from sklearn.ensemble import (
     IsolationForest,
 )
 
+import skvault
 from native_helpers import (
     assert_both_raise,
     assert_same,
@@ -144,6 +145,21 @@ def test_hist_gradient_boosting_categorical(tmp_path, categorical):
     assert_same(native.predict(Xt), model.predict(Xt), "predict")
     reg = HistGradientBoostingRegressor(max_iter=20, categorical_features=categorical).fit(X, X[:, 0] * y)
     assert_same(roundtrip(reg, tmp_path, "r.skv").predict(Xt), reg.predict(Xt), "regressor")
+
+
+@pytest.mark.parametrize("compress", ["zstd", "lz4"])
+def test_hist_gradient_boosting_from_a_file_with_packs(tmp_path, compress):
+    # Compressed files keep the small node, threshold and bitset arrays in packs (format 1.2):
+    # native inference reads them out of the packs, with the same results.
+    X, y = _categorical_data()
+    model = HistGradientBoostingClassifier(max_iter=30, categorical_features=[1, 3], random_state=0).fit(X, y)
+    native = roundtrip(model, tmp_path, compress=compress)
+    manifest = skvault.inspect(tmp_path / "model.skv")
+    packed = [e for e in manifest["arrays"] if "pack" in e]
+    assert len(manifest["packs"]) >= 2 and len(packed) > len(manifest["arrays"]) // 2
+    Xt, _ = _categorical_data(1, 300)
+    assert_same(native.predict_proba(Xt), model.predict_proba(Xt), "predict_proba")
+    assert_same(native.decision_function(Xt), model.decision_function(Xt), "decision_function")
 
 
 @pytest.mark.parametrize(
