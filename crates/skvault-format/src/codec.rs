@@ -77,16 +77,6 @@ impl Codec {
         }
     }
 
-    /// Decompresses `stored` into `dst`, which must be exactly the declared raw length.
-    pub fn decompress_into(self, index: usize, stored: &[u8], dst: &mut [u8]) -> Result<()> {
-        self.decode_exact(stored, dst)
-            .map_err(|message| FormatError::Codec {
-                index,
-                codec: self.name(),
-                message,
-            })
-    }
-
     /// Decodes `stored` into exactly `dst.len()` bytes; any other outcome is an error message.
     pub(crate) fn decode_exact(self, stored: &[u8], dst: &mut [u8]) -> Result<(), String> {
         let written = match self {
@@ -256,16 +246,16 @@ mod tests {
             let stored = codec.compress(&raw, level).unwrap();
             assert!(raw.len() as u64 <= codec.max_raw_length(stored.len() as u64));
             let mut dst = vec![0u8; raw.len()];
-            codec.decompress_into(0, &stored, &mut dst).unwrap();
+            codec.decode_exact(&stored, &mut dst).unwrap();
             assert_eq!(dst, raw);
             let mut short = vec![0u8; raw.len() - 1];
             assert!(
-                codec.decompress_into(0, &stored, &mut short).is_err(),
+                codec.decode_exact(&stored, &mut short).is_err(),
                 "{codec:?} short dst"
             );
             let mut long = vec![0u8; raw.len() + 1];
             assert!(
-                codec.decompress_into(0, &stored, &mut long).is_err(),
+                codec.decode_exact(&stored, &mut long).is_err(),
                 "{codec:?} long dst"
             );
         }
@@ -278,24 +268,22 @@ mod tests {
         let mut two = frame.clone();
         two.extend_from_slice(&frame);
         let mut dst = vec![0u8; 2000];
-        Codec::Zstd.decompress_into(0, &two, &mut dst).unwrap();
+        Codec::Zstd.decode_exact(&two, &mut dst).unwrap();
         let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, b'e', b'v', b'i', b'l'];
         skippable.extend_from_slice(&frame);
         let mut dst = vec![0u8; 1000];
-        assert!(Codec::Zstd
-            .decompress_into(0, &skippable, &mut dst)
-            .is_err());
+        assert!(Codec::Zstd.decode_exact(&skippable, &mut dst).is_err());
         let mut trailing = frame.clone();
         trailing.push(0);
-        assert!(Codec::Zstd.decompress_into(0, &trailing, &mut dst).is_err());
+        assert!(Codec::Zstd.decode_exact(&trailing, &mut dst).is_err());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut dst = vec![0u8; 64];
         for codec in [Codec::Zstd, Codec::Lz4] {
-            assert!(codec.decompress_into(3, &[0xff; 17], &mut dst).is_err());
-            assert!(codec.decompress_into(3, &[], &mut dst).is_err());
+            assert!(codec.decode_exact(&[0xff; 17], &mut dst).is_err());
+            assert!(codec.decode_exact(&[], &mut dst).is_err());
         }
     }
 
