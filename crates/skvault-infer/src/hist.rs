@@ -60,7 +60,7 @@ struct HistNode {
 }
 
 #[derive(Debug)]
-struct HistTree {
+pub(crate) struct HistTree {
     nodes: Vec<HistNode>,
     left_cats: Vec<Bitset>,
 }
@@ -126,7 +126,11 @@ fn bitsets(o: &Obj<'_, '_>, name: &str) -> Result<Vec<Bitset>> {
         .collect()
 }
 
-fn predictor(o: &Obj<'_, '_>, n_columns: usize, categorical: &[bool]) -> Result<HistTree> {
+pub(crate) fn predictor(
+    o: &Obj<'_, '_>,
+    n_columns: usize,
+    categorical: &[bool],
+) -> Result<HistTree> {
     if o.class() != PREDICTOR {
         return Err(unsupported(
             o.class(),

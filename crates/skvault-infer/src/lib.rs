@@ -16,6 +16,7 @@ mod encoders;
 mod error;
 mod estimator;
 mod forest;
+pub mod guard;
 mod hist;
 mod linear;
 mod matrix;

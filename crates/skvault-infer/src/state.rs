@@ -137,6 +137,20 @@ impl<'f> Ctx<'f> {
         Ctx { file, ids }
     }
 
+    /// A context whose refs also reach into the validation tree (ids are unique across
+    /// both trees, FORMAT.md 5.4).
+    pub fn with_validation(file: &'f SkvFile) -> Self {
+        let mut ctx = Ctx::new(file);
+        if let Some(v) = &file.manifest().validation {
+            walk(v, &mut |n| {
+                if let Node::Shared { id, node } = n {
+                    ctx.ids.insert(*id, &**node);
+                }
+            });
+        }
+        ctx
+    }
+
     /// Whether `skvault convert` recorded that it turned the class counts of old
     /// classifier trees into fractions (see `skvault_format::converted`).
     pub fn tree_values_migrated(&self) -> bool {
@@ -166,7 +180,7 @@ impl<'f> Ctx<'f> {
         }
     }
 
-    fn entry(&self, index: usize, path: &str) -> Result<&'f skvault_format::ArrayEntry> {
+    pub fn entry(&self, index: usize, path: &str) -> Result<&'f skvault_format::ArrayEntry> {
         self.file
             .manifest()
             .arrays

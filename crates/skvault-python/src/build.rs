@@ -21,6 +21,7 @@ use crate::dtypes;
 use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
 use crate::fill::{Fill, Job};
 use crate::mapped::MappedFile;
+use skvault_infer::guard::{check_of, Check};
 
 pub struct Builder<'py, 'a> {
     py: Python<'py>,
@@ -227,6 +228,22 @@ impl<'py, 'a> Builder<'py, 'a> {
         format_error(self.py, format!("invalid object tree: {message}"))
     }
 
+    /// A set item or dict key that Python cannot hash is a malformed tree, not a TypeError.
+    fn unhashable(&self, e: PyErr) -> PyErr {
+        if e.is_instance_of::<pyo3::exceptions::PyTypeError>(self.py) {
+            let err = self.invalid(format!(
+                "a set item or dict key is not hashable ({})",
+                e.value(self.py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ));
+            err.set_cause(self.py, Some(e));
+            return err;
+        }
+        e
+    }
+
     /// Imports `module` and reads `name` from it, for a name the trust set allows.
     fn resolve(&mut self, qualified: &str) -> PyResult<Bound<'py, PyAny>> {
         if let Some(found) = self.resolved.get(qualified) {
@@ -298,13 +315,16 @@ impl<'py, 'a> Builder<'py, 'a> {
                 let set = PySet::empty(py)?;
                 self.remember(id, set.as_any());
                 for item in items {
-                    set.add(self.build(item, None)?)?;
+                    let item = self.build(item, None)?;
+                    set.add(item).map_err(|e| self.unhashable(e))?;
                 }
                 return Ok(set.into_any());
             }
             Node::FrozenSet(items) => {
                 let built = self.build_all(items)?;
-                PyFrozenSet::new(py, &built)?.into_any()
+                PyFrozenSet::new(py, &built)
+                    .map_err(|e| self.unhashable(e))?
+                    .into_any()
             }
             Node::Dict(items) => {
                 let dict = PyDict::new(py);
@@ -312,7 +332,7 @@ impl<'py, 'a> Builder<'py, 'a> {
                 for (k, v) in items {
                     let k = self.build(k, None)?;
                     let v = self.build(v, None)?;
-                    dict.set_item(k, v)?;
+                    dict.set_item(k, v).map_err(|e| self.unhashable(e))?;
                 }
                 return Ok(dict.into_any());
             }
@@ -432,6 +452,12 @@ impl<'py, 'a> Builder<'py, 'a> {
             .cast::<PyType>()
             .map_err(|_| self.invalid(format!("{} is not a class", obj.class)))?
             .clone();
+        if cls.is(&self.np.getattr("ma")?.getattr("MaskedArray")?) {
+            return self.masked_array(&cls, obj, id);
+        }
+        if check_of(&obj.class) == Some(Check::Sparse) {
+            return self.sparse(&cls, obj, id);
+        }
         self.check_constructible(&cls, &obj.class)?;
         let fail = |e: PyErr, what: &str| -> PyErr {
             let err = new_err(
@@ -452,7 +478,8 @@ impl<'py, 'a> Builder<'py, 'a> {
                 all.extend(self.build_all(args)?);
                 let kw = PyDict::new(py);
                 for (k, v) in kwargs {
-                    kw.set_item(self.build(k, None)?, self.build(v, None)?)?;
+                    let (k, v) = (self.build(k, None)?, self.build(v, None)?);
+                    kw.set_item(k, v).map_err(|e| self.unhashable(e))?;
                 }
                 let new = cls.getattr("__new__")?;
                 new.call(PyTuple::new(py, all)?, Some(&kw))
@@ -514,28 +541,101 @@ impl<'py, 'a> Builder<'py, 'a> {
         Ok(instance)
     }
 
-    /// numpy arrays and void scalars can be created over raw bytes with an object dtype, which
-    /// would turn file bytes into PyObject pointers: they are only ever made by the loader from
-    /// array and scalar nodes, never by calling their class, even when the name is trusted.
-    /// `MaskedArray` is the exception: it converts its data with `numpy.array`, never reinterprets.
+    /// Classes that reinterpret raw bytes are never created by an object node, even when
+    /// their name is trusted: numpy arrays and every ndarray subclass (an object dtype over
+    /// file bytes would turn them into PyObject pointers), numpy scalars (`void` takes raw
+    /// bytes; scalars come only from scalar nodes) and dtypes (`dtype.__setstate__` sets
+    /// fields, itemsize and flags: dtypes come only from the manifest's validated dtype
+    /// descriptions). `MaskedArray` is built only by [`Self::masked_array`].
     fn check_constructible(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
         // Classes are few and objects many (a forest: 2 classes, 1000 objects).
         let key = cls.as_ptr() as usize;
         if self.constructible.contains(&key) {
             return Ok(());
         }
-        let ndarray = self.np.getattr("ndarray")?;
-        let void = self.np.getattr("void")?;
-        let masked = self.np.getattr("ma")?.getattr("MaskedArray")?;
-        let array_like = cls.is_subclass(&ndarray)? && !cls.is(&masked);
-        if array_like || cls.is_subclass(&void)? {
-            return Err(self.invalid(format!(
-                "{name} cannot be created by an object node: arrays come only from array nodes"
-            )));
+        for (base, what) in [
+            ("ndarray", "arrays come only from array nodes"),
+            ("generic", "numpy scalars come only from scalar nodes"),
+            ("dtype", "dtypes come only from dtype nodes"),
+        ] {
+            if cls.is_subclass(&self.np.getattr(base)?)? {
+                return Err(self.invalid(format!(
+                    "{name} cannot be created by an object node: {what}"
+                )));
+            }
         }
         // The class stays alive in `resolved` for the whole load, so its address is not reused.
         self.constructible.insert(key);
         Ok(())
+    }
+
+    /// `MaskedArray(data, mask, dtype, copy, subok, ndmin, fill_value, keep_mask, hard_mask)`,
+    /// the one form the writer uses: a plain call, no state, no items. MaskedArray converts
+    /// what it is given with `numpy.array`; its `__setstate__` would reinterpret raw bytes.
+    fn masked_array(
+        &mut self,
+        cls: &Bound<'py, PyType>,
+        obj: &Object,
+        id: Option<Id>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Construct::Call { args } = &obj.construct else {
+            return Err(self.invalid("a MaskedArray is only built by calling it".into()));
+        };
+        if obj.state.is_some() || !obj.list_items.is_empty() || !obj.dict_items.is_empty() {
+            return Err(self.invalid("a MaskedArray has no state".into()));
+        }
+        let args = self.build_all(args)?;
+        let made = cls
+            .call1(PyTuple::new(self.py, args)?)
+            .map_err(|e| self.load_error("numpy.ma.MaskedArray", e))?;
+        self.remember(id, &made);
+        Ok(made)
+    }
+
+    /// A scipy sparse matrix or array, from the parts `skvault_infer::guard` checked:
+    /// `cls((data, indices, indptr), shape=...)` or `cls((data, coords), shape=...)`. No
+    /// attribute of the file is set on it, so no property setter ever runs on file data.
+    fn sparse(
+        &mut self,
+        cls: &Bound<'py, PyType>,
+        obj: &Object,
+        id: Option<Id>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let state = match &obj.state {
+            Some(s) => self.build(s, None)?,
+            None => return Err(self.invalid(format!("{} without state", obj.class))),
+        };
+        let state = state
+            .cast::<PyDict>()
+            .map_err(|_| self.invalid("sparse state must be a dict".into()))?
+            .clone();
+        let get = |k: &str| -> PyResult<Bound<'py, PyAny>> {
+            state
+                .get_item(k)?
+                .ok_or_else(|| self.invalid(format!("sparse state without {k}")))
+        };
+        let data = get("data")?;
+        let parts = if let Ok(indptr) = get("indptr") {
+            PyTuple::new(py, [data, get("indices")?, indptr])?
+        } else if let Ok(coords) = get("coords") {
+            PyTuple::new(py, [data, coords])?
+        } else {
+            let coords = PyTuple::new(py, [get("row")?, get("col")?])?.into_any();
+            PyTuple::new(py, [data, coords])?
+        };
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("shape", get("_shape")?)?;
+        let made = cls
+            .call((parts,), Some(&kwargs))
+            .map_err(|e| self.load_error(&obj.class, e))?;
+        if let Some(maxprint) = state.get_item("maxprint")? {
+            if maxprint.is_exact_instance_of::<pyo3::types::PyInt>() {
+                made.getattr("__dict__")?.set_item("maxprint", maxprint)?;
+            }
+        }
+        self.remember(id, &made);
+        Ok(made)
     }
 
     /// pickle's BUILD: `__setstate__` if the class has one, else `(dict, slots)` or a dict merged
@@ -562,8 +662,26 @@ impl<'py, 'a> Builder<'py, 'a> {
             let d = slots
                 .cast::<PyDict>()
                 .map_err(|_| self.invalid("slot state must be a dict".into()))?;
+            let member = self.py.import("types")?.getattr("MemberDescriptorType")?;
+            let cls = instance.get_type();
             for (k, v) in d.iter() {
-                let name: String = k.extract()?;
+                let name: String = k
+                    .extract()
+                    .map_err(|_| self.invalid("slot names must be strings".into()))?;
+                // Only a slot's own descriptor: setattr on anything else would run a property
+                // setter (scipy's `shape` reshapes) or a class's __setattr__ on file data.
+                let is_slot = cls
+                    .getattr(name.as_str())
+                    .ok()
+                    .map(|d| d.is_instance(&member))
+                    .transpose()?
+                    .unwrap_or(false);
+                if !is_slot {
+                    return Err(self.invalid(format!(
+                        "slot state names {name:?}, which is not a slot of {}",
+                        cls.name()?
+                    )));
+                }
                 instance.setattr(name.as_str(), v)?;
             }
         }
@@ -585,6 +703,10 @@ pub fn load_tree<'py>(
     if !names.is_empty() {
         return Err(untrusted(py, names));
     }
+    // The state that trusted compiled code would read unchecked is checked here, in Rust,
+    // before any array or object exists (SECURITY.md, "Trusted classes with compiled code").
+    py.detach(|| skvault_infer::guard::check(&file))
+        .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
     let arrays = build_arrays(py, &file, mapped, verify)?;
     let mut builder = Builder::new(py, trust, arrays)?;
     let root = builder.build(&file.manifest().root, None)?;

@@ -1,0 +1,198 @@
+//! State checks for the trusted classes whose compiled code reads their state unchecked.
+//!
+//! `skvault.load` hands file data to scikit-learn, numpy and scipy classes. Most of them
+//! check what they receive, or only use it through numpy operations that check shapes.
+//! Some do not: scikit-learn's Cython `Tree` follows child indices and indexes by feature
+//! without bounds checks, scipy's sparse kernels trust `indptr`/`indices`, the neighbors
+//! trees trust `idx_array` and `node_data`, HistGradientBoosting's predictor trusts its node
+//! array and bitset indices, libsvm trusts the support counts. A hostile file could make
+//! them read or write out of bounds (SECURITY.md, "Trusted classes with compiled code").
+//!
+//! [`check`] runs before any Python object is built and refuses a file in which one of
+//! these classes would receive state its compiled code could not handle. Every class with
+//! compiled code on the default allow-list is listed in [`GUARDED`] (and a test checks that
+//! no other one is trusted by default). The checks share their readers with native
+//! inference ([`crate::state`]), so both read the same state the same way.
+
+mod hist;
+mod scalar;
+mod sparse;
+mod tree;
+
+use std::collections::HashMap;
+
+use skvault_format::node::walk;
+use skvault_format::{Node, Object, SkvFile};
+
+use crate::error::Result;
+use crate::state::{Ctx, Obj};
+
+/// How one class is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `sklearn.tree._tree.Tree`: node structure, features, values (see `tree.rs`).
+    Tree,
+    /// An estimator holding `tree_` or trees in `estimators_`: the trees' feature counts
+    /// agree with the features its Python code validates.
+    TreeHolder,
+    /// scipy sparse matrices and arrays: `check_format(full_check=True)`, done first.
+    Sparse,
+    /// HistGradientBoosting estimators: predictor nodes, bitsets, known categories.
+    Hist,
+    /// A predictor or bin mapper of HistGradientBoosting: checked by its estimator, and
+    /// refused anywhere else.
+    HistPart,
+    /// A Cython class built from numbers alone (loss objects): constructor arguments must
+    /// be numbers and there is no other state.
+    Scalars,
+}
+
+/// The classes with compiled code on the default allow-list, and how each is checked.
+pub const GUARDED: &[(&str, Check)] = &[
+    ("sklearn.tree._tree.Tree", Check::Tree),
+    ("scipy.sparse._csr.csr_matrix", Check::Sparse),
+    ("scipy.sparse._csr.csr_array", Check::Sparse),
+    ("scipy.sparse._csc.csc_matrix", Check::Sparse),
+    ("scipy.sparse._csc.csc_array", Check::Sparse),
+    ("scipy.sparse._coo.coo_matrix", Check::Sparse),
+    ("scipy.sparse._coo.coo_array", Check::Sparse),
+    (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        Check::Hist,
+    ),
+    (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+        Check::Hist,
+    ),
+    (
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        Check::HistPart,
+    ),
+    (
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        Check::HistPart,
+    ),
+    ("sklearn._loss._loss.CyAbsoluteError", Check::Scalars),
+    ("sklearn._loss._loss.CyExponentialLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfBinomialLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfGammaLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfMultinomialLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfPoissonLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfSquaredError", Check::Scalars),
+    ("sklearn._loss._loss.CyHalfTweedieLoss", Check::Scalars),
+    (
+        "sklearn._loss._loss.CyHalfTweedieLossIdentity",
+        Check::Scalars,
+    ),
+    ("sklearn._loss._loss.CyHuberLoss", Check::Scalars),
+    ("sklearn._loss._loss.CyLossFunction", Check::Scalars),
+    ("sklearn._loss._loss.CyPinballLoss", Check::Scalars),
+    (
+        "sklearn.linear_model._sgd_fast.Classification",
+        Check::Scalars,
+    ),
+    (
+        "sklearn.linear_model._sgd_fast.EpsilonInsensitive",
+        Check::Scalars,
+    ),
+    ("sklearn.linear_model._sgd_fast.Hinge", Check::Scalars),
+    (
+        "sklearn.linear_model._sgd_fast.ModifiedHuber",
+        Check::Scalars,
+    ),
+    ("sklearn.linear_model._sgd_fast.Regression", Check::Scalars),
+    (
+        "sklearn.linear_model._sgd_fast.SquaredEpsilonInsensitive",
+        Check::Scalars,
+    ),
+    (
+        "sklearn.linear_model._sgd_fast.SquaredHinge",
+        Check::Scalars,
+    ),
+];
+
+/// How `class` is checked, if it is one of the guarded classes or a tree holder.
+pub fn check_of(class: &str) -> Option<Check> {
+    GUARDED
+        .iter()
+        .find(|(name, _)| *name == class)
+        .map(|(_, c)| *c)
+        .or_else(|| tree::is_holder(class).then_some(Check::TreeHolder))
+}
+
+/// Checks the state of every guarded object of the file (its model and its validation
+/// tree) before anything is built from it. The error names the object's path.
+pub fn check(file: &SkvFile) -> Result<()> {
+    let ctx = Ctx::with_validation(file);
+    let manifest = file.manifest();
+    let mut objects: Vec<(&Object, String)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut trees = vec![("root", &manifest.root)];
+    trees.extend(manifest.validation.as_ref().map(|v| ("validation", v)));
+    for (name, tree) in trees {
+        walk(tree, &mut |n| {
+            if let Node::Object(o) = n {
+                if check_of(&o.class).is_some() {
+                    let k = seen.entry(o.class.clone()).or_default();
+                    objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class))));
+                    *k += 1;
+                }
+            }
+        });
+    }
+    // Holders first: they check the trees and parts they hold against their own feature
+    // count. A part no holder checked is checked alone (trees) or refused (HGB parts).
+    let mut checked = Checked::default();
+    for (obj, path) in &objects {
+        let o = Obj::new(&ctx, obj, path.clone());
+        match check_of(&obj.class) {
+            Some(Check::TreeHolder) => tree::check_holder(&o, &mut checked)?,
+            Some(Check::Hist) => hist::check(&o, &mut checked)?,
+            _ => {}
+        }
+    }
+    for (obj, path) in &objects {
+        let o = Obj::new(&ctx, obj, path.clone());
+        match check_of(&obj.class) {
+            Some(Check::Tree) if !checked.contains(obj) => {
+                tree::check_tree(&o, None)?;
+            }
+            Some(Check::Sparse) => sparse::check(&o)?,
+            Some(Check::Scalars) => scalar::check(&o)?,
+            Some(Check::HistPart) if !checked.contains(obj) => {
+                return Err(crate::error::malformed(
+                    path,
+                    format!(
+                        "{} is only loaded as part of a HistGradientBoosting estimator",
+                        obj.class
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Objects already checked (by address: each object node is one object), with the feature
+/// count they were found to have.
+#[derive(Default)]
+pub(crate) struct Checked(HashMap<*const Object, usize>);
+
+impl Checked {
+    pub(crate) fn insert(&mut self, obj: &Object, n_features: usize) {
+        self.0.insert(obj as *const Object, n_features);
+    }
+
+    pub(crate) fn contains(&self, obj: &Object) -> bool {
+        self.0.contains_key(&(obj as *const Object))
+    }
+
+    pub(crate) fn n_features(&self, obj: &Object) -> Option<usize> {
+        self.0.get(&(obj as *const Object)).copied()
+    }
+}
+
+fn short(class: &str) -> &str {
+    class.rsplit('.').next().unwrap_or(class)
+}

@@ -1,0 +1,248 @@
+//! scikit-learn's Cython `Tree` and the estimators that call it without checking input.
+//!
+//! `Tree.apply`/`predict`/`decision_path` follow `left_child`/`right_child` and read
+//! `X[i, feature]` with bounds checks off; `compute_feature_importances` writes
+//! `importances[feature]` into an array of `n_features`; `Tree.__cinit__` copies
+//! `n_outputs` class counts. So: children must follow their parent and stay below the node
+//! count (no cycles, no escape), features must be below the tree's `n_features`, leaves
+//! are leaves on both sides, `values` has one row per node, and the tree's `n_features`
+//! must equal the feature count its holder validates `X` against (forests and gradient
+//! boosting call the tree with `check_input=False`).
+
+use skvault_format::Node;
+
+use super::Checked;
+use crate::error::{malformed, Result};
+use crate::state::{node_int, seq_items, Obj};
+
+const TREE: &str = "sklearn.tree._tree.Tree";
+const LEAF: i64 = -1;
+/// Feature and node counts beyond this are refused (scikit-learn uses intp, we keep room).
+const MAX_COUNT: i64 = 1 << 40;
+
+/// Estimators whose Python code calls a tree's compiled code on `X` checked only against
+/// the estimator's own `n_features_in_`, by qualified-name prefix.
+const HOLDER_PREFIXES: &[&str] = &[
+    "sklearn.tree._classes.",
+    "sklearn.ensemble._forest.",
+    "sklearn.ensemble._gb.",
+    "sklearn.ensemble._iforest.",
+];
+
+pub(super) fn is_holder(class: &str) -> bool {
+    HOLDER_PREFIXES.iter().any(|p| class.starts_with(p))
+}
+
+/// An integer argument or attribute in [0, MAX_COUNT].
+fn count(node: Option<&Node>, path: &str, what: &str) -> Result<usize> {
+    node.and_then(node_int)
+        .filter(|v| (0..=MAX_COUNT).contains(v))
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| malformed(path, format!("{what} must be an integer in [0, 2^40]")))
+}
+
+/// Checks a `Tree` object; `n_features` is what its holder validates `X` against, when known.
+/// Returns the tree's feature count.
+pub(super) fn check_tree(o: &Obj<'_, '_>, n_features: Option<usize>) -> Result<usize> {
+    let path = &o.path;
+    let skvault_format::Construct::Call { args } = &o.obj.construct else {
+        return Err(malformed(
+            path,
+            "Tree must be created by Tree(n_features, n_classes, n_outputs)",
+        ));
+    };
+    let [nf, n_classes, n_outputs] = args.as_slice() else {
+        return Err(malformed(path, "Tree takes 3 arguments"));
+    };
+    let nf = count(Some(o.ctx.resolve(nf)), path, "n_features")?;
+    let n_outputs = count(Some(o.ctx.resolve(n_outputs)), path, "n_outputs")?;
+    if n_outputs == 0 {
+        return Err(malformed(path, "n_outputs must be at least 1"));
+    }
+    if let Some(expected) = n_features {
+        if nf != expected {
+            return Err(malformed(
+                path,
+                format!("the tree has {nf} features but its estimator validates X for {expected}"),
+            ));
+        }
+    }
+    let (shape, classes) = o.ctx.i64_array(n_classes, &format!("{path}/n_classes"))?;
+    if shape != [n_outputs] || classes.iter().any(|c| !(1..=MAX_COUNT).contains(c)) {
+        return Err(malformed(
+            path,
+            format!("n_classes must hold {n_outputs} positive counts"),
+        ));
+    }
+    let max_classes = classes.iter().copied().max().unwrap_or(1) as usize;
+    let node_count = count(o.attr("node_count"), path, "node_count")?;
+    let nodes = o.ctx.records(o.req("nodes")?, &o.sub("nodes"))?;
+    if nodes.len != node_count {
+        return Err(malformed(path, "node_count differs from the nodes array"));
+    }
+    let left = nodes.i64_column("left_child")?;
+    let right = nodes.i64_column("right_child")?;
+    let feature = nodes.i64_column("feature")?;
+    let depth = structure(&left, &right, &feature, nf, &o.sub("nodes"))?;
+    let max_depth = count(o.attr("max_depth"), path, "max_depth")?;
+    if max_depth < depth {
+        return Err(malformed(
+            path,
+            format!("max_depth {max_depth} is below the depth of the nodes ({depth})"),
+        ));
+    }
+    let values = o.ctx.f64_array(o.req("values")?, &o.sub("values"))?;
+    if values.shape != [node_count, n_outputs, max_classes] {
+        return Err(malformed(
+            &o.sub("values"),
+            format!(
+                "shape {:?}, expected ({node_count}, {n_outputs}, {max_classes})",
+                values.shape
+            ),
+        ));
+    }
+    Ok(nf)
+}
+
+/// Checks the links of a node array: a node is a leaf (both children -1) or has two
+/// children that follow it and stay below the node count, and splits on a feature below
+/// `n_features`. Returns the depth. Children after parents means every walk ends.
+pub(crate) fn structure(
+    left: &[i64],
+    right: &[i64],
+    feature: &[i64],
+    n_features: usize,
+    path: &str,
+) -> Result<usize> {
+    let n = left.len();
+    let mut depth = vec![0usize; n];
+    let mut max = 0;
+    for i in 0..n {
+        let (l, r) = (left[i], right[i]);
+        if l == LEAF || r == LEAF {
+            if l != r {
+                return Err(malformed(
+                    path,
+                    format!("node {i} has children {l} and {r}"),
+                ));
+            }
+            max = max.max(depth[i]);
+            continue;
+        }
+        let child = |c: i64| usize::try_from(c).ok().filter(|c| *c > i && *c < n);
+        let (Some(lc), Some(rc)) = (child(l), child(r)) else {
+            return Err(malformed(
+                path,
+                format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
+            ));
+        };
+        let f = feature[i];
+        if usize::try_from(f).map_or(true, |f| f >= n_features) {
+            return Err(malformed(
+                path,
+                format!("node {i} splits on feature {f}, not below {n_features}"),
+            ));
+        }
+        depth[lc] = depth[i] + 1;
+        depth[rc] = depth[i] + 1;
+    }
+    Ok(max)
+}
+
+/// A tree estimator's `tree_`, an ensemble's `estimators_` (lists or arrays of tree
+/// estimators, as in gradient boosting): every tree must have the holder's feature count,
+/// or, with `estimators_features_` (IsolationForest, bagging), that of its feature subset.
+pub(super) fn check_holder(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
+    let Some(nf_node) = o.attr("n_features_in_") else {
+        // Not fitted (or not a fitted estimator): nothing will call the trees.
+        return Ok(());
+    };
+    let nf = count(Some(nf_node), &o.path, "n_features_in_")?;
+    if let Some(node) = o.attr("tree_") {
+        if let Some(t) = o.ctx.object(node).filter(|t| t.class == TREE) {
+            tree_of(o, t, &o.sub("tree_"), nf, checked)?;
+        }
+    }
+    let Some(estimators) = o.attr("estimators_") else {
+        return Ok(());
+    };
+    let subsets = match o.attr("estimators_features_") {
+        Some(node) => seq_items(o.ctx, node),
+        None => None,
+    };
+    let mut flat = Vec::new();
+    flatten(o, estimators, &mut flat, 0);
+    for (i, est) in flat.iter().enumerate() {
+        let e = Obj::new(o.ctx, est, format!("{}/estimators_[{i}]", o.path));
+        let Some(t) = e.attr("tree_").and_then(|n| o.ctx.object(n)) else {
+            continue;
+        };
+        if t.class != TREE {
+            continue;
+        }
+        let expected = match &subsets {
+            Some(s) => {
+                let node = s
+                    .get(i)
+                    .ok_or_else(|| malformed(&o.path, "fewer feature subsets than estimators"))?;
+                let (shape, feats) = o.ctx.i64_array(node, &o.sub("estimators_features_"))?;
+                if feats
+                    .iter()
+                    .any(|f| usize::try_from(*f).map_or(true, |f| f >= nf))
+                {
+                    return Err(malformed(
+                        &o.sub("estimators_features_"),
+                        "feature out of range",
+                    ));
+                }
+                shape.first().copied().unwrap_or(0)
+            }
+            None => nf,
+        };
+        tree_of(o, t, &e.sub("tree_"), expected, checked)?;
+    }
+    Ok(())
+}
+
+/// Checks `tree` once, then only that its feature count is `n_features` for every other holder.
+fn tree_of(
+    o: &Obj<'_, '_>,
+    tree: &skvault_format::Object,
+    path: &str,
+    n_features: usize,
+    checked: &mut Checked,
+) -> Result<()> {
+    match checked.n_features(tree) {
+        Some(nf) if nf == n_features => Ok(()),
+        Some(nf) => Err(malformed(
+            path,
+            format!("the tree has {nf} features but its estimator validates X for {n_features}"),
+        )),
+        None => {
+            let nf = check_tree(&Obj::new(o.ctx, tree, path.to_string()), Some(n_features))?;
+            checked.insert(tree, nf);
+            Ok(())
+        }
+    }
+}
+
+/// The estimator objects of a list, tuple or (nested) object array.
+fn flatten<'f>(
+    o: &Obj<'_, 'f>,
+    node: &'f Node,
+    out: &mut Vec<&'f skvault_format::Object>,
+    depth: usize,
+) {
+    if depth > 4 {
+        return;
+    }
+    match o.ctx.resolve(node) {
+        Node::List(items) | Node::Tuple(items) | Node::ObjArray { items, .. } => {
+            for item in items {
+                flatten(o, item, out, depth + 1);
+            }
+        }
+        Node::Object(obj) => out.push(obj),
+        _ => {}
+    }
+}
