@@ -626,12 +626,38 @@ def test_array_classes_are_never_built_by_object_nodes(tmp_path, name):
     assert not created.exists()
 
 
+OBJECT_DTYPE = {"dtype": "|O"}
+
+
 def test_masked_arrays_convert_their_data_and_never_reinterpret_it():
-    root = {"object": "numpy.ma.MaskedArray", "call": [{"bytes": b64(FAKE_POINTERS)}, False, OBJECT_RECORD]}
+    root = {"object": "numpy.ma.MaskedArray", "call": [{"bytes": b64(FAKE_POINTERS)}, False, OBJECT_DTYPE]}
     result = _load_in_child(forge(root))
     assert result.returncode == 3 and result.stdout.startswith(b"loaded MaskedArray"), result
     back = skvault.loads(forge(root))
-    assert back.dtype.names == ("a",) and back.data["a"].item() == FAKE_POINTERS
+    assert back.dtype == object and back.data.item() == FAKE_POINTERS
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        {"object": "numpy.ma.MaskedArray", "new": [{"bytes": b64(FAKE_POINTERS)}]},
+        {"object": "numpy.ma.MaskedArray", "call": [{"bytes": b64(FAKE_POINTERS)}], "state": None},
+    ],
+    ids=["new", "call with state"],
+)
+def test_masked_arrays_are_only_built_by_calling_them(root):
+    """MaskedArray.__setstate__ reinterprets raw bytes with the dtype it is given."""
+    with pytest.raises(skvault.FormatError, match="MaskedArray"):
+        skvault.loads(forge(root))
+
+
+def test_dtypes_are_never_built_from_object_state():
+    """dtype.__setstate__ sets fields, itemsize and flags: an object field with flags 0
+    (hasobject false) would make numpy read raw bytes as object pointers."""
+    forged = {"object": "numpy.dtype", "call": [{"list": [{"tuple": ["a", "O"]}]}], "state": {"tuple": [3, "|", None, {"tuple": ["a"]}, None, 8, 1, 0]}}
+    root = {"object": "numpy.ma.MaskedArray", "call": [{"bytes": b64(FAKE_POINTERS)}, False, forged]}
+    result = _load_in_child(forge(root))
+    assert result.returncode == 0 and b"dtypes come only from dtype nodes" in result.stdout, result
 
 
 def test_object_arrays_from_the_tree_are_fine():

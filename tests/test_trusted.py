@@ -54,3 +54,49 @@ def test_default_list_is_what_the_files_say():
     for package in ("builtins", "numpy", "scipy", "sklearn"):
         files.update(_listed(package))
     assert files == set(skvault.default_trusted())
+
+
+def _resolve(name: str):
+    module, attr = name.rsplit(".", 1)
+    return getattr(importlib.import_module(module), attr)
+
+
+def test_no_trusted_class_with_compiled_code_goes_unchecked():
+    """SECURITY.md's design rule: a default-trusted class whose C or Cython code reads the
+    state a file gives it has a Rust check of that state (skvault_infer::guard), or is not
+    trusted by default. numpy arrays, scalars and dtypes are trusted only as values: the
+    loader never creates them from an object node (next test)."""
+    from skvault import _native
+
+    guarded = set(_native.guarded_classes())
+    unchecked = [
+        name
+        for name in skvault.default_trusted()
+        if isinstance(obj := _resolve(name), type)
+        and gen_trusted.has_compiled_code(obj)
+        and not issubclass(obj, (np.ndarray, np.generic, np.dtype))
+        and name not in guarded
+    ]
+    assert unchecked == []
+
+
+def test_every_guarded_class_exists_here():
+    from skvault import _native
+
+    for name in _native.guarded_classes():
+        assert isinstance(_resolve(name), type), name
+
+
+VALUE_ONLY = [
+    name
+    for name in skvault.default_trusted()
+    if isinstance(obj := _resolve(name), type) and issubclass(obj, (np.ndarray, np.generic, np.dtype))
+]
+
+
+@pytest.mark.parametrize("name", VALUE_ONLY)
+def test_numpy_types_are_values_never_built_by_object_nodes(name):
+    from conftest import forge
+
+    with pytest.raises(skvault.FormatError, match="object node|only built by calling"):
+        skvault.loads(forge({"object": name, "new": []}))

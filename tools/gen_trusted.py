@@ -100,6 +100,34 @@ SCIPY_EXTRA = ("scipy.interpolate._bsplines.BSpline",)
 SCIPY_EXTRA_FUNCTIONS = ("scipy._lib.array_api_compat.numpy._aliases.asarray",)
 
 
+def has_compiled_code(cls: type) -> bool:
+    """Whether a class (or a base other than Python's builtins) is a C or Cython type: its
+    methods may read the state a file gives it without the checks Python code would make."""
+    heap_type = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes written in Python
+    return any(not (c.__flags__ & heap_type) and c.__module__ != "builtins" for c in cls.__mro__)
+
+
+def guarded() -> set[str]:
+    """The classes whose state `load` checks in Rust first (skvault_infer::guard::GUARDED)."""
+    from skvault import _native
+
+    return set(_native.guarded_classes())
+
+
+def without_unguarded(names: set[str]) -> set[str]:
+    """Drops classes with compiled code that have no state check (SECURITY.md): a trusted class
+    whose compiled code reads file state unchecked could be made to read or write out of bounds."""
+    keep = set()
+    checked = guarded()
+    for name in names:
+        module, attr = name.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), attr)
+        if isinstance(obj, type) and has_compiled_code(obj) and name not in checked:
+            continue
+        keep.add(name)
+    return keep
+
+
 def numpy_names() -> list[str]:
     import numpy as np
 
@@ -133,7 +161,9 @@ def scipy_names() -> list[str]:
         obj = getattr(sp, attr)
         if isinstance(obj, type) and issubclass(obj, sp._base._spbase):
             q = qualified(obj)
-            if q:
+            # The C++ kernels of every format read their index arrays unchecked: only the
+            # formats whose state load checks first are trusted (CSR, CSC, COO).
+            if q and q in guarded():
                 names.add(q)
     for dotted in SCIPY_EXTRA + SCIPY_EXTRA_FUNCTIONS:
         module, attr = dotted.rsplit(".", 1)
@@ -209,7 +239,7 @@ def sklearn_names() -> list[str]:
                     q = qualified(obj)
                     if q:
                         names.add(q)
-    return sorted(names)
+    return sorted(without_unguarded(names))
 
 
 HEADERS = {

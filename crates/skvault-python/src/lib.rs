@@ -266,6 +266,18 @@ fn default_trusted() -> Vec<&'static str> {
     names
 }
 
+/// The classes with compiled code whose state `load` checks in Rust before building
+/// anything (`skvault_infer::guard::GUARDED`), sorted.
+#[pyfunction]
+fn guarded_classes() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = skvault_infer::guard::GUARDED
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump, m)?)?;
@@ -275,6 +287,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
+    m.add_function(wrap_pyfunction!(guarded_classes, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::scan_paths, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::convert, m)?)?;

@@ -14,11 +14,14 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
         _ => return Err(malformed(&o.path, "built from numbers only")),
     };
     let numbers = args.iter().all(|a| node_float(o.ctx.resolve(a)).is_some());
-    let extra = !matches!(
-        o.obj.state.as_ref().map(|s| o.ctx.resolve(s)),
-        None | Some(Node::None)
-    ) || !o.obj.list_items.is_empty()
-        || !o.obj.dict_items.is_empty();
+    // Cython's automatic pickling gives an empty tuple as state (CyHalfMultinomialLoss).
+    let empty_state = match o.obj.state.as_ref().map(|s| o.ctx.resolve(s)) {
+        None | Some(Node::None) => true,
+        Some(Node::Tuple(items) | Node::List(items)) => items.is_empty(),
+        Some(Node::Dict(items)) => items.is_empty(),
+        Some(_) => false,
+    };
+    let extra = !empty_state || !o.obj.list_items.is_empty() || !o.obj.dict_items.is_empty();
     if !numbers || args.len() > 4 || extra {
         return Err(malformed(
             &o.path,
