@@ -15,8 +15,10 @@
 //! inference ([`crate::state`]), so both read the same state the same way.
 
 mod hist;
+mod neighbors;
 mod scalar;
 mod sparse;
+mod svm;
 mod tree;
 
 use std::collections::HashMap;
@@ -45,6 +47,15 @@ pub enum Check {
     /// A Cython class built from numbers alone (loss objects): constructor arguments must
     /// be numbers and there is no other state.
     Scalars,
+    /// `KDTree`/`BallTree` (and their `BinaryTree` bases): index arrays, node records and
+    /// bounds, and the metric they hold, sized for the tree's data (see `neighbors.rs`).
+    NeighborsTree,
+    /// `DistanceMetric` classes: `vec`/`mat` consistent; checked by their tree when they
+    /// have one, alone otherwise. The abstract bases are refused.
+    DistanceMetric,
+    /// libsvm models: support counts, coefficients, intercepts and Platt parameters sized
+    /// as the C glue reads them (see `svm.rs`). The abstract bases are refused.
+    LibSvm,
 }
 
 /// The classes with compiled code on the default allow-list, and how each is checked.
@@ -109,6 +120,208 @@ pub const GUARDED: &[(&str, Check)] = &[
         "sklearn.linear_model._sgd_fast.SquaredHinge",
         Check::Scalars,
     ),
+    ("sklearn.neighbors._kd_tree.KDTree", Check::NeighborsTree),
+    ("sklearn.neighbors._kd_tree.KDTree64", Check::NeighborsTree),
+    ("sklearn.neighbors._kd_tree.KDTree32", Check::NeighborsTree),
+    (
+        "sklearn.neighbors._kd_tree.BinaryTree64",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._kd_tree.BinaryTree32",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._ball_tree.BallTree",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._ball_tree.BallTree64",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._ball_tree.BallTree32",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._ball_tree.BinaryTree64",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.neighbors._ball_tree.BinaryTree32",
+        Check::NeighborsTree,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.DistanceMetric",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.DistanceMetric64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.DistanceMetric32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.BrayCurtisDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.BrayCurtisDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.CanberraDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.CanberraDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.ChebyshevDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.ChebyshevDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.DiceDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.DiceDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.EuclideanDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.HammingDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.HammingDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.HaversineDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.HaversineDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.JaccardDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.JaccardDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.KulsinskiDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.KulsinskiDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MahalanobisDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MahalanobisDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.ManhattanDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.ManhattanDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MatchingDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MatchingDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.MinkowskiDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.PyFuncDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.PyFuncDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.RogersTanimotoDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.RogersTanimotoDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.RussellRaoDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.RussellRaoDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SEuclideanDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SEuclideanDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SokalMichenerDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SokalMichenerDistance32",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SokalSneathDistance64",
+        Check::DistanceMetric,
+    ),
+    (
+        "sklearn.metrics._dist_metrics.SokalSneathDistance32",
+        Check::DistanceMetric,
+    ),
+    ("sklearn.svm._base.BaseLibSVM", Check::LibSvm),
+    ("sklearn.svm._base.BaseSVC", Check::LibSvm),
+    ("sklearn.svm._classes.SVC", Check::LibSvm),
+    ("sklearn.svm._classes.NuSVC", Check::LibSvm),
+    ("sklearn.svm._classes.SVR", Check::LibSvm),
+    ("sklearn.svm._classes.NuSVR", Check::LibSvm),
+    ("sklearn.svm._classes.OneClassSVM", Check::LibSvm),
 ];
 
 /// How `class` is checked, if it is one of the guarded classes or a tree holder.
@@ -141,13 +354,15 @@ pub fn check(file: &SkvFile) -> Result<()> {
         });
     }
     // Holders first: they check the trees and parts they hold against their own feature
-    // count. A part no holder checked is checked alone (trees) or refused (HGB parts).
+    // count. A part no holder checked is checked alone (trees, distance metrics) or refused
+    // (HGB parts).
     let mut checked = Checked::default();
     for (obj, path) in &objects {
         let o = Obj::new(&ctx, obj, path.clone());
         match check_of(&obj.class) {
             Some(Check::TreeHolder) => tree::check_holder(&o, &mut checked)?,
             Some(Check::Hist) => hist::check(&o, &mut checked)?,
+            Some(Check::NeighborsTree) => neighbors::check_tree(&o, &mut checked)?,
             _ => {}
         }
     }
@@ -159,6 +374,10 @@ pub fn check(file: &SkvFile) -> Result<()> {
             }
             Some(Check::Sparse) => sparse::check(&o)?,
             Some(Check::Scalars) => scalar::check(&o)?,
+            Some(Check::DistanceMetric) if !checked.contains(obj) => {
+                neighbors::check_metric(&o, None)?;
+            }
+            Some(Check::LibSvm) => svm::check(&o)?,
             Some(Check::HistPart) if !checked.contains(obj) => {
                 return Err(crate::error::malformed(
                     path,
