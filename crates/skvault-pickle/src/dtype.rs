@@ -47,7 +47,14 @@ fn int(v: Option<&V>) -> Option<i64> {
 }
 
 /// Decodes the dtype `v` (a field's dtype when `as_field`, which may be a sub-array).
+///
+/// A dtype that numpy's pickler could not have written (flags or sizes that disagree with its
+/// content, see `dtype_facts`) is refused: numpy would read it otherwise than its fields say.
 pub fn decode(arena: &Arena<'_>, v: V, as_field: bool) -> Result<NpDtype, String> {
+    let facts = crate::dtype_facts::facts(arena, v, &mut 0)?;
+    if let Some(problem) = facts.problem {
+        return Err(format!("a forged numpy dtype: {problem}"));
+    }
     decode_at(arena, v, as_field, 0, &mut 0)
 }
 

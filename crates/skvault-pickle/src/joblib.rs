@@ -4,13 +4,13 @@
 //! This mirrors `NumpyUnpickler.load_build` and `NumpyArrayWrapper.read_array` (joblib 1.x):
 //! after every BUILD whose object is a wrapper, the array is read from the file (not from the
 //! current frame): one padding-length byte and that many padding bytes when the wrapper has
-//! `numpy_array_alignment_bytes` (joblib >= 1.2), then `prod(shape) * itemsize` bytes; for
-//! object dtypes, a whole nested pickle instead. The array replaces the wrapper on the stack.
+//! `numpy_array_alignment_bytes` (joblib >= 1.2), then `prod(shape) * itemsize` bytes; when
+//! `dtype.hasobject` (numpy's flags, not the fields), a whole nested pickle instead. The array replaces the wrapper on the stack.
 
-use crate::dtype;
+use crate::dtype_facts;
 use crate::error::{PickleError, Result};
 use crate::input::Input;
-use crate::value::{Arena, How, Instance, Item, RawArray, V};
+use crate::value::{Arena, How, Instance, Item, RawArray, V, VALUE_COST};
 use crate::vm::Machine;
 
 /// `NumpyArrayWrapper.__init__`'s parameters, in order.
@@ -118,21 +118,13 @@ pub fn after_build<'a>(
         .ok_or_else(|| err("the shape must be non-negative integers".into()))?;
     let fortran = get("order").and_then(|o| m.arena.str(o)) == Some("F");
     let padded = get("numpy_array_alignment_bytes").is_some_and(|v| v != V::None);
-    let cached = match dtype_v {
-        V::Item(i) => m.arena.dtype_info.get(&i).copied(),
-        _ => None,
-    };
-    let (itemsize, has_object) = match cached {
-        Some(info) => info,
-        None => {
-            let dt = dtype::decode(m.arena, dtype_v, false)
-                .map_err(|e| err(format!("bad dtype: {e}")))?;
-            if let V::Item(i) = dtype_v {
-                m.arena.dtype_info.insert(i, (dt.itemsize, dt.has_object));
-            }
-            (dt.itemsize, dt.has_object)
-        }
-    };
+    // numpy's own view, flags included: joblib reads a nested pickle exactly when
+    // `dtype.hasobject`, whatever the fields say (a forged dtype is reported at its BUILD).
+    let mut visits = 0u64;
+    let facts = dtype_facts::facts(m.arena, dtype_v, &mut visits);
+    m.arena.charge(VALUE_COST.saturating_mul(visits))?;
+    let facts = facts.map_err(|e| err(format!("bad dtype: {e}")))?;
+    let (itemsize, has_object) = (facts.itemsize, facts.has_object());
     if has_object {
         // joblib pickles object arrays as a nested pickle in the file, read by a fresh
         // (plain, not joblib) unpickler.

@@ -20,6 +20,7 @@
 mod compat;
 mod container;
 mod dtype;
+mod dtype_facts;
 mod error;
 mod file;
 mod helpers;

@@ -24,7 +24,6 @@ pub const HELPERS: &[&str] = &[
     "numpy.core.multiarray.scalar",
     "numpy.core.numeric._frombuffer",
     "numpy.ma.core._mareconstruct",
-    "numpy.memmap",
     "numpy.ndarray",
     "numpy.random._mt19937.MT19937",
     "numpy.random._pcg64.PCG64",
@@ -37,6 +36,88 @@ pub const HELPERS: &[&str] = &[
     "numpy.random.bit_generator.SeedSequence",
     "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
 ];
+
+/// Names (a global's last component) of functions and classes that open, read or write files
+/// (or load pickles): `numpy.memmap` creates or truncates any path and SETITEM writes into it,
+/// `numpy.ndarray.tofile`, `pandas.read_pickle`, `torch.load`, ...
+const FILE_NAMES: &[&str] = &[
+    "DataSource",
+    "ExcelFile",
+    "ExcelWriter",
+    "FileHandler",
+    "HDFStore",
+    "dump",
+    "dump_svmlight_file",
+    "dumps",
+    "fromfile",
+    "fromregex",
+    "genfromtxt",
+    "load",
+    "load_library",
+    "load_npz",
+    "load_svmlight_file",
+    "load_svmlight_files",
+    "loads",
+    "loadtxt",
+    "memmap",
+    "open",
+    "open_memmap",
+    "read_array",
+    "recfromcsv",
+    "recfromtxt",
+    "save",
+    "save_npz",
+    "savetxt",
+    "savez",
+    "savez_compressed",
+    "tofile",
+    "write_array",
+];
+
+/// Modules (any component) that read or write files, fetch data or load code.
+const FILE_MODULES: &[&str] = &[
+    "_datasource",
+    "_npyio_impl",
+    "bz2",
+    "ctypeslib",
+    "datasets",
+    "dbm",
+    "distutils",
+    "f2py",
+    "fileinput",
+    "glob",
+    "gzip",
+    "h5py",
+    "linecache",
+    "lzma",
+    "mmap",
+    "npyio",
+    "sqlite3",
+    "tables",
+    "tarfile",
+    "testing",
+    "zarr",
+    "zipfile",
+    "zipimport",
+];
+
+/// A callable that opens, reads or writes files: dangerous, not merely unknown (`numpy.memmap`
+/// and the `numpy.lib.format` readers and writers under any of their names included).
+pub fn touches_files(g: &Global) -> bool {
+    let last = g.name.rsplit('.').next().unwrap_or(&g.name);
+    let module_part = |m: &str| g.module.split('.').any(|p| p == m);
+    let pandas_io = (g.module == "pandas" || g.module.starts_with("pandas."))
+        && (last.starts_with("read_") || last.starts_with("to_"));
+    let numpy_format = g.module.starts_with("numpy.") && module_part("format");
+    let memmap_module = g.module.starts_with("numpy") && module_part("memmap");
+    let logging = g.module == "logging.handlers" || g.module == "logging.config";
+    FILE_NAMES.contains(&last)
+        || FILE_MODULES.iter().any(|m| module_part(m))
+        || pandas_io
+        || numpy_format
+        || memmap_module
+        || logging
+}
 
 /// Classes called with arguments (`Construct::Call`) whose names do not start with a capital.
 const LOWERCASE_CLASSES: &[&str] = &[
@@ -150,10 +231,13 @@ fn cython_class(g: &Global) -> Option<String> {
     Some(format!("{}.{class}", g.module))
 }
 
-/// Rates a global: helpers first (joblib's own wrapper lives in a module that is dangerous as
-/// a whole), then the deny-list, then the trust set.
+/// Rates a global: file access first, then helpers (joblib's own wrapper lives in a module that
+/// is dangerous as a whole), then the deny-list, then the trust set.
 pub fn classify(g: &Global, trust: &TrustSet) -> GlobalKind {
     let q = g.qualified();
+    if touches_files(g) {
+        return GlobalKind::Dangerous;
+    }
     if is_helper(&q) {
         return GlobalKind::Safe;
     }

@@ -149,8 +149,11 @@ pub struct Arena<'a> {
     pub items: Vec<Item<'a>>,
     /// The one empty tuple (CPython's `()` is a singleton).
     pub empty_tuple: Option<V>,
-    /// `(itemsize, has_object)` of dtype items already decoded for joblib arrays.
-    pub dtype_info: std::collections::HashMap<u32, (u64, bool)>,
+    /// numpy's view of dtype items, recorded at their BUILD (and for joblib arrays).
+    pub dtype_info: std::collections::HashMap<u32, crate::dtype_facts::Facts>,
+    /// dtypes that a built dtype refers to (fields, sub-array base): numpy's pickler never
+    /// changes one afterwards.
+    pub frozen_dtypes: std::collections::HashSet<u32>,
     allocated: u64,
     max_alloc: u64,
 }
@@ -161,6 +164,7 @@ impl<'a> Arena<'a> {
             items: Vec::new(),
             empty_tuple: None,
             dtype_info: std::collections::HashMap::new(),
+            frozen_dtypes: std::collections::HashSet::new(),
             allocated: 0,
             max_alloc,
         }

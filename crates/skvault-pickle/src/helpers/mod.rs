@@ -15,12 +15,7 @@ use crate::value::{Arena, How, Instance, Item, V};
 pub use arrays::raw_array;
 
 /// Classes whose instances `_reconstruct` / joblib may produce as plain arrays.
-pub(super) const ARRAY_CLASSES: &[&str] = &[
-    "numpy.ndarray",
-    "numpy.memmap",
-    "numpy.core.memmap.memmap",
-    "numpy._core.memmap.memmap",
-];
+pub(super) const ARRAY_CLASSES: &[&str] = &["numpy.ndarray"];
 
 /// Helpers whose result has no identity: copied wherever the stream refers to it.
 const VALUE_CALLABLES: &[&str] = &[

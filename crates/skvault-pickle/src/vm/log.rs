@@ -22,6 +22,21 @@ pub enum Issue {
     /// A function (not a class, not a pickle helper) is called: pickles of models never do
     /// this, and conversion refuses it. Rates the file `unknown` at least.
     CallsFunction { name: String, offset: u64 },
+    /// A numpy dtype whose state numpy's pickler never writes: flags or sizes that disagree
+    /// with its fields or type (numpy would read object pointers from file bytes), a dtype
+    /// made otherwise than by `numpy.dtype(typestr, False, True)`, or changed after use.
+    ForgedDtype { reason: String, offset: u64 },
+    /// SETITEM(S), APPEND(S) or ADDITEMS on something that is not a container the stream
+    /// built, nor an instance of a class the loader creates: a call of its `__setitem__`,
+    /// `append`, `extend` or `add` (a `numpy.memmap` writes to its file).
+    ItemsCall {
+        opcode: &'static str,
+        target: String,
+        offset: u64,
+    },
+    /// BUILD on what a function (not a class) returned: `__setstate__` of an object whose
+    /// type the stream does not name.
+    StateOfCallResult { name: String, offset: u64 },
 }
 
 impl Issue {
@@ -49,6 +64,23 @@ impl std::fmt::Display for Issue {
             Issue::CallsFunction { name, offset } => {
                 write!(f, "offset {offset} calls the function {name}, not a class")
             }
+            Issue::ForgedDtype { reason, offset } => write!(
+                f,
+                "numpy dtype at offset {offset} is not one numpy writes: {reason}"
+            ),
+            Issue::ItemsCall {
+                opcode,
+                target,
+                offset,
+            } => write!(
+                f,
+                "{opcode} at offset {offset} calls a method of {target}, not a container the \
+                 stream built"
+            ),
+            Issue::StateOfCallResult { name, offset } => write!(
+                f,
+                "BUILD at offset {offset} sets the state of what the function {name} returned"
+            ),
         }
     }
 }

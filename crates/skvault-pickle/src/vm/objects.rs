@@ -3,7 +3,10 @@
 use super::{GlobalUse, Issue, Machine};
 use crate::error::{PickleError, Result};
 use crate::input::Input;
-use crate::names::{find_class, is_helper, looks_like_class, Resolved};
+use skvault_format::TrustSet;
+
+use crate::dtype_facts;
+use crate::names::{classify, find_class, is_helper, looks_like_class, GlobalKind, Resolved};
 use crate::opcodes as op;
 use crate::text::{self, PyInt};
 use crate::value::{Arena, Global, How, Instance, Item, V, VALUE_COST};
@@ -29,6 +32,38 @@ fn call_issue(arena: &Arena<'_>, g: &Global, how: How, args: V, offset: u64) -> 
         || g.name.starts_with("__pyx_unpickle_")
         || (g.name == "newObj" && g.module.starts_with("sklearn."));
     (calls && !constructs).then_some(Issue::CallsFunction { name, offset })
+}
+
+/// numpy's dtype class under any of its names (`numpy.dtype`, `numpy._core.multiarray.dtype`,
+/// the `numpy.dtypes.*DType` classes).
+fn is_dtype_class(g: &Global) -> bool {
+    let last = g.name.rsplit('.').next().unwrap_or(&g.name);
+    (g.module == "numpy" || g.module.starts_with("numpy."))
+        && (last == "dtype" || last.ends_with("DType"))
+}
+
+/// The class whose instance `inst` is, when the stream names it: the class called or given to
+/// `copyreg`'s, Cython's or scikit-learn's `__new__` helpers. `None` for what a function
+/// returned.
+fn created_class<'g>(arena: &'g Arena<'_>, inst: &Instance) -> Option<&'g Global> {
+    let g = arena.global(inst.callable)?;
+    let first = || {
+        arena
+            .tuple(inst.args)?
+            .first()
+            .and_then(|c| arena.global(*c))
+    };
+    if g.name.starts_with("__pyx_unpickle_")
+        || (g.name == "newObj" && g.module.starts_with("sklearn."))
+    {
+        return first();
+    }
+    let class = arena.instance_class(inst)?;
+    let is_class = inst.how != How::Reduce
+        || !std::ptr::eq(class, g)
+        || is_helper(&g.qualified())
+        || looks_like_class(g);
+    is_class.then_some(class)
 }
 
 impl<'a> Machine<'a, '_> {
@@ -146,7 +181,7 @@ impl<'a> Machine<'a, '_> {
                 }
             }
         }
-        self.arena.push(Item::Instance(Box::new(Instance {
+        let v = self.arena.push(Item::Instance(Box::new(Instance {
             how,
             callable,
             args,
@@ -156,7 +191,51 @@ impl<'a> Machine<'a, '_> {
             dict_items: Vec::new(),
             set_items: Vec::new(),
             offset,
-        })))
+        })))?;
+        let makes_dtype = self
+            .arena
+            .instance(v)
+            .and_then(|inst| self.arena.instance_class(inst))
+            .is_some_and(is_dtype_class);
+        if makes_dtype {
+            if let Err(reason) = dtype_facts::canonical_creation(self.arena, v) {
+                self.log.issues.push(Issue::ForgedDtype { reason, offset });
+            }
+        }
+        Ok(v)
+    }
+
+    /// SETITEM(S), APPEND(S) and ADDITEMS call a method of their target unless it is a
+    /// container the stream built: fine on an instance of a class the loader creates (the
+    /// trust check names it), a call of anything else.
+    fn items_call(&mut self, target: V, opcode: &'static str, offset: u64) {
+        let Some(inst) = self.arena.instance(target) else {
+            return;
+        };
+        let target = match created_class(self.arena, inst) {
+            None => {
+                let name = self.arena.global(inst.callable).map(Global::qualified);
+                format!(
+                    "the result of {}",
+                    name.as_deref().unwrap_or("a computed call")
+                )
+            }
+            Some(g) => {
+                let q = g.qualified();
+                let ok = !is_helper(&q)
+                    && !is_dtype_class(g)
+                    && classify(g, &TrustSet::default()) != GlobalKind::Dangerous;
+                if ok {
+                    return;
+                }
+                format!("an instance of {q}")
+            }
+        };
+        self.log.issues.push(Issue::ItemsCall {
+            opcode,
+            target,
+            offset,
+        });
     }
 
     fn append_to(
@@ -167,6 +246,7 @@ impl<'a> Machine<'a, '_> {
         offset: u64,
     ) -> Result<()> {
         self.charge_values(items.len())?;
+        self.items_call(target, opcode, offset);
         match self.arena.get_mut(target) {
             Some(Item::List(list)) => list.extend(items),
             Some(Item::Instance(inst)) => inst.list_items.extend(items),
@@ -193,6 +273,7 @@ impl<'a> Machine<'a, '_> {
             return Err(Self::malformed(opcode, offset, "odd number of items"));
         }
         self.charge_values(items.len())?;
+        self.items_call(target, opcode, offset);
         let pairs = items.chunks_exact(2).map(|p| (p[0], p[1]));
         match self.arena.get_mut(target) {
             Some(Item::Dict(d)) => d.extend(pairs),
@@ -211,6 +292,7 @@ impl<'a> Machine<'a, '_> {
 
     fn add_items(&mut self, target: V, items: Vec<V>, offset: u64) -> Result<()> {
         self.charge_values(items.len())?;
+        self.items_call(target, "ADDITEMS", offset);
         match self.arena.get_mut(target) {
             Some(Item::Set(s)) => s.extend(items),
             Some(Item::Instance(inst)) => inst.set_items.extend(items),
@@ -234,6 +316,9 @@ impl<'a> Machine<'a, '_> {
             // A dtype's state may change: decode it again next time.
             self.arena.dtype_info.remove(&i);
         }
+        if let Some(issue) = self.state_issue(target, offset) {
+            self.log.issues.push(issue);
+        }
         match self.arena.get_mut(target) {
             Some(Item::Instance(inst)) => inst.states.push(state),
             Some(Item::Global(g)) => {
@@ -250,11 +335,65 @@ impl<'a> Machine<'a, '_> {
                 ));
             }
         }
+        self.check_dtype_state(target, state, offset)?;
         if self.joblib {
             if let Some(v) = crate::joblib::after_build(self, input, target, offset)? {
                 self.set_top(v);
             }
         }
+        Ok(())
+    }
+
+    /// What a BUILD on `target` implies before its state is applied.
+    fn state_issue(&self, target: V, offset: u64) -> Option<Issue> {
+        let inst = self.arena.instance(target)?;
+        let g = self.arena.global(inst.callable)?;
+        if is_dtype_class(g) || self.arena.instance_class(inst).is_some_and(is_dtype_class) {
+            let reason = match target {
+                _ if !inst.states.is_empty() => "its state is set twice",
+                V::Item(i) if self.arena.frozen_dtypes.contains(&i) => {
+                    "its state is set after another dtype took it as a field or sub-array base"
+                }
+                _ => return None,
+            };
+            return Some(Issue::ForgedDtype {
+                reason: reason.into(),
+                offset,
+            });
+        }
+        match call_issue(self.arena, g, inst.how, inst.args, inst.offset) {
+            Some(Issue::CallsFunction { name, .. }) => {
+                Some(Issue::StateOfCallResult { name, offset })
+            }
+            _ => None,
+        }
+    }
+
+    /// After a BUILD on a numpy dtype: numpy's view of it, and whether numpy's pickler could
+    /// have written it. The dtypes it refers to may not change from now on.
+    fn check_dtype_state(&mut self, target: V, state: V, offset: u64) -> Result<()> {
+        let V::Item(i) = target else {
+            return Ok(());
+        };
+        if !crate::dtype::is_dtype(self.arena, target) {
+            return Ok(());
+        }
+        let mut visits = 0u64;
+        let facts = dtype_facts::facts(self.arena, target, &mut visits);
+        self.arena.charge(VALUE_COST.saturating_mul(visits))?;
+        match facts {
+            Ok(f) => {
+                if let Some(reason) = f.problem.clone() {
+                    self.log.issues.push(Issue::ForgedDtype { reason, offset });
+                }
+                self.arena.dtype_info.insert(i, f);
+            }
+            Err(reason) => self.log.issues.push(Issue::ForgedDtype { reason, offset }),
+        }
+        let children = dtype_facts::children(self.arena, state);
+        self.arena
+            .charge(VALUE_COST.saturating_mul(children.len() as u64))?;
+        self.arena.frozen_dtypes.extend(children);
         Ok(())
     }
 
