@@ -287,23 +287,25 @@ impl Registry {
             referenced: referenced.len() as u64,
             ..GcReport::default()
         };
-        for (meta, foreign) in self.store.list_blobs().await? {
-            if foreign.is_some() {
+        for blob in self.store.list_blobs().await? {
+            if blob.foreign.is_some() {
                 report.foreign += 1;
                 continue;
             }
-            let key = meta.location.as_ref();
-            let digest = key.strip_prefix("blobs/").unwrap_or(key);
+            if blob.staging {
+                continue;
+            }
+            let digest = blob.key.strip_prefix("blobs/").unwrap_or(&blob.key);
             if referenced.contains(digest) {
                 continue;
             }
-            if meta.last_modified >= cutoff {
+            if blob.last_modified >= cutoff {
                 report.kept_recent += 1;
                 continue;
             }
-            self.store.delete(key).await?;
+            self.store.delete(&blob.key).await?;
             report.deleted += 1;
-            report.deleted_bytes += meta.size;
+            report.deleted_bytes += blob.size;
         }
         Ok(report)
     }
@@ -338,10 +340,10 @@ impl Registry {
                 .list_blobs()
                 .await?
                 .into_iter()
-                .filter(|(_, foreign)| foreign.is_none())
-                .map(|(m, _)| {
-                    let k = m.location.as_ref();
-                    (k.strip_prefix("blobs/").unwrap_or(k).to_string(), m.size)
+                .filter(|b| b.foreign.is_none() && !b.staging)
+                .map(|b| {
+                    let digest = b.key.strip_prefix("blobs/").unwrap_or(&b.key).to_string();
+                    (digest, b.size)
                 })
                 .collect();
             for (digest, user) in &needed {
@@ -381,12 +383,12 @@ impl Registry {
     pub fn usage(&self) -> Result<Usage> {
         self.block_on(async {
             let mut u = Usage::default();
-            for (meta, foreign) in self.store.list_blobs().await? {
-                if foreign.is_some() {
+            for blob in self.store.list_blobs().await? {
+                if blob.foreign.is_some() || blob.staging {
                     continue;
                 }
                 u.blobs += 1;
-                u.blob_bytes += meta.size;
+                u.blob_bytes += blob.size;
             }
             Ok(u)
         })

@@ -82,6 +82,18 @@ pub(crate) struct Store {
 /// option override it (0 turns the read-back off for servers known to be atomic).
 pub const DEFAULT_S3_SETTLE: Duration = Duration::from_millis(250);
 
+/// An entry under `blobs/`: its key (raw, as `layout` reads it), and why it is foreign
+/// (`None`: a blob, or a staged upload, that the registry wrote).
+pub(crate) struct BlobEntry {
+    pub(crate) key: String,
+    /// `<digest>#<n>`: an upload `object_store` is staging, or one a killed writer left.
+    /// `object_store` neither lists nor deletes these; neither does `gc`.
+    pub(crate) staging: bool,
+    pub(crate) size: u64,
+    pub(crate) last_modified: chrono::DateTime<chrono::Utc>,
+    pub(crate) foreign: Option<String>,
+}
+
 /// What a conditional put found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Created {
@@ -269,18 +281,23 @@ impl Store {
         }
     }
 
-    /// The entries under `blobs/`, each with why it is foreign (`None`: a blob the registry
-    /// wrote). A folder is read directly, one level, without following links: a link or a
-    /// directory there is reported, never entered.
-    pub(crate) async fn list_blobs(&self) -> Result<Vec<(ObjectMeta, Option<String>)>> {
+    /// The entries under `blobs/`. A folder is read directly, one level, without following
+    /// links: a link or a directory there is reported as foreign, never entered.
+    pub(crate) async fn list_blobs(&self) -> Result<Vec<BlobEntry>> {
         let Some(root) = &self.root else {
             return Ok(self
                 .list("blobs")
                 .await?
                 .into_iter()
                 .map(|meta| {
-                    let reason = self.foreign(meta.location.as_ref());
-                    (meta, reason)
+                    let key = meta.location.as_ref().to_string();
+                    BlobEntry {
+                        foreign: self.foreign(&key),
+                        staging: false,
+                        key,
+                        size: meta.size,
+                        last_modified: meta.last_modified,
+                    }
                 })
                 .collect());
         };
@@ -301,26 +318,25 @@ impl Store {
                 path: dir.display().to_string(),
                 source,
             })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let key = format!("blobs/{name}");
+            // The raw name, not object_store's percent-encoded form (`#` of staged files).
+            let key = format!("blobs/{}", entry.file_name().to_string_lossy());
             let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
                 continue; // removed meanwhile
             };
-            let reason = self.foreign(&key);
             let last_modified = meta
                 .modified()
                 .map(chrono::DateTime::<chrono::Utc>::from)
                 .unwrap_or_else(|_| chrono::Utc::now());
-            let object = ObjectMeta {
-                location: Path::from(key.as_str()),
-                last_modified,
+            let segments: Vec<&str> = key.split('/').collect();
+            out.push(BlobEntry {
+                foreign: self.foreign(&key),
+                staging: layout::role(&segments) == Role::Staging,
+                key,
                 size: meta.len(),
-                e_tag: None,
-                version: None,
-            };
-            out.push((object, reason));
+                last_modified,
+            });
         }
-        out.sort_by(|a, b| a.0.location.cmp(&b.0.location));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 

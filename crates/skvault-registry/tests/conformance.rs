@@ -707,6 +707,26 @@ mod folder_links {
         );
     }
 
+    /// object_store stages `<key>#<n>` files, and a killed writer leaves them behind. `check`
+    /// tolerates them and `gc` leaves them, above all the blob whose name they start with.
+    #[test]
+    fn a_staged_upload_never_makes_gc_delete_its_blob() {
+        let b = Backend::folder();
+        let r = b.open();
+        let (p, _) = reg_file(&b, "a", &[floats(0.0, 10)], Codec::None);
+        register(&r, &p, "m");
+        let doc = r.version("m", &Selector::Latest).unwrap().doc;
+        let blob = b.file_of(&format!("blobs/{}", doc.file.blobs[0]));
+        let staged = b.file_of(&format!("blobs/{}#1", doc.file.blobs[0]));
+        std::fs::write(&staged, b"partial").unwrap();
+        assert!(r.check(false).unwrap().is_empty());
+        let report = r.gc(Duration::ZERO).unwrap();
+        assert_eq!((report.deleted, report.foreign), (0, 0), "{report:?}");
+        assert!(blob.is_file() && staged.is_file());
+        assert_eq!(r.usage().unwrap().blobs, 2);
+        r.fetch("m", &Selector::Latest, &NoProgress).unwrap();
+    }
+
     #[test]
     fn a_file_or_device_is_not_a_registry_folder() {
         let b = Backend::folder();
