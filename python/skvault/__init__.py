@@ -19,6 +19,7 @@ from skvault._export import export_json, export_onnx, import_json
 from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
 from skvault.exceptions import (
     ConflictError,
+    DestinationError,
     ExportError,
     FormatError,
     IntegrityError,
@@ -63,6 +64,7 @@ __all__ = [
     "verify",
     "Registry",
     "ConflictError",
+    "DestinationError",
     "ExportError",
     "FormatError",
     "IntegrityError",

@@ -15,15 +15,22 @@ Compress = Literal["zstd", "lz4"] | None
 PathLike = str | os.PathLike[str]
 
 
-def _names(trusted: Iterable[str] | str | None) -> list[str]:
+def _names(trusted: Iterable[str] | str | None, argument: str = "trusted") -> list[str]:
+    """The qualified names passed as ``trusted=``: ``None`` (none), one name as a ``str``, or
+    any iterable of ``str``. Every public function taking ``trusted=`` goes through here, so
+    a single string is never iterated character by character."""
     if trusted is None:
         return []
     if isinstance(trusted, str):
         return [trusted]
+    if isinstance(trusted, (bytes, bytearray, memoryview)) or not isinstance(trusted, Iterable):
+        raise TypeError(
+            f"{argument} must be a qualified name (str) or an iterable of them, not {type(trusted).__name__}"
+        )
     names = list(trusted)
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"trusted names must be strings, got {type(name).__name__}")
+            raise TypeError(f"{argument} names must be strings, got {type(name).__name__}: {name!r}")
     return names
 
 

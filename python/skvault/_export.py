@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from skvault import _api, _native
 
@@ -48,11 +48,13 @@ def export_json(src: Any, out: PathLike) -> None:
         _native.export_json(path, os.fspath(out))
 
 
-def import_json(src: PathLike, out: PathLike, *, trusted: list[str] | None = None, compress: _api.Compress = None) -> None:
+def import_json(
+    src: PathLike, out: PathLike, *, trusted: Iterable[str] | str | None = None, compress: _api.Compress = None
+) -> None:
     """Turn a document written by :func:`export_json` back into the ``.skv`` file ``out``.
 
     Names outside the default trusted set (plus ``trusted``) raise
     :class:`skvault.UntrustedTypesError`, exactly as :func:`skvault.load` would; a document
     whose arrays do not match their dtype and shape raises :class:`skvault.ExportError`.
     """
-    _native.import_json(os.fspath(src), os.fspath(out), list(trusted or []), compress)
+    _native.import_json(os.fspath(src), os.fspath(out), _api._names(trusted), compress)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from skvault import _native
+from skvault import _api, _native
 
 Verdict = Literal["safe", "unknown", "unsafe"]
 Kind = Literal["safe", "unknown", "dangerous"]
@@ -94,12 +94,8 @@ class Conversion:
     bytes_written: int
 
 
-def _trusted(trusted: Iterable[str] | None) -> list[str]:
-    if trusted is None:
-        return []
-    if isinstance(trusted, str):
-        raise TypeError("trusted must be a list of qualified names, not a string")
-    return list(trusted)
+def _trusted(trusted: Iterable[str] | str | None) -> list[str]:
+    return _api._names(trusted)
 
 
 def scan(path: str | os.PathLike[str], *, trusted: Iterable[str] | None = None) -> ScanReport | list[ScanReport]:

@@ -20,6 +20,7 @@ __all__ = [
     "NotFoundError",
     "InvalidNameError",
     "ConflictError",
+    "DestinationError",
 ]
 
 
@@ -115,6 +116,23 @@ class UnsafeFileError(SkvaultError):
 
     def __reduce__(self):
         return (type(self), (self.args[0], self.report))
+
+
+class DestinationError(SkvaultError, OSError):
+    """A write was refused because its destination exists and is not a regular file: a
+    directory, device (``/dev/null``), FIFO, socket or symbolic link. Nothing was written
+    and the destination is untouched. ``filename`` is the path, ``kind`` what is there."""
+
+    def __init__(self, message: str, filename: str | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.filename = filename
+        self.kind = kind
+
+    def __str__(self) -> str:  # OSError's would print "[Errno None] None: <filename>"
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.filename, self.kind))
 
 
 class MigrationError(SkvaultError):

@@ -21,6 +21,25 @@ _UNSET: Any = object()
 DEFAULT_GC_GRACE_SECONDS = 3600.0
 
 
+def _version(version: Any, argument: str = "version") -> int:
+    """A version number: an ``int``, never a ``bool`` (``True`` is not version 1)."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"{argument} must be an int, not {type(version).__name__}")
+    return version
+
+
+def _selector(version: Any, alias: Any) -> tuple[int | None, str | None]:
+    """Checks ``version=`` / ``alias=``: at most one of them, a version an ``int`` (not a
+    ``bool``), an alias a ``str``."""
+    if version is not None:
+        _version(version)
+    if alias is not None and not isinstance(alias, str):
+        raise TypeError(f"alias must be a str, not {type(alias).__name__}")
+    if version is not None and alias is not None:
+        raise TypeError(f"give a version or an alias, not both (version={version!r}, alias={alias!r})")
+    return version, alias
+
+
 class Registry:
     """A model registry at ``uri``: a folder (default ``./skvault-registry``),
     ``file:///abs/dir`` or ``s3://bucket/prefix``.
@@ -99,8 +118,11 @@ class Registry:
         With ``expected`` this is a compare-and-swap: it raises :class:`ConflictError`
         unless the alias points at ``expected`` now (``None``: the alias must not exist).
         """
+        _version(version)
         if expected is _UNSET:
             return self._native.set_alias(name, alias, version)
+        if expected is not None:
+            _version(expected, "expected")
         return self._native.set_alias(name, alias, version, True, expected)
 
     def delete_alias(self, name: str, alias: str) -> int:
@@ -108,25 +130,26 @@ class Registry:
         return self._native.delete_alias(name, alias)
 
     def tag(
-        self, name: str, version: int, tags: Mapping[str, str] | None = None, *, remove: Iterable[str] = ()
+        self, name: str, version: int, tags: Mapping[str, str] | None = None, *, remove: Iterable[str] | str = ()
     ) -> dict[str, str]:
         """Set and remove tags of a version; returns the tags now in force."""
-        return dict(self._native.tag(name, version, dict(tags or {}), list(remove)))
+        removed = [remove] if isinstance(remove, str) else list(remove)
+        return dict(self._native.tag(name, _version(version), dict(tags or {}), removed))
 
     def archive(self, name: str, version: int) -> None:
         """Hide a version from listings, searches and "latest". Nothing is deleted: it stays
         loadable by number or alias, and :meth:`unarchive` shows it again."""
-        self._native.archive(name, version, True)
+        self._native.archive(name, _version(version), True)
 
     def unarchive(self, name: str, version: int) -> None:
-        self._native.archive(name, version, False)
+        self._native.archive(name, _version(version), False)
 
     def delete(self, name: str, version: int, *, force: bool = False, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> dict[str, int]:
         """Delete a version for good; needs ``force=True``. Refused while an alias points at
         it. Then collects blobs no other version uses (see :meth:`gc`); returns that report."""
         if force is not True:
             raise ValueError(f"deleting {name} version {version} cannot be undone: pass force=True (or archive it)")
-        return json.loads(self._native.delete_version(name, version, float(grace_seconds)))
+        return json.loads(self._native.delete_version(name, _version(version), float(grace_seconds)))
 
     def gc(self, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> dict[str, int]:
         """Delete blobs that no version uses and that were written more than
@@ -150,17 +173,17 @@ class Registry:
         The blobs are checked against their digests, the file is reassembled byte for byte
         and loaded by :func:`skvault.loads`, with the same trust, integrity and version checks.
         """
-        _, data = self._native.fetch(name, version, alias)
+        _, data = self._native.fetch(name, *_selector(version, alias))
         return _api.loads(data, trusted=trusted, validate=validate, on_version_mismatch=on_version_mismatch)
 
     def fetch(self, name: str, version: int | None = None, *, alias: str | None = None) -> bytes:
         """The bytes of the version's ``.skv`` file, identical to the registered file."""
-        return self._native.fetch(name, version, alias)[1]
+        return self._native.fetch(name, *_selector(version, alias))[1]
 
     def download(self, name: str, path: PathLike, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """Write the version's ``.skv`` file to ``path`` (atomically); returns its document.
         ``skvault.load(path, mmap=True)`` then maps it."""
-        return json.loads(self._native.download(name, os.fspath(path), version, alias))
+        return json.loads(self._native.download(name, os.fspath(path), *_selector(version, alias)))
 
     def export(
         self,
@@ -176,6 +199,7 @@ class Registry:
         :func:`skvault.export_onnx` and :func:`skvault.export_json`."""
         from skvault import _export
 
+        _selector(version, alias)
         fmt = format or ("json" if os.fspath(out).lower().endswith(".json") else "onnx")
         if fmt not in ("onnx", "json"):
             raise ValueError(f"format must be 'onnx' or 'json', not {format!r}")
@@ -189,7 +213,7 @@ class Registry:
 
     def info(self, name: str, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """One version's document: file, metadata, metrics, tags, lineage, aliases, archived."""
-        return json.loads(self._native.info(name, version, alias))
+        return json.loads(self._native.info(name, *_selector(version, alias)))
 
     def versions(self, name: str, *, include_archived: bool = False) -> list[dict[str, Any]]:
         """The versions of ``name``, oldest first."""

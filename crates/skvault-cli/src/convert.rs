@@ -54,7 +54,7 @@ pub fn run(args: &Args<'_>) -> Result<u8, String> {
             } else {
                 format!(", saved by scikit-learn {}", c.sklearn_versions.join(", "))
             };
-            println!(
+            outln!(
                 "{} -> {}: converted ({}, {} arrays, {} bytes{versions})",
                 args.src.display(),
                 args.dst.display(),
@@ -67,7 +67,7 @@ pub fn run(args: &Args<'_>) -> Result<u8, String> {
                     1 => String::new(),
                     n => format!(" and {} more", n - 1),
                 };
-                println!("    migrated {}{more}: {}", m.first_path, m.what);
+                outln!("    migrated {}{more}: {}", m.first_path, m.what);
             }
             Ok(0)
         }
@@ -76,7 +76,7 @@ pub fn run(args: &Args<'_>) -> Result<u8, String> {
             | FileError::Untrusted { .. }
             | FileError::Unmigratable { .. }),
         ) => {
-            eprintln!("skvault: refused: {e}");
+            errln!("skvault: refused: {e}");
             Ok(1)
         }
         Err(e) => Err(e.to_string()),

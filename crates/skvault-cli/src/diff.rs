@@ -50,10 +50,10 @@ fn compare(title: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, Strin
         .filter(|k| a.get(*k) != b.get(*k))
         .collect();
     if !changed.is_empty() {
-        println!("{title}:");
+        outln!("{title}:");
         for k in &changed {
             let show = |x: Option<&String>| x.cloned().unwrap_or_else(|| "(absent)".into());
-            println!("  {k}: {} -> {}", show(a.get(*k)), show(b.get(*k)));
+            outln!("  {k}: {} -> {}", show(a.get(*k)), show(b.get(*k)));
         }
     }
     changed.len()
@@ -83,7 +83,7 @@ pub fn run(a: &Path, b: &Path) -> Result<u8, FormatError> {
     let fa = SkvFile::open(a)?;
     let fb = SkvFile::open(b)?;
     let (ma, mb) = (&fa.manifest().metadata, &fb.manifest().metadata);
-    println!("--- {}\n+++ {}", a.display(), b.display());
+    outln!("--- {}\n+++ {}", a.display(), b.display());
     let mut changes = 0;
     changes += compare(
         "class",
@@ -112,7 +112,7 @@ pub fn run(a: &Path, b: &Path) -> Result<u8, FormatError> {
     );
     changes += compare("arrays (shape, digest)", &arrays(&fa), &arrays(&fb));
     if changes == 0 {
-        println!("no differences in class, params, versions, metrics or arrays");
+        outln!("no differences in class, params, versions, metrics or arrays");
         Ok(0)
     } else {
         Ok(1)

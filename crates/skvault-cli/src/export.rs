@@ -68,7 +68,7 @@ fn refused(e: &ExportError) -> bool {
 
 fn report(e: ExportError) -> Result<u8, String> {
     if refused(&e) {
-        eprintln!("skvault: refused: {e}");
+        errln!("skvault: refused: {e}");
         Ok(1)
     } else {
         Err(e.to_string())
@@ -94,7 +94,7 @@ pub fn run_export(args: &ExportArgs) -> Result<u8, String> {
     bar.finish_and_clear();
     match result {
         Ok((n, what)) => {
-            println!(
+            outln!(
                 "{} -> {}: {what}, {n} bytes",
                 args.src.display(),
                 args.out.display()
@@ -116,7 +116,7 @@ pub fn run_import(args: &ImportArgs) -> Result<u8, String> {
     match skvault_export::import_json(&args.src, &args.out, &trust, options) {
         Ok(()) => {
             let n = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
-            println!(
+            outln!(
                 "{} -> {}: imported, {n} bytes",
                 args.src.display(),
                 args.out.display()

@@ -26,13 +26,13 @@ pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), Forma
         };
         let text = serde_json::to_string_pretty(record)
             .map_err(|source| FormatError::ManifestJson { source })?;
-        println!("{text}");
+        outln!("{text}");
     } else if json {
         let text = serde_json::to_string_pretty(&file.describe())
             .map_err(|source| FormatError::ManifestJson { source })?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", summary(&file, &path.display().to_string(), all));
+        out!("{}", summary(&file, &path.display().to_string(), all));
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The `skvault` command line, as a library: the `skvault` binary and the Python
 //! console script (through `skvault._native.cli_main`) both run `run_cli`.
 
+#[macro_use]
+mod output;
+
 pub mod convert;
 pub mod diff;
 pub mod export;
@@ -93,6 +96,16 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    output::reset();
+    let code = run(args);
+    output::finish(code)
+}
+
+fn run<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -133,7 +146,7 @@ where
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("skvault: error: {e}");
+            errln!("skvault: error: {e}");
             2
         }
     }
@@ -144,7 +157,7 @@ fn verify(path: &std::path::Path) -> Result<u8, skvault_format::FormatError> {
     use skvault_format::FormatError;
     let file = match skvault_format::SkvFile::open(path) {
         Err(FormatError::ManifestDigestMismatch) => {
-            eprintln!(
+            errln!(
                 "{}: FAILED: the manifest digest does not match",
                 path.display()
             );
@@ -154,7 +167,7 @@ fn verify(path: &std::path::Path) -> Result<u8, skvault_format::FormatError> {
     };
     match file.verify() {
         Ok(()) => {
-            println!(
+            outln!(
                 "{}: OK ({} arrays)",
                 path.display(),
                 file.manifest().arrays.len()
@@ -169,7 +182,7 @@ fn verify(path: &std::path::Path) -> Result<u8, skvault_format::FormatError> {
             let what = inspect::array_paths(file.manifest())
                 .remove(&index)
                 .unwrap_or_else(|| format!("array {index}"));
-            eprintln!("{}: FAILED: {e} ({what})", path.display());
+            errln!("{}: FAILED: {e} ({what})", path.display());
             Ok(1)
         }
         Err(e) => Err(e),

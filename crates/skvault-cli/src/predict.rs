@@ -64,7 +64,7 @@ pub fn run(args: &PredictArgs) -> u8 {
     match execute(args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("skvault: error: {e}");
+            errln!("skvault: error: {e}");
             2
         }
     }

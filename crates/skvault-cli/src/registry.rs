@@ -240,7 +240,7 @@ pub fn run(args: RegistryArgs) -> u8 {
     match execute(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("skvault: error: {e}");
+            errln!("skvault: error: {e}");
             2
         }
     }
@@ -284,11 +284,11 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
                 opts.lineage.insert(k, Value::String(v));
             }
             let info = reg.register(&file, &name, &opts, &Bar::new())?;
-            println!("{}", info.doc.version);
+            outln!("{}", info.doc.version);
         }
         RegistryCommand::Get { which, output } => {
             let doc = reg.download(&which.name, &which.selector(), &output, &Bar::new())?;
-            eprintln!(
+            errln!(
                 "{} version {} -> {}",
                 doc.name,
                 doc.version,
@@ -306,7 +306,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
                 .map_err(|e| invalid(format!("temporary folder: {e}")))?;
             let skv = tmp.path().join("model.skv");
             let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
-            eprintln!("{} version {}", doc.name, doc.version);
+            errln!("{} version {}", doc.name, doc.version);
             let args = crate::export::ExportArgs {
                 src: skv,
                 out: output,
@@ -315,17 +315,17 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             return Ok(match crate::export::run_export(&args) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("skvault: error: {e}");
+                    errln!("skvault: error: {e}");
                     2
                 }
             });
         }
         RegistryCommand::Show { which } => {
-            println!("{}", to_json(&reg.version(&which.name, &which.selector())?));
+            outln!("{}", to_json(&reg.version(&which.name, &which.selector())?));
         }
         RegistryCommand::Models => {
             for name in reg.models()? {
-                println!("{name}");
+                outln!("{name}");
             }
         }
         RegistryCommand::Versions { name, all, json } => {
@@ -358,7 +358,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
         }
         RegistryCommand::Aliases { name } => {
             for (alias, version) in reg.aliases(&name)? {
-                println!("{alias}\t{version}");
+                outln!("{alias}\t{version}");
             }
         }
         RegistryCommand::SetAlias {
@@ -376,11 +376,11 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             };
             let previous = reg.set_alias(&name, &alias, version, expected)?;
             let was = previous.map_or("unset".to_string(), |p| format!("was {p}"));
-            eprintln!("{name}@{alias} -> {version} ({was})");
+            errln!("{name}@{alias} -> {version} ({was})");
         }
         RegistryCommand::DeleteAlias { name, alias } => {
             let last = reg.delete_alias(&name, &alias, None)?;
-            eprintln!("{name}@{alias} deleted (was {last})");
+            errln!("{name}@{alias} deleted (was {last})");
         }
         RegistryCommand::Tag {
             name,
@@ -393,7 +393,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
                 .map(|t| pair(t, "tag"))
                 .collect::<Result<_, _>>()?;
             let tags = reg.tag(&name, version, &set, &remove)?;
-            println!("{}", to_json(&tags));
+            outln!("{}", to_json(&tags));
         }
         RegistryCommand::Archive {
             name,
@@ -412,20 +412,20 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
                 )));
             }
             let report = reg.delete_version(&name, version, Duration::from_secs(grace_seconds))?;
-            println!("{}", to_json(&report));
+            outln!("{}", to_json(&report));
         }
         RegistryCommand::Gc { grace_seconds } => {
-            println!("{}", to_json(&reg.gc(Duration::from_secs(grace_seconds))?));
+            outln!("{}", to_json(&reg.gc(Duration::from_secs(grace_seconds))?));
         }
         RegistryCommand::Check { deep } => {
             let problems = reg.check(deep)?;
             for p in &problems {
-                println!("{p}");
+                outln!("{p}");
             }
             if !problems.is_empty() {
                 return Ok(1);
             }
-            eprintln!("{uri}: OK");
+            errln!("{uri}: OK");
         }
     }
     Ok(0)
@@ -433,10 +433,10 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
 
 fn print_versions(versions: &[VersionInfo], as_json: bool) {
     if as_json {
-        println!("{}", to_json(&json!(versions)));
+        outln!("{}", to_json(&json!(versions)));
     } else {
         for v in versions {
-            println!("{}", summary(v));
+            outln!("{}", summary(v));
         }
     }
 }

@@ -54,12 +54,12 @@ pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, Str
     });
     if as_json {
         let out = json!({"files": files, "summary": summary});
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
         );
     } else {
-        println!(
+        outln!(
             "{} file(s): {} safe, {} unknown, {} unsafe, {} error(s){}",
             summary["files"],
             tally.safe,
@@ -101,15 +101,15 @@ fn print_file(scan: &FileScan) {
     let r = match &scan.result {
         Ok(r) => r,
         Err(FileError::Io { source, .. }) => {
-            println!("{path}: ERROR: {source}");
+            outln!("{path}: ERROR: {source}");
             return;
         }
         Err(e) => {
-            println!("{path}: ERROR: {e}");
+            outln!("{path}: ERROR: {e}");
             return;
         }
     };
-    println!(
+    outln!(
         "{path}: {} ({})",
         r.verdict.as_str().to_uppercase(),
         describe(r)
@@ -128,13 +128,13 @@ fn print_file(scan: &FileScan) {
         } else {
             String::new()
         };
-        println!("    {kind:<9}  {}{times}", g.qualified());
+        outln!("    {kind:<9}  {}{times}", g.qualified());
     }
     for issue in &r.issues {
-        println!("    issue      {issue}");
+        outln!("    issue      {issue}");
     }
     if let Some(e) = &r.error {
-        println!("    error      {e}");
+        outln!("    error      {e}");
     }
 }
 

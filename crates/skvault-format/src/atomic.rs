@@ -3,20 +3,134 @@
 //! rename over the destination, fsync of the folder. Readers see the old file or the
 //! complete new one; an error, or a crash before the rename, leaves the destination as it
 //! was and removes the temporary file.
+//!
+//! Only a missing destination or an existing **regular file** is written. A rename replaces
+//! whatever name it lands on, so without a check `dump(model, "/dev/null")` run as root
+//! would replace the device with a file. A directory, device, FIFO, socket or symbolic link
+//! (whatever it points at: replacing the link would silently break the layout it belongs
+//! to, and following it would write wherever the link chooses) is refused with a
+//! [`RefusedDestination`] before anything is created, and checked again just before the
+//! rename. Between that last check and the rename another process that can write to the
+//! folder could still put something else there; the rename then replaces that name, never
+//! what it points at.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where an atomic write failed: the path concerned (the destination, or its folder when
-/// that is what is missing) and the OS error.
+/// that is what is missing) and the OS error. A refused destination is an error whose
+/// inner error is a [`RefusedDestination`] (see [`WriteFailure::refused`]).
 #[derive(Debug)]
 pub struct WriteFailure {
     pub path: PathBuf,
     pub source: std::io::Error,
 }
 
+impl WriteFailure {
+    /// The refusal, when the destination exists and is not a regular file.
+    pub fn refused(&self) -> Option<&RefusedDestination> {
+        RefusedDestination::of(&self.source)
+    }
+}
+
+/// What exists at a destination that is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestinationKind {
+    Directory,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+    Socket,
+    Other,
+}
+
+impl DestinationKind {
+    fn of(file_type: std::fs::FileType) -> Option<DestinationKind> {
+        use std::os::unix::fs::FileTypeExt;
+        Some(if file_type.is_file() {
+            return None;
+        } else if file_type.is_dir() {
+            DestinationKind::Directory
+        } else if file_type.is_symlink() {
+            DestinationKind::Symlink
+        } else if file_type.is_char_device() {
+            DestinationKind::CharDevice
+        } else if file_type.is_block_device() {
+            DestinationKind::BlockDevice
+        } else if file_type.is_fifo() {
+            DestinationKind::Fifo
+        } else if file_type.is_socket() {
+            DestinationKind::Socket
+        } else {
+            DestinationKind::Other
+        })
+    }
+
+    /// A short name: `"directory"`, `"symbolic link"`, `"character device"`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            DestinationKind::Directory => "directory",
+            DestinationKind::Symlink => "symbolic link",
+            DestinationKind::CharDevice => "character device",
+            DestinationKind::BlockDevice => "block device",
+            DestinationKind::Fifo => "FIFO",
+            DestinationKind::Socket => "socket",
+            DestinationKind::Other => "special file",
+        }
+    }
+}
+
+/// The destination exists and is not a regular file: nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedDestination {
+    pub kind: DestinationKind,
+}
+
+impl std::fmt::Display for RefusedDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the destination is a {}, not a regular file: refusing to replace it (nothing was written)",
+            self.kind.name()
+        )
+    }
+}
+
+impl std::error::Error for RefusedDestination {}
+
+impl RefusedDestination {
+    /// The refusal carried by an I/O error, if it is one (callers keep `std::io::Error`).
+    pub fn of(err: &std::io::Error) -> Option<&RefusedDestination> {
+        err.get_ref()?.downcast_ref::<RefusedDestination>()
+    }
+
+    fn into_io(self) -> std::io::Error {
+        let kind = match self.kind {
+            DestinationKind::Directory => std::io::ErrorKind::IsADirectory,
+            _ => std::io::ErrorKind::AlreadyExists,
+        };
+        std::io::Error::new(kind, self)
+    }
+}
+
+/// The destination's mode if it is a regular file, `None` if nothing is there, and the
+/// refusal for anything else. Links are not followed.
+fn check_destination(path: &Path) -> std::io::Result<Option<std::fs::Permissions>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => match DestinationKind::of(meta.file_type()) {
+            None => Ok(Some(meta.permissions())),
+            Some(kind) => Err(RefusedDestination { kind }.into_io()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes what `fill` produces to `path` atomically. A new file gets 0666 less the umask,
-/// like open(2); a replaced file keeps its mode.
+/// like open(2); a replaced file keeps its mode. A destination that exists and is not a
+/// regular file is refused before anything is written (see the module documentation).
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -32,7 +146,7 @@ pub fn write_atomic(
     // The folder is checked first so that a missing one is reported with its OS error
     // (ENOENT, ENOTDIR) rather than through tempfile's wrapper.
     std::fs::metadata(dir).map_err(failure(dir))?;
-    let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let existing = check_destination(path).map_err(failure(path))?;
     let mode = existing
         .clone()
         .unwrap_or_else(|| std::os::unix::fs::PermissionsExt::from_mode(0o666));
@@ -52,6 +166,8 @@ pub fn write_atomic(
         tmp.as_file().set_permissions(mode).map_err(failure(path))?;
     }
     tmp.as_file().sync_data().map_err(failure(path))?;
+    // Again, as late as possible: the fill may have taken a while. Dropping `tmp` removes it.
+    check_destination(path).map_err(failure(path))?;
     tmp.persist(path).map_err(|e| failure(path)(e.error))?;
     // Make the rename itself durable; not every platform lets a folder be opened for this.
     if let Ok(d) = std::fs::File::open(dir) {
@@ -62,8 +178,127 @@ pub fn write_atomic(
 
 #[cfg(test)]
 mod tests {
-    use super::write_atomic;
-    use std::os::unix::fs::PermissionsExt;
+    use super::{write_atomic, DestinationKind, WriteFailure};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::path::Path;
+
+    /// Tries to write `path`; the fill must never run for a refused destination.
+    fn refused_write(path: &Path) -> WriteFailure {
+        let mut filled = false;
+        let err = write_atomic(path, |w| {
+            filled = true;
+            w.write_all(b"new")
+        })
+        .unwrap_err();
+        assert!(
+            !filled,
+            "{}: the fill ran before the refusal",
+            path.display()
+        );
+        err
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn directories_fifos_sockets_and_symlinks_are_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("folder")).unwrap();
+        std::fs::write(root.join("folder").join("inside"), b"keep").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let _listener = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+        std::fs::write(root.join("target"), b"target").unwrap();
+        std::os::unix::fs::symlink(root.join("target"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink(root.join("nowhere"), root.join("dangling")).unwrap();
+        let before = entries(root);
+        for (name, kind) in [
+            ("folder", DestinationKind::Directory),
+            ("fifo", DestinationKind::Fifo),
+            ("socket", DestinationKind::Socket),
+            ("link", DestinationKind::Symlink),
+            ("dangling", DestinationKind::Symlink),
+        ] {
+            let path = root.join(name);
+            let err = refused_write(&path);
+            assert_eq!(err.path, path);
+            assert_eq!(err.refused().map(|r| r.kind), Some(kind), "{name}: {err:?}");
+            let text = err.source.to_string();
+            assert!(text.contains(kind.name()), "{name}: {text}");
+        }
+        // Nothing replaced, nothing written through the link, no temporary left behind.
+        assert_eq!(entries(root), before);
+        assert!(std::fs::symlink_metadata(root.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert!(std::fs::symlink_metadata(root.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(root.join("target")).unwrap(), b"target");
+        assert!(!root.join("nowhere").exists());
+        assert_eq!(entries(&root.join("folder")), ["inside"]);
+    }
+
+    /// A character device made for the test (`mknod`, root only), never a shared one: if the
+    /// refusal ever regressed, this test must not replace the machine's `/dev/null`.
+    #[test]
+    fn a_character_device_is_refused_and_stays_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("null");
+        let made = std::process::Command::new("mknod")
+            .args(["-m", "666"])
+            .arg(&node)
+            .args(["c", "1", "3"])
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot create a device node here (not root)");
+            return;
+        }
+        let err = refused_write(&node);
+        assert_eq!(
+            err.refused().map(|r| r.kind),
+            Some(DestinationKind::CharDevice)
+        );
+        assert!(std::fs::symlink_metadata(&node)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert_eq!(entries(dir.path()), ["null"]);
+        // Only now that a device is known to be refused: the real one.
+        let err = refused_write(Path::new("/dev/null"));
+        assert_eq!(
+            err.refused().map(|r| r.kind),
+            Some(DestinationKind::CharDevice)
+        );
+        assert!(std::fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+
+    #[test]
+    fn a_regular_file_is_still_replaced_and_other_errors_are_not_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, |w| w.write_all(b"one")).unwrap();
+        write_atomic(&path, |w| w.write_all(b"two")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let err = write_atomic(&path, |_| Err(std::io::Error::other("boom"))).unwrap_err();
+        assert!(err.refused().is_none());
+    }
 
     #[test]
     fn a_failed_fill_leaves_the_old_file_and_no_temporary() {

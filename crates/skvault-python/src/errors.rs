@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
+use skvault_format::atomic::RefusedDestination;
 use skvault_format::trust::TrustError;
 use skvault_format::FormatError;
 
@@ -44,12 +45,24 @@ pub fn untrusted(py: Python<'_>, names: Vec<String>) -> PyErr {
 }
 
 /// Converts a format error: I/O problems become the matching `OSError` subclass
-/// (`FileNotFoundError`, `PermissionError`, ...), everything else a `FormatError`.
+/// (`FileNotFoundError`, `PermissionError`, ...; a destination that is not a regular file
+/// `DestinationError`), everything else a `FormatError`.
 pub fn from_format(py: Python<'_>, err: FormatError) -> PyErr {
     match err {
         FormatError::Io { path, source } => {
             let filename = path.display().to_string();
             let message = source.to_string();
+            if let Some(refused) = RefusedDestination::of(&source) {
+                return new_err(
+                    py,
+                    "DestinationError",
+                    (
+                        format!("{filename}: {message}"),
+                        filename,
+                        refused.kind.name(),
+                    ),
+                );
+            }
             // OSError(errno, strerror, filename) picks the matching subclass, e.g. FileNotFoundError.
             let built = match source.raw_os_error() {
                 Some(errno) => {

@@ -28,7 +28,13 @@ fn to_py(py: Python<'_>, err: RegistryError) -> PyErr {
         }
         RegistryError::DigestMismatch { .. } => new_err(py, "IntegrityError", message),
         RegistryError::Format { source, .. } => from_format(py, source),
-        RegistryError::Io { source, .. } => PyErr::from(source),
+        RegistryError::Io { path, source } => from_format(
+            py,
+            skvault_format::FormatError::Io {
+                path: path.into(),
+                source,
+            },
+        ),
         _ => new_err(py, "RegistryError", message),
     }
 }
@@ -47,11 +53,16 @@ fn json<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| new_err(py, "RegistryError", e.to_string()))
 }
 
-fn selector(version: Option<u64>, alias: Option<String>) -> Selector {
+/// A version, an alias, or (neither) the latest: both at once is an error, never one of
+/// them silently ignored.
+fn selector(version: Option<u64>, alias: Option<String>) -> PyResult<Selector> {
     match (version, alias) {
-        (Some(n), _) => Selector::Version(n),
-        (None, Some(a)) => Selector::Alias(a),
-        (None, None) => Selector::Latest,
+        (Some(n), Some(a)) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "give a version or an alias, not both (version={n}, alias={a:?})"
+        ))),
+        (Some(n), None) => Ok(Selector::Version(n)),
+        (None, Some(a)) => Ok(Selector::Alias(a)),
+        (None, None) => Ok(Selector::Latest),
     }
 }
 
@@ -146,7 +157,7 @@ impl NativeRegistry {
         version: Option<u64>,
         alias: Option<String>,
     ) -> PyResult<(String, Bound<'py, PyBytes>)> {
-        let sel = selector(version, alias);
+        let sel = selector(version, alias)?;
         let (doc, bytes) = py
             .detach(|| self.inner.fetch(name, &sel, &NoProgress))
             .py(py)?;
@@ -162,7 +173,7 @@ impl NativeRegistry {
         version: Option<u64>,
         alias: Option<String>,
     ) -> PyResult<String> {
-        let sel = selector(version, alias);
+        let sel = selector(version, alias)?;
         let doc = py
             .detach(|| self.inner.download(name, &sel, &dest, &NoProgress))
             .py(py)?;
@@ -177,7 +188,7 @@ impl NativeRegistry {
         version: Option<u64>,
         alias: Option<String>,
     ) -> PyResult<String> {
-        let sel = selector(version, alias);
+        let sel = selector(version, alias)?;
         let info = py.detach(|| self.inner.version(name, &sel)).py(py)?;
         json(py, &info)
     }

@@ -219,8 +219,13 @@ impl Registry {
                 .create(&deleted_key(name, version), to_bytes(&tomb)?)
                 .await?;
             self.store.delete(&version_key(name, version)).await?;
+            // A listing follows links: only the log's own regular files are deleted, and
+            // anything else there is left for `check` to report.
             for meta in self.store.list(&state_prefix(name, version)).await? {
-                self.store.delete(meta.location.as_ref()).await?;
+                let key = meta.location.as_ref();
+                if self.store.foreign(key).is_none() {
+                    self.store.delete(key).await?;
+                }
             }
             self.gc_async(grace).await
         })
@@ -282,19 +287,25 @@ impl Registry {
             referenced: referenced.len() as u64,
             ..GcReport::default()
         };
-        for meta in self.store.list("blobs").await? {
-            let key = meta.location.as_ref();
-            let digest = key.strip_prefix("blobs/").unwrap_or(key);
+        for blob in self.store.list_blobs().await? {
+            if blob.foreign.is_some() {
+                report.foreign += 1;
+                continue;
+            }
+            if blob.staging {
+                continue;
+            }
+            let digest = blob.key.strip_prefix("blobs/").unwrap_or(&blob.key);
             if referenced.contains(digest) {
                 continue;
             }
-            if meta.last_modified >= cutoff {
+            if blob.last_modified >= cutoff {
                 report.kept_recent += 1;
                 continue;
             }
-            self.store.delete(key).await?;
+            self.store.delete(&blob.key).await?;
             report.deleted += 1;
-            report.deleted_bytes += meta.size;
+            report.deleted_bytes += blob.size;
         }
         Ok(report)
     }
@@ -306,7 +317,9 @@ impl Registry {
     }
 
     /// Checks the whole registry: every version document readable, every blob it needs
-    /// present (with `deep`, also re-hashed), every alias pointing at an existing version.
+    /// present (with `deep`, also re-hashed), every alias pointing at an existing version,
+    /// nothing in the store that the registry did not write (links, directories, devices,
+    /// names outside the layout, found without following any link).
     /// Returns one line per problem; an empty list means healthy.
     pub fn check(&self, deep: bool) -> Result<Vec<String>> {
         self.block_on(async {
@@ -324,12 +337,13 @@ impl Registry {
             }
             let present: BTreeMap<String, u64> = self
                 .store
-                .list("blobs")
+                .list_blobs()
                 .await?
                 .into_iter()
-                .map(|m| {
-                    let k = m.location.as_ref();
-                    (k.strip_prefix("blobs/").unwrap_or(k).to_string(), m.size)
+                .filter(|b| b.foreign.is_none() && !b.staging)
+                .map(|b| {
+                    let digest = b.key.strip_prefix("blobs/").unwrap_or(&b.key).to_string();
+                    (digest, b.size)
                 })
                 .collect();
             for (digest, user) in &needed {
@@ -341,6 +355,7 @@ impl Registry {
                     }
                 }
             }
+            problems.extend(self.store.foreign_entries().await?);
             for name in self.models_async().await? {
                 let listing = self.listing(&name).await?;
                 for (alias, version) in self.aliases_async(&name, &listing).await? {
@@ -368,9 +383,12 @@ impl Registry {
     pub fn usage(&self) -> Result<Usage> {
         self.block_on(async {
             let mut u = Usage::default();
-            for meta in self.store.list("blobs").await? {
+            for blob in self.store.list_blobs().await? {
+                if blob.foreign.is_some() || blob.staging {
+                    continue;
+                }
                 u.blobs += 1;
-                u.blob_bytes += meta.size;
+                u.blob_bytes += blob.size;
             }
             Ok(u)
         })

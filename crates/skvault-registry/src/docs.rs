@@ -174,4 +174,8 @@ pub struct GcReport {
     pub deleted_bytes: u64,
     /// Unreferenced blobs kept because they were written within the grace period.
     pub kept_recent: u64,
+    /// Entries under `blobs/` that are not blobs the registry wrote (links, directories,
+    /// other names): never deleted; `check` lists them.
+    #[serde(default)]
+    pub foreign: u64,
 }

@@ -69,6 +69,11 @@ pub enum RegistryError {
     #[error("{path}: missing blob (the registry is damaged)")]
     MissingBlob { path: String },
 
+    /// Something in the store that the registry did not write (a symbolic link, a directory,
+    /// a name outside the layout): never deleted, and reported by `check`.
+    #[error("{path}: {reason}: not something the registry wrote, refusing to delete it")]
+    Foreign { path: String, reason: String },
+
     /// The `.skv` file to register, or the reassembled one, is invalid.
     #[error("{path}: {source}")]
     Format {

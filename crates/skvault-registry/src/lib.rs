@@ -9,6 +9,7 @@ mod cell;
 pub mod docs;
 pub mod error;
 mod fetch;
+mod layout;
 pub mod names;
 mod register;
 mod registry;

@@ -17,6 +17,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{RegistryError, Result};
+use crate::layout::{self, Role};
 
 /// The registry used when no URI is given.
 pub const DEFAULT_URI: &str = "./skvault-registry";
@@ -69,6 +70,9 @@ impl Location {
 pub(crate) struct Store {
     inner: Arc<dyn ObjectStore>,
     pub(crate) description: String,
+    /// The folder of a folder store (`None` on S3): the layout checks read it directly,
+    /// without following links (see `layout`).
+    root: Option<std::path::PathBuf>,
     /// After a conditional create succeeds, wait this long and read the object back: see
     /// `create`. Zero for folders (`link(2)` is atomic).
     settle: Duration,
@@ -77,6 +81,18 @@ pub(crate) struct Store {
 /// Default settle time on S3; `SKVAULT_REGISTRY_SETTLE_MS` or the `skvault_settle_ms`
 /// option override it (0 turns the read-back off for servers known to be atomic).
 pub const DEFAULT_S3_SETTLE: Duration = Duration::from_millis(250);
+
+/// An entry under `blobs/`: its key (raw, as `layout` reads it), and why it is foreign
+/// (`None`: a blob, or a staged upload, that the registry wrote).
+pub(crate) struct BlobEntry {
+    pub(crate) key: String,
+    /// `<digest>#<n>`: an upload `object_store` is staging, or one a killed writer left.
+    /// `object_store` neither lists nor deletes these; neither does `gc`.
+    pub(crate) staging: bool,
+    pub(crate) size: u64,
+    pub(crate) last_modified: chrono::DateTime<chrono::Utc>,
+    pub(crate) foreign: Option<String>,
+}
 
 /// What a conditional put found.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,6 +112,17 @@ impl Store {
                         "storage options only apply to s3:// registries",
                     ));
                 }
+                if let Ok(meta) = std::fs::metadata(dir) {
+                    if !meta.is_dir() {
+                        return Err(RegistryError::InvalidUri {
+                            uri: dir.display().to_string(),
+                            message: format!(
+                                "it is a {}, not a registry folder",
+                                crate::layout::kind_name(meta.file_type())
+                            ),
+                        });
+                    }
+                }
                 std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
                     path: dir.display().to_string(),
                     source,
@@ -107,6 +134,7 @@ impl Store {
                 Ok(Store {
                     inner: Arc::new(fs),
                     description: dir.display().to_string(),
+                    root: Some(dir.clone()),
                     settle: Duration::ZERO,
                 })
             }
@@ -138,6 +166,7 @@ impl Store {
                 Ok(Store {
                     inner,
                     description: format!("s3://{bucket}/{prefix}"),
+                    root: None,
                     settle,
                 })
             }
@@ -210,8 +239,30 @@ impl Store {
         }
     }
 
-    /// Deletes the object; a missing object is not an error.
+    /// Why the object at `key` is not one the registry may delete (a link, a directory, a
+    /// name outside the layout: see `layout`), or `None` when it may be deleted.
+    pub(crate) fn foreign(&self, key: &str) -> Option<String> {
+        match &self.root {
+            Some(root) => layout::foreign_in_folder(root, key),
+            None => {
+                let segments: Vec<&str> = key.split('/').collect();
+                match layout::role(&segments) {
+                    Role::File => None,
+                    _ => Some("not a key of the registry layout".into()),
+                }
+            }
+        }
+    }
+
+    /// Deletes the object; a missing object is not an error. Refuses (`Foreign`) anything
+    /// the registry did not write, so that no link makes it delete outside the store.
     pub(crate) async fn delete(&self, key: &str) -> Result<()> {
+        if let Some(reason) = self.foreign(key) {
+            return Err(RegistryError::Foreign {
+                path: format!("{}/{key}", self.description),
+                reason,
+            });
+        }
         match self.inner.delete(&Path::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(key, e)),
@@ -228,6 +279,88 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(self.err(prefix, e)),
         }
+    }
+
+    /// The entries under `blobs/`. A folder is read directly, one level, without following
+    /// links: a link or a directory there is reported as foreign, never entered.
+    pub(crate) async fn list_blobs(&self) -> Result<Vec<BlobEntry>> {
+        let Some(root) = &self.root else {
+            return Ok(self
+                .list("blobs")
+                .await?
+                .into_iter()
+                .map(|meta| {
+                    let key = meta.location.as_ref().to_string();
+                    BlobEntry {
+                        foreign: self.foreign(&key),
+                        staging: false,
+                        key,
+                        size: meta.size,
+                        last_modified: meta.last_modified,
+                    }
+                })
+                .collect());
+        };
+        let dir = root.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| RegistryError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            // The raw name, not object_store's percent-encoded form (`#` of staged files).
+            let key = format!("blobs/{}", entry.file_name().to_string_lossy());
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue; // removed meanwhile
+            };
+            let last_modified = meta
+                .modified()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+                .unwrap_or_else(|_| chrono::Utc::now());
+            let segments: Vec<&str> = key.split('/').collect();
+            out.push(BlobEntry {
+                foreign: self.foreign(&key),
+                staging: layout::role(&segments) == Role::Staging,
+                key,
+                size: meta.len(),
+                last_modified,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Every entry of the store that does not belong to the layout (links, directories,
+    /// devices, files with names the registry never writes), one line each.
+    pub(crate) async fn foreign_entries(&self) -> Result<Vec<String>> {
+        if let Some(root) = &self.root {
+            return Ok(layout::foreign_entries_in_folder(root));
+        }
+        Ok(self
+            .list("")
+            .await?
+            .iter()
+            .filter_map(|meta| {
+                let key = meta.location.as_ref();
+                let segments: Vec<&str> = key.split('/').collect();
+                match layout::role(&segments) {
+                    Role::File | Role::Staging => None,
+                    _ => Some(format!(
+                        "{key}: foreign entry: an object that is not part of the registry layout (gc and delete leave it alone)"
+                    )),
+                }
+            })
+            .collect())
     }
 
     /// The names of the "folders" directly under `prefix`.

@@ -41,7 +41,9 @@ conformance!(
     concurrent_writers_get_distinct_versions,
     alias_cas_race_has_one_winner,
     download_writes_the_file,
+    download_refuses_a_destination_that_is_not_a_regular_file,
     models_are_listed,
+    foreign_entries_are_reported_and_never_collected,
 );
 
 fn reg_file(
@@ -565,4 +567,180 @@ fn models_are_listed(b: &Backend) {
     // A model whose only version is deleted is no longer listed.
     r.delete_version("alpha", 1, Duration::ZERO).unwrap();
     assert_eq!(r.models().unwrap(), ["m-1", "zeta"]);
+}
+
+fn download_refuses_a_destination_that_is_not_a_regular_file(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "a", &[floats(0.0, 10)], Codec::None);
+    register(&r, &p, "m");
+    let dir = b.scratch().join("a-folder");
+    std::fs::create_dir(&dir).unwrap();
+    match r.download("m", &Selector::Latest, &dir, &NoProgress) {
+        Err(RegistryError::Io { path, source }) => {
+            assert_eq!(path, dir.display().to_string());
+            let refused = skvault_format::atomic::RefusedDestination::of(&source);
+            assert_eq!(
+                refused.map(|r| r.kind),
+                Some(skvault_format::atomic::DestinationKind::Directory)
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(dir.is_dir());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+/// Files the registry never writes (wrong names under blobs/, strays in the layout) are
+/// listed by `check` and left alone by `gc`, on every backend.
+fn foreign_entries_are_reported_and_never_collected(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "a", &[floats(0.0, 10)], Codec::None);
+    register(&r, &p, "m");
+    assert!(r.check(false).unwrap().is_empty());
+    let strays = ["blobs/not-a-digest", "stray.txt", "models/m/notes.txt"];
+    for key in strays {
+        std::fs::write(b.file_of(key), b"not the registry's").unwrap();
+    }
+    let report = r.gc(Duration::ZERO).unwrap();
+    assert_eq!((report.deleted, report.foreign), (0, 1), "{report:?}");
+    assert_eq!(r.usage().unwrap().blobs, 2, "strays are not blobs");
+    let problems = r.check(true).unwrap();
+    for key in strays {
+        assert!(b.file_of(key).is_file(), "{key} was deleted");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(&format!("{key}: foreign entry"))),
+            "{key} not reported: {problems:?}"
+        );
+    }
+    assert_eq!(problems.len(), strays.len(), "{problems:?}");
+}
+
+/// Links only exist in folders: these run on the folder backend alone.
+mod folder_links {
+    use super::*;
+
+    /// A folder outside the registry with files gc must never touch.
+    fn victim(b: &Backend) -> std::path::PathBuf {
+        let dir = b.scratch().join("victim");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("precious.txt"), b"keep me").unwrap();
+        std::fs::write(dir.join("cd".repeat(32)), b"keep me too").unwrap();
+        dir
+    }
+
+    fn assert_untouched(dir: &std::path::Path) {
+        assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"keep me");
+        assert_eq!(
+            std::fs::read(dir.join("cd".repeat(32))).unwrap(),
+            b"keep me too"
+        );
+    }
+
+    fn is_link(path: &std::path::Path) -> bool {
+        std::fs::symlink_metadata(path)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn gc_never_follows_links_planted_under_blobs() {
+        let b = Backend::folder();
+        let r = b.open();
+        let (p, _) = reg_file(&b, "a", &[floats(0.0, 10)], Codec::None);
+        register(&r, &p, "m");
+        let victim = victim(&b);
+        let into_dir = b.file_of("blobs/evil");
+        let as_blob = b.file_of(&format!("blobs/{}", "ef".repeat(32)));
+        std::os::unix::fs::symlink(&victim, &into_dir).unwrap();
+        std::os::unix::fs::symlink(victim.join("precious.txt"), &as_blob).unwrap();
+
+        let report = r.gc(Duration::ZERO).unwrap();
+        assert_eq!((report.deleted, report.foreign), (0, 2), "{report:?}");
+        assert_untouched(&victim);
+        assert!(is_link(&into_dir) && is_link(&as_blob));
+
+        let problems = r.check(false).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems
+            .iter()
+            .all(|p| p.contains("foreign entry: a symbolic link")));
+        // The registry itself still works.
+        r.fetch("m", &Selector::Latest, &NoProgress).unwrap();
+    }
+
+    #[test]
+    fn gc_never_deletes_through_a_linked_blobs_folder() {
+        let b = Backend::folder();
+        let r = b.open();
+        let victim = victim(&b);
+        std::os::unix::fs::symlink(&victim, b.file_of("blobs")).unwrap();
+        let report = r.gc(Duration::ZERO).unwrap();
+        assert_eq!((report.deleted, report.foreign), (0, 2), "{report:?}");
+        assert_untouched(&victim);
+        let problems = r.check(false).unwrap();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("blobs: foreign entry: a symbolic link"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn deleting_a_version_never_follows_a_linked_state_log() {
+        let b = Backend::folder();
+        let r = b.open();
+        let (p, _) = reg_file(&b, "a", &[floats(0.0, 10)], Codec::None);
+        register(&r, &p, "m");
+        register(&r, &p, "m");
+        let victim = victim(&b);
+        std::fs::write(victim.join("00000000000000000000.json"), b"{}").unwrap();
+        std::fs::create_dir_all(b.file_of("models/m/state")).unwrap();
+        std::os::unix::fs::symlink(&victim, b.file_of("models/m/state/1")).unwrap();
+        r.delete_version("m", 1, Duration::ZERO).unwrap();
+        assert_untouched(&victim);
+        assert!(victim.join("00000000000000000000.json").is_file());
+        let problems = r.check(false).unwrap();
+        assert!(
+            problems.len() == 1 && problems[0].starts_with("models/m/state/1: foreign entry"),
+            "{problems:?}"
+        );
+    }
+
+    /// object_store stages `<key>#<n>` files, and a killed writer leaves them behind. `check`
+    /// tolerates them and `gc` leaves them, above all the blob whose name they start with.
+    #[test]
+    fn a_staged_upload_never_makes_gc_delete_its_blob() {
+        let b = Backend::folder();
+        let r = b.open();
+        let (p, _) = reg_file(&b, "a", &[floats(0.0, 10)], Codec::None);
+        register(&r, &p, "m");
+        let doc = r.version("m", &Selector::Latest).unwrap().doc;
+        let blob = b.file_of(&format!("blobs/{}", doc.file.blobs[0]));
+        let staged = b.file_of(&format!("blobs/{}#1", doc.file.blobs[0]));
+        std::fs::write(&staged, b"partial").unwrap();
+        assert!(r.check(false).unwrap().is_empty());
+        let report = r.gc(Duration::ZERO).unwrap();
+        assert_eq!((report.deleted, report.foreign), (0, 0), "{report:?}");
+        assert!(blob.is_file() && staged.is_file());
+        assert_eq!(r.usage().unwrap().blobs, 2);
+        r.fetch("m", &Selector::Latest, &NoProgress).unwrap();
+    }
+
+    #[test]
+    fn a_file_or_device_is_not_a_registry_folder() {
+        let b = Backend::folder();
+        let file = b.scratch().join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        for path in [file.as_path(), std::path::Path::new("/dev/null")] {
+            match Registry::open(&path.display().to_string()) {
+                Err(e @ RegistryError::InvalidUri { .. }) => {
+                    assert!(e.to_string().contains("not a registry folder"), "{e}");
+                }
+                Err(other) => panic!("{}: unexpected error {other:?}", path.display()),
+                Ok(_) => panic!("{}: opened as a registry", path.display()),
+            }
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    }
 }
