@@ -1,0 +1,175 @@
+"""Fuzzing the Python loader's object construction (issue 17): seeded mutations of real
+dumps (integers of node, index and count arrays; integers and shapes of the manifest), each
+loaded and then used (predict, toarray, query) in a child process with an address-space
+limit. A mutated file may load, be refused or raise inside scikit-learn; it must never crash
+the interpreter (a signal), hang, or exhaust memory.
+
+SKVAULT_LOADER_FUZZ=<n> sets the number of mutations per model (default 60);
+SKVAULT_FUZZ_SEED the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hostile import ADDRESS_SPACE, Forge
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeRegressor
+
+import skvault
+
+N = int(os.environ.get("SKVAULT_LOADER_FUZZ", "60"))
+SEED = int(os.environ.get("SKVAULT_FUZZ_SEED", "17"))
+RNG = np.random.RandomState(0)
+X = RNG.rand(80, 3)
+Y = (X[:, 0] + X[:, 1] > 1).astype(int)
+
+MODELS = {
+    "tree": lambda: DecisionTreeRegressor(max_depth=4, random_state=0).fit(X, X[:, 2]),
+    "forest": lambda: RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y),
+    "gradient boosting": lambda: GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, Y),
+    "hist gradient boosting": lambda: HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(X, Y),
+    "sparse coef": lambda: LogisticRegression().fit(X, Y).sparsify(),
+    "sparse matrix": lambda: sp.random(6, 5, density=0.5, format="csr", random_state=0),
+    "kd tree": lambda: KNeighborsClassifier(3, algorithm="kd_tree").fit(X, Y),
+    "ball tree": lambda: KNeighborsClassifier(3, algorithm="ball_tree", metric="mahalanobis", metric_params={"VI": np.eye(3)}).fit(X, Y),
+    "svc": lambda: SVC(probability=True, random_state=0).fit(X, (X[:, 0] * 3).astype(int)),
+}
+
+CHILD = textwrap.dedent(
+    """
+    import sys, os, warnings
+    import numpy as np
+    import skvault
+    warnings.simplefilter("ignore")
+    X = np.random.RandomState(1).rand(20, 3)
+    folder = sys.argv[1]
+    for name in sorted(os.listdir(folder)):
+        print(name, flush=True)
+        data = open(os.path.join(folder, name), "rb").read()
+        try:
+            obj = skvault.loads(data)
+        except skvault.SkvaultError:
+            continue
+        for method in ("predict", "predict_proba", "decision_function", "kneighbors", "toarray", "apply"):
+            f = getattr(obj, method, None)
+            if f is None:
+                continue
+            try:
+                f() if method == "toarray" else f(X)
+            except Exception:
+                pass
+        for attr in ("feature_importances_",):
+            try:
+                getattr(obj, attr)
+            except Exception:
+                pass
+    print("done", flush=True)
+    """
+)
+
+INTERESTING = [-(2**63), -(2**31), -7, -2, -1, 0, 1, 2, 3, 255, 256, 2**31 - 1, 2**31, 2**40, 2**62]
+
+
+def _int_fields(dtype: np.dtype):
+    if dtype.names:
+        return [n for n in dtype.names if dtype[n].kind in "iu"]
+    return [None] if dtype.kind in "iu" else []
+
+
+def _mutate_array(f: Forge, rng: random.Random) -> bool:
+    entries = f.parts.manifest["arrays"]
+    candidates = [i for i, e in enumerate(entries) if e["codec"] == "none" and e["length"] > 0]
+    rng.shuffle(candidates)
+    for index in candidates:
+        arr = f.array(index)
+        fields = _int_fields(arr.dtype)
+        if not fields or arr.size == 0:
+            continue
+        field = rng.choice(fields)
+        flat = (arr[field] if field else arr).reshape(-1)
+        pos = rng.randrange(flat.size)
+        value = rng.choice(INTERESTING + [int(flat[pos]) + rng.choice([-1, 1]), rng.randrange(-50, 50)])
+        info = np.iinfo(flat.dtype)
+        flat[pos] = min(max(value, info.min), info.max)
+        f.set_array(index, arr)
+        return True
+    return False
+
+
+def _mutate_manifest(f: Forge, rng: random.Random) -> bool:
+    """Replaces one integer of the object tree (counts, arguments, shapes in tuples)."""
+    slots = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(v, int) and not isinstance(v, bool) and k not in ("array", "ref", "id"):
+                    slots.append((node, k))
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, int) and not isinstance(v, bool):
+                    slots.append((node, i))
+                else:
+                    walk(v)
+
+    walk(f.root)
+    if not slots:
+        return False
+    container, key = rng.choice(slots)
+    container[key] = rng.choice(INTERESTING)
+    return True
+
+
+def _mutants(make, rng: random.Random, count: int):
+    data = skvault.dumps(make())
+    for _ in range(count):
+        f = Forge(data)
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            if rng.random() < 0.7:
+                _mutate_array(f, rng)
+            else:
+                _mutate_manifest(f, rng)
+        try:
+            yield f.to_bytes()
+        except (TypeError, ValueError):
+            continue
+
+
+def _limits():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_mutated_models_never_crash_the_loader(model, tmp_path):
+    rng = random.Random(f"{SEED}-{model}")
+    for i, data in enumerate(_mutants(MODELS[model], rng, N)):
+        (tmp_path / f"{i:05d}.skv").write_bytes(data)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        capture_output=True,
+        timeout=600,
+        preexec_fn=_limits,
+    )
+    lines = result.stdout.decode().split()
+    last = lines[-1] if lines else "(none)"
+    assert result.returncode == 0 and last == "done", (
+        f"{model}: the child died on {last} (seed {SEED}, exit {result.returncode}); "
+        f"the file is kept in {tmp_path}\n{result.stderr.decode(errors='replace')[-3000:]}"
+    )
