@@ -266,3 +266,66 @@ def test_unhashable_set_items_and_dict_keys_are_format_errors(key):
         skvault.loads(forge({"set": [key]}))
     with pytest.raises(skvault.FormatError, match="not hashable"):
         skvault.loads(forge({"dict": [[key, 1]]}))
+
+
+# ---------------------------------------------------------------- k-means, gradient boosting width
+
+def test_kmeans_centers_narrower_than_the_features_are_refused():
+    """KMeans.predict validates X for n_features_in_ columns, then BLAS reads that many
+    values of every center row."""
+    from sklearn.cluster import KMeans
+
+    f = Forge(skvault.dumps(KMeans(3, n_init=1, random_state=0).fit(X)))
+    f.root["attrs"]["n_features_in_"] = 300
+    assert_refused(load_in_child(f.to_bytes(), "obj.predict(np.random.rand(5, 300))"), "cluster_centers_")
+
+
+def test_bisecting_kmeans_centers_are_checked_in_its_tree():
+    from sklearn.cluster import BisectingKMeans
+
+    f = Forge(skvault.dumps(BisectingKMeans(3, random_state=0).fit(X)))
+    node = f.objects("sklearn.cluster._bisect_k_means._BisectingTree")[-1]
+    index = node["attrs"]["center"]["array"]
+    entry = f.parts.manifest["arrays"][index]
+    entry["shape"] = [1]
+    entry["raw_length"] = entry["length"] = 8
+    f.parts.blobs[f.parts._blob_of(index)] = f.parts.blob_raw(index)[:8]
+    from blake3 import blake3
+
+    entry["digest"] = blake3(f.parts.blob_raw(index)).hexdigest()
+    assert_refused(load_in_child(f.to_bytes(), "obj.predict(X)"), "center")
+
+
+def test_gradient_boosting_stages_wider_than_its_predictions_are_refused():
+    """predict_stages adds tree k of each stage to column k of an array as wide as the init
+    estimator's output: binary classification has 1 column."""
+    y3 = (X[:, 0] * 3).astype(int)
+    f = Forge(skvault.dumps(GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(X, y3)))
+    f.root["attrs"]["init_"]["attrs"]["classes_"] = f.root["attrs"]["init_"]["attrs"]["classes_"]
+    dummy = f.objects("sklearn.dummy.DummyClassifier")[0]
+    classes = dummy["attrs"]["classes_"]["array"]
+    entry = f.parts.manifest["arrays"][classes]
+    entry["shape"] = [1]
+    raw = f.parts.blob_raw(classes)[: entry["length"] // 3]
+    entry["raw_length"] = entry["length"] = len(raw)
+    f.parts.blobs[f.parts._blob_of(classes)] = raw
+    from blake3 import blake3
+
+    entry["digest"] = blake3(raw).hexdigest()
+    assert_refused(load_in_child(f.to_bytes(), "obj.predict(X)"), "init_")
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gradient_boosting_and_kmeans_still_load(n_classes):
+    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+
+    y = (X[:, 0] * n_classes).astype(int)
+    for model in [
+        GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(X, y),
+        GradientBoostingClassifier(n_estimators=2, init="zero", random_state=0).fit(X, y),
+        KMeans(n_classes, n_init=1, random_state=0).fit(X),
+        MiniBatchKMeans(n_classes, n_init=1, random_state=0).fit(X),
+        BisectingKMeans(n_classes, random_state=0).fit(X),
+    ]:
+        back = skvault.loads(skvault.dumps(model))
+        np.testing.assert_array_equal(back.predict(X), model.predict(X))

@@ -15,6 +15,7 @@
 //! inference ([`crate::state`]), so both read the same state the same way.
 
 mod hist;
+mod kmeans;
 mod neighbors;
 mod scalar;
 mod sparse;
@@ -56,6 +57,8 @@ pub enum Check {
     /// libsvm models: support counts, coefficients, intercepts and Platt parameters sized
     /// as the C glue reads them (see `svm.rs`). The abstract bases are refused.
     LibSvm,
+    /// k-means estimators: centers as wide as the features `X` is validated for.
+    KMeans,
 }
 
 /// The classes with compiled code on the default allow-list, and how each is checked.
@@ -322,6 +325,12 @@ pub const GUARDED: &[(&str, Check)] = &[
     ("sklearn.svm._classes.SVR", Check::LibSvm),
     ("sklearn.svm._classes.NuSVR", Check::LibSvm),
     ("sklearn.svm._classes.OneClassSVM", Check::LibSvm),
+    ("sklearn.cluster._kmeans.KMeans", Check::KMeans),
+    ("sklearn.cluster._kmeans.MiniBatchKMeans", Check::KMeans),
+    (
+        "sklearn.cluster._bisect_k_means.BisectingKMeans",
+        Check::KMeans,
+    ),
 ];
 
 /// How `class` is checked, if it is one of the guarded classes or a tree holder.
@@ -378,6 +387,7 @@ pub fn check(file: &SkvFile) -> Result<()> {
                 neighbors::check_metric(&o, None)?;
             }
             Some(Check::LibSvm) => svm::check(&o)?,
+            Some(Check::KMeans) => kmeans::check(&o)?,
             Some(Check::HistPart) if !checked.contains(obj) => {
                 return Err(crate::error::malformed(
                     path,

@@ -170,6 +170,9 @@ pub(super) fn check_holder(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()>
         Some(node) => seq_items(o.ctx, node),
         None => None,
     };
+    if o.class().starts_with("sklearn.ensemble._gb.") {
+        gb_width(o, estimators)?;
+    }
     let mut flat = Vec::new();
     flatten(o, estimators, &mut flat, 0);
     for (i, est) in flat.iter().enumerate() {
@@ -202,6 +205,73 @@ pub(super) fn check_holder(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()>
         tree_of(o, t, &e.sub("tree_"), expected, checked)?;
     }
     Ok(())
+}
+
+/// Gradient boosting's `predict_stages` adds tree `k` of every stage to column `k` of the raw
+/// predictions with no bounds check; those have `n_trees_per_iteration_` columns (init
+/// "zero") or as many as the init estimator's output: 1, or its classes for multiclass.
+/// So `estimators_` is (n_stages, K) with K the width the Python code allocates.
+fn gb_width(o: &Obj<'_, '_>, estimators: &Node) -> Result<()> {
+    let path = o.sub("estimators_");
+    let Node::ObjArray { shape, .. } = o.ctx.resolve(estimators) else {
+        return Err(malformed(&path, "expected an object array of trees"));
+    };
+    let [_, k] = shape.as_slice() else {
+        return Err(malformed(&path, "expected 2 dimensions"));
+    };
+    let k = usize::try_from(*k).map_err(|_| malformed(&path, "too wide"))?;
+    let per_iteration = count(
+        o.attr("n_trees_per_iteration_"),
+        &o.path,
+        "n_trees_per_iteration_",
+    )?;
+    if k != per_iteration || k == 0 {
+        return Err(malformed(
+            &path,
+            format!("{k} trees per stage for {per_iteration} outputs"),
+        ));
+    }
+    if k > 1 {
+        let init_width = match o.attr("init_") {
+            Some(Node::Str(s)) if s == "zero" => k,
+            Some(init) => o
+                .ctx
+                .object(init)
+                .map(|i| Obj::new(o.ctx, i, o.sub("init_")))
+                .and_then(|i| i.attr("classes_").and_then(|c| class_count(&i, c)))
+                .ok_or_else(|| {
+                    malformed(
+                        &o.sub("init_"),
+                        "a multiclass init estimator needs classes_",
+                    )
+                })?,
+            None => return Err(malformed(&o.path, "missing init_")),
+        };
+        if init_width != k {
+            return Err(malformed(
+                &o.sub("init_"),
+                format!("predicts {init_width} columns for {k} trees per stage"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn class_count(o: &Obj<'_, '_>, classes: &Node) -> Option<usize> {
+    match o.ctx.resolve(classes) {
+        Node::Array(index) => match o
+            .ctx
+            .entry(*index, &o.sub("classes_"))
+            .ok()?
+            .shape
+            .as_slice()
+        {
+            [n] => usize::try_from(*n).ok(),
+            _ => None,
+        },
+        Node::ObjArray { items, .. } => Some(items.len()),
+        _ => seq_items(o.ctx, classes).map(|v| v.len()),
+    }
 }
 
 /// Checks `tree` once, then only that its feature count is `n_features` for every other holder.
