@@ -51,7 +51,7 @@ CHILD = textwrap.dedent(
         elif what == "inspect":
             skvault.inspect(src)
     except Exception as e:
-        print(type(e).__name__ + "|" + ",".join(c.__name__ for c in type(e).__mro__) + "|" + str(e)[:500])
+        print(type(e).__name__ + "|" + ",".join(c.__name__ for c in type(e).__mro__) + "|" + str(e).replace(chr(10), " "))
         sys.exit(3)
     print("OK")
     """
@@ -97,7 +97,7 @@ def _layered(levels: int, width: int) -> bytes:
 @pytest.mark.parametrize("what", ["native", "onnx"])
 def test_a_chain_of_5000_refs_is_refused_not_a_stack_overflow(what):
     data = _layered(5000, 1)
-    assert len(data) < 200_000
+    assert len(data) < 1_000_000
     exc = "ValueError" if what == "native" else "ExportError"
     _refused(what, data, exc=exc, needle="estimator nesting depth")
 
