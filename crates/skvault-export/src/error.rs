@@ -37,6 +37,11 @@ pub enum ExportError {
     #[error("invalid export document at {path}: {message}")]
     Document { path: String, message: String },
 
+    /// The export would pass a bound on its size (see docs/EXPORT.md), which only a hostile
+    /// file reaches: `limit` names the bound, `max` is its value. Nothing was written.
+    #[error("the export exceeds the limit on {limit} ({max})")]
+    LimitExceeded { limit: &'static str, max: u64 },
+
     /// The imported document names classes or functions outside the trusted set (the same
     /// check as `skvault.load`). Nothing was written.
     #[error("untrusted types in the document: {}; pass them as trusted if you trust the source", names.join(", "))]

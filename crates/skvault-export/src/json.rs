@@ -27,10 +27,58 @@ pub const VERSION: u64 = 1;
 /// Progress: (array bytes done, array bytes in all).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+/// The JSON values of the document's arrays may number this many per raw byte ...
+pub const VALUES_PER_BYTE: u64 = 4;
+/// ... plus this many, for empty and zero-width arrays.
+pub const VALUES_SLACK: u64 = 1 << 22;
+
+/// How many JSON values (elements, records, lists) one element of `dtype` becomes, saturating.
+fn values_per_element(dtype: &DType) -> u64 {
+    match dtype {
+        DType::Scalar { .. } => 1,
+        DType::Structured { fields, .. } => fields.iter().fold(1u64, |acc, f| {
+            acc.saturating_add(values_per_element(&f.dtype))
+        }),
+        DType::SubArray { base, shape } => nested_values(shape, values_per_element(base)),
+    }
+}
+
+/// The JSON values of an array of `shape`, each element `per_element` values: the elements
+/// plus every nested list, counting the lists a zero dimension still makes (`[[], []]`).
+fn nested_values(shape: &[u64], per_element: u64) -> u64 {
+    let extent = skvault_format::manifest::extent(shape).unwrap_or(u64::MAX);
+    extent
+        .saturating_mul(per_element)
+        .saturating_add(extent.saturating_mul(2))
+}
+
 /// The portable JSON document of an open `.skv` file.
+///
+/// Its size is bounded before any array is converted: the values it would hold (elements,
+/// records, nested lists) at most [`VALUES_PER_BYTE`] per raw byte of the arrays plus
+/// [`VALUES_SLACK`], so that empty shapes, zero-width dtypes and records of many
+/// zero-width fields cannot make it explode.
 pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
     let m: &Manifest = file.manifest();
-    let total: u64 = m.arrays.iter().map(|e| e.raw_length).sum();
+    let total: u64 = m
+        .arrays
+        .iter()
+        .map(|e| e.raw_length)
+        .fold(0, u64::saturating_add);
+    let values = m
+        .arrays
+        .iter()
+        .map(|e| nested_values(&e.shape, values_per_element(&e.dtype)))
+        .fold(0, u64::saturating_add);
+    let max = total
+        .saturating_mul(VALUES_PER_BYTE)
+        .saturating_add(VALUES_SLACK);
+    if values > max {
+        return Err(ExportError::LimitExceeded {
+            limit: "JSON values of the arrays (elements, records and lists)",
+            max,
+        });
+    }
     let mut done = 0u64;
     let mut arrays = Vec::with_capacity(m.arrays.len());
     for (i, entry) in m.arrays.iter().enumerate() {
@@ -401,10 +449,21 @@ fn array_from_json(
     data: Value,
     path: &str,
 ) -> Result<Vec<u8>> {
+    // The reader's bounds (at most 64 dimensions, numpy's size limit, few empty rows),
+    // before anything is allocated; the elements themselves are then counted from the
+    // document's lists, never from the declared shape.
+    if shape.len() > 64 {
+        return Err(document(path, "more than 64 dimensions"));
+    }
+    skvault_format::manifest::check_shape(shape, dtype.itemsize())
+        .map_err(|m| document(path, m))?;
     let (dims, count) = usize_shape(shape, path)?;
     let size = usize::try_from(dtype.itemsize()).map_err(|_| document(path, "itemsize"))?;
-    let mut flat = Vec::with_capacity(count);
+    let mut flat = Vec::new();
     flatten(data, &dims, path, &mut flat)?;
+    if flat.len() != count {
+        return Err(document(path, "the lists do not hold the shape's elements"));
+    }
     let total = count
         .checked_mul(size)
         .ok_or_else(|| document(path, "array too large"))?;

@@ -6,6 +6,7 @@
 //! nothing at the destination.
 
 mod error;
+pub mod fuzzing;
 pub mod json;
 pub mod onnx;
 pub mod proto;

@@ -118,6 +118,32 @@ impl DType {
         }
     }
 
+    /// numpy's `dtype.alignment` on 64-bit platforms: the natural alignment of numbers
+    /// (complex: of their parts), 4 for `U`, 1 for `b1`, `S` and `V`; a sub-array's is its
+    /// base's; an aligned struct's is the largest of its fields', an unaligned one's 1.
+    pub fn alignment(&self) -> u64 {
+        match self {
+            DType::Scalar { kind, count, .. } => match kind {
+                Kind::Int | Kind::UInt | Kind::Float => (*count).max(1),
+                Kind::Complex => (*count / 2).max(1),
+                Kind::Unicode => 4,
+                Kind::Object => 8,
+                Kind::Bool | Kind::Bytes | Kind::Void => 1,
+            },
+            DType::Structured {
+                fields, aligned, ..
+            } => match aligned {
+                true => fields
+                    .iter()
+                    .map(|f| f.dtype.alignment())
+                    .max()
+                    .unwrap_or(1),
+                false => 1,
+            },
+            DType::SubArray { base, .. } => base.alignment(),
+        }
+    }
+
     /// For a structured dtype, the `(offset, size)` of each field; `None` for other dtypes.
     pub fn field_ranges(&self) -> Option<Vec<(u64, u64)>> {
         match self {
@@ -340,6 +366,7 @@ fn parse_structured(m: &Obj, path: &Pointer) -> Result<DType> {
     }
     let mut fields: Vec<Field> = Vec::with_capacity(raw_fields.len());
     let mut names: HashSet<&str> = HashSet::with_capacity(raw_fields.len());
+    let mut max_align = 1u64;
     let fields_path = path.key("fields");
     for (i, f) in raw_fields.iter().enumerate() {
         let fpath = fields_path.index(i);
@@ -372,11 +399,27 @@ fn parse_structured(m: &Obj, path: &Pointer) -> Result<DType> {
                 )
             })?;
         debug_assert!(end <= itemsize);
+        // numpy refuses (`np.dtype(..., align=True)`) an aligned struct with a field off
+        // its alignment, or whose itemsize is not a multiple of the largest alignment.
+        let align = dtype.alignment();
+        if aligned && offset % align != 0 {
+            return Err(err(
+                &fpath,
+                format!("field {name:?} at offset {offset} of an aligned dtype is not a multiple of its alignment {align}"),
+            ));
+        }
+        max_align = max_align.max(align);
         fields.push(Field {
             name: name.to_string(),
             dtype,
             offset,
         });
+    }
+    if aligned && itemsize % max_align != 0 {
+        return Err(err(
+            path,
+            format!("itemsize {itemsize} of an aligned dtype is not a multiple of its alignment {max_align}"),
+        ));
     }
     Ok(DType::Structured {
         fields,
@@ -402,14 +445,27 @@ fn parse_subarray(m: &Obj, path: &Pointer) -> Result<DType> {
     if shape.is_empty() || shape.len() > 32 {
         return Err(err(path, "a sub-array shape needs 1 to 32 dimensions"));
     }
+    // numpy refuses a sub-array of a zero-width string or void ("invalid itemsize in
+    // generic type tuple"), and any shape whose dimensions, zeros counted as 1, times the
+    // base's itemsize pass a C int, even when a 0 makes the product 0.
+    if matches!(
+        base,
+        DType::Scalar {
+            kind: Kind::Bytes | Kind::Unicode | Kind::Void,
+            count: 0,
+            ..
+        }
+    ) {
+        return Err(err(path, "a sub-array of a zero-width dtype"));
+    }
     let mut dims = Vec::with_capacity(shape.len());
-    let mut total = base.itemsize();
+    let mut extent = base.itemsize().max(1);
     for d in shape {
         let d = d
             .as_u64()
             .ok_or_else(|| err(path, "sub-array dimensions must be non-negative integers"))?;
-        total = total
-            .checked_mul(d)
+        extent = extent
+            .checked_mul(d.max(1))
             .filter(|t| *t <= MAX_ITEMSIZE)
             .ok_or_else(|| err(path, "sub-array is too large"))?;
         dims.push(d);

@@ -343,6 +343,48 @@ impl BlobOwner {
     }
 }
 
+/// Largest size in bytes of an array (numpy's `intp` on 64-bit platforms): numpy refuses
+/// any shape whose dimensions times the itemsize pass it.
+pub const MAX_ARRAY_BYTES: u64 = i64::MAX as u64;
+
+/// Largest extent ([`extent`]) of an array that holds no bytes: one with a zero dimension
+/// or a zero-width dtype (`|V0`, `|S0`, `<U0`). Nothing else bounds the (empty) elements or
+/// rows such a shape declares, which consumers walk and numpy widens (`|S0` to one byte
+/// each, `<U0` to four).
+pub const MAX_EMPTY_EXTENT: u64 = 1 << 20;
+
+/// The product of the dimensions with every 0 counted as 1, or `None` if it overflows:
+/// what numpy multiplies when it checks a shape, and how many rows, columns or elements a
+/// walk over the shape visits even when the array is empty.
+pub fn extent(shape: &[u64]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul((*d).max(1)))
+}
+
+/// The bounds of FORMAT.md 3.1 on a shape of elements of `itemsize` bytes (8 for an object
+/// array's pointers): product × itemsize at most [`MAX_ARRAY_BYTES`], and an extent of at
+/// most [`MAX_EMPTY_EXTENT`] when that product is 0. Returns the element count.
+pub fn check_shape(shape: &[u64], itemsize: u64) -> std::result::Result<u64, String> {
+    let count = ArrayEntry::count(shape).ok_or("the product of the shape overflows")?;
+    let bytes = count
+        .checked_mul(itemsize)
+        .filter(|b| *b <= MAX_ARRAY_BYTES)
+        .ok_or_else(|| format!("shape times itemsize exceeds {MAX_ARRAY_BYTES} bytes"))?;
+    if bytes == 0 {
+        let ext = extent(shape)
+            .filter(|e| *e <= MAX_EMPTY_EXTENT)
+            .ok_or_else(|| {
+                format!(
+                    "shape {shape:?} holds no bytes but declares more than {MAX_EMPTY_EXTENT} \
+                 elements or rows (dimensions counted with 0 as 1)"
+                )
+            })?;
+        debug_assert!(ext >= count);
+    }
+    Ok(count)
+}
+
 impl ArrayEntry {
     /// Number of elements, or `None` if the product overflows.
     pub fn count(shape: &[u64]) -> Option<u64> {
@@ -462,9 +504,10 @@ impl ArrayEntry {
             digest,
             placement,
         };
-        let expected = ArrayEntry::count(&entry.shape)
-            .and_then(|n| n.checked_mul(entry.dtype.itemsize()))
-            .ok_or_else(|| FormatError::layout(index, "shape times itemsize overflows"))?;
+        let itemsize = entry.dtype.itemsize();
+        let expected = check_shape(&entry.shape, itemsize)
+            .map_err(|message| FormatError::layout(index, message))?
+            .saturating_mul(itemsize);
         if expected != entry.raw_length {
             return Err(FormatError::layout(
                 index,

@@ -621,10 +621,9 @@ impl Decoder {
             "objarray" => {
                 let shape = parse_shape(m.remove("shape").as_ref(), &path.key("shape"))?;
                 let items = self.decode_seq(main, &p)?;
-                let count = shape
-                    .iter()
-                    .try_fold(1u64, |acc, d| acc.checked_mul(*d))
-                    .ok_or_else(|| perr(path, "object array shape overflows"))?;
+                // numpy.empty(shape, dtype=object): 8-byte pointers.
+                let count = crate::manifest::check_shape(&shape, 8)
+                    .map_err(|m| perr(path, format!("object array: {m}")))?;
                 if count != items.len() as u64 {
                     return Err(perr(
                         path,

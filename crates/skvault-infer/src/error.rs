@@ -54,6 +54,17 @@ pub enum InferError {
         message: String,
     },
 
+    /// The model passes one of the bounds that keep building and using it finite (nesting
+    /// of estimators, total work with shared members counted at each use; see
+    /// `docs/NATIVE.md`): a hostile file, since no model written by scikit-learn and skvault
+    /// comes near them. `limit` names the bound, `max` is its value.
+    #[error("{path}: the model exceeds the limit on {limit} ({max})")]
+    LimitExceeded {
+        limit: &'static str,
+        max: u64,
+        path: String,
+    },
+
     /// The model has no such method (a regressor has no `predict_proba`, ...).
     #[error("{class} has no method {method}")]
     NotAvailable { class: String, method: &'static str },

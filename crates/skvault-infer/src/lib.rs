@@ -10,12 +10,14 @@
 //! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
 
 mod boosting;
+mod budget;
 mod classes;
 mod compose;
 mod encoders;
 mod error;
 mod estimator;
 mod forest;
+pub mod fuzzing;
 pub mod guard;
 mod hist;
 mod linear;
@@ -30,6 +32,7 @@ use std::path::Path;
 
 use skvault_format::{Node, SkvFile};
 
+pub use budget::{MAX_DEPTH, WORK_FACTOR, WORK_SLACK};
 pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
 pub use estimator::Method;
@@ -62,6 +65,8 @@ impl Model {
         let root = ctx.root();
         let est = estimator::build(&ctx, root, "/root")?;
         let feature_names = feature_names_of(&ctx, root, 0);
+        // Work noted where no error could be raised (list and state scans) counts too.
+        ctx.budget().charge(0, "/root")?;
         Ok(Model { est, feature_names })
     }
 

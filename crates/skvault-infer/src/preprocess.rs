@@ -398,6 +398,9 @@ impl Estimator for Pca {
     }
 }
 
+/// Most columns PolynomialFeatures may expand to (inputs and products).
+const MAX_POLY_COLUMNS: usize = 1 << 20;
+
 /// PolynomialFeatures, building each degree-d column as (a degree d-1 column) * x_j, in
 /// scikit-learn's column order, so products are rounded exactly as scikit-learn rounds them.
 #[derive(Debug)]
@@ -416,7 +419,9 @@ fn polynomial(o: &Obj<'_, '_>) -> Result<Polynomial> {
     let max_degree = o.usize("_max_degree")?;
     let n_out = o.usize("n_output_features_")?;
     let too_big = || unsupported(o.class(), &o.path, Some("too many output features".into()));
-    if max_degree > 64 || n_out > 1 << 20 {
+    // Every size below comes from the file: bounded before anything is allocated. With a
+    // degree of 1 or more the input columns are themselves output columns.
+    if max_degree > 64 || n_out > MAX_POLY_COLUMNS || (max_degree >= 1 && n > MAX_POLY_COLUMNS) {
         return Err(too_big());
     }
     let mut full = Vec::new();
@@ -442,10 +447,10 @@ fn polynomial(o: &Obj<'_, '_>) -> Result<Polynomial> {
                 if end <= start {
                     break;
                 }
-                full.extend((start..end).map(|src| Col::Prod(src, j)));
-                if full.len() > 1 << 20 {
+                if full.len().saturating_add(end - start) > MAX_POLY_COLUMNS {
                     return Err(too_big());
                 }
+                full.extend((start..end).map(|src| Col::Prod(src, j)));
             }
             new_index.push(full.len());
             index = new_index;

@@ -9,12 +9,16 @@ use skvault_format::dtype::{ByteOrder, Field, Kind};
 use skvault_format::node::walk;
 use skvault_format::{DType, Node, Object, Order, SkvFile};
 
+use crate::budget::Budget;
 use crate::error::{malformed, Result};
 
 /// The file and the id table that `Ref` nodes point into.
 pub(crate) struct Ctx<'f> {
     file: &'f SkvFile,
     ids: HashMap<u64, &'f Node>,
+    /// The id of each node that has one, by the node's address (what `resolve` returns).
+    shared: HashMap<*const Node, u64>,
+    budget: Budget,
 }
 
 /// A numeric array decoded to f64, in C order.
@@ -129,12 +133,31 @@ fn f_to_c<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
 impl<'f> Ctx<'f> {
     pub fn new(file: &'f SkvFile) -> Self {
         let mut ids = HashMap::new();
+        let mut shared = HashMap::new();
         walk(&file.manifest().root, &mut |n| {
             if let Node::Shared { id, node } = n {
                 ids.insert(*id, &**node);
+                shared.insert(&**node as *const Node, *id);
             }
         });
-        Ctx { file, ids }
+        Ctx {
+            file,
+            ids,
+            shared,
+            budget: Budget::new(file),
+        }
+    }
+
+    /// The id of `node` (or of the node it refers to), if it has one.
+    pub fn shared_id(&self, node: &'f Node) -> Option<u64> {
+        self.shared
+            .get(&(self.resolve(node) as *const Node))
+            .copied()
+    }
+
+    /// The bounds on depth and work of this build (see `budget`).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// A context whose refs also reach into the validation tree (ids are unique across
@@ -199,6 +222,11 @@ impl<'f> Ctx<'f> {
     /// The raw bytes of array `index` (digest checked) with its entry.
     fn raw(&self, index: usize, path: &str) -> Result<(&'f skvault_format::ArrayEntry, Vec<u8>)> {
         let e = self.entry(index, path)?;
+        // Charged before decoding: an array reached again through a ref costs again.
+        self.budget.charge(
+            skvault_format::ArrayEntry::count(&e.shape).unwrap_or(u64::MAX),
+            path,
+        )?;
         let bytes = self.file.read_array(index, true)?;
         Ok((e, bytes))
     }
@@ -240,6 +268,7 @@ impl<'f> Ctx<'f> {
             }
             // An object array of numbers (SimpleImputer's statistics_ for strategy="constant").
             Node::ObjArray { shape, items } => {
+                self.budget.charge(items.len() as u64, path)?;
                 let data = items
                     .iter()
                     .map(|n| node_float(self.resolve(n)))
@@ -403,6 +432,7 @@ impl<'c, 'f> Obj<'c, 'f> {
         let Some(Node::Dict(items)) = self.obj.state.as_ref().map(|s| self.ctx.resolve(s)) else {
             return None;
         };
+        self.ctx.budget.note(items.len());
         items.iter().find_map(|(k, v)| match k {
             Node::Str(k) if k == name => Some(self.ctx.resolve(v)),
             _ => None,
@@ -479,7 +509,11 @@ impl<'c, 'f> Obj<'c, 'f> {
 }
 
 pub(crate) fn seq_items<'f>(ctx: &Ctx<'f>, node: &'f Node) -> Option<Vec<&'f Node>> {
-    match ctx.resolve(node) {
+    let resolved = ctx.resolve(node);
+    if let Node::List(items) | Node::Tuple(items) | Node::ObjArray { items, .. } = resolved {
+        ctx.budget.note(items.len());
+    }
+    match resolved {
         Node::List(items) | Node::Tuple(items) => {
             Some(items.iter().map(|n| ctx.resolve(n)).collect())
         }

@@ -22,7 +22,9 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
     match err {
         InferError::Format(e) => from_format(py, e),
         e @ InferError::Unsupported { .. } => new_err(py, "UnsupportedModelError", e.to_string()),
-        e @ InferError::Malformed { .. } => new_err(py, "FormatError", e.to_string()),
+        e @ (InferError::Malformed { .. } | InferError::LimitExceeded { .. }) => {
+            new_err(py, "FormatError", e.to_string())
+        }
         e @ InferError::NotAvailable { .. } => PyAttributeError::new_err(e.to_string()),
         e => PyValueError::new_err(e.to_string()),
     }
