@@ -5,6 +5,7 @@ a command line whose stdout goes away."""
 from __future__ import annotations
 
 import json
+import statistics
 import os
 import pickle
 import subprocess
@@ -21,37 +22,37 @@ CLI = [sys.executable, "-m", "skvault"]
 
 @pytest.fixture
 def needs_json_dumps(tmp_path):
-    """A .skv file, its JSON export and a pickle that all name ``json.dumps`` (not trusted by default)."""
+    """A .skv file, its JSON export and a pickle that all name ``statistics.median`` (not trusted by default)."""
     skv = tmp_path / "f.skv"
-    skvault.dump({"f": json.dumps}, skv)
-    assert skvault.get_untrusted_types(skv) == ["json.dumps"]
+    skvault.dump({"f": statistics.median}, skv)
+    assert skvault.get_untrusted_types(skv) == ["statistics.median"]
     doc = tmp_path / "f.json"
     skvault.export_json(skv, doc)
     pkl = tmp_path / "f.pkl"
-    pkl.write_bytes(pickle.dumps({"f": json.dumps}))
+    pkl.write_bytes(pickle.dumps({"f": statistics.median}))
     return skv, doc, pkl
 
 
 def test_a_single_string_is_one_trusted_name_in_every_function(needs_json_dumps, tmp_path):
     skv, doc, pkl = needs_json_dumps
-    name = "json.dumps"
-    assert skvault.load(skv, trusted=name)["f"] is json.dumps
-    assert skvault.loads(skv.read_bytes(), trusted=name)["f"] is json.dumps
+    name = "statistics.median"
+    assert skvault.load(skv, trusted=name)["f"] is statistics.median
+    assert skvault.loads(skv.read_bytes(), trusted=name)["f"] is statistics.median
     assert skvault.get_untrusted_types(skv, trusted=name) == []
     out = tmp_path / "back.skv"
     skvault.import_json(doc, out, trusted=name)
-    assert skvault.load(out, trusted=[name])["f"] is json.dumps
+    assert skvault.load(out, trusted=[name])["f"] is statistics.median
     assert skvault.scan(pkl).verdict == "unknown"
     assert skvault.scan(pkl, trusted=name).verdict == "safe"
     converted = tmp_path / "converted.skv"
     skvault.convert(pkl, converted, trusted=name)
-    assert skvault.load(converted, trusted=(n for n in [name]))["f"] is json.dumps
+    assert skvault.load(converted, trusted=(n for n in [name]))["f"] is statistics.median
     reg = skvault.Registry(tmp_path / "registry")
     reg.register(skv, "m")
-    assert reg.load("m", trusted=name)["f"] is json.dumps
+    assert reg.load("m", trusted=name)["f"] is statistics.median
 
 
-@pytest.mark.parametrize("bad", [5, b"json.dumps", 1.5, object()])
+@pytest.mark.parametrize("bad", [5, b"statistics.median", 1.5, object()])
 def test_trusted_that_is_neither_a_str_nor_an_iterable_of_str_is_a_type_error(needs_json_dumps, tmp_path, bad):
     skv, doc, pkl = needs_json_dumps
     calls = [

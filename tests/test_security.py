@@ -621,8 +621,12 @@ def test_array_classes_are_never_built_by_object_nodes(tmp_path, name):
     assert name not in skvault.default_trusted()
     with pytest.raises(skvault.UntrustedTypesError):
         skvault.loads(data)
-    with pytest.raises(skvault.FormatError, match="cannot be created by an object node"):
-        skvault.loads(data, trusted=[name])
+    if name == "numpy.memmap":  # creating one creates or truncates a file: never trusted
+        with pytest.raises(skvault.SkvaultError, match="refusing to trust"):
+            skvault.loads(data, trusted=[name])
+    else:
+        with pytest.raises(skvault.FormatError, match="cannot be created by an object node"):
+            skvault.loads(data, trusted=[name])
     assert not created.exists()
 
 

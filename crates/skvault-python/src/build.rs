@@ -706,7 +706,11 @@ pub fn load_tree<'py>(
     // The state that trusted compiled code would read unchecked is checked here, in Rust,
     // before any array or object exists (SECURITY.md, "Trusted classes with compiled code").
     py.detach(|| skvault_infer::guard::check(&file))
-        .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
+        .map_err(|e| match e {
+            // A damaged array the check had to read is the same IntegrityError a load gives.
+            skvault_infer::InferError::Format(e) => crate::errors::from_format(py, e),
+            e => format_error(py, format!("refused before loading: {e}")),
+        })?;
     let arrays = build_arrays(py, &file, mapped, verify)?;
     let mut builder = Builder::new(py, trust, arrays)?;
     let root = builder.build(&file.manifest().root, None)?;
