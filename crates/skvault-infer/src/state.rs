@@ -132,14 +132,26 @@ fn f_to_c<T: Copy>(data: Vec<T>, shape: &[usize]) -> Vec<T> {
 
 impl<'f> Ctx<'f> {
     pub fn new(file: &'f SkvFile) -> Self {
+        Ctx::over(file, std::iter::once(&file.manifest().root))
+    }
+
+    /// A context whose refs also reach into the validation tree (ids are unique across
+    /// both trees, FORMAT.md 5.4).
+    pub fn with_validation(file: &'f SkvFile) -> Self {
+        Ctx::over(file, file.manifest().trees())
+    }
+
+    fn over(file: &'f SkvFile, trees: impl Iterator<Item = &'f Node>) -> Self {
         let mut ids = HashMap::new();
         let mut shared = HashMap::new();
-        walk(&file.manifest().root, &mut |n| {
-            if let Node::Shared { id, node } = n {
-                ids.insert(*id, &**node);
-                shared.insert(&**node as *const Node, *id);
-            }
-        });
+        for tree in trees {
+            walk(tree, &mut |n| {
+                if let Node::Shared { id, node } = n {
+                    ids.insert(*id, &**node);
+                    shared.insert(&**node as *const Node, *id);
+                }
+            });
+        }
         Ctx {
             file,
             ids,
@@ -158,20 +170,6 @@ impl<'f> Ctx<'f> {
     /// The bounds on depth and work of this build (see `budget`).
     pub fn budget(&self) -> &Budget {
         &self.budget
-    }
-
-    /// A context whose refs also reach into the validation tree (ids are unique across
-    /// both trees, FORMAT.md 5.4).
-    pub fn with_validation(file: &'f SkvFile) -> Self {
-        let mut ctx = Ctx::new(file);
-        if let Some(v) = &file.manifest().validation {
-            walk(v, &mut |n| {
-                if let Node::Shared { id, node } = n {
-                    ctx.ids.insert(*id, &**node);
-                }
-            });
-        }
-        ctx
     }
 
     /// Whether `skvault convert` recorded that it turned the class counts of old
@@ -229,6 +227,35 @@ impl<'f> Ctx<'f> {
         )?;
         let bytes = self.file.read_array(index, true)?;
         Ok((e, bytes))
+    }
+
+    /// The dtype and shape of an array node, without reading its bytes.
+    pub fn array_meta(&self, node: &'f Node, path: &str) -> Result<(&'f DType, Vec<usize>)> {
+        let Node::Array(index) = self.resolve(node) else {
+            return Err(malformed(path, "expected an array"));
+        };
+        Ok((&self.entry(*index, path)?.dtype, self.shape(*index, path)?))
+    }
+
+    /// The shape of what [`Ctx::f64_array`] accepts, without decoding an array's bytes:
+    /// for checks that need only the shape of a numeric array.
+    pub fn numeric_shape(&self, node: &'f Node, path: &str) -> Result<Vec<usize>> {
+        match self.resolve(node) {
+            Node::Array(_) => {
+                let (dtype, shape) = self.array_meta(node, path)?;
+                if !is_numeric(dtype) {
+                    return Err(malformed(
+                        path,
+                        format!(
+                            "expected a numeric array, found dtype {:?}",
+                            dtype.to_json()
+                        ),
+                    ));
+                }
+                Ok(shape)
+            }
+            _ => Ok(self.f64_array(node, path)?.shape),
+        }
     }
 
     /// A numeric array (bool, int, uint, float32/64) as f64 in C order.
@@ -480,6 +507,11 @@ impl<'c, 'f> Obj<'c, 'f> {
 
     pub fn f64_array(&self, name: &str) -> Result<ArrayF64> {
         self.ctx.f64_array(self.req(name)?, &self.sub(name))
+    }
+
+    /// The shape of a numeric array attribute (see [`Ctx::numeric_shape`]).
+    pub fn numeric_shape(&self, name: &str) -> Result<Vec<usize>> {
+        self.ctx.numeric_shape(self.req(name)?, &self.sub(name))
     }
 
     /// A float array of exactly `shape`.

@@ -21,8 +21,11 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
         .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| malformed(&o.sub("n_features_in_"), "expected a count"))?;
     if let Some(centers) = o.attr("cluster_centers_") {
-        let a = o.ctx.f64_array(centers, &o.sub("cluster_centers_"))?;
-        match a.shape.as_slice() {
+        match o
+            .ctx
+            .numeric_shape(centers, &o.sub("cluster_centers_"))?
+            .as_slice()
+        {
             [k, f] if *k >= 1 && *f == nf => {}
             other => {
                 return Err(malformed(
@@ -46,11 +49,11 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
                 ));
             }
             let t = Obj::new(o.ctx, t, path);
-            let center = t.f64_array("center")?;
-            if center.shape != [nf] {
+            let center = t.numeric_shape("center")?;
+            if center != [nf] {
                 return Err(malformed(
                     &t.sub("center"),
-                    format!("shape {:?}, expected ({nf},)", center.shape),
+                    format!("shape {center:?}, expected ({nf},)"),
                 ));
             }
             for side in ["left", "right"] {

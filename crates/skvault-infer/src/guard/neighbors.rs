@@ -156,23 +156,9 @@ fn tuple_state<'f>(o: &Obj<'_, 'f>, what: &str) -> Result<Vec<&'f Node>> {
     }
 }
 
-/// The dtype and shape of an array node, without reading its bytes.
-fn meta<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<(&'f DType, Vec<usize>)> {
-    let Node::Array(index) = ctx.resolve(node) else {
-        return Err(malformed(path, "expected an array"));
-    };
-    let e = ctx.entry(*index, path)?;
-    let shape = e
-        .shape
-        .iter()
-        .map(|d| usize::try_from(*d).map_err(|_| malformed(path, "array too large")))
-        .collect::<Result<Vec<usize>>>()?;
-    Ok((&e.dtype, shape))
-}
-
 /// A float array of exactly `bytes` wide elements; returns its shape.
 fn float_array<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str, bytes: u64) -> Result<Vec<usize>> {
-    let (dtype, shape) = meta(ctx, node, path)?;
+    let (dtype, shape) = ctx.array_meta(node, path)?;
     match dtype {
         DType::Scalar {
             kind: Kind::Float,
@@ -260,7 +246,7 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
 
     // idx_array: a permutation of 0..n, of intp.
     let p = sub("idx_array");
-    let (dtype, _) = meta(o.ctx, idx_array, &p)?;
+    let (dtype, _) = o.ctx.array_meta(idx_array, &p)?;
     if !matches!(
         dtype,
         DType::Scalar {
@@ -301,7 +287,7 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
         ));
     }
     let p = sub("node_data");
-    let (dtype, _) = meta(o.ctx, node_data, &p)?;
+    let (dtype, _) = o.ctx.array_meta(node_data, &p)?;
     let layout_ok = matches!(dtype, DType::Structured { fields, itemsize: 32, .. } if *fields == node_data_dtype());
     if !layout_ok {
         return Err(malformed(
@@ -373,12 +359,9 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
         Node::None => {}
         other => {
             let p = sub("sample_weight");
-            let w = o.ctx.f64_array(other, &p)?;
-            if w.shape != [n] {
-                return Err(malformed(
-                    &p,
-                    format!("shape {:?}, expected ({n},)", w.shape),
-                ));
+            let shape = o.ctx.numeric_shape(other, &p)?;
+            if shape != [n] {
+                return Err(malformed(&p, format!("shape {shape:?}, expected ({n},)")));
             }
         }
     }

@@ -143,12 +143,7 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
         // predict only.
         let p = o.sub("_BaseLibSVM__Xfit");
         let rows = match o.req("_BaseLibSVM__Xfit")? {
-            Node::Array(_) => o
-                .ctx
-                .f64_array(o.req("_BaseLibSVM__Xfit")?, &p)?
-                .shape
-                .first()
-                .copied(),
+            Node::Array(_) => o.numeric_shape("_BaseLibSVM__Xfit")?.first().copied(),
             other => seq_items(o.ctx, other).map(|items| items.len()),
         };
         if rows != Some(n_fit) {
@@ -248,11 +243,7 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
         }
         // csr_set_model copies nr_class - 1 rows of l values from the data array.
         let coef = Obj::new(o.ctx, o.object("_dual_coef_")?, coef_path.clone());
-        let nnz = o
-            .ctx
-            .f64_array(coef.req("data")?, &coef.sub("data"))?
-            .data
-            .len();
+        let nnz: usize = coef.numeric_shape("data")?.iter().product();
         if Some(nnz) != rows.checked_mul(l) {
             return Err(malformed(
                 &coef_path,
@@ -263,8 +254,8 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             ));
         }
     } else {
-        let sv = o.f64_array("support_vectors_")?;
-        let [rows, cols] = sv.shape.as_slice() else {
+        let sv = o.numeric_shape("support_vectors_")?;
+        let [rows, cols] = sv.as_slice() else {
             return Err(malformed(&sv_path, "must have 2 dimensions"));
         };
         if !by_index {
@@ -284,21 +275,21 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
                 ));
             }
         }
-        let coef = o.f64_array("_dual_coef_")?;
-        if coef.shape != [nr_class - 1, l] {
+        let coef = o.numeric_shape("_dual_coef_")?;
+        if coef != [nr_class - 1, l] {
             return Err(malformed(
                 &coef_path,
-                format!("shape {:?}, expected ({}, {l})", coef.shape, nr_class - 1),
+                format!("shape {coef:?}, expected ({}, {l})", nr_class - 1),
             ));
         }
     }
 
     // Intercepts and Platt parameters: one per pair of classes.
-    let intercept = o.f64_array("_intercept_")?;
-    if intercept.shape != [m] {
+    let intercept = o.numeric_shape("_intercept_")?;
+    if intercept != [m] {
         return Err(malformed(
             &o.sub("_intercept_"),
-            format!("shape {:?}, expected ({m},)", intercept.shape),
+            format!("shape {intercept:?}, expected ({m},)"),
         ));
     }
     let probability = match o.attr("_effective_probability") {
@@ -307,26 +298,25 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
     };
     let mut lens = Vec::new();
     for name in ["_probA", "_probB"] {
-        let a = o.f64_array(name)?;
-        let ok = a.shape == [m] || (!probability && a.shape == [0]);
+        let shape = o.numeric_shape(name)?;
+        let ok = shape == [m] || (!probability && shape == [0]);
         if !ok {
             return Err(malformed(
                 &o.sub(name),
                 format!(
                     "shape {:?}, expected ({m},){}",
-                    a.shape,
+                    shape,
                     if probability { "" } else { " or (0,)" }
                 ),
             ));
         }
-        lens.push(a.shape);
+        lens.push(shape);
     }
     if lens.first() != lens.get(1) {
         return Err(malformed(path, "_probA and _probB differ in length"));
     }
     if let Some(w) = o.attr("class_weight_") {
-        let a = o.ctx.f64_array(w, &o.sub("class_weight_"))?;
-        if a.shape.len() != 1 {
+        if o.ctx.numeric_shape(w, &o.sub("class_weight_"))?.len() != 1 {
             return Err(malformed(&o.sub("class_weight_"), "must have 1 dimension"));
         }
     }

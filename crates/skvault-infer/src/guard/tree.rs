@@ -91,13 +91,13 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, n_features: Option<usize>) -> Result<u
             format!("max_depth {max_depth} is below the depth of the nodes ({depth})"),
         ));
     }
-    let values = o.ctx.f64_array(o.req("values")?, &o.sub("values"))?;
-    if values.shape != [node_count, n_outputs, max_classes] {
+    let values = o.numeric_shape("values")?;
+    if values != [node_count, n_outputs, max_classes] {
         return Err(malformed(
             &o.sub("values"),
             format!(
                 "shape {:?}, expected ({node_count}, {n_outputs}, {max_classes})",
-                values.shape
+                values
             ),
         ));
     }
