@@ -167,9 +167,12 @@ impl Tree {
             }
         };
         let stride = n_outputs * max_classes;
+        // The same link and feature checks as `skvault.load`'s (guard::tree): every node is a
+        // leaf on both sides or has two children after it, below `n`, so walks end.
+        let depth = crate::guard::tree::structure(&left, &right, &feature, n_features, &path)?;
         // Split nodes first, then leaves, each in scikit-learn's order, so a child that
         // follows its parent there also follows it here.
-        let is_leaf = |i: usize| left[i] == TREE_LEAF && right[i] == TREE_LEAF;
+        let is_leaf = |i: usize| left[i] == TREE_LEAF;
         let n_splits = (0..n).filter(|i| !is_leaf(*i)).count() as u32;
         let mut index = Vec::with_capacity(n);
         let (mut next_split, mut next_leaf) = (0u32, n_splits);
@@ -185,11 +188,7 @@ impl Tree {
         let mut fast = Vec::with_capacity(n);
         let mut leaf_nodes = Vec::with_capacity(n - n_splits as usize);
         let mut leaf_values = Vec::new();
-        // Steps from the root, per scikit-learn node (parents come before children).
-        let mut steps = vec![0u32; n];
-        let mut depth = 0;
         for i in 0..n {
-            let (l, r) = (left[i], right[i]);
             if is_leaf(i) {
                 let row = &values.data[i * stride..(i + 1) * stride];
                 match (&leaves, kind) {
@@ -202,7 +201,6 @@ impl Tree {
                     }
                     (None, TreeKind::Regressor { .. }) => leaf_values.extend_from_slice(row),
                 }
-                depth = depth.max(steps[i]);
                 leaf_nodes.push(FastNode {
                     threshold: 0.0,
                     feature: 0,
@@ -211,21 +209,12 @@ impl Tree {
                 });
                 continue;
             }
-            // Children after their parent: traversal always moves forward, so it ends.
-            let child = |c: i64| usize::try_from(c).ok().filter(|c| *c > i && *c < n);
-            let (Some(lc), Some(rc)) = (child(l), child(r)) else {
+            // Checked by `structure`: children in (i, n), feature below n_features.
+            let (lc, rc, f) = (left[i] as usize, right[i] as usize, feature[i] as u64);
+            if f >= u64::from(FEATURE_MASK) {
                 return Err(malformed(
                     &path,
-                    format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
-                ));
-            };
-            steps[lc] = steps[i] + 1;
-            steps[rc] = steps[i] + 1;
-            let f = feature[i];
-            if f < 0 || f as u64 >= n_features as u64 || f as u64 >= u64::from(FEATURE_MASK) {
-                return Err(malformed(
-                    &path,
-                    format!("node {i} splits on feature {f}, not below {n_features}"),
+                    format!("node {i} splits on feature {f}, beyond what native trees index"),
                 ));
             }
             let mut feat = f as u32;
@@ -243,7 +232,8 @@ impl Tree {
         Ok(Tree {
             nodes: fast,
             splits: n_splits,
-            depth,
+            // depth < n < FEATURE_MASK, checked above.
+            depth: depth as u32,
             values: leaf_values,
             width,
         })

@@ -20,7 +20,7 @@ mod neighbors;
 mod scalar;
 mod sparse;
 mod svm;
-mod tree;
+pub(crate) mod tree;
 
 use std::collections::HashMap;
 
