@@ -23,6 +23,17 @@ use crate::fill::{Fill, Job};
 use crate::mapped::MappedFile;
 use skvault_infer::guard::{check_of, Check};
 
+/// How the loader creates the instances of a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creation {
+    /// `__new__` or a call, then the state (any trusted class but those below).
+    Generic,
+    /// Only by calling it with its data: [`Builder::masked_array`].
+    MaskedArray,
+    /// Only by its constructor from checked parts: [`Builder::sparse`].
+    Sparse,
+}
+
 pub struct Builder<'py, 'a> {
     py: Python<'py>,
     trust: &'a TrustSet,
@@ -32,8 +43,8 @@ pub struct Builder<'py, 'a> {
     arrays: Vec<Bound<'py, PyAny>>,
     memo: HashMap<Id, Bound<'py, PyAny>>,
     resolved: HashMap<String, Bound<'py, PyAny>>,
-    /// Classes already found safe to create by `check_constructible`.
-    constructible: HashSet<usize>,
+    /// How each class met so far is created (see [`Creation`]), by class address.
+    creation: HashMap<usize, Creation>,
     import_module: Bound<'py, PyAny>,
     np: Bound<'py, PyModule>,
 }
@@ -218,7 +229,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             arrays,
             memo: HashMap::new(),
             resolved: HashMap::new(),
-            constructible: HashSet::new(),
+            creation: HashMap::new(),
             import_module: py.import("importlib")?.getattr("import_module")?,
             np: py.import("numpy")?,
         })
@@ -452,13 +463,11 @@ impl<'py, 'a> Builder<'py, 'a> {
             .cast::<PyType>()
             .map_err(|_| self.invalid(format!("{} is not a class", obj.class)))?
             .clone();
-        if cls.is(&self.np.getattr("ma")?.getattr("MaskedArray")?) {
-            return self.masked_array(&cls, obj, id);
+        match self.creation(&cls, &obj.class)? {
+            Creation::MaskedArray => return self.masked_array(&cls, obj, id),
+            Creation::Sparse => return self.sparse(&cls, obj, id),
+            Creation::Generic => {}
         }
-        if check_of(&obj.class) == Some(Check::Sparse) {
-            return self.sparse(&cls, obj, id);
-        }
-        self.check_constructible(&cls, &obj.class)?;
         let fail = |e: PyErr, what: &str| -> PyErr {
             let err = new_err(
                 py,
@@ -546,13 +555,28 @@ impl<'py, 'a> Builder<'py, 'a> {
     /// file bytes would turn them into PyObject pointers), numpy scalars (`void` takes raw
     /// bytes; scalars come only from scalar nodes) and dtypes (`dtype.__setstate__` sets
     /// fields, itemsize and flags: dtypes come only from the manifest's validated dtype
-    /// descriptions). `MaskedArray` is built only by [`Self::masked_array`].
-    fn check_constructible(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
+    /// descriptions). `MaskedArray` is built only by [`Self::masked_array`], scipy's sparse
+    /// matrices only by [`Self::sparse`].
+    fn creation(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<Creation> {
         // Classes are few and objects many (a forest: 2 classes, 1000 objects).
         let key = cls.as_ptr() as usize;
-        if self.constructible.contains(&key) {
-            return Ok(());
+        if let Some(known) = self.creation.get(&key) {
+            return Ok(*known);
         }
+        let creation = if cls.is(&self.np.getattr("ma")?.getattr("MaskedArray")?) {
+            Creation::MaskedArray
+        } else if check_of(name) == Some(Check::Sparse) {
+            Creation::Sparse
+        } else {
+            self.check_constructible(cls, name)?;
+            Creation::Generic
+        };
+        // The class stays alive in `resolved` for the whole load, so its address is not reused.
+        self.creation.insert(key, creation);
+        Ok(creation)
+    }
+
+    fn check_constructible(&self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
         for (base, what) in [
             ("ndarray", "arrays come only from array nodes"),
             ("generic", "numpy scalars come only from scalar nodes"),
@@ -564,8 +588,6 @@ impl<'py, 'a> Builder<'py, 'a> {
                 )));
             }
         }
-        // The class stays alive in `resolved` for the whole load, so its address is not reused.
-        self.constructible.insert(key);
         Ok(())
     }
 

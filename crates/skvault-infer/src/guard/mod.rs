@@ -347,16 +347,16 @@ pub fn check_of(class: &str) -> Option<Check> {
 pub fn check(file: &SkvFile) -> Result<()> {
     let ctx = Ctx::with_validation(file);
     let manifest = file.manifest();
-    let mut objects: Vec<(&Object, String)> = Vec::new();
+    let mut objects: Vec<(&Object, String, Check)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut trees = vec![("root", &manifest.root)];
     trees.extend(manifest.validation.as_ref().map(|v| ("validation", v)));
     for (name, tree) in trees {
         walk(tree, &mut |n| {
             if let Node::Object(o) = n {
-                if check_of(&o.class).is_some() {
+                if let Some(check) = check_of(&o.class) {
                     let k = seen.entry(o.class.clone()).or_default();
-                    objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class))));
+                    objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class)), check));
                     *k += 1;
                 }
             }
@@ -366,29 +366,29 @@ pub fn check(file: &SkvFile) -> Result<()> {
     // count. A part no holder checked is checked alone (trees, distance metrics) or refused
     // (HGB parts).
     let mut checked = Checked::default();
-    for (obj, path) in &objects {
+    for (obj, path, check) in &objects {
         let o = Obj::new(&ctx, obj, path.clone());
-        match check_of(&obj.class) {
-            Some(Check::TreeHolder) => tree::check_holder(&o, &mut checked)?,
-            Some(Check::Hist) => hist::check(&o, &mut checked)?,
-            Some(Check::NeighborsTree) => neighbors::check_tree(&o, &mut checked)?,
+        match check {
+            Check::TreeHolder => tree::check_holder(&o, &mut checked)?,
+            Check::Hist => hist::check(&o, &mut checked)?,
+            Check::NeighborsTree => neighbors::check_tree(&o, &mut checked)?,
             _ => {}
         }
     }
-    for (obj, path) in &objects {
+    for (obj, path, check) in &objects {
         let o = Obj::new(&ctx, obj, path.clone());
-        match check_of(&obj.class) {
-            Some(Check::Tree) if !checked.contains(obj) => {
+        match check {
+            Check::Tree if !checked.contains(obj) => {
                 tree::check_tree(&o, None)?;
             }
-            Some(Check::Sparse) => sparse::check(&o)?,
-            Some(Check::Scalars) => scalar::check(&o)?,
-            Some(Check::DistanceMetric) if !checked.contains(obj) => {
+            Check::Sparse => sparse::check(&o)?,
+            Check::Scalars => scalar::check(&o)?,
+            Check::DistanceMetric if !checked.contains(obj) => {
                 neighbors::check_metric(&o, None)?;
             }
-            Some(Check::LibSvm) => svm::check(&o)?,
-            Some(Check::KMeans) => kmeans::check(&o)?,
-            Some(Check::HistPart) if !checked.contains(obj) => {
+            Check::LibSvm => svm::check(&o)?,
+            Check::KMeans => kmeans::check(&o)?,
+            Check::HistPart if !checked.contains(obj) => {
                 return Err(crate::error::malformed(
                     path,
                     format!(
