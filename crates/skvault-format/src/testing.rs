@@ -17,24 +17,34 @@ pub fn scalar(kind: Kind, count: u64) -> DType {
     DType::Scalar { order, kind, count }
 }
 
-/// scikit-learn's `Tree` node record (the fields a reader uses, 40 bytes).
-pub fn node_dtype() -> DType {
-    let f = |name: &str, dtype: DType, offset: u64| Field {
-        name: name.into(),
-        dtype,
-        offset,
-    };
+/// An unaligned structured dtype of `(name, dtype, offset)` fields.
+pub fn structured(fields: Vec<(&str, DType, u64)>, itemsize: u64) -> DType {
     DType::Structured {
-        fields: vec![
-            f("left_child", scalar(Kind::Int, 8), 0),
-            f("right_child", scalar(Kind::Int, 8), 8),
-            f("feature", scalar(Kind::Int, 8), 16),
-            f("threshold", scalar(Kind::Float, 8), 24),
-            f("missing_go_to_left", scalar(Kind::UInt, 1), 32),
-        ],
-        itemsize: 40,
+        fields: fields
+            .into_iter()
+            .map(|(name, dtype, offset)| Field {
+                name: name.into(),
+                dtype,
+                offset,
+            })
+            .collect(),
+        itemsize,
         aligned: false,
     }
+}
+
+/// scikit-learn's `Tree` node record (the fields a reader uses, 40 bytes).
+pub fn node_dtype() -> DType {
+    structured(
+        vec![
+            ("left_child", scalar(Kind::Int, 8), 0),
+            ("right_child", scalar(Kind::Int, 8), 8),
+            ("feature", scalar(Kind::Int, 8), 16),
+            ("threshold", scalar(Kind::Float, 8), 24),
+            ("missing_go_to_left", scalar(Kind::UInt, 1), 32),
+        ],
+        40,
+    )
 }
 
 /// One node record: left, right, feature, threshold, missing_go_to_left.

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Map;
-use skvault_format::dtype::{Field, Kind};
-use skvault_format::testing::{object, scalar};
+use skvault_format::dtype::Kind;
+use skvault_format::testing::{object, scalar, structured};
 use skvault_format::{
     prepare, ArrayInput, Construct, DType, Node, Object, Order, SkvFile, WriteOptions,
 };
@@ -46,21 +46,15 @@ impl Arrays {
 
     /// scikit-learn's NodeData records: (idx_start, idx_end, is_leaf, radius).
     fn nodes(&mut self, nodes: &[(i64, i64, i64)]) -> Node {
-        let f = |name: &str, dtype: DType, offset: u64| Field {
-            name: name.into(),
-            dtype,
-            offset,
-        };
-        let dtype = DType::Structured {
-            fields: vec![
-                f("idx_start", scalar(Kind::Int, 8), 0),
-                f("idx_end", scalar(Kind::Int, 8), 8),
-                f("is_leaf", scalar(Kind::Int, 8), 16),
-                f("radius", scalar(Kind::Float, 8), 24),
+        let dtype = structured(
+            vec![
+                ("idx_start", scalar(Kind::Int, 8), 0),
+                ("idx_end", scalar(Kind::Int, 8), 8),
+                ("is_leaf", scalar(Kind::Int, 8), 16),
+                ("radius", scalar(Kind::Float, 8), 24),
             ],
-            itemsize: 32,
-            aligned: false,
-        };
+            32,
+        );
         let mut data = Vec::new();
         for (s, e, leaf) in nodes {
             for v in [s, e, leaf] {
@@ -784,21 +778,15 @@ fn node_data_fields_are_read_by_position() {
     let Node::Object(tree) = s.node(&mut a) else {
         unreachable!()
     };
-    let f = |name: &str, dtype: DType, offset: u64| Field {
-        name: name.into(),
-        dtype,
-        offset,
-    };
-    let swapped = DType::Structured {
-        fields: vec![
-            f("is_leaf", scalar(Kind::Int, 8), 0),
-            f("idx_end", scalar(Kind::Int, 8), 8),
-            f("idx_start", scalar(Kind::Int, 8), 16),
-            f("radius", scalar(Kind::Float, 8), 24),
+    let swapped = structured(
+        vec![
+            ("is_leaf", scalar(Kind::Int, 8), 0),
+            ("idx_end", scalar(Kind::Int, 8), 8),
+            ("idx_start", scalar(Kind::Int, 8), 16),
+            ("radius", scalar(Kind::Float, 8), 24),
         ],
-        itemsize: 32,
-        aligned: false,
-    };
+        32,
+    );
     a.0[2].0 = swapped;
     refused(a.check(Node::Object(tree)), "NodeData layout");
 }
