@@ -23,6 +23,7 @@ mod dtype;
 mod dtype_facts;
 mod error;
 mod file;
+pub mod fuzzing;
 mod helpers;
 mod input;
 mod joblib;
