@@ -47,7 +47,8 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
-    fn of(file_type: std::fs::FileType) -> Option<DestinationKind> {
+    /// What a file type is, `None` for a regular file (links are what they are, not followed).
+    pub fn of(file_type: std::fs::FileType) -> Option<DestinationKind> {
         use std::os::unix::fs::FileTypeExt;
         Some(if file_type.is_file() {
             return None;

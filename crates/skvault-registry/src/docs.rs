@@ -124,11 +124,7 @@ impl VersionDoc {
             ));
         }
         for d in std::iter::once(&doc.file.head).chain(&doc.file.blobs) {
-            if d.len() != 64
-                || !d
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
+            if !crate::layout::is_digest(d) {
                 return Err(RegistryError::document(key, format!("bad digest {d:?}")));
             }
         }

@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+use skvault_format::atomic::DestinationKind;
+
 use crate::names::{check_alias, check_model_name};
 
 /// What the layout expects at a key (its `/`-separated segments below the root).
@@ -76,24 +78,7 @@ pub(crate) fn role(segments: &[&str]) -> Role {
 
 /// What is on disk, in words, without following a link.
 pub(crate) fn kind_name(file_type: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_file() {
-        "regular file"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_symlink() {
-        "symbolic link"
-    } else if file_type.is_char_device() {
-        "character device"
-    } else if file_type.is_block_device() {
-        "block device"
-    } else if file_type.is_fifo() {
-        "FIFO"
-    } else if file_type.is_socket() {
-        "socket"
-    } else {
-        "special file"
-    }
+    DestinationKind::of(file_type).map_or("regular file", DestinationKind::name)
 }
 
 /// Why the folder entry at `key` is not a file the registry wrote, or `None` when it is a
