@@ -94,11 +94,7 @@ class Conversion:
     bytes_written: int
 
 
-def _trusted(trusted: Iterable[str] | str | None) -> list[str]:
-    return _api._names(trusted)
-
-
-def scan(path: str | os.PathLike[str], *, trusted: Iterable[str] | None = None) -> ScanReport | list[ScanReport]:
+def scan(path: str | os.PathLike[str], *, trusted: Iterable[str] | str | None = None) -> ScanReport | list[ScanReport]:
     """Rates a pickle, joblib or ``.skv`` file without running it.
 
     A folder is scanned recursively and gives a list of reports (files that are plainly not
@@ -106,7 +102,7 @@ def scan(path: str | os.PathLike[str], *, trusted: Iterable[str] | None = None) 
     cannot be trusted). Raises ``OSError`` when a file cannot be read.
     """
     p = Path(os.fspath(path))
-    docs = json.loads(_native.scan_paths([p], trusted=_trusted(trusted)))
+    docs = json.loads(_native.scan_paths([p], trusted=_api._names(trusted)))
     reports = [ScanReport._from_json(d) for d in docs]
     if p.is_dir():
         return reports
@@ -117,7 +113,7 @@ def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     *,
-    trusted: Iterable[str] | None = None,
+    trusted: Iterable[str] | str | None = None,
     compress: Literal["zstd", "lz4"] | None = None,
     level: int | None = None,
 ) -> Conversion:
@@ -131,7 +127,7 @@ def convert(
     """
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
     doc = json.loads(
-        _native.convert(src_p, dst_p, trusted=_trusted(trusted), compress=compress, level=level)
+        _native.convert(src_p, dst_p, trusted=_api._names(trusted), compress=compress, level=level)
     )
     return Conversion(
         path=dst_p,
