@@ -4,18 +4,18 @@ fails the test instead of taking pytest down; and edit the arrays of a real dump
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+from blake3 import blake3
 
 from skv_bytes import SkvParts
 
 #: Address-space limit of the child: an allocation bomb fails fast instead of swapping.
-ADDRESS_SPACE = 6 << 30
+ADDRESS_SPACE = 4 << 30
 
 CHILD = textwrap.dedent(
     """
@@ -41,21 +41,22 @@ CHILD = textwrap.dedent(
 )
 
 
-def _limits():
+def limits() -> None:
+    """The child's limits (a `preexec_fn`): no core dump, `ADDRESS_SPACE` of memory."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def run_limited(args: list[str], data: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `args` with `data` on stdin under `limits`: a crash, a hang (`timeout`) or an
+    allocation bomb ends the child, never the test process."""
+    return subprocess.run(args, input=data, capture_output=True, timeout=timeout, preexec_fn=limits)
 
 
 def load_in_child(data: bytes, *uses: str, **kwargs) -> subprocess.CompletedProcess:
     """Loads `data` in a child (`skvault.loads(data, **kwargs)`), then evaluates each of
     `uses` with `obj` (the loaded object) and `X` (50 rows, 3 columns) in scope."""
-    return subprocess.run(
-        [sys.executable, "-c", CHILD, repr(kwargs), *uses],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        preexec_fn=_limits,
-    )
+    return run_limited([sys.executable, "-c", CHILD, repr(kwargs), *uses], data)
 
 
 def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -85,41 +86,61 @@ def numpy_dtype(descr) -> np.dtype:
 
 
 class Forge:
-    """A real dump taken apart: edit arrays as numpy arrays and the tree as JSON."""
+    """A real dump taken apart: edit arrays as numpy arrays (digests kept valid) and the tree as
+    JSON. Arrays are named by their table index or by their array node (or a ref to one)."""
 
     def __init__(self, data: bytes):
         self.parts = SkvParts.parse(data)
         self.root = self.parts.manifest["root"]
 
-    def array(self, index: int) -> np.ndarray:
+    def _trees(self):
+        yield self.root
+        if "validation" in self.parts.manifest:
+            yield self.parts.manifest["validation"]
+
+    def _nodes(self):
+        """Every JSON object of the trees, depth first."""
+        stack = list(self._trees())
+        while stack:
+            n = stack.pop()
+            if isinstance(n, dict):
+                yield n
+                stack.extend(reversed(list(n.values())))
+            elif isinstance(n, list):
+                stack.extend(reversed(n))
+
+    def objects(self, cls: str):
+        """Every object node of class `cls` (dicts of the JSON tree, editable in place)."""
+        return [n for n in self._nodes() if n.get("object") == cls]
+
+    def resolve(self, node: dict) -> dict:
+        """The node itself, or the node with the id a `ref` points to."""
+        if "ref" not in node:
+            return node
+        return next(n for n in self._nodes() if n.get("id") == node["ref"])
+
+    def _index(self, array) -> int:
+        return array if isinstance(array, int) else self.resolve(array)["array"]
+
+    def array(self, array) -> np.ndarray:
+        index = self._index(array)
         entry = self.parts.manifest["arrays"][index]
         raw = self.parts.blob_raw(index)
         return np.frombuffer(raw, dtype=numpy_dtype(entry["dtype"])).reshape(entry["shape"]).copy()
 
-    def set_array(self, index: int, arr: np.ndarray) -> None:
-        self.parts.set_blob(index, arr.tobytes())
+    def set_array(self, array, value: np.ndarray) -> None:
+        """Replaces an uncompressed array (any shape, its own dtype), its length and digest."""
+        index = self._index(array)
+        entry = self.parts.manifest["arrays"][index]
+        raw = np.ascontiguousarray(value, dtype=numpy_dtype(entry["dtype"])).tobytes()
+        self.parts.blobs[self.parts._blob_of(index)] = raw
+        entry.update(shape=list(np.shape(value)), length=len(raw), raw_length=len(raw), digest=blake3(raw).hexdigest())
 
-    def objects(self, cls: str):
-        """Every object node of class `cls` (dicts of the JSON tree, editable in place)."""
-        found = []
-
-        def walk(n):
-            if isinstance(n, dict):
-                if n.get("object") == cls:
-                    found.append(n)
-                for v in n.values():
-                    walk(v)
-            elif isinstance(n, list):
-                for v in n:
-                    walk(v)
-
-        walk(self.root)
-        if "validation" in self.parts.manifest:
-            walk(self.parts.manifest["validation"])
-        return found
+    def edit(self, array, change) -> None:
+        """Applies `change` to the array in place, then stores it."""
+        a = self.array(array)
+        change(a)
+        self.set_array(array, a)
 
     def to_bytes(self) -> bytes:
         return self.parts.to_bytes()
-
-    def dumps_tree(self) -> str:
-        return json.dumps(self.root)

@@ -9,7 +9,6 @@ address-space limit and a timeout, so a crash or a hang fails the test instead o
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import textwrap
@@ -18,13 +17,13 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from blake3 import blake3
 from sklearn.metrics import DistanceMetric
 from sklearn.neighbors import KernelDensity, KNeighborsClassifier, LocalOutlierFactor, NearestNeighbors
 from sklearn.svm import SVC, SVR, NuSVR, OneClassSVM
 
 import skvault
-from skv_bytes import SkvParts
+import hostile
+from hostile import run_limited
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(80, 3)
@@ -111,84 +110,27 @@ def test_standalone_metrics_round_trip(metric):
 # ---------------------------------------------------------------- tampered dumps
 
 
-def _objects(node, out):
-    if isinstance(node, dict):
-        if isinstance(node.get("object"), str):
-            out.append(node)
-        for v in node.values():
-            _objects(v, out)
-    elif isinstance(node, list):
-        for v in node:
-            _objects(v, out)
-    return out
-
-
-def _shared(node, out):
-    if isinstance(node, dict):
-        if "id" in node:
-            out.append(node)
-        for v in node.values():
-            _shared(v, out)
-    elif isinstance(node, list):
-        for v in node:
-            _shared(v, out)
-    return out
-
-
-class Forge:
-    """A real dump taken apart: objects by class, arrays read and replaced with valid digests."""
+class Forge(hostile.Forge):
+    """A real dump of `model`, with the state of its neighbors tree, metric and SVM at hand."""
 
     def __init__(self, model):
-        self.parts = SkvParts.parse(skvault.dumps(model))
-        self.objects = _objects(self.parts.manifest["root"], [])
+        super().__init__(skvault.dumps(model))
+        self.nodes = [n for n in self._nodes() if isinstance(n.get("object"), str)]
 
     def obj(self, suffix: str) -> dict:
-        return next(o for o in self.objects if o["object"].endswith(suffix))
+        return next(o for o in self.nodes if o["object"].endswith(suffix))
 
     def tree_state(self) -> list:
-        return next(o for o in self.objects if o["object"].endswith(("KDTree", "BallTree")))["state"]["tuple"]
+        return next(o for o in self.nodes if o["object"].endswith(("KDTree", "BallTree")))["state"]["tuple"]
 
     def metric_state(self) -> list:
-        return next(o for o in self.objects if "_dist_metrics." in o["object"])["state"]["tuple"]
+        return next(o for o in self.nodes if "_dist_metrics." in o["object"])["state"]["tuple"]
 
     def attrs(self, suffix: str) -> dict:
         return self.obj(suffix)["attrs"]
 
-    def _dtype(self, index):
-        d = self.parts.manifest["arrays"][index]["dtype"]
-        if isinstance(d, dict):
-            return np.dtype({"names": [f[0] for f in d["fields"]], "formats": [f[1] for f in d["fields"]],
-                             "offsets": [f[2] for f in d["fields"]], "itemsize": d["itemsize"]})
-        return np.dtype(d)
-
-    def resolve(self, node) -> dict:
-        """The node itself, or the shared node a `ref` points to."""
-        if "ref" not in node:
-            return node
-        return next(n for n in _shared(self.parts.manifest["root"], []) if n["id"] == node["ref"])
-
-    def array(self, node) -> np.ndarray:
-        index = self.resolve(node)["array"]
-        entry = self.parts.manifest["arrays"][index]
-        raw = self.parts.blob_raw(index)
-        return np.frombuffer(raw, dtype=self._dtype(index)).reshape(entry["shape"]).copy()
-
-    def set_array(self, node, value: np.ndarray) -> None:
-        """Replaces the array (any shape, same dtype) and its digest."""
-        index = self.resolve(node)["array"]
-        entry = self.parts.manifest["arrays"][index]
-        value = np.ascontiguousarray(value, dtype=self._dtype(index))
-        raw = value.tobytes()
-        self.parts.blobs[self.parts._blob_of(index)] = raw
-        entry.update(shape=list(value.shape), length=len(raw), raw_length=len(raw), digest=blake3(raw).hexdigest())
-
-    def edit(self, node, change) -> None:
-        a = self.array(node)
-        change(a)
-        self.set_array(node, a)
-
     def bytes(self) -> bytes:
-        return self.parts.to_bytes()
+        return self.to_bytes()
 
 
 def _idx_out_of_range(f):
@@ -243,7 +185,7 @@ def _weights_short(f):
 
 def _svm_array(attr, change):
     def tamper(f):
-        node = next(o for o in f.objects if o["object"].startswith("sklearn.svm."))["attrs"][attr]
+        node = next(o for o in f.nodes if o["object"].startswith("sklearn.svm."))["attrs"][attr]
         f.set_array(node, change(f.array(node)))
 
     return tamper
@@ -251,7 +193,7 @@ def _svm_array(attr, change):
 
 def _sparse_coef_missing_value(f):
     # A valid CSR matrix with one coefficient left out: libsvm copies rows * n_SV values.
-    node = f.resolve(next(o for o in f.objects if o["object"].startswith("sklearn.svm."))["attrs"]["_dual_coef_"])
+    node = f.resolve(next(o for o in f.nodes if o["object"].startswith("sklearn.svm."))["attrs"]["_dual_coef_"])
     parts = node["attrs"]
     f.set_array(parts["data"], f.array(parts["data"])[:-1])
     f.set_array(parts["indices"], f.array(parts["indices"])[:-1])
@@ -266,7 +208,7 @@ def _bumped(a):
 
 def _svm_attr(attr, value):
     def tamper(f):
-        next(o for o in f.objects if o["object"].startswith("sklearn.svm."))["attrs"][attr] = value
+        next(o for o in f.nodes if o["object"].startswith("sklearn.svm."))["attrs"][attr] = value
 
     return tamper
 
@@ -314,15 +256,8 @@ CHILD = textwrap.dedent(
 )
 
 
-def _limits():
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-
-
 def _load_in_child(data: bytes) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", CHILD], input=data, capture_output=True, timeout=120, preexec_fn=_limits
-    )
+    return run_limited([sys.executable, "-c", CHILD], data)
 
 
 @pytest.mark.parametrize("case", TAMPERED)

@@ -6,7 +6,6 @@ the test instead of taking pytest down. Every file is forged here, from docs/FOR
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import textwrap
@@ -14,16 +13,11 @@ import textwrap
 import pytest
 
 from conftest import build_skv, forge
+from hostile import run_limited
 
-ADDRESS_SPACE = 4 << 30
 EMPTY_DIGEST = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 UNION = "sklearn.pipeline.FeatureUnion"
 IDENTITY = "sklearn.preprocessing._function_transformer.FunctionTransformer"
-
-
-def _limits():
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 CHILD = textwrap.dedent(
@@ -59,13 +53,7 @@ CHILD = textwrap.dedent(
 
 
 def _run(what: str, data: bytes) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", CHILD, what],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        preexec_fn=_limits,
-    )
+    return run_limited([sys.executable, "-c", CHILD, what], data)
 
 
 def _refused(what: str, data: bytes, *, exc: str, needle: str) -> None:

@@ -10,17 +10,15 @@ SKVAULT_FUZZ_SEED the seed.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hostile import ADDRESS_SPACE, Forge
+from hostile import Forge, run_limited
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -149,24 +147,12 @@ def _mutants(make, rng: random.Random, count: int):
             continue
 
 
-def _limits():
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 @pytest.mark.parametrize("model", list(MODELS))
 def test_mutated_models_never_crash_the_loader(model, tmp_path):
     rng = random.Random(f"{SEED}-{model}")
     for i, data in enumerate(_mutants(MODELS[model], rng, N)):
         (tmp_path / f"{i:05d}.skv").write_bytes(data)
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
-        capture_output=True,
-        timeout=600,
-        preexec_fn=_limits,
-    )
+    result = run_limited([sys.executable, "-c", CHILD, str(tmp_path)], timeout=600)
     lines = result.stdout.decode().split()
     last = lines[-1] if lines else "(none)"
     assert result.returncode == 0 and last == "done", (

@@ -13,7 +13,6 @@ import base64
 import importlib
 import json
 import pickle
-import resource
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ import _pickle
 import numpy as np
 import pytest
 from conftest import forge, split_skv
+from hostile import run_limited
 
 import skvault
 
@@ -554,19 +554,9 @@ SUBPROCESS_LOAD = textwrap.dedent(
 )
 
 
-def _no_core_dump():
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def _load_in_child(data: bytes, trusted=()) -> subprocess.CompletedProcess:
-    """Loads `data` in a child process (a crash there must not take pytest down)."""
-    return subprocess.run(
-        [sys.executable, "-c", SUBPROCESS_LOAD, *trusted],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        preexec_fn=_no_core_dump,
-    )
+    """Loads `data` in a limited child process (a crash there must not take pytest down)."""
+    return run_limited([sys.executable, "-c", SUBPROCESS_LOAD, *trusted], data)
 
 
 FAKE_POINTERS = b"\x41" * 8
