@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use skvault_format::dtype::Field;
 use skvault_format::DType;
 
+use crate::dtype_facts::{int, MAX_NESTING};
 use crate::value::{Arena, How, Item, V};
 
 /// `NPY_ALIGNED_STRUCT` in the dtype flags: `dtype.isalignedstruct`.
 const ALIGNED_STRUCT: i64 = 0x80;
-/// Nesting of structured dtypes inside structured dtypes.
-const MAX_NESTING: usize = 16;
 /// dtypes visited by one decoding (fields of fields...): the stream can make one dtype the
 /// field of many others, and decoding must stay cheap.
 const MAX_VISITS: usize = 100_000;
@@ -36,14 +35,6 @@ pub fn is_dtype(arena: &Arena<'_>, v: V) -> bool {
                 .global(inst.callable)
                 .is_some_and(|g| g.module == "numpy" && g.name == "dtype")
     })
-}
-
-fn int(v: Option<&V>) -> Option<i64> {
-    match v? {
-        V::Int(i) => Some(*i),
-        V::Bool(b) => Some(i64::from(*b)),
-        _ => None,
-    }
 }
 
 /// Decodes the dtype `v` (a field's dtype when `as_field`, which may be a sub-array).

@@ -33,7 +33,7 @@ const FROM_FIELDS: u64 = NEEDS_INIT | LIST_PICKLE | HASOBJECT | NEEDS_PYAPI;
 const HARMLESS_WITHOUT_OBJECTS: u64 = NEEDS_INIT | NEEDS_PYAPI;
 
 /// Nesting of dtypes inside dtypes (fields, sub-arrays).
-const MAX_NESTING: usize = 16;
+pub(crate) const MAX_NESTING: usize = 16;
 
 /// numpy's view of one dtype.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,8 @@ fn defaults(kind: char, size: u64) -> Facts {
     }
 }
 
-fn int(v: Option<&V>) -> Option<i64> {
+/// An integer (or bool) of a dtype's state.
+pub(crate) fn int(v: Option<&V>) -> Option<i64> {
     match v? {
         V::Int(i) => Some(*i),
         V::Bool(b) => Some(i64::from(*b)),
