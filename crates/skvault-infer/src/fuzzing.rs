@@ -5,13 +5,16 @@ use skvault_format::SkvFile;
 
 use crate::{MatrixView, Method, Model};
 
-/// Opens `bytes`, builds the native model and, if that works, runs every method it has on
-/// a small matrix. Returns whether the model was built. Must never panic, overflow the
+/// Opens `bytes`, runs the state checks `skvault.load` makes first ([`crate::guard::check`]),
+/// builds the native model and, if that works, runs every method it has on a small matrix. Returns whether the model was built. Must never panic, overflow the
 /// stack or allocate without bound, whatever the input.
 pub fn exercise(bytes: Vec<u8>) -> bool {
     let Ok(file) = SkvFile::from_bytes(bytes) else {
         return false;
     };
+    // What `skvault.load` checks before building anything: the state of trusted classes
+    // with compiled code (it must refuse or accept, never panic).
+    let _ = crate::guard::check(&file);
     let Ok(model) = Model::from_file(&file) else {
         return false;
     };
