@@ -1,5 +1,6 @@
 //! The `skvault` command line, as a library: the `skvault` binary and the Python
 //! console script (through `skvault._native.cli_main`) both run `run_cli`.
+#![forbid(unsafe_code)]
 
 #[macro_use]
 mod output;
@@ -8,12 +9,10 @@ pub mod convert;
 pub mod diff;
 pub mod export;
 pub mod inspect;
-mod parquet_input;
 pub mod predict;
 mod progress;
 pub mod registry;
 pub mod scan;
-pub mod tabular;
 
 use std::path::PathBuf;
 

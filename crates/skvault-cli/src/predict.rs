@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use skvault_infer::{format_float, Classes, Labels, Matrix, MatrixView, Method, Model, Prediction};
 
-use crate::parquet_input::read_parquet;
-use crate::tabular::{csv_field, npy_bytes, read_csv, read_npy, Table, TableError};
+use skvault_table::{csv_field, npy_bytes, read_csv, read_npy, read_parquet, Table, TableError};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {

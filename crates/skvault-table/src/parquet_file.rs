@@ -1,4 +1,4 @@
-//! Reading a Parquet file into a [`Table`] for `skvault predict`, with the `parquet` crate's
+//! Reading a Parquet file into a [`Table`], with the `parquet` crate's
 //! column readers (no Arrow).
 //!
 //! Every column must be a flat numeric column: BOOLEAN, INT32, INT64 (signed or unsigned
@@ -14,7 +14,7 @@ use parquet::column::reader::ColumnReader;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
-use crate::tabular::{Table, TableError};
+use crate::{err, Table, TableError};
 
 /// Records decoded per call: bounds the buffers whatever the file declares.
 const BATCH: usize = 8192;
@@ -26,10 +26,6 @@ enum Kind {
     Signed,
     Unsigned,
     Float,
-}
-
-fn err<T>(message: impl Into<String>) -> Result<T, TableError> {
-    Err(TableError(message.into()))
 }
 
 fn corrupt(e: impl std::fmt::Display) -> TableError {

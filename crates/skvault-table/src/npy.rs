@@ -1,36 +1,6 @@
-//! Reading input matrices (`.npy`, CSV) and writing outputs (`.npy`, CSV) for `skvault predict`.
-//!
-//! Both readers validate everything before allocating in proportion to declared sizes:
-//! a `.npy` header's shape must match the bytes that follow, exactly.
+//! `.npy` input (any numeric dtype, either byte order, C or Fortran order) and output.
 
-use std::fmt;
-
-/// A problem with an input or output table, with enough detail for a user to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableError(pub String);
-
-impl fmt::Display for TableError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TableError {}
-
-fn err<T>(message: impl Into<String>) -> Result<T, TableError> {
-    Err(TableError(message.into()))
-}
-
-/// A row-major f64 table, with column names when the input had a header.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    pub data: Vec<f64>,
-    pub n_rows: usize,
-    pub n_cols: usize,
-    pub names: Option<Vec<String>>,
-}
-
-// ---------------------------------------------------------------- .npy
+use crate::{err, Table, TableError};
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -78,11 +48,21 @@ fn element(descr: &str, b: &[u8]) -> Option<f64> {
     })
 }
 
+/// Bytes per element of the dtypes [`element`] decodes; `None` for any other dtype, so a
+/// header can never declare an element size of zero (which would let any shape pass the
+/// length check) or one the decoder does not know.
 fn itemsize(descr: &str) -> Option<usize> {
-    let size = descr.get(2..)?.parse().ok()?;
-    let known = matches!(descr.get(1..2)?, "f" | "i" | "u" | "b")
-        && matches!(descr.get(..1)?, "<" | ">" | "|");
-    known.then_some(size)
+    let (order, kind) = (descr.get(..1)?, descr.get(1..)?);
+    if !matches!(order, "<" | ">" | "|") {
+        return None;
+    }
+    Some(match kind {
+        "f8" | "i8" | "u8" => 8,
+        "f4" | "i4" | "u4" => 4,
+        "i2" | "u2" => 2,
+        "i1" | "u1" | "b1" => 1,
+        _ => return None,
+    })
 }
 
 /// Reads a numeric 2-d `.npy` file (any byte order, C or Fortran order).
@@ -117,7 +97,7 @@ pub fn read_npy(bytes: &[u8]) -> Result<Table, TableError> {
         .ok_or_else(|| TableError(".npy header has no descr".into()))?;
     let size = itemsize(descr).ok_or_else(|| {
         TableError(format!(
-            ".npy dtype {descr:?} is not numeric (object, text and structured arrays cannot be input)"
+            ".npy dtype {descr:?} is not numeric or not supported: input must be bool, integer, float32 or float64 (object, text and structured arrays cannot be input)"
         ))
     })?;
     let fortran = match header_value(header, "fortran_order") {
@@ -199,153 +179,9 @@ pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-// ---------------------------------------------------------------- CSV
-
-/// Splits CSV text into records of fields (RFC 4180: quotes, doubled quotes, CRLF).
-fn csv_records(text: &str) -> Result<Vec<Vec<String>>, TableError> {
-    let mut records = Vec::new();
-    let mut field = String::new();
-    let mut record = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut in_quotes = false;
-    let mut line = 1usize;
-    while let Some(c) = chars.next() {
-        match (c, in_quotes) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => in_quotes = false,
-            ('"', false) if field.is_empty() => in_quotes = true,
-            (',', false) => record.push(std::mem::take(&mut field)),
-            ('\r', false) if chars.peek() == Some(&'\n') => {}
-            ('\n', false) => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-                line += 1;
-            }
-            ('\n', true) => {
-                field.push(c);
-                line += 1;
-            }
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        return err(format!("unterminated quoted field at line {line}"));
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    // Blank lines carry no row.
-    records.retain(|r| !(r.len() == 1 && r[0].trim().is_empty()));
-    Ok(records)
-}
-
-/// A CSV cell as a number: Rust's float syntax plus `nan`/`inf` spellings; empty is NaN.
-fn cell(s: &str) -> Option<f64> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Some(f64::NAN);
-    }
-    t.parse::<f64>().ok()
-}
-
-/// Reads CSV text. The first line is a header when any of its cells is not a number.
-pub fn read_csv(text: &str) -> Result<Table, TableError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = csv_records(text)?;
-    if records.is_empty() {
-        return err("the input is empty: no rows");
-    }
-    let names = if records[0].iter().any(|c| cell(c).is_none()) {
-        Some(
-            records
-                .remove(0)
-                .into_iter()
-                .map(|c| c.trim().to_string())
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        None
-    };
-    let n_cols = names
-        .as_ref()
-        .map_or_else(|| records.first().map_or(0, Vec::len), Vec::len);
-    if records.is_empty() {
-        return err("the input has a header but no rows");
-    }
-    let first_line = if names.is_some() { 2 } else { 1 };
-    let mut data = Vec::with_capacity(records.len() * n_cols);
-    for (i, r) in records.iter().enumerate() {
-        if r.len() != n_cols {
-            return err(format!(
-                "line {}: {} cells, but the {} has {n_cols}",
-                i + first_line,
-                r.len(),
-                if names.is_some() {
-                    "header"
-                } else {
-                    "first row"
-                }
-            ));
-        }
-        for (j, c) in r.iter().enumerate() {
-            let v = cell(c).ok_or_else(|| {
-                let col = names
-                    .as_ref()
-                    .and_then(|n| n.get(j))
-                    .map_or_else(|| format!("column {}", j + 1), |n| format!("column {n:?}"));
-                TableError(format!(
-                    "line {}, {col}: {:?} is not a number",
-                    i + first_line,
-                    c.trim()
-                ))
-            })?;
-            data.push(v);
-        }
-    }
-    Ok(Table {
-        n_rows: records.len(),
-        data,
-        n_cols,
-        names,
-    })
-}
-
-/// Quotes a CSV field when it needs it.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_with_and_without_header() {
-        let t = read_csv("a,\"b,c\"\n1,2\n3,nan\n").unwrap();
-        assert_eq!(t.names, Some(vec!["a".into(), "b,c".into()]));
-        assert_eq!(t.n_rows, 2);
-        assert!(t.data[3].is_nan());
-        let t = read_csv("1,2\r\n3,4").unwrap();
-        assert_eq!((t.names, t.data), (None, vec![1.0, 2.0, 3.0, 4.0]));
-    }
-
-    #[test]
-    fn csv_errors_name_the_line_and_column() {
-        let e = read_csv("a,b\n1,2\n3,x\n").unwrap_err();
-        assert!(e.0.contains("line 3") && e.0.contains("\"b\""), "{e}");
-        assert!(read_csv("1,2\n3\n").unwrap_err().0.contains("line 2"));
-        assert!(read_csv("").unwrap_err().0.contains("empty"));
-        assert!(read_csv("a,b\n").unwrap_err().0.contains("no rows"));
-        assert!(read_csv("\"a\n").unwrap_err().0.contains("unterminated"));
-    }
 
     #[test]
     fn npy_round_trip_and_fortran_order() {
@@ -380,5 +216,15 @@ mod tests {
             .0
             .contains("needs 32"));
         assert!(read_npy(b"not npy").is_err());
+    }
+
+    #[test]
+    fn npy_refuses_dtypes_of_no_or_unknown_size() {
+        // An element size of 0 would make any shape "match" an empty body, and the reader
+        // would then reserve rows x columns values: it must be refused before that.
+        for descr in ["<f0", "<i0", "<f16", "<f2", "<c16", "=f8", "<U8"] {
+            let e = read_npy(&npy_bytes(descr, &[1 << 30, 1 << 20], &[])).unwrap_err();
+            assert!(e.0.contains("not numeric"), "{descr}: {e}");
+        }
     }
 }

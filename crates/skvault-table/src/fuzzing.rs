@@ -1,0 +1,40 @@
+//! What the `table` fuzz target does with its input, shared with the replay test
+//! (`tests/fuzz_replay.rs`) so that both always exercise the same calls.
+
+use crate::{read_csv, read_npy, read_parquet, Table};
+
+/// Reads `bytes` as `.npy`, as CSV (when it is UTF-8) and as Parquet. Every reader must
+/// return `Ok` or `Err`, never panic or allocate beyond what the input holds; a table that
+/// is read must be consistent (`data.len() == n_rows * n_cols`, names matching columns).
+/// Returns how many readers accepted the input.
+#[allow(clippy::panic)] // an inconsistent table is the bug a fuzz run looks for
+pub fn exercise(bytes: &[u8]) -> usize {
+    let mut read = 0;
+    let mut check = |t: Result<Table, _>| {
+        if let Ok(t) = t {
+            let cells = t.n_rows.checked_mul(t.n_cols);
+            if cells != Some(t.data.len()) {
+                panic!(
+                    "table of {}x{} holds {} values",
+                    t.n_rows,
+                    t.n_cols,
+                    t.data.len()
+                );
+            }
+            if t.names.as_ref().is_some_and(|n| n.len() != t.n_cols) {
+                panic!(
+                    "{} names for {} columns",
+                    t.names.map_or(0, |n| n.len()),
+                    t.n_cols
+                );
+            }
+            read += 1;
+        }
+    };
+    check(read_npy(bytes));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        check(read_csv(text));
+    }
+    check(read_parquet(bytes.to_vec()));
+    read
+}

@@ -1,0 +1,151 @@
+//! The `table` fuzz target's calls without nightly: the committed corpus
+//! (`fuzz/corpus/table`) and any crash artifacts are replayed, then a bounded, deterministic
+//! mutation run starts from the seeds. Every input must give `Ok` or `Err` from every reader,
+//! never a panic or an abort, and none may take long.
+//!
+//! `SKVAULT_FUZZ_MUTATIONS=<n>` and `SKVAULT_FUZZ_SEED=<n>` make longer or different runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skvault_format::fuzzing::{guarded, Rng};
+use skvault_table::fuzzing::exercise;
+
+const MUTATIONS: usize = 20_000;
+const SEED: u64 = 0x7ab1_e5ee_d5ee_d000;
+const SLOW: Duration = Duration::from_secs(5);
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+fn files(sub: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(fuzz_dir().join(sub).join("table"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn check(bytes: &[u8], label: &str) -> usize {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn seeds_cover_every_reader_and_are_read() {
+    let seeds = files("corpus");
+    let ext = |p: &PathBuf| p.extension().and_then(|e| e.to_str()).map(str::to_owned);
+    for wanted in ["npy", "csv", "parquet"] {
+        let of_kind: Vec<_> = seeds
+            .iter()
+            .filter(|p| ext(p).as_deref() == Some(wanted))
+            .collect();
+        assert!(
+            !of_kind.is_empty(),
+            "no .{wanted} seed in fuzz/corpus/table"
+        );
+        for p in of_kind {
+            let bytes = std::fs::read(p).unwrap();
+            // A valid seed is read by its own reader (CSV text may also pass as nothing else).
+            assert!(
+                check(&bytes, &p.display().to_string()) >= 1,
+                "{} is not read",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn corpus_and_artifacts_replay_without_panics() {
+    for path in files("corpus").into_iter().chain(files("artifacts")) {
+        let bytes = std::fs::read(&path).unwrap();
+        check(&bytes, &path.display().to_string());
+    }
+}
+
+/// Header values and cells that reach the readers' size arithmetic and number parsing.
+const SNIPPETS: [&[u8]; 14] = [
+    b"'<f0'",
+    b"'|O'",
+    b"'>u8'",
+    b"(18446744073709551615, 2)",
+    b"(4294967296, 4294967296)",
+    b"(0, 0)",
+    b"True ",
+    b"\"\"",
+    b"\"a\"\"b\"",
+    b",,,\n",
+    b"\r\n",
+    b"nan,-inf,1e309",
+    b"PAR1",
+    b"\xff\xff\xff\x7f",
+];
+
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
+    let len = bytes.len();
+    match rng.below(6) {
+        0 if len > 0 => {
+            let i = rng.below(len);
+            bytes[i] ^= 1 << rng.below(8);
+        }
+        1 => bytes.truncate(rng.below(len + 1)),
+        2 => {
+            let at = rng.below(len + 1);
+            bytes.splice(at..at, rng.pick(&SNIPPETS).iter().copied());
+        }
+        3 if len > 0 => {
+            let at = rng.below(len);
+            let end = (at + 1 + rng.below(16)).min(len);
+            bytes.splice(at..end, rng.pick(&SNIPPETS).iter().copied());
+        }
+        4 if len >= 4 => {
+            // Parquet's footer length and page headers are little-endian integers.
+            let at = rng.below(len - 3);
+            let v = (rng.next_u64() as u32).to_le_bytes();
+            bytes[at..at + 4].copy_from_slice(&v);
+        }
+        _ if !other.is_empty() => {
+            // Splice in part of another seed.
+            let at = rng.below(len + 1);
+            let from = rng.below(other.len());
+            let end = (from + 1 + rng.below(64)).min(other.len());
+            bytes.splice(at..at, other[from..end].iter().copied());
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn mutated_seeds_never_panic() {
+    let seeds: Vec<Vec<u8>> = files("corpus")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(!seeds.is_empty());
+    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
+    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
+    for i in 0..n {
+        let mut bytes = rng.pick(&seeds).clone();
+        let other = rng.pick(&seeds).clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut rng, &mut bytes, &other);
+        }
+        check(&bytes, &format!("mutation {i}"));
+    }
+}
