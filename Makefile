@@ -49,9 +49,17 @@ build: venv ## Build the extension (release) into .venv
 demo: build ## Train a small model, save, inspect, load and predict
 	$(PY) examples/demo.py
 
-lint: ## rustfmt and clippy, warnings are errors
+# Every crate but the binding forbids unsafe code, or denies it and allows it only where a
+# SAFETY note stands (docs/ARCHITECTURE.md, "Unsafe code").
+UNSAFE_POLICY := ^\#!\[(forbid|deny)\(unsafe_code\)\]
+
+lint: ## rustfmt, clippy (warnings are errors) and the unsafe-code policy
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	@for lib in crates/*/src/lib.rs; do \
+	  case $$lib in crates/skvault-python/*) continue;; esac; \
+	  grep -Eq '$(UNSAFE_POLICY)' $$lib || { echo "$$lib: no #![forbid(unsafe_code)] or #![deny(unsafe_code)]"; exit 1; }; \
+	done
 
 stubs: build ## Check the type stubs of skvault._native against the built module (mypy stubtest)
 	$(PY) -m mypy.stubtest skvault._native

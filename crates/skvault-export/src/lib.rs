@@ -4,6 +4,7 @@
 //!
 //! Every output is written atomically (temporary file, fsync, rename): an error leaves
 //! nothing at the destination.
+#![forbid(unsafe_code)]
 
 mod error;
 pub mod fuzzing;

@@ -2,6 +2,8 @@
 //! followed by 64-byte-aligned array blobs, each with its own codec and BLAKE3
 //! digest. `docs/FORMAT.md` is the specification; this crate implements it
 //! with no Python involved.
+// Unsafe code is allowed only where a SAFETY note justifies it (mapping files in `read.rs`).
+#![deny(unsafe_code)]
 
 pub mod atomic;
 pub mod codec;

@@ -133,6 +133,7 @@ impl SkvFile {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
         // SAFETY: the map is read-only; a concurrent writer truncating the file is the documented
         // hazard of mmap=True (as with numpy.memmap). skvault itself never writes in place.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, e))?;
         Self::from_source(Source::Mmap(map), Some(path.to_path_buf()))
     }
@@ -142,6 +143,7 @@ impl SkvFile {
     pub fn open_mmap_copy(path: &Path) -> Result<SkvFile> {
         let file = File::open(path).map_err(|e| FormatError::io(path, e))?;
         // SAFETY: as for `open_mmap`; the private mapping is never written back to the file.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }
             .map_err(|e| FormatError::io(path, e))?;
         Self::from_source(Source::MmapCopy(map), Some(path.to_path_buf()))

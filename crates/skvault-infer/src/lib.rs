@@ -8,6 +8,7 @@
 //!
 //! Outputs match scikit-learn: see `docs/NATIVE.md` for the estimators, the parity
 //! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
+#![forbid(unsafe_code)]
 
 mod boosting;
 mod budget;

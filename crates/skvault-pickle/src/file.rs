@@ -112,6 +112,7 @@ impl Mapped {
         }
         // SAFETY: the mapping is read-only and private to this process; a file truncated by
         // another process while mapped is the one hazard, as for every mmap reader.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_err(path, e))?;
         Ok(Mapped(Some(map)))
     }

@@ -16,6 +16,8 @@
 //! assert_eq!(report.verdict, skvault_pickle::Verdict::Unsafe);
 //! assert_eq!(report.globals[0].qualified(), "os.system");
 //! ```
+// The one unsafe operation is mapping a file (`file.rs`), allowed there with its SAFETY note.
+#![deny(unsafe_code)]
 
 mod compat;
 mod container;

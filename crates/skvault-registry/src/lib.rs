@@ -3,6 +3,7 @@
 //! through `object_store`. `docs/REGISTRY.md` describes the layout and the guarantees.
 //!
 //! The API is blocking (it owns a small tokio runtime), for the CLI and the Python front.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod cell;
