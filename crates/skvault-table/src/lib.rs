@@ -14,10 +14,11 @@ mod csv;
 pub mod fuzzing;
 mod npy;
 mod parquet_file;
+mod thrift_check;
 
 pub use csv::{csv_field, read_csv};
 pub use npy::{npy_bytes, read_npy};
-pub use parquet_file::read_parquet;
+pub use parquet_file::{read_parquet, MAX_CELLS};
 
 /// A problem with an input or output table, with enough detail for a user to fix it
 /// (which line, column, dtype or shape).

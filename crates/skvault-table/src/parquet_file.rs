@@ -11,13 +11,20 @@
 use bytes::Bytes;
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::column::reader::ColumnReader;
+use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
-use crate::{err, Table, TableError};
+use crate::{err, thrift_check, Table, TableError};
 
 /// Records decoded per call: bounds the buffers whatever the file declares.
 const BATCH: usize = 8192;
+
+/// The most values (rows x columns) one input may declare: 2 GiB of f64 (larger inputs are
+/// for streaming prediction, which holds one row group at a time). A few bytes of
+/// run-length encoding can declare billions of values, so the footer's row counts are checked
+/// against this before anything is decoded.
+pub const MAX_CELLS: u64 = 1 << 28;
 
 /// How a column's stored values become f64.
 #[derive(Clone, Copy)]
@@ -86,8 +93,16 @@ fn kind_of(col: &ColumnDescriptor) -> Result<Kind, TableError> {
     }
 }
 
-/// Appends one column chunk's values to `out` (nulls as NaN).
-fn read_chunk(reader: ColumnReader, kind: Kind, out: &mut Vec<f64>) -> Result<(), TableError> {
+/// Appends one column chunk's values to `out` (nulls as NaN), decoding at most `rows + 1`
+/// records: pages that hold more values than the row group declares are refused after one
+/// record too many, not after decoding all of them.
+fn read_chunk(
+    reader: ColumnReader,
+    kind: Kind,
+    rows: usize,
+    out: &mut Vec<f64>,
+) -> Result<(), TableError> {
+    let mut left = rows.saturating_add(1);
     macro_rules! drain {
         ($r:expr, $conv:expr) => {{
             let mut r = $r;
@@ -96,12 +111,16 @@ fn read_chunk(reader: ColumnReader, kind: Kind, out: &mut Vec<f64>) -> Result<()
             loop {
                 values.clear();
                 defs.clear();
+                if left == 0 {
+                    break;
+                }
                 let (records, n_values, n_levels) = r
-                    .read_records(BATCH, Some(&mut defs), None, &mut values)
+                    .read_records(BATCH.min(left), Some(&mut defs), None, &mut values)
                     .map_err(corrupt)?;
                 if records == 0 {
                     break;
                 }
+                left = left.saturating_sub(records);
                 if n_values > values.len() {
                     return Err(corrupt("fewer values decoded than reported"));
                 }
@@ -149,11 +168,54 @@ fn read_chunk(reader: ColumnReader, kind: Kind, out: &mut Vec<f64>) -> Result<()
     Ok(())
 }
 
+/// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses it.
+fn check_footer(bytes: &[u8]) -> Result<(), TableError> {
+    let Some(tail) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) else {
+        return Err(corrupt("shorter than a Parquet footer"));
+    };
+    let declared = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    let footer = (bytes.len() - 8)
+        .checked_sub(declared)
+        .and_then(|start| bytes.get(start..bytes.len() - 8));
+    match footer {
+        // The parquet crate names a bad length or magic itself.
+        None => Ok(()),
+        Some(footer) => thrift_check::check_struct(footer)
+            .map(drop)
+            .map_err(|e| corrupt(format!("footer: {e}"))),
+    }
+}
+
+/// Walks one column chunk's page headers with [`thrift_check`] before they are decoded.
+fn check_chunk_pages(bytes: &[u8], column: &ColumnChunkMetaData) -> Result<(), TableError> {
+    let start = column
+        .dictionary_page_offset()
+        .unwrap_or_else(|| column.data_page_offset());
+    let range = usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(column.compressed_size()).ok())
+        .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
+    let chunk = range.ok_or_else(|| {
+        corrupt(format!(
+            "column {:?}: its chunk lies outside the file",
+            column.column_path().string()
+        ))
+    })?;
+    thrift_check::check_pages(chunk).map_err(|e| {
+        corrupt(format!(
+            "column {:?}: page header: {e}",
+            column.column_path().string()
+        ))
+    })
+}
+
 fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
     if bytes.is_empty() {
         return err("the file is empty (0 bytes)");
     }
-    let reader = SerializedFileReader::new(Bytes::from(bytes)).map_err(corrupt)?;
+    check_footer(&bytes)?;
+    let bytes = Bytes::from(bytes);
+    let reader = SerializedFileReader::new(bytes.clone()).map_err(corrupt)?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let mut used = Vec::new();
     let mut names = Vec::new();
@@ -170,6 +232,15 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
     }
     // Column-major per row group, then interleaved into rows.
     let mut columns: Vec<Vec<f64>> = vec![Vec::new(); used.len()];
+    let declared_rows: u64 = (0..reader.num_row_groups())
+        .map(|g| reader.metadata().row_group(g).num_rows().max(0) as u64)
+        .fold(0u64, u64::saturating_add);
+    if declared_rows.saturating_mul(used.len() as u64) > MAX_CELLS {
+        return err(format!(
+            "the Parquet file declares {declared_rows} rows of {} columns, more than the {MAX_CELLS} values one input may hold: split it",
+            used.len()
+        ));
+    }
     for g in 0..reader.num_row_groups() {
         let group = reader.get_row_group(g).map_err(corrupt)?;
         if group.num_columns() != schema.num_columns() {
@@ -181,8 +252,10 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
         }
         for (((i, kind), out), name) in used.iter().zip(columns.iter_mut()).zip(&names) {
             let before = out.len();
-            read_chunk(group.get_column_reader(*i).map_err(corrupt)?, *kind, out)?;
+            check_chunk_pages(&bytes, group.metadata().column(*i))?;
             let declared = usize::try_from(group.metadata().num_rows()).unwrap_or(usize::MAX);
+            let reader = group.get_column_reader(*i).map_err(corrupt)?;
+            read_chunk(reader, *kind, declared, out)?;
             if out.len() - before != declared {
                 return Err(corrupt(format!(
                     "row group {g}, column {name:?}: {} values, {declared} rows declared",
