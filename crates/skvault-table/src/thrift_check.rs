@@ -4,9 +4,22 @@
 //! Why: the `parquet` crate (59 and 60) skips a list of booleans in an unknown field by looping
 //! over the list's declared size without reading a byte per element, so a page header of a
 //! dozen bytes declaring a list of 2^31 booleans costs billions of iterations (seconds of CPU
-//! per header, found by the `table` fuzz target). In the compact protocol every list, set and
-//! map element takes at least one byte, booleans included, so a size larger than the bytes
-//! left is malformed: this walk refuses it, and so bounds the decoder's work by the file size.
+//! per header, found by the `table` fuzz target).
+//!
+//! The walk reads the bytes exactly as that skip does (a boolean element takes no byte), so
+//! that it sees the same structure the decoder will see: a walk that read a byte per boolean,
+//! as the protocol's writers do, would see different lists from the decoder's and could be
+//! walked around (the fuzz target found that too). It then bounds what the decoder would do:
+//! the number of values visited may not exceed the number of bytes (plus one), which no
+//! well-formed page header or footer comes near, since only booleans in collections are free.
+//!
+//! The decoder reads the fields it knows by their schema, whatever type the field header
+//! names, and skips the others by that type. So the walk knows the page-header schema too
+//! ([`Schema`]): a known field whose header names another type than the schema's is refused
+//! (the decoder would read its bytes as something else than this walk did), and unknown
+//! fields are walked by their named type, as the decoder skips them. The footer is walked
+//! without its schema: a footer whose known fields name wrong types could still send the
+//! decoder down a different path than this walk (docs/NATIVE.md says what that costs).
 //!
 //! The walk only measures structures; it keeps nothing but the one field the page walk needs
 //! (a page header's `compressed_page_size`, field 3).
@@ -32,12 +45,62 @@ mod ty {
     pub const UUID: u8 = 13;
 }
 
+/// The structs of a page header, as the `parquet` crate reads them (`parquet.thrift`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Schema {
+    /// A struct walked by the types its field headers name.
+    Any,
+    PageHeader,
+    DataPageHeader,
+    IndexPageHeader,
+    DictionaryPageHeader,
+    DataPageHeaderV2,
+    PageStatistics,
+}
+
+impl Schema {
+    /// The type of field `id` (booleans as `TRUE`) and, for a struct, its schema; `None` for a
+    /// field this struct does not have.
+    fn field(self, id: i16) -> Option<(u8, Schema)> {
+        use Schema::*;
+        let i32_ = Some((ty::I32, Any));
+        let bool_ = Some((ty::TRUE, Any));
+        match (self, id) {
+            (PageHeader, 1..=4) => i32_,
+            (PageHeader, 5) => Some((ty::STRUCT, DataPageHeader)),
+            (PageHeader, 6) => Some((ty::STRUCT, IndexPageHeader)),
+            (PageHeader, 7) => Some((ty::STRUCT, DictionaryPageHeader)),
+            (PageHeader, 8) => Some((ty::STRUCT, DataPageHeaderV2)),
+            (DataPageHeader, 1..=4) => i32_,
+            (DataPageHeader, 5) | (DataPageHeaderV2, 8) => Some((ty::STRUCT, PageStatistics)),
+            (DictionaryPageHeader, 1 | 2) => i32_,
+            (DictionaryPageHeader, 3) => bool_,
+            (DataPageHeaderV2, 1..=6) => i32_,
+            (DataPageHeaderV2, 7) => bool_,
+            (PageStatistics, 1 | 2 | 5 | 6) => Some((ty::BINARY, Any)),
+            (PageStatistics, 3 | 4) => Some((ty::I64, Any)),
+            (PageStatistics, 7 | 8) => bool_,
+            _ => None,
+        }
+    }
+}
+
 struct Walk<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Values that may still be visited: starts at the byte count plus one.
+    budget: usize,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(buf: &'a [u8]) -> Walk<'a> {
+        Walk {
+            buf,
+            pos: 0,
+            budget: buf.len().saturating_add(1),
+        }
+    }
+
     fn left(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
@@ -79,25 +142,36 @@ impl Walk<'_> {
         Ok((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 
-    /// A collection of `count` elements must have at least one byte per element left.
+    /// A collection of `count` elements is refused up front when the budget cannot cover it.
     fn count(&self, count: u64, what: &str) -> Result<usize, String> {
         match usize::try_from(count) {
-            Ok(n) if n <= self.left() => Ok(n),
+            Ok(n) if n <= self.budget => Ok(n),
             _ => Err(format!(
-                "a Thrift {what} declares {count} elements but only {} bytes follow",
-                self.left()
+                "a Thrift {what} declares {count} elements in a structure of {} bytes",
+                self.buf.len()
             )),
         }
     }
 
-    fn value(&mut self, kind: u8, depth: u32, in_collection: bool) -> Result<(), String> {
+    fn visit(&mut self) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(1).ok_or_else(|| {
+            format!(
+                "a Thrift structure of {} bytes declares more values than bytes",
+                self.buf.len()
+            )
+        })?;
+        Ok(())
+    }
+
+    fn value(&mut self, kind: u8, depth: u32) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("Thrift structures nest deeper than {MAX_DEPTH}"));
         }
+        self.visit()?;
         match kind {
-            // A boolean field carries its value in its type; a boolean element is one byte.
-            ty::TRUE | ty::FALSE if !in_collection => Ok(()),
-            ty::TRUE | ty::FALSE | ty::BYTE => self.skip(1),
+            // As the decoder's skip reads them: no byte, whether a field or an element.
+            ty::TRUE | ty::FALSE => Ok(()),
+            ty::BYTE => self.skip(1),
             ty::I16 | ty::I32 | ty::I64 => self.varint().map(drop),
             ty::DOUBLE => self.skip(8),
             ty::UUID => self.skip(16),
@@ -113,7 +187,7 @@ impl Walk<'_> {
                 };
                 let n = self.count(size, "list")?;
                 for _ in 0..n {
-                    self.value(header & 0x0f, depth + 1, true)?;
+                    self.value(header & 0x0f, depth + 1)?;
                 }
                 Ok(())
             }
@@ -123,19 +197,25 @@ impl Walk<'_> {
                 if n > 0 {
                     let kinds = self.byte()?;
                     for _ in 0..n {
-                        self.value(kinds >> 4, depth + 1, true)?;
-                        self.value(kinds & 0x0f, depth + 1, true)?;
+                        self.value(kinds >> 4, depth + 1)?;
+                        self.value(kinds & 0x0f, depth + 1)?;
                     }
                 }
                 Ok(())
             }
-            ty::STRUCT => self.structure(depth + 1, |_, _| {}),
+            ty::STRUCT => self.structure(depth + 1, Schema::Any, &mut |_, _| {}),
             other => Err(format!("unknown Thrift type {other}")),
         }
     }
 
-    /// Walks a struct up to its STOP byte, telling `seen` each top-level i32 field's value.
-    fn structure(&mut self, depth: u32, mut seen: impl FnMut(i16, i64)) -> Result<(), String> {
+    /// Walks a struct of `schema` up to its STOP byte, telling `seen` each top-level i32
+    /// field's value.
+    fn structure(
+        &mut self,
+        depth: u32,
+        schema: Schema,
+        seen: &mut dyn FnMut(i16, i64),
+    ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("Thrift structures nest deeper than {MAX_DEPTH}"));
         }
@@ -151,19 +231,54 @@ impl Walk<'_> {
                 delta => last_id.wrapping_add(i16::from(delta)),
             };
             last_id = id;
+            if let Some((expected, inner)) = schema.field(id) {
+                let same = kind == expected || (expected == ty::TRUE && kind == ty::FALSE);
+                if !same {
+                    return Err(format!(
+                        "field {id} of a {schema:?} is a {} where the format has a {}",
+                        type_name(kind),
+                        type_name(expected)
+                    ));
+                }
+                if kind == ty::STRUCT {
+                    self.visit()?;
+                    self.structure(depth + 1, inner, &mut |_, _| {})?;
+                    continue;
+                }
+            }
             if kind == ty::I32 {
+                self.visit()?;
                 seen(id, self.zigzag()?);
             } else {
-                self.value(kind, depth, false)?;
+                self.value(kind, depth)?;
             }
         }
     }
 }
 
-/// Checks the struct at the start of `buf`; returns its length in bytes.
+fn type_name(kind: u8) -> &'static str {
+    match kind {
+        ty::TRUE | ty::FALSE => "bool",
+        ty::BYTE => "byte",
+        ty::I16 => "i16",
+        ty::I32 => "i32",
+        ty::I64 => "i64",
+        ty::DOUBLE => "double",
+        ty::BINARY => "binary",
+        ty::LIST => "list",
+        ty::SET => "set",
+        ty::MAP => "map",
+        ty::STRUCT => "struct",
+        ty::UUID => "uuid",
+        _ => "unknown type",
+    }
+}
+
+/// Checks the struct at the start of `buf` (walked by the types its fields name); returns
+/// its length in bytes.
 pub(crate) fn check_struct(buf: &[u8]) -> Result<usize, String> {
-    let mut walk = Walk { buf, pos: 0 };
-    walk.structure(0, |_, _| {})?;
+    let mut walk = Walk::new(buf);
+    walk.structure(0, Schema::Any, &mut |_, _| {})?;
     Ok(walk.pos)
 }
 
@@ -172,12 +287,9 @@ pub(crate) fn check_struct(buf: &[u8]) -> Result<usize, String> {
 pub(crate) fn check_pages(chunk: &[u8]) -> Result<(), String> {
     let mut at = 0usize;
     while at < chunk.len() {
-        let mut walk = Walk {
-            buf: &chunk[at..],
-            pos: 0,
-        };
+        let mut walk = Walk::new(&chunk[at..]);
         let mut page_size = None;
-        walk.structure(0, |id, value| {
+        walk.structure(0, Schema::PageHeader, &mut |id, value| {
             if id == 3 {
                 page_size = Some(value);
             }
@@ -204,8 +316,19 @@ mod tests {
         let bomb = [0x19, 0xf1, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
         let e = check_struct(&bomb).unwrap_err();
         assert!(e.contains("declares 2147483647 elements"), "{e}");
-        // The same list with its two booleans present passes, and its length is measured.
-        assert_eq!(check_struct(&[0x19, 0x21, 0x01, 0x02, 0x00]), Ok(5));
+        // A list of two booleans is read as the decoder reads it: no byte per element, so the
+        // struct ends at the byte after the list header.
+        assert_eq!(check_struct(&[0x19, 0x21, 0x00]), Ok(3));
+    }
+
+    #[test]
+    fn nested_boolean_lists_cannot_multiply_the_work() {
+        // A list of 6 lists of 6 booleans each: 7 list headers, 36 free elements, in 9 bytes.
+        let mut nested = vec![0x19, 0x69];
+        nested.extend([0x61; 6]);
+        nested.push(0x00);
+        let e = check_struct(&nested).unwrap_err();
+        assert!(e.contains("in a structure of 9 bytes"), "{e}");
     }
 
     #[test]
@@ -229,5 +352,24 @@ mod tests {
         // A header without field 3, or with a negative size, is refused.
         assert!(check_pages(&[0x00]).is_err());
         assert!(check_pages(&[0x35, 0x01, 0x00]).is_err());
+    }
+
+    #[test]
+    fn known_page_header_fields_must_have_their_schema_type() {
+        // Field 3 named a list: the decoder would read its bytes as an i32 varint anyway,
+        // and then see other structures than a walk by the named type.
+        let e = check_pages(&[0x39, 0x01, 0x00]).unwrap_err();
+        assert!(
+            e.contains("field 3 of a PageHeader is a list where the format has a i32"),
+            "{e}"
+        );
+        // Inside the data page header (field 5), statistics (field 5) must be a struct.
+        let e = check_pages(&[0x35, 0x00, 0x2c, 0x58, 0x01, 0x00, 0x00, 0x00]).unwrap_err();
+        assert!(e.contains("DataPageHeader"), "{e}");
+        // A dictionary page header's is_sorted (field 3) is a boolean, either value.
+        assert_eq!(
+            check_pages(&[0x35, 0x00, 0x4c, 0x15, 0x02, 0x15, 0x00, 0x11, 0x00, 0x00]),
+            Ok(())
+        );
     }
 }
