@@ -1,4 +1,7 @@
-"""The exceptions skvault raises. All derive from :class:`SkvaultError`."""
+"""The exceptions skvault raises. All derive from :class:`SkvaultError`.
+
+``docs/ERRORS.md`` tables which failure raises which class (and the command line's exit code).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ __all__ = [
     "SkvaultError",
     "FormatError",
     "IntegrityError",
+    "InvalidOptionError",
     "UntrustedTypesError",
     "UnsupportedObjectError",
     "UnsupportedModelError",
@@ -34,6 +38,11 @@ class FormatError(SkvaultError, ValueError):
 
 class IntegrityError(FormatError):
     """An array's bytes do not match the BLAKE3 digest recorded for them."""
+
+
+class InvalidOptionError(SkvaultError, ValueError):
+    """A write option is not allowed: ``compress`` names no codec, or ``level`` is one the
+    codec does not take (lz4 has none, zstd's range is bounded). Nothing was written."""
 
 
 class UntrustedTypesError(SkvaultError):

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use skvault_format::{Codec, TrustSet, WriteOptions};
-use skvault_pickle::{ConvertOptions, FileError, ScanOptions, Step};
+use skvault_pickle::{ConvertOptions, ScanOptions, Step};
 
-use crate::progress;
+use crate::{progress, CliError};
 
 pub struct Args<'a> {
     pub src: &'a Path,
@@ -17,15 +17,21 @@ pub struct Args<'a> {
     pub level: Option<i32>,
 }
 
-pub fn run(args: &Args<'_>) -> Result<u8, String> {
-    let codec = match args.compress {
-        None | Some("none") => Codec::None,
-        Some(name) => Codec::from_name(name)
-            .ok_or_else(|| format!("unknown codec {name:?} (none, zstd or lz4)"))?,
-    };
+/// The codec `--compress` names (`none` or absent: no compression).
+pub(crate) fn codec(name: Option<&str>) -> Result<Codec, CliError> {
+    match name {
+        None | Some("none") => Ok(Codec::None),
+        Some(name) => Codec::from_name(name).ok_or_else(|| CliError::UnknownCodec {
+            name: name.to_string(),
+        }),
+    }
+}
+
+pub fn run(args: &Args<'_>) -> Result<u8, CliError> {
+    let codec = codec(args.compress)?;
     let options = ConvertOptions {
         scan: ScanOptions {
-            trust: TrustSet::new(args.trust.iter().cloned()).map_err(|e| e.to_string())?,
+            trust: TrustSet::new(args.trust.iter().cloned())?,
             ..ScanOptions::default()
         },
         write: WriteOptions {
@@ -47,38 +53,26 @@ pub fn run(args: &Args<'_>) -> Result<u8, String> {
     };
     let result = skvault_pickle::convert_file(args.src, args.dst, &options, &mut on_step);
     bar.finish_and_clear();
-    match result {
-        Ok(c) => {
-            let versions = if c.sklearn_versions.is_empty() {
-                String::new()
-            } else {
-                format!(", saved by scikit-learn {}", c.sklearn_versions.join(", "))
-            };
-            outln!(
-                "{} -> {}: converted ({}, {} arrays, {} bytes{versions})",
-                args.src.display(),
-                args.dst.display(),
-                c.report.format.name(),
-                c.arrays,
-                c.bytes_written
-            );
-            for m in &c.migrations {
-                let more = match m.count {
-                    1 => String::new(),
-                    n => format!(" and {} more", n - 1),
-                };
-                outln!("    migrated {}{more}: {}", m.first_path, m.what);
-            }
-            Ok(0)
-        }
-        Err(
-            e @ (FileError::Unsafe { .. }
-            | FileError::Untrusted { .. }
-            | FileError::Unmigratable { .. }),
-        ) => {
-            errln!("skvault: refused: {e}");
-            Ok(1)
-        }
-        Err(e) => Err(e.to_string()),
+    let c = result?;
+    let versions = if c.sklearn_versions.is_empty() {
+        String::new()
+    } else {
+        format!(", saved by scikit-learn {}", c.sklearn_versions.join(", "))
+    };
+    outln!(
+        "{} -> {}: converted ({}, {} arrays, {} bytes{versions})",
+        args.src.display(),
+        args.dst.display(),
+        c.report.format.name(),
+        c.arrays,
+        c.bytes_written
+    );
+    for m in &c.migrations {
+        let more = match m.count {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        outln!("    migrated {}{more}: {}", m.first_path, m.what);
     }
+    Ok(0)
 }

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use serde_json::Value;
 use skvault_format::manifest::hex;
-use skvault_format::{FormatError, SkvFile};
+use skvault_format::SkvFile;
 
 use crate::inspect::array_paths;
+use crate::CliError;
 
 /// Flattens nested JSON objects into `a.b.c = value` lines.
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
@@ -79,7 +80,7 @@ fn arrays(file: &SkvFile) -> BTreeMap<String, String> {
 }
 
 /// Exit code 0 when the models are the same (same params, versions, metrics, array digests), 1 if not.
-pub fn run(a: &Path, b: &Path) -> Result<u8, FormatError> {
+pub fn run(a: &Path, b: &Path) -> Result<u8, CliError> {
     let fa = SkvFile::open(a)?;
     let fb = SkvFile::open(b)?;
     let (ma, mb) = (&fa.manifest().metadata, &fb.manifest().metadata);

@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use skvault_export::ExportError;
-use skvault_format::{Codec, TrustSet, WriteOptions};
+use skvault_format::{TrustSet, WriteOptions};
 
-use crate::progress;
+use crate::{progress, CliError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -56,26 +55,7 @@ pub fn format_for(out: &Path, format: Option<Format>) -> Format {
     })
 }
 
-fn refused(e: &ExportError) -> bool {
-    matches!(
-        e,
-        ExportError::Unsupported { .. } | ExportError::Untrusted { .. }
-    ) || matches!(
-        e,
-        ExportError::Infer(skvault_infer::InferError::Unsupported { .. })
-    )
-}
-
-fn report(e: ExportError) -> Result<u8, String> {
-    if refused(&e) {
-        errln!("skvault: refused: {e}");
-        Ok(1)
-    } else {
-        Err(e.to_string())
-    }
-}
-
-pub fn run_export(args: &ExportArgs) -> Result<u8, String> {
+pub fn run_export(args: &ExportArgs) -> Result<u8, CliError> {
     let size = std::fs::metadata(&args.src).map(|m| m.len()).unwrap_or(0);
     let bar = progress::bytes_bar(size, "exporting");
     let result = match format_for(&args.out, args.format) {
@@ -92,37 +72,25 @@ pub fn run_export(args: &ExportArgs) -> Result<u8, String> {
         }
     };
     bar.finish_and_clear();
-    match result {
-        Ok((n, what)) => {
-            outln!(
-                "{} -> {}: {what}, {n} bytes",
-                args.src.display(),
-                args.out.display()
-            );
-            Ok(0)
-        }
-        Err(e) => report(e),
-    }
+    let (n, what) = result?;
+    outln!(
+        "{} -> {}: {what}, {n} bytes",
+        args.src.display(),
+        args.out.display()
+    );
+    Ok(0)
 }
 
-pub fn run_import(args: &ImportArgs) -> Result<u8, String> {
-    let codec = match args.compress.as_deref() {
-        None | Some("none") => Codec::None,
-        Some(name) => Codec::from_name(name)
-            .ok_or_else(|| format!("unknown codec {name:?} (none, zstd or lz4)"))?,
-    };
-    let trust = TrustSet::new(args.trust.iter().cloned()).map_err(|e| e.to_string())?;
+pub fn run_import(args: &ImportArgs) -> Result<u8, CliError> {
+    let codec = crate::convert::codec(args.compress.as_deref())?;
+    let trust = TrustSet::new(args.trust.iter().cloned())?;
     let options = WriteOptions { codec, level: None };
-    match skvault_export::import_json(&args.src, &args.out, &trust, options) {
-        Ok(()) => {
-            let n = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
-            outln!(
-                "{} -> {}: imported, {n} bytes",
-                args.src.display(),
-                args.out.display()
-            );
-            Ok(0)
-        }
-        Err(e) => report(e),
-    }
+    skvault_export::import_json(&args.src, &args.out, &trust, options)?;
+    let n = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    outln!(
+        "{} -> {}: imported, {n} bytes",
+        args.src.display(),
+        args.out.display()
+    );
+    Ok(0)
 }

@@ -6,12 +6,14 @@ use std::path::Path;
 
 use skvault_format::manifest::Placement;
 use skvault_format::node::Node;
-use skvault_format::{Construct, FormatError, SkvFile};
+use skvault_format::{Construct, SkvFile};
+
+use crate::CliError;
 
 /// Arrays listed by default, largest first.
 const TOP_ARRAYS: usize = 15;
 
-pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), FormatError> {
+pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), CliError> {
     let file = SkvFile::open(path)?;
     if params {
         let record = file
@@ -20,16 +22,14 @@ pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), Forma
             .get("estimator")
             .and_then(|e| e.get("params"));
         let Some(record) = record else {
-            return Err(FormatError::Unsupported {
-                message: format!("{} records no estimator parameters", path.display()),
+            return Err(CliError::NoParams {
+                path: path.to_path_buf(),
             });
         };
-        let text = serde_json::to_string_pretty(record)
-            .map_err(|source| FormatError::ManifestJson { source })?;
+        let text = serde_json::to_string_pretty(record)?;
         outln!("{text}");
     } else if json {
-        let text = serde_json::to_string_pretty(&file.describe())
-            .map_err(|source| FormatError::ManifestJson { source })?;
+        let text = serde_json::to_string_pretty(&file.describe())?;
         outln!("{text}");
     } else {
         out!("{}", summary(&file, &path.display().to_string(), all));

@@ -7,6 +7,7 @@ mod output;
 
 pub mod convert;
 pub mod diff;
+mod error;
 pub mod export;
 pub mod inspect;
 pub mod predict;
@@ -17,6 +18,8 @@ pub mod scan;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+pub use crate::error::CliError;
 
 #[derive(Parser)]
 #[command(
@@ -112,17 +115,22 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let result = match cli.command {
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => error::report(&e),
+    }
+}
+
+fn execute(command: Command) -> Result<u8, CliError> {
+    match command {
         Command::Inspect {
             file,
             json,
             all,
             params,
-        } => inspect::run(&file, json, all, params)
-            .map(|()| 0)
-            .map_err(|e| e.to_string()),
-        Command::Verify { file } => verify(&file).map_err(|e| e.to_string()),
-        Command::Diff { a, b } => diff::run(&a, &b).map_err(|e| e.to_string()),
+        } => inspect::run(&file, json, all, params).map(|()| 0),
+        Command::Verify { file } => verify(&file),
+        Command::Diff { a, b } => diff::run(&a, &b),
         Command::Scan { paths, json, trust } => scan::run(&paths, &trust, json),
         Command::Convert {
             src,
@@ -139,20 +147,13 @@ where
         }),
         Command::Export(args) => export::run_export(&args),
         Command::Import(args) => export::run_import(&args),
-        Command::Predict(args) => Ok(predict::run(&args)),
-        Command::Registry(args) => Ok(registry::run(args)),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("skvault: error: {e}");
-            2
-        }
+        Command::Predict(args) => predict::run(&args),
+        Command::Registry(args) => registry::run(args),
     }
 }
 
 /// `skvault verify`: 0 when every digest matches, 1 on a mismatch (named), 2 on other errors.
-fn verify(path: &std::path::Path) -> Result<u8, skvault_format::FormatError> {
+fn verify(path: &std::path::Path) -> Result<u8, CliError> {
     use skvault_format::FormatError;
     let file = match skvault_format::SkvFile::open(path) {
         Err(FormatError::ManifestDigestMismatch) => {
@@ -184,6 +185,6 @@ fn verify(path: &std::path::Path) -> Result<u8, skvault_format::FormatError> {
             errln!("{}: FAILED: {e} ({what})", path.display());
             Ok(1)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

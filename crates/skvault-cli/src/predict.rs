@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use skvault_infer::{format_float, Classes, Labels, Matrix, MatrixView, Method, Model, Prediction};
 
-use skvault_table::{csv_field, npy_bytes, read_csv, read_npy, read_parquet, Table, TableError};
+use skvault_table::{csv_field, npy_bytes, read_csv, read_npy, read_parquet, Table};
+
+use crate::CliError;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -52,21 +54,13 @@ impl MethodArg {
     }
 }
 
-type BoxError = Box<dyn std::error::Error>;
-
-fn fail<T>(message: impl Into<String>) -> Result<T, BoxError> {
-    Err(Box::new(TableError(message.into())))
+fn fail<T>(message: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError::input(message))
 }
 
-/// Runs the command; prints errors. Exit code 0 on success, 2 on any error.
-pub fn run(args: &PredictArgs) -> u8 {
-    match execute(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            errln!("skvault: error: {e}");
-            2
-        }
-    }
+/// Runs the command. Exit code 0 on success; every error exits 2.
+pub fn run(args: &PredictArgs) -> Result<u8, CliError> {
+    execute(args).map(|()| 0)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -76,7 +70,7 @@ enum Format {
     Parquet,
 }
 
-fn format_of(path: &Path, what: &str) -> Result<Format, BoxError> {
+fn format_of(path: &Path, what: &str) -> Result<Format, CliError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -101,17 +95,21 @@ fn format_of(path: &Path, what: &str) -> Result<Format, BoxError> {
     }
 }
 
-fn read_input(path: &Path) -> Result<Table, BoxError> {
+fn read_input(path: &Path) -> Result<Table, CliError> {
     let format = format_of(path, "input")?;
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
     let table = match format {
         Format::Npy => read_npy(&bytes)?,
         Format::Csv => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| format!("{}: the CSV is not UTF-8 text", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                CliError::input(format!("{}: the CSV is not UTF-8 text", path.display()))
+            })?;
             read_csv(&text)?
         }
-        Format::Parquet => read_parquet(bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+        Format::Parquet => read_parquet(bytes).map_err(|source| CliError::Table {
+            path: Some(path.to_path_buf()),
+            source,
+        })?,
     };
     if table.n_rows == 0 {
         return fail(format!("{}: the input has no rows", path.display()));
@@ -120,7 +118,7 @@ fn read_input(path: &Path) -> Result<Table, BoxError> {
 }
 
 /// The input columns in the model's feature order.
-fn align(table: Table, model: &Model) -> Result<Vec<f64>, BoxError> {
+fn align(table: Table, model: &Model) -> Result<Vec<f64>, CliError> {
     let n = model.n_features();
     match (&table.names, model.feature_names()) {
         (Some(header), Some(expected)) => {
@@ -177,7 +175,7 @@ enum Output {
     Values(Matrix),
 }
 
-fn execute(args: &PredictArgs) -> Result<(), BoxError> {
+fn execute(args: &PredictArgs) -> Result<(), CliError> {
     let out_format = format_of(&args.output, "output")?;
     let model = Model::open(&args.model)?;
     let method = match (args.proba, args.method) {
@@ -204,7 +202,7 @@ fn execute(args: &PredictArgs) -> Result<(), BoxError> {
                 let classes = model
                     .classes()
                     .cloned()
-                    .ok_or_else(|| TableError("labels without classes".into()))?;
+                    .ok_or_else(|| CliError::input("labels without classes"))?;
                 Output::Labels(idx, classes)
             }
             Prediction::Values(m) => Output::Values(m),
@@ -323,7 +321,7 @@ fn to_csv(output: &Output, headers: &[String]) -> Vec<u8> {
 }
 
 /// Writes `bytes` to `path` atomically (see `skvault_format::atomic`).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BoxError> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     skvault_format::atomic::write_atomic(path, |w| w.write_all(bytes))
-        .map_err(|f| format!("{}: {}", f.path.display(), f.source).into())
+        .map_err(|f| CliError::io(&f.path, f.source))
 }

@@ -10,6 +10,8 @@ use skvault_registry::{
     MetricFilter, Progress, Query, RegisterOptions, Registry, RegistryError, Selector, VersionInfo,
 };
 
+use crate::CliError;
+
 #[derive(Args)]
 pub struct RegistryArgs {
     /// The registry: a folder, file:///abs/dir or s3://bucket/prefix (S3 settings from the
@@ -235,18 +237,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// Runs `skvault registry ...`; returns the exit code (0 ok, 1 check found problems, 2 error).
-pub fn run(args: RegistryArgs) -> u8 {
-    match execute(args) {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("skvault: error: {e}");
-            2
-        }
-    }
-}
-
-fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
+/// Runs `skvault registry ...`; returns the exit code (0 ok, 1 check found problems).
+pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
     let uri = args
         .uri
         .or_else(|| std::env::var("SKVAULT_REGISTRY").ok())
@@ -261,30 +253,11 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             tags,
             lineage,
         } => {
-            let mut opts = RegisterOptions::default();
-            if let Some(text) = metadata {
-                match serde_json::from_str(&text) {
-                    Ok(Value::Object(m)) => opts.metadata = m,
-                    _ => return Err(invalid("--metadata must be a JSON object".into())),
-                }
-            }
-            for m in metrics {
-                let (k, v) = pair(&m, "metric")?;
-                let x = v
-                    .parse::<f64>()
-                    .map_err(|_| invalid(format!("metric {m:?}: {v:?} is not a number")))?;
-                opts.metrics.insert(k, x);
-            }
-            for t in tags {
-                let (k, v) = pair(&t, "tag")?;
-                opts.tags.insert(k, v);
-            }
-            for l in lineage {
-                let (k, v) = pair(&l, "lineage reference")?;
-                opts.lineage.insert(k, Value::String(v));
-            }
-            let info = reg.register(&file, &name, &opts, &Bar::new())?;
-            outln!("{}", info.doc.version);
+            let opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
+            outln!(
+                "{}",
+                reg.register(&file, &name, &opts, &Bar::new())?.doc.version
+            );
         }
         RegistryCommand::Get { which, output } => {
             let doc = reg.download(&which.name, &which.selector(), &output, &Bar::new())?;
@@ -299,38 +272,13 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             which,
             output,
             format,
-        } => {
-            let tmp = tempfile::Builder::new()
-                .prefix("skvault-export-")
-                .tempdir()
-                .map_err(|e| invalid(format!("temporary folder: {e}")))?;
-            let skv = tmp.path().join("model.skv");
-            let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
-            errln!("{} version {}", doc.name, doc.version);
-            let args = crate::export::ExportArgs {
-                src: skv,
-                out: output,
-                format,
-            };
-            return Ok(match crate::export::run_export(&args) {
-                Ok(code) => code,
-                Err(e) => {
-                    errln!("skvault: error: {e}");
-                    2
-                }
-            });
-        }
+        } => return export(&reg, &which, output, format),
         RegistryCommand::Show { which } => {
             outln!("{}", to_json(&reg.version(&which.name, &which.selector())?));
         }
-        RegistryCommand::Models => {
-            for name in reg.models()? {
-                outln!("{name}");
-            }
-        }
+        RegistryCommand::Models => reg.models()?.iter().for_each(|name| outln!("{name}")),
         RegistryCommand::Versions { name, all, json } => {
-            let versions = reg.versions(&name, all)?;
-            print_versions(&versions, json);
+            print_versions(&reg.versions(&name, all)?, json);
         }
         RegistryCommand::Search {
             name,
@@ -338,24 +286,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             metrics,
             all,
             json,
-        } => {
-            let query = Query {
-                name,
-                tags: tags
-                    .iter()
-                    .map(|t| match t.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (t.clone(), None),
-                    })
-                    .collect(),
-                metrics: metrics
-                    .iter()
-                    .map(|m| MetricFilter::parse(m))
-                    .collect::<Result<_, _>>()?,
-                include_archived: all,
-            };
-            print_versions(&reg.search(&query)?, json);
-        }
+        } => print_versions(&reg.search(&query(name, &tags, &metrics, all)?)?, json),
         RegistryCommand::Aliases { name } => {
             for (alias, version) in reg.aliases(&name)? {
                 outln!("{alias}\t{version}");
@@ -366,18 +297,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             alias,
             version,
             expect,
-        } => {
-            let expected = match expect.as_deref() {
-                None => None,
-                Some("none") => Some(None),
-                Some(n) => Some(Some(n.parse::<u64>().map_err(|_| {
-                    invalid(format!("--expect {n:?}: a version number or \"none\""))
-                })?)),
-            };
-            let previous = reg.set_alias(&name, &alias, version, expected)?;
-            let was = previous.map_or("unset".to_string(), |p| format!("was {p}"));
-            errln!("{name}@{alias} -> {version} ({was})");
-        }
+        } => set_alias(&reg, &name, &alias, version, expect.as_deref())?,
         RegistryCommand::DeleteAlias { name, alias } => {
             let last = reg.delete_alias(&name, &alias, None)?;
             errln!("{name}@{alias} deleted (was {last})");
@@ -387,14 +307,7 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             version,
             set,
             remove,
-        } => {
-            let set: BTreeMap<String, String> = set
-                .iter()
-                .map(|t| pair(t, "tag"))
-                .collect::<Result<_, _>>()?;
-            let tags = reg.tag(&name, version, &set, &remove)?;
-            outln!("{}", to_json(&tags));
-        }
+        } => tag(&reg, &name, version, &set, &remove)?,
         RegistryCommand::Archive {
             name,
             version,
@@ -405,30 +318,159 @@ fn execute(args: RegistryArgs) -> Result<u8, RegistryError> {
             version,
             yes,
             grace_seconds,
-        } => {
-            if !yes {
-                return Err(invalid(format!(
-                    "deleting {name} version {version} cannot be undone: add --yes (or archive it instead)"
-                )));
-            }
-            let report = reg.delete_version(&name, version, Duration::from_secs(grace_seconds))?;
-            outln!("{}", to_json(&report));
-        }
+        } => delete(&reg, &name, version, yes, grace_seconds)?,
         RegistryCommand::Gc { grace_seconds } => {
             outln!("{}", to_json(&reg.gc(Duration::from_secs(grace_seconds))?));
         }
-        RegistryCommand::Check { deep } => {
-            let problems = reg.check(deep)?;
-            for p in &problems {
-                outln!("{p}");
-            }
-            if !problems.is_empty() {
-                return Ok(1);
-            }
-            errln!("{uri}: OK");
-        }
+        RegistryCommand::Check { deep } => return check(&reg, &uri, deep),
     }
     Ok(0)
+}
+
+/// `tag`: sets `KEY=VALUE` tags and removes `--remove KEY` ones; prints the version's tags.
+fn tag(
+    reg: &Registry,
+    name: &str,
+    version: u64,
+    set: &[String],
+    remove: &[String],
+) -> Result<(), RegistryError> {
+    let set: BTreeMap<String, String> = set
+        .iter()
+        .map(|t| pair(t, "tag"))
+        .collect::<Result<_, _>>()?;
+    outln!("{}", to_json(&reg.tag(name, version, &set, remove)?));
+    Ok(())
+}
+
+/// `delete`, only with `--yes`: prints what was removed.
+fn delete(
+    reg: &Registry,
+    name: &str,
+    version: u64,
+    yes: bool,
+    grace_seconds: u64,
+) -> Result<(), RegistryError> {
+    if !yes {
+        return Err(invalid(format!(
+            "deleting {name} version {version} cannot be undone: add --yes (or archive it instead)"
+        )));
+    }
+    let report = reg.delete_version(name, version, Duration::from_secs(grace_seconds))?;
+    outln!("{}", to_json(&report));
+    Ok(())
+}
+
+/// `check`: prints every problem and exits 1 when there is any.
+fn check(reg: &Registry, uri: &str, deep: bool) -> Result<u8, CliError> {
+    let problems = reg.check(deep)?;
+    for p in &problems {
+        outln!("{p}");
+    }
+    if !problems.is_empty() {
+        return Ok(1);
+    }
+    errln!("{uri}: OK");
+    Ok(0)
+}
+
+/// `register`'s options from its command-line values.
+fn register_options(
+    metadata: Option<&str>,
+    metrics: &[String],
+    tags: &[String],
+    lineage: &[String],
+) -> Result<RegisterOptions, RegistryError> {
+    let mut opts = RegisterOptions::default();
+    if let Some(text) = metadata {
+        match serde_json::from_str(text) {
+            Ok(Value::Object(m)) => opts.metadata = m,
+            _ => return Err(invalid("--metadata must be a JSON object".into())),
+        }
+    }
+    for m in metrics {
+        let (k, v) = pair(m, "metric")?;
+        let x = v
+            .parse::<f64>()
+            .map_err(|_| invalid(format!("metric {m:?}: {v:?} is not a number")))?;
+        opts.metrics.insert(k, x);
+    }
+    for t in tags {
+        let (k, v) = pair(t, "tag")?;
+        opts.tags.insert(k, v);
+    }
+    for l in lineage {
+        let (k, v) = pair(l, "lineage reference")?;
+        opts.lineage.insert(k, Value::String(v));
+    }
+    Ok(opts)
+}
+
+/// Downloads the version into a temporary folder, then runs `skvault export` on it.
+fn export(
+    reg: &Registry,
+    which: &Which,
+    output: PathBuf,
+    format: Option<crate::export::Format>,
+) -> Result<u8, CliError> {
+    let tmp = tempfile::Builder::new()
+        .prefix("skvault-export-")
+        .tempdir()
+        .map_err(|e| CliError::io(&std::env::temp_dir(), e))?;
+    let skv = tmp.path().join("model.skv");
+    let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
+    errln!("{} version {}", doc.name, doc.version);
+    let args = crate::export::ExportArgs {
+        src: skv,
+        out: output,
+        format,
+    };
+    crate::export::run_export(&args)
+}
+
+/// `search`'s query: `--tag KEY=VALUE` or `--tag KEY`, `--metric NAME OP NUMBER`.
+fn query(
+    name: Option<String>,
+    tags: &[String],
+    metrics: &[String],
+    include_archived: bool,
+) -> Result<Query, RegistryError> {
+    Ok(Query {
+        name,
+        tags: tags
+            .iter()
+            .map(|t| match t.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (t.clone(), None),
+            })
+            .collect(),
+        metrics: metrics
+            .iter()
+            .map(|m| MetricFilter::parse(m))
+            .collect::<Result<_, _>>()?,
+        include_archived,
+    })
+}
+
+/// `set-alias`, a compare-and-swap with `--expect VERSION` or `--expect none`.
+fn set_alias(
+    reg: &Registry,
+    name: &str,
+    alias: &str,
+    version: u64,
+    expect: Option<&str>,
+) -> Result<(), RegistryError> {
+    let expected = match expect {
+        None => None,
+        Some("none") => Some(None),
+        Some(n) => Some(Some(n.parse::<u64>().map_err(|_| {
+            invalid(format!("--expect {n:?}: a version number or \"none\""))
+        })?)),
+    };
+    let previous = reg.set_alias(name, alias, version, expected)?;
+    let was = previous.map_or("unset".to_string(), |p| format!("was {p}"));
+    errln!("{name}@{alias} -> {version} ({was})");
+    Ok(())
 }
 
 fn print_versions(versions: &[VersionInfo], as_json: bool) {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 use skvault_pickle::{FileError, FileScan, GlobalKind, ScanOptions, ScanReport, Verdict};
 
-use crate::progress;
+use crate::{progress, CliError};
 
 #[derive(Default)]
 struct Tally {
@@ -18,9 +18,9 @@ struct Tally {
     errors: usize,
 }
 
-pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, String> {
+pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, CliError> {
     let options = ScanOptions {
-        trust: skvault_format::TrustSet::new(trust.iter().cloned()).map_err(|e| e.to_string())?,
+        trust: skvault_format::TrustSet::new(trust.iter().cloned())?,
         ..ScanOptions::default()
     };
     let total = progress::count_bytes(paths);
@@ -54,10 +54,7 @@ pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, Str
     });
     if as_json {
         let out = json!({"files": files, "summary": summary});
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         outln!(
             "{} file(s): {} safe, {} unknown, {} unsafe, {} error(s){}",

@@ -4,7 +4,7 @@
 //! destination of exactly `raw_length` bytes (already checked against the shape
 //! and against `max_ratio`), and data that decodes to more or fewer bytes is an error.
 
-use crate::error::{FormatError, Result};
+use crate::error::{DecodeError, FormatError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
@@ -48,21 +48,10 @@ impl Codec {
     pub fn check_level(self, level: Option<i32>) -> Result<i32> {
         match (self, level) {
             (Codec::None, None) => Ok(0),
-            (Codec::None, Some(_)) => Err(FormatError::Unsupported {
-                message: "a compression level needs a codec (zstd or lz4)".into(),
-            }),
             (Codec::Zstd, None) => Ok(DEFAULT_ZSTD_LEVEL),
             (Codec::Zstd, Some(l)) if zstd::compression_level_range().contains(&l) => Ok(l),
-            (Codec::Zstd, Some(l)) => Err(FormatError::Unsupported {
-                message: format!(
-                    "zstd level {l} is out of range {:?}",
-                    zstd::compression_level_range()
-                ),
-            }),
             (Codec::Lz4, None) => Ok(0),
-            (Codec::Lz4, Some(_)) => Err(FormatError::Unsupported {
-                message: "lz4 has no compression levels".into(),
-            }),
+            (codec, Some(level)) => Err(FormatError::CompressionLevel { codec, level }),
         }
     }
 
@@ -70,19 +59,22 @@ impl Codec {
     pub fn compress(self, raw: &[u8], level: i32) -> Result<Vec<u8>> {
         match self {
             Codec::None => Ok(raw.to_vec()),
-            Codec::Zstd => zstd::bulk::compress(raw, level).map_err(|e| FormatError::Unsupported {
-                message: format!("zstd compression failed: {e}"),
-            }),
+            Codec::Zstd => {
+                zstd::bulk::compress(raw, level).map_err(|source| FormatError::Compress {
+                    codec: self.name(),
+                    source,
+                })
+            }
             Codec::Lz4 => Ok(lz4_flex::block::compress(raw)),
         }
     }
 
-    /// Decodes `stored` into exactly `dst.len()` bytes; any other outcome is an error message.
-    pub(crate) fn decode_exact(self, stored: &[u8], dst: &mut [u8]) -> Result<(), String> {
+    /// Decodes `stored` into exactly `dst.len()` bytes; any other outcome is an error.
+    pub(crate) fn decode_exact(self, stored: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
         let written = match self {
             Codec::None => {
                 if stored.len() != dst.len() {
-                    return Err("stored and raw lengths differ".into());
+                    return Err(DecodeError::LengthMismatch);
                 }
                 dst.copy_from_slice(stored);
                 stored.len()
@@ -90,14 +82,17 @@ impl Codec {
             Codec::Zstd => {
                 check_zstd_frames(stored)?;
                 // A frame that declares or produces more than dst holds fails here, before any growth.
-                zstd::bulk::decompress_to_buffer(stored, dst).map_err(|e| e.to_string())?
+                zstd::bulk::decompress_to_buffer(stored, dst).map_err(DecodeError::Zstd)?
             }
             Codec::Lz4 => {
-                lz4_flex::block::decompress_into(stored, dst).map_err(|e| e.to_string())?
+                lz4_flex::block::decompress_into(stored, dst).map_err(DecodeError::Lz4)?
             }
         };
         if written != dst.len() {
-            return Err(format!("decoded {written} bytes, expected {}", dst.len()));
+            return Err(DecodeError::WrongLength {
+                decoded: written,
+                expected: dst.len(),
+            });
         }
         Ok(())
     }
@@ -108,23 +103,21 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// A zstd blob must be one or more data frames, nothing else: skippable frames (which
 /// zstd ignores) would let arbitrary bytes hide inside a valid file.
-fn check_zstd_frames(stored: &[u8]) -> Result<(), String> {
+fn check_zstd_frames(stored: &[u8]) -> Result<(), DecodeError> {
     let mut rest = stored;
     if rest.is_empty() {
-        return Err("empty zstd stream".into());
+        return Err(DecodeError::EmptyZstd);
     }
     while !rest.is_empty() {
         if rest.get(..4) != Some(ZSTD_MAGIC.as_slice()) {
-            return Err(
-                "not a zstd data frame (skippable frames and trailing bytes are refused)".into(),
-            );
+            return Err(DecodeError::NotZstdFrame);
         }
         let size = zstd::zstd_safe::find_frame_compressed_size(rest)
-            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+            .map_err(|code| DecodeError::ZstdFrame(zstd::zstd_safe::get_error_name(code)))?;
         rest = rest
             .get(size..)
             .filter(|_| size > 0)
-            .ok_or("truncated zstd frame")?;
+            .ok_or(DecodeError::TruncatedZstdFrame)?;
     }
     Ok(())
 }
@@ -330,9 +323,81 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert!(Codec::Zstd.check_level(Some(1000)).is_err());
-        assert!(Codec::Lz4.check_level(Some(1)).is_err());
-        assert!(Codec::None.check_level(Some(1)).is_err());
+        for (codec, level) in [(Codec::Zstd, 1000), (Codec::Lz4, 1), (Codec::None, 1)] {
+            match codec.check_level(Some(level)) {
+                Err(FormatError::CompressionLevel { codec: c, level: l }) => {
+                    assert_eq!((c, l), (codec, level))
+                }
+                other => panic!("{codec:?} {level}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            Codec::Zstd.check_level(Some(23)).unwrap_err().to_string(),
+            format!(
+                "cannot write: zstd level 23 is out of range {:?}",
+                zstd::compression_level_range()
+            )
+        );
         assert_eq!(Codec::Zstd.check_level(Some(19)).unwrap(), 19);
+    }
+
+    #[test]
+    fn compression_failures_keep_the_codec_error_as_source() {
+        use std::error::Error as _;
+        let e = FormatError::Compress {
+            codec: "zstd",
+            source: std::io::Error::other("out of memory"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot write: zstd compression failed: out of memory"
+        );
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("out of memory")
+        );
+    }
+
+    /// One hostile input per `DecodeError` the codecs produce.
+    #[test]
+    fn each_decode_failure_has_its_variant() {
+        use std::error::Error as _;
+        let raw = vec![7u8; 1000];
+        let frame = Codec::Zstd.compress(&raw, 3).unwrap();
+        let mut dst = vec![0u8; 1000];
+        let err = |codec: Codec, stored: &[u8], dst: &mut [u8]| {
+            codec.decode_exact(stored, dst).unwrap_err()
+        };
+        assert!(matches!(
+            err(Codec::None, &[1, 2], &mut dst),
+            DecodeError::LengthMismatch
+        ));
+        assert!(matches!(
+            err(Codec::Zstd, &[], &mut dst),
+            DecodeError::EmptyZstd
+        ));
+        assert!(matches!(
+            err(Codec::Zstd, &[0xff; 17], &mut dst),
+            DecodeError::NotZstdFrame
+        ));
+        let cut = &frame[..frame.len() - 1];
+        assert!(matches!(
+            err(Codec::Zstd, cut, &mut dst),
+            DecodeError::ZstdFrame(_) | DecodeError::TruncatedZstdFrame
+        ));
+        let e = err(Codec::Zstd, &frame, &mut dst[..999]);
+        assert!(matches!(e, DecodeError::Zstd(_)), "{e:?}");
+        assert!(e.source().is_some());
+        let e = err(Codec::Lz4, &[0xff; 17], &mut dst);
+        assert!(matches!(e, DecodeError::Lz4(_)), "{e:?}");
+        assert!(e.source().is_some());
+        let small = lz4_flex::block::compress(&raw[..10]);
+        assert!(matches!(
+            err(Codec::Lz4, &small, &mut dst),
+            DecodeError::WrongLength {
+                decoded: 10,
+                expected: 1000
+            }
+        ));
     }
 }

@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use crate::codec::Codec;
+
 /// Where in the manifest a problem was found, as a JSON-pointer-like path (`/root/object/state/...`).
 pub type ManifestPath = String;
 
@@ -53,8 +55,11 @@ pub enum FormatError {
     ManifestDigestMismatch,
 
     /// A compressed manifest (format 1.1) does not decompress to its declared length.
-    #[error("compressed manifest is corrupt: {message}")]
-    ManifestCodec { message: String },
+    #[error("compressed manifest is corrupt: {source}")]
+    ManifestCodec {
+        #[source]
+        source: DecodeError,
+    },
 
     /// The manifest is not valid UTF-8 JSON (or nests deeper than the format allows).
     #[error("manifest is not valid JSON: {source}")]
@@ -84,20 +89,133 @@ pub enum FormatError {
     UnexpectedBytes { message: String },
 
     /// A compressed blob could not be decompressed to its declared size.
-    #[error("array {index}: {codec} data is corrupt: {message}")]
+    #[error("array {index}: {codec} data is corrupt: {source}")]
     Codec {
         index: usize,
         codec: &'static str,
-        message: String,
+        #[source]
+        source: DecodeError,
     },
 
     /// The raw bytes of an array do not hash to the digest in the manifest.
     #[error("array {index}: digest mismatch (the data was altered or corrupted)")]
     DigestMismatch { index: usize },
 
-    /// The caller asked to write something the format cannot hold.
-    #[error("cannot write: {message}")]
-    Unsupported { message: String },
+    /// A compression level the codec does not take: any level without a codec or with lz4,
+    /// a zstd level outside zstd's range.
+    #[error("cannot write: {}", level_problem(*codec, *level))]
+    CompressionLevel { codec: Codec, level: i32 },
+
+    /// The codec failed to compress (zstd reports resource failures this way).
+    #[error("cannot write: {codec} compression failed: {source}")]
+    Compress {
+        codec: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The bytes given for an array are not `itemsize x` its element count.
+    #[error("cannot write: array {index}: {length} bytes do not match shape {shape:?}")]
+    ArrayData {
+        index: usize,
+        length: u64,
+        shape: Vec<u64>,
+    },
+
+    /// The blobs would end past the largest offset the format can hold.
+    #[error("cannot write: arrays too large")]
+    ArraysTooLarge,
+
+    /// The object tree nests deeper than readers accept (`MAX_JSON_DEPTH` JSON levels).
+    #[error(
+        "cannot write: the object graph nests too deeply ({depth} JSON levels, at most {max})"
+    )]
+    TooDeep { depth: usize, max: usize },
+
+    /// A writer invariant broke: a bug in skvault, never caused by the data.
+    #[error("cannot write: internal error: {invariant}")]
+    Internal { invariant: &'static str },
+}
+
+fn level_problem(codec: Codec, level: i32) -> String {
+    match codec {
+        Codec::None => "a compression level needs a codec (zstd or lz4)".into(),
+        Codec::Lz4 => "lz4 has no compression levels".into(),
+        Codec::Zstd => format!(
+            "zstd level {level} is out of range {:?}",
+            zstd::compression_level_range()
+        ),
+    }
+}
+
+/// Why stored bytes (a blob, or the compressed manifest) do not decode to the bytes the
+/// manifest or header declares. The file is corrupt or hostile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// An uncompressed blob whose stored and raw lengths differ.
+    #[error("stored and raw lengths differ")]
+    LengthMismatch,
+
+    /// A zstd blob with no bytes.
+    #[error("empty zstd stream")]
+    EmptyZstd,
+
+    /// Bytes that are not a zstd data frame where one must start.
+    #[error("not a zstd data frame (skippable frames and trailing bytes are refused)")]
+    NotZstdFrame,
+
+    /// zstd cannot tell where a frame ends (its error name).
+    #[error("{0}")]
+    ZstdFrame(&'static str),
+
+    /// A zstd frame that claims to end past the stored bytes.
+    #[error("truncated zstd frame")]
+    TruncatedZstdFrame,
+
+    /// The zstd decompressor refused the data.
+    #[error("{0}")]
+    Zstd(#[source] std::io::Error),
+
+    /// The lz4 decompressor refused the data.
+    #[error("{0}")]
+    Lz4(#[source] lz4_flex::block::DecompressError),
+
+    /// The data decoded to another length than declared.
+    #[error("decoded {decoded} bytes, expected {expected}")]
+    WrongLength { decoded: usize, expected: usize },
+
+    /// A blob marked with the `fields` filter whose dtype has no fields to split.
+    #[error("the fields filter does not apply to this dtype")]
+    FilterMismatch,
+
+    /// A pack without members, hence without a dtype.
+    #[error("the pack has no members")]
+    EmptyPack,
+
+    /// A pack whose raw length does not fit in memory.
+    #[error("pack too large")]
+    PackTooLarge,
+
+    /// Reading a pack's stored bytes failed.
+    #[error("{0}")]
+    Read(#[source] Box<FormatError>),
+
+    /// A pack failed to decode; every array in it reports the pack's error.
+    #[error("in pack {pack}: {source}")]
+    InPack {
+        pack: usize,
+        #[source]
+        source: std::sync::Arc<DecodeError>,
+    },
+
+    /// A compressed manifest whose declared raw length is 0.
+    #[error("the decompressed manifest length is 0")]
+    ManifestEmpty,
+
+    /// A compressed manifest declared larger than its stored bytes can expand to.
+    #[error("a manifest of {raw} bytes cannot come from {stored} stored bytes of zstd")]
+    ManifestExpansion { raw: u64, stored: u64 },
 }
 
 impl FormatError {

@@ -24,7 +24,7 @@ pub mod write;
 
 pub use codec::Codec;
 pub use dtype::DType;
-pub use error::{FormatError, Result};
+pub use error::{DecodeError, FormatError, Result};
 pub use manifest::{ArrayEntry, Manifest, Order};
 pub use node::{Construct, Node, Object};
 pub use read::SkvFile;

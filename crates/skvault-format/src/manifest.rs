@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::codec::{Codec, Filter};
 use crate::dtype::DType;
-use crate::error::{FormatError, Result};
+use crate::error::{DecodeError, FormatError, Result};
 use crate::node::{json_depth, parse_shape, Decoder, Node};
 use crate::pointer::Pointer;
 use crate::strict_json::{Json, Obj};
@@ -70,7 +70,7 @@ impl Header {
         let mut text = vec![0u8; len];
         Codec::Zstd
             .decode_exact(stored, &mut text)
-            .map_err(|message| FormatError::ManifestCodec { message })?;
+            .map_err(|source| FormatError::ManifestCodec { source })?;
         Ok(std::borrow::Cow::Owned(text))
     }
 
@@ -173,15 +173,15 @@ impl Header {
             }
             if header.manifest_raw_len == 0 {
                 return Err(FormatError::ManifestCodec {
-                    message: "the decompressed manifest length is 0".into(),
+                    source: DecodeError::ManifestEmpty,
                 });
             }
             if header.manifest_raw_len > Codec::Zstd.max_raw_length(header.manifest_len) {
                 return Err(FormatError::ManifestCodec {
-                    message: format!(
-                        "a manifest of {} bytes cannot come from {} stored bytes of zstd",
-                        header.manifest_raw_len, header.manifest_len
-                    ),
+                    source: DecodeError::ManifestExpansion {
+                        raw: header.manifest_raw_len,
+                        stored: header.manifest_len,
+                    },
                 });
             }
         }
@@ -691,8 +691,9 @@ impl Manifest {
         let value = self.to_json();
         let depth = json_depth(&value);
         if depth > MAX_JSON_DEPTH {
-            return Err(FormatError::Unsupported {
-                message: format!("the object graph nests too deeply ({depth} JSON levels, at most {MAX_JSON_DEPTH})"),
+            return Err(FormatError::TooDeep {
+                depth,
+                max: MAX_JSON_DEPTH,
             });
         }
         let bytes =

@@ -7,13 +7,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
 use crate::codec::{split_fields, Codec, Filter};
 use crate::dtype::DType;
-use crate::error::{FormatError, Result};
+use crate::error::{DecodeError, FormatError, Result};
 use crate::manifest::{
     align_up, ArrayEntry, Blob, Header, Manifest, Placement, FLAG_PACKS, HEADER_LEN,
 };
@@ -95,7 +95,7 @@ pub struct SkvFile {
     /// its members (the failure is kept too, so every member reports it). Kept while the file
     /// is open, which for a memory-mapped load is as long as its arrays: at most the size of
     /// the packed arrays, which are the small ones (the writer packs arrays under 64 KiB).
-    packs: Vec<OnceLock<std::result::Result<Vec<u8>, String>>>,
+    packs: Vec<OnceLock<std::result::Result<Vec<u8>, Arc<DecodeError>>>>,
 }
 
 impl std::fmt::Debug for SkvFile {
@@ -331,10 +331,10 @@ impl SkvFile {
         match &e.placement {
             Placement::Stored(blob) => {
                 self.decode_blob(blob, &e.dtype, dst)?
-                    .map_err(|message| FormatError::Codec {
+                    .map_err(|source| FormatError::Codec {
                         index,
                         codec: blob.codec.name(),
-                        message,
+                        source,
                     })?
             }
             Placement::Packed { pack, start } => {
@@ -364,31 +364,36 @@ impl SkvFile {
                 .first()
                 .and_then(|i| self.manifest.arrays.get(*i))
                 .map(|e| &e.dtype)
-                .ok_or("the pack has no members")?;
-            let len = usize::try_from(pack.blob.raw_length).map_err(|_| "pack too large")?;
+                .ok_or(DecodeError::EmptyPack)?;
+            let len =
+                usize::try_from(pack.blob.raw_length).map_err(|_| DecodeError::PackTooLarge)?;
             let mut raw = vec![0u8; len];
             match self.decode_blob(&pack.blob, dtype, &mut raw) {
                 Ok(Ok(())) => Ok(raw),
-                Ok(Err(message)) => Err(message),
-                Err(e) => Err(e.to_string()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(DecodeError::Read(Box::new(e))),
             }
+            .map_err(Arc::new)
         });
-        decoded.as_deref().map_err(|message| FormatError::Codec {
+        decoded.as_deref().map_err(|source| FormatError::Codec {
             index,
             codec: pack.blob.codec.name(),
-            message: format!("in pack {p}: {message}"),
+            source: DecodeError::InPack {
+                pack: p,
+                source: Arc::clone(source),
+            },
         })
     }
 
     /// Decodes a blob into `dst` (its raw length): reads the stored bytes, undoes the codec and
     /// the filter (whose records are of `dtype`). Reading errors come back as errors, corrupt
-    /// data as a message for the caller to attribute.
+    /// data as a `DecodeError` for the caller to attribute.
     fn decode_blob(
         &self,
         blob: &Blob,
         dtype: &DType,
         dst: &mut [u8],
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<(), DecodeError>> {
         let offset = self.header.data_start() + blob.offset;
         if blob.codec == Codec::None {
             self.source.read_at(offset, dst, "an array blob")?;
@@ -406,9 +411,7 @@ impl SkvFile {
                         let joined = dtype
                             .field_segments()
                             .is_some_and(|segs| split_fields(&columns, dst, itemsize, &segs, true));
-                        joined
-                            .then_some(())
-                            .ok_or_else(|| "the fields filter does not apply to this dtype".into())
+                        joined.then_some(()).ok_or(DecodeError::FilterMismatch)
                     })
             }
         })

@@ -167,31 +167,80 @@ pub fn prepare_with_validation<'a>(
     options: WriteOptions,
 ) -> Result<Prepared<'a>> {
     let level = options.codec.check_level(options.level)?;
+    check_arrays(arrays)?;
+    let planned = plan_packs(arrays, options.codec);
+    let in_pack = pack_of(&planned, arrays.len());
+    let units = blob_units(arrays, &planned, &in_pack);
+    let raw_lengths: Vec<u64> = units.iter().map(|(_, d)| d.bytes().len() as u64).collect();
+    let (encoded, digests) = encode_and_hash(arrays, units, options.codec, level)?;
+    let layout = lay_out(
+        encoded
+            .iter()
+            .zip(raw_lengths)
+            .map(|((b, codec, filter), raw)| (b.bytes().len() as u64, *codec, *filter, raw)),
+    )?;
+    let (entries, packs) = array_table(arrays, digests, &in_pack, &layout, planned.len())?;
+    let manifest = Manifest {
+        writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
+        root,
+        validation,
+        arrays: entries,
+        packs,
+        metadata,
+    };
+    let (header, manifest_bytes) = head(&manifest, options.codec, level)?;
+    let data_start = header.data_start();
+    let blobs_end = manifest
+        .blobs()
+        .last()
+        .map_or(0, |(_, b)| b.offset + b.length);
+    Ok(Prepared {
+        header: header.to_bytes(),
+        manifest: manifest_bytes,
+        blobs: encoded.into_iter().map(|(b, _, _)| b).collect(),
+        data_start,
+        total_len: data_start + blobs_end,
+    })
+}
+
+/// Checks every array against its dtype and shape.
+fn check_arrays(arrays: &[ArrayInput]) -> Result<()> {
     for (i, a) in arrays.iter().enumerate() {
         // Round-trip the dtype through its JSON form: the writer accepts exactly what a reader will.
         DType::from_json(&a.dtype.to_json(), &format!("/arrays/{i}/dtype"))?;
         let expected = ArrayEntry::count(&a.shape).and_then(|n| n.checked_mul(a.dtype.itemsize()));
         if expected != Some(a.data.len() as u64) {
-            return Err(FormatError::Unsupported {
-                message: format!(
-                    "array {i}: {} bytes do not match shape {:?}",
-                    a.data.len(),
-                    a.shape
-                ),
+            return Err(FormatError::ArrayData {
+                index: i,
+                length: a.data.len() as u64,
+                shape: a.shape.clone(),
             });
         }
     }
-    let planned = plan_packs(arrays, options.codec);
-    let mut in_pack: Vec<Option<usize>> = vec![None; arrays.len()];
+    Ok(())
+}
+
+/// The pack of each of `n` arrays, if `planned` puts it in one.
+fn pack_of(planned: &[Vec<usize>], n: usize) -> Vec<Option<usize>> {
+    let mut in_pack = vec![None; n];
     for (p, members) in planned.iter().enumerate() {
         for &i in members {
             in_pack[i] = Some(p);
         }
     }
-    // The blobs in file order: arrays stored on their own, then packs (FORMAT.md 2.4).
-    let units: Vec<(&DType, Bytes<'a>)> = arrays
+    in_pack
+}
+
+/// The blobs' raw bytes in file order (FORMAT.md 2.4): the arrays stored on their own, then
+/// the packs (their members' bytes concatenated), each with the dtype of its records.
+fn blob_units<'a, 'b>(
+    arrays: &'b [ArrayInput<'a>],
+    planned: &[Vec<usize>],
+    in_pack: &[Option<usize>],
+) -> Vec<(&'b DType, Bytes<'a>)> {
+    arrays
         .iter()
-        .zip(&in_pack)
+        .zip(in_pack)
         .filter(|(_, p)| p.is_none())
         .map(|(a, _)| (&a.dtype, Bytes::Raw(a.data)))
         .chain(planned.iter().map(|members| {
@@ -202,10 +251,18 @@ pub fn prepare_with_validation<'a>(
                 .collect();
             (&arrays[members[0]].dtype, Bytes::Owned(joined))
         }))
-        .collect();
-    let raw_lengths: Vec<u64> = units.iter().map(|(_, d)| d.bytes().len() as u64).collect();
-    let encode_unit =
-        |(dtype, data): (&DType, Bytes<'a>)| encode(dtype, data, options.codec, level);
+        .collect()
+}
+
+/// Encodes the blobs and hashes the arrays' raw bytes, the two side by side on rayon's
+/// threads when the arrays are large enough for that to pay.
+fn encode_and_hash<'a>(
+    arrays: &[ArrayInput<'a>],
+    units: Vec<(&DType, Bytes<'a>)>,
+    codec: Codec,
+    level: i32,
+) -> Result<(Vec<Encoded<'a>>, Vec<[u8; 32]>)> {
+    let encode_unit = |(dtype, data): (&DType, Bytes<'a>)| encode(dtype, data, codec, level);
     let total: usize = arrays.iter().map(|a| a.data.len()).sum();
     let (encoded, digests): (Result<Vec<Encoded<'a>>>, Vec<[u8; 32]>) = if worth_threads(total) {
         rayon::join(
@@ -218,46 +275,58 @@ pub fn prepare_with_validation<'a>(
             arrays.iter().map(|a| digest(a.data)).collect(),
         )
     };
-    let encoded = encoded?;
-    // Each blob's place: the next 64-byte boundary after the previous one.
-    let mut layout = Vec::with_capacity(encoded.len());
+    Ok((encoded?, digests))
+}
+
+/// Each blob's place, from its `(length, codec, filter, raw_length)`: the next 64-byte
+/// boundary after the previous one.
+fn lay_out(blobs: impl Iterator<Item = (u64, Codec, Filter, u64)>) -> Result<Vec<Blob>> {
+    let mut layout = Vec::new();
     let mut next = 0u64;
-    for ((bytes, codec, filter), raw_length) in encoded.iter().zip(raw_lengths) {
-        let length = bytes.bytes().len() as u64;
+    for (length, codec, filter, raw_length) in blobs {
         layout.push(Blob {
             offset: next,
             length,
-            codec: *codec,
-            filter: *filter,
+            codec,
+            filter,
             raw_length,
         });
-        next = align_up(next + length).ok_or_else(|| FormatError::Unsupported {
-            message: "arrays too large".into(),
-        })?;
+        next = next
+            .checked_add(length)
+            .and_then(align_up)
+            .ok_or(FormatError::ArraysTooLarge)?;
     }
-    let (stored_layout, pack_layout) = layout.split_at(layout.len() - planned.len());
+    Ok(layout)
+}
+
+/// The array table and the packs, from the blobs' `layout` (those of the arrays stored on
+/// their own, then the `n_packs` packs'), checked as a reader checks them.
+fn array_table(
+    arrays: &[ArrayInput],
+    digests: Vec<[u8; 32]>,
+    in_pack: &[Option<usize>],
+    layout: &[Blob],
+    n_packs: usize,
+) -> Result<(Vec<ArrayEntry>, Vec<Pack>)> {
+    let (stored_layout, pack_layout) = layout.split_at(layout.len() - n_packs);
     let mut stored_layout = stored_layout.iter();
     let mut entries = Vec::with_capacity(arrays.len());
-    for ((a, digest), pack) in arrays.iter().zip(digests).zip(&in_pack) {
-        let raw_length = a.data.len() as u64;
+    for ((a, digest), pack) in arrays.iter().zip(digests).zip(in_pack) {
         let placement = match pack {
             // Starts within the pack are set by `Pack::collect` below.
             Some(p) => Placement::Packed { pack: *p, start: 0 },
+            // `blob_units` made one blob for each array outside packs, in this order.
             None => {
-                // `units` made one blob for each array outside packs, in this order.
-                let blob = stored_layout
-                    .next()
-                    .ok_or_else(|| FormatError::Unsupported {
-                        message: "internal error: fewer blobs than arrays".into(),
-                    })?;
-                Placement::Stored(blob.clone())
+                Placement::Stored(stored_layout.next().cloned().ok_or(FormatError::Internal {
+                    invariant: "fewer blobs than arrays",
+                })?)
             }
         };
         entries.push(ArrayEntry {
             dtype: a.dtype.clone(),
             shape: a.shape.clone(),
             order: a.order,
-            raw_length,
+            raw_length: a.data.len() as u64,
             digest,
             placement,
         });
@@ -271,19 +340,16 @@ pub fn prepare_with_validation<'a>(
         .collect();
     // The reader's own assignment of members and starts, and its checks of the result.
     Pack::collect(&mut packs, &mut entries)?;
-    let manifest = Manifest {
-        writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
-        root,
-        validation,
-        arrays: entries,
-        packs,
-        metadata,
-    };
+    Ok((entries, packs))
+}
+
+/// The header and the manifest's stored bytes. With zstd asked for, the manifest is
+/// compressed too when that makes it smaller (format 1.1): for models of many small arrays
+/// it is most of the file.
+fn head(manifest: &Manifest, codec: Codec, level: i32) -> Result<(Header, Vec<u8>)> {
     let text = manifest.to_bytes()?;
-    // With zstd asked for, the manifest is compressed too when that makes it smaller (format
-    // 1.1): for models of many small arrays it is most of the file.
-    let packed = match options.codec {
-        Codec::Zstd => Some(options.codec.compress(&text, level)?).filter(|p| p.len() < text.len()),
+    let packed = match codec {
+        Codec::Zstd => Some(codec.compress(&text, level)?).filter(|p| p.len() < text.len()),
         _ => None,
     };
     let (manifest_bytes, mut minor, mut flags, manifest_raw_len) = match packed {
@@ -303,18 +369,7 @@ pub fn prepare_with_validation<'a>(
         manifest_digest: *blake3::hash(&manifest_bytes).as_bytes(),
         manifest_raw_len,
     };
-    let data_start = header.data_start();
-    let blobs_end = manifest
-        .blobs()
-        .last()
-        .map_or(0, |(_, b)| b.offset + b.length);
-    Ok(Prepared {
-        header: header.to_bytes(),
-        manifest: manifest_bytes,
-        blobs: encoded.into_iter().map(|(b, _, _)| b).collect(),
-        data_start,
-        total_len: data_start + blobs_end,
-    })
+    Ok((header, manifest_bytes))
 }
 
 /// Which arrays go into packs, as lists of array indices in table order: with a codec, the
@@ -393,4 +448,91 @@ fn encode<'a>(dtype: &DType, data: Bytes<'a>, codec: Codec, level: i32) -> Resul
     } else {
         (data, Codec::None, Filter::None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::manifest::MAX_JSON_DEPTH;
+
+    fn f64_array(shape: Vec<u64>, data: &[u8]) -> ArrayInput<'_> {
+        ArrayInput {
+            dtype: DType::parse_scalar("<f8", "test").unwrap(),
+            shape,
+            order: Order::C,
+            data,
+        }
+    }
+
+    #[test]
+    fn bytes_that_do_not_fill_the_shape_are_array_data_errors() {
+        let data = [0u8; 24];
+        let arrays = [f64_array(vec![2], &data[..16]), f64_array(vec![4], &data)];
+        match prepare(
+            Node::None,
+            &arrays,
+            Default::default(),
+            WriteOptions::default(),
+        ) {
+            Err(FormatError::ArrayData {
+                index: 1,
+                length: 24,
+                shape,
+            }) => assert_eq!(shape, vec![4]),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_level_the_codec_does_not_take_is_refused_before_anything_is_encoded() {
+        let options = WriteOptions {
+            codec: Codec::Lz4,
+            level: Some(1),
+        };
+        let e = prepare(Node::None, &[], Default::default(), options).err();
+        assert!(
+            matches!(
+                e,
+                Some(FormatError::CompressionLevel {
+                    codec: Codec::Lz4,
+                    level: 1
+                })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_tree_deeper_than_readers_accept_is_too_deep() {
+        let mut root = Node::None;
+        for _ in 0..MAX_JSON_DEPTH {
+            root = Node::List(vec![root]);
+        }
+        match prepare(root, &[], Default::default(), WriteOptions::default()) {
+            Err(FormatError::TooDeep { depth, max }) => {
+                assert!(depth > max && max == MAX_JSON_DEPTH)
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn blobs_past_the_last_offset_are_arrays_too_large() {
+        let blob = |length| (length, Codec::None, Filter::None, length);
+        assert_eq!(
+            lay_out([blob(100), blob(1)].into_iter()).unwrap()[1].offset,
+            128
+        );
+        let e = lay_out([blob(u64::MAX - 100), blob(1)].into_iter()).err();
+        assert!(matches!(e, Some(FormatError::ArraysTooLarge)), "{e:?}");
+    }
+
+    #[test]
+    fn an_array_without_its_blob_is_an_internal_error() {
+        let data = [0u8; 8];
+        let e = array_table(&[f64_array(vec![1], &data)], vec![[0; 32]], &[None], &[], 0).err();
+        assert!(matches!(e, Some(FormatError::Internal { .. })), "{e:?}");
+    }
 }

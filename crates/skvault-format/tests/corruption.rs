@@ -1552,3 +1552,25 @@ fn absurd_decompressed_manifest_lengths_are_refused_before_allocating() {
         FormatError::ManifestCodec { .. }
     );
 }
+
+#[test]
+fn compressed_manifest_errors_say_why_in_their_source() {
+    use skvault_format::DecodeError;
+    let file = sample_file(Codec::Zstd);
+    let (manifest, _) = split(&file);
+    let good = zstd::bulk::compress(&serde_json::to_vec(&manifest).unwrap(), 3).unwrap();
+    let why = |stored: &[u8], raw: u64| match open_err(with_compressed_manifest(&file, stored, raw))
+    {
+        FormatError::ManifestCodec { source } => source,
+        e => panic!("{e:?}"),
+    };
+    assert!(matches!(why(&good, 0), DecodeError::ManifestEmpty));
+    assert!(matches!(
+        why(&good[..8], 8 * 32768 + 1025),
+        DecodeError::ManifestExpansion {
+            raw: 263169,
+            stored: 8
+        }
+    ));
+    assert!(matches!(why(b"not zstd", 100), DecodeError::NotZstdFrame));
+}

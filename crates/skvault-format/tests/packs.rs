@@ -289,3 +289,38 @@ fn every_cut_inside_the_data_section_is_truncated() {
         }
     }
 }
+
+#[test]
+fn a_corrupt_pack_is_a_codec_error_naming_the_pack_with_the_decoder_error_as_source() {
+    use skvault_format::DecodeError;
+    use std::error::Error as _;
+    let bytes = packed_file(Codec::Lz4);
+    let file = open(bytes.clone()).unwrap();
+    let pack = &file.manifest().packs[0].blob;
+    let mut bad = bytes;
+    // An lz4 block that ends after its first token: the decoder's own error.
+    let start = usize::try_from(file.header().data_start() + pack.offset).unwrap();
+    bad[start] = 0xf0;
+    bad[start + 1] = 0xff;
+    let bad = open(bad).unwrap();
+    let e = bad.read_array(0, true).unwrap_err();
+    let FormatError::Codec {
+        index: 0,
+        codec: "lz4",
+        source: DecodeError::InPack { pack: 0, source },
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert!(
+        e.to_string()
+            .starts_with("array 0: lz4 data is corrupt: in pack 0: "),
+        "{e}"
+    );
+    // The chain: Codec -> InPack -> the decoder's error.
+    let inner = e
+        .source()
+        .and_then(|s| s.source())
+        .expect("a chained source");
+    assert_eq!(inner.to_string(), source.to_string());
+}

@@ -1,4 +1,5 @@
-//! Maps Rust errors onto the Python exceptions of `skvault.exceptions`.
+//! Maps Rust errors onto the Python exceptions of `skvault.exceptions`; `docs/ERRORS.md`
+//! tables every variant's exception.
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -46,7 +47,9 @@ pub fn untrusted(py: Python<'_>, names: Vec<String>) -> PyErr {
 
 /// Converts a format error: I/O problems become the matching `OSError` subclass
 /// (`FileNotFoundError`, `PermissionError`, ...; a destination that is not a regular file
-/// `DestinationError`), everything else a `FormatError`.
+/// `DestinationError`), a digest mismatch an `IntegrityError`, a bad compression level an
+/// `InvalidOptionError`, what the format cannot hold an `UnsupportedObjectError`, failures
+/// that are not the data's a `SkvaultError`, and every problem with a file a `FormatError`.
 pub fn from_format(py: Python<'_>, err: FormatError) -> PyErr {
     match err {
         FormatError::Io { path, source } => {
@@ -84,7 +87,13 @@ pub fn from_format(py: Python<'_>, err: FormatError) -> PyErr {
             }
         }
         FormatError::DigestMismatch { .. } => new_err(py, "IntegrityError", err.to_string()),
-        FormatError::Unsupported { .. } => unsupported(py, err.to_string()),
+        FormatError::CompressionLevel { .. } => new_err(py, "InvalidOptionError", err.to_string()),
+        FormatError::ArrayData { .. }
+        | FormatError::ArraysTooLarge
+        | FormatError::TooDeep { .. } => unsupported(py, err.to_string()),
+        FormatError::Compress { .. } | FormatError::Internal { .. } => {
+            new_err(py, "SkvaultError", err.to_string())
+        }
         other => format_error(py, other.to_string()),
     }
 }

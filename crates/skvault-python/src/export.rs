@@ -1,6 +1,6 @@
 //! `skvault._native.export_onnx / export_json / import_json`: the `skvault-export` crate seen
 //! from Python. Errors map onto `skvault.exceptions` (`ExportError` for refusals and bad
-//! documents, `UntrustedTypesError`, `OSError` subclasses for I/O).
+//! documents, `UntrustedTypesError`, `OSError` subclasses for I/O; see `docs/ERRORS.md`).
 
 use std::path::PathBuf;
 
@@ -18,9 +18,7 @@ fn export_error(py: Python<'_>, err: ExportError) -> PyErr {
             from_format(py, skvault_format::FormatError::Io { path, source })
         }
         ExportError::Untrusted { names } => untrusted(py, names),
-        e @ ExportError::Infer(InferError::Unsupported { .. }) => {
-            new_err(py, "ExportError", e.to_string())
-        }
+        // Refusals (an estimator the exporter does not write), hostile sizes, bad documents.
         e => new_err(py, "ExportError", e.to_string()),
     }
 }
@@ -53,9 +51,11 @@ pub fn import_json(
     let codec = match compression.as_deref() {
         None | Some("none") => Codec::None,
         Some(name) => Codec::from_name(name).ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "unknown compression {name:?} (none, zstd or lz4)"
-            ))
+            new_err(
+                py,
+                "InvalidOptionError",
+                format!("unknown compression {name:?} (none, zstd or lz4)"),
+            )
         })?,
     };
     let options = WriteOptions { codec, level: None };

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use skvault_format::{prepare_with_validation, ArrayInput, Codec, SkvFile, TrustSet, WriteOptions};
 
-use crate::errors::{format_error, from_trust, IntoPyResult};
+use crate::errors::{format_error, from_format, from_trust, new_err, IntoPyResult};
 use crate::mapped::MappedFile;
 
 /// A file path or the bytes of a file.
@@ -51,15 +51,14 @@ fn options(py: Python<'_>, compress: Option<&str>, level: Option<i32>) -> PyResu
     let codec = match compress {
         None => Codec::None,
         Some(name) => Codec::from_name(name).ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
-                "compress must be None, \"zstd\" or \"lz4\", not {name:?}"
-            ))
+            new_err(
+                py,
+                "InvalidOptionError",
+                format!("compress must be None, \"zstd\" or \"lz4\", not {name:?}"),
+            )
         })?,
     };
-    codec
-        .check_level(level)
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-    let _ = py;
+    codec.check_level(level).map_err(|e| from_format(py, e))?;
     Ok(WriteOptions { codec, level })
 }
 

@@ -24,7 +24,10 @@ pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(60 * 60);
 fn to_bytes<T: serde::Serialize>(value: &T) -> Result<Bytes> {
     serde_json::to_vec(value)
         .map(Bytes::from)
-        .map_err(|e| RegistryError::invalid(e.to_string()))
+        .map_err(|source| RegistryError::Encode {
+            what: "a registry document",
+            source,
+        })
 }
 
 impl Registry {

@@ -105,8 +105,8 @@ pub struct VersionDoc {
 
 impl VersionDoc {
     pub(crate) fn parse(bytes: &[u8], key: &str, name: &str, version: u64) -> Result<VersionDoc> {
-        let doc: VersionDoc = serde_json::from_slice(bytes)
-            .map_err(|e| RegistryError::document(key, e.to_string()))?;
+        let doc: VersionDoc =
+            serde_json::from_slice(bytes).map_err(|e| RegistryError::document_json(key, e))?;
         if doc.format != VERSION_FORMAT {
             return Err(RegistryError::document(
                 key,

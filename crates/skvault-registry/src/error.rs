@@ -65,6 +65,28 @@ pub enum RegistryError {
     #[error("{path}: malformed registry document: {message}")]
     Document { path: String, message: String },
 
+    /// A stored registry document that is not valid JSON or not of the expected shape.
+    #[error("{path}: malformed registry document: {source}")]
+    DocumentJson {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A document the registry writes could not be serialized (a bug: the types always
+    /// serialize).
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A validated `.skv` file could not be cut into its head and blobs (a bug: the file was
+    /// checked against exactly these bytes).
+    #[error("{path}: cannot cut the file into head and blobs: {reason}")]
+    Split { path: String, reason: &'static str },
+
     /// A blob that a version refers to is missing.
     #[error("{path}: missing blob (the registry is damaged)")]
     MissingBlob { path: String },
@@ -130,6 +152,13 @@ impl RegistryError {
         RegistryError::Document {
             path: path.to_string(),
             message: message.into(),
+        }
+    }
+
+    pub(crate) fn document_json(path: impl ToString, source: serde_json::Error) -> Self {
+        RegistryError::DocumentJson {
+            path: path.to_string(),
+            source,
         }
     }
 

@@ -212,9 +212,11 @@ impl Registry {
                     n = n.saturating_add(1);
                 }
                 doc.version = n;
-                let body = serde_json::to_vec_pretty(doc).map_err(|e| {
-                    RegistryError::invalid(format!("metadata is not serializable: {e}"))
-                })?;
+                let body =
+                    serde_json::to_vec_pretty(doc).map_err(|source| RegistryError::Encode {
+                        what: "the version document",
+                        source,
+                    })?;
                 let key = version_key(&doc.name, n);
                 match self.store.create(&key, Bytes::from(body)).await? {
                     Created::Yes => return Ok(()),

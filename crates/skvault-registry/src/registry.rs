@@ -183,9 +183,8 @@ impl Registry {
         match cell::read(&self.store, &prefix).await? {
             None => Ok(None),
             Some((seq, bytes)) => {
-                let state = serde_json::from_slice(&bytes).map_err(|e| {
-                    RegistryError::document(cell::entry_key(&prefix, seq), e.to_string())
-                })?;
+                let state = serde_json::from_slice(&bytes)
+                    .map_err(|e| RegistryError::document_json(cell::entry_key(&prefix, seq), e))?;
                 Ok(Some((seq, state)))
             }
         }
@@ -200,9 +199,8 @@ impl Registry {
         match cell::read(&self.store, &prefix).await? {
             None => Ok(None),
             Some((seq, bytes)) => {
-                let entry = serde_json::from_slice(&bytes).map_err(|e| {
-                    RegistryError::document(cell::entry_key(&prefix, seq), e.to_string())
-                })?;
+                let entry = serde_json::from_slice(&bytes)
+                    .map_err(|e| RegistryError::document_json(cell::entry_key(&prefix, seq), e))?;
                 Ok(Some((seq, entry)))
             }
         }

@@ -28,11 +28,9 @@ pub(crate) struct Pieces<'a> {
 
 /// Cuts a validated file (`file` was opened from exactly `bytes`).
 pub(crate) fn split<'a>(bytes: &'a [u8], file: &SkvFile, path: &str) -> Result<Pieces<'a>> {
-    let err = |message: &str| RegistryError::Format {
+    let err = |reason| RegistryError::Split {
         path: path.to_string(),
-        source: skvault_format::FormatError::Unsupported {
-            message: message.to_string(),
-        },
+        reason,
     };
     let head_len = usize::try_from(HEADER_LEN + file.header().manifest_len)
         .map_err(|_| err("manifest too large"))?;
@@ -119,4 +117,61 @@ pub(crate) fn reassemble(
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use skvault_format::{prepare, ArrayInput, DType, Node, Order, WriteOptions};
+
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_the_opened_file_cannot_be_split() {
+        let data = [1u8; 64];
+        let arrays = [ArrayInput {
+            dtype: DType::parse_scalar("<f8", "test").unwrap(),
+            shape: vec![8],
+            order: Order::C,
+            data: &data,
+        }];
+        let bytes = prepare(
+            Node::Array(0),
+            &arrays,
+            Default::default(),
+            WriteOptions::default(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+        let file = SkvFile::from_bytes(bytes.clone()).unwrap();
+        assert_eq!(split(&bytes, &file, "m.skv").unwrap().blobs, [&data[..]]);
+        for (cut, why) in [
+            (10, "file shorter than its head"),
+            (bytes.len() - 1, "blob outside the file"),
+        ] {
+            match split(&bytes[..cut], &file, "m.skv") {
+                Err(RegistryError::Split { path, reason }) => {
+                    assert_eq!((path.as_str(), reason), ("m.skv", why))
+                }
+                Err(e) => panic!("{e:?}"),
+                Ok(_) => panic!("split {cut} bytes"),
+            }
+        }
+    }
+
+    #[test]
+    fn encoding_errors_keep_serde_json_as_source() {
+        use std::error::Error as _;
+        let source = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = RegistryError::Encode {
+            what: "a registry document",
+            source,
+        };
+        assert!(e
+            .to_string()
+            .starts_with("cannot encode a registry document: "));
+        assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
+    }
 }

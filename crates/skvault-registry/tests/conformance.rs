@@ -35,6 +35,7 @@ conformance!(
     invalid_names_are_refused,
     tampered_blob_is_detected_on_load,
     missing_blob_is_reported,
+    a_version_document_that_is_not_json_is_a_document_json_error,
     delete_needs_no_alias_never_reuses_numbers_and_gc_frees_blobs,
     gc_keeps_recent_unreferenced_blobs,
     tags_metrics_search_and_lineage,
@@ -305,6 +306,30 @@ fn tampered_blob_is_detected_on_load(b: &Backend) {
         r.check(false).unwrap().is_empty(),
         "a shallow check sees only presence"
     );
+}
+
+fn a_version_document_that_is_not_json_is_a_document_json_error(b: &Backend) {
+    use std::error::Error as _;
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 10)], Codec::None);
+    let version = register(&r, &p, "m");
+    std::fs::write(
+        b.file_of(&format!("models/m/versions/{version}.json")),
+        b"{not json",
+    )
+    .unwrap();
+    let e = r.version("m", &Selector::Version(version)).unwrap_err();
+    match &e {
+        RegistryError::DocumentJson { path, .. } => {
+            assert!(
+                path.ends_with(&format!("versions/{version}.json")),
+                "{path}"
+            )
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(e.to_string().contains("malformed registry document"), "{e}");
+    assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
 }
 
 fn missing_blob_is_reported(b: &Backend) {

@@ -1,0 +1,141 @@
+//! The command line's one error type, and the one place that turns an error into a message
+//! and an exit code.
+//!
+//! Exit codes: 0 success; 1 a verdict (`verify` found a bad digest, `scan` an unsafe or
+//! unknown file, `registry check` a problem) or a refusal (`convert` of unsafe or untrusted
+//! content, `export` of an estimator the exporter does not write, `import` of untrusted
+//! names); 2 every other error, as for clap's usage errors. Verdicts are results, returned
+//! as `Ok(1)` by the commands; refusals and errors are `CliError`s, sorted by `exit_code`.
+
+use std::path::{Path, PathBuf};
+
+use skvault_export::ExportError;
+use skvault_format::trust::TrustError;
+use skvault_format::FormatError;
+use skvault_infer::InferError;
+use skvault_pickle::FileError;
+use skvault_registry::RegistryError;
+
+use skvault_table::TableError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// A `.skv` file could not be read or written (`inspect`, `verify`, `diff`).
+    #[error(transparent)]
+    Format(#[from] FormatError),
+
+    /// `convert` failed or refused the pickle or joblib file.
+    #[error(transparent)]
+    Convert(#[from] FileError),
+
+    /// A registry operation failed, or a registry argument is not allowed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+
+    /// `predict`: the model could not be opened or refused the input.
+    #[error(transparent)]
+    Infer(#[from] InferError),
+
+    /// `export` or `import` failed or refused.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+
+    /// A `--trust` name is not a qualified name.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+
+    /// Printing a JSON report failed.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+
+    /// A file named on the command line could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `predict`: the input table cannot be read (`path` when the message does not name it).
+    #[error("{}{source}", path.as_deref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Table {
+        path: Option<PathBuf>,
+        #[source]
+        source: TableError,
+    },
+
+    /// `--compress` names no codec.
+    #[error("unknown codec {name:?} (none, zstd or lz4)")]
+    UnknownCodec { name: String },
+
+    /// `inspect --params` on a file that records no estimator parameters.
+    #[error("{} records no estimator parameters", path.display())]
+    NoParams { path: PathBuf },
+
+    /// A command-line value or an input that does not fit the command (an output format,
+    /// input columns that do not match the model's features, a method the model lacks, ...).
+    #[error("{message}")]
+    Input { message: String },
+}
+
+impl From<TableError> for CliError {
+    fn from(source: TableError) -> Self {
+        CliError::Table { path: None, source }
+    }
+}
+
+impl CliError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        CliError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn input(message: impl Into<String>) -> Self {
+        CliError::Input {
+            message: message.into(),
+        }
+    }
+
+    /// True when skvault refused the input on purpose (unsafe or untrusted content, an
+    /// estimator the exporter does not write), rather than failing.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            CliError::Convert(e) => matches!(
+                e,
+                FileError::Unsafe { .. }
+                    | FileError::Untrusted { .. }
+                    | FileError::Unmigratable { .. }
+            ),
+            CliError::Export(e) => matches!(
+                e,
+                ExportError::Unsupported { .. }
+                    | ExportError::Untrusted { .. }
+                    | ExportError::Infer(InferError::Unsupported { .. })
+            ),
+            _ => false,
+        }
+    }
+
+    /// The process's exit code for this error: 1 for a refusal, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_refusal() {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// Prints `err` on stderr ("skvault: refused: ..." or "skvault: error: ...") and returns the
+/// exit code.
+pub fn report(err: &CliError) -> u8 {
+    if err.is_refusal() {
+        errln!("skvault: refused: {err}");
+    } else {
+        errln!("skvault: error: {err}");
+    }
+    err.exit_code()
+}
