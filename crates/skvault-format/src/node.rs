@@ -10,10 +10,11 @@ use std::collections::HashSet;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Map, Value};
 
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
+use crate::float_json::f64_to_json;
 use crate::pointer::Pointer;
 use crate::strict_json::{Json, Obj};
 
@@ -140,21 +141,6 @@ impl BaseType {
 
 // ---------------------------------------------------------------- encoding
 
-fn float_json(x: f64) -> Value {
-    if x.is_nan() {
-        let bits = x.to_bits();
-        if bits == f64::NAN.to_bits() {
-            Value::String("nan".into())
-        } else {
-            Value::String(format!("nan:{bits:016x}"))
-        }
-    } else if x.is_infinite() {
-        Value::String(if x > 0.0 { "inf" } else { "-inf" }.into())
-    } else {
-        Number::from_f64(x).map_or(Value::Null, Value::Number)
-    }
-}
-
 fn pairs_json(items: &[(Node, Node)]) -> Value {
     Value::Array(
         items
@@ -181,8 +167,8 @@ impl Node {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => json!(i),
             Node::BigInt(s) => tagged("int", Value::String(s.clone())),
-            Node::Float(x) => tagged("float", float_json(*x)),
-            Node::Complex(re, im) => tagged("complex", json!([float_json(*re), float_json(*im)])),
+            Node::Float(x) => tagged("float", f64_to_json(*x)),
+            Node::Complex(re, im) => tagged("complex", json!([f64_to_json(*re), f64_to_json(*im)])),
             Node::Str(s) => Value::String(s.clone()),
             Node::StrSurrogates(b) => tagged("str_surrogatepass", Value::String(B64.encode(b))),
             Node::Bytes(b) => tagged("bytes", Value::String(B64.encode(b))),
