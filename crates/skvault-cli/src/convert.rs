@@ -19,9 +19,8 @@ pub struct Args<'a> {
 
 pub fn run(args: &Args<'_>) -> Result<u8, String> {
     let codec = match args.compress {
-        None | Some("none") => Codec::None,
-        Some(name) => Codec::from_name(name)
-            .ok_or_else(|| format!("unknown codec {name:?} (none, zstd or lz4)"))?,
+        None => Codec::None,
+        Some(name) => name.parse::<Codec>().map_err(|e| e.to_string())?,
     };
     let options = ConvertOptions {
         scan: ScanOptions {

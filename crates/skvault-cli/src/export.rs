@@ -107,9 +107,8 @@ pub fn run_export(args: &ExportArgs) -> Result<u8, String> {
 
 pub fn run_import(args: &ImportArgs) -> Result<u8, String> {
     let codec = match args.compress.as_deref() {
-        None | Some("none") => Codec::None,
-        Some(name) => Codec::from_name(name)
-            .ok_or_else(|| format!("unknown codec {name:?} (none, zstd or lz4)"))?,
+        None => Codec::None,
+        Some(name) => name.parse::<Codec>().map_err(|e| e.to_string())?,
     };
     let trust = TrustSet::new(args.trust.iter().cloned()).map_err(|e| e.to_string())?;
     let options = WriteOptions { codec, level: None };
