@@ -684,6 +684,17 @@ mod tests {
     }
 
     #[test]
+    fn big_endian_complex_keeps_real_then_imaginary() {
+        // Each part is big-endian on its own: reversing the whole element would swap them.
+        let dt = DType::parse_scalar(">c16", "").unwrap();
+        let mut raw = 1f64.to_be_bytes().to_vec();
+        raw.extend(2f64.to_be_bytes());
+        let doc = array_to_json(&dt, &[1], Order::C, &raw, "").unwrap();
+        assert_eq!(doc, json!([[1.0, 2.0]]));
+        assert_eq!(array_from_json(&dt, &[1], Order::C, doc, "").unwrap(), raw);
+    }
+
+    #[test]
     fn byte_strings_round_trip_as_base64() {
         let dt = DType::parse_scalar("|S4", "").unwrap();
         let raw = b"ab\0\0\xff\x00\x01z";
