@@ -264,7 +264,10 @@ mod tests {
             assert_eq!(codec.name().parse::<Codec>(), Ok(codec));
         }
         let err = "gzip".parse::<Codec>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown codec \"gzip\" (none, zstd or lz4)");
+        assert_eq!(
+            err.to_string(),
+            "unknown codec \"gzip\" (none, zstd or lz4)"
+        );
         assert!("ZSTD".parse::<Codec>().is_err());
     }
 

@@ -202,8 +202,6 @@ pub fn encode(dtype: &DType, value: Element<'_>, out: &mut [u8]) -> Result<(), U
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
     use proptest::prelude::*;
 
