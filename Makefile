@@ -64,7 +64,7 @@ lint: ## rustfmt, clippy (warnings are errors) and the unsafe-code policy
 stubs: build ## Check the type stubs of skvault._native against the built module (mypy stubtest)
 	$(PY) -m mypy.stubtest skvault._native
 
-test-rust: s3-server ## Rust unit tests (the binding crate is tested through Python)
+test-rust: build s3-server ## Rust tests (the binding crate is tested through Python; the pickle corpus tests run make_fixtures.py with .venv)
 	cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)

@@ -21,9 +21,9 @@ pub struct Args<'a> {
 pub(crate) fn codec(name: Option<&str>) -> Result<Codec, CliError> {
     match name {
         None | Some("none") => Ok(Codec::None),
-        Some(name) => Codec::from_name(name).ok_or_else(|| CliError::UnknownCodec {
-            name: name.to_string(),
-        }),
+        Some(name) => name
+            .parse::<Codec>()
+            .map_err(|e| CliError::UnknownCodec { name: e.0 }),
     }
 }
 

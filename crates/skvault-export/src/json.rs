@@ -13,8 +13,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::{json, Map, Number, Value};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
 use skvault_format::dtype::{ByteOrder, Kind};
+use skvault_format::element::{self, Element};
+use skvault_format::float_json::{f32_to_json, f64_to_json, CANONICAL_NAN_F32, CANONICAL_NAN_F64};
 use skvault_format::node::Decoder;
 use skvault_format::{ArrayInput, DType, Manifest, Order, SkvFile, TrustSet, WriteOptions};
 
@@ -306,105 +310,34 @@ fn nest(flat: Vec<Value>, dims: &[usize]) -> Value {
     }
 }
 
-fn ordered(bytes: &[u8], order: ByteOrder) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    if order == ByteOrder::Big {
-        b.reverse();
-    }
-    b
-}
-
-fn float_to_json(v: f64, nan_bits: Option<String>) -> Value {
-    if v.is_nan() {
-        return Value::String(nan_bits.unwrap_or_else(|| "nan".into()));
-    }
-    if v.is_infinite() {
-        return Value::String(if v > 0.0 { "inf" } else { "-inf" }.into());
-    }
-    Number::from_f64(v).map_or(Value::Null, Value::Number)
-}
-
-fn f64_to_json(v: f64) -> Value {
-    let bits = v.to_bits();
-    let payload = (v.is_nan() && bits != 0x7ff8_0000_0000_0000).then(|| format!("nan:{bits:016x}"));
-    float_to_json(v, payload)
-}
-
-fn f32_to_json(v: f32) -> Value {
-    let bits = v.to_bits();
-    let payload = (v.is_nan() && bits != 0x7fc0_0000).then(|| format!("nan:{bits:08x}"));
-    if v.is_finite() {
-        // The shortest decimal that reads back as this float32: read as a double and rounded
-        // to float32, it gives the same bits (double rounding is exact from 53 to 24 bits).
-        let text = format!("{v:e}");
-        let as64: f64 = text.parse().unwrap_or(f64::from(v));
-        return float_to_json(as64, None);
-    }
-    float_to_json(f64::from(v), payload)
-}
-
 fn elem_to_json(dtype: &DType, bytes: &[u8], path: &str) -> Result<Value> {
     match dtype {
-        DType::Scalar { order, kind, count } => {
-            let b = ordered(bytes, *order);
-            let arr = |n: usize| -> Result<Vec<u8>> {
-                b.get(..n)
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| document(path, "short element"))
-            };
-            Ok(match (kind, count) {
-                (Kind::Bool, 1) => Value::Bool(b.first().copied().unwrap_or(0) != 0),
-                (Kind::Int, 1 | 2 | 4 | 8) | (Kind::UInt, 1 | 2 | 4 | 8) => {
-                    let n = *count as usize;
-                    let mut buf = [0u8; 8];
-                    buf[..n].copy_from_slice(&arr(n)?);
-                    if *kind == Kind::Int {
-                        let shift = 64 - 8 * n as u32;
-                        let v = (i64::from_le_bytes(buf) << shift) >> shift;
-                        json!(v)
-                    } else {
-                        json!(u64::from_le_bytes(buf))
-                    }
-                }
-                (Kind::Float, 8) => f64_to_json(f64::from_le_bytes(le8(&arr(8)?))),
-                (Kind::Float, 4) => f32_to_json(f32::from_le_bytes(le4(&arr(4)?))),
-                (Kind::Complex, 16) => {
-                    let a = arr(16)?;
-                    json!([
-                        f64_to_json(f64::from_le_bytes(le8(&a[..8]))),
-                        f64_to_json(f64::from_le_bytes(le8(&a[8..])))
-                    ])
-                }
-                (Kind::Complex, 8) => {
-                    let a = arr(8)?;
-                    json!([
-                        f32_to_json(f32::from_le_bytes(le4(&a[..4]))),
-                        f32_to_json(f32::from_le_bytes(le4(&a[4..])))
-                    ])
-                }
-                (Kind::Bytes | Kind::Void, _) => Value::String(base64_encode(bytes)),
-                (Kind::Unicode, _) => {
+        DType::Scalar { .. } => {
+            let element = element::decode(dtype, bytes).ok_or_else(|| {
+                document(
+                    path,
+                    format!("dtype {} has no JSON encoding", dtype.to_json()),
+                )
+            })?;
+            Ok(match element {
+                Element::Bool(b) => Value::Bool(b),
+                Element::Int(i) => json!(i),
+                Element::UInt(u) => json!(u),
+                Element::F64(x) => f64_to_json(x),
+                Element::F32(x) => f32_to_json(x),
+                Element::Complex128(re, im) => json!([f64_to_json(re), f64_to_json(im)]),
+                Element::Complex64(re, im) => json!([f32_to_json(re), f32_to_json(im)]),
+                Element::Bytes(b) | Element::Void(b) => Value::String(B64.encode(b)),
+                Element::Unicode(text) => {
                     let mut s = String::new();
-                    for ch in bytes.chunks_exact(4) {
-                        let c = match order {
-                            ByteOrder::Big => u32::from_be_bytes(le4(ch)),
-                            _ => u32::from_le_bytes(le4(ch)),
-                        };
-                        if c == 0 {
-                            break;
-                        }
+                    // The text ends at its first NUL (numpy's padding).
+                    for unit in text.code_units().take_while(|u| *u != 0) {
                         s.push(
-                            char::from_u32(c)
+                            char::from_u32(unit)
                                 .ok_or_else(|| document(path, "invalid code point"))?,
                         );
                     }
                     Value::String(s)
-                }
-                _ => {
-                    return Err(document(
-                        path,
-                        format!("dtype {} has no JSON encoding", dtype.to_json()),
-                    ))
                 }
             })
         }
@@ -424,22 +357,6 @@ fn elem_to_json(dtype: &DType, bytes: &[u8], path: &str) -> Result<Value> {
         }
         DType::SubArray { base, shape } => array_to_json(base, shape, Order::C, bytes, path),
     }
-}
-
-fn le8(b: &[u8]) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    for (o, v) in out.iter_mut().zip(b) {
-        *o = *v;
-    }
-    out
-}
-
-fn le4(b: &[u8]) -> [u8; 4] {
-    let mut out = [0u8; 4];
-    for (o, v) in out.iter_mut().zip(b) {
-        *o = *v;
-    }
-    out
 }
 
 fn array_from_json(
@@ -512,7 +429,7 @@ fn json_f64(v: &Value, path: &str) -> Result<f64> {
             .as_f64()
             .ok_or_else(|| document(path, "expected a number")),
         Value::String(s) => match s.as_str() {
-            "nan" => Ok(f64::from_bits(0x7ff8_0000_0000_0000)),
+            "nan" => Ok(f64::from_bits(CANONICAL_NAN_F64)),
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
             _ => Err(document(
@@ -531,41 +448,66 @@ fn nan_bits(v: &Value, digits: usize) -> Option<u64> {
         .flatten()
 }
 
-fn put_f64(v: &Value, out: &mut [u8], big: bool, path: &str) -> Result<()> {
-    let x = match nan_bits(v, 16) {
-        Some(bits) if f64::from_bits(bits).is_nan() => f64::from_bits(bits),
-        Some(_) => return Err(document(path, "nan:<bits> must encode a NaN")),
-        None => json_f64(v, path)?,
-    };
-    let b = if big {
-        x.to_be_bytes()
-    } else {
-        x.to_le_bytes()
-    };
-    out.copy_from_slice(&b);
-    Ok(())
+/// The float64 `v` stands for, bit-exact: `"nan:<16 hex digits>"` keeps its payload.
+fn json_to_f64(v: &Value, path: &str) -> Result<f64> {
+    match nan_bits(v, 16) {
+        Some(bits) if f64::from_bits(bits).is_nan() => Ok(f64::from_bits(bits)),
+        Some(_) => Err(document(path, "nan:<bits> must encode a NaN")),
+        None => json_f64(v, path),
+    }
 }
 
-fn put_f32(v: &Value, out: &mut [u8], big: bool, path: &str) -> Result<()> {
-    let x = match nan_bits(v, 8) {
-        Some(bits) if f32::from_bits(bits as u32).is_nan() => f32::from_bits(bits as u32),
-        Some(_) => return Err(document(path, "nan:<bits> must encode a NaN")),
+/// The float32 `v` stands for, bit-exact: `"nan:<8 hex digits>"` keeps its payload.
+fn json_to_f32(v: &Value, path: &str) -> Result<f32> {
+    match nan_bits(v, 8) {
+        Some(bits) if f32::from_bits(bits as u32).is_nan() => Ok(f32::from_bits(bits as u32)),
+        Some(_) => Err(document(path, "nan:<bits> must encode a NaN")),
         None => {
             let d = json_f64(v, path)?;
-            if d.is_nan() {
-                f32::from_bits(0x7fc0_0000)
+            Ok(if d.is_nan() {
+                f32::from_bits(CANONICAL_NAN_F32)
             } else {
                 d as f32
-            }
+            })
         }
-    };
-    let b = if big {
-        x.to_be_bytes()
-    } else {
-        x.to_le_bytes()
-    };
-    out.copy_from_slice(&b);
-    Ok(())
+    }
+}
+
+fn complex_parts<'v>(v: &'v Value, path: &str) -> Result<(&'v Value, &'v Value)> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([re, im]) => Ok((re, im)),
+        _ => Err(document(path, "expected [real, imag]")),
+    }
+}
+
+/// The number `v` stands for as an element of the numeric scalar dtype `kind`/`width`;
+/// `None` for the other dtypes.
+fn json_number(v: &Value, kind: Kind, width: u64, path: &str) -> Result<Option<Element<'static>>> {
+    Ok(Some(match (kind, width) {
+        (Kind::Bool, 1) => Element::Bool(
+            v.as_bool()
+                .ok_or_else(|| document(path, "expected true or false"))?,
+        ),
+        (Kind::Int, 1 | 2 | 4 | 8) => Element::Int(
+            v.as_i64()
+                .ok_or_else(|| document(path, "expected an integer"))?,
+        ),
+        (Kind::UInt, 1 | 2 | 4 | 8) => Element::UInt(
+            v.as_u64()
+                .ok_or_else(|| document(path, "expected a non-negative integer"))?,
+        ),
+        (Kind::Float, 8) => Element::F64(json_to_f64(v, path)?),
+        (Kind::Float, 4) => Element::F32(json_to_f32(v, path)?),
+        (Kind::Complex, 16) => {
+            let (re, im) = complex_parts(v, path)?;
+            Element::Complex128(json_to_f64(re, path)?, json_to_f64(im, path)?)
+        }
+        (Kind::Complex, 8) => {
+            let (re, im) = complex_parts(v, path)?;
+            Element::Complex64(json_to_f32(re, path)?, json_to_f32(im, path)?)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn elem_from_json(dtype: &DType, v: Value, out: &mut [u8], path: &str) -> Result<()> {
@@ -573,63 +515,19 @@ fn elem_from_json(dtype: &DType, v: Value, out: &mut [u8], path: &str) -> Result
         DType::Scalar { order, kind, count } => {
             let big = *order == ByteOrder::Big;
             let n = *count as usize;
-            match (kind, count) {
-                (Kind::Bool, 1) => {
-                    let b = v
-                        .as_bool()
-                        .ok_or_else(|| document(path, "expected true or false"))?;
-                    out[0] = u8::from(b);
-                }
-                (Kind::Int, 1 | 2 | 4 | 8) => {
-                    let x = v
-                        .as_i64()
-                        .ok_or_else(|| document(path, "expected an integer"))?;
-                    let shift = 64 - 8 * n as u32;
-                    if (x << shift) >> shift != x {
-                        return Err(document(path, format!("{x} does not fit in {n} bytes")));
-                    }
-                    let b = x.to_le_bytes();
-                    out.copy_from_slice(&b[..n]);
-                    if big {
-                        out.reverse();
-                    }
-                }
-                (Kind::UInt, 1 | 2 | 4 | 8) => {
-                    let x = v
-                        .as_u64()
-                        .ok_or_else(|| document(path, "expected a non-negative integer"))?;
-                    if n < 8 && x >> (8 * n) != 0 {
-                        return Err(document(path, format!("{x} does not fit in {n} bytes")));
-                    }
-                    let b = x.to_le_bytes();
-                    out.copy_from_slice(&b[..n]);
-                    if big {
-                        out.reverse();
-                    }
-                }
-                (Kind::Float, 8) => put_f64(&v, out, big, path)?,
-                (Kind::Float, 4) => put_f32(&v, out, big, path)?,
-                (Kind::Complex, 16 | 8) => {
-                    let Value::Array(parts) = v else {
-                        return Err(document(path, "expected [real, imag]"));
-                    };
-                    let [re, im] = parts.as_slice() else {
-                        return Err(document(path, "expected [real, imag]"));
-                    };
-                    let (a, b) = out.split_at_mut(n / 2);
-                    if n == 16 {
-                        put_f64(re, a, big, path)?;
-                        put_f64(im, b, big, path)?;
-                    } else {
-                        put_f32(re, a, big, path)?;
-                        put_f32(im, b, big, path)?;
-                    }
-                }
-                (Kind::Bytes | Kind::Void, _) => {
+            if let Some(number) = json_number(&v, *kind, *count, path)? {
+                // Only integers can be out of their width's range.
+                return element::encode(dtype, number, out)
+                    .map_err(|_| document(path, format!("{v} does not fit in {n} bytes")));
+            }
+            match kind {
+                Kind::Bytes | Kind::Void => {
                     let s = v
                         .as_str()
                         .ok_or_else(|| document(path, "expected base64 text"))?;
-                    let b = base64_decode(s).ok_or_else(|| document(path, "invalid base64"))?;
+                    let b = B64
+                        .decode(s)
+                        .map_err(|e| document(path, format!("invalid base64: {e}")))?;
                     if b.len() > out.len() {
                         return Err(document(
                             path,
@@ -638,7 +536,7 @@ fn elem_from_json(dtype: &DType, v: Value, out: &mut [u8], path: &str) -> Result
                     }
                     out[..b.len()].copy_from_slice(&b);
                 }
-                (Kind::Unicode, _) => {
+                Kind::Unicode => {
                     let s = v
                         .as_str()
                         .ok_or_else(|| document(path, "expected a string"))?;
@@ -703,55 +601,6 @@ fn elem_from_json(dtype: &DType, v: Value, out: &mut [u8], path: &str) -> Result
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        for k in 0..4 {
-            if k <= chunk.len() {
-                s.push(char::from(B64[((n >> (18 - 6 * k)) & 63) as usize]));
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 4 != 0 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for chunk in s.as_bytes().chunks(4) {
-        let mut n = 0u32;
-        let mut pad = 0;
-        for (k, c) in chunk.iter().enumerate() {
-            let v = if *c == b'=' && k >= 2 {
-                pad += 1;
-                0
-            } else if pad > 0 {
-                return None;
-            } else {
-                B64.iter().position(|x| x == c)? as u32
-            };
-            n = (n << 6) | v;
-        }
-        out.push((n >> 16) as u8);
-        if pad < 2 {
-            out.push((n >> 8) as u8);
-        }
-        if pad < 1 {
-            out.push(n as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,10 +623,8 @@ mod tests {
             let v = f64_to_json(x);
             let text = serde_json::to_string(&v).unwrap();
             let back: Value = serde_json::from_str(&text).unwrap();
-            let mut out = [0u8; 8];
-            put_f64(&back, &mut out, false, "").unwrap();
             assert_eq!(
-                f64::from_le_bytes(out).to_bits(),
+                json_to_f64(&back, "").unwrap().to_bits(),
                 x.to_bits(),
                 "{x} as {text}"
             );
@@ -796,10 +643,8 @@ mod tests {
             let v = f32_to_json(x);
             let text = serde_json::to_string(&v).unwrap();
             let back: Value = serde_json::from_str(&text).unwrap();
-            let mut out = [0u8; 4];
-            put_f32(&back, &mut out, false, "").unwrap();
             assert_eq!(
-                f32::from_le_bytes(out).to_bits(),
+                json_to_f32(&back, "").unwrap().to_bits(),
                 x.to_bits(),
                 "{x} as {text}"
             );
@@ -839,11 +684,24 @@ mod tests {
     }
 
     #[test]
-    fn base64_round_trips() {
-        for n in 0..10 {
-            let b: Vec<u8> = (0..n).map(|i| (i * 37 + 5) as u8).collect();
-            assert_eq!(base64_decode(&base64_encode(&b)).unwrap(), b);
-        }
-        assert!(base64_decode("abc").is_none());
+    fn big_endian_complex_keeps_real_then_imaginary() {
+        // Each part is big-endian on its own: reversing the whole element would swap them.
+        let dt = DType::parse_scalar(">c16", "").unwrap();
+        let mut raw = 1f64.to_be_bytes().to_vec();
+        raw.extend(2f64.to_be_bytes());
+        let doc = array_to_json(&dt, &[1], Order::C, &raw, "").unwrap();
+        assert_eq!(doc, json!([[1.0, 2.0]]));
+        assert_eq!(array_from_json(&dt, &[1], Order::C, doc, "").unwrap(), raw);
+    }
+
+    #[test]
+    fn byte_strings_round_trip_as_base64() {
+        let dt = DType::parse_scalar("|S4", "").unwrap();
+        let raw = b"ab\0\0\xff\x00\x01z";
+        let doc = array_to_json(&dt, &[2], Order::C, raw, "").unwrap();
+        assert_eq!(doc, json!(["YWIAAA==", "/wABeg=="]));
+        assert_eq!(array_from_json(&dt, &[2], Order::C, doc, "").unwrap(), raw);
+        let err = array_from_json(&dt, &[1], Order::C, json!(["abc"]), "").unwrap_err();
+        assert!(err.to_string().contains("invalid base64"), "{err}");
     }
 }

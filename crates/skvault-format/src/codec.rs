@@ -13,6 +13,28 @@ pub enum Codec {
     Lz4,
 }
 
+/// A codec name other than `none`, `zstd` and `lz4`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCodec(pub String);
+
+impl std::fmt::Display for UnknownCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown codec {:?} (none, zstd or lz4)", self.0)
+    }
+}
+
+impl std::error::Error for UnknownCodec {}
+
+/// Parses a codec name given by a user (command line, Python): `Codec::from_name` with the
+/// error message every front end shows.
+impl std::str::FromStr for Codec {
+    type Err = UnknownCodec;
+
+    fn from_str(name: &str) -> std::result::Result<Codec, UnknownCodec> {
+        Codec::from_name(name).ok_or_else(|| UnknownCodec(name.to_string()))
+    }
+}
+
 /// zstd level used when none is given: fast, and already smaller than zlib-3 on model arrays.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
@@ -228,6 +250,19 @@ pub fn split_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_names_parse_and_print_back() {
+        for codec in [Codec::None, Codec::Zstd, Codec::Lz4] {
+            assert_eq!(codec.name().parse::<Codec>(), Ok(codec));
+        }
+        let err = "gzip".parse::<Codec>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown codec \"gzip\" (none, zstd or lz4)"
+        );
+        assert!("ZSTD".parse::<Codec>().is_err());
+    }
 
     #[test]
     fn round_trips_and_exact_length() {

@@ -9,7 +9,9 @@ pub mod atomic;
 pub mod codec;
 pub mod converted;
 pub mod dtype;
+pub mod element;
 pub mod error;
+pub mod float_json;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manifest;

@@ -10,10 +10,11 @@ use std::collections::HashSet;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Map, Value};
 
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
+use crate::float_json::f64_to_json;
 use crate::pointer::Pointer;
 use crate::strict_json::{Json, Obj};
 
@@ -140,21 +141,6 @@ impl BaseType {
 
 // ---------------------------------------------------------------- encoding
 
-fn float_json(x: f64) -> Value {
-    if x.is_nan() {
-        let bits = x.to_bits();
-        if bits == f64::NAN.to_bits() {
-            Value::String("nan".into())
-        } else {
-            Value::String(format!("nan:{bits:016x}"))
-        }
-    } else if x.is_infinite() {
-        Value::String(if x > 0.0 { "inf" } else { "-inf" }.into())
-    } else {
-        Number::from_f64(x).map_or(Value::Null, Value::Number)
-    }
-}
-
 fn pairs_json(items: &[(Node, Node)]) -> Value {
     Value::Array(
         items
@@ -181,8 +167,8 @@ impl Node {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => json!(i),
             Node::BigInt(s) => tagged("int", Value::String(s.clone())),
-            Node::Float(x) => tagged("float", float_json(*x)),
-            Node::Complex(re, im) => tagged("complex", json!([float_json(*re), float_json(*im)])),
+            Node::Float(x) => tagged("float", f64_to_json(*x)),
+            Node::Complex(re, im) => tagged("complex", json!([f64_to_json(*re), f64_to_json(*im)])),
             Node::Str(s) => Value::String(s.clone()),
             Node::StrSurrogates(b) => tagged("str_surrogatepass", Value::String(B64.encode(b))),
             Node::Bytes(b) => tagged("bytes", Value::String(B64.encode(b))),
@@ -439,6 +425,76 @@ fn take_array<'a>(v: Json<'a>, path: &Pointer) -> Result<Vec<Json<'a>>> {
     }
 }
 
+/// The one kind key of a node object, after checking that its other keys belong to that kind.
+fn node_kind(m: &Obj, path: &Pointer) -> Result<&'static str> {
+    let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(k));
+    let kind = match (kinds.next(), kinds.next()) {
+        (Some(k), None) => *k,
+        (None, _) => {
+            let keys: Vec<&str> = m.keys().collect();
+            return Err(perr(path, format!("unknown node kind (keys {keys:?})")));
+        }
+        (Some(a), Some(b)) => {
+            return Err(perr(path, format!("node has two kinds: '{a}' and '{b}'")))
+        }
+    };
+    let allowed: &[&str] = match kind {
+        "object" => &[
+            "object",
+            "new",
+            "call",
+            "kwargs",
+            "base",
+            "basestate",
+            "state",
+            "attrs",
+            "listitems",
+            "dictitems",
+        ],
+        "objarray" => &["objarray", "shape"],
+        "scalar" => &["scalar", "data"],
+        "bit_generator" => &["bit_generator", "state"],
+        other => std::slice::from_ref(KIND_KEYS.iter().find(|k| **k == other).unwrap_or(&"")),
+    };
+    if let Some(extra) = m.keys().find(|k| !allowed.contains(k)) {
+        return Err(perr(
+            path,
+            format!("unknown key '{extra}' in a '{kind}' node"),
+        ));
+    }
+    Ok(kind)
+}
+
+/// Values without children: `int` (big), `float`, `complex`, `str_surrogatepass`, `bytes`,
+/// `bytearray`, `const`.
+fn decode_value(kind: &str, main: &Json, p: &Pointer) -> Result<Node> {
+    Ok(match kind {
+        "int" => {
+            let s = main
+                .as_str()
+                .ok_or_else(|| perr(p, "expected a decimal string"))?;
+            check_bigint(s, p)?;
+            match s.parse::<i64>() {
+                Ok(i) => Node::Int(i),
+                Err(_) => Node::BigInt(s.to_string()),
+            }
+        }
+        "float" => Node::Float(parse_float(main, p)?),
+        "complex" => match main.as_array() {
+            Some([re, im]) => Node::Complex(parse_float(re, p)?, parse_float(im, p)?),
+            _ => return Err(perr(p, "expected [real, imag]")),
+        },
+        "str_surrogatepass" => Node::StrSurrogates(parse_b64(main, p)?),
+        "bytes" => Node::Bytes(parse_b64(main, p)?),
+        "bytearray" => Node::ByteArray(parse_b64(main, p)?),
+        "const" => match main.as_str() {
+            Some("Ellipsis") => Node::Ellipsis,
+            _ => return Err(perr(p, "unknown constant")),
+        },
+        _ => return Err(perr(p, format!("unknown node kind '{kind}'"))),
+    })
+}
+
 impl Decoder {
     pub fn new(n_arrays: usize) -> Self {
         Decoder {
@@ -512,7 +568,62 @@ impl Decoder {
     }
 
     fn decode_object(&mut self, mut m: Obj, path: &Pointer) -> Result<Node> {
-        let id = match m.remove("id") {
+        let id = self.declare_id(&mut m, path)?;
+        let kind = node_kind(&m, path)?;
+        if id.is_some() && kind == "ref" {
+            return Err(perr(path, "a ref cannot declare an id"));
+        }
+        let p = path.key(kind);
+        let main = m.remove(kind).unwrap_or(Json::Null);
+        let node = match kind {
+            "int" | "float" | "complex" | "str_surrogatepass" | "bytes" | "bytearray" | "const" => {
+                decode_value(kind, &main, &p)?
+            }
+            "slice" | "list" | "tuple" | "set" | "frozenset" | "dict" => {
+                self.decode_container(kind, main, &p)?
+            }
+            "array" | "objarray" | "scalar" | "dtype" => {
+                self.decode_array(kind, main, &mut m, path)?
+            }
+            "random_state" | "generator" | "bit_generator" => {
+                self.decode_random(kind, main, &mut m, path)?
+            }
+            "global" => {
+                let name = main
+                    .as_str()
+                    .ok_or_else(|| perr(&p, "expected a qualified name"))?;
+                check_qualified_name(name).map_err(|e| perr(&p, e))?;
+                Node::Global(name.to_string())
+            }
+            "ref" => {
+                let target = main.as_u64().ok_or_else(|| perr(&p, "expected an id"))?;
+                if !self.ids.contains(&target) {
+                    return Err(perr(
+                        &p,
+                        format!("ref to id {target}, which is not declared before it"),
+                    ));
+                }
+                Node::Ref(target)
+            }
+            "object" => Node::Object(Box::new(self.decode_instance(main, m, path)?)),
+            _ => return Err(perr(path, format!("unknown node kind '{kind}'"))),
+        };
+        Ok(match id {
+            // Only nodes written as JSON objects keep their id when re-encoded.
+            Some(_) if !node.can_be_shared() => {
+                return Err(perr(path, format!("a '{kind}' node cannot declare an id")))
+            }
+            Some(id) => Node::Shared {
+                id,
+                node: Box::new(node),
+            },
+            None => node,
+        })
+    }
+
+    /// The node's `id`, if it declares one; each id is declared once in the document.
+    fn declare_id(&mut self, m: &mut Obj, path: &Pointer) -> Result<Option<Id>> {
+        Ok(match m.remove("id") {
             None => None,
             Some(v) => {
                 let id = v
@@ -523,82 +634,39 @@ impl Decoder {
                 }
                 Some(id)
             }
-        };
-        let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(k));
-        let kind = match (kinds.next(), kinds.next()) {
-            (Some(k), None) => *k,
-            (None, _) => {
-                let keys: Vec<&str> = m.keys().collect();
-                return Err(perr(path, format!("unknown node kind (keys {keys:?})")));
-            }
-            (Some(a), Some(b)) => {
-                return Err(perr(path, format!("node has two kinds: '{a}' and '{b}'")))
-            }
-        };
-        let allowed: &[&str] = match kind {
-            "object" => &[
-                "object",
-                "new",
-                "call",
-                "kwargs",
-                "base",
-                "basestate",
-                "state",
-                "attrs",
-                "listitems",
-                "dictitems",
-            ],
-            "objarray" => &["objarray", "shape"],
-            "scalar" => &["scalar", "data"],
-            "bit_generator" => &["bit_generator", "state"],
-            other => std::slice::from_ref(KIND_KEYS.iter().find(|k| **k == other).unwrap_or(&"")),
-        };
-        if let Some(extra) = m.keys().find(|k| !allowed.contains(k)) {
-            return Err(perr(
-                path,
-                format!("unknown key '{extra}' in a '{kind}' node"),
-            ));
-        }
-        if id.is_some() && kind == "ref" {
-            return Err(perr(path, "a ref cannot declare an id"));
-        }
-        let p = path.key(kind);
-        let main = m.remove(kind).unwrap_or(Json::Null);
-        let node = match kind {
-            "int" => {
-                let s = main
-                    .as_str()
-                    .ok_or_else(|| perr(&p, "expected a decimal string"))?;
-                check_bigint(s, &p)?;
-                match s.parse::<i64>() {
-                    Ok(i) => Node::Int(i),
-                    Err(_) => Node::BigInt(s.to_string()),
-                }
-            }
-            "float" => Node::Float(parse_float(&main, &p)?),
-            "complex" => match main.as_array() {
-                Some([re, im]) => Node::Complex(parse_float(re, &p)?, parse_float(im, &p)?),
-                _ => return Err(perr(&p, "expected [real, imag]")),
-            },
-            "str_surrogatepass" => Node::StrSurrogates(parse_b64(&main, &p)?),
-            "bytes" => Node::Bytes(parse_b64(&main, &p)?),
-            "bytearray" => Node::ByteArray(parse_b64(&main, &p)?),
-            "const" => match main.as_str() {
-                Some("Ellipsis") => Node::Ellipsis,
-                _ => return Err(perr(&p, "unknown constant")),
-            },
+        })
+    }
+
+    /// Containers: `slice`, `list`, `tuple`, `set`, `frozenset`, `dict`.
+    fn decode_container(&mut self, kind: &str, main: Json, p: &Pointer) -> Result<Node> {
+        Ok(match kind {
             "slice" => {
-                let parts = self.decode_seq(main, &p)?;
+                let parts = self.decode_seq(main, p)?;
                 let parts: [Node; 3] = parts
                     .try_into()
-                    .map_err(|_| perr(&p, "a slice is [start, stop, step]"))?;
+                    .map_err(|_| perr(p, "a slice is [start, stop, step]"))?;
                 Node::Slice(Box::new(parts))
             }
-            "list" => Node::List(self.decode_seq(main, &p)?),
-            "tuple" => Node::Tuple(self.decode_seq(main, &p)?),
-            "set" => Node::Set(self.decode_seq(main, &p)?),
-            "frozenset" => Node::FrozenSet(self.decode_seq(main, &p)?),
-            "dict" => Node::Dict(self.decode_pairs(main, &p)?),
+            "list" => Node::List(self.decode_seq(main, p)?),
+            "tuple" => Node::Tuple(self.decode_seq(main, p)?),
+            "set" => Node::Set(self.decode_seq(main, p)?),
+            "frozenset" => Node::FrozenSet(self.decode_seq(main, p)?),
+            "dict" => Node::Dict(self.decode_pairs(main, p)?),
+            _ => return Err(perr(p, format!("unknown node kind '{kind}'"))),
+        })
+    }
+
+    /// Arrays and their types: `array` (an index into the array table), `objarray`,
+    /// numpy `scalar`, `dtype`.
+    fn decode_array(
+        &mut self,
+        kind: &str,
+        main: Json,
+        m: &mut Obj,
+        path: &Pointer,
+    ) -> Result<Node> {
+        let p = path.key(kind);
+        Ok(match kind {
             "array" => {
                 let index = main
                     .as_u64()
@@ -641,24 +709,20 @@ impl Decoder {
                 Node::Scalar { dtype, data }
             }
             "dtype" => Node::DType(DType::from_json_allow_object(&main, &p)?),
-            "global" => {
-                let name = main
-                    .as_str()
-                    .ok_or_else(|| perr(&p, "expected a qualified name"))?;
-                check_qualified_name(name).map_err(|e| perr(&p, e))?;
-                Node::Global(name.to_string())
-            }
-            "ref" => {
-                let target = main.as_u64().ok_or_else(|| perr(&p, "expected an id"))?;
-                if !self.ids.contains(&target) {
-                    return Err(perr(
-                        &p,
-                        format!("ref to id {target}, which is not declared before it"),
-                    ));
-                }
-                Node::Ref(target)
-            }
-            "object" => Node::Object(Box::new(self.decode_instance(main, m, path)?)),
+            _ => return Err(perr(path, format!("unknown node kind '{kind}'"))),
+        })
+    }
+
+    /// numpy's random state: `random_state`, `generator`, `bit_generator`.
+    fn decode_random(
+        &mut self,
+        kind: &str,
+        main: Json,
+        m: &mut Obj,
+        path: &Pointer,
+    ) -> Result<Node> {
+        let p = path.key(kind);
+        Ok(match kind {
             "random_state" => {
                 let state = self.decode_json(main, &p)?;
                 if !matches!(state.unshared(), Node::Dict(_) | Node::Ref(_)) {
@@ -694,17 +758,6 @@ impl Decoder {
                 }
             }
             _ => return Err(perr(path, format!("unknown node kind '{kind}'"))),
-        };
-        Ok(match id {
-            // Only nodes written as JSON objects keep their id when re-encoded.
-            Some(_) if !node.can_be_shared() => {
-                return Err(perr(path, format!("a '{kind}' node cannot declare an id")))
-            }
-            Some(id) => Node::Shared {
-                id,
-                node: Box::new(node),
-            },
-            None => node,
         })
     }
 

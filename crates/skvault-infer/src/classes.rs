@@ -1,6 +1,7 @@
 //! A classifier's `classes_`: the labels that `predict` indices point into.
 
-use skvault_format::dtype::{ByteOrder, Kind};
+use skvault_format::dtype::Kind;
+use skvault_format::element::{self, Element};
 use skvault_format::{DType, Node};
 
 use crate::error::{malformed, Result};
@@ -70,52 +71,38 @@ pub fn format_float(x: f64) -> String {
 }
 
 fn decode_text(dtype: &DType, bytes: &[u8], path: &str) -> Result<Vec<String>> {
-    let DType::Scalar { order, kind, count } = dtype else {
+    let width = usize::try_from(dtype.itemsize()).map_err(|_| malformed(path, "bad width"))?;
+    if !matches!(
+        dtype,
+        DType::Scalar {
+            kind: Kind::Unicode | Kind::Bytes,
+            ..
+        }
+    ) {
         return Err(malformed(path, "expected a text array"));
-    };
-    let count = usize::try_from(*count).map_err(|_| malformed(path, "bad width"))?;
-    match kind {
-        Kind::Unicode => {
-            let width = count * 4;
-            if width == 0 {
-                return Ok(Vec::new());
-            }
-            bytes
-                .chunks_exact(width)
-                .map(|item| {
-                    let mut s = String::new();
-                    for c in item.chunks_exact(4) {
-                        let arr = [c[0], c[1], c[2], c[3]];
-                        let code = if *order == ByteOrder::Big {
-                            u32::from_be_bytes(arr)
-                        } else {
-                            u32::from_le_bytes(arr)
-                        };
-                        s.push(
-                            char::from_u32(code)
-                                .ok_or_else(|| malformed(path, "invalid character"))?,
-                        );
-                    }
-                    // numpy drops trailing NULs of fixed-width strings.
-                    Ok(s.trim_end_matches('\0').to_string())
-                })
-                .collect()
-        }
-        Kind::Bytes => {
-            if count == 0 {
-                return Ok(Vec::new());
-            }
-            bytes
-                .chunks_exact(count)
-                .map(|item| {
-                    let end = item.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-                    String::from_utf8(item[..end].to_vec())
-                        .map_err(|_| malformed(path, "class labels are not UTF-8"))
-                })
-                .collect()
-        }
-        _ => Err(malformed(path, "expected a text array")),
     }
+    if width == 0 {
+        return Ok(Vec::new());
+    }
+    bytes
+        .chunks_exact(width)
+        .map(|item| match element::decode(dtype, item) {
+            Some(Element::Unicode(text)) => {
+                let s = text
+                    .code_units()
+                    .map(|u| char::from_u32(u).ok_or_else(|| malformed(path, "invalid character")))
+                    .collect::<Result<String>>()?;
+                // numpy drops trailing NULs of fixed-width strings.
+                Ok(s.trim_end_matches('\0').to_string())
+            }
+            Some(Element::Bytes(b)) => {
+                let end = b.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+                String::from_utf8(b[..end].to_vec())
+                    .map_err(|_| malformed(path, "class labels are not UTF-8"))
+            }
+            _ => Err(malformed(path, "expected a text array")),
+        })
+        .collect()
 }
 
 /// Reads `classes_` (a 1-d array of numbers or text, or an object array of str or int).

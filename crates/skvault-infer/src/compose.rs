@@ -7,15 +7,18 @@ use skvault_format::{Construct, Node};
 
 use crate::classes::Classes;
 use crate::error::{malformed, unsupported, Result};
-use crate::estimator::{build as build_any, not_available, Boxed, Estimator, Method};
+use crate::estimator::{not_available, Boxed, BuildNested, Estimator, Method};
 use crate::matrix::{Matrix, MatrixView, Prediction};
 use crate::state::{node_float, node_int, seq_items, Ctx, Obj};
 
-pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
+/// `nested` builds the members (steps, transformers).
+pub(crate) fn build(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Option<Boxed>> {
     let est: Boxed = match o.class() {
-        "sklearn.pipeline.Pipeline" => Box::new(pipeline(o)?),
-        "sklearn.compose._column_transformer.ColumnTransformer" => Box::new(column_transformer(o)?),
-        "sklearn.pipeline.FeatureUnion" => Box::new(feature_union(o)?),
+        "sklearn.pipeline.Pipeline" => Box::new(pipeline(o, nested)?),
+        "sklearn.compose._column_transformer.ColumnTransformer" => {
+            Box::new(column_transformer(o, nested)?)
+        }
+        "sklearn.pipeline.FeatureUnion" => Box::new(feature_union(o, nested)?),
         "sklearn.preprocessing._function_transformer.FunctionTransformer" => {
             if !o.is_none("func") && !is_check_array(o) {
                 return Err(unsupported(
@@ -67,12 +70,12 @@ enum Member {
     Drop,
 }
 
-fn member<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<Member> {
+fn member<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str, nested: BuildNested) -> Result<Member> {
     match ctx.resolve(node) {
         Node::Str(s) if s == "passthrough" => Ok(Member::Passthrough),
         Node::None => Ok(Member::Passthrough),
         Node::Str(s) if s == "drop" => Ok(Member::Drop),
-        _ => build_any(ctx, node, path).map(Member::Est),
+        _ => nested(ctx, node, path).map(Member::Est),
     }
 }
 
@@ -118,14 +121,14 @@ struct Pipeline {
     methods: &'static [Method],
 }
 
-fn pipeline(o: &Obj<'_, '_>) -> Result<Pipeline> {
+fn pipeline(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Pipeline> {
     let steps = tuples(o, "steps", 2)?;
     let n_steps = steps.len();
     let mut transforms = Vec::new();
     let mut last = None;
     for (i, step) in steps.into_iter().enumerate() {
         let path = format!("{}/{i}", o.sub("steps"));
-        match member(o.ctx, step[1], &path)? {
+        match member(o.ctx, step[1], &path, nested)? {
             Member::Est(e) if i + 1 == n_steps => last = Some(e),
             Member::Est(e) => {
                 if !e.methods().contains(&Method::Transform) {
@@ -270,7 +273,7 @@ fn input_indices(o: &Obj<'_, '_>, name: &str, n: usize) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn column_transformer(o: &Obj<'_, '_>) -> Result<Stack> {
+fn column_transformer(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Stack> {
     let n = o.usize("n_features_in_")?;
     let mut blocks = Vec::new();
     for (i, t) in tuples(o, "transformers_", 3)?.into_iter().enumerate() {
@@ -280,7 +283,7 @@ fn column_transformer(o: &Obj<'_, '_>) -> Result<Stack> {
         if columns.is_empty() {
             continue;
         }
-        let est = match member(o.ctx, t[1], &path)? {
+        let est = match member(o.ctx, t[1], &path, nested)? {
             Member::Drop => continue,
             Member::Passthrough => None,
             Member::Est(e) => Some(e),
@@ -298,7 +301,7 @@ fn column_transformer(o: &Obj<'_, '_>) -> Result<Stack> {
     })
 }
 
-fn feature_union(o: &Obj<'_, '_>) -> Result<Stack> {
+fn feature_union(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Stack> {
     let weights: Vec<(String, f64)> = match o.attr("transformer_weights") {
         None | Some(Node::None) => Vec::new(),
         Some(Node::Dict(items)) => items
@@ -320,7 +323,7 @@ fn feature_union(o: &Obj<'_, '_>) -> Result<Stack> {
     for (i, t) in tuples(o, "transformer_list", 2)?.into_iter().enumerate() {
         let path = format!("{}/{i}", o.sub("transformer_list"));
         let name = name_of(t[0]);
-        let est = match member(o.ctx, t[1], &path)? {
+        let est = match member(o.ctx, t[1], &path, nested)? {
             Member::Drop => continue,
             Member::Passthrough => None,
             Member::Est(e) => {

@@ -1,9 +1,14 @@
-//! The trait every native estimator implements, and the dispatch from class names.
+//! The trait every native estimator implements, and what its builders share.
+//!
+//! Estimator modules depend on this module only; the dispatch from class names to their
+//! builders is `registry`'s, which depends on them.
+
+use skvault_format::Node;
 
 use crate::classes::Classes;
-use crate::error::{unsupported, InferError, Result};
+use crate::error::{InferError, Result};
 use crate::matrix::{Matrix, MatrixView, Prediction};
-use crate::state::{Ctx, Obj};
+use crate::state::Ctx;
 
 /// The methods a model may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,91 +96,7 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
 
 pub(crate) type Boxed = Box<dyn Estimator>;
 
-/// Builds the estimator if the object is of a class the builder knows, else `None`.
-type Builder = fn(&Obj<'_, '_>) -> Result<Option<Boxed>>;
-
-/// Builds the native estimator for the object at `path`; unknown classes are `Unsupported`.
-///
-/// A node with an id (however it is reached: its declaration or any `ref`) is built once and shared;
-/// every use still counts toward the work bound, and nesting toward the depth bound
-/// (`budget`), so refs cannot make the model deeper or larger than those bounds.
-pub(crate) fn build<'f>(
-    ctx: &Ctx<'f>,
-    node: &'f skvault_format::Node,
-    path: &str,
-) -> Result<Boxed> {
-    let budget = ctx.budget();
-    budget.nested(path, || {
-        // Lists and attributes hand over their items already resolved, so a shared node is
-        // recognised by what it is (its address in the tree), not by the ref that led here.
-        let Some(id) = ctx.shared_id(node) else {
-            return build_new(ctx, node, path);
-        };
-        let est = match budget.recall(id, path)? {
-            Some(est) => est,
-            None => budget.remember(id, || build_new(ctx, node, path))?,
-        };
-        Ok(Box::new(Shared(est)) as Boxed)
-    })
-}
-
-/// One estimator used in several places of the model (ids and refs).
-#[derive(Debug)]
-struct Shared(std::sync::Arc<dyn Estimator>);
-
-impl Estimator for Shared {
-    fn class(&self) -> &str {
-        self.0.class()
-    }
-    fn n_features(&self) -> usize {
-        self.0.n_features()
-    }
-    fn methods(&self) -> &'static [Method] {
-        self.0.methods()
-    }
-    fn classes(&self) -> Option<&Classes> {
-        self.0.classes()
-    }
-    fn predict(&self, x: &MatrixView<'_>) -> Result<Prediction> {
-        self.0.predict(x)
-    }
-    fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        self.0.predict_proba(x)
-    }
-    fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        self.0.decision_function(x)
-    }
-    fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        self.0.transform(x)
-    }
-    fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        self.0.score_samples(x)
-    }
-    fn view(&self) -> crate::view::View<'_> {
-        self.0.view()
-    }
-}
-
-fn build_new<'f>(ctx: &Ctx<'f>, node: &'f skvault_format::Node, path: &str) -> Result<Boxed> {
-    ctx.budget().charge(1, path)?;
-    let Some(obj) = ctx.object(node) else {
-        return Err(unsupported("a non-estimator value", path, None));
-    };
-    let o = Obj::new(ctx, obj, path.to_string());
-    let class = obj.class.as_str();
-    let builders: [Builder; 7] = [
-        crate::forest::build,
-        crate::boosting::build,
-        crate::hist::build,
-        crate::linear::build,
-        crate::preprocess::build,
-        crate::encoders::build,
-        crate::compose::build,
-    ];
-    for b in builders {
-        if let Some(est) = b(&o)? {
-            return Ok(est);
-        }
-    }
-    Err(unsupported(class, path, None))
-}
+/// Builds an estimator that another holds (a pipeline's steps, a boosting model's
+/// preprocessor): `registry::build`, handed to the builders of such estimators so that no
+/// estimator module imports the registry.
+pub(crate) type BuildNested = for<'f> fn(&Ctx<'f>, &'f Node, &str) -> Result<Boxed>;

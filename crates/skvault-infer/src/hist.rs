@@ -16,7 +16,7 @@ use crate::boosting::proba_from_raw;
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, Result};
 use crate::estimator::{
-    build as build_any, not_available, Boxed, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER,
+    not_available, Boxed, BuildNested, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER,
 };
 use crate::forest::{argmax_rows, run_blocks};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
@@ -31,10 +31,11 @@ const PREDICTOR: &str = "sklearn.ensemble._hist_gradient_boosting.predictor.Tree
 
 type Bitset = [u32; 8];
 
-pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
+/// `nested` builds the `_preprocessor` (a ColumnTransformer) when there is one.
+pub(crate) fn build(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Option<Boxed>> {
     let est: Boxed = match o.class() {
-        CLASSIFIER => Box::new(hist(o, true)?),
-        REGRESSOR => Box::new(hist(o, false)?),
+        CLASSIFIER => Box::new(hist(o, true, nested)?),
+        REGRESSOR => Box::new(hist(o, false, nested)?),
         _ => return Ok(None),
     };
     Ok(Some(est))
@@ -197,11 +198,11 @@ pub(crate) fn predictor(
     Ok(HistTree { nodes, left_cats })
 }
 
-fn hist(o: &Obj<'_, '_>, classifier: bool) -> Result<Hist> {
+fn hist(o: &Obj<'_, '_>, classifier: bool, nested: BuildNested) -> Result<Hist> {
     let n_features = o.usize("n_features_in_")?;
     let preprocessor = match o.attr("_preprocessor") {
         None | Some(Node::None) => None,
-        Some(node) => Some(build_any(o.ctx, node, &o.sub("_preprocessor"))?),
+        Some(node) => Some(nested(o.ctx, node, &o.sub("_preprocessor"))?),
     };
     let mapper = Obj::new(o.ctx, o.object("_bin_mapper")?, o.sub("_bin_mapper"));
     let categorical: Vec<bool> = match mapper.attr("is_categorical_") {

@@ -25,6 +25,7 @@ mod linear;
 mod matrix;
 mod numeric;
 mod preprocess;
+mod registry;
 mod state;
 mod tree;
 mod view;
@@ -64,7 +65,7 @@ impl Model {
     pub fn from_file(file: &SkvFile) -> Result<Model> {
         let ctx = Ctx::new(file);
         let root = ctx.root();
-        let est = estimator::build(&ctx, root, "/root")?;
+        let est = registry::build(&ctx, root, "/root")?;
         let feature_names = feature_names_of(&ctx, root, 0);
         // Work noted where no error could be raised (list and state scans) counts too.
         ctx.budget().charge(0, "/root")?;

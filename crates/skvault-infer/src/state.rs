@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use skvault_format::dtype::{ByteOrder, Field, Kind};
+use skvault_format::dtype::{Field, Kind};
+use skvault_format::element::{self, Element};
 use skvault_format::node::walk;
 use skvault_format::{DType, Node, Object, Order, SkvFile};
 
@@ -26,65 +27,6 @@ pub(crate) struct Ctx<'f> {
 pub(crate) struct ArrayF64 {
     pub shape: Vec<usize>,
     pub data: Vec<f64>,
-}
-
-/// One decoded number.
-#[derive(Debug, Clone, Copy)]
-enum Num {
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl Num {
-    fn to_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::UInt(u) => u as f64,
-            Num::Float(x) => x,
-            Num::Bool(b) => f64::from(u8::from(b)),
-        }
-    }
-
-    fn to_i64(self) -> Option<i64> {
-        match self {
-            Num::Int(i) => Some(i),
-            Num::UInt(u) => i64::try_from(u).ok(),
-            Num::Bool(b) => Some(i64::from(b)),
-            Num::Float(_) => None,
-        }
-    }
-}
-
-fn bytes_n<const N: usize>(b: &[u8], order: ByteOrder) -> Option<[u8; N]> {
-    let mut out: [u8; N] = b.get(..N)?.try_into().ok()?;
-    if order == ByteOrder::Big {
-        out.reverse();
-    }
-    Some(out)
-}
-
-/// Decodes one element of a scalar numeric dtype (little- or big-endian).
-fn decode_num(dtype: &DType, b: &[u8]) -> Option<Num> {
-    let DType::Scalar { order, kind, count } = dtype else {
-        return None;
-    };
-    let o = *order;
-    Some(match (kind, count) {
-        (Kind::Bool, 1) => Num::Bool(*b.first()? != 0),
-        (Kind::Int, 1) => Num::Int(i64::from(i8::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::Int, 2) => Num::Int(i64::from(i16::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::Int, 4) => Num::Int(i64::from(i32::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::Int, 8) => Num::Int(i64::from_le_bytes(bytes_n(b, o)?)),
-        (Kind::UInt, 1) => Num::UInt(u64::from(*b.first()?)),
-        (Kind::UInt, 2) => Num::UInt(u64::from(u16::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::UInt, 4) => Num::UInt(u64::from(u32::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::UInt, 8) => Num::UInt(u64::from_le_bytes(bytes_n(b, o)?)),
-        (Kind::Float, 4) => Num::Float(f64::from(f32::from_le_bytes(bytes_n(b, o)?))),
-        (Kind::Float, 8) => Num::Float(f64::from_le_bytes(bytes_n(b, o)?)),
-        _ => return None,
-    })
 }
 
 fn is_numeric(dtype: &DType) -> bool {
@@ -276,9 +218,10 @@ impl<'f> Ctx<'f> {
                 let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
                 let mut data = Vec::with_capacity(bytes.len() / size);
                 for chunk in bytes.chunks_exact(size) {
-                    let v = decode_num(&e.dtype, chunk)
+                    let v = element::decode(&e.dtype, chunk)
+                        .and_then(Element::as_f64)
                         .ok_or_else(|| malformed(path, "undecodable element"))?;
-                    data.push(v.to_f64());
+                    data.push(v);
                 }
                 let data = match e.order {
                     Order::C => data,
@@ -287,10 +230,12 @@ impl<'f> Ctx<'f> {
                 Ok(ArrayF64 { shape, data })
             }
             Node::Scalar { dtype, data } => {
-                let v = decode_num(dtype, data).ok_or_else(|| malformed(path, "not a number"))?;
+                let v = element::decode(dtype, data)
+                    .and_then(Element::as_f64)
+                    .ok_or_else(|| malformed(path, "not a number"))?;
                 Ok(ArrayF64 {
                     shape: vec![],
-                    data: vec![v.to_f64()],
+                    data: vec![v],
                 })
             }
             // An object array of numbers (SimpleImputer's statistics_ for strategy="constant").
@@ -331,8 +276,8 @@ impl<'f> Ctx<'f> {
         let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
         let mut data = Vec::with_capacity(bytes.len() / size);
         for chunk in bytes.chunks_exact(size) {
-            let v = decode_num(&e.dtype, chunk)
-                .and_then(Num::to_i64)
+            let v = element::decode(&e.dtype, chunk)
+                .and_then(Element::as_i64)
                 .ok_or_else(|| malformed(path, "integer out of range"))?;
             data.push(v);
         }
@@ -390,7 +335,7 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    fn column(&self, name: &str) -> Result<Vec<Num>> {
+    fn column(&self, name: &str) -> Result<Vec<Element<'_>>> {
         let field = self
             .fields
             .iter()
@@ -409,7 +354,7 @@ impl Records {
                 let start = i * self.itemsize + offset;
                 self.bytes
                     .get(start..start + size)
-                    .and_then(|b| decode_num(&field.dtype, b))
+                    .and_then(|b| element::decode(&field.dtype, b))
                     .ok_or_else(|| malformed(&self.path, format!("field {name:?} is truncated")))
             })
             .collect()
@@ -419,14 +364,20 @@ impl Records {
         self.column(name)?
             .into_iter()
             .map(|v| {
-                v.to_i64()
+                v.as_i64()
                     .ok_or_else(|| malformed(&self.path, format!("field {name:?} is not integral")))
             })
             .collect()
     }
 
     pub fn f64_column(&self, name: &str) -> Result<Vec<f64>> {
-        Ok(self.column(name)?.into_iter().map(Num::to_f64).collect())
+        self.column(name)?
+            .into_iter()
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is not numeric")))
+            })
+            .collect()
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -561,7 +512,7 @@ pub(crate) fn node_int(node: &Node) -> Option<i64> {
     match node {
         Node::Int(i) => Some(*i),
         Node::Bool(b) => Some(i64::from(*b)),
-        Node::Scalar { dtype, data } => decode_num(dtype, data).and_then(Num::to_i64),
+        Node::Scalar { dtype, data } => element::decode(dtype, data).and_then(Element::as_i64),
         _ => None,
     }
 }
@@ -572,7 +523,7 @@ pub(crate) fn node_float(node: &Node) -> Option<f64> {
         Node::Float(x) => Some(*x),
         Node::Int(i) => Some(*i as f64),
         Node::Bool(b) => Some(f64::from(u8::from(*b))),
-        Node::Scalar { dtype, data } => decode_num(dtype, data).map(Num::to_f64),
+        Node::Scalar { dtype, data } => element::decode(dtype, data).and_then(Element::as_f64),
         _ => None,
     }
 }

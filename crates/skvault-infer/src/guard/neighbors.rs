@@ -244,9 +244,51 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
         return Err(malformed(&sub("data"), "must not be empty"));
     }
 
-    // idx_array: a permutation of 0..n, of intp.
-    let p = sub("idx_array");
-    let (dtype, _) = o.ctx.array_meta(idx_array, &p)?;
+    check_permutation(o, idx_array, &sub("idx_array"), n)?;
+
+    let nodes = check_nodes(o, [n_levels, n_nodes, node_data], path, n)?;
+
+    // node_bounds: (2, n_nodes, d) for KD trees (lower, upper), (1, n_nodes, d) for ball trees.
+    let rows = match kind {
+        Kd::Kd => 2,
+        Kd::Ball => 1,
+    };
+    let p = sub("node_bounds");
+    let bounds = float_array(o.ctx, node_bounds, &p, width.bytes())?;
+    if bounds != [rows, nodes, d] {
+        return Err(malformed(
+            &p,
+            format!("shape {bounds:?}, expected ({rows}, {nodes}, {d})"),
+        ));
+    }
+
+    small_int(leaf_size, &sub("leaf_size"), "leaf_size", 1..=i64::MAX)?;
+    for (node, name) in [
+        (n_trims, "n_trims"),
+        (n_leaves, "n_leaves"),
+        (n_splits, "n_splits"),
+        (n_calls, "n_calls"),
+    ] {
+        small_int(node, &sub(name), name, 0..=i64::from(i32::MAX))?;
+    }
+
+    match sample_weight {
+        Node::None => {}
+        other => {
+            let p = sub("sample_weight");
+            let shape = o.ctx.numeric_shape(other, &p)?;
+            if shape != [n] {
+                return Err(malformed(&p, format!("shape {shape:?}, expected ({n},)")));
+            }
+        }
+    }
+
+    check_tree_metric(o, metric, (kind, width), d, checked)
+}
+
+/// `idx_array`: a permutation of 0..n, of intp.
+fn check_permutation<'f>(o: &Obj<'_, 'f>, idx_array: &'f Node, p: &str, n: usize) -> Result<()> {
+    let (dtype, _) = o.ctx.array_meta(idx_array, p)?;
     if !matches!(
         dtype,
         DType::Scalar {
@@ -255,12 +297,12 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
             ..
         }
     ) {
-        return Err(malformed(&p, "must be an int64 array"));
+        return Err(malformed(p, "must be an int64 array"));
     }
-    let (idx_shape, idx) = o.ctx.i64_array(idx_array, &p)?;
+    let (idx_shape, idx) = o.ctx.i64_array(idx_array, p)?;
     if idx_shape != [n] {
         return Err(malformed(
-            &p,
+            p,
             format!("shape {idx_shape:?}, expected ({n},)"),
         ));
     }
@@ -270,14 +312,24 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
             Some(s) if !*s => *s = true,
             _ => {
                 return Err(malformed(
-                    &p,
+                    p,
                     format!("must be a permutation of 0..{n} (found {v})"),
                 ))
             }
         }
     }
+    Ok(())
+}
 
-    // n_levels, n_nodes and node_data: a complete binary tree of n_levels levels.
+/// `n_levels`, `n_nodes` and `node_data`: a complete binary tree of `n_levels` levels whose
+/// nodes cover points of 0..n; the node count.
+fn check_nodes<'f>(
+    o: &Obj<'_, 'f>,
+    [n_levels, n_nodes, node_data]: [&'f Node; 3],
+    path: &str,
+    n: usize,
+) -> Result<usize> {
+    let sub = |name: &str| format!("{path}/{name}");
     let n_levels = small_int(n_levels, &sub("n_levels"), "n_levels", 1..=MAX_LEVELS)?;
     let n_nodes = small_int(n_nodes, &sub("n_nodes"), "n_nodes", 1..=i64::MAX)?;
     if n_nodes != (1i64 << n_levels) - 1 {
@@ -330,43 +382,20 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, checked: &mut Checked) -> Result<()> {
             ));
         }
     }
+    Ok(nodes)
+}
 
-    // node_bounds: (2, n_nodes, d) for KD trees (lower, upper), (1, n_nodes, d) for ball trees.
-    let rows = match kind {
-        Kd::Kd => 2,
-        Kd::Ball => 1,
-    };
-    let p = sub("node_bounds");
-    let bounds = float_array(o.ctx, node_bounds, &p, width.bytes())?;
-    if bounds != [rows, nodes, d] {
-        return Err(malformed(
-            &p,
-            format!("shape {bounds:?}, expected ({rows}, {nodes}, {d})"),
-        ));
-    }
-
-    small_int(leaf_size, &sub("leaf_size"), "leaf_size", 1..=i64::MAX)?;
-    for (node, name) in [
-        (n_trims, "n_trims"),
-        (n_leaves, "n_leaves"),
-        (n_splits, "n_splits"),
-        (n_calls, "n_calls"),
-    ] {
-        small_int(node, &sub(name), name, 0..=i64::from(i32::MAX))?;
-    }
-
-    match sample_weight {
-        Node::None => {}
-        other => {
-            let p = sub("sample_weight");
-            let shape = o.ctx.numeric_shape(other, &p)?;
-            if shape != [n] {
-                return Err(malformed(&p, format!("shape {shape:?}, expected ({n},)")));
-            }
-        }
-    }
-
-    // The metric: an allowed class of the tree's width, sized for d.
+/// The metric of a tree: an allowed class of the tree's width, sized for `d` (checked once
+/// per metric object, see [`check_tree`]).
+fn check_tree_metric<'f>(
+    o: &Obj<'_, 'f>,
+    metric: &'f Node,
+    (kind, width): (Kd, Width),
+    d: usize,
+    checked: &mut Checked,
+) -> Result<()> {
+    let path = &o.path;
+    let sub = |name: &str| format!("{path}/{name}");
     let p = sub("dist_metric");
     let m = o
         .ctx

@@ -80,7 +80,29 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
         return Ok(());
     }
 
-    // The kernel: a libsvm name, or a kernel function of sklearn.metrics.pairwise.
+    let kernel = kernel(o)?;
+    let l = support(o, kernel.callable)?;
+    let nr_class = class_count(o, classifier, l)?;
+    let p = o.sub("_n_support");
+    let m = nr_class
+        .checked_mul(nr_class - 1)
+        .map(|v| v / 2)
+        .ok_or_else(|| malformed(&p, "too many classes"))?;
+    vectors(o, &kernel, l, nr_class)?;
+    pairs(o, m)
+}
+
+/// The kernel: a libsvm name, or a kernel function of sklearn.metrics.pairwise; its
+/// parameters are checked with it.
+struct Kernel {
+    sparse: bool,
+    /// Precomputed or callable: libsvm reads kernel values by support index.
+    by_index: bool,
+    /// A kernel function: the kernel row is as wide as `__Xfit`.
+    callable: bool,
+}
+
+fn kernel(o: &Obj<'_, '_>) -> Result<Kernel> {
     let sparse = o.bool("_sparse")?;
     let kernel = o.req("kernel")?;
     let by_index =
@@ -111,8 +133,15 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             return Err(malformed(&o.sub("fit_status_"), "must be 0 or 1"));
         }
     }
+    Ok(Kernel {
+        sparse,
+        by_index,
+        callable: matches!(kernel, Node::Global(_)),
+    })
+}
 
-    // shape_fit_ and support_: indices of training samples.
+/// `shape_fit_` and `support_`, indices of training samples: the support vector count `l`.
+fn support(o: &Obj<'_, '_>, callable: bool) -> Result<usize> {
     let p = o.sub("shape_fit_");
     let fit_shape = o
         .seq("shape_fit_")?
@@ -138,7 +167,7 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             format!("index {bad} outside the {n_fit} training samples"),
         ));
     }
-    if matches!(kernel, Node::Global(_)) {
+    if callable {
         // The kernel row is as wide as __Xfit; Python compares it with shape_fit_[0] in
         // predict only.
         let p = o.sub("_BaseLibSVM__Xfit");
@@ -153,8 +182,11 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             ));
         }
     }
+    Ok(l)
+}
 
-    // _n_support: the class count, and for classifiers the support vectors of each class.
+/// `_n_support`: the class count, and for classifiers the support vectors of each class.
+fn class_count(o: &Obj<'_, '_>, classifier: bool, l: usize) -> Result<usize> {
     let p = o.sub("_n_support");
     let (shape, n_support) = o.ctx.i64_array(o.req("_n_support")?, &p)?;
     let [nr_class] = shape.as_slice() else {
@@ -201,12 +233,14 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             "a regression or one-class model has 2 support counts",
         ));
     }
-    let m = nr_class
-        .checked_mul(nr_class - 1)
-        .map(|v| v / 2)
-        .ok_or_else(|| malformed(&p, "too many classes"))?;
+    Ok(nr_class)
+}
 
-    // The support vectors and dual coefficients.
+/// The support vectors and dual coefficients.
+fn vectors(o: &Obj<'_, '_>, kernel: &Kernel, l: usize, nr_class: usize) -> Result<()> {
+    let Kernel {
+        sparse, by_index, ..
+    } = *kernel;
     let n_features = match o.attr("n_features_in_") {
         Some(n) => Some(
             node_int(n)
@@ -283,8 +317,12 @@ pub(super) fn check(o: &Obj<'_, '_>) -> Result<()> {
             ));
         }
     }
+    Ok(())
+}
 
-    // Intercepts and Platt parameters: one per pair of classes.
+/// Intercepts and Platt parameters: one per pair of classes (`m` pairs).
+fn pairs(o: &Obj<'_, '_>, m: usize) -> Result<()> {
+    let path = &o.path;
     let intercept = o.numeric_shape("_intercept_")?;
     if intercept != [m] {
         return Err(malformed(

@@ -397,7 +397,7 @@ impl<'a> Machine<'a, '_> {
         Ok(())
     }
 
-    /// Handles every opcode `value_op` does not.
+    /// Handles every opcode `value_op` does not, by what it works on.
     pub(super) fn object_op(
         &mut self,
         input: &mut Input<'a>,
@@ -405,6 +405,50 @@ impl<'a> Machine<'a, '_> {
         opname: &'static str,
         offset: u64,
     ) -> Result<()> {
+        match code {
+            op::MARK | op::POP | op::POP_MARK | op::DUP => self.stack_op(code, opname, offset),
+            op::APPEND | op::APPENDS | op::SETITEM | op::SETITEMS | op::ADDITEMS | op::BUILD => {
+                self.fill_op(input, code, opname, offset)
+            }
+            op::GLOBAL
+            | op::STACK_GLOBAL
+            | op::INST
+            | op::OBJ
+            | op::REDUCE
+            | op::NEWOBJ
+            | op::NEWOBJ_EX => self.instance_op(input, code, opname, offset),
+            op::DICT
+            | op::EMPTY_DICT
+            | op::LIST
+            | op::EMPTY_LIST
+            | op::TUPLE
+            | op::EMPTY_TUPLE
+            | op::TUPLE1
+            | op::TUPLE2
+            | op::TUPLE3
+            | op::EMPTY_SET
+            | op::FROZENSET => self.container_op(code, opname, offset),
+            op::GET
+            | op::BINGET
+            | op::LONG_BINGET
+            | op::PUT
+            | op::BINPUT
+            | op::LONG_BINPUT
+            | op::MEMOIZE => self.memo_op(input, code, opname, offset),
+            op::PROTO | op::FRAME => self.stream_op(input, code, opname, offset),
+            _ => Err(Self::unknown_opcode(code, offset)),
+        }
+    }
+
+    fn unknown_opcode(code: u8, offset: u64) -> PickleError {
+        PickleError::UnknownOpcode {
+            opcode: code,
+            offset,
+        }
+    }
+
+    /// The mark stack and the top of the stack: `MARK`, `POP`, `POP_MARK`, `DUP`.
+    fn stack_op(&mut self, code: u8, opname: &'static str, offset: u64) -> Result<()> {
         match code {
             op::MARK => {
                 if self.marks.len() >= self.limits.max_marks {
@@ -430,6 +474,20 @@ impl<'a> Machine<'a, '_> {
                 let v = self.top(opname, offset)?;
                 self.push(v)?;
             }
+            _ => return Err(Self::unknown_opcode(code, offset)),
+        }
+        Ok(())
+    }
+
+    /// Filling the object on top of the stack: items of lists, dicts and sets, `BUILD`'s state.
+    fn fill_op(
+        &mut self,
+        input: &mut Input<'a>,
+        code: u8,
+        opname: &'static str,
+        offset: u64,
+    ) -> Result<()> {
+        match code {
             op::APPEND => {
                 let v = self.pop(opname, offset)?;
                 let target = self.top(opname, offset)?;
@@ -457,6 +515,20 @@ impl<'a> Machine<'a, '_> {
                 self.add_items(target, items, offset)?;
             }
             op::BUILD => self.build(input, offset)?,
+            _ => return Err(Self::unknown_opcode(code, offset)),
+        }
+        Ok(())
+    }
+
+    /// Names and the objects made from them: globals, `INST`, `OBJ`, `REDUCE`, `NEWOBJ(_EX)`.
+    fn instance_op(
+        &mut self,
+        input: &mut Input<'a>,
+        code: u8,
+        opname: &'static str,
+        offset: u64,
+    ) -> Result<()> {
+        match code {
             op::GLOBAL => {
                 let v = self.text_global(input, offset, opname, false)?;
                 self.push(v)?;
@@ -515,6 +587,14 @@ impl<'a> Machine<'a, '_> {
                 let v = self.instance(How::NewObjEx, cls, args, Some(kwargs), offset)?;
                 self.push(v)?;
             }
+            _ => return Err(Self::unknown_opcode(code, offset)),
+        }
+        Ok(())
+    }
+
+    /// Dicts, lists, tuples and sets made from the stack.
+    fn container_op(&mut self, code: u8, opname: &'static str, offset: u64) -> Result<()> {
+        match code {
             op::DICT => {
                 let items = self.pop_mark(opname, offset)?;
                 if items.len() % 2 != 0 {
@@ -559,6 +639,20 @@ impl<'a> Machine<'a, '_> {
                 self.charge_values(items.len())?;
                 self.push_item(Item::FrozenSet(items))?;
             }
+            _ => return Err(Self::unknown_opcode(code, offset)),
+        }
+        Ok(())
+    }
+
+    /// The memo: `GET`, `PUT` and their binary forms, `MEMOIZE`.
+    fn memo_op(
+        &mut self,
+        input: &mut Input<'a>,
+        code: u8,
+        opname: &'static str,
+        offset: u64,
+    ) -> Result<()> {
+        match code {
             op::GET => {
                 let index = self.line_index(input, opname, offset)?;
                 self.memo_get(index, opname, offset)?;
@@ -587,6 +681,20 @@ impl<'a> Machine<'a, '_> {
                 let index = self.memo.len() as u64;
                 self.memo_put(index, opname, offset)?;
             }
+            _ => return Err(Self::unknown_opcode(code, offset)),
+        }
+        Ok(())
+    }
+
+    /// The stream itself: `PROTO` and `FRAME`.
+    fn stream_op(
+        &mut self,
+        input: &mut Input<'a>,
+        code: u8,
+        opname: &'static str,
+        offset: u64,
+    ) -> Result<()> {
+        match code {
             op::PROTO => {
                 let [p] = self.read_array::<1>(input, opname)?;
                 if p > 5 {
@@ -603,12 +711,7 @@ impl<'a> Machine<'a, '_> {
                 let len = u64::from_le_bytes(self.read_array::<8>(input, opname)?);
                 self.frames.start(input, len, offset as usize)?;
             }
-            _ => {
-                return Err(PickleError::UnknownOpcode {
-                    opcode: code,
-                    offset,
-                })
-            }
+            _ => return Err(Self::unknown_opcode(code, offset)),
         }
         Ok(())
     }

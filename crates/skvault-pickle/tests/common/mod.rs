@@ -19,17 +19,31 @@ pub fn python() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
-/// Runs `tests/fixtures/make_fixtures.py` once per test binary; `None` (with a message) when
-/// there is no interpreter.
+/// Set to `1` to skip the tests of the Python-built corpus on purpose (a machine without the
+/// project's venv). Without it, a missing interpreter or package fails them: a skip must be
+/// asked for, never a silent green.
+pub const SKIP_VAR: &str = "SKVAULT_SKIP_PYTHON_CORPUS";
+
+/// Why the corpus cannot be built: a failure, or `None` (with a SKIPPED line on stderr)
+/// when `SKVAULT_SKIP_PYTHON_CORPUS=1` asks to skip.
+fn unavailable(why: &str) -> Option<PathBuf> {
+    if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
+        eprintln!("SKIPPED ({SKIP_VAR}=1): {why}: the Python-built corpus tests did not run");
+        return None;
+    }
+    panic!(
+        "{why}: run `make build` (it makes .venv with skvault), set SKVAULT_PYTHON to such \
+         an interpreter, or set {SKIP_VAR}=1 to skip the Python-built corpus tests"
+    );
+}
+
+/// Runs `tests/fixtures/make_fixtures.py` once per test binary; `None` only when
+/// `SKVAULT_SKIP_PYTHON_CORPUS=1` asks to skip (see [`SKIP_VAR`]).
 pub fn corpus() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         let Some(py) = python() else {
-            eprintln!(
-                "SKIPPED: no Python interpreter at .venv/bin/python (set SKVAULT_PYTHON): the \
-                 Python-built corpus tests did not run"
-            );
-            return None;
+            return unavailable("no Python interpreter at .venv/bin/python");
         };
         let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("pickle-corpus-{}", std::process::id()));
@@ -41,11 +55,10 @@ pub fn corpus() -> Option<&'static Path> {
             .status()
             .expect("running make_fixtures.py");
         if status.code() == Some(77) {
-            eprintln!(
-                "SKIPPED: {} lacks numpy, scikit-learn, joblib or skvault",
+            return unavailable(&format!(
+                "{} lacks numpy, scikit-learn, joblib or skvault",
                 py.display()
-            );
-            return None;
+            ));
         }
         assert!(status.success(), "make_fixtures.py failed");
         Some(out)
