@@ -1,7 +1,8 @@
 """Type stubs for the Rust extension module `skvault._native`."""
 
+from collections.abc import Callable
 from os import PathLike
-from typing import final
+from typing import Any, final
 
 from typing_extensions import Self
 
@@ -13,6 +14,7 @@ __all__ = [
     "cli_main",
     "convert",
     "default_trusted",
+    "describe",
     "guarded_classes",
     "dump",
     "dumps",
@@ -35,7 +37,7 @@ def dump(
     *,
     compress: str | None = None,
     level: int | None = None,
-    metadata: str | None = None,
+    metadata: dict[str, Any] | None = None,
     validation: object | None = None,
 ) -> None: ...
 def dumps(
@@ -43,7 +45,7 @@ def dumps(
     *,
     compress: str | None = None,
     level: int | None = None,
-    metadata: str | None = None,
+    metadata: dict[str, Any] | None = None,
     validation: object | None = None,
 ) -> bytes: ...
 def load(
@@ -53,9 +55,10 @@ def load(
     mmap: str | None = None,
     verify: bool | None = None,
     with_validation: bool = False,
-    before_build: object | None = None,
+    before_build: Callable[[Any], object] | None = None,
 ) -> object: ...
 def get_untrusted_types(source: bytes | str | PathLike[str], *, trusted: list[str] = ...) -> list[str]: ...
+def describe(source: bytes | str | PathLike[str]) -> dict[str, Any]: ...
 def manifest_json(source: bytes | str | PathLike[str]) -> str: ...
 def verify(source: bytes | str | PathLike[str]) -> None: ...
 def default_trusted() -> list[str]: ...
