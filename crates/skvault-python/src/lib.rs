@@ -9,6 +9,7 @@ mod fill;
 mod legacy;
 mod mapped;
 mod native;
+mod records;
 mod registry;
 mod values;
 mod walk;
@@ -307,6 +308,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<native::NativeModel>()?;
     m.add_function(wrap_pyfunction!(native::native_load, m)?)?;
     m.add_class::<registry::NativeRegistry>()?;
+    records::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
