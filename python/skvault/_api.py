@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -40,12 +39,12 @@ def _path(path: PathLike) -> str:
     return os.fspath(path)
 
 
-def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[str, Any]:
+def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[dict[str, Any], Any]:
     record = collect_metadata(obj, user=metadata, metrics=metrics)
     tree = None
     if validation is not None:
         tree, record["validation"] = _validation.build(obj, validation)
-    return json.dumps(record, allow_nan=False), tree
+    return record, tree
 
 
 def dump(
@@ -107,8 +106,8 @@ def _load(
     validate: bool,
     on_version_mismatch: _versions.Policy,
 ) -> Any:
-    def before_build(environment: str) -> None:
-        _versions.check(json.loads(environment), on_version_mismatch)
+    def before_build(environment: Any) -> None:
+        _versions.check(environment, on_version_mismatch)
 
     result = _native.load(
         source,
@@ -181,7 +180,7 @@ def inspect(source: PathLike | bytes) -> dict[str, Any]:
     Reads the manifest only; nothing is imported or built.
     """
     src = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else _path(source)
-    return json.loads(_native.manifest_json(src))
+    return _native.describe(src)
 
 
 def get_untrusted_types(

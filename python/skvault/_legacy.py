@@ -4,7 +4,6 @@ unpickled or imported."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,20 +64,22 @@ class ScanReport:
         return [g.qualified for g in self.globals if g.kind == "unknown"]
 
     @classmethod
-    def _from_json(cls, doc: dict[str, Any], path: Path | None = None) -> ScanReport:
+    def _from_native(
+        cls, report: _native.ScanReport, path: Path | None = None, size: int = 0
+    ) -> ScanReport:
         return cls(
-            path=Path(doc["path"]) if "path" in doc else (path or Path()),
-            size=int(doc.get("size", 0)),
-            verdict=doc["verdict"],
-            format=doc["format"],
-            protocol=doc["protocol"],
-            pickles=doc["pickles"],
-            joblib_arrays=doc["joblib_arrays"],
+            path=path or Path(),
+            size=size,
+            verdict=report.verdict,
+            format=report.format,
+            protocol=report.protocol,
+            pickles=report.pickles,
+            joblib_arrays=report.joblib_arrays,
             globals=tuple(
-                GlobalRef(g["module"], g["name"], g["kind"], g["count"], g["offset"]) for g in doc["globals"]
+                GlobalRef(g.module, g.name, g.kind, g.count, g.first_offset) for g in report.globals
             ),
-            issues=tuple(doc["issues"]),
-            error=doc["error"],
+            issues=tuple(report.issues),
+            error=report.error,
         )
 
 
@@ -102,8 +103,8 @@ def scan(path: str | os.PathLike[str], *, trusted: Iterable[str] | str | None = 
     cannot be trusted). Raises ``OSError`` when a file cannot be read.
     """
     p = Path(os.fspath(path))
-    docs = json.loads(_native.scan_paths([p], trusted=_api._names(trusted)))
-    reports = [ScanReport._from_json(d) for d in docs]
+    scans = _native.scan_paths([p], trusted=_api._names(trusted))
+    reports = [ScanReport._from_native(s.report, s.path, s.size) for s in scans]
     if p.is_dir():
         return reports
     return reports[0]
@@ -126,14 +127,13 @@ def convert(
     left at ``dst``.
     """
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
-    doc = json.loads(
-        _native.convert(src_p, dst_p, trusted=_api._names(trusted), compress=compress, level=level)
-    )
+    names = _api._names(trusted)
+    done = _native.convert(src_p, dst_p, trusted=names, compress=compress, level=level)
     return Conversion(
         path=dst_p,
-        report=ScanReport._from_json(doc["report"], src_p),
-        sklearn_versions=tuple(doc["sklearn_versions"]),
-        migrations=tuple(doc["migrations"]),
-        arrays=doc["arrays"],
-        bytes_written=doc["bytes_written"],
+        report=ScanReport._from_native(done.report, src_p),
+        sklearn_versions=tuple(done.sklearn_versions),
+        migrations=tuple(m.to_dict() for m in done.migrations),
+        arrays=done.arrays,
+        bytes_written=done.bytes_written,
     )

@@ -114,12 +114,11 @@ class UnsafeFileError(SkvaultError):
     suspicious construct, or cannot be read to its end. ``report`` is the scan report."""
 
     def __init__(self, message: str, report: object = None) -> None:
-        import json
-
+        from skvault import _native
         from skvault._legacy import ScanReport
 
-        if isinstance(report, str):
-            report = ScanReport._from_json(json.loads(report))
+        if isinstance(report, _native.ScanReport):
+            report = ScanReport._from_native(report)
         self.report = report
         super().__init__(message)
 

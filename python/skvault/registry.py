@@ -6,7 +6,6 @@ done in Rust (``skvault-registry``), this module only shapes arguments and resul
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -87,17 +86,17 @@ class Registry:
         document, with ``lineage`` (your run and data references). Concurrent writers all
         get distinct numbers.
         """
-        options = {
-            "metadata": dict(metadata or {}),
-            "metrics": dict(metrics or {}),
-            "tags": dict(tags or {}),
-            "lineage": dict(lineage or {}),
-        }
-        text = json.dumps(options, allow_nan=False)
+        # Checked before anything is written: TypeError / ValueError for values JSON cannot hold.
+        options = _native.RegisterOptions(
+            metadata=dict(metadata or {}),
+            metrics=dict(metrics or {}),
+            tags=dict(tags or {}),
+            lineage=dict(lineage or {}),
+        )
         if isinstance(model_or_path, (str, os.PathLike)):
             if validation is not None or compress is not None:
                 raise ValueError("validation= and compress= apply when registering a model, not a file")
-            doc = self._native.register(os.fspath(model_or_path), name, text)
+            info = self._native.register(os.fspath(model_or_path), name, options)
         else:
             with tempfile.TemporaryDirectory(prefix="skvault-register-") as tmp:
                 path = os.path.join(tmp, "model.skv")
@@ -109,8 +108,8 @@ class Registry:
                     metrics=dict(metrics) if metrics else None,
                     validation=validation,
                 )
-                doc = self._native.register(path, name, text)
-        return int(json.loads(doc)["version"])
+                info = self._native.register(path, name, options)
+        return info.version
 
     def set_alias(self, name: str, alias: str, version: int, *, expected: int | None = _UNSET) -> int | None:
         """Point ``alias`` at ``version`` atomically; returns the previous target.
@@ -149,12 +148,12 @@ class Registry:
         it. Then collects blobs no other version uses (see :meth:`gc`); returns that report."""
         if force is not True:
             raise ValueError(f"deleting {name} version {version} cannot be undone: pass force=True (or archive it)")
-        return json.loads(self._native.delete_version(name, _version(version), float(grace_seconds)))
+        return self._native.delete_version(name, _version(version), float(grace_seconds)).to_dict()
 
     def gc(self, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS) -> dict[str, int]:
         """Delete blobs that no version uses and that were written more than
         ``grace_seconds`` ago. A shorter grace is safe only while nobody registers."""
-        return json.loads(self._native.gc(float(grace_seconds)))
+        return self._native.gc(float(grace_seconds)).to_dict()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -183,7 +182,7 @@ class Registry:
     def download(self, name: str, path: PathLike, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """Write the version's ``.skv`` file to ``path`` (atomically); returns its document.
         ``skvault.load(path, mmap=True)`` then maps it."""
-        return json.loads(self._native.download(name, os.fspath(path), *_selector(version, alias)))
+        return self._native.download(name, os.fspath(path), *_selector(version, alias)).to_dict()
 
     def export(
         self,
@@ -213,11 +212,11 @@ class Registry:
 
     def info(self, name: str, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """One version's document: file, metadata, metrics, tags, lineage, aliases, archived."""
-        return json.loads(self._native.info(name, *_selector(version, alias)))
+        return self._native.info(name, *_selector(version, alias)).to_dict()
 
     def versions(self, name: str, *, include_archived: bool = False) -> list[dict[str, Any]]:
         """The versions of ``name``, oldest first."""
-        return json.loads(self._native.versions(name, include_archived))
+        return [v.to_dict() for v in self._native.versions(name, include_archived)]
 
     def models(self) -> list[str]:
         return list(self._native.models())
@@ -242,7 +241,7 @@ class Registry:
         else:
             tag_map = {t: None for t in tags}
         filters = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        return json.loads(self._native.search(name, tag_map, filters, include_archived))
+        return [v.to_dict() for v in self._native.search(name, tag_map, filters, include_archived)]
 
     def check(self, *, deep: bool = False) -> list[str]:
         """Problems found (missing blobs, dangling aliases; ``deep`` re-hashes every blob)."""

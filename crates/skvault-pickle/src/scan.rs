@@ -55,6 +55,17 @@ impl GlobalFinding {
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.module, self.name)
     }
+
+    /// The global as JSON, an entry of the report's `globals`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "module": self.module,
+            "name": self.name,
+            "kind": self.kind.as_str(),
+            "count": self.count,
+            "offset": self.first_offset,
+        })
+    }
 }
 
 /// What the scanner found in one file.
@@ -90,13 +101,7 @@ impl ScanReport {
             "protocol": self.protocol,
             "pickles": self.pickles,
             "joblib_arrays": self.joblib_arrays,
-            "globals": self.globals.iter().map(|g| json!({
-                "module": g.module,
-                "name": g.name,
-                "kind": g.kind.as_str(),
-                "count": g.count,
-                "offset": g.first_offset,
-            })).collect::<Vec<_>>(),
+            "globals": self.globals.iter().map(GlobalFinding::to_json).collect::<Vec<_>>(),
             "issues": self.issues.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "error": self.error.as_ref().map(ToString::to_string),
         })

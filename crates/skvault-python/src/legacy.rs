@@ -1,13 +1,15 @@
 //! `scan` and `convert` of pickle and joblib files (the `skvault-pickle` crate), for Python.
-//! Reports cross as JSON text; `python/skvault/_legacy.py` turns them into objects.
+//! Reports cross as the classes of `records`; `python/skvault/_legacy.py` makes the public
+//! dataclasses of them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use serde_json::{json, Value};
 use skvault_pickle::{ConvertOptions, FileError, ScanOptions};
 
 use crate::errors::{from_format, new_err};
+use crate::records::{Conversion, FileScan, ScanReport};
 
 fn file_error(py: Python<'_>, err: FileError) -> PyErr {
     let message = err.to_string();
@@ -18,7 +20,7 @@ fn file_error(py: Python<'_>, err: FileError) -> PyErr {
         FileError::Unsafe { report, .. } => new_err(
             py,
             "UnsafeFileError",
-            (message, report.to_json().to_string()),
+            (message, ScanReport(Arc::new(*report))),
         ),
         FileError::Untrusted { names, .. } => new_err(py, "UntrustedTypesError", (names,)),
         FileError::Unmigratable { .. } => new_err(py, "MigrationError", message),
@@ -33,27 +35,28 @@ fn file_error(py: Python<'_>, err: FileError) -> PyErr {
     }
 }
 
-/// Scans files and folders; returns a JSON list of reports, each with its `path` and `size`.
-/// Raises `OSError` for a path that cannot be read.
+/// Scans files and folders; returns a report per file met. Raises `OSError` for a path that
+/// cannot be read.
 #[pyfunction]
 #[pyo3(signature = (paths, *, trusted=Vec::new()))]
-pub fn scan_paths(py: Python<'_>, paths: Vec<PathBuf>, trusted: Vec<String>) -> PyResult<String> {
+pub fn scan_paths(
+    py: Python<'_>,
+    paths: Vec<PathBuf>,
+    trusted: Vec<String>,
+) -> PyResult<Vec<FileScan>> {
     let options = ScanOptions {
         trust: crate::trust_set(py, trusted)?,
         ..ScanOptions::default()
     };
-    let mut reports: Vec<Value> = Vec::new();
+    let mut scans: Vec<FileScan> = Vec::new();
     let mut failure: Option<FileError> = None;
     py.detach(|| {
         skvault_pickle::scan_paths(&paths, &options, &mut |scan| match scan.result {
-            Ok(r) => {
-                let mut v = r.to_json();
-                if let Value::Object(m) = &mut v {
-                    m.insert("path".into(), json!(scan.path));
-                    m.insert("size".into(), json!(scan.size));
-                }
-                reports.push(v);
-            }
+            Ok(r) => scans.push(FileScan {
+                path: scan.path,
+                size: scan.size,
+                report: ScanReport(Arc::new(r)),
+            }),
             Err(e) => {
                 failure.get_or_insert(e);
             }
@@ -61,11 +64,11 @@ pub fn scan_paths(py: Python<'_>, paths: Vec<PathBuf>, trusted: Vec<String>) -> 
     });
     match failure {
         Some(e) => Err(file_error(py, e)),
-        None => Ok(Value::Array(reports).to_string()),
+        None => Ok(scans),
     }
 }
 
-/// Converts a pickle or joblib file to `.skv`; returns what was done as JSON text.
+/// Converts a pickle or joblib file to `.skv`; returns what was done.
 #[pyfunction]
 #[pyo3(signature = (src, dst, *, trusted=Vec::new(), compress=None, level=None))]
 pub fn convert(
@@ -75,7 +78,7 @@ pub fn convert(
     trusted: Vec<String>,
     compress: Option<&str>,
     level: Option<i32>,
-) -> PyResult<String> {
+) -> PyResult<Conversion> {
     let options = ConvertOptions {
         scan: ScanOptions {
             trust: crate::trust_set(py, trusted)?,
@@ -86,14 +89,5 @@ pub fn convert(
     let done = py
         .detach(|| skvault_pickle::convert_file(&src, &dst, &options, &mut |_| {}))
         .map_err(|e| file_error(py, e))?;
-    Ok(json!({
-        "report": done.report.to_json(),
-        "sklearn_versions": done.sklearn_versions,
-        "migrations": done.migrations.iter().map(|m| json!({
-            "id": m.id, "what": m.what, "count": m.count, "first_path": m.first_path,
-        })).collect::<Vec<_>>(),
-        "arrays": done.arrays,
-        "bytes_written": done.bytes_written,
-    })
-    .to_string())
+    Ok(Conversion::from(done))
 }

@@ -9,14 +9,16 @@ mod fill;
 mod legacy;
 mod mapped;
 mod native;
+mod records;
 mod registry;
+mod values;
 mod walk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use skvault_format::{prepare_with_validation, ArrayInput, Codec, SkvFile, TrustSet, WriteOptions};
 
 use crate::errors::{format_error, from_format, from_trust, new_err, IntoPyResult};
@@ -62,16 +64,15 @@ fn options(py: Python<'_>, compress: Option<&str>, level: Option<i32>) -> PyResu
     Ok(WriteOptions { codec, level })
 }
 
+/// The record `skvault._api` builds, converted as `json.dumps` would write it (see `values`).
 fn metadata_map(
     py: Python<'_>,
-    metadata: Option<&str>,
+    metadata: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<serde_json::Map<String, serde_json::Value>> {
+    let invalid = || format_error(py, "metadata must be a JSON object".into());
     match metadata {
         None => Ok(serde_json::Map::new()),
-        Some(text) => match serde_json::from_str(text) {
-            Ok(serde_json::Value::Object(m)) => Ok(m),
-            _ => Err(format_error(py, "metadata must be a JSON object".into())),
-        },
+        Some(dict) => values::object(dict, 1, &invalid),
     }
 }
 
@@ -79,7 +80,7 @@ fn metadata_map(
 struct DumpArgs<'a, 'py> {
     compress: Option<&'a str>,
     level: Option<i32>,
-    metadata: Option<&'a str>,
+    metadata: Option<&'a Bound<'py, PyDict>>,
     validation: Option<&'a Bound<'py, PyAny>>,
 }
 
@@ -126,13 +127,13 @@ fn dump<'py>(
     path: PathBuf,
     compress: Option<&str>,
     level: Option<i32>,
-    metadata: Option<&str>,
+    metadata: Option<Bound<'py, PyDict>>,
     validation: Option<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let args = DumpArgs {
         compress,
         level,
-        metadata,
+        metadata: metadata.as_ref(),
         validation: validation.as_ref(),
     };
     with_prepared(py, obj, args, |prepared| {
@@ -148,13 +149,13 @@ fn dumps<'py>(
     obj: &Bound<'py, PyAny>,
     compress: Option<&str>,
     level: Option<i32>,
-    metadata: Option<&str>,
+    metadata: Option<Bound<'py, PyDict>>,
     validation: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs {
         compress,
         level,
-        metadata,
+        metadata: metadata.as_ref(),
         validation: validation.as_ref(),
     };
     with_prepared(py, obj, args, |prepared| {
@@ -177,9 +178,9 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
 /// Loads a `.skv` file (path or bytes). `verify=None` checks digests except those of arrays
 /// viewed in place in a mapped file.
 /// With `with_validation`, returns `(obj, validation)` (`None` when the file has none).
-/// `before_build`, if given, is called with the environment recorded in the metadata (JSON text,
-/// `null` if none) once the file is validated and before anything is built; an exception it
-/// raises aborts the load.
+/// `before_build`, if given, is called with the environment recorded in the metadata (usually a
+/// dict, `None` if none) once the file is validated and before anything is built; an exception
+/// it raises aborts the load.
 #[pyfunction]
 #[pyo3(signature = (source, *, trusted=Vec::new(), mmap=None, verify=None, with_validation=false, before_build=None))]
 #[allow(clippy::too_many_arguments)]
@@ -208,10 +209,10 @@ fn load<'py>(
     let verify = build::Verify::from_option(verify);
     if let Some(callback) = before_build {
         // Only the recorded environment: the version check needs nothing else, and a forest's
-        // whole metadata would cost a JSON round trip on every load.
+        // whole metadata would cost a conversion on every load.
         let environment = file.manifest().metadata.get("environment");
-        let text = environment.map_or_else(|| "null".to_string(), |v| v.to_string());
-        callback.call1((text,))?;
+        let environment = values::to_py(py, environment.unwrap_or(&serde_json::Value::Null))?;
+        callback.call1((environment,))?;
     }
     let mapped = match MappedFile::new(file.clone()) {
         Some(m) if mmap => Some(Bound::new(py, m)?),
@@ -233,7 +234,15 @@ fn get_untrusted_types(
     Ok(trust.untrusted_in(file.manifest()))
 }
 
-/// The manifest as JSON text, plus layout facts, without building anything.
+/// The manifest, plus layout facts, as dicts and lists, without building anything: what
+/// `skvault inspect --json` prints.
+#[pyfunction]
+fn describe<'py>(py: Python<'py>, source: Source) -> PyResult<Bound<'py, PyAny>> {
+    let file = open(py, source, Access::Read)?;
+    values::to_py(py, &file.describe())
+}
+
+/// The same document as JSON text (the export tests and the profiling bench read the text).
 #[pyfunction]
 fn manifest_json(py: Python<'_>, source: Source) -> PyResult<String> {
     let file = open(py, source, Access::Read)?;
@@ -283,6 +292,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dumps, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(get_untrusted_types, m)?)?;
+    m.add_function(wrap_pyfunction!(describe, m)?)?;
     m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
@@ -297,6 +307,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<native::NativeModel>()?;
     m.add_function(wrap_pyfunction!(native::native_load, m)?)?;
     m.add_class::<registry::NativeRegistry>()?;
+    records::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

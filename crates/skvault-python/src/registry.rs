@@ -1,5 +1,6 @@
-//! `skvault._native.Registry`: the Rust registry seen from Python. Documents cross the
-//! boundary as JSON text; `python/skvault/registry.py` is the public class.
+//! `skvault._native.Registry`: the Rust registry seen from Python. Documents and reports
+//! cross the boundary as the classes of `records`; `python/skvault/registry.py` is the
+//! public class.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,11 +8,10 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use skvault_registry::{
-    MetricFilter, NoProgress, Query, RegisterOptions, Registry, RegistryError, Selector,
-};
+use skvault_registry::{MetricFilter, NoProgress, Query, Registry, RegistryError, Selector};
 
 use crate::errors::{from_format, new_err};
+use crate::records::{GcReport, RegisterOptions as Options, VersionDoc, VersionInfo};
 
 fn to_py(py: Python<'_>, err: RegistryError) -> PyErr {
     let message = err.to_string();
@@ -49,10 +49,6 @@ impl<T> PyResultExt<T> for Result<T, RegistryError> {
     }
 }
 
-fn json<T: serde::Serialize>(py: Python<'_>, value: &T) -> PyResult<String> {
-    serde_json::to_string(value).map_err(|e| new_err(py, "RegistryError", e.to_string()))
-}
-
 /// A version, an alias, or (neither) the latest: both at once is an error, never one of
 /// them silently ignored.
 fn selector(version: Option<u64>, alias: Option<String>) -> PyResult<Selector> {
@@ -63,21 +59,6 @@ fn selector(version: Option<u64>, alias: Option<String>) -> PyResult<Selector> {
         (Some(n), None) => Ok(Selector::Version(n)),
         (None, Some(a)) => Ok(Selector::Alias(a)),
         (None, None) => Ok(Selector::Latest),
-    }
-}
-
-fn object(
-    py: Python<'_>,
-    text: &str,
-    what: &str,
-) -> PyResult<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str(text) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(new_err(
-            py,
-            "InvalidNameError",
-            format!("{what} must be a JSON object"),
-        )),
     }
 }
 
@@ -106,49 +87,22 @@ impl NativeRegistry {
         self.inner.uri()
     }
 
-    /// Registers a .skv file; `options` is JSON {metadata, metrics, tags, lineage}.
-    /// Returns the new version's document as JSON.
+    /// Registers a .skv file as the next version of `name`.
     fn register(
         &self,
         py: Python<'_>,
         path: PathBuf,
         name: &str,
-        options: &str,
-    ) -> PyResult<String> {
-        let mut o = object(py, options, "options")?;
-        let mut opts = RegisterOptions::default();
-        let take = |o: &mut serde_json::Map<String, serde_json::Value>, k: &str| o.remove(k);
-        if let Some(serde_json::Value::Object(m)) = take(&mut o, "metadata") {
-            opts.metadata = m;
-        }
-        if let Some(serde_json::Value::Object(m)) = take(&mut o, "lineage") {
-            opts.lineage = m;
-        }
-        if let Some(v) = take(&mut o, "metrics") {
-            opts.metrics = serde_json::from_value(v).map_err(|e| {
-                new_err(
-                    py,
-                    "InvalidNameError",
-                    format!("metrics must map names to numbers: {e}"),
-                )
-            })?;
-        }
-        if let Some(v) = take(&mut o, "tags") {
-            opts.tags = serde_json::from_value(v).map_err(|e| {
-                new_err(
-                    py,
-                    "InvalidNameError",
-                    format!("tags must map strings to strings: {e}"),
-                )
-            })?;
-        }
+        options: Bound<'_, Options>,
+    ) -> PyResult<VersionInfo> {
+        let opts = options.get().to_registry();
         let info = py
             .detach(|| self.inner.register(&path, name, &opts, &NoProgress))
             .py(py)?;
-        json(py, &info)
+        Ok(VersionInfo(info))
     }
 
-    /// (document JSON, bytes of the .skv file).
+    /// (the version's document, the bytes of its .skv file).
     #[pyo3(signature = (name, version=None, alias=None))]
     fn fetch<'py>(
         &self,
@@ -156,12 +110,12 @@ impl NativeRegistry {
         name: &str,
         version: Option<u64>,
         alias: Option<String>,
-    ) -> PyResult<(String, Bound<'py, PyBytes>)> {
+    ) -> PyResult<(VersionDoc, Bound<'py, PyBytes>)> {
         let sel = selector(version, alias)?;
         let (doc, bytes) = py
             .detach(|| self.inner.fetch(name, &sel, &NoProgress))
             .py(py)?;
-        Ok((json(py, &doc)?, PyBytes::new(py, &bytes)))
+        Ok((VersionDoc(doc), PyBytes::new(py, &bytes)))
     }
 
     #[pyo3(signature = (name, dest, version=None, alias=None))]
@@ -172,12 +126,12 @@ impl NativeRegistry {
         dest: PathBuf,
         version: Option<u64>,
         alias: Option<String>,
-    ) -> PyResult<String> {
+    ) -> PyResult<VersionDoc> {
         let sel = selector(version, alias)?;
         let doc = py
             .detach(|| self.inner.download(name, &sel, &dest, &NoProgress))
             .py(py)?;
-        json(py, &doc)
+        Ok(VersionDoc(doc))
     }
 
     #[pyo3(signature = (name, version=None, alias=None))]
@@ -187,17 +141,22 @@ impl NativeRegistry {
         name: &str,
         version: Option<u64>,
         alias: Option<String>,
-    ) -> PyResult<String> {
+    ) -> PyResult<VersionInfo> {
         let sel = selector(version, alias)?;
         let info = py.detach(|| self.inner.version(name, &sel)).py(py)?;
-        json(py, &info)
+        Ok(VersionInfo(info))
     }
 
-    fn versions(&self, py: Python<'_>, name: &str, include_archived: bool) -> PyResult<String> {
+    fn versions(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        include_archived: bool,
+    ) -> PyResult<Vec<VersionInfo>> {
         let v = py
             .detach(|| self.inner.versions(name, include_archived))
             .py(py)?;
-        json(py, &v)
+        Ok(v.into_iter().map(VersionInfo).collect())
     }
 
     fn models(&self, py: Python<'_>) -> PyResult<Vec<String>> {
@@ -212,7 +171,7 @@ impl NativeRegistry {
         tags: BTreeMap<String, Option<String>>,
         metrics: Vec<String>,
         include_archived: bool,
-    ) -> PyResult<String> {
+    ) -> PyResult<Vec<VersionInfo>> {
         let metrics = metrics
             .iter()
             .map(|m| MetricFilter::parse(m))
@@ -225,7 +184,7 @@ impl NativeRegistry {
             include_archived,
         };
         let found = py.detach(|| self.inner.search(&query)).py(py)?;
-        json(py, &found)
+        Ok(found.into_iter().map(VersionInfo).collect())
     }
 
     fn aliases(&self, py: Python<'_>, name: &str) -> PyResult<BTreeMap<String, u64>> {
@@ -276,19 +235,19 @@ impl NativeRegistry {
         name: &str,
         version: u64,
         grace_seconds: f64,
-    ) -> PyResult<String> {
+    ) -> PyResult<GcReport> {
         let report = py
             .detach(|| {
                 self.inner
                     .delete_version(name, version, grace(grace_seconds))
             })
             .py(py)?;
-        json(py, &report)
+        Ok(GcReport(report))
     }
 
-    fn gc(&self, py: Python<'_>, grace_seconds: f64) -> PyResult<String> {
+    fn gc(&self, py: Python<'_>, grace_seconds: f64) -> PyResult<GcReport> {
         let report = py.detach(|| self.inner.gc(grace(grace_seconds))).py(py)?;
-        json(py, &report)
+        Ok(GcReport(report))
     }
 
     fn check(&self, py: Python<'_>, deep: bool) -> PyResult<Vec<String>> {
