@@ -8,8 +8,11 @@ pub mod codec;
 pub mod converted;
 pub mod dtype;
 pub mod error;
+pub mod fill;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
+pub mod load_plan;
 pub mod manifest;
 pub mod node;
 pub mod pointer;
