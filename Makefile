@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build demo test test-rust test-python lint stubs fuzz-replay bench clean old-sklearn s3-server
+.PHONY: help venv build demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,15 @@ test-rust: build s3-server ## Rust tests (the binding crate is tested through Py
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
 	cargo test -p skvault-format -p skvault-pickle --test fuzz_replay --quiet
+
+# Tree Borrows and permissive provenance: rayon's crossbeam-epoch breaks the (stricter,
+# experimental) Stacked Borrows rules and casts integers to pointers; skvault's code does
+# neither. Needs `rustup component add --toolchain nightly miri` once.
+MIRIFLAGS_FILL := -Zmiri-tree-borrows -Zmiri-permissive-provenance
+
+miri: ## The load plan and background fill tests under Miri (nightly; a few minutes)
+	MIRIFLAGS="$(MIRIFLAGS_FILL)" cargo +nightly miri test -p skvault-format --test fill
+	MIRIFLAGS="$(MIRIFLAGS_FILL)" cargo +nightly miri test -p skvault-format --lib -- load_plan:: ids::
 
 # The native-inference parity tests compare bits with scikit-learn's outputs, which numpy's
 # AVX-512 exp/log kernels change by an ulp on CPUs that have them: the reference is numpy's

@@ -1,7 +1,15 @@
 //! What the fuzz targets do with their input, shared with the replay test
 //! (`tests/fuzz_replay.rs`) so that both always exercise the same calls.
 
+use std::sync::Arc;
+
+use crate::fill::OwnedArrays;
+use crate::load_plan::{LoadPlan, Place, PlanOptions};
 use crate::{SkvFile, TrustSet};
+
+/// [`exercise_fill`] skips files whose arrays need more memory than this (a few kilobytes of
+/// zstd can declare gigabytes): libFuzzer counts a large allocation as a crash.
+const FILL_MAX_BYTES: usize = 64 << 20;
 
 /// Opens `bytes` and, if that works, reads and verifies every array and audits the names.
 /// Returns whether the file opened. Must never panic, whatever the input.
@@ -16,6 +24,66 @@ pub fn exercise(bytes: Vec<u8>) -> bool {
     let _ = TrustSet::default().untrusted_in(file.manifest());
     let _ = file.verify();
     let _ = file.describe();
+    true
+}
+
+/// Opens `bytes` and loads its arrays as a loader does: plans them (views of the file's
+/// bytes or not, views verified or not), fills them into buffers of its own on 0 or 2
+/// workers, asks for them in an order drawn from the input, and checks every array it gets
+/// against `read_array`. Returns whether the file opened. Must never panic, whatever the
+/// input; a differing array is a bug and panics.
+#[allow(clippy::panic)] // a harness: a wrong array must fail the fuzz run
+pub fn exercise_fill(bytes: Vec<u8>) -> bool {
+    let seed = bytes
+        .iter()
+        .rev()
+        .take(8)
+        .fold(0u64, |acc, b| acc.rotate_left(8) ^ u64::from(*b));
+    let Ok(file) = SkvFile::from_bytes(bytes) else {
+        return false;
+    };
+    let file = Arc::new(file);
+    let n = file.manifest().arrays.len();
+    let mut rng = Rng::new(seed);
+    for (view_in_place, verify, threads) in [(false, true, 0), (true, true, 2), (true, false, 2)] {
+        let options = PlanOptions {
+            view_in_place,
+            verify_views: verify,
+        };
+        let Ok(plan) = LoadPlan::new(&file, options) else {
+            continue;
+        };
+        let owned_bytes = plan
+            .places()
+            .iter()
+            .fold(plan.pool_len(), |sum, p| match p {
+                Place::Own { len } => sum.saturating_add(*len),
+                _ => sum,
+            });
+        if owned_bytes > FILL_MAX_BYTES {
+            continue;
+        }
+        let Ok(arrays) = OwnedArrays::start(file.clone(), &plan, verify, threads) else {
+            continue;
+        };
+        let requests = (0..n).map(|_| rng.below(n)).chain(0..n);
+        for i in requests {
+            let Ok(got) = arrays.get(i) else {
+                continue;
+            };
+            // An empty array is never read (so an empty member of a damaged pack loads).
+            if plan.places()[i] == (Place::Own { len: 0 }) {
+                assert!(got.is_empty(), "array {i}: empty, yet the fill gave bytes");
+                continue;
+            }
+            match file.read_array(i, verify) {
+                Ok(expected) if expected == got => {}
+                Ok(_) => panic!("array {i}: the fill gave other bytes than read_array"),
+                Err(e) => panic!("array {i}: filled, but read_array fails: {e}"),
+            }
+        }
+        let _ = arrays.finish();
+    }
     true
 }
 

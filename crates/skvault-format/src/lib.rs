@@ -2,7 +2,8 @@
 //! followed by 64-byte-aligned array blobs, each with its own codec and BLAKE3
 //! digest. `docs/FORMAT.md` is the specification; this crate implements it
 //! with no Python involved.
-// Unsafe code is allowed only where a SAFETY note justifies it (mapping files in `read.rs`).
+// Unsafe code is allowed only where a SAFETY note justifies it: mapping files (`read.rs`) and
+// writing into caller-owned buffers through `fill::Destination` (`fill.rs`).
 #![deny(unsafe_code)]
 
 pub mod atomic;
@@ -11,9 +12,12 @@ pub mod converted;
 pub mod dtype;
 pub mod element;
 pub mod error;
+pub mod fill;
 pub mod float_json;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod ids;
+pub mod load_plan;
 pub mod manifest;
 pub mod node;
 pub mod pointer;

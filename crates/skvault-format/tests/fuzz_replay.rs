@@ -2,8 +2,11 @@
 //! replayed, then a bounded, deterministic mutation run starts from the seeds. Every input must
 //! give `Ok` or `Err`, never a panic, and none may take long.
 //!
+//! Both targets of the reader run: `read` (and `read_rehashed`) through `exercise`, `fill`
+//! through `exercise_fill`.
+//!
 //! `cargo test -p skvault-format --test fuzz_replay -- --ignored write_seed_corpus` rewrites
-//! the seed files in `fuzz/corpus/read/`. `SKVAULT_FUZZ_MUTATIONS=1000000` and
+//! the seed files in `fuzz/corpus/read/` and `fuzz/corpus/fill/`. `SKVAULT_FUZZ_MUTATIONS=1000000` and
 //! `SKVAULT_FUZZ_SEED=<n>` make longer or different runs (best with `--release`).
 
 // Helpers of a test binary are test code too: clippy.toml's allow-*-in-tests only covers
@@ -31,7 +34,9 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
-use skvault_format::fuzzing::{exercise, guarded, rehash, Rng};
+use skvault_format::fuzzing::{exercise, exercise_fill, guarded, rehash, Rng};
+use skvault_format::testing::{object, TreeSpec};
+use skvault_format::{Codec, Node, Order};
 
 /// Runs `exercise` under the replay guard (a panic or a slow input fails the test, naming
 /// a saved copy of the input). True if the file opened.
@@ -41,11 +46,51 @@ fn check(bytes: Vec<u8>, label: &str) -> bool {
     guarded(&copy, label, tmp, "skv", SLOW, || exercise(bytes))
 }
 
-/// Files of `fuzz/corpus/<target>` and `fuzz/artifacts/<target>` for both targets.
+/// Runs `exercise_fill` on `bytes` rehashed, as the `fill` target does, under the same guard.
+fn check_fill(bytes: Vec<u8>, label: &str) -> bool {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let copy = bytes.clone();
+    guarded(&copy, label, tmp, "skv", SLOW, || {
+        exercise_fill(rehash(bytes))
+    })
+}
+
+/// Seeds of the `fill` target: trees whose arrays the loader pools, with every codec (packs
+/// with a codec), and arrays outside trees; each under 4 KiB.
+fn fill_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let forest = |codec: Codec| {
+        let f8 = common::dtype(serde_json::json!("<f8"));
+        let arrays: Vec<_> = (0..7usize)
+            .map(|i| {
+                let n = [5, 5, 0, 40, 40, 3, 33][i];
+                let data: Vec<u8> = (0..n)
+                    .flat_map(|k| ((k % 4) as f64).to_le_bytes())
+                    .collect();
+                (f8.clone(), vec![n as u64], Order::C, data)
+            })
+            .collect();
+        let tree = |a: usize, b: usize| {
+            object(
+                "sklearn.tree._tree.Tree",
+                vec![("nodes", Node::Array(a)), ("values", Node::Array(b))],
+            )
+        };
+        let root = Node::List(vec![tree(0, 1), Node::Array(2), tree(3, 4), tree(5, 6)]);
+        common::write(root, &arrays, codec)
+    };
+    vec![
+        ("seed-tree.skv", TreeSpec::regressor().bytes().unwrap()),
+        ("seed-forest-none.skv", forest(Codec::None)),
+        ("seed-forest-zstd.skv", forest(Codec::Zstd)),
+        ("seed-forest-lz4.skv", forest(Codec::Lz4)),
+    ]
+}
+
+/// Files of `fuzz/corpus/<target>` and `fuzz/artifacts/<target>` for the reader's targets.
 fn corpus_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     for dir in ["corpus", "artifacts"] {
-        for target in ["read", "read_rehashed"] {
+        for target in ["read", "read_rehashed", "fill"] {
             let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
                 continue;
             };
@@ -78,6 +123,22 @@ fn seed_corpus_is_committed_small_and_valid() {
 }
 
 #[test]
+fn fill_seed_corpus_is_committed_small_and_valid() {
+    let dir = fuzz_dir().join("corpus/fill");
+    for (name, bytes) in fill_seeds() {
+        let committed = std::fs::read(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e} (run the ignored write_seed_corpus test)"));
+        assert!(committed.len() < 4096, "{name}: {} bytes", committed.len());
+        SkvFile::from_bytes(committed).unwrap().verify().unwrap();
+        assert!(
+            bytes.len() < 4096,
+            "{name}: the seed grew to {} bytes",
+            bytes.len()
+        );
+    }
+}
+
+#[test]
 fn corpus_and_artifacts_replay_without_panics() {
     let files = corpus_files();
     assert!(
@@ -88,6 +149,7 @@ fn corpus_and_artifacts_replay_without_panics() {
         let bytes = std::fs::read(&path).unwrap();
         let label = path.display().to_string();
         check(bytes.clone(), &label);
+        check_fill(bytes.clone(), &format!("{label} (fill)"));
         check(rehash(bytes), &format!("{label} (rehashed)"));
     }
 }
@@ -420,6 +482,7 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
 #[test]
 fn seeded_mutations_never_panic() {
     let mut seeds: Vec<Vec<u8>> = common::seeds().into_iter().map(|(_, b)| b).collect();
+    seeds.extend(fill_seeds().into_iter().map(|(_, b)| b));
     seeds.extend(corpus_files().iter().filter_map(|p| std::fs::read(p).ok()));
     let total = env_number("SKVAULT_FUZZ_MUTATIONS").unwrap_or(MUTATIONS);
     let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED").unwrap_or(SEED));
@@ -443,6 +506,10 @@ fn seeded_mutations_never_panic() {
                 bytes = rehash(bytes);
             }
         }
+        // One in four also goes through the fill (slower: it plans and fills three times).
+        if case % 4 == 0 {
+            check_fill(bytes.clone(), &format!("mutation {case} (fill)"));
+        }
         opened += usize::from(check(bytes, &format!("mutation {case}")));
     }
     // The run is only useful if mutated files get past the checks some of the time.
@@ -457,11 +524,13 @@ fn seeded_mutations_never_panic() {
 }
 
 #[test]
-#[ignore = "writes the seed corpus into fuzz/corpus/read"]
+#[ignore = "writes the seed corpus into fuzz/corpus/read and fuzz/corpus/fill"]
 fn write_seed_corpus() {
-    let dir = fuzz_dir().join("corpus/read");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in common::seeds() {
-        std::fs::write(dir.join(name), bytes).unwrap();
+    for (target, seeds) in [("read", common::seeds()), ("fill", fill_seeds())] {
+        let dir = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
     }
 }

@@ -7,11 +7,13 @@
 //! Names are resolved by importing the module part and reading one attribute:
 //! never by walking a dotted path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
+use skvault_format::fill::{Destination, Fill, Job};
+use skvault_format::load_plan::{LoadPlan, Place, PlanOptions, Task};
 use skvault_format::node::BaseType;
 use skvault_format::node::{Id, BIT_GENERATORS};
 use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
@@ -19,7 +21,6 @@ use skvault_format::{Construct, Node, Object, Order, SkvFile, TrustSet};
 use crate::buffers;
 use crate::dtypes;
 use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
-use crate::fill::{Fill, Job};
 use crate::mapped::MappedFile;
 use skvault_infer::guard::{check_of, Check};
 
@@ -37,10 +38,7 @@ enum Creation {
 pub struct Builder<'py, 'a> {
     py: Python<'py>,
     trust: &'a TrustSet,
-    /// Declared before `arrays`, so that it is dropped first: it waits for the workers that
-    /// write into the arrays.
-    fill: Fill,
-    arrays: Vec<Bound<'py, PyAny>>,
+    arrays: LoadArrays<'py>,
     memo: HashMap<Id, Bound<'py, PyAny>>,
     resolved: HashMap<String, Bound<'py, PyAny>>,
     /// How each class met so far is created (see [`Creation`]), by class address.
@@ -49,37 +47,12 @@ pub struct Builder<'py, 'a> {
     np: Bound<'py, PyModule>,
 }
 
-/// Arrays that only scikit-learn's `Tree.__setstate__` will see: the `nodes` and `values`
-/// of a `Tree` state, written directly there (not shared, so nothing else can refer to them)
-/// and nowhere else in the file. `Tree.__setstate__` copies them into memory it owns, so they
-/// live only as long as the load.
-fn copied_by_trees(file: &SkvFile) -> HashSet<usize> {
-    let manifest = file.manifest();
-    let mut uses: HashMap<usize, u32> = HashMap::new();
-    let mut candidates = Vec::new();
-    let mut visit = |n: &Node| match n {
-        Node::Array(i) => *uses.entry(*i).or_default() += 1,
-        Node::Object(o) if o.class == "sklearn.tree._tree.Tree" => {
-            if let Some(Node::Dict(items)) = &o.state {
-                for (k, v) in items {
-                    if let (Node::Str(k), Node::Array(i)) = (k, v) {
-                        if k == "nodes" || k == "values" {
-                            candidates.push(*i);
-                        }
-                    }
-                }
-            }
-        }
-        _ => {}
-    };
-    skvault_format::node::walk(&manifest.root, &mut visit);
-    if let Some(v) = &manifest.validation {
-        skvault_format::node::walk(v, &mut visit);
-    }
-    candidates
-        .into_iter()
-        .filter(|i| uses.get(i) == Some(&1))
-        .collect()
+/// The numpy arrays of one load, and the fill writing into them.
+pub struct LoadArrays<'py> {
+    /// Declared before `arrays`, so dropped first (fields drop in declaration order): it
+    /// waits for the workers that write into the arrays, which may be freed right after.
+    fill: Fill,
+    arrays: Vec<Bound<'py, PyAny>>,
 }
 
 fn order_name(order: Order) -> &'static str {
@@ -109,123 +82,97 @@ impl Verify {
     }
 }
 
-/// Builds numpy arrays for the whole array table: views of the mapping (mmap, uncompressed)
-/// or fresh arrays, filled (and verified) in the background as the objects are built: see
-/// [`Fill`]. Small files are filled here and now, with the GIL released.
-///
-/// The arrays that trees copy (see [`copied_by_trees`]) are carved out of one buffer instead
-/// of one allocation each: for a forest that is thousands of arrays. The buffer is freed when
-/// the load ends, since the trees keep copies, not views.
+/// Makes numpy arrays for the whole array table as the [`LoadPlan`] places them: views of the
+/// mapping (mmap, uncompressed), fresh arrays, or slices of one pool for the arrays that trees
+/// copy (see [`skvault_format::load_plan::copied_by_trees`]: for a forest that is thousands of
+/// arrays in one allocation, freed when the load ends since the trees keep copies). The
+/// fresh and pooled arrays are filled (and verified) in the background as the objects are
+/// built: see [`Fill`]. Small files are filled here and now, with the GIL released.
 pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
     mapped: Option<&Bound<'py, MappedFile>>,
     verify: Verify,
-) -> PyResult<(Vec<Bound<'py, PyAny>>, Fill)> {
+) -> PyResult<LoadArrays<'py>> {
     let np = py.import("numpy")?;
     let empty = np.getattr("empty")?;
     let ndarray = np.getattr("ndarray")?;
     let mut dtype_cache = dtypes::ToNumpyCache::new();
     let entries = &file.manifest().arrays;
-    let mut out: Vec<Option<Bound<'py, PyAny>>> = Vec::with_capacity(entries.len());
-    let mut jobs: Vec<Job> = Vec::new();
-    let pooled = copied_by_trees(file);
-    // (array index, offset in the pool, length) of the pooled arrays.
-    let mut pool_slots: Vec<(usize, usize, usize)> = Vec::new();
-    let mut pool_len = 0usize;
-    let too_large = || format_error(py, "array too large".into());
-    for (i, e) in entries.iter().enumerate() {
-        let order = order_name(e.order);
-        if let (Some(map), true) = (mapped, e.raw_length > 0) {
-            if file.mapped_bytes(i).is_some() {
-                if verify.views {
-                    jobs.push(Job::Verify { index: i });
-                }
-                let offset = file.blob_offset(i).py_err(py)?;
-                // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the
-                // blob (raw_length = product(shape) x itemsize, checked by the reader), in one
-                // call; numpy checks again that it fits the buffer.
-                let dtype = dtype_cache.get(py, &e.dtype)?;
-                let shape = PyTuple::new(py, &e.shape)?;
-                let none = py.None();
-                out.push(Some(
-                    ndarray.call1((shape, &dtype, map, offset, none, order))?,
-                ));
-                continue;
-            }
+    let options = PlanOptions {
+        view_in_place: mapped.is_some(),
+        verify_views: verify.views,
+    };
+    let plan = LoadPlan::new(file, options).py_err(py)?;
+    let pool = match plan.pool_len() {
+        0 => None,
+        len => {
+            let pool = empty.call1((len, "u1"))?;
+            let base = buffers::data_address(&pool, true)?;
+            buffers::prefer_small_pages(base, len);
+            Some((pool, base))
         }
-        let len = usize::try_from(e.raw_length).map_err(|_| too_large())?;
-        if len > 0 && pooled.contains(&i) {
-            let start = pool_len
-                .checked_next_multiple_of(64)
-                .ok_or_else(too_large)?;
-            pool_slots.push((i, start, len));
-            pool_len = start.checked_add(len).ok_or_else(too_large)?;
-            out.push(None);
-            continue;
-        }
+    };
+    let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(entries.len());
+    // Data address of each array that a task fills.
+    let mut address = vec![0usize; entries.len()];
+    for (i, (e, place)) in entries.iter().zip(plan.places()).enumerate() {
         let dtype = dtype_cache.get(py, &e.dtype)?;
         let shape = PyTuple::new(py, &e.shape)?;
-        let arr = empty.call1((shape, &dtype, order))?;
-        if len > 0 {
-            let dst = buffers::data_address(&arr, true)?;
-            jobs.push(Job::Fill { index: i, dst, len });
-        }
-        out.push(Some(arr));
+        let order = order_name(e.order);
+        // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the blob or
+        // pool range (raw_length = product(shape) x itemsize, checked by the reader), in one
+        // call; numpy checks again that it fits the buffer.
+        let arr = match (*place, mapped, &pool) {
+            (Place::View { offset }, Some(map), _) => {
+                ndarray.call1((shape, &dtype, map, offset, py.None(), order))?
+            }
+            (Place::Pool { start, .. }, _, Some((pool, base))) => {
+                address[i] = base + start;
+                ndarray.call1((shape, &dtype, pool, start, py.None(), order))?
+            }
+            (Place::Own { len }, _, _) => {
+                let arr = empty.call1((shape, &dtype, order))?;
+                if len > 0 {
+                    address[i] = buffers::data_address(&arr, true)?;
+                }
+                arr
+            }
+            _ => return Err(format_error(py, "array table and load plan differ".into())),
+        };
+        out.push(arr);
     }
-    if !pool_slots.is_empty() {
-        let pool = empty.call1((pool_len, "u1"))?;
-        let base = buffers::data_address(&pool, true)?;
-        buffers::prefer_small_pages(base, pool_len);
-        for &(i, start, len) in &pool_slots {
-            let e = &entries[i];
-            let dtype = dtype_cache.get(py, &e.dtype)?;
-            let shape = PyTuple::new(py, &e.shape)?;
-            let none = py.None();
-            let order = order_name(e.order);
-            let arr = ndarray.call1((shape, &dtype, &pool, start, none, order))?;
-            jobs.push(Job::Fill {
-                index: i,
-                dst: base + start,
-                len,
-            });
-            out[i] = Some(arr);
-        }
-    }
-    let out: Vec<Bound<'py, PyAny>> = out.into_iter().flatten().collect();
-    if out.len() != entries.len() {
-        return Err(format_error(py, "array table and arrays differ".into()));
-    }
-    // The table order is the order in which the builder meets the arrays.
-    jobs.sort_unstable_by_key(Job::index);
-    let total: usize = jobs
+    let jobs: Vec<Job> = plan
+        .tasks()
         .iter()
-        .map(|job| match *job {
-            Job::Fill { len, .. } => len,
-            Job::Verify { index } => file.mapped_bytes(index).map_or(0, <[u8]>::len),
+        .map(|task| match *task {
+            Task::Verify { index } => Job::Verify { index },
+            Task::Fill { index, len } => {
+                // SAFETY: `address[index]` is the data of the numpy array made above for this
+                // array (one of its own, or its range of the pool: the plan's pool ranges are
+                // disjoint), exactly `len` = raw_length bytes, writable and contiguous. It
+                // lives in `out`, which goes into `LoadArrays` behind the fill (dropped first,
+                // see there). Until the fill reports the array done no Python code can reach
+                // it: the builder hands an array out only after `Fill::wait`, `out` is not
+                // shared, and the pool is referenced only by its slices (through `.base`,
+                // which the trusted `Tree.__setstate__` that receives them never follows).
+                let dst = unsafe { Destination::new(address[index] as *mut u8, len) };
+                Job::Fill { index, dst }
+            }
         })
-        .sum();
-    let threads = if skvault_format::write::worth_threads(total) {
-        rayon::current_num_threads()
-    } else {
-        0
-    };
+        .collect();
+    let threads = plan.threads();
     let fill = py
         .detach(|| Fill::start(file.clone(), verify.copies, jobs, threads))
         .py_err(py)?;
-    Ok((out, fill))
+    Ok(LoadArrays { fill, arrays: out })
 }
 
 impl<'py, 'a> Builder<'py, 'a> {
-    pub fn new(
-        py: Python<'py>,
-        trust: &'a TrustSet,
-        (arrays, fill): (Vec<Bound<'py, PyAny>>, Fill),
-    ) -> PyResult<Self> {
+    pub fn new(py: Python<'py>, trust: &'a TrustSet, arrays: LoadArrays<'py>) -> PyResult<Self> {
         Ok(Builder {
             py,
             trust,
-            fill,
             arrays,
             memo: HashMap::new(),
             resolved: HashMap::new(),
@@ -348,11 +295,12 @@ impl<'py, 'a> Builder<'py, 'a> {
                 return Ok(dict.into_any());
             }
             Node::Array(index) => {
-                if !self.fill.is_done(*index) {
-                    let fill = &self.fill;
+                let fill = &self.arrays.fill;
+                if !fill.is_done(*index) {
                     py.detach(|| fill.wait(*index)).py_err(py)?;
                 }
                 self.arrays
+                    .arrays
                     .get(*index)
                     .cloned()
                     .ok_or_else(|| self.invalid(format!("no array {index}")))?
@@ -742,7 +690,7 @@ pub fn load_tree<'py>(
     };
     // Every array is filled and verified before anything is returned, including those of
     // the validation tree when it is not built.
-    let fill = &builder.fill;
+    let fill = &builder.arrays.fill;
     py.detach(|| fill.finish()).py_err(py)?;
     if !with_validation {
         return Ok(root);

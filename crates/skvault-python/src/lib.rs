@@ -5,7 +5,6 @@ mod build;
 mod dtypes;
 mod errors;
 mod export;
-mod fill;
 mod legacy;
 mod mapped;
 mod native;
@@ -104,9 +103,10 @@ fn with_prepared<'py, T>(
             dtype: a.dtype.clone(),
             shape: a.shape.clone(),
             order: a.order,
-            // SAFETY: `a.array` is a contiguous numpy array kept alive by the walker until the
-            // end of this function, and the GIL is held throughout, so no Python code can mutate
-            // or free it while the bytes are read.
+            // SAFETY: `a.ptr` is the data of `a._owner`, a contiguous numpy array of `a.nbytes`
+            // bytes kept alive by the walker until the end of this function. The GIL is held
+            // throughout, so no Python code mutates it while the bytes are read (only C code
+            // of another thread that released the GIL could, as with `pickle.dumps`).
             data: if a.nbytes == 0 {
                 &[]
             } else {

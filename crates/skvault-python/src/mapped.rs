@@ -13,19 +13,30 @@ use skvault_format::SkvFile;
 #[pyclass(frozen, module = "skvault._native")]
 pub struct MappedFile {
     file: Arc<SkvFile>,
-    /// The whole mapped file.
+    /// The whole mapping, owned by `file`: its address, taken once before Python can see the
+    /// mapping, and never dereferenced in Rust (it is only handed to CPython). Kept as an
+    /// address rather than asked of `file` on each export, since `mapped_whole` makes a
+    /// `&[u8]` over the whole mapping, which Python may be writing (copy-on-write) on another
+    /// thread with the GIL released.
     base: *const u8,
     len: usize,
     /// Copy-on-write mapping: the buffer is exported writable (writes stay in private pages).
     writable: bool,
 }
 
-// SAFETY: the pointer refers to the read-only mapping owned by `file`, which lives as long as self.
+// SAFETY: the only field that is not `Send`/`Sync` by itself is `base`, an address that
+// Rust never reads or writes through and never changes after `new`. The memory it points to
+// is the mapping owned by `file` (an `Arc<SkvFile>`, itself `Send + Sync`), which lives as long
+// as `self`; a mapping is not tied to the thread that made it. Any thread may therefore own or
+// share a `MappedFile`: what crosses threads is an immutable address, and every access to the
+// memory goes through CPython's buffer protocol (see `__getbuffer__`).
 unsafe impl Send for MappedFile {}
+// SAFETY: as for `Send`: `&MappedFile` gives no access to the memory but through the buffer
+// protocol, and nothing in it is mutable.
 unsafe impl Sync for MappedFile {}
 
 impl MappedFile {
-    /// Wraps a file opened with `SkvFile::open_mmap`.
+    /// Wraps a file opened with `SkvFile::open_mmap` or `open_mmap_copy`; `None` for any other.
     pub fn new(file: Arc<SkvFile>) -> Option<MappedFile> {
         let (whole, writable) = file.mapped_whole()?;
         Some(MappedFile {
@@ -43,16 +54,25 @@ impl MappedFile {
 
 #[pymethods]
 impl MappedFile {
+    /// Exposes the whole mapping: read-only for a shared mapping, writable for a
+    /// copy-on-write one.
+    ///
     /// # Safety
-    /// Called by CPython with a valid `view`; fills it to expose the mapping read-only.
+    /// Called by CPython (the buffer protocol) with `view` pointing to a `Py_buffer` to fill.
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
         let this = slf.get();
-        // PyBuffer_FillInfo refuses PyBUF_WRITABLE requests on a read-only buffer and takes a
-        // reference to `slf`, which keeps the mapping alive while any view exists.
+        // SAFETY: `view` is valid (CPython's contract for this slot). `base` and `len` are the
+        // mapping owned by `this.file` (`len` fits `Py_ssize_t`: a mapping is at most
+        // `isize::MAX` bytes). PyBuffer_FillInfo takes a reference to `slf`, which keeps the
+        // file, so the mapping, alive while any view of it exists, and refuses PyBUF_WRITABLE
+        // requests when `readonly` is 1 (a shared mapping, which Python must not write). A
+        // copy-on-write mapping is exported writable: writes land in private pages, never in
+        // the file, and the reader reads the mapping only during the load that made this
+        // object, and the bytes of each array only before that array is handed to Python.
         let ret = unsafe {
             ffi::PyBuffer_FillInfo(
                 view,
@@ -69,5 +89,9 @@ impl MappedFile {
         Ok(())
     }
 
+    /// Nothing to release: the reference PyBuffer_FillInfo took on `slf` is dropped by CPython.
+    ///
+    /// # Safety
+    /// Called by CPython with a `view` that `__getbuffer__` filled; it is not used.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
 }

@@ -12,7 +12,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
     PySlice, PyString, PyTuple, PyType,
 };
-use skvault_format::node::{map_children, sorted_if_plain, BaseType, Id, BIT_GENERATORS};
+use skvault_format::node::{sorted_if_plain, BaseType, Id, BIT_GENERATORS};
 use skvault_format::{Construct, DType, Node, Object, Order};
 
 use crate::dtypes;
@@ -135,7 +135,7 @@ impl<'py> Walker<'py> {
 
     /// Drops the ids nothing refers to, once every graph has been walked.
     pub fn finish(&self, tree: Node) -> Node {
-        strip_unused(tree, &self.used)
+        skvault_format::ids::strip_unused(tree, &self.used)
     }
 
     fn err(&self, message: String) -> PyErr {
@@ -687,13 +687,5 @@ impl<'py> Walker<'py> {
              objects through their own class",
             type_name(obj)
         )))
-    }
-}
-
-/// Removes `Shared` wrappers whose id nothing refers to.
-fn strip_unused(node: Node, used: &HashSet<Id>) -> Node {
-    match node {
-        Node::Shared { id, node } if !used.contains(&id) => strip_unused(*node, used),
-        other => map_children(other, &mut |n| strip_unused(n, used)),
     }
 }
