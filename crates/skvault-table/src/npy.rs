@@ -1,5 +1,8 @@
 //! `.npy` input (any numeric dtype, either byte order, C or Fortran order) and output.
 
+use skvault_format::dtype::DType;
+use skvault_format::element::{self, Element};
+
 use crate::{err, Table, TableError};
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
@@ -18,39 +21,9 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     rest.get(..end).map(str::trim)
 }
 
-/// Decodes one element of a numeric `.npy` dtype.
-fn element(descr: &str, b: &[u8]) -> Option<f64> {
-    let (order, kind) = descr.split_at(1);
-    let big = order == ">";
-    macro_rules! num {
-        ($t:ty) => {{
-            let a = b.try_into().ok()?;
-            (if big {
-                <$t>::from_be_bytes(a)
-            } else {
-                <$t>::from_le_bytes(a)
-            }) as f64
-        }};
-    }
-    Some(match kind {
-        "f8" => num!(f64),
-        "f4" => num!(f32),
-        "i8" => num!(i64),
-        "i4" => num!(i32),
-        "i2" => num!(i16),
-        "i1" => num!(i8),
-        "u8" => num!(u64),
-        "u4" => num!(u32),
-        "u2" => num!(u16),
-        "u1" => num!(u8),
-        "b1" => f64::from(u8::from(*b.first()? != 0)),
-        _ => return None,
-    })
-}
-
-/// Bytes per element of the dtypes [`element`] decodes; `None` for any other dtype, so a
-/// header can never declare an element size of zero (which would let any shape pass the
-/// length check) or one the decoder does not know.
+/// Bytes per element of the dtypes an input may have (bool, integers, float32, float64);
+/// `None` for any other dtype, so a header can never declare an element size of zero (which
+/// would let any shape pass the length check) or one that is not a real number.
 fn itemsize(descr: &str) -> Option<usize> {
     let (order, kind) = (descr.get(..1)?, descr.get(1..)?);
     if !matches!(order, "<" | ">" | "|") {
@@ -100,6 +73,8 @@ pub fn read_npy(bytes: &[u8]) -> Result<Table, TableError> {
             ".npy dtype {descr:?} is not numeric or not supported: input must be bool, integer, float32 or float64 (object, text and structured arrays cannot be input)"
         ))
     })?;
+    let dtype = DType::parse_scalar(descr, "descr")
+        .map_err(|e| TableError(format!(".npy dtype {descr:?}: {e}")))?;
     let fortran = match header_value(header, "fortran_order") {
         Some("True") => true,
         Some("False") => false,
@@ -141,7 +116,8 @@ pub fn read_npy(bytes: &[u8]) -> Result<Table, TableError> {
                 i * n_cols + j
             };
             let b = &body[idx * size..(idx + 1) * size];
-            data.push(element(descr, b).ok_or_else(|| TableError(format!("bad {descr} element")))?);
+            let value = element::decode(&dtype, b).and_then(Element::as_f64);
+            data.push(value.ok_or_else(|| TableError(format!("bad {descr} element")))?);
         }
     }
     Ok(Table {
