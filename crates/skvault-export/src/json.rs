@@ -18,7 +18,9 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use skvault_format::dtype::{ByteOrder, Kind};
 use skvault_format::element::{self, Element};
-use skvault_format::float_json::{f32_to_json, f64_to_json, CANONICAL_NAN_F32, CANONICAL_NAN_F64};
+use skvault_format::float_json::{
+    f32_from_text, f32_to_json, f64_from_text, f64_to_json, FloatTextError,
+};
 use skvault_format::node::Decoder;
 use skvault_format::{ArrayInput, DType, Manifest, Order, SkvFile, TrustSet, WriteOptions};
 
@@ -423,54 +425,31 @@ fn flatten(v: Value, dims: &[usize], path: &str, out: &mut Vec<Value>) -> Result
     }
 }
 
-fn json_f64(v: &Value, path: &str) -> Result<f64> {
+/// A float in the document: a JSON number, or a string form (`skvault_format::float_json`).
+fn json_float<T>(
+    v: &Value,
+    path: &str,
+    number: impl FnOnce(f64) -> T,
+    text: impl FnOnce(&str) -> std::result::Result<T, FloatTextError>,
+) -> Result<T> {
     match v {
         Value::Number(n) => n
             .as_f64()
+            .map(number)
             .ok_or_else(|| document(path, "expected a number")),
-        Value::String(s) => match s.as_str() {
-            "nan" => Ok(f64::from_bits(CANONICAL_NAN_F64)),
-            "inf" => Ok(f64::INFINITY),
-            "-inf" => Ok(f64::NEG_INFINITY),
-            _ => Err(document(
-                path,
-                format!("{s:?} is not a float (nan, inf, -inf or nan:<hex>)"),
-            )),
-        },
+        Value::String(s) => text(s).map_err(|e| document(path, e.to_string())),
         _ => Err(document(path, "expected a number")),
     }
 }
 
-fn nan_bits(v: &Value, digits: usize) -> Option<u64> {
-    let s = v.as_str()?.strip_prefix("nan:")?;
-    (s.len() == digits)
-        .then(|| u64::from_str_radix(s, 16).ok())
-        .flatten()
-}
-
 /// The float64 `v` stands for, bit-exact: `"nan:<16 hex digits>"` keeps its payload.
 fn json_to_f64(v: &Value, path: &str) -> Result<f64> {
-    match nan_bits(v, 16) {
-        Some(bits) if f64::from_bits(bits).is_nan() => Ok(f64::from_bits(bits)),
-        Some(_) => Err(document(path, "nan:<bits> must encode a NaN")),
-        None => json_f64(v, path),
-    }
+    json_float(v, path, |x| x, f64_from_text)
 }
 
 /// The float32 `v` stands for, bit-exact: `"nan:<8 hex digits>"` keeps its payload.
 fn json_to_f32(v: &Value, path: &str) -> Result<f32> {
-    match nan_bits(v, 8) {
-        Some(bits) if f32::from_bits(bits as u32).is_nan() => Ok(f32::from_bits(bits as u32)),
-        Some(_) => Err(document(path, "nan:<bits> must encode a NaN")),
-        None => {
-            let d = json_f64(v, path)?;
-            Ok(if d.is_nan() {
-                f32::from_bits(CANONICAL_NAN_F32)
-            } else {
-                d as f32
-            })
-        }
-    }
+    json_float(v, path, |x| x as f32, f32_from_text)
 }
 
 fn complex_parts<'v>(v: &'v Value, path: &str) -> Result<(&'v Value, &'v Value)> {

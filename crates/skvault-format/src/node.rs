@@ -366,27 +366,10 @@ fn parse_float(v: &Json, path: &Pointer) -> Result<f64> {
         Json::Float(_) | Json::Int(_) | Json::UInt(_) => {
             v.as_f64().ok_or_else(|| perr(path, "bad float"))
         }
-        Json::Str(s) => match s.as_ref() {
-            "nan" => Ok(f64::NAN),
-            "inf" => Ok(f64::INFINITY),
-            "-inf" => Ok(f64::NEG_INFINITY),
-            other => {
-                let hex = other
-                    .strip_prefix("nan:")
-                    .filter(|h| {
-                        h.len() == 16
-                            && h.bytes()
-                                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                    })
-                    .ok_or_else(|| perr(path, format!("{other:?} is not a float encoding")))?;
-                let bits = u64::from_str_radix(hex, 16).map_err(|_| perr(path, "bad NaN bits"))?;
-                let x = f64::from_bits(bits);
-                if !x.is_nan() {
-                    return Err(perr(path, "nan:<bits> must encode a NaN"));
-                }
-                Ok(x)
-            }
-        },
+        Json::Str(s) => crate::float_json::f64_from_text(s).map_err(|e| match e {
+            crate::float_json::FloatTextError::NotANan => perr(path, e.to_string()),
+            _ => perr(path, format!("{s:?} is not a float encoding")),
+        }),
         _ => Err(perr(
             path,
             "a float must be a JSON number or \"nan\", \"inf\", \"-inf\", \"nan:<hex bits>\"",
