@@ -409,75 +409,36 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
     let mut g = Graph::default();
     let out = g.emit(&view, INPUT)?;
     let n = Dim::Param("N");
-    let mut outputs = Vec::new();
     let mut meta: Vec<(String, String)> = Vec::new();
+    let outputs = graph_outputs(&mut g, out, &mut meta);
+    let output_names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    meta.extend(model_metadata(model, &g, &output_names));
+    let graph = GraphProto {
+        node: g.nodes,
+        name: "skvault".into(),
+        initializer: g.inits,
+        doc_string: format!("{} exported by skvault", model.class()),
+        input: vec![ValueInfoProto::tensor(
+            INPUT,
+            data_type::DOUBLE,
+            &[n, Dim::Value(nf as i64)],
+        )],
+        output: outputs,
+    };
+    Ok(model_proto(graph, meta))
+}
+
+/// Names the graph's outputs after what the model is and describes them.
+fn graph_outputs(g: &mut Graph, out: Out, meta: &mut Vec<(String, String)>) -> Vec<ValueInfoProto> {
+    let n = Dim::Param("N");
+    let mut outputs = Vec::new();
     match out {
         Out::Classifier {
             index,
             proba,
             scores,
             labels,
-        } => {
-            let (tensor, elem) = match &labels {
-                Labels::Int(v) => (
-                    TensorProto::i64s("", vec![v.len() as i64], v),
-                    data_type::INT64,
-                ),
-                Labels::Float(v) => (
-                    TensorProto::f64s("", vec![v.len() as i64], v),
-                    data_type::DOUBLE,
-                ),
-                Labels::Str(v) => (TensorProto::strings("", v), data_type::STRING),
-                Labels::Bool(v) => {
-                    let ints: Vec<i64> = v.iter().map(|b| i64::from(*b)).collect();
-                    (
-                        TensorProto::i64s("", vec![v.len() as i64], &ints),
-                        data_type::INT64,
-                    )
-                }
-            };
-            let classes = g.name("classes");
-            g.inits.push(TensorProto {
-                name: classes.clone(),
-                ..tensor
-            });
-            g.op_to(
-                "Gather",
-                "",
-                &[&classes, &index],
-                "label",
-                vec![AttributeProto::int("axis", 0)],
-            );
-            outputs.push(ValueInfoProto::tensor("label", elem, &[n]));
-            let class_text: Vec<String> = match &labels {
-                Labels::Int(v) => v.iter().map(|x| x.to_string()).collect(),
-                Labels::Float(v) => v.iter().map(|x| skvault_infer::format_float(*x)).collect(),
-                Labels::Str(v) => v.clone(),
-                Labels::Bool(v) => v
-                    .iter()
-                    .map(|b| (if *b { "True" } else { "False" }).to_string())
-                    .collect(),
-            };
-            if matches!(labels, Labels::Bool(_)) {
-                meta.push((
-                    "skvault.label_encoding".into(),
-                    "bool labels as int64 0/1".into(),
-                ));
-            }
-            meta.push(("skvault.classes".into(), json_string_list(&class_text)));
-            if let Some(p) = proba {
-                g.op_to("Identity", "", &[&p], "probabilities", vec![]);
-                outputs.push(ValueInfoProto::tensor(
-                    "probabilities",
-                    data_type::DOUBLE,
-                    &[n, Dim::Value(class_text.len() as i64)],
-                ));
-            }
-            if let Some(s) = scores {
-                g.op_to("Identity", "", &[&s], "scores", vec![]);
-                outputs.push(ValueInfoProto::tensor("scores", data_type::DOUBLE, &[n]));
-            }
-        }
+        } => return classifier_outputs(g, index, proba, scores, labels, meta),
         Out::Regressor { values, k, flat } => {
             if flat {
                 let shape = g.i64s(vec![1], &[-1]);
@@ -505,10 +466,90 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             ));
         }
     }
-    let output_names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    outputs
+}
+
+/// The classifier's outputs: `label` (its classes gathered by the predicted index), and
+/// `probabilities` and `scores` when it has them; the class list goes into `meta`.
+fn classifier_outputs(
+    g: &mut Graph,
+    index: String,
+    proba: Option<String>,
+    scores: Option<String>,
+    labels: Labels,
+    meta: &mut Vec<(String, String)>,
+) -> Vec<ValueInfoProto> {
+    let n = Dim::Param("N");
+    let mut outputs = Vec::new();
+    let (tensor, elem) = match &labels {
+        Labels::Int(v) => (
+            TensorProto::i64s("", vec![v.len() as i64], v),
+            data_type::INT64,
+        ),
+        Labels::Float(v) => (
+            TensorProto::f64s("", vec![v.len() as i64], v),
+            data_type::DOUBLE,
+        ),
+        Labels::Str(v) => (TensorProto::strings("", v), data_type::STRING),
+        Labels::Bool(v) => {
+            let ints: Vec<i64> = v.iter().map(|b| i64::from(*b)).collect();
+            (
+                TensorProto::i64s("", vec![v.len() as i64], &ints),
+                data_type::INT64,
+            )
+        }
+    };
+    let classes = g.name("classes");
+    g.inits.push(TensorProto {
+        name: classes.clone(),
+        ..tensor
+    });
+    g.op_to(
+        "Gather",
+        "",
+        &[&classes, &index],
+        "label",
+        vec![AttributeProto::int("axis", 0)],
+    );
+    outputs.push(ValueInfoProto::tensor("label", elem, &[n]));
+    let class_text: Vec<String> = match &labels {
+        Labels::Int(v) => v.iter().map(|x| x.to_string()).collect(),
+        Labels::Float(v) => v.iter().map(|x| skvault_infer::format_float(*x)).collect(),
+        Labels::Str(v) => v.clone(),
+        Labels::Bool(v) => v
+            .iter()
+            .map(|b| (if *b { "True" } else { "False" }).to_string())
+            .collect(),
+    };
+    if matches!(labels, Labels::Bool(_)) {
+        meta.push((
+            "skvault.label_encoding".into(),
+            "bool labels as int64 0/1".into(),
+        ));
+    }
+    meta.push(("skvault.classes".into(), json_string_list(&class_text)));
+    if let Some(p) = proba {
+        g.op_to("Identity", "", &[&p], "probabilities", vec![]);
+        outputs.push(ValueInfoProto::tensor(
+            "probabilities",
+            data_type::DOUBLE,
+            &[n, Dim::Value(class_text.len() as i64)],
+        ));
+    }
+    if let Some(s) = scores {
+        g.op_to("Identity", "", &[&s], "scores", vec![]);
+        outputs.push(ValueInfoProto::tensor("scores", data_type::DOUBLE, &[n]));
+    }
+    outputs
+}
+
+/// What the model is, for a reader of the ONNX file (`metadata_props`).
+fn model_metadata(model: &Model, g: &Graph, output_names: &[String]) -> Vec<(String, String)> {
+    let nf = model.n_features();
+    let mut meta = Vec::new();
     meta.push(("skvault.class".into(), model.class().to_string()));
     meta.push(("skvault.input".into(), format!("{INPUT}: double [N, {nf}]")));
-    meta.push(("skvault.outputs".into(), json_string_list(&output_names)));
+    meta.push(("skvault.outputs".into(), json_string_list(output_names)));
     if let Some(names) = model.feature_names() {
         meta.push(("skvault.feature_names".into(), json_string_list(names)));
     }
@@ -524,19 +565,12 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         "skvault.tolerance".into(),
         "labels identical to scikit-learn; values within 1e-12 relative (docs/EXPORT.md)".into(),
     ));
-    let graph = GraphProto {
-        node: g.nodes,
-        name: "skvault".into(),
-        initializer: g.inits,
-        doc_string: format!("{} exported by skvault", model.class()),
-        input: vec![ValueInfoProto::tensor(
-            INPUT,
-            data_type::DOUBLE,
-            &[n, Dim::Value(nf as i64)],
-        )],
-        output: outputs,
-    };
-    Ok(ModelProto {
+    meta
+}
+
+/// The model proto around `graph`, with the opsets it uses.
+fn model_proto(graph: GraphProto, meta: Vec<(String, String)>) -> ModelProto {
+    ModelProto {
         ir_version: IR_VERSION,
         producer_name: "skvault".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
@@ -558,5 +592,5 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             .into_iter()
             .map(|(key, value)| StringStringEntryProto { key, value })
             .collect(),
-    })
+    }
 }
