@@ -15,6 +15,7 @@
 //!   [`WORK_FACTOR`] times what the file holds (its arrays' elements plus its nodes) plus
 //!   [`WORK_SLACK`]. A model without refs reads each array once and stays far below.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +24,6 @@ use skvault_format::node::walk;
 use skvault_format::SkvFile;
 
 use crate::error::{InferError, Result};
-use crate::estimator::Estimator;
 
 /// Deepest nesting of estimators (Pipeline in FeatureUnion in ...), refs followed.
 pub const MAX_DEPTH: usize = 64;
@@ -32,8 +32,10 @@ pub const WORK_FACTOR: u64 = 8;
 /// ... plus this much, for models made of many small estimators.
 pub const WORK_SLACK: u64 = 1 << 20;
 
-/// An estimator built from a node with an id, and the work its first build cost.
-type Memo = HashMap<u64, (Arc<dyn Estimator>, u64)>;
+/// What was built from a node with an id (an `Arc<dyn Estimator>` for the registry: the
+/// budget does not name the type, so that `estimator` need not depend on it), and the work
+/// its first build cost.
+type Memo = HashMap<u64, (Arc<dyn Any + Send + Sync>, u64)>;
 
 pub(crate) struct Budget {
     depth: Cell<usize>,
@@ -110,14 +112,28 @@ impl Budget {
         out
     }
 
-    /// The estimator already built for `id`, charging its work again (the model uses it
-    /// once more).
-    pub fn recall(&self, id: u64, path: &str) -> Result<Option<Arc<dyn Estimator>>> {
+    /// What was already built for `id`, charging its work again (the model uses it once
+    /// more). `T` is the type `remember` was given for it.
+    pub fn recall<T: Clone + Send + Sync + 'static>(
+        &self,
+        id: u64,
+        path: &str,
+    ) -> Result<Option<T>> {
         let hit = self.memo.borrow().get(&id).cloned();
         match hit {
-            Some((est, work)) => {
+            Some((built, work)) => {
                 self.charge(work, path)?;
-                Ok(Some(est))
+                let built =
+                    built
+                        .downcast_ref::<T>()
+                        .cloned()
+                        .ok_or_else(|| InferError::Malformed {
+                            path: path.to_string(),
+                            message: format!(
+                                "object {id} is used as two different kinds of object"
+                            ),
+                        })?;
+                Ok(Some(built))
             }
             None if self.open.borrow().contains(&id) => Err(InferError::Malformed {
                 path: path.to_string(),
@@ -127,19 +143,20 @@ impl Budget {
         }
     }
 
-    /// Builds the estimator of `id` with `f`, once; `recall` returns it afterwards.
-    pub fn remember(
+    /// Builds what `id` stands for with `f`, once; `recall` returns it afterwards.
+    pub fn remember<T: Clone + Send + Sync + 'static>(
         &self,
         id: u64,
-        f: impl FnOnce() -> Result<Box<dyn Estimator>>,
-    ) -> Result<Arc<dyn Estimator>> {
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         self.open.borrow_mut().insert(id);
         let before = self.work();
         let built = f();
         self.open.borrow_mut().remove(&id);
-        let est: Arc<dyn Estimator> = Arc::from(built?);
+        let built = built?;
         let work = self.work().saturating_sub(before);
-        self.memo.borrow_mut().insert(id, (Arc::clone(&est), work));
-        Ok(est)
+        let stored: Arc<dyn Any + Send + Sync> = Arc::new(built.clone());
+        self.memo.borrow_mut().insert(id, (stored, work));
+        Ok(built)
     }
 }

@@ -27,9 +27,9 @@ pub(crate) fn build<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<Box
         let Some(id) = ctx.shared_id(node) else {
             return build_new(ctx, node, path);
         };
-        let est = match budget.recall(id, path)? {
+        let est: std::sync::Arc<dyn Estimator> = match budget.recall(id, path)? {
             Some(est) => est,
-            None => budget.remember(id, || build_new(ctx, node, path))?,
+            None => budget.remember(id, || build_new(ctx, node, path).map(std::sync::Arc::from))?,
         };
         Ok(Box::new(Shared(est)) as Boxed)
     })
