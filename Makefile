@@ -69,7 +69,7 @@ fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly
 # nightly miri` once.
 MIRIFLAGS_FILL := -Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks
 
-miri: ## The load plan and background fill tests under Miri (nightly; a few minutes)
+miri: ## The load plan and background fill tests under Miri (nightly; about 10 minutes)
 	MIRIFLAGS="$(MIRIFLAGS_FILL)" cargo +nightly miri test -p skvault-format --test fill
 	MIRIFLAGS="$(MIRIFLAGS_FILL)" cargo +nightly miri test -p skvault-format --lib -- load_plan:: ids::
 
