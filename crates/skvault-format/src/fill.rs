@@ -15,8 +15,10 @@
 //! and a `Fill` waits for its workers when it is dropped. [`OwnedArrays`] is the same with
 //! buffers it owns, for Rust callers (the fuzz target, the tests).
 //!
-//! The unit tests below run under Miri (`make miri`), which checks the raw writes, the
-//! synchronisation and that no worker outlives its `Fill`.
+//! Its tests (`tests/fill.rs`: concurrent waits, errors of a worker reaching the waiters, a
+//! `Fill` dropped midway, empty arrays) run under Miri too (`make miri`, with Tree Borrows:
+//! rayon's crossbeam-epoch fails the stricter Stacked Borrows), which checks the raw writes,
+//! the synchronisation and that no worker touches a buffer after its `Fill` is gone.
 
 // The crate denies unsafe code; this module is where its one contract lives (every block
 // carries a SAFETY note).

@@ -372,6 +372,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "hashes 8 MiB: hours under Miri")]
     fn tasks_are_in_table_order_and_large_work_gets_threads() {
         let root = Node::List(vec![
             tree(Node::Array(0), Node::Array(1)),

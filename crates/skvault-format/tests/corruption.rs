@@ -42,17 +42,21 @@ fn note(size: usize) {
 unsafe impl GlobalAlloc for ProbeAlloc {
     unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
         note(layout.size());
+        // SAFETY: the caller's guarantees for this method are passed on unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
         note(layout.size());
+        // SAFETY: the caller's guarantees for this method are passed on unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
         note(new_size);
+        // SAFETY: the caller's guarantees for this method are passed on unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        // SAFETY: the caller's guarantees for this method are passed on unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
 }

@@ -103,13 +103,13 @@ fn with_prepared<'py, T>(
             dtype: a.dtype.clone(),
             shape: a.shape.clone(),
             order: a.order,
-            // SAFETY: `a.ptr` is the data of `a._owner`, a contiguous numpy array of `a.nbytes`
-            // bytes kept alive by the walker until the end of this function. The GIL is held
-            // throughout, so no Python code mutates it while the bytes are read (only C code
-            // of another thread that released the GIL could, as with `pickle.dumps`).
             data: if a.nbytes == 0 {
                 &[]
             } else {
+                // SAFETY: `a.ptr` is the data of `a._owner`, a contiguous numpy array of
+                // `a.nbytes` bytes kept alive by the walker until the end of this function. The
+                // GIL is held throughout, so no Python code mutates it while the bytes are read
+                // (only C code of another thread that released the GIL could, as with pickle).
                 unsafe { std::slice::from_raw_parts(a.ptr as *const u8, a.nbytes) }
             },
         })
