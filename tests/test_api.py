@@ -205,7 +205,7 @@ def test_higher_zstd_level_is_not_larger_on_redundant_data():
         ({"compress": None, "level": 3}, ValueError, ["level"]),
         ({"compress": "zstd", "level": "3"}, TypeError, []),
         ({"compress": "zstd", "level": 3.5}, TypeError, []),
-        ({"compress": 3}, TypeError, []),
+        ({"compress": 3.5}, TypeError, []),
     ],
 )
 def test_bad_write_arguments(tmp_path, kwargs, error, words):

@@ -2,16 +2,79 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, Union
 
 from skvault import _native, _validation, _versions
 from skvault._metadata import collect_metadata
-from skvault.exceptions import ValidationError
+from skvault.exceptions import InvalidOptionError, ValidationError
 
-Compress = Literal["zstd", "lz4"] | None
+#: What ``compress=`` takes: a codec name, joblib's forms (``True``, an integer level, a
+#: ``(name, level)`` pair), or nothing.
+Compress = Union[Literal["zstd", "lz4"], bool, int, tuple[str, int], None]
 PathLike = str | os.PathLike[str]
+
+#: Codecs joblib offers that skvault does not write, and what to use instead.
+_JOBLIB_ONLY = ("zlib", "gzip", "bz2", "lzma", "xz")
+
+
+def _codec(compress: Any, level: int | None) -> tuple[str | None, int | None]:
+    """``compress``/``level`` as the codec name and zstd level the core takes.
+
+    joblib's spellings map as a joblib user expects: ``True`` is zstd at its default level,
+    ``False``/``0`` no compression, an integer ``1..22`` zstd at that level, and
+    ``(name, level)`` that codec (level 0: none) (lz4 has no levels: its level is ignored, as joblib's lz4
+    ignores most). Names skvault does not write (zlib, gzip, bz2, lzma, xz) are refused with
+    the advice to use zstd.
+    """
+    if compress is None or compress is False:
+        return None, level
+    if compress is True:
+        return "zstd", level
+    pair = isinstance(compress, (tuple, list))
+    if isinstance(compress, int) or pair:
+        if pair:
+            if len(compress) != 2 or not isinstance(compress[0], str):
+                raise InvalidOptionError(f"compress=(name, level) expected, got {compress!r}")
+            name, given = compress
+        else:
+            name, given = ("zstd", compress) if compress else (None, None)
+        if level is not None and given is not None:
+            raise InvalidOptionError(f"compress={compress!r} already sets the level: leave out level={level!r}")
+        if name is None or given == 0:
+            return None, level  # joblib: level 0 is no compression
+        if name == "lz4":
+            return "lz4", None
+        compress, level = name, given
+    if isinstance(compress, str) and compress in _JOBLIB_ONLY:
+        raise InvalidOptionError(
+            f"compress={compress!r}: skvault writes zstd or lz4 (zstd at level 3 is smaller than "
+            f"{compress} and much faster; level 19 or more for archives)"
+        )
+    return compress, level
+
+
+def _is_path(obj: Any) -> bool:
+    return isinstance(obj, (str, bytes, bytearray, os.PathLike))
+
+
+def _is_writable_file(obj: Any) -> bool:
+    """An open file to write to (joblib accepts these for ``dump``)."""
+    return not _is_path(obj) and callable(getattr(obj, "write", None))
+
+
+def _is_readable_file(obj: Any) -> bool:
+    """An open file to read from (joblib accepts these for ``load``)."""
+    return not _is_path(obj) and callable(getattr(obj, "read", None))
+
+
+def _read_file(f: Any) -> bytes:
+    data = f.read()
+    if isinstance(data, str) or isinstance(f, io.TextIOBase):
+        raise TypeError("the file is open in text mode: open it with 'rb'")
+    return bytes(data)
 
 
 def _names(trusted: Iterable[str] | str | None, argument: str = "trusted") -> list[str]:
@@ -49,7 +112,7 @@ def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[di
 
 def dump(
     obj: Any,
-    path: PathLike,
+    path: PathLike | BinaryIO,
     *,
     compress: Compress = None,
     level: int | None = None,
@@ -63,15 +126,25 @@ def dump(
     existing file is replaced only once the new one is safely on disk.
 
     ``compress`` picks a codec for the arrays (``"zstd"`` or ``"lz4"``); ``level`` is
-    the zstd level (default 3). Uncompressed files can be loaded with ``mmap=True``.
+    the zstd level (default 3). joblib's forms work too: ``compress=True`` (zstd),
+    ``compress=3`` (zstd at level 3; ``0`` none), ``compress=("zstd", 9)``,
+    ``compress=("lz4", 1)`` (lz4 has no levels). Uncompressed files can be loaded with
+    ``mmap=True``.
+
+    ``path`` may also be an open binary file (as joblib allows): the bytes are written to
+    it, without the atomic rename a path gets.
 
     The file records the environment, the estimator's class, parameters, features and
     classes automatically; ``metadata`` adds your own JSON fields and ``metrics`` numeric
     scores. ``validation=X`` or ``(X, y)`` stores up to 100 rows and the model's outputs
     on them, re-checked by ``load(..., validate=True)``.
     """
+    codec, level = _codec(compress, level)
     meta, tree = _prepare(obj, metadata, metrics, validation)
-    _native.dump(obj, _path(path), compress=compress, level=level, metadata=meta, validation=tree)
+    if _is_writable_file(path):
+        path.write(_native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree))  # type: ignore[union-attr, arg-type]
+        return
+    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type, arg-type]
 
 
 def dumps(
@@ -84,8 +157,9 @@ def dumps(
     validation: Any = None,
 ) -> bytes:
     """Return the bytes of the ``.skv`` file that ``dump`` would write."""
+    codec, level = _codec(compress, level)
     meta, tree = _prepare(obj, metadata, metrics, validation)
-    return _native.dumps(obj, compress=compress, level=level, metadata=meta, validation=tree)
+    return _native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type]
 
 
 def _mmap_mode(mmap: bool | str) -> str | None:
@@ -129,10 +203,11 @@ def _load(
 
 
 def load(
-    path: PathLike,
+    path: PathLike | BinaryIO,
     *,
-    trusted: Iterable[str] | None = None,
+    trusted: Iterable[str] | str | None = None,
     mmap: bool | Literal["r", "c"] = False,
+    mmap_mode: Literal["r", "c"] | None = None,
     verify: bool | None = None,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
@@ -156,14 +231,28 @@ def load(
     ``on_version_mismatch`` ("error", "warn", "ignore") overrides that. ``validate=True``
     recomputes the outputs recorded on the validation rows and raises
     :class:`ValidationError` if they differ.
+
+    joblib's spellings work too: ``mmap_mode="r"`` or ``"c"`` is ``mmap``, and ``path``
+    may be an open binary file (read into memory: no mapping).
     """
-    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch)
+    if mmap_mode is not None:
+        if mmap not in (False, mmap_mode) and not (mmap is True and mmap_mode == "r"):
+            raise InvalidOptionError(f"mmap={mmap!r} and mmap_mode={mmap_mode!r} disagree: give one")
+        if mmap_mode not in ("r", "c"):
+            raise InvalidOptionError(f'mmap_mode must be "r" or "c" (or None), not {mmap_mode!r}')
+        mmap = mmap_mode
+    if _is_readable_file(path):
+        if mmap is not False:
+            raise InvalidOptionError("an open file cannot be memory-mapped: pass its path, or leave out mmap")
+        data = _read_file(path)
+        return _load(data, trusted, False, True if verify is None else verify, validate, on_version_mismatch)
+    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch)  # type: ignore[arg-type]
 
 
 def loads(
     data: bytes,
     *,
-    trusted: Iterable[str] | None = None,
+    trusted: Iterable[str] | str | None = None,
     verify: bool = True,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
@@ -184,12 +273,21 @@ def inspect(source: PathLike | bytes) -> dict[str, Any]:
 
 
 def get_untrusted_types(
-    source: PathLike | bytes, *, trusted: Iterable[str] | None = None
+    source: PathLike | bytes | None = None,
+    *,
+    trusted: Iterable[str] | str | None = None,
+    file: PathLike | None = None,
+    data: bytes | None = None,
 ) -> list[str]:
     """List the qualified names a file needs beyond the default allow-list (and ``trusted``).
 
     Nothing is imported: this reads only the manifest, through the same check ``load`` uses.
+    ``file=`` (a path) and ``data=`` (bytes) are skops' spellings of ``source``.
     """
+    given = [x for x in (source, file, data) if x is not None]
+    if len(given) != 1:
+        raise TypeError("get_untrusted_types takes one of: a path or bytes, file=PATH, data=BYTES")
+    source = given[0]
     src = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else _path(source)
     return _native.get_untrusted_types(src, trusted=_names(trusted))
 
