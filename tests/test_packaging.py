@@ -1,0 +1,25 @@
+"""What a pip user gets besides the code: the license the metadata declares, no stray files."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_license_file_is_the_license_pyproject_declares():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "Apache-2.0"
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_no_build_logs_or_artefacts_are_tracked():
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    stray = [p for p in tracked if p.endswith((".log", ".so", ".whl", ".pyc")) or p.startswith("dist/")]
+    assert stray == []
