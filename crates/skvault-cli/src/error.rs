@@ -137,5 +137,34 @@ pub fn report(err: &CliError) -> u8 {
     } else {
         errln!("skvault: error: {err}");
     }
+    if let Some(hint) = bad_magic(err).and_then(convert_hint) {
+        errln!("skvault: {hint}");
+    }
     err.exit_code()
+}
+
+/// The first bytes of a file that was not `.skv`, wherever the error wraps the reader's
+/// (the wrappers are transparent, so their `source()` chains skip the `FormatError`).
+fn bad_magic(err: &CliError) -> Option<&[u8]> {
+    let format = match err {
+        CliError::Format(f)
+        | CliError::Infer(InferError::Format(f))
+        | CliError::Export(ExportError::Format(f))
+        | CliError::Export(ExportError::Infer(InferError::Format(f))) => f,
+        _ => return None,
+    };
+    match format {
+        FormatError::BadMagic { found } => Some(found),
+        _ => None,
+    }
+}
+
+/// For a file that is not `.skv` but one `skvault convert` reads: what it is and what to do.
+pub fn convert_hint(first_bytes: &[u8]) -> Option<String> {
+    skvault_pickle::convertible_kind(first_bytes).map(|kind| {
+        format!(
+            "this looks like {kind}: check it without running it with `skvault scan FILE`, \
+             then make a .skv file with `skvault convert FILE NEW.skv`"
+        )
+    })
 }

@@ -99,6 +99,26 @@ pub fn detect(bytes: &[u8]) -> Format {
     }
 }
 
+/// What a file given where a `.skv` file was expected most likely is, when it is something
+/// `skvault convert` reads: `"a pickle (or uncompressed joblib) file"`, `"a zlib-compressed
+/// joblib or pickle file"`, ... Only unambiguous signs count (a PROTO opcode with a protocol
+/// number, a compressor's full magic), so that a text file is not taken for a pickle.
+pub fn convertible_kind(bytes: &[u8]) -> Option<String> {
+    match detect(bytes) {
+        Format::Pickle if matches!(bytes, [0x80, 2..=5, ..]) => {
+            Some("a pickle (or uncompressed joblib) file".into())
+        }
+        Format::Compressed(Compression::Zlib)
+            if !matches!(bytes.get(1), Some(0x01 | 0x5e | 0x9c | 0xda)) =>
+        {
+            None
+        }
+        Format::Compressed(Compression::Bz2) if !bytes.starts_with(b"BZh") => None,
+        Format::Compressed(c) => Some(format!("a {}-compressed joblib or pickle file", c.name())),
+        _ => None,
+    }
+}
+
 /// The error for a file that is no pickle stream and no compressed one.
 pub(crate) fn not_a_pickle(format: Format, bytes: &[u8]) -> PickleError {
     match format {
@@ -259,6 +279,18 @@ mod tests {
             Format::Compressed(Compression::Gzip)
         );
         assert_eq!(detect(b"BZh9"), Format::Compressed(Compression::Bz2));
+        assert_eq!(
+            convertible_kind(b"\x80\x04\x95").as_deref(),
+            Some("a pickle (or uncompressed joblib) file")
+        );
+        assert_eq!(
+            convertible_kind(b"\x78\x9c\x00").as_deref(),
+            Some("a zlib-compressed joblib or pickle file")
+        );
+        // Text that happens to start with an opcode or a compressor's first byte is not.
+        for text in [&b"xylophone"[..], b"ab,c\n", b"BZ", b"(dp0"] {
+            assert_eq!(convertible_kind(text), None, "{text:?}");
+        }
         assert_eq!(
             detect(b"\x5d\x00\x00\x80"),
             Format::Compressed(Compression::Lzma)

@@ -86,6 +86,15 @@ pub fn from_format(py: Python<'_>, err: FormatError) -> PyErr {
                 Err(e) => e,
             }
         }
+        FormatError::BadMagic { ref found } => {
+            let hint = skvault_pickle::convertible_kind(found).map(|kind| {
+                format!(
+                    "; this looks like {kind}: check it without running it with \
+                     skvault.scan(path), then make a .skv file with skvault.convert(path, new_path)"
+                )
+            });
+            format_error(py, format!("{err}{}", hint.unwrap_or_default()))
+        }
         FormatError::DigestMismatch { .. } => new_err(py, "IntegrityError", err.to_string()),
         FormatError::CompressionLevel { .. } => new_err(py, "InvalidOptionError", err.to_string()),
         FormatError::ArrayData { .. }
