@@ -176,6 +176,11 @@ enum Output {
 }
 
 fn execute(args: &PredictArgs) -> Result<(), CliError> {
+    skvault_format::atomic::refuse_input_as_output(&args.output, &[&args.model, &args.input])
+        .map_err(|source| CliError::Io {
+            path: args.output.clone(),
+            source,
+        })?;
     let out_format = format_of(&args.output, "output")?;
     let model = Model::open(&args.model)?;
     let method = match (args.proba, args.method) {

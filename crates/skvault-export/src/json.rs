@@ -115,6 +115,7 @@ pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
 
 /// Writes the JSON document of `src` (a `.skv` file) to `out`, atomically.
 pub fn export_json(src: &Path, out: &Path, progress: Progress<'_>) -> Result<()> {
+    crate::refuse_input_as_output(out, src)?;
     let file = SkvFile::open(src)?;
     let doc = to_document(&file, progress)?;
     crate::write_atomic(out, |w: &mut dyn Write| {
@@ -227,6 +228,7 @@ pub fn from_document(doc: Value, trust: &TrustSet, options: WriteOptions) -> Res
 
 /// Reads the JSON document at `src` and writes the `.skv` file `out`, atomically.
 pub fn import_json(src: &Path, out: &Path, trust: &TrustSet, options: WriteOptions) -> Result<()> {
+    crate::refuse_input_as_output(out, src)?;
     let text = std::fs::read(src).map_err(|source| ExportError::Io {
         path: src.to_path_buf(),
         source,

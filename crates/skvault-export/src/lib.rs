@@ -30,9 +30,18 @@ pub(crate) fn write_atomic(
     })
 }
 
+/// `out` must not be the file `src` (see [`skvault_format::atomic::refuse_input_as_output`]).
+pub(crate) fn refuse_input_as_output(out: &Path, src: &Path) -> Result<()> {
+    skvault_format::atomic::refuse_input_as_output(out, &[src]).map_err(|source| ExportError::Io {
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
 /// Writes the ONNX model of the `.skv` file `src` to `out`. An estimator the exporter does
 /// not support is an [`ExportError::Unsupported`] naming it, and nothing is written.
 pub fn export_onnx(src: &Path, out: &Path) -> Result<u64> {
+    refuse_input_as_output(out, src)?;
     let file = SkvFile::open(src)?;
     let model = skvault_infer::Model::from_file(&file)?;
     let bytes = onnx::to_onnx_bytes(&model)?;

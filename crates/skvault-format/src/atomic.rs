@@ -44,6 +44,9 @@ pub enum DestinationKind {
     Fifo,
     Socket,
     Other,
+    /// The file the command reads (the same file, whatever the path: hard links and
+    /// symbolic links to it included).
+    Input,
 }
 
 impl DestinationKind {
@@ -79,6 +82,7 @@ impl DestinationKind {
             DestinationKind::Fifo => "FIFO",
             DestinationKind::Socket => "socket",
             DestinationKind::Other => "special file",
+            DestinationKind::Input => "input file",
         }
     }
 }
@@ -91,6 +95,11 @@ pub struct RefusedDestination {
 
 impl std::fmt::Display for RefusedDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.kind == DestinationKind::Input {
+            return f.write_str(
+                "the destination is the input file itself: refusing to replace it (nothing was written)",
+            );
+        }
         write!(
             f,
             "the destination is a {}, not a regular file: refusing to replace it (nothing was written)",
@@ -114,6 +123,28 @@ impl RefusedDestination {
         };
         std::io::Error::new(kind, self)
     }
+}
+
+/// Refuses to write `output` when it is one of `inputs` (the same file: same device and
+/// inode, so another path, a hard link or a symbolic link to it counts too), before anything
+/// is read or written: `skvault convert model.pkl model.pkl` must not replace its source.
+/// A missing output or input is not this check's business.
+pub fn refuse_input_as_output(output: &Path, inputs: &[&Path]) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if let Ok(meta) = std::fs::metadata(input) {
+            if (meta.dev(), meta.ino()) == (out.dev(), out.ino()) {
+                return Err(RefusedDestination {
+                    kind: DestinationKind::Input,
+                }
+                .into_io());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The destination's mode if it is a regular file, `None` if nothing is there, and the

@@ -339,6 +339,12 @@ pub fn convert_file(
     options: &ConvertOptions,
     progress: &mut dyn FnMut(Step),
 ) -> Result<Conversion, FileError> {
+    skvault_format::atomic::refuse_input_as_output(dst, &[src]).map_err(|source| {
+        FileError::Io {
+            path: dst.to_path_buf(),
+            source,
+        }
+    })?;
     let map = Mapped::open(src)?;
     let bytes = map.bytes();
     if detect(bytes) == Format::Skv {
