@@ -128,3 +128,20 @@ def test_get_untrusted_types_takes_skops_spellings(tmp_path):
         skvault.get_untrusted_types(path, file=path)
     with pytest.raises(TypeError, match="one of"):
         skvault.get_untrusted_types()
+
+
+def test_mmap_on_a_compressed_file_warns_instead_of_copying_silently(tmp_path):
+    path = tmp_path / "z.skv"
+    skvault.dump(OBJ, path, compress="zstd")
+    with pytest.warns(skvault.MmapCopyWarning, match=r"2 of 2 arrays .* decompressed into memory") as caught:
+        back = skvault.load(path, mmap=True)
+    assert caught[0].filename == __file__  # points at the caller's load(), not at skvault
+    np.testing.assert_array_equal(back["ramp"], OBJ["ramp"])
+    plain = tmp_path / "plain.skv"
+    skvault.dump(OBJ, plain)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        skvault.load(plain, mmap=True)
+        skvault.load(path)  # no mmap asked: nothing to warn about

@@ -37,6 +37,7 @@ from skvault.exceptions import (
     ValidationError,
     VersionMismatchError,
     VersionMismatchWarning,
+    MmapCopyWarning,
 )
 
 from skvault import native
@@ -83,4 +84,5 @@ __all__ = [
     "ValidationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
+    "MmapCopyWarning",
 ]

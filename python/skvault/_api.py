@@ -222,8 +222,10 @@ def load(
     file (no copy); the file must not be modified while they are in use. Some estimators
     (e.g. SVC, through libsvm) need writable arrays: ``mmap="c"`` maps the file
     copy-on-write, so arrays are writable views and writes never reach the file (as
-    joblib's ``mmap_mode="c"``). ``verify`` checks every array's digest; by default it
-    does, except for mapped arrays.
+    joblib's ``mmap_mode="c"``). Only arrays stored uncompressed can be mapped: on a
+    compressed file the others are decompressed into memory, with a
+    :class:`MmapCopyWarning` saying how many. ``verify`` checks every array's digest; by
+    default it does, except for mapped arrays.
 
     The scikit-learn and numpy versions the file was saved with are compared with the
     installed ones: a different major version raises :class:`VersionMismatchError`, a

@@ -20,6 +20,7 @@ __all__ = [
     "ValidationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
+    "MmapCopyWarning",
     "RegistryError",
     "NotFoundError",
     "InvalidNameError",
@@ -107,6 +108,11 @@ class VersionMismatchError(SkvaultError):
 
 class VersionMismatchWarning(UserWarning):
     """The file was written with a different minor version of a package than the installed one."""
+
+
+class MmapCopyWarning(UserWarning):
+    """``load(..., mmap=True)`` on a file whose arrays are (partly) compressed: those arrays
+    are decompressed into memory, only the uncompressed ones are mapped."""
 
 
 class UnsafeFileError(SkvaultError):

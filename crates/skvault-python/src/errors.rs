@@ -11,7 +11,10 @@ use skvault_format::trust::TrustError;
 use skvault_format::FormatError;
 
 /// Looks up an exception class of `skvault.exceptions` (cached).
-fn exception_class<'py>(py: Python<'py>, name: &'static str) -> PyResult<Bound<'py, PyType>> {
+pub(crate) fn exception_class<'py>(
+    py: Python<'py>,
+    name: &'static str,
+) -> PyResult<Bound<'py, PyType>> {
     static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     let module =
         MODULE.get_or_try_init(py, || py.import("skvault.exceptions").map(Bound::unbind))?;

@@ -218,7 +218,36 @@ fn load<'py>(
         Some(m) if mmap => Some(Bound::new(py, m)?),
         _ => None,
     };
+    if mapped.is_some() {
+        warn_unmapped(py, &file)?;
+    }
     build::load_tree(py, file, &trust, mapped.as_ref(), verify, with_validation)
+}
+
+/// `mmap=True` maps only arrays stored uncompressed: say so when others are decompressed
+/// into memory instead (`skvault.MmapCopyWarning`), rather than copying them silently.
+fn warn_unmapped(py: Python<'_>, file: &SkvFile) -> PyResult<()> {
+    let arrays = &file.manifest().arrays;
+    let (mut count, mut bytes) = (0usize, 0u64);
+    for (i, entry) in arrays.iter().enumerate() {
+        if entry.raw_length > 0 && file.mapped_bytes(i).is_none() {
+            count += 1;
+            bytes = bytes.saturating_add(entry.raw_length);
+        }
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    let message = std::ffi::CString::new(format!(
+        "mmap: {count} of {} arrays ({:.1} MB) are stored compressed in this file, so they are \
+         decompressed into memory, not mapped; save with compress=None to map every array",
+        arrays.len(),
+        bytes as f64 / 1e6
+    ))
+    .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let category = errors::exception_class(py, "MmapCopyWarning")?;
+    // 1 is `_api._load`, 2 `_api.load`, 3 the caller of `skvault.load`.
+    PyErr::warn(py, &category, &message, 3)
 }
 
 /// The qualified names a file needs beyond the default allow-list and `trusted`.
