@@ -145,3 +145,32 @@ def test_mmap_on_a_compressed_file_warns_instead_of_copying_silently(tmp_path):
         warnings.simplefilter("error")
         skvault.load(plain, mmap=True)
         skvault.load(path)  # no mmap asked: nothing to warn about
+
+
+def test_functions_and_classes_from_main_are_refused_with_the_fix(tmp_path):
+    # A script defines a transformer function in __main__ and saves a pipeline using it:
+    # the file could be loaded by no other process, so dump refuses it, naming the fix.
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np, skvault\n"
+        "from sklearn.preprocessing import FunctionTransformer\n"
+        "def log1p(x):\n"
+        "    return np.log1p(x)\n"
+        "class Box:\n"
+        "    pass\n"
+        "for obj in (FunctionTransformer(log1p).fit(np.ones((3, 2))), Box()):\n"
+        "    try:\n"
+        "        skvault.dump(obj, 'm.skv')\n"
+        "    except skvault.UnsupportedObjectError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("refused:")]
+    assert len(lines) == 2, out.stdout
+    assert "__main__.log1p" in lines[0] and "Move log1p into a module" in lines[0]
+    assert "__main__.Box" in lines[1]
+    assert not (tmp_path / "m.skv").exists()

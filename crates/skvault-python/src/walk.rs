@@ -376,6 +376,14 @@ impl<'py> Walker<'py> {
             Err(_) => obj.getattr("__name__")?.extract()?,
         };
         let full = format!("{module}.{name}");
+        if module == "__main__" {
+            return Err(self.err(format!(
+                "cannot save a reference to {full}: it is defined in __main__ (the script being \
+                 run or a notebook cell), which another process cannot import, so the file \
+                 could not be loaded anywhere else. Move {name} into a module (a .py file) and \
+                 import it from there"
+            )));
+        }
         if name.contains('.') || name.contains('<') {
             return Err(self.err(format!(
                 "cannot save a reference to {full}: only module-level classes and functions can be \
