@@ -41,11 +41,56 @@ fn section(md: &serde_json::Map<String, Value>, pointer: &[&str]) -> BTreeMap<St
     out
 }
 
+/// Orders text with its numbers by value: `estimators_[2]` before `estimators_[10]`.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = &str> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some(run)
+        })
+    }
+    let (mut x, mut y) = (runs(a), runs(b));
+    loop {
+        let order = match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(p), Some(q))
+                if p.starts_with(|c: char| c.is_ascii_digit())
+                    && q.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                let (p, q) = (p.trim_start_matches('0'), q.trim_start_matches('0'));
+                p.len().cmp(&q.len()).then_with(|| p.cmp(q))
+            }
+            (Some(p), Some(q)) => p.cmp(q),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+}
+
+/// The keys of both sides, once each, in natural order.
+fn sorted_keys<'m>(
+    a: &'m BTreeMap<String, String>,
+    b: &'m BTreeMap<String, String>,
+) -> Vec<&'m String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort_by(|p, q| natural_cmp(p, q));
+    keys.dedup();
+    keys
+}
+
 /// Prints `- key: a` / `+ key: b` lines for keys whose values differ; returns how many.
 fn compare(title: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> usize {
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
+    let keys = sorted_keys(a, b);
     let changed: Vec<&String> = keys
         .into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
@@ -117,5 +162,42 @@ pub fn run(a: &Path, b: &Path) -> Result<u8, CliError> {
         Ok(0)
     } else {
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_with_their_numbers_by_value() {
+        let a: BTreeMap<String, String> = [
+            "estimators_[10].tree_.value",
+            "estimators_[2].tree_.value",
+            "estimators_[1].tree_.value",
+            "coef_",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), String::new()))
+        .collect();
+        let b: BTreeMap<String, String> =
+            [("estimators_[2].tree_.value".to_string(), "x".to_string())]
+                .into_iter()
+                .collect();
+        let keys: Vec<&str> = sorted_keys(&a, &b)
+            .into_iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "coef_",
+                "estimators_[1].tree_.value",
+                "estimators_[2].tree_.value",
+                "estimators_[10].tree_.value"
+            ]
+        );
+        assert!(natural_cmp("a007", "a7").is_ne()); // equal numbers: the text decides, never Equal
+        assert!(natural_cmp("x2y", "x10") == std::cmp::Ordering::Less);
     }
 }
