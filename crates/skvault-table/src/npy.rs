@@ -1,6 +1,6 @@
 //! `.npy` input (any numeric dtype, either byte order, C or Fortran order) and output.
 
-use skvault_format::dtype::DType;
+use skvault_format::dtype::{DType, Kind};
 use skvault_format::element::{self, Element};
 
 use crate::{err, Table, TableError};
@@ -21,21 +21,21 @@ fn header_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     rest.get(..end).map(str::trim)
 }
 
-/// Bytes per element of the dtypes an input may have (bool, integers, float32, float64);
-/// `None` for any other dtype, so a header can never declare an element size of zero (which
-/// would let any shape pass the length check) or one that is not a real number.
-fn itemsize(descr: &str) -> Option<usize> {
-    let (order, kind) = (descr.get(..1)?, descr.get(1..)?);
-    if !matches!(order, "<" | ">" | "|") {
+/// The dtype of a `.npy` header if an input may have it (bool, integers, float32, float64),
+/// with its element size; `None` for any other dtype, so a header can never declare an
+/// element size of zero (which would let any shape pass the length check) or one that is not
+/// a real number. The descr is parsed by the manifest's own dtype parser.
+fn input_dtype(descr: &str) -> Option<(DType, usize)> {
+    let dtype = DType::parse_scalar(descr, "descr").ok()?;
+    let DType::Scalar { kind, count, .. } = &dtype else {
         return None;
-    }
-    Some(match kind {
-        "f8" | "i8" | "u8" => 8,
-        "f4" | "i4" | "u4" => 4,
-        "i2" | "u2" => 2,
-        "i1" | "u1" | "b1" => 1,
-        _ => return None,
-    })
+    };
+    let size = usize::try_from(*count).ok()?;
+    let real = matches!(
+        (kind, count),
+        (Kind::Bool, 1) | (Kind::Int | Kind::UInt, 1 | 2 | 4 | 8) | (Kind::Float, 4 | 8)
+    );
+    real.then_some((dtype, size))
 }
 
 /// Reads a numeric 2-d `.npy` file (any byte order, C or Fortran order).
@@ -68,13 +68,11 @@ pub fn read_npy(bytes: &[u8]) -> Result<Table, TableError> {
     let descr = header_value(header, "descr")
         .map(|d| d.trim_matches('\''))
         .ok_or_else(|| TableError(".npy header has no descr".into()))?;
-    let size = itemsize(descr).ok_or_else(|| {
+    let (dtype, size) = input_dtype(descr).ok_or_else(|| {
         TableError(format!(
             ".npy dtype {descr:?} is not numeric or not supported: input must be bool, integer, float32 or float64 (object, text and structured arrays cannot be input)"
         ))
     })?;
-    let dtype = DType::parse_scalar(descr, "descr")
-        .map_err(|e| TableError(format!(".npy dtype {descr:?}: {e}")))?;
     let fortran = match header_value(header, "fortran_order") {
         Some("True") => true,
         Some("False") => false,
