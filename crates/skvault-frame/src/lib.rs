@@ -55,13 +55,21 @@ pub enum FrameError {
     },
     #[error("{}", missing_message(.0))]
     MissingColumns(Vec<String>),
-    #[error("column {column:?} holds {found}, but the model was fitted on {expected} ({dtype})")]
+    #[error("column {column:?} holds {found}, but the model was fitted on {expected}{}", dtype_suffix(.dtype))]
     Kind {
         column: String,
         found: &'static str,
         expected: &'static str,
-        dtype: String,
+        /// The pandas dtype at fit time, when the schema knows it.
+        dtype: Option<String>,
     },
+}
+
+fn dtype_suffix(dtype: &Option<String>) -> String {
+    dtype
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
 }
 
 fn missing_message(names: &[String]) -> String {

@@ -21,6 +21,9 @@ pub enum ColumnKind {
     Text,
     /// pandas `category` columns.
     Category,
+    /// A column the model never reads (a `ColumnTransformer` drops it): it may be absent,
+    /// and holds anything.
+    Unused,
 }
 
 impl ColumnKind {
@@ -30,6 +33,7 @@ impl ColumnKind {
             ColumnKind::Boolean => "booleans",
             ColumnKind::Text => "text",
             ColumnKind::Category => "categories",
+            ColumnKind::Unused => "anything",
         }
     }
 }
@@ -46,9 +50,11 @@ pub enum CategoryValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSpec {
     pub name: String,
-    /// The pandas dtype as `str(dtype)` prints it: `"float64"`, `"Int64"`, `"str"`,
-    /// `"object"`, `"category"`, ...
-    pub dtype: String,
+    /// The pandas dtype as `str(dtype)` prints it (`"float64"`, `"Int64"`, `"str"`,
+    /// `"object"`, `"category"`, ...), when known: a schema derived from the model knows
+    /// kinds, not dtypes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
     pub kind: ColumnKind,
     /// For `category` columns: the categories, in their order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +62,48 @@ pub struct ColumnSpec {
     /// For `category` columns: whether the categories are ordered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordered: Option<bool>,
+}
+
+impl std::fmt::Display for CategoryValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CategoryValue::Str(s) => write!(f, "{s:?}"),
+            CategoryValue::Num(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// At most this many categories are listed when a column is shown.
+const SHOWN_CATEGORIES: usize = 10;
+
+/// One line for people: `city: str (text)`, `grade: category, ordered ["A", "B"]`.
+impl std::fmt::Display for ColumnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.name)?;
+        match (&self.dtype, self.kind) {
+            (_, ColumnKind::Unused) => write!(f, "unused")?,
+            (Some(dtype), ColumnKind::Category) => write!(f, "{dtype}")?,
+            (Some(dtype), kind) => write!(f, "{dtype} ({})", kind.described())?,
+            (None, kind) => write!(f, "{}", kind.described())?,
+        }
+        if self.ordered == Some(true) {
+            write!(f, ", ordered")?;
+        }
+        if let Some(cats) = &self.categories {
+            let shown: Vec<String> = cats
+                .iter()
+                .take(SHOWN_CATEGORIES)
+                .map(ToString::to_string)
+                .collect();
+            let more = cats.len().saturating_sub(SHOWN_CATEGORIES);
+            write!(f, " [{}", shown.join(", "))?;
+            if more > 0 {
+                write!(f, ", ... {more} more")?;
+            }
+            write!(f, "]")?;
+        }
+        Ok(())
+    }
 }
 
 /// How the schema was learnt.
@@ -79,22 +127,28 @@ pub struct InputSchema {
 
 impl InputSchema {
     /// Checks `frame` against the schema and returns, for each schema column in order, its
-    /// position in the frame. Columns are matched by name; their order in the frame and
-    /// extra columns do not matter. Every missing column is named in one error; otherwise
-    /// the first column whose values are of the wrong sort is named.
-    pub fn check(&self, frame: &Frame) -> Result<Vec<usize>> {
-        let mut positions = Vec::with_capacity(self.columns.len());
-        let mut missing = Vec::new();
-        for spec in &self.columns {
-            match frame.position(&spec.name) {
-                Some(p) => positions.push(p),
-                None => missing.push(spec.name.clone()),
-            }
-        }
+    /// position in the frame (`None` for an absent unused column). Columns are matched by
+    /// name; their order in the frame and extra columns do not matter. Every missing column
+    /// is named in one error; otherwise the first column whose values are of the wrong sort
+    /// is named.
+    pub fn check(&self, frame: &Frame) -> Result<Vec<Option<usize>>> {
+        let positions: Vec<Option<usize>> = self
+            .columns
+            .iter()
+            .map(|spec| frame.position(&spec.name))
+            .collect();
+        let missing: Vec<String> = self
+            .columns
+            .iter()
+            .zip(&positions)
+            .filter(|(spec, p)| p.is_none() && spec.kind != ColumnKind::Unused)
+            .map(|(spec, _)| spec.name.clone())
+            .collect();
         if !missing.is_empty() {
             return Err(FrameError::MissingColumns(missing));
         }
-        for (spec, &p) in self.columns.iter().zip(&positions) {
+        for (spec, p) in self.columns.iter().zip(&positions) {
+            let Some(p) = *p else { continue };
             if let Some(found) = wrong_sort(spec, &frame.columns()[p]) {
                 return Err(FrameError::Kind {
                     column: spec.name.clone(),
@@ -118,6 +172,7 @@ fn wrong_sort(spec: &ColumnSpec, column: &Column) -> Option<&'static str> {
         .as_ref()
         .is_some_and(|c| c.iter().all(|v| matches!(v, CategoryValue::Num(_))));
     match (spec.kind, column) {
+        (ColumnKind::Unused, _) => None,
         (ColumnKind::Number | ColumnKind::Boolean, Column::Numeric(_)) => None,
         (ColumnKind::Number | ColumnKind::Boolean, Column::Dict(d)) => {
             d.any_row(is_text).then_some("text")
@@ -152,7 +207,7 @@ mod tests {
     fn spec(name: &str, dtype: &str, kind: ColumnKind) -> ColumnSpec {
         ColumnSpec {
             name: name.into(),
-            dtype: dtype.into(),
+            dtype: Some(dtype.into()),
             kind,
             categories: None,
             ordered: None,
@@ -180,7 +235,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(schema().check(&f).unwrap(), vec![2, 1]);
+        assert_eq!(schema().check(&f).unwrap(), vec![Some(2), Some(1)]);
     }
 
     #[test]
@@ -228,7 +283,7 @@ mod tests {
             vec![text("age", &[None]), Column::Numeric(vec![f64::NAN])],
         )
         .unwrap();
-        assert_eq!(schema().check(&f).unwrap(), vec![0, 1]);
+        assert_eq!(schema().check(&f).unwrap(), vec![Some(0), Some(1)]);
     }
 
     #[test]
@@ -242,7 +297,7 @@ mod tests {
             }],
         };
         let f = Frame::new(vec!["grade".into()], vec![Column::Numeric(vec![1.0])]).unwrap();
-        assert_eq!(s.check(&f).unwrap(), vec![0]);
+        assert_eq!(s.check(&f).unwrap(), vec![Some(0)]);
         let f = Frame::new(vec!["grade".into()], vec![text("grade", &[Some("A")])]).unwrap();
         assert!(matches!(
             s.check(&f).unwrap_err(),
@@ -251,15 +306,77 @@ mod tests {
     }
 
     #[test]
+    fn unused_columns_may_be_absent_or_hold_anything() {
+        let mut s = schema();
+        s.columns.push(ColumnSpec {
+            dtype: None,
+            ..spec("dropped", "", ColumnKind::Unused)
+        });
+        let f = Frame::new(
+            vec!["age".into(), "city".into()],
+            vec![Column::Numeric(vec![1.0]), text("city", &[Some("x")])],
+        )
+        .unwrap();
+        assert_eq!(s.check(&f).unwrap(), vec![Some(0), Some(1), None]);
+        let f = Frame::new(
+            vec!["dropped".into(), "age".into(), "city".into()],
+            vec![
+                text("dropped", &[Some("y")]),
+                Column::Numeric(vec![1.0]),
+                text("city", &[Some("x")]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.check(&f).unwrap(), vec![Some(1), Some(2), Some(0)]);
+    }
+
+    #[test]
+    fn columns_show_in_one_line_each() {
+        let cats = (0..12).map(|i| CategoryValue::Num(f64::from(i))).collect();
+        let lines: Vec<String> = [
+            spec("city", "str", ColumnKind::Text),
+            ColumnSpec {
+                dtype: None,
+                ..spec("age", "", ColumnKind::Number)
+            },
+            ColumnSpec {
+                categories: Some(vec![CategoryValue::Str("A".into())]),
+                ordered: Some(true),
+                ..spec("grade", "category", ColumnKind::Category)
+            },
+            ColumnSpec {
+                categories: Some(cats),
+                ..spec("code", "category", ColumnKind::Category)
+            },
+            spec("x", "float64", ColumnKind::Unused),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "city: str (text)",
+                "age: numbers",
+                "grade: category, ordered [\"A\"]",
+                "code: category [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... 2 more]",
+                "x: unused",
+            ]
+        );
+    }
+
+    #[test]
     fn the_schema_reads_back_from_its_json() {
         let json = r#"{"source": "validation", "columns": [
             {"name": "age", "dtype": "Int64", "kind": "number"},
+            {"name": "x", "kind": "unused"},
             {"name": "grade", "dtype": "category", "kind": "category",
              "categories": ["A", "B"], "ordered": true, "future": 1}
         ], "future": {}}"#;
         let s: InputSchema = serde_json::from_str(json).unwrap();
-        assert_eq!(s.columns[1].categories.as_ref().map(Vec::len), Some(2));
-        assert_eq!(s.columns[1].ordered, Some(true));
+        assert_eq!(s.columns[1].dtype, None);
+        assert_eq!(s.columns[2].categories.as_ref().map(Vec::len), Some(2));
+        assert_eq!(s.columns[2].ordered, Some(true));
         let back: InputSchema = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
