@@ -37,67 +37,76 @@ impl Value {
         matches!(self, Value::None | Value::NaN | Value::NA)
     }
 
-    /// The value as a float the way numpy converts an object array to float64 (`None`
-    /// and `pd.NA` become NaN, booleans 0 and 1); `None` for text.
+    /// The value as a float the way numpy converts an object array to float64: `None`
+    /// and `pd.NA` become NaN, booleans 0 and 1, and text that Python's `float()` reads
+    /// (`"12.5"`, `" 1e3 "`, `"1_000"`, `"nan"`, `"-inf"`) its number; `None` for other
+    /// text.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Num(v) => Some(*v),
             Value::Bool(b) => Some(f64::from(u8::from(*b))),
             Value::None | Value::NaN | Value::NA => Some(f64::NAN),
-            Value::Str(_) => None,
+            Value::Str(s) => python_float(s),
         }
     }
 
     /// The key under which Python's sets and dicts would find this value: `1`, `1.0` and
-    /// `True` are one key, as are `0.0` and `-0.0`.
-    fn key(&self) -> Key<'_> {
+    /// `True` are one key, as are `0.0` and `-0.0`; the missing markers are three keys.
+    pub fn key(&self) -> ValueKey {
         match self {
-            Value::Str(s) => Key::Str(s),
-            Value::Num(v) => Key::Num(normalized_bits(*v)),
-            Value::Bool(b) => Key::Num(normalized_bits(f64::from(u8::from(*b)))),
-            Value::None => Key::None,
-            Value::NaN => Key::NaN,
-            Value::NA => Key::NA,
+            Value::Str(s) => ValueKey::Str(s.clone()),
+            Value::Num(v) => ValueKey::Num(normalized_bits(*v)),
+            Value::Bool(b) => ValueKey::Num(normalized_bits(f64::from(u8::from(*b)))),
+            Value::None => ValueKey::None,
+            Value::NaN => ValueKey::NaN,
+            Value::NA => ValueKey::NA,
         }
     }
+}
+
+/// Python's `float(str)`: surrounding whitespace ignored, single underscores allowed
+/// between digits, `inf`/`infinity`/`nan` in any case with a sign.
+fn python_float(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let cleaned;
+    let t = if t.contains('_') {
+        let b = t.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, &c)| {
+            c != b'_'
+                || (i > 0
+                    && i + 1 < b.len()
+                    && b[i - 1].is_ascii_digit()
+                    && b[i + 1].is_ascii_digit())
+        });
+        if !ok {
+            return None;
+        }
+        cleaned = t.replace('_', "");
+        cleaned.as_str()
+    } else {
+        t
+    };
+    t.parse::<f64>().ok()
 }
 
 fn normalized_bits(v: f64) -> u64 {
     if v == 0.0 {
         0.0f64.to_bits()
+    } else if v.is_nan() {
+        f64::NAN.to_bits()
     } else {
         v.to_bits()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Key<'a> {
-    Str(&'a str),
-    Num(u64),
-    None,
-    NaN,
-    NA,
-}
-
+/// A [`Value`] as a hash key with Python's equality (see [`Value::key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum OwnedKey {
+pub enum ValueKey {
     Str(String),
     Num(u64),
     None,
     NaN,
     NA,
-}
-
-impl From<Key<'_>> for OwnedKey {
-    fn from(k: Key<'_>) -> Self {
-        match k {
-            Key::Str(s) => OwnedKey::Str(s.to_string()),
-            Key::Num(b) => OwnedKey::Num(b),
-            Key::None => OwnedKey::None,
-            Key::NaN => OwnedKey::NaN,
-            Key::NA => OwnedKey::NA,
-        }
-    }
 }
 
 /// A dictionary-coded column: `codes[row]` indexes `values`. Built through
@@ -158,13 +167,13 @@ impl DictColumn {
         &self.values[self.codes[row] as usize]
     }
 
-    /// The first row whose value is text, with that text.
+    /// The first row whose value is text that is not a number, with that text.
     pub(crate) fn first_text(&self) -> Option<(usize, &str)> {
         self.codes
             .iter()
             .enumerate()
             .find_map(|(row, &c)| match &self.values[c as usize] {
-                Value::Str(s) => Some((row, s.as_str())),
+                v @ Value::Str(s) if v.as_f64().is_none() => Some((row, s.as_str())),
                 _ => None,
             })
     }
@@ -181,7 +190,7 @@ impl DictColumn {
 #[derive(Debug)]
 pub struct DictBuilder {
     column: String,
-    index: HashMap<OwnedKey, u32>,
+    index: HashMap<ValueKey, u32>,
     values: Vec<Value>,
     codes: Vec<u32>,
 }
@@ -204,7 +213,8 @@ impl DictBuilder {
 
     /// Appends one row.
     pub fn push(&mut self, value: Value) -> Result<()> {
-        let code = match self.index.get(&OwnedKey::from(value.key())) {
+        let key = value.key();
+        let code = match self.index.get(&key) {
             Some(&code) => code,
             None => {
                 let code = u32::try_from(self.values.len())
@@ -214,7 +224,7 @@ impl DictBuilder {
                         column: self.column.clone(),
                         max: MAX_DICTIONARY,
                     })?;
-                self.index.insert(value.key().into(), code);
+                self.index.insert(key, code);
                 self.values.push(value);
                 code
             }
@@ -315,6 +325,19 @@ mod tests {
         assert_eq!(Value::Bool(true).as_f64(), Some(1.0));
         assert!(Value::None.as_f64().is_some_and(f64::is_nan));
         assert!(Value::NA.as_f64().is_some_and(f64::is_nan));
-        assert_eq!(Value::Str("1".into()).as_f64(), None);
+        assert_eq!(Value::Str("x1".into()).as_f64(), None);
+    }
+
+    #[test]
+    fn text_converts_as_python_float_reads_it() {
+        let f = |s: &str| Value::Str(s.into()).as_f64();
+        assert_eq!(f("12.5"), Some(12.5));
+        assert_eq!(f(" \t1e3\n"), Some(1000.0));
+        assert_eq!(f("1_000.5"), Some(1000.5));
+        assert_eq!(f("-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(f("NaN").is_some_and(f64::is_nan));
+        for bad in ["", "1__0", "_1", "1_", "1,5", "twelve", "0x10"] {
+            assert_eq!(f(bad), None, "{bad:?}");
+        }
     }
 }

@@ -76,8 +76,8 @@ impl Frame {
 
     /// The columns at `positions` (in that order; out-of-range positions are the caller's
     /// bug and panic) as a row-major f64 matrix, converted the way numpy converts an object
-    /// array to float64: missing markers become NaN, booleans 0 and 1, and text is refused
-    /// naming the column and the first row that holds it.
+    /// array to float64: missing markers become NaN, booleans 0 and 1, numeric text its
+    /// number, and other text is refused naming the column and the first row that holds it.
     pub fn numeric_matrix(&self, positions: &[usize]) -> Result<Vec<f64>> {
         let n_cols = positions.len();
         let size = self
@@ -183,7 +183,10 @@ mod tests {
             vec!["age".into(), "city".into()],
             vec![
                 Column::Numeric(vec![1.0, 2.0]),
-                dict("city", vec![Value::Num(1.0), Value::Str("Paris".into())]),
+                dict(
+                    "city",
+                    vec![Value::Str("1.5".into()), Value::Str("Paris".into())],
+                ),
             ],
         )
         .unwrap();

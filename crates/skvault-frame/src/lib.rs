@@ -14,7 +14,7 @@ mod column;
 mod frame;
 mod schema;
 
-pub use column::{Column, DictBuilder, DictColumn, Value};
+pub use column::{Column, DictBuilder, DictColumn, Value, ValueKey, MAX_DICTIONARY};
 pub use frame::Frame;
 pub use schema::{CategoryValue, ColumnKind, ColumnSpec, InputSchema, SchemaSource};
 

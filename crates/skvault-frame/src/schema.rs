@@ -165,7 +165,8 @@ impl InputSchema {
 /// What the column holds that `spec` does not allow, if anything. Missing values fit
 /// every kind.
 fn wrong_sort(spec: &ColumnSpec, column: &Column) -> Option<&'static str> {
-    let is_text = |v: &Value| matches!(v, Value::Str(_));
+    // Text that Python's float() reads counts as a number, as numpy converts it.
+    let is_text = |v: &Value| matches!(v, Value::Str(_)) && v.as_f64().is_none();
     let is_number = |v: &Value| matches!(v, Value::Num(_) | Value::Bool(_));
     let numeric_categories = spec
         .categories

@@ -8,7 +8,7 @@ use crate::error::{malformed, unsupported, Result};
 use crate::estimator::{Boxed, Estimator, Method};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView};
 use crate::numeric::{dot, np_sum};
-use crate::state::{node_float, seq_items, Obj};
+use crate::state::{node_float, Obj};
 use crate::view::{Norm, PolyColumn as Col, View};
 
 const TRANSFORM: &[Method] = &[Method::Transform];
@@ -517,24 +517,4 @@ impl Estimator for Polynomial {
         }
         Ok(Matrix::from_vec(out, x.n_rows(), self.keep.len()))
     }
-}
-
-/// The items of a list attribute as f64 arrays (OneHotEncoder's `categories_`).
-pub(crate) fn float_arrays(o: &Obj<'_, '_>, name: &str) -> Result<Vec<Vec<f64>>> {
-    let items = seq_items(o.ctx, o.req(name)?)
-        .ok_or_else(|| malformed(&o.sub(name), "expected a list of arrays"))?;
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let path = format!("{}/{i}", o.sub(name));
-            let a = o.ctx.f64_array(node, &path).map_err(|_| {
-                unsupported(o.class(), &o.path, Some("non-numeric categories".into()))
-            })?;
-            if a.shape.len() != 1 {
-                return Err(malformed(&path, "categories must be 1-d"));
-            }
-            Ok(a.data)
-        })
-        .collect()
 }
