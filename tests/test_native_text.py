@@ -17,6 +17,7 @@ from sklearn.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestClassifier,
 )
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
@@ -30,9 +31,10 @@ pd = pytest.importorskip("pandas")
 CITIES = ["Lyon", "Paris", "Nice", "Brest"]
 
 
-def frame(n: int, seed: int, unseen: bool = False) -> "pd.DataFrame":
+def frame(n: int, seed: int, unseen: bool = False, holes: bool = False) -> "pd.DataFrame":
     """Numbers, text with NaN (pandas' str dtype), an object column with None, a category
-    column with missing values. ``unseen`` adds values never seen in fit."""
+    column with missing values. ``unseen`` adds values never seen in fit; ``holes`` puts
+    NaN in the numbers too."""
     rng = np.random.default_rng(seed)
     cities = CITIES + (["Oslo"] if unseen else [])
     city = rng.choice(cities, n).astype(object)
@@ -42,9 +44,12 @@ def frame(n: int, seed: int, unseen: bool = False) -> "pd.DataFrame":
     grades = ["A", "B", "C"] + (["D"] if unseen else [])
     grade = pd.Categorical(rng.choice(grades, n), categories=grades)
     grade[rng.random(n) < 0.1] = np.nan
+    age = rng.normal(40, 12, n)
+    if holes:
+        age[rng.random(n) < 0.15] = np.nan
     return pd.DataFrame(
         {
-            "age": rng.normal(40, 12, n),
+            "age": age,
             "city": pd.Series(city, dtype="str"),
             "income": rng.lognormal(3, 1, n),
             "plan": pd.Series(plan, dtype=object),
@@ -54,7 +59,7 @@ def frame(n: int, seed: int, unseen: bool = False) -> "pd.DataFrame":
 
 
 def target(X: "pd.DataFrame") -> np.ndarray:
-    score = (X["age"] - 40) / 12 + (X["city"] == "Paris") - (X["plan"] == "pro") * 0.5
+    score = (X["age"].fillna(40) - 40) / 12 + (X["city"] == "Paris") - (X["plan"] == "pro") * 0.5
     return (score.to_numpy() > 0).astype(np.int64)
 
 
@@ -96,6 +101,35 @@ PIPELINES = {
         ),
         Ridge(),
     ),
+    "impute-text+onehot+logistic": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), ["age", "income"]),
+                (
+                    "text",
+                    make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                    ["city", "plan"],
+                ),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    ),
+    "impute-constant-indicator+ordinal+forest": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", SimpleImputer(strategy="median"), ["age"]),
+                (
+                    "text",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="missing", add_indicator=True),
+                        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                    ),
+                    ["city"],
+                ),
+            ]
+        ),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ),
     "hgb-from-dtype": lambda: HistGradientBoostingClassifier(
         categorical_features="from_dtype", max_iter=15, random_state=0
     ),
@@ -108,7 +142,8 @@ HGB_COLUMNS = {"hgb-from-dtype": ["age", "income", "grade"], "hgb-text-categorie
 
 
 def _fitted(name):
-    X, Xt = frame(400, 0), frame(200, 1, unseen=True)
+    holes = name in HOLES
+    X, Xt = frame(400, 0, holes=holes), frame(200, 1, unseen=True, holes=holes)
     columns = HGB_COLUMNS.get(name)
     if columns is not None:
         X, Xt = X[columns], Xt[columns]
@@ -118,7 +153,14 @@ def _fitted(name):
 
 #: Final estimators whose scores scikit-learn computes with BLAS (a sparse or dense dot
 #: product of its own summation order): within docs/NATIVE.md's tolerance, labels exact.
-LINEAR = {"onehot-ignore+logistic", "onehot-drop-first+logistic", "selector-by-dtype+ridge"}
+LINEAR = {
+    "onehot-ignore+logistic",
+    "onehot-drop-first+logistic",
+    "selector-by-dtype+ridge",
+    "impute-text+onehot+logistic",
+}
+#: Pipelines fitted and checked on frames with NaN among the numbers too.
+HOLES = {"impute-text+onehot+logistic", "impute-constant-indicator+ordinal+forest"}
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))
@@ -200,3 +242,54 @@ def test_numeric_matrices_are_refused_by_encoders_fitted_on_text(tmp_path):
     skvault.dump(enc, tmp_path / "e.skv")
     with pytest.raises(ValueError, match="fitted on text: pass a DataFrame"):
         skvault.native.load(tmp_path / "e.skv").transform(np.zeros((2, 1)))
+
+
+def test_text_imputers_and_indicators_transform_as_scikit_learn(tmp_path):
+    X, Xt = frame(300, 0, holes=True), frame(100, 3, holes=True)
+    text = ["city", "plan"]
+    cases = [
+        (SimpleImputer(strategy="most_frequent"), text),
+        (SimpleImputer(strategy="constant", fill_value="?", add_indicator=True), text),
+        (MissingIndicator(), text),
+        (MissingIndicator(features="all"), ["age", "city"]),
+        (SimpleImputer(add_indicator=True), ["age", "income"]),
+    ]
+    for est, cols in cases:
+        est.fit(X[cols])
+        skvault.dump(est, tmp_path / "e.skv")
+        native = skvault.native.load(tmp_path / "e.skv")
+        want = est.transform(Xt[cols])
+        if want.dtype == object:
+            # A text imputer's output is text: compare it through the encoder that follows
+            # it in a pipeline (above); alone, only its numeric columns are numbers.
+            with pytest.raises(ValueError, match="could not convert string to float"):
+                native.transform(Xt[cols])
+            continue
+        # MissingIndicator returns booleans; native inference returns them as 0.0 and 1.0.
+        assert_same(native.transform(Xt[cols]), want.astype(np.float64), repr(est))
+
+
+def test_a_missing_value_new_in_transform_is_refused_as_scikit_learn_refuses_it(tmp_path):
+    X = frame(100, 0)[["city", "plan"]].assign(plan=pd.Series(["a"] * 100, dtype=object))
+    ind = MissingIndicator().fit(X)
+    skvault.dump(ind, tmp_path / "e.skv")
+    Xt = X.assign(plan=pd.Series([np.nan] + ["a"] * 99, dtype=object))
+    with pytest.raises(ValueError, match="have missing values in transform but have no missing values in fit"):
+        ind.transform(Xt)
+    with pytest.raises(ValueError, match=r"The features \[1\] have missing values in transform"):
+        skvault.native.load(tmp_path / "e.skv").transform(Xt)
+
+
+def test_a_none_marker_refuses_nan_as_scikit_learn_does(tmp_path):
+    X = pd.DataFrame({"c": pd.Series(["a", None, "b", "a"], dtype=object)})
+    imp = make_pipeline(SimpleImputer(missing_values=None, strategy="most_frequent"), OneHotEncoder())
+    imp.fit(X)
+    skvault.dump(imp, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    ok = pd.DataFrame({"c": pd.Series([None, "b"], dtype=object)})
+    assert_same(native.transform(ok), imp.transform(ok).toarray(), "None imputed")
+    bad = pd.DataFrame({"c": pd.Series([np.nan, "b"], dtype=object)})
+    with pytest.raises(ValueError, match="Input (X )?contains NaN"):
+        imp.transform(bad)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        native.transform(bad)

@@ -9,8 +9,7 @@ use skvault_frame::Frame;
 use crate::classes::Classes;
 use crate::error::{malformed, unsupported, Result};
 use crate::estimator::{
-    call, not_available, numeric_input, transform_frame, Boxed, BuildNested, Estimator, Method,
-    Output,
+    call, not_available, transform_frame, Boxed, BuildNested, Estimator, Method, Output,
 };
 use crate::matrix::{Matrix, MatrixView, Prediction};
 use crate::state::{node_float, node_int, seq_items, Ctx, Obj};
@@ -223,15 +222,38 @@ impl Estimator for Pipeline {
     fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.with_last(x, Method::ScoreSamples, |e, v| e.score_samples(v))
     }
-    /// The first step reads the frame (it may encode text); the others see its output.
+    /// Steps whose output can hold text (imputers fitted on text) pass a frame on; the
+    /// first other step reads the frame (it may encode text); the rest see numbers.
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
-        let Some((first, rest)) = self.transforms.split_first() else {
+        let mut owned: Option<Frame> = None;
+        let mut i = 0;
+        while let Some(t) = self.transforms.get(i) {
+            let (f, c) = match &owned {
+                Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
+                None => (frame, cols.to_vec()),
+            };
+            match t.frame_transform(f, &c) {
+                Some(next) => owned = Some(next?),
+                None => break,
+            }
+            i += 1;
+        }
+        let (frame, cols) = match &owned {
+            Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
+            None => (frame, cols.to_vec()),
+        };
+        let Some((first, rest)) = self.transforms[i..].split_first() else {
             return match &self.last {
-                Some(last) => last.call_frame(method, frame, cols),
-                None => call(self, method, &numeric_input(self, frame, cols)?.view()),
+                Some(last) => last.call_frame(method, frame, &cols),
+                None if method == Method::Transform => Ok(Output::Matrix(Matrix::from_vec(
+                    frame.numeric_matrix(&cols)?,
+                    frame.n_rows(),
+                    cols.len(),
+                ))),
+                None => Err(not_available(self.class(), method)),
             };
         };
-        let mut cur = transform_frame(first.as_ref(), frame, cols)?;
+        let mut cur = transform_frame(first.as_ref(), frame, &cols)?;
         for t in rest {
             cur = t.transform(&cur.view())?;
         }

@@ -157,6 +157,12 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
         call(self, method, &x.view())
     }
 
+    /// For transformers whose output can hold text (SimpleImputer fitted on text): the
+    /// output as a frame, for the next step to read. `None` for every other estimator.
+    fn frame_transform(&self, _frame: &Frame, _cols: &[usize]) -> Option<Result<Frame>> {
+        None
+    }
+
     /// The fitted parameters, for exporters; `Opaque` until an estimator describes itself.
     fn view(&self) -> crate::view::View<'_> {
         crate::view::View::Opaque {

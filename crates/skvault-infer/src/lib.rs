@@ -21,6 +21,7 @@ mod forest;
 pub mod fuzzing;
 pub mod guard;
 mod hist;
+mod impute;
 mod linear;
 mod matrix;
 mod numeric;
