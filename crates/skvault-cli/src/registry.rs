@@ -424,6 +424,7 @@ fn export(
         src: skv,
         out: output,
         format,
+        json: false,
     };
     crate::export::run_export(&args)
 }
