@@ -93,3 +93,13 @@ pub fn print_json(value: &serde_json::Value) -> Result<(), serde_json::Error> {
     write_out(format_args!("{text}\n"));
     Ok(())
 }
+
+/// Writes raw bytes on stdout (`skvault predict -o -` with `.npy` output).
+pub fn write_out_bytes(bytes: &[u8]) {
+    if stdout_closed() {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+        note(e);
+    }
+}
