@@ -101,6 +101,19 @@ fn every_registry_report_has_json_matching_the_registry() {
         json!({"uri": uri, "deep": false, "ok": true, "problems": []})
     );
 
+    // A problem: a verdict, exit 1, listed in the JSON as `Registry::check` lists it.
+    let foreign = dir.path().join("reg").join("blobs").join("stray.txt");
+    std::fs::write(&foreign, "not a blob").unwrap();
+    let r = reg(dir.path(), uri, &["check", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    let problems = registry.check(false).unwrap();
+    assert!(!problems.is_empty());
+    assert_eq!(
+        r.json(),
+        json!({"uri": uri, "deep": false, "ok": false, "problems": problems})
+    );
+    std::fs::remove_file(&foreign).unwrap();
+
     let r = reg(
         dir.path(),
         uri,
