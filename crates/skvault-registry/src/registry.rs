@@ -117,6 +117,14 @@ impl Registry {
     /// tombstones under `models/`). For commands that only read, so that a mistyped path
     /// is reported instead of silently becoming a new, empty registry.
     pub fn open_existing(uri: &str) -> Result<Option<Registry>> {
+        Self::open_existing_with_options(uri, &[])
+    }
+
+    /// Like `open_existing`, with the S3 options of `open_with_options`.
+    pub fn open_existing_with_options(
+        uri: &str,
+        options: &[(String, String)],
+    ) -> Result<Option<Registry>> {
         if let Location::Folder(dir) = Location::parse(uri)? {
             if let Err(e) = std::fs::symlink_metadata(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -124,7 +132,7 @@ impl Registry {
                 }
             }
         }
-        let registry = Self::open(uri)?;
+        let registry = Self::open_with_options(uri, options)?;
         let top = registry.block_on(registry.store.list_dirs(""))?;
         Ok(top
             .iter()
