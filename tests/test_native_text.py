@@ -293,3 +293,39 @@ def test_a_none_marker_refuses_nan_as_scikit_learn_does(tmp_path):
         imp.transform(bad)
     with pytest.raises(ValueError, match="Input X contains NaN"):
         native.transform(bad)
+
+
+def skewed(n: int, seed: int, unseen: bool = False) -> "pd.DataFrame":
+    """Text with rare values (infrequent categories), NaN among them."""
+    rng = np.random.default_rng(seed)
+    values = np.array(["a", "b", "c", "d", "e", "nan"] + (["zz"] if unseen else []), dtype=object)
+    p = [0.35, 0.25, 0.15, 0.06, 0.04, 0.1, 0.05] if unseen else [0.4, 0.25, 0.15, 0.06, 0.04, 0.1]
+    col = rng.choice(values, n, p=p)
+    col[col == "nan"] = np.nan
+    other = rng.choice(["x", "y", "w"], n, p=[0.7, 0.25, 0.05]).astype(object)
+    return pd.DataFrame({"t": pd.Series(col, dtype=object), "u": pd.Series(other, dtype="str")})
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        lambda: OneHotEncoder(min_frequency=30, handle_unknown="infrequent_if_exist", sparse_output=False),
+        lambda: OneHotEncoder(max_categories=3, handle_unknown="ignore", sparse_output=False),
+        lambda: OneHotEncoder(min_frequency=0.1, drop="first", handle_unknown="ignore", sparse_output=False),
+        lambda: OneHotEncoder(max_categories=4, handle_unknown="warn", sparse_output=False),
+        lambda: OrdinalEncoder(min_frequency=30, handle_unknown="use_encoded_value", unknown_value=-1),
+        lambda: OrdinalEncoder(max_categories=3, handle_unknown="use_encoded_value", unknown_value=-3,
+                               encoded_missing_value=-9),
+    ],
+    ids=["onehot-min-frequency", "onehot-max-categories", "onehot-drop-first", "onehot-warn",
+         "ordinal-min-frequency", "ordinal-max-categories"],
+)
+def test_infrequent_categories_group_as_scikit_learn_groups_them(encoder, tmp_path):
+    X, Xt = skewed(500, 0), skewed(300, 1, unseen=True)
+    enc = encoder().fit(X)
+    assert any(c is not None for c in enc.infrequent_categories_)
+    skvault.dump(enc, tmp_path / "e.skv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # handle_unknown="warn"
+        want = enc.transform(Xt)
+    assert_same(skvault.native.load(tmp_path / "e.skv").transform(Xt), want, repr(enc))

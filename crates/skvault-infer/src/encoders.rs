@@ -151,17 +151,155 @@ fn categories(o: &Obj<'_, '_>, n: usize) -> Result<Vec<Categories>> {
         .collect()
 }
 
-fn common(o: &Obj<'_, '_>) -> Result<(usize, Vec<Categories>)> {
-    if o.attr("_infrequent_enabled").is_some() && o.bool("_infrequent_enabled")? {
-        return Err(unsupported(
-            o.class(),
-            &o.path,
-            Some("infrequent categories".into()),
-        ));
-    }
+/// Infrequent categories of one feature (`min_frequency` / `max_categories`): where each
+/// category goes once they are grouped, and the first infrequent category, which unknown
+/// values become.
+#[derive(Debug, Clone)]
+struct Grouping {
+    /// `_default_to_infrequent_mappings[i]`: category index -> grouped index.
+    mapping: Option<Vec<usize>>,
+    /// `_infrequent_indices[i][0]`.
+    first_infrequent: Option<usize>,
+    /// The number of categories once infrequent ones are one group.
+    n_groups: usize,
+}
+
+/// An optional index array per feature (`None` items allowed).
+fn index_lists(o: &Obj<'_, '_>, name: &str, n: usize) -> Result<Vec<Option<Vec<usize>>>> {
+    let path = o.sub(name);
+    let items = seq_items(o.ctx, o.req(name)?)
+        .filter(|items| items.len() == n)
+        .ok_or_else(|| malformed(&path, format!("expected one entry per feature ({n})")))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| {
+            if matches!(node, Node::None) {
+                return Ok(None);
+            }
+            let item_path = format!("{path}/{i}");
+            let values: Vec<i64> = match seq_items(o.ctx, node) {
+                Some(v) => v
+                    .into_iter()
+                    .map(|x| node_int(x).ok_or_else(|| malformed(&item_path, "expected indices")))
+                    .collect::<Result<_>>()?,
+                None => o.ctx.i64_array(node, &item_path)?.1,
+            };
+            values
+                .into_iter()
+                .map(|v| {
+                    usize::try_from(v)
+                        .map_err(|_| malformed(&item_path, format!("negative index {v}")))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        })
+        .collect()
+}
+
+fn common(o: &Obj<'_, '_>, ordinal: bool) -> Result<(usize, Vec<Categories>, Vec<Grouping>)> {
     let n = o.usize("n_features_in_")?;
     let cats = categories(o, n)?;
-    Ok((n, cats))
+    let enabled = o.attr("_infrequent_enabled").is_some() && o.bool("_infrequent_enabled")?;
+    if !enabled {
+        let plain = cats
+            .iter()
+            .map(|c| Grouping {
+                mapping: None,
+                first_infrequent: None,
+                n_groups: c.values.len(),
+            })
+            .collect();
+        return Ok((n, cats, plain));
+    }
+    let infrequent = index_lists(o, "_infrequent_indices", n)?;
+    let mappings = index_lists(o, "_default_to_infrequent_mappings", n)?;
+    let groupings = cats
+        .iter()
+        .zip(infrequent.into_iter().zip(mappings))
+        .enumerate()
+        .map(|(i, (c, (inf, mapping)))| {
+            let len = c.values.len();
+            let path = format!("{}/{i}", o.sub("_default_to_infrequent_mappings"));
+            // OrdinalEncoder leaves its missing category (NaN, last) out of the mapping.
+            let mapped = if ordinal && c.values.last() == Some(&Value::NaN) {
+                len - 1
+            } else {
+                len
+            };
+            if let Some(m) = &mapping {
+                if m.len() != mapped || m.iter().any(|&g| g >= len) {
+                    return Err(malformed(
+                        &path,
+                        format!("expected {mapped} indices below {len}"),
+                    ));
+                }
+            }
+            let n_infrequent = inf.as_ref().map_or(0, Vec::len);
+            let first_infrequent = match inf.as_deref() {
+                None => None,
+                Some([first, ..]) if *first < len && n_infrequent <= len => Some(*first),
+                Some(_) => {
+                    return Err(malformed(
+                        &format!("{}/{i}", o.sub("_infrequent_indices")),
+                        "expected category indices",
+                    ))
+                }
+            };
+            Ok(Grouping {
+                mapping,
+                first_infrequent,
+                n_groups: len - n_infrequent.saturating_sub(1),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((n, cats, groupings))
+}
+
+/// How unknown values are treated (`handle_unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnUnknown {
+    Error,
+    /// All zeros (OneHotEncoder) or `unknown_value` (OrdinalEncoder).
+    Ignore,
+    /// `infrequent_if_exist` and `warn`: the infrequent group when the feature has one.
+    Infrequent,
+}
+
+/// scikit-learn's `_transform` + `_map_infrequent_categories` for one feature: each row's
+/// (grouped) index and whether it counts (`X_mask`). `keep` is a category index left out
+/// of the grouping (OrdinalEncoder's missing category).
+fn grouped_indices(
+    class: &str,
+    j: usize,
+    cats: &Categories,
+    grouping: &Grouping,
+    column: &Column,
+    on_unknown: OnUnknown,
+    keep: Option<usize>,
+) -> Result<Vec<(usize, bool)>> {
+    let located = cats.locate(column);
+    let mut out = Vec::with_capacity(located.len());
+    for (i, k) in located.into_iter().enumerate() {
+        let (raw, valid) = match k {
+            Some(k) => (k, true),
+            None if on_unknown == OnUnknown::Error => {
+                return Err(unknown(class, i, j, &value_at(column, i)))
+            }
+            None => match grouping.first_infrequent {
+                Some(first) => (first, on_unknown == OnUnknown::Infrequent),
+                None => (0, false),
+            },
+        };
+        // Indices below the mapping's length were checked at build time; only OrdinalEncoder's
+        // missing category (kept out of the grouping) lies beyond it.
+        let grouped = match &grouping.mapping {
+            Some(m) if keep != Some(raw) => m.get(raw).copied().unwrap_or(raw),
+            _ => raw,
+        };
+        out.push((grouped, valid));
+    }
+    Ok(out)
 }
 
 /// The numeric categories of every feature, for exporters (`None` when one is text).
@@ -251,62 +389,86 @@ fn frame_columns<'f>(
 struct OneHot {
     n_features: usize,
     categories: Vec<Categories>,
+    groupings: Vec<Grouping>,
     /// The categories as numbers, for exporters, when no feature was fitted on text.
     numeric: Option<Vec<Vec<f64>>>,
-    /// Per feature, the dropped category index.
+    /// Per feature, the dropped (grouped) index: `_drop_idx_after_grouping`.
     drop: Vec<Option<usize>>,
     /// First output column of each feature.
     offsets: Vec<usize>,
     n_out: usize,
-    ignore_unknown: bool,
+    on_unknown: OnUnknown,
+}
+
+/// `_drop_idx_after_grouping` (or `drop_idx_` where scikit-learn did not write it): per
+/// feature, `None` or an index below the feature's number of groups.
+fn dropped(o: &Obj<'_, '_>, groupings: &[Grouping]) -> Result<Vec<Option<usize>>> {
+    let n = groupings.len();
+    let name = if o.attr("_drop_idx_after_grouping").is_some() {
+        "_drop_idx_after_grouping"
+    } else {
+        "drop_idx_"
+    };
+    let items: Vec<Option<i64>> = match o.attr(name) {
+        None | Some(Node::None) => return Ok(vec![None; n]),
+        Some(node) => match seq_items(o.ctx, node) {
+            Some(v) => v
+                .into_iter()
+                .map(|x| match x {
+                    Node::None => Ok(None),
+                    x => node_int(x)
+                        .map(Some)
+                        .ok_or_else(|| malformed(&o.sub(name), "expected indices or None")),
+                })
+                .collect::<Result<_>>()?,
+            None => o
+                .ctx
+                .i64_array(node, &o.sub(name))?
+                .1
+                .into_iter()
+                .map(Some)
+                .collect(),
+        },
+    };
+    if items.len() != n {
+        return Err(malformed(&o.sub(name), "one entry per feature"));
+    }
+    items
+        .into_iter()
+        .zip(groupings)
+        .map(|(d, g)| match d {
+            None => Ok(None),
+            Some(d) if d >= 0 && (d as u64) < g.n_groups as u64 => Ok(Some(d as usize)),
+            Some(d) => Err(malformed(&o.sub(name), format!("index {d}"))),
+        })
+        .collect()
 }
 
 fn one_hot(o: &Obj<'_, '_>) -> Result<OneHot> {
-    let (n, categories) = common(o)?;
-    let ignore_unknown = match o.str("handle_unknown")? {
-        "error" => false,
-        "ignore" | "warn" | "infrequent_if_exist" => true,
+    let (n, categories, groupings) = common(o, false)?;
+    let on_unknown = match o.str("handle_unknown")? {
+        "error" => OnUnknown::Error,
+        "ignore" => OnUnknown::Ignore,
+        "warn" | "infrequent_if_exist" => OnUnknown::Infrequent,
         other => return Err(malformed(&o.sub("handle_unknown"), other.to_string())),
     };
-    let drop: Vec<Option<usize>> = match o.attr("drop_idx_") {
-        None | Some(Node::None) => vec![None; n],
-        Some(node) => {
-            let items = seq_items(o.ctx, node).map(|v| v.into_iter().map(node_int).collect());
-            let items: Vec<Option<i64>> = match items {
-                Some(v) => v,
-                None => {
-                    let (_, v) = o.ctx.i64_array(node, &o.sub("drop_idx_"))?;
-                    v.into_iter().map(Some).collect()
-                }
-            };
-            if items.len() != n {
-                return Err(malformed(&o.sub("drop_idx_"), "one entry per feature"));
-            }
-            items
-                .into_iter()
-                .zip(&categories)
-                .map(|(d, c)| match d {
-                    None => Ok(None),
-                    Some(d) if d >= 0 && (d as u64) < c.values.len() as u64 => Ok(Some(d as usize)),
-                    Some(d) => Err(malformed(&o.sub("drop_idx_"), format!("index {d}"))),
-                })
-                .collect::<Result<_>>()?
-        }
-    };
+    let drop = dropped(o, &groupings)?;
     let mut offsets = Vec::with_capacity(n);
     let mut n_out = 0usize;
-    for (c, d) in categories.iter().zip(&drop) {
+    for (g, d) in groupings.iter().zip(&drop) {
         offsets.push(n_out);
-        n_out += c.values.len() - usize::from(d.is_some());
+        n_out += g.n_groups - usize::from(d.is_some());
     }
+    let grouped = groupings.iter().any(|g| g.mapping.is_some());
     Ok(OneHot {
         n_features: n,
-        numeric: numeric_categories(&categories),
+        numeric: numeric_categories(&categories).filter(|_| !grouped),
         categories,
+        groupings,
         drop,
         offsets,
         n_out,
-        ignore_unknown,
+        on_unknown,
     })
 }
 
@@ -314,17 +476,21 @@ impl OneHot {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
         let mut out = Matrix::zeros(n_rows, self.n_out);
         for (j, column) in columns.iter().enumerate() {
-            for (i, k) in self.categories[j].locate(column).into_iter().enumerate() {
-                let Some(k) = k else {
-                    if self.ignore_unknown {
-                        continue;
-                    }
-                    return Err(unknown(ONE_HOT, i, j, &value_at(column, i)));
-                };
+            let rows = grouped_indices(
+                ONE_HOT,
+                j,
+                &self.categories[j],
+                &self.groupings[j],
+                column,
+                self.on_unknown,
+                None,
+            )?;
+            for (i, (g, valid)) in rows.into_iter().enumerate() {
                 let col = match self.drop[j] {
-                    Some(d) if d == k => continue,
-                    Some(d) if k > d => k - 1,
-                    _ => k,
+                    _ if !valid => continue,
+                    Some(d) if d == g => continue,
+                    Some(d) if g > d => g - 1,
+                    _ => g,
                 };
                 out.data[i * self.n_out + self.offsets[j] + col] = 1.0;
             }
@@ -346,7 +512,7 @@ impl Estimator for OneHot {
             n_features: self.n_features,
             categories: numeric,
             drop: &self.drop,
-            error_on_unknown: !self.ignore_unknown,
+            error_on_unknown: self.on_unknown == OnUnknown::Error,
         }
     }
     fn n_features(&self) -> usize {
@@ -372,6 +538,7 @@ impl Estimator for OneHot {
 struct Ordinal {
     n_features: usize,
     categories: Vec<Categories>,
+    groupings: Vec<Grouping>,
     numeric: Option<Vec<Vec<f64>>>,
     /// `handle_unknown="use_encoded_value"`: the value of unknown categories.
     unknown_value: Option<f64>,
@@ -379,7 +546,7 @@ struct Ordinal {
 }
 
 fn ordinal(o: &Obj<'_, '_>) -> Result<Ordinal> {
-    let (n, categories) = common(o)?;
+    let (n, categories, groupings) = common(o, true)?;
     let unknown_value = match o.str("handle_unknown")? {
         "error" => None,
         "use_encoded_value" => Some(
@@ -390,10 +557,12 @@ fn ordinal(o: &Obj<'_, '_>) -> Result<Ordinal> {
     };
     let encoded_missing = node_float(o.req("encoded_missing_value")?)
         .ok_or_else(|| malformed(&o.sub("encoded_missing_value"), "expected a number"))?;
+    let grouped = groupings.iter().any(|g| g.mapping.is_some());
     Ok(Ordinal {
         n_features: n,
-        numeric: numeric_categories(&categories),
+        numeric: numeric_categories(&categories).filter(|_| !grouped),
         categories,
+        groupings,
         unknown_value,
         encoded_missing,
     })
@@ -402,19 +571,36 @@ fn ordinal(o: &Obj<'_, '_>) -> Result<Ordinal> {
 impl Ordinal {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
         let n = columns.len();
+        let on_unknown = match self.unknown_value {
+            Some(_) => OnUnknown::Ignore,
+            None => OnUnknown::Error,
+        };
         let mut out = vec![0.0; n_rows * n];
         for (j, column) in columns.iter().enumerate() {
             let cats = &self.categories[j];
-            for (i, k) in cats.locate(column).into_iter().enumerate() {
-                // Only a NaN category is "missing" to scikit-learn's OrdinalEncoder
-                // (`is_scalar_nan`); None is an ordinary category.
-                out[i * n + j] = match k {
-                    Some(k) if cats.values[k] == Value::NaN => self.encoded_missing,
-                    Some(k) => k as f64,
-                    None => match self.unknown_value {
-                        Some(v) => v,
-                        None => return Err(unknown(ORDINAL, i, j, &value_at(column, i))),
-                    },
+            // Only a NaN category, always last, is "missing" to scikit-learn's
+            // OrdinalEncoder (`is_scalar_nan`); None is an ordinary category. It is left out
+            // of the infrequent grouping, and the comparison with it is made after grouping,
+            // as scikit-learn makes it.
+            let missing = cats
+                .values
+                .len()
+                .checked_sub(1)
+                .filter(|&last| cats.values[last] == Value::NaN);
+            let rows = grouped_indices(
+                ORDINAL,
+                j,
+                cats,
+                &self.groupings[j],
+                column,
+                on_unknown,
+                missing,
+            )?;
+            for (i, (g, valid)) in rows.into_iter().enumerate() {
+                out[i * n + j] = match (valid, self.unknown_value) {
+                    (false, Some(v)) => v,
+                    _ if Some(g) == missing => self.encoded_missing,
+                    _ => g as f64,
                 };
             }
         }

@@ -27,11 +27,21 @@ pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
     Ok(Some(est))
 }
 
+/// Fitted on an `object` array (`_fit_dtype`; before scikit-learn recorded it, a statistic
+/// that is text). A numeric imputer's statistics may be an `object` array of numbers too
+/// (`strategy="constant"`).
 fn is_text_imputer(o: &Obj<'_, '_>) -> bool {
-    matches!(
-        o.attr("statistics_").map(|n| o.ctx.resolve(n)),
-        Some(Node::ObjArray { .. })
-    )
+    use skvault_format::dtype::{DType, Kind};
+    match o.attr("_fit_dtype").map(|n| o.ctx.resolve(n)) {
+        Some(Node::DType(DType::Scalar { kind, .. })) => *kind == Kind::Object,
+        Some(_) => false,
+        None => match o.attr("statistics_").map(|n| o.ctx.resolve(n)) {
+            Some(Node::ObjArray { items, .. }) => items
+                .iter()
+                .any(|i| matches!(o.ctx.resolve(i), Node::Str(_))),
+            _ => false,
+        },
+    }
 }
 
 /// A value of the fitted state (a marker, a statistic) as a frame value.
