@@ -20,7 +20,7 @@ from sklearn.ensemble import (
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 import skvault
 import skvault.native
@@ -329,3 +329,29 @@ def test_infrequent_categories_group_as_scikit_learn_groups_them(encoder, tmp_pa
         warnings.simplefilter("ignore")  # handle_unknown="warn"
         want = enc.transform(Xt)
     assert_same(skvault.native.load(tmp_path / "e.skv").transform(Xt), want, repr(enc))
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous", "multiclass"])
+def test_target_encoder_transforms_as_scikit_learn(kind, tmp_path):
+    X, Xt = frame(400, 0)[["city", "plan", "age"]], frame(150, 4, unseen=True)[["city", "plan", "age"]]
+    rng = np.random.default_rng(5)
+    y = {
+        "binary": target(frame(400, 0)),
+        "continuous": rng.normal(size=400) + (X["city"] == "Paris").to_numpy(),
+        "multiclass": rng.choice(["lo", "mid", "hi"], 400),
+    }[kind]
+    enc = TargetEncoder(random_state=0).fit(X[["city", "plan"]], y)
+    skvault.dump(enc, tmp_path / "e.skv")
+    got = skvault.native.load(tmp_path / "e.skv").transform(Xt[["city", "plan"]])
+    assert_same(got, enc.transform(Xt[["city", "plan"]]), f"TargetEncoder {kind}")
+    # In a pipeline, after a ColumnTransformer.
+    model = make_pipeline(
+        ColumnTransformer([("te", TargetEncoder(random_state=0), ["city", "plan"]), ("num", "passthrough", ["age"])]),
+        RandomForestClassifier(n_estimators=5, random_state=0) if kind != "continuous" else Ridge(),
+    ).fit(X, y)
+    skvault.dump(model, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    if kind == "continuous":
+        np.testing.assert_allclose(native.predict(Xt), model.predict(Xt), rtol=1e-12, atol=1e-14)
+    else:
+        assert_same(native.predict_proba(Xt), model.predict_proba(Xt), f"pipeline {kind}")

@@ -1,4 +1,4 @@
-//! OneHotEncoder and OrdinalEncoder, over numbers and over text.
+//! OneHotEncoder, OrdinalEncoder and TargetEncoder, over numbers and over text.
 //!
 //! Categories are values with Python's equality (`skvault_frame::Value`): `1`, `1.0` and
 //! `True` are one category, `None`, NaN and `pd.NA` three different ones, as in the sets
@@ -23,6 +23,7 @@ pub(crate) fn build(o: &Obj<'_, '_>) -> Result<Option<Boxed>> {
     let est: Boxed = match o.class() {
         ONE_HOT => Box::new(one_hot(o)?),
         ORDINAL => Box::new(ordinal(o)?),
+        TARGET => Box::new(target(o)?),
         _ => return Ok(None),
     };
     Ok(Some(est))
@@ -639,6 +640,108 @@ impl Estimator for Ordinal {
             return Err(crate::estimator::not_available(ORDINAL, method));
         }
         let columns = frame_columns(ORDINAL, frame, cols, self.n_features)?;
+        self.encode(&columns, frame.n_rows()).map(Output::Matrix)
+    }
+}
+
+const TARGET: &str = "sklearn.preprocessing._target_encoder.TargetEncoder";
+
+/// TargetEncoder's `transform` (not `fit_transform`, whose cross fitting only happens in
+/// fit): each category becomes its learnt encoding, one column per feature (per feature and
+/// class for a multiclass target), unknown values the target mean.
+#[derive(Debug)]
+struct Target {
+    n_features: usize,
+    categories: Vec<Categories>,
+    /// `encodings_`: feature `f`, class `c` at `f * k + c`.
+    encodings: Vec<Vec<f64>>,
+    /// The target mean per class (one value unless multiclass).
+    means: Vec<f64>,
+}
+
+fn target(o: &Obj<'_, '_>) -> Result<Target> {
+    let n = o.usize("n_features_in_")?;
+    let categories = categories(o, n)?;
+    let multiclass = o.str("target_type_")? == "multiclass";
+    let means = if multiclass {
+        let a = o.f64_array("target_mean_")?;
+        if a.shape.len() != 1 || a.data.is_empty() {
+            return Err(malformed(
+                &o.sub("target_mean_"),
+                "expected one mean per class",
+            ));
+        }
+        a.data
+    } else {
+        vec![o.float("target_mean_")?]
+    };
+    let k = means.len();
+    let path = o.sub("encodings_");
+    let items = seq_items(o.ctx, o.req("encodings_")?)
+        .filter(|items| Some(items.len()) == n.checked_mul(k))
+        .ok_or_else(|| malformed(&path, format!("expected {n} x {k} arrays")))?;
+    let encodings = items
+        .into_iter()
+        .enumerate()
+        .map(|(e, node)| {
+            let item_path = format!("{path}/{e}");
+            let expected = categories[e / k].values.len();
+            let a = o.ctx.f64_array(node, &item_path)?;
+            if a.shape != [expected] {
+                return Err(malformed(
+                    &item_path,
+                    format!("expected {expected} encodings"),
+                ));
+            }
+            Ok(a.data)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Target {
+        n_features: n,
+        categories,
+        encodings,
+        means,
+    })
+}
+
+impl Target {
+    fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
+        let k = self.means.len();
+        let n_out = columns.len() * k;
+        let mut out = vec![0.0; n_rows * n_out];
+        for (f, column) in columns.iter().enumerate() {
+            let located = self.categories[f].locate(column);
+            for c in 0..k {
+                let e = f * k + c;
+                let encoding = &self.encodings[e];
+                for (i, idx) in located.iter().enumerate() {
+                    out[i * n_out + e] = idx.map_or(self.means[c], |idx| encoding[idx]);
+                }
+            }
+        }
+        Ok(Matrix::from_vec(out, n_rows, n_out))
+    }
+}
+
+impl Estimator for Target {
+    fn class(&self) -> &str {
+        TARGET
+    }
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+    fn methods(&self) -> &'static [Method] {
+        &[Method::Transform]
+    }
+    fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        let columns = matrix_columns(TARGET, x, &self.categories)?;
+        self.encode(&columns.iter().collect::<Vec<_>>(), x.n_rows())
+    }
+    fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        if method != Method::Transform {
+            return Err(crate::estimator::not_available(TARGET, method));
+        }
+        let columns = frame_columns(TARGET, frame, cols, self.n_features)?;
         self.encode(&columns, frame.n_rows()).map(Output::Matrix)
     }
 }
