@@ -392,6 +392,13 @@ pub fn convert_file(
     if !untrusted.is_empty() {
         return Err(untrusted_error(src, untrusted, &sklearn_versions));
     }
+    // The load would refuse it: standard-library values only in the shapes their pickles have.
+    skvault_format::stdlib::check_tree(&converted.root).map_err(|e| {
+        convert_err(PickleError::Convert {
+            path: "/root".into(),
+            message: e.to_string(),
+        })
+    })?;
     let metadata = record(
         src,
         bytes,
