@@ -26,6 +26,7 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
             new_err(py, "FormatError", e.to_string())
         }
         e @ InferError::NotAvailable { .. } => PyAttributeError::new_err(e.to_string()),
+        e @ InferError::NotFitted { .. } => new_err(py, "NotFittedError", e.to_string()),
         e => PyValueError::new_err(e.to_string()),
     }
 }
