@@ -93,7 +93,7 @@ def _names(trusted: Iterable[str] | str | None, argument: str = "trusted") -> li
     for name in names:
         if not isinstance(name, str):
             raise TrustedNamesError(
-                f"{argument} must hold qualified names (str), got {type(name).__name__}: {name!r}"
+                f"{argument} names must be strings (qualified names), got {type(name).__name__}: {name!r}"
             )
     return names
 
