@@ -75,3 +75,31 @@ def test_other_foreign_files_get_no_conversion_advice(tmp_path):
         with pytest.raises(skvault.FormatError) as info:
             skvault.load(path)
         assert "convert" not in str(info.value), content
+
+
+def _says_what_it_is(message: str) -> None:
+    assert "looks like a" in message and ("pickle" in message or "joblib" in message), message
+    assert "convert" in message and "scan" in message, message
+
+
+def test_registry_register_native_load_and_export_name_the_file_kind(foreign, tmp_path):
+    reg = skvault.Registry(tmp_path / "registry")
+    calls = {
+        "Registry.register": lambda: reg.register(foreign, "m"),
+        "native.load": lambda: skvault.native.load(foreign),
+        "export_onnx": lambda: skvault.export_onnx(foreign, tmp_path / "m.onnx"),
+        "export_json": lambda: skvault.export_json(foreign, tmp_path / "m.json"),
+    }
+    for what, call in calls.items():
+        with pytest.raises(skvault.FormatError) as info:
+            call()
+        _says_what_it_is(str(info.value))
+        assert "not a .skv file" in str(info.value), what
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_cli_registry_register_names_the_file_kind(foreign, tmp_path):
+    result = cli("registry", "--uri", tmp_path / "registry", "register", foreign, "m")
+    assert result.returncode == 2, result
+    _says_what_it_is(result.stderr)
+    assert "skvault convert" in result.stderr and "skvault scan" in result.stderr

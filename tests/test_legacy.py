@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -72,12 +73,10 @@ def test_scanning_a_folder_returns_one_report_per_file(corpus):
 def test_scan_rates_skv_files_by_the_names_they_need(corpus, tmp_path):
     folder, _ = corpus
     assert skvault.scan(folder / "skv" / "rf.skv").verdict == "safe"
-    from collections import OrderedDict
-
-    skvault.dump(OrderedDict(a=1), tmp_path / "od.skv")
+    skvault.dump(types.SimpleNamespace(a=1), tmp_path / "od.skv")
     report = skvault.scan(tmp_path / "od.skv")
-    assert report.verdict == "unknown" and report.unknown == ["collections.OrderedDict"]
-    assert skvault.scan(tmp_path / "od.skv", trusted=["collections.OrderedDict"]).verdict == "safe"
+    assert report.verdict == "unknown" and report.unknown == ["types.SimpleNamespace"]
+    assert skvault.scan(tmp_path / "od.skv", trusted=["types.SimpleNamespace"]).verdict == "safe"
     damaged = (tmp_path / "od.skv").read_bytes()[:-3]
     (tmp_path / "bad.skv").write_bytes(damaged)
     bad = skvault.scan(tmp_path / "bad.skv")
@@ -104,9 +103,9 @@ def test_cli_scan_exit_codes_and_json(corpus, tmp_path):
     # Unsafe wins over errors: a security gate must see the dangerous file.
     both = cli("scan", tmp_path / "missing.pkl", folder / "malicious" / "os_system.p2.pkl")
     assert both.returncode == 1
-    unknown = cli("scan", folder / "benign" / "ordereddict.p4.pkl")
+    unknown = cli("scan", folder / "benign" / "namespace.p4.pkl")
     assert unknown.returncode == 1 and "unknown" in unknown.stdout
-    trusted = cli("scan", "--trust", "collections.OrderedDict", folder / "benign" / "ordereddict.p4.pkl")
+    trusted = cli("scan", "--trust", "types.SimpleNamespace", folder / "benign" / "namespace.p4.pkl")
     assert trusted.returncode == 0, trusted.stdout
 
 
@@ -165,14 +164,14 @@ def test_convert_refuses_malicious_files_and_writes_nothing(corpus, tmp_path):
 
 def test_convert_of_untrusted_names_needs_trust(corpus, tmp_path):
     folder, _ = corpus
-    src, dst = folder / "benign" / "ordereddict.p3.pkl", tmp_path / "od.skv"
+    src, dst = folder / "benign" / "namespace.p3.pkl", tmp_path / "ns.skv"
     with pytest.raises(skvault.UntrustedTypesError) as info:
         skvault.convert(src, dst)
-    assert info.value.names == ["collections.OrderedDict"]
+    assert info.value.names == ["types.SimpleNamespace"]
     assert not dst.exists()
-    skvault.convert(src, dst, trusted=["collections.OrderedDict"])
-    loaded = skvault.load(dst, trusted=["collections.OrderedDict"])
-    assert loaded == {"a": 1, "b": [2]}
+    skvault.convert(src, dst, trusted=["types.SimpleNamespace"])
+    loaded = skvault.load(dst, trusted=["types.SimpleNamespace"])
+    assert loaded == types.SimpleNamespace(a=1, b=[2])
     with pytest.raises(skvault.SkvaultError):
         skvault.convert(src, dst, trusted=["os.system"])  # dangerous names cannot be trusted
 

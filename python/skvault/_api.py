@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal, Union
 
 from skvault import _native, _schema, _validation, _versions
-from skvault._metadata import collect_metadata
-from skvault.exceptions import InvalidOptionError, ValidationError
+from skvault._metadata import collect_metadata, warn_if_unfitted
+from skvault.exceptions import InvalidOptionError, TrustedNamesError, ValidationError
 
 #: What ``compress=`` takes: a codec name, joblib's forms (``True``, an integer level, a
 #: ``(name, level)`` pair), or nothing.
@@ -86,13 +86,15 @@ def _names(trusted: Iterable[str] | str | None, argument: str = "trusted") -> li
     if isinstance(trusted, str):
         return [trusted]
     if isinstance(trusted, (bytes, bytearray, memoryview)) or not isinstance(trusted, Iterable):
-        raise TypeError(
+        raise TrustedNamesError(
             f"{argument} must be a qualified name (str) or an iterable of them, not {type(trusted).__name__}"
         )
     names = list(trusted)
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"{argument} names must be strings, got {type(name).__name__}: {name!r}")
+            raise TrustedNamesError(
+                f"{argument} names must be strings (qualified names), got {type(name).__name__}: {name!r}"
+            )
     return names
 
 
@@ -103,6 +105,7 @@ def _path(path: PathLike) -> str:
 
 
 def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[dict[str, Any], Any]:
+    warn_if_unfitted(obj, stacklevel=3)  # at the caller of dump / dumps
     record = collect_metadata(obj, user=metadata, metrics=metrics)
     schema = _schema.input_schema(obj, validation)
     if schema is not None:

@@ -1,7 +1,8 @@
 """The record written into every file: environment, estimator description, user fields.
 
 Pure Python and import-light: it never imports scikit-learn itself, it only looks at the
-object it is given.
+object it is given (``warn_if_unfitted`` asks scikit-learn's ``check_is_fitted`` about an
+estimator only when scikit-learn is imported already).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import numbers
 import os
 import platform
 import sys
+import warnings
 from functools import lru_cache
 from importlib import metadata as importlib_metadata
 from typing import Any
 
 from skvault._native import __version__
+from skvault.exceptions import UnfittedEstimatorWarning
 
 _PACKAGES = ("scikit-learn", "numpy", "scipy")
 #: Arrays longer than this are summarised in the record instead of listed.
@@ -68,6 +71,30 @@ def qualname(obj: Any) -> str:
 
 def _is_estimator(value: Any) -> bool:
     return hasattr(value, "get_params") and hasattr(value, "fit") and not isinstance(value, type)
+
+
+def warn_if_unfitted(obj: Any, stacklevel: int) -> None:
+    """Warns (``UnfittedEstimatorWarning``) when ``obj`` is a scikit-learn estimator that
+    scikit-learn's ``check_is_fitted`` calls unfitted: the file would be written, and fail
+    only later, when something tries to predict with it."""
+    if not _is_estimator(obj) or "sklearn" not in sys.modules:
+        return  # an estimator of scikit-learn means scikit-learn is imported already
+    try:
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:
+        return
+    try:
+        check_is_fitted(obj)
+    except NotFittedError:
+        warnings.warn(
+            f"{qualname(obj)} is not fitted (scikit-learn's check_is_fitted): the file is written, "
+            "but the model cannot predict, natively or once loaded. Call fit() before saving it.",
+            UnfittedEstimatorWarning,
+            stacklevel=stacklevel + 1,
+        )
+    except Exception:  # not a scikit-learn estimator after all (check_is_fitted's TypeError, ...)
+        return
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

@@ -13,6 +13,9 @@ __all__ = [
     "UntrustedTypesError",
     "UnsupportedObjectError",
     "UnsupportedModelError",
+    "NotFittedError",
+    "TrustedNamesError",
+    "UnfittedEstimatorWarning",
     "ExportError",
     "LoadError",
     "MigrationError",
@@ -71,6 +74,21 @@ class UnsupportedObjectError(SkvaultError, TypeError):
 
 class UnsupportedModelError(SkvaultError, TypeError):
     """``skvault.native.load`` met an estimator (or configuration) that native inference does not implement."""
+
+
+class NotFittedError(SkvaultError, ValueError, AttributeError):
+    """Native inference or export met an estimator that was saved before ``fit``: it has no
+    fitted state to predict with. The bases are those of scikit-learn's ``NotFittedError``."""
+
+
+class TrustedNamesError(SkvaultError, TypeError):
+    """``trusted=`` is neither a qualified name (``str``) nor an iterable of them (``load``,
+    ``loads``, ``scan``, ``convert``, ``get_untrusted_types``, ``import_json``, ``Registry.get``)."""
+
+
+class UnfittedEstimatorWarning(UserWarning):
+    """``dump`` was given a scikit-learn estimator that is not fitted (scikit-learn's
+    ``check_is_fitted`` says so). The file is written, but it cannot predict."""
 
 
 class ExportError(SkvaultError, ValueError):

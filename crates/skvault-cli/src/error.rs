@@ -157,7 +157,8 @@ fn bad_magic(err: &CliError) -> Option<&[u8]> {
         CliError::Format(f)
         | CliError::Infer(InferError::Format(f))
         | CliError::Export(ExportError::Format(f))
-        | CliError::Export(ExportError::Infer(InferError::Format(f))) => f,
+        | CliError::Export(ExportError::Infer(InferError::Format(f)))
+        | CliError::Registry(RegistryError::Format { source: f, .. }) => f,
         _ => return None,
     };
     match format {

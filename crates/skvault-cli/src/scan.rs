@@ -101,6 +101,10 @@ fn print_file(scan: &FileScan) {
             outln!("{path}: ERROR: {source}");
             return;
         }
+        Err(FileError::NotAPickle { reason, .. }) => {
+            outln!("{path}: ERROR: not a pickle or joblib file: {reason}");
+            return;
+        }
         Err(e) => {
             outln!("{path}: ERROR: {e}");
             return;

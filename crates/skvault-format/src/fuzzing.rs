@@ -11,7 +11,8 @@ use crate::{SkvFile, TrustSet};
 /// zstd can declare gigabytes): libFuzzer counts a large allocation as a crash.
 const FILL_MAX_BYTES: usize = 64 << 20;
 
-/// Opens `bytes` and, if that works, reads and verifies every array and audits the names.
+/// Opens `bytes` and, if that works, reads and verifies every array, audits the names and
+/// checks the standard-library values as `load` does.
 /// Returns whether the file opened. Must never panic, whatever the input.
 pub fn exercise(bytes: Vec<u8>) -> bool {
     let Ok(file) = SkvFile::from_bytes(bytes) else {
@@ -22,6 +23,9 @@ pub fn exercise(bytes: Vec<u8>) -> bool {
     }
     let _ = TrustSet::default().untrusted_names(&file.manifest().root);
     let _ = TrustSet::default().untrusted_in(file.manifest());
+    for tree in file.manifest().trees() {
+        let _ = crate::stdlib::check_tree(tree);
+    }
     let _ = file.verify();
     let _ = file.describe();
     true

@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod node;
 pub mod pointer;
 pub mod read;
+pub mod stdlib;
 pub mod strict_json;
 #[doc(hidden)]
 pub mod testing;

@@ -122,11 +122,23 @@ const DANGEROUS_NAMES: &[&str] = &[
     "numpy.f2py.compile",
 ];
 
+/// The path classes of `pathlib` (a dangerous module): plain data, created from strings that
+/// `stdlib::check_tree` checks, never used to open anything by the loader.
+const PATH_CLASSES: &[&str] = &[
+    "pathlib.PurePosixPath",
+    "pathlib.PosixPath",
+    "pathlib.PureWindowsPath",
+    "pathlib.WindowsPath",
+];
+
 /// True for names that must never be trusted: whole modules known to run code or reach the
 /// system, and individual builtins or helpers that do.
 pub fn is_dangerous(name: &str) -> bool {
     if DANGEROUS_NAMES.contains(&name) {
         return true;
+    }
+    if PATH_CLASSES.contains(&name) {
+        return false;
     }
     // Any module component counts, so `sklearn.base.os.system` (an attribute path through an
     // imported module) is caught as well as `os.system`.

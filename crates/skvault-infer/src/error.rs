@@ -28,6 +28,12 @@ pub enum InferError {
     #[error("{path}: malformed model state: {message}")]
     Malformed { path: String, message: String },
 
+    /// An estimator saved before `fit`: its state has no fitted attribute (by scikit-learn's
+    /// `check_is_fitted` rule, none whose name ends with `_`), so there is nothing to predict
+    /// with. Raised when the model is opened, instead of the first missing attribute.
+    #[error("{path}: {class} is not fitted: it was saved before fit() was called (fit it, then save it again)")]
+    NotFitted { class: String, path: String },
+
     /// The input slice does not hold `n_rows * n_cols` values.
     #[error("input has {len} values, which is not {n_rows} rows x {n_cols} columns")]
     Shape {

@@ -6,7 +6,7 @@
 use skvault_format::Node;
 
 use crate::classes::Classes;
-use crate::error::{unsupported, Result};
+use crate::error::{unsupported, InferError, Result};
 use crate::estimator::{Boxed, Estimator, Method};
 use crate::matrix::{Matrix, MatrixView, Prediction};
 use crate::state::{Ctx, Obj};
@@ -106,9 +106,24 @@ fn build_new<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<Boxed> {
         |o| crate::compose::build(o, build),
     ];
     for b in builders {
-        if let Some(est) = b(&o)? {
-            return Ok(est);
+        match b(&o) {
+            Ok(Some(est)) => return Ok(est),
+            Ok(None) => {}
+            Err(e) => return Err(not_fitted_or(e, &o)),
         }
     }
     Err(unsupported(class, path, None))
+}
+
+/// A supported estimator whose state lacks what its builder reads, and that has no fitted
+/// attribute at all, was saved unfitted: say so instead of naming the first missing one.
+fn not_fitted_or(err: InferError, o: &Obj<'_, '_>) -> InferError {
+    let own = matches!(&err, InferError::Malformed { path, .. } if path == &o.path);
+    if own && !o.has_fitted_attribute() {
+        return InferError::NotFitted {
+            class: o.class().to_string(),
+            path: o.path.clone(),
+        };
+    }
+    err
 }

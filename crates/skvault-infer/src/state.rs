@@ -417,6 +417,17 @@ impl<'c, 'f> Obj<'c, 'f> {
         })
     }
 
+    /// Whether the state has an attribute that `fit` sets: scikit-learn's `check_is_fitted`
+    /// rule, a name ending with `_` that does not start with `__`.
+    pub fn has_fitted_attribute(&self) -> bool {
+        let Some(Node::Dict(items)) = self.obj.state.as_ref().map(|s| self.ctx.resolve(s)) else {
+            return false;
+        };
+        items
+            .iter()
+            .any(|(k, _)| matches!(k, Node::Str(k) if k.ends_with('_') && !k.starts_with("__")))
+    }
+
     pub fn req(&self, name: &str) -> Result<&'f Node> {
         self.attr(name)
             .ok_or_else(|| malformed(&self.path, format!("missing attribute {name:?}")))

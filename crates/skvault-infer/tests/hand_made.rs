@@ -127,3 +127,51 @@ fn unknown_classes_are_unsupported_with_their_path() {
         other => panic!("{other:?}"),
     }
 }
+
+fn open_root(root: skvault_format::Node) -> Result<Model, InferError> {
+    let bytes = skvault_format::prepare(
+        root,
+        &[],
+        serde_json::Map::new(),
+        skvault_format::WriteOptions::default(),
+    )
+    .unwrap()
+    .to_vec()
+    .unwrap();
+    Model::from_file(&SkvFile::from_bytes(bytes).unwrap())
+}
+
+#[test]
+fn an_estimator_without_fitted_attributes_is_not_fitted() {
+    use skvault_format::testing::object;
+    use skvault_format::Node;
+
+    // The parameters of an unfitted estimator only: no name ends with `_`.
+    let unfitted = object(
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        vec![
+            ("max_depth", Node::None),
+            ("_sklearn_version", Node::Str("1.9.1".into())),
+        ],
+    );
+    match open_root(unfitted) {
+        Err(e @ InferError::NotFitted { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("DecisionTreeRegressor is not fitted"),
+                "{message}"
+            );
+            assert!(message.starts_with("/root:"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // One fitted attribute present and another missing: a damaged (or hostile) file.
+    let damaged = object(
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        vec![("n_features_in_", Node::Int(2))],
+    );
+    assert!(matches!(
+        open_root(damaged),
+        Err(InferError::Malformed { .. })
+    ));
+}

@@ -70,16 +70,18 @@ impl Format {
     }
 }
 
+/// joblib's compressor magics, in its order.
+const MAGICS: &[(&[u8], Compression)] = &[
+    (b"\x78", Compression::Zlib),
+    (b"\x1f\x8b", Compression::Gzip),
+    (b"BZ", Compression::Bz2),
+    (b"\x5d\x00", Compression::Lzma),
+    (b"\xfd\x37\x7a\x58\x5a", Compression::Xz),
+    (b"\x04\x22\x4d\x18", Compression::Lz4),
+];
+
 /// Recognises a file by its first bytes.
 pub fn detect(bytes: &[u8]) -> Format {
-    const MAGICS: &[(&[u8], Compression)] = &[
-        (b"\x78", Compression::Zlib),
-        (b"\x1f\x8b", Compression::Gzip),
-        (b"BZ", Compression::Bz2),
-        (b"\x5d\x00", Compression::Lzma),
-        (b"\xfd\x37\x7a\x58\x5a", Compression::Xz),
-        (b"\x04\x22\x4d\x18", Compression::Lz4),
-    ];
     if bytes.starts_with(b"SKVAULT\0") {
         return Format::Skv;
     }
@@ -115,6 +117,112 @@ pub fn convertible_kind(bytes: &[u8]) -> Option<String> {
         }
         Format::Compressed(Compression::Bz2) if !bytes.starts_with(b"BZh") => None,
         Format::Compressed(c) => Some(format!("a {}-compressed joblib or pickle file", c.name())),
+        _ => None,
+    }
+}
+
+/// Opcodes that no pickle can begin with: each needs a stack item, a MARK or a memo entry and
+/// names no global, so CPython's unpicklers (the C one of `pickle.load` and the Python one
+/// joblib uses) raise on the very first byte, before reading anything after it. GLOBAL and
+/// INST are not here (Python's `_Unpickler` imports INST's module before it looks for the
+/// MARK), nor PERSID, EXT1/2/4 and NEXT_BUFFER (an unpickler given persistent ids, extension
+/// codes or buffers would go on).
+const CANNOT_START: &[u8] = &[
+    opcodes::STOP,
+    opcodes::POP,
+    opcodes::POP_MARK,
+    opcodes::DUP,
+    opcodes::APPEND,
+    opcodes::APPENDS,
+    opcodes::BUILD,
+    opcodes::DICT,
+    opcodes::GET,
+    opcodes::BINGET,
+    opcodes::LONG_BINGET,
+    opcodes::LIST,
+    opcodes::OBJ,
+    opcodes::PUT,
+    opcodes::BINPUT,
+    opcodes::LONG_BINPUT,
+    opcodes::SETITEM,
+    opcodes::SETITEMS,
+    opcodes::TUPLE,
+    opcodes::BINPERSID,
+    opcodes::REDUCE,
+    opcodes::NEWOBJ,
+    opcodes::TUPLE1,
+    opcodes::TUPLE2,
+    opcodes::TUPLE3,
+    opcodes::ADDITEMS,
+    opcodes::FROZENSET,
+    opcodes::NEWOBJ_EX,
+    opcodes::STACK_GLOBAL,
+    opcodes::MEMOIZE,
+    opcodes::READONLY_BUFFER,
+];
+
+/// PNG's signature: NEWFALSE, then PERSID with the id `NG\r`, which `pickle.load` and
+/// `joblib.load` (no persistent ids) refuse before reading the next line.
+const PNG: &[u8] = b"\x89PNG\r\n";
+
+/// What a file is when it is **not a pickle at all**: neither `pickle.load` nor `joblib.load`
+/// could import or call anything from it, whatever follows its first bytes. `None` means the
+/// file is (or may be) a pickle, a joblib container or a `.skv` file, and must be read and
+/// rated. The rule (docs/SECURITY.md, "Not a pickle"):
+///
+/// - an empty file (but not the first bytes of a container magic cut short: those are rated);
+/// - a first byte that is no pickle opcode and starts no container magic;
+/// - a first byte that is an opcode no pickle can begin with ([`CANNOT_START`]);
+/// - `x` (joblib's zlib magic, not an opcode) not followed by a zlib header byte, which zlib
+///   refuses before inflating anything (the sign [`convertible_kind`] uses);
+/// - PNG's signature.
+///
+/// Everything else, including a stream that starts like a pickle and breaks later, a
+/// compressed container that does not decompress, a zip archive and joblib's old `ZF` files,
+/// is read, and rated `unsafe` if it breaks.
+pub fn not_a_pickle_reason(bytes: &[u8]) -> Option<String> {
+    let Some(&first) = bytes.first() else {
+        return Some("the file is empty".into());
+    };
+    // The first bytes of a container cut short (a gzip file truncated to `1f`) are rated like
+    // the container they start, never waved through.
+    let containers = [
+        &b"SKVAULT\0"[..],
+        b"PK\x03\x04",
+        b"PK\x05\x06",
+        b"ZF",
+        b"x\x9c",
+    ];
+    let cut_short = |m: &[u8]| bytes.len() < m.len() && m.starts_with(bytes);
+    if containers
+        .into_iter()
+        .chain(MAGICS.iter().map(|(m, _)| *m))
+        .any(cut_short)
+    {
+        return None;
+    }
+    let head = || {
+        let hex: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        hex.join(" ")
+    };
+    match detect(bytes) {
+        Format::Unknown => Some(format!(
+            "its first byte is no pickle opcode and no compression magic (first bytes {})",
+            head()
+        )),
+        Format::Compressed(Compression::Zlib) if convertible_kind(bytes).is_none() => {
+            Some(format!(
+                "it starts with 'x' but not with a zlib header (first bytes {})",
+                head()
+            ))
+        }
+        Format::Pickle if bytes.starts_with(PNG) => Some("a PNG image".into()),
+        Format::Pickle if CANNOT_START.contains(&first) => Some(format!(
+            "its first byte 0x{first:02x} is the opcode {}, which no pickle can begin with \
+             (first bytes {})",
+            opcodes::name(first).unwrap_or("?"),
+            head()
+        )),
         _ => None,
     }
 }
@@ -305,6 +413,62 @@ mod tests {
         assert_eq!(detect(b""), Format::Empty);
         assert_eq!(detect(b"PK\x03\x04"), Format::Zip);
         assert_eq!(detect(b"\x00\x01"), Format::Unknown);
+    }
+
+    #[test]
+    fn not_a_pickle_only_when_no_unpickler_could_go_on() {
+        let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
+        for bytes in [
+            &b""[..],
+            b"hello world\n",
+            b"{\"a\": 1}",
+            b"\x00\x01\x02\x03",
+            b"\x7fELF",
+            b"%PDF-1.7",
+            png,
+            b"xylophone",
+            b"0.5,1.5\n",
+            b"a,b\n",
+            b"\x93NUMPY",
+            b"\x94\x88",
+        ] {
+            assert!(not_a_pickle_reason(bytes).is_some(), "{bytes:?}");
+        }
+        // Anything a pickle can begin with is read and rated, whatever follows.
+        for bytes in [
+            &b"\x80\x04\x95garbage"[..],
+            b"\x80",
+            b"(lp0\n",
+            b"cos\nsystem\n",
+            b"import numpy as np\n",
+            b"S'x'\n",
+            b"The quick brown fox",
+            b"\x89cos\nsystem\n",
+            b"\x89PNG",
+            b"PK\x03\x04",
+            b"ZF0x10",
+            b"BZ garbage",
+            b"x\x9cgarbage",
+            b"\x1f\x8b garbage",
+            b"SKVAULT\0",
+            b"Pid\n",
+            b"\x82\x01",
+            b"\x97",
+            b"x",
+            b"\x1f",
+            b"\xfd\x37",
+            b"\x04\x22",
+            b"SKV",
+        ] {
+            assert_eq!(not_a_pickle_reason(bytes), None, "{bytes:?}");
+        }
+        for op in CANNOT_START {
+            assert!(opcodes::name(*op).is_some());
+            assert!(!matches!(
+                *op,
+                opcodes::GLOBAL | opcodes::INST | opcodes::PROTO
+            ));
+        }
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! Every file is opened by path and recognised by its first bytes. `.skv` files are checked
 //! the way `skvault.load` checks them (the names their trees need against the trust set);
-//! anything else is read as a pickle or joblib stream. When a folder is walked, a file without
-//! a pickle or joblib extension whose reading fails before it names any importable global
-//! (dotted Python identifiers) is skipped: `pickle.load` would fail on it before importing
-//! anything (a text file read as protocol 0 names globals like `mport numpy as np`). Files
-//! named explicitly are always judged.
+//! a file that is not a pickle at all by its first bytes ([`crate::not_a_pickle_reason`]) is an
+//! error ([`FileError::NotAPickle`]), not a verdict; anything else is read as a pickle or
+//! joblib stream. When a folder is walked, a file without a pickle or joblib extension that is
+//! not a pickle, or whose reading fails before it names any importable global (dotted Python
+//! identifiers), is skipped: `pickle.load` would fail on it before importing anything (a text
+//! file read as protocol 0 names globals like `mport numpy as np`). Files named explicitly
+//! are always judged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,11 @@ pub enum FileError {
     /// The source is already a `.skv` file.
     #[error("{}: already a .skv file", path.display())]
     AlreadySkv { path: PathBuf },
+    /// The file is not a pickle at all, by its first bytes
+    /// ([`crate::not_a_pickle_reason`]): neither `pickle.load` nor `joblib.load` could run
+    /// anything from it, so it is an error, not a verdict.
+    #[error("{}: not a pickle or joblib file: {reason}", path.display())]
+    NotAPickle { path: PathBuf, reason: String },
 }
 
 fn summary(report: &ScanReport) -> String {
@@ -125,6 +132,7 @@ impl Mapped {
 /// Scans one file, whatever its kind.
 pub fn scan_path(path: &Path, options: &ScanOptions) -> Result<ScanReport, FileError> {
     let map = Mapped::open(path)?;
+    refuse_non_pickle(path, map.bytes())?;
     if detect(map.bytes()) == Format::Skv {
         return match SkvFile::open(path) {
             Ok(file) => Ok(scan_skv(&file, &options.trust)),
@@ -135,6 +143,16 @@ pub fn scan_path(path: &Path, options: &ScanOptions) -> Result<ScanReport, FileE
         };
     }
     Ok(crate::scan::scan_with(map.bytes(), options))
+}
+
+fn refuse_non_pickle(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    match crate::container::not_a_pickle_reason(bytes) {
+        Some(reason) => Err(FileError::NotAPickle {
+            path: path.to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The verdict on a `.skv` file: the names its trees need, rated like pickle globals.
@@ -281,6 +299,7 @@ fn is_not_a_pickle(scan: &FileScan) -> bool {
                 && r.issues.is_empty()
                 && !r.globals.iter().any(importable)
         }
+        Err(FileError::NotAPickle { .. }) => !named_like_one,
         Err(_) => false,
     }
 }
@@ -352,6 +371,7 @@ pub fn convert_file(
             path: src.to_path_buf(),
         });
     }
+    refuse_non_pickle(src, bytes)?;
     let limits: &Limits = &options.scan.limits;
     progress(Step::Decompressing);
     let (format, stream) = decompress(bytes, limits).map_err(|_| FileError::Unsafe {
@@ -372,6 +392,13 @@ pub fn convert_file(
     if !untrusted.is_empty() {
         return Err(untrusted_error(src, untrusted, &sklearn_versions));
     }
+    // The load would refuse it: standard-library values only in the shapes their pickles have.
+    skvault_format::stdlib::check_tree(&converted.root).map_err(|e| {
+        convert_err(PickleError::Convert {
+            path: "/root".into(),
+            message: e.to_string(),
+        })
+    })?;
     let metadata = record(
         src,
         bytes,

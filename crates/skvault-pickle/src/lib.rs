@@ -39,7 +39,9 @@ mod text;
 mod value;
 mod vm;
 
-pub use container::{convertible_kind, decompress, detect, Compression, Format};
+pub use container::{
+    convertible_kind, decompress, detect, not_a_pickle_reason, Compression, Format,
+};
 pub use error::{PickleError, Result};
 pub use file::{
     convert_file, scan_path, scan_paths, scan_skv, Conversion, ConvertOptions, FileError, FileScan,

@@ -127,3 +127,40 @@ fn folders_skip_text_files_but_never_a_pickle_with_another_name() {
     let named = scan_path(&dir.path().join("notes.py"), &ScanOptions::default()).unwrap();
     assert_eq!(named.verdict, Verdict::Unsafe);
 }
+
+#[test]
+fn files_that_are_not_pickles_are_errors_not_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8]); 4] = [
+        ("empty.pkl", b""),
+        ("notes.txt", b"hello, this is text\n"),
+        ("noise.bin", &[0x00, 0xff, 0x13, 0x37, 0x42]),
+        ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+    ];
+    for (name, bytes) in cases {
+        let src = write(&dir, name, bytes);
+        let scanned = scan_path(&src, &ScanOptions::default());
+        assert!(
+            matches!(&scanned, Err(FileError::NotAPickle { path, .. }) if path == &src),
+            "{name}: {scanned:?}"
+        );
+        assert!(scanned.unwrap_err().to_string().contains("not a pickle"));
+        let dst = dir.path().join("out.skv");
+        let converted = convert_file(&src, &dst, &ConvertOptions::default(), &mut |_| {});
+        assert!(
+            matches!(converted, Err(FileError::NotAPickle { .. })),
+            "{name}"
+        );
+        assert!(!dst.exists());
+    }
+    // A stream that starts like a pickle and breaks stays a verdict: unsafe.
+    for (name, bytes) in [
+        ("truncated.pkl", &LIST[..LIST.len() - 3]),
+        ("broken.pkl", &b"\x80\x04\x95garbage"[..]),
+        ("evil.txt", &EVIL[..EVIL.len() - 1]),
+    ] {
+        let src = write(&dir, name, bytes);
+        let report = scan_path(&src, &ScanOptions::default()).unwrap();
+        assert_eq!(report.verdict, Verdict::Unsafe, "{name}");
+    }
+}

@@ -675,6 +675,10 @@ pub fn load_tree<'py>(
     }
     // The state that trusted compiled code would read unchecked is checked here, in Rust,
     // before any array or object exists (SECURITY.md, "Trusted classes with compiled code").
+    for tree in file.manifest().trees() {
+        skvault_format::stdlib::check_tree(tree)
+            .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
+    }
     py.detach(|| skvault_infer::guard::check(&file))
         .map_err(|e| match e {
             // A damaged array the check had to read is the same IntegrityError a load gives.

@@ -18,6 +18,9 @@ fn export_error(py: Python<'_>, err: ExportError) -> PyErr {
             from_format(py, skvault_format::FormatError::Io { path, source })
         }
         ExportError::Untrusted { names } => untrusted(py, names),
+        ExportError::Infer(e @ InferError::NotFitted { .. }) => {
+            new_err(py, "NotFittedError", e.to_string())
+        }
         // Refusals (an estimator the exporter does not write), hostile sizes, bad documents.
         e => new_err(py, "ExportError", e.to_string()),
     }

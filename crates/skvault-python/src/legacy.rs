@@ -29,7 +29,9 @@ fn file_error(py: Python<'_>, err: FileError) -> PyErr {
             ..
         } => new_err(py, "MigrationError", message),
         FileError::Convert { .. } => new_err(py, "UnsupportedObjectError", message),
-        FileError::AlreadySkv { .. } => new_err(py, "FormatError", message),
+        FileError::AlreadySkv { .. } | FileError::NotAPickle { .. } => {
+            new_err(py, "FormatError", message)
+        }
         FileError::Write(e) => from_format(py, e),
         _ => new_err(py, "SkvaultError", message),
     }

@@ -96,6 +96,11 @@ fn with_prepared<'py, T>(
     let validation = args.validation.map(|v| walker.run(v)).transpose()?;
     let root = walker.finish(root);
     let validation = validation.map(|v| walker.finish(v));
+    // Never write what load would refuse: standard-library values only in their checked shapes.
+    for tree in std::iter::once(&root).chain(validation.as_ref()) {
+        skvault_format::stdlib::check_tree(tree)
+            .map_err(|e| errors::unsupported(py, format!("cannot save {e}")))?;
+    }
     let inputs: Vec<ArrayInput<'_>> = walker
         .arrays
         .iter()
@@ -303,13 +308,15 @@ fn default_trusted() -> Vec<&'static str> {
     names
 }
 
-/// The classes with compiled code whose state `load` checks in Rust before building
-/// anything (`skvault_infer::guard::GUARDED`), sorted.
+/// The classes whose state `load` checks in Rust before building anything: those with
+/// compiled code of `skvault_infer::guard::GUARDED`, and the standard-library values of
+/// `skvault_format::stdlib` (checked in the exact shape of their pickles), sorted.
 #[pyfunction]
 fn guarded_classes() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = skvault_infer::guard::GUARDED
         .iter()
         .map(|(name, _)| *name)
+        .chain(skvault_format::stdlib::CLASSES.iter().copied())
         .collect();
     names.sort_unstable();
     names

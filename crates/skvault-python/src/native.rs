@@ -30,6 +30,7 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
         e @ InferError::Frame(skvault_frame::FrameError::MissingColumns(_)) => {
             PyValueError::new_err(e.to_string())
         }
+        e @ InferError::NotFitted { .. } => new_err(py, "NotFittedError", e.to_string()),
         e => PyValueError::new_err(e.to_string()),
     }
 }
