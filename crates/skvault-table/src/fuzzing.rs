@@ -1,7 +1,7 @@
 //! What the `table` fuzz target does with its input, shared with the replay test
 //! (`tests/fuzz_replay.rs`) so that both always exercise the same calls.
 
-use crate::{read_csv, read_npy, read_parquet, Table};
+use crate::{read_csv, read_csv_frame, read_npy, read_parquet, Table};
 
 /// Reads `bytes` as `.npy`, as CSV (when it is UTF-8) and as Parquet. Every reader must
 /// return `Ok` or `Err`, never panic or allocate beyond what the input holds; a table that
@@ -10,6 +10,7 @@ use crate::{read_csv, read_npy, read_parquet, Table};
 #[allow(clippy::panic)] // an inconsistent table is the bug a fuzz run looks for
 pub fn exercise(bytes: &[u8]) -> usize {
     let mut read = 0;
+    let mut frames = 0;
     let mut check = |t: Result<Table, _>| {
         if let Ok(t) = t {
             let cells = t.n_rows.checked_mul(t.n_cols);
@@ -34,7 +35,15 @@ pub fn exercise(bytes: &[u8]) -> usize {
     check(read_npy(bytes));
     if let Ok(text) = std::str::from_utf8(bytes) {
         check(read_csv(text));
+        // As a frame, with the first column read as text: its columns must agree in length.
+        let first = text.split([',', '\n']).next().unwrap_or("").trim();
+        if let Ok(f) = read_csv_frame(text, &[first]) {
+            if f.columns().iter().any(|c| c.len() != f.n_rows()) {
+                panic!("a frame column's length differs from the frame's rows");
+            }
+            frames += 1;
+        }
     }
     check(read_parquet(bytes.to_vec()));
-    read
+    read + frames
 }

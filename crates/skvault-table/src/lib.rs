@@ -16,7 +16,7 @@ mod npy;
 mod parquet_file;
 mod thrift_check;
 
-pub use csv::{csv_field, read_csv};
+pub use csv::{csv_field, read_csv, read_csv_frame};
 pub use npy::{npy_bytes, read_npy};
 pub use parquet_file::{read_parquet, MAX_CELLS};
 
