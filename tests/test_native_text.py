@@ -355,3 +355,41 @@ def test_target_encoder_transforms_as_scikit_learn(kind, tmp_path):
         np.testing.assert_allclose(native.predict(Xt), model.predict(Xt), rtol=1e-12, atol=1e-14)
     else:
         assert_same(native.predict_proba(Xt), model.predict_proba(Xt), f"pipeline {kind}")
+
+
+def test_validation_dataframes_round_trip_with_their_dtypes(tmp_path):
+    X, y = frame(300, 0, holes=True), target(frame(300, 0, holes=True))
+    X = X.assign(
+        visits=pd.array(np.where(np.arange(300) % 7 == 0, None, np.arange(300) % 5), dtype="Int64"),
+        flag=pd.array(np.where(np.arange(300) % 11 == 0, None, np.arange(300) % 2 == 0), dtype="boolean"),
+        note=pd.array(np.where(np.arange(300) % 13 == 0, None, "n"), dtype="string"),
+    )
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "income", "visits", "flag"]),
+                ("text", OneHotEncoder(handle_unknown="ignore"), ["city", "plan", "grade"]),
+            ]
+        ),
+        RandomForestClassifier(n_estimators=5, random_state=0),
+    ).fit(X, y)
+    path = tmp_path / "m.skv"
+    skvault.dump(model, path, validation=(X, y))
+    loaded = skvault.load(path, validate=True)
+    assert type(loaded).__name__ == "Pipeline"
+    # What is stored gives back the same frame (dtypes, categories, missing values).
+    from skvault import _validation
+
+    stored = _validation.frame_to_tree(X.iloc[:100])
+    pd.testing.assert_frame_equal(_validation.tree_to_frame(stored), X.iloc[:100].reset_index(drop=True))
+    schema = skvault.inspect(path)["metadata"]["input_schema"]
+    assert schema["source"] == "validation"
+    assert {c["name"]: c["dtype"] for c in schema["columns"]} == {n: str(t) for n, t in X.dtypes.items()}
+
+
+def test_a_validation_column_of_an_unsupported_dtype_is_refused_by_name(tmp_path):
+    X = pd.DataFrame({"a": [1.0, 2.0], "when": pd.to_datetime(["2026-01-01", "2026-01-02"])})
+    model = make_pipeline(StandardScaler()).fit(X[["a"]])
+    with pytest.raises(TypeError, match="validation column 'when' has dtype datetime64"):
+        skvault.dump(model, tmp_path / "m.skv", validation=X)
+    assert not (tmp_path / "m.skv").exists()

@@ -30,12 +30,80 @@ def _take_rows(X: Any, n: int) -> Any:
         return X.tocsr()[:n]
     if isinstance(X, (list, tuple)):
         return list(X[:n])
-    if hasattr(X, "iloc"):  # pandas: stored as a numpy array, rebuilt without pandas
-        raise TypeError(
-            "validation data frames are not supported yet: pass X.to_numpy() "
-            "(the model then sees the same values without column names)"
-        )
+    if hasattr(X, "iloc") and hasattr(X, "dtypes"):  # a pandas DataFrame, kept as one
+        return X.iloc[:n]
     return np.asarray(X)[:n].copy()
+
+
+def _is_frame(X: Any) -> bool:
+    return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "dtypes")
+
+
+def _frame_column(name: str, series: Any) -> Any:
+    """One column of a validation DataFrame as plain values the file can hold (numpy
+    arrays, lists, strings), with what ``_rebuild_column`` needs to give it back its dtype."""
+    dtype = series.dtype
+    text = str(dtype)
+    if text == "category":
+        cats = series.cat.categories
+        return {
+            "codes": np.asarray(series.cat.codes, dtype=np.int64),
+            "categories": cats.to_numpy(dtype=object) if cats.dtype.kind in "OUT" or str(cats.dtype) in ("str", "string") else cats.to_numpy(),
+            "ordered": bool(series.cat.ordered),
+        }
+    kind = getattr(dtype, "kind", "O")
+    if isinstance(dtype, np.dtype) and kind in "biuf":
+        return series.to_numpy().copy()
+    if kind in "biuf":  # pandas' nullable Int64, Float64, boolean: NaN where pd.NA
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind in "OUT" or text in ("str", "string"):
+        values = series.to_numpy(dtype=object)
+        out = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            if type(v).__name__ == "NAType":
+                v = None  # pd.NA in a "string" column; astype("string") gives it back
+            elif not (v is None or isinstance(v, (str, bool, int, float))):
+                raise TypeError(
+                    f"validation column {name!r} holds a {type(v).__name__}: only text, numbers, "
+                    "booleans and missing values can be stored"
+                )
+            out[i] = v
+        return out
+    raise TypeError(f"validation column {name!r} has dtype {text}, which skvault cannot store yet")
+
+
+def frame_to_tree(X: Any) -> dict[str, Any]:
+    """A DataFrame as the validation tree stores it (docs/FORMAT.md section 4)."""
+    names = [str(c) for c in X.columns]
+    if len(set(names)) != len(names) or not all(isinstance(c, str) for c in X.columns):
+        raise TypeError("a validation DataFrame needs distinct string column names")
+    return {
+        "frame": {
+            "columns": names,
+            "dtypes": [str(t) for t in X.dtypes],
+            "data": [_frame_column(n, X.iloc[:, i]) for i, n in enumerate(names)],
+        }
+    }
+
+
+def _rebuild_column(pd: Any, data: Any, dtype: str) -> Any:
+    if dtype == "category":
+        return pd.Categorical.from_codes(data["codes"], categories=data["categories"], ordered=data["ordered"])
+    if dtype in ("object",):
+        return pd.Series(data, dtype=object)
+    return pd.Series(data).astype(dtype)
+
+
+def tree_to_frame(tree: dict[str, Any]) -> Any:
+    """The DataFrame a validation tree stores (needs pandas, as the model it checks did)."""
+    import pandas as pd
+
+    frame = tree["frame"]
+    columns = {
+        name: _rebuild_column(pd, data, dtype)
+        for name, dtype, data in zip(frame["columns"], frame["dtypes"], frame["data"])
+    }
+    return pd.DataFrame(columns)
 
 
 def _outputs(model: Any, X: Any) -> dict[str, Any]:
@@ -81,13 +149,14 @@ def build(model: Any, validation: Any, max_rows: int = MAX_ROWS) -> tuple[dict, 
     n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
     if n_rows == 0:
         raise ValueError("validation data has no rows")
+    stored = frame_to_tree(X) if _is_frame(X) else X
     outputs = _outputs(model, X)
     if not outputs:
         raise ValueError(f"{type(model).__name__} has no method skvault can record on the validation rows")
     summary: dict[str, Any] = {"n_rows": int(n_rows), "methods": list(outputs), "rtol": RTOL, "atol": ATOL}
     if y is not None:
         summary.update(_target_summary(model, y))
-    return {"X": X, "outputs": outputs}, summary
+    return {"X": stored, "outputs": outputs}, summary
 
 
 def _dense(a: Any) -> np.ndarray:
@@ -123,6 +192,8 @@ def _compare(method: str, expected: Any, got: Any) -> None:
 def check(model: Any, validation: dict) -> None:
     """Recompute the recorded outputs on the stored rows; raise ValidationError on a mismatch."""
     X = validation["X"]
+    if isinstance(X, dict) and "frame" in X:
+        X = tree_to_frame(X)
     got = _outputs(model, X)
     for method, expected in validation["outputs"].items():
         if method not in got:
