@@ -164,33 +164,48 @@ enum RegistryCommand {
     },
 }
 
-/// An indicatif bar on stderr (hidden when stderr is not a terminal).
-struct Bar(indicatif::ProgressBar);
+/// The bar of an upload or download (see `progress`): made when the registry says what it
+/// transfers, styled before it is first drawn; also where a transfer checks for Ctrl-C.
+struct Bar(std::sync::Mutex<indicatif::ProgressBar>);
 
 impl Bar {
     fn new() -> Bar {
-        Bar(indicatif::ProgressBar::hidden())
+        Bar(std::sync::Mutex::new(indicatif::ProgressBar::hidden()))
+    }
+
+    fn bar(&self) -> indicatif::ProgressBar {
+        match self.0.lock() {
+            Ok(bar) => bar.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After the registry call: clears a bar that an error left unfinished.
+    fn close(&self) {
+        let bar = self.bar();
+        if !bar.is_finished() {
+            bar.finish_and_clear();
+        }
     }
 }
 
 impl Progress for Bar {
     fn begin(&self, what: &str, total: u64) {
-        self.0
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.0.set_length(total);
-        self.0.set_position(0);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        ) {
-            self.0.set_style(style.progress_chars("=> "));
+        let bar = crate::progress::bytes_bar(total, what.to_string());
+        match self.0.lock() {
+            Ok(mut slot) => *slot = bar,
+            Err(poisoned) => *poisoned.into_inner() = bar,
         }
-        self.0.set_message(what.to_string());
     }
     fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
+        self.bar().inc(bytes);
     }
     fn end(&self) {
-        self.0.finish_and_clear();
+        let bar = self.bar();
+        crate::progress::end(&bar, Some(bar.position()) == bar.length());
+    }
+    fn check(&self) -> std::io::Result<()> {
+        crate::interrupt::check()
     }
 }
 
@@ -254,13 +269,16 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
             lineage,
         } => {
             let opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
-            outln!(
-                "{}",
-                reg.register(&file, &name, &opts, &Bar::new())?.doc.version
-            );
+            let bar = Bar::new();
+            let registered = reg.register(&file, &name, &opts, &bar);
+            bar.close();
+            outln!("{}", registered?.doc.version);
         }
         RegistryCommand::Get { which, output } => {
-            let doc = reg.download(&which.name, &which.selector(), &output, &Bar::new())?;
+            let bar = Bar::new();
+            let downloaded = reg.download(&which.name, &which.selector(), &output, &bar);
+            bar.close();
+            let doc = downloaded?;
             errln!(
                 "{} version {} -> {}",
                 doc.name,
@@ -418,7 +436,10 @@ fn export(
         .tempdir()
         .map_err(|e| CliError::io(&std::env::temp_dir(), e))?;
     let skv = tmp.path().join("model.skv");
-    let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
+    let bar = Bar::new();
+    let downloaded = reg.download(&which.name, &which.selector(), &skv, &bar);
+    bar.close();
+    let doc = downloaded?;
     errln!("{} version {}", doc.name, doc.version);
     let args = crate::export::ExportArgs {
         src: skv,
