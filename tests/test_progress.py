@@ -131,3 +131,21 @@ def test_scan_bar_and_no_bar_for_json(tmp_path, arrays_pickle):
     assert as_json.code == 0, as_json.tty
     assert "scanning" not in as_json.tty and "[" not in as_json.tty
     assert json.loads(as_json.stdout)["summary"]["safe"] == 1
+
+
+def test_predict_in_batches_names_the_bad_row_of_the_whole_input(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    path = tmp_path / "lr.skv"
+    skvault.dump(model, path)
+    rows = rng.normal(size=(150_000, 3))
+    rows[140_000, 2] = np.inf  # in the third batch of rows
+    np.save(tmp_path / "x.npy", rows)
+    result = subprocess.run([*CLI, "predict", str(path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "input row 140000, column 2" in result.stderr, result.stderr
+    assert not (tmp_path / "y.npy").exists()

@@ -3,7 +3,7 @@
 //! same result as one call over the whole input.
 
 use indicatif::ProgressBar;
-use skvault_infer::{Matrix, MatrixView, Method, Model, Prediction};
+use skvault_infer::{InferError, Matrix, MatrixView, Method, Model, Prediction};
 
 use crate::{interrupt, CliError};
 
@@ -33,7 +33,7 @@ impl Rows {
     }
 }
 
-fn call(model: &Model, method: Method, x: &MatrixView<'_>) -> Result<Rows, CliError> {
+fn call(model: &Model, method: Method, x: &MatrixView<'_>) -> Result<Rows, InferError> {
     Ok(match method {
         Method::Predict => match model.predict(x)? {
             Prediction::Labels(idx) => Rows::Labels(idx),
@@ -44,6 +44,24 @@ fn call(model: &Model, method: Method, x: &MatrixView<'_>) -> Result<Rows, CliEr
         Method::Transform => Rows::Values(model.transform(x)?),
         Method::ScoreSamples => Rows::Values(model.score_samples(x)?),
     })
+}
+
+/// An error of the batch that starts at row `start`, its row counted in the whole input.
+fn in_input(err: InferError, start: usize) -> InferError {
+    match err {
+        InferError::InvalidValue {
+            class,
+            row,
+            column,
+            message,
+        } => InferError::InvalidValue {
+            class,
+            row: row.saturating_add(start),
+            column,
+            message,
+        },
+        other => other,
+    }
 }
 
 /// Runs `method` over the `n_rows` rows of `data` (in the model's feature order), a batch at
@@ -63,7 +81,8 @@ pub fn predict(
         let slice = data
             .get(start * n_cols..end * n_cols)
             .ok_or_else(|| CliError::input("the input is shorter than its row count"))?;
-        let rows = call(model, method, &MatrixView::new(slice, end - start, n_cols)?)?;
+        let rows = call(model, method, &MatrixView::new(slice, end - start, n_cols)?)
+            .map_err(|e| in_input(e, start))?;
         match &mut all {
             None => all = Some(rows),
             Some(all) => all.append(rows)?,
