@@ -92,6 +92,7 @@ def test_predict_bar_counts_rows(tmp_path, forest):
     np.save(tmp_path / "x.npy", X)
     run = run_tty("predict", path, tmp_path / "x.npy", "-o", tmp_path / "y.npy", **FORCE)
     assert run.code == 0, run.tty
+    assert any(line.endswith(")") and "reading the input (" in line for line in run.lines()), run.tty
     last = run.last_bar("predicting")
     assert f"{n:,}/{n:,} rows" in last, last
     assert "/s" in last

@@ -197,10 +197,14 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
             names.join(", ")
         ));
     }
-    let table = read_input(&args.input)?;
+    // Parsing a large CSV takes a while and reports nothing: a spinner says so.
+    let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
+    let reading = crate::progress::spinner(size, "reading the input");
+    let table = read_input(&args.input);
+    reading.finish_and_clear();
+    let table = table?;
     let n_rows = table.n_rows;
     let data = align(table, &model)?;
-    let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
     let bar = crate::progress::rows_bar(n_rows as u64, size, "predicting");
     let rows = crate::rows::predict(&model, method, &data, n_rows, &bar);
     crate::progress::end(&bar, rows.is_ok());
