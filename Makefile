@@ -64,8 +64,10 @@ lint: ## rustfmt, clippy (warnings are errors) and the unsafe-code policy
 stubs: build ## Check the type stubs of skvault._native against the built module (mypy stubtest)
 	$(PY) -m mypy.stubtest skvault._native
 
+# INSTA_UPDATE=no: a CLI output that differs from its snapshot (crates/skvault-cli/tests/snapshots)
+# fails the run and writes nothing; accept a reviewed change with `cargo insta review`.
 test-rust: build s3-server ## Rust tests (the binding crate is tested through Python; the pickle corpus tests run make_fixtures.py with .venv)
-	cargo test --workspace --exclude skvault-python --quiet
+	INSTA_UPDATE=no cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
 	cargo test -p skvault-format -p skvault-pickle -p skvault-infer -p skvault-export -p skvault-table --test fuzz_replay --quiet

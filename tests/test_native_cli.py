@@ -6,6 +6,9 @@ Expected outputs come from scikit-learn on the same rows. The CLI runs as a subp
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
 
@@ -186,3 +189,45 @@ def test_output_is_replaced_atomically(tmp_path, classifier):
     np.save(tmp_path / "x.npy", Xt[:, :2])
     run(path, tmp_path / "x.npy", "-o", out, ok=False)
     assert_same(np.load(out), model.predict(Xt), "kept")
+
+
+def _run_on_a_terminal(*args):
+    """Runs the CLI with stdout on a pseudo-terminal; returns (exit code, stdout, stderr)."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([*CLI, *map(str, args)], stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            ready, _, _ = select.select([leader], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        err = proc.stderr.read().decode()
+        return proc.wait(timeout=30), b"".join(chunks), err
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+
+
+def test_predict_to_stdout_on_a_terminal_csv_yes_npy_refused(tmp_path, classifier):
+    """`-o -` writes CSV to a terminal as it would to a pipe; binary .npy bytes are refused
+    there (exit 2, nothing written) instead of garbling the terminal."""
+    _, path, Xt = classifier
+    np.save(tmp_path / "x.npy", Xt)
+    run(path, tmp_path / "x.npy", "-o", tmp_path / "y.csv")
+    code, out, err = _run_on_a_terminal(path, tmp_path / "x.npy", "-o", "-")
+    assert code == 0, err
+    # The terminal turns "\n" into "\r\n".
+    assert out.replace(b"\r\n", b"\n") == (tmp_path / "y.csv").read_bytes()
+    code, out, err = _run_on_a_terminal(path, tmp_path / "x.npy", "-o", "-", "--format", "npy")
+    assert (code, out) == (2, b"")
+    assert "redirect stdout" in err and "--format csv" in err

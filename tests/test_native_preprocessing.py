@@ -135,12 +135,15 @@ def test_encoders(tmp_path, make):
         assert_same(native.transform(unknown), want, "unknown categories")
 
 
-def test_text_categories_are_unsupported_at_load(tmp_path):
+def test_text_categories_load_and_read_text_only_from_frames(tmp_path):
+    # Encoders fitted on text are supported (tests/test_native_text.py); a numeric matrix
+    # cannot hold their values and is refused.
     model = OneHotEncoder().fit(np.array([["a"], ["b"]], dtype=object))
     path = tmp_path / "m.skv"
     skvault.dump(model, path)
-    with pytest.raises(skvault.UnsupportedModelError, match="categories"):
-        skvault.native.load(path)
+    native = skvault.native.load(path)
+    with pytest.raises(ValueError, match="fitted on text"):
+        native.transform(np.array([[0.0]]))
 
 
 def _mixed():

@@ -148,7 +148,7 @@ def test_registry_records_match_the_cli(registry):
     native = reg._native
     base = ["registry", "--uri", uri]
     info = native.info("m", alias="champion")
-    assert info.to_dict() == cli(*base, "show", "m", "--alias", "champion")
+    assert info.to_dict() == cli(*base, "show", "m", "--alias", "champion", "--arrays")
     assert info.to_dict() == reg.info("m", alias="champion")
     doc = info.doc
     assert (info.name, info.version, info.archived, info.aliases) == ("m", 1, False, ["champion"])

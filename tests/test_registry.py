@@ -337,7 +337,7 @@ def test_cli_registry_commands(backend, forest, tmp_path):
         return r.returncode, r.stdout, r.stderr
 
     assert cli("register", str(path), "f", "--metric", "acc=0.9", "--tag", "team=x", "--lineage", "run=7")[:2] == (0, "1\n")
-    assert cli("set-alias", "f", "prod", "1", "--expect", "none")[0] == 0
+    assert cli("set-alias", "f", "prod", "--version", "1", "--expect", "none")[0] == 0
     code, out, _ = cli("versions", "f", "--json")
     assert code == 0 and json.loads(out)[0]["aliases"] == ["prod"]
     out_file = tmp_path / "got.skv"
@@ -345,7 +345,7 @@ def test_cli_registry_commands(backend, forest, tmp_path):
     assert out_file.read_bytes() == path.read_bytes()
     code, _, err = cli("register", str(path), "../x")
     assert code == 2 and "invalid model name" in err
-    code, _, err = cli("delete", "f", "1")
+    code, _, err = cli("delete", "f", "--version", "1")
     assert code == 2 and "--yes" in err
     code, out, _ = cli("search", "--metric", "acc>0.5")
     assert code == 0 and out.startswith("f  v1")

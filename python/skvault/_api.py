@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal, Union
 
-from skvault import _native, _validation, _versions
+from skvault import _native, _schema, _validation, _versions
 from skvault._metadata import collect_metadata
 from skvault.exceptions import InvalidOptionError, ValidationError
 
@@ -104,6 +104,9 @@ def _path(path: PathLike) -> str:
 
 def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[dict[str, Any], Any]:
     record = collect_metadata(obj, user=metadata, metrics=metrics)
+    schema = _schema.input_schema(obj, validation)
+    if schema is not None:
+        record["input_schema"] = schema
     tree = None
     if validation is not None:
         tree, record["validation"] = _validation.build(obj, validation)

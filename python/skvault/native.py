@@ -8,8 +8,8 @@
 state first: an estimator that native inference does not implement raises
 :class:`skvault.UnsupportedModelError` naming it, at load time. The methods take anything
 numpy can turn into a 2-d float64 array, or a pandas DataFrame (whose columns must be the
-model's ``feature_names_in_``; they are taken by name), and release the GIL while they
-compute. Results
+model's ``feature_names_in_``; they are taken by name, and text and ``category`` columns go
+to the encoders fitted on them), and release the GIL while they compute. Results
 match scikit-learn's (see ``docs/NATIVE.md`` for the supported estimators and tolerances).
 Nothing in the file is imported or executed, and scikit-learn is not needed.
 """
@@ -31,10 +31,10 @@ def _is_dataframe(X: Any) -> bool:
     return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "columns")
 
 
-def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
+def _in_fit_order(X: Any, names: list[str] | None) -> Any:
     """Columns are taken by name when the model has feature names (in any order, as
     ``skvault predict`` takes a CSV header); a missing or unexpected name is a ValueError
-    naming it. Nullable columns (pd.NA) become NaN; text columns are refused."""
+    naming it."""
     columns = [str(c) for c in X.columns]
     if names is not None and columns != names:
         missing = [n for n in names if n not in columns]
@@ -52,6 +52,39 @@ def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
                 "The feature names should match those that were passed during fit." + detail
             )
         X = X.iloc[:, [columns.index(n) for n in names]]
+    return X
+
+
+def _is_numeric(dtype: Any) -> bool:
+    # numpy's and pandas' nullable numbers and booleans (Int64, Float64, boolean).
+    return str(dtype) != "category" and getattr(dtype, "kind", "O") in "biuf"
+
+
+def _column_spec(series: Any) -> tuple:
+    """A column as ``skvault._native`` takes it: numbers as float64 (pd.NA as NaN), a
+    category column as its codes and categories, anything else as its Python objects
+    (``None``, NaN and ``pd.NA`` kept apart, as scikit-learn keeps them)."""
+    dtype = series.dtype
+    if _is_numeric(dtype):
+        return ("numbers", np.ascontiguousarray(series.to_numpy(dtype=np.float64, na_value=np.nan)))
+    if str(dtype) == "category":
+        return ("category", series.cat.codes.tolist(), series.cat.categories.tolist())
+    return ("objects", series.to_numpy(dtype=object).tolist())
+
+
+def _frame_columns(X: Any, names: list[str] | None) -> tuple[list[str], list[tuple]] | None:
+    """The frame's columns for native inference when one of them is not numeric (text,
+    category, object), else None (the matrix path is faster)."""
+    if all(_is_numeric(t) for t in X.dtypes):
+        return None
+    X = _in_fit_order(X, names)
+    return [str(c) for c in X.columns], [_column_spec(X.iloc[:, i]) for i in range(X.shape[1])]
+
+
+def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
+    """A numeric DataFrame as a float64 matrix in fit order; nullable columns (pd.NA)
+    become NaN."""
+    X = _in_fit_order(X, names)
     try:
         return X.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as e:
@@ -112,36 +145,43 @@ class NativeModel:
         """The methods this model has (``predict``, ``predict_proba``, ...)."""
         return list(self._inner.methods)
 
-    def _input(self, X: Any) -> np.ndarray:
+    def _names(self) -> list[str] | None:
         names = self._inner.feature_names_in
-        return _as_matrix(X, None if names is None else list(names))
+        return None if names is None else list(names)
 
     def _check(self, method: str) -> None:
         if not self._inner.has(method):
             raise AttributeError(f"{self.class_name} has no method {method}")
 
+    def _call(self, method: str, X: Any) -> tuple:
+        """``method`` on ``X``: a frame with text or category columns goes to the encoders
+        as it is; anything else as a float64 matrix."""
+        self._check(method)
+        if _is_dataframe(X):
+            frame = _frame_columns(X, self._names())
+            if frame is not None:
+                return self._inner.call_frame(method, *frame)
+        x = _as_matrix(X, self._names())
+        out = getattr(self._inner, method)(x)
+        return out if method == "predict" else ("values", *out)
+
     def predict(self, X: Any) -> np.ndarray:
-        self._check("predict")
-        kind, data, n_rows, n_cols, flat = self._inner.predict(self._input(X))
+        kind, data, n_rows, n_cols, flat = self._call("predict", X)
         if kind == "labels":
             return self.classes_.take(np.frombuffer(data, dtype=np.int64))
         return _matrix((data, n_rows, n_cols, flat))
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        self._check("predict_proba")
-        return _matrix(self._inner.predict_proba(self._input(X)))
+        return _matrix(self._call("predict_proba", X)[1:])
 
     def decision_function(self, X: Any) -> np.ndarray:
-        self._check("decision_function")
-        return _matrix(self._inner.decision_function(self._input(X)))
+        return _matrix(self._call("decision_function", X)[1:])
 
     def transform(self, X: Any) -> np.ndarray:
-        self._check("transform")
-        return _matrix(self._inner.transform(self._input(X)))
+        return _matrix(self._call("transform", X)[1:])
 
     def score_samples(self, X: Any) -> np.ndarray:
-        self._check("score_samples")
-        return _matrix(self._inner.score_samples(self._input(X)))
+        return _matrix(self._call("score_samples", X)[1:])
 
     def __repr__(self) -> str:
         return f"<skvault.native.NativeModel {self.class_name} ({', '.join(self.methods)})>"

@@ -15,6 +15,8 @@ pub struct Args<'a> {
     pub trust: &'a [String],
     pub compress: Option<&'a str>,
     pub level: Option<i32>,
+    /// Print the result as one JSON document instead of text.
+    pub json: bool,
 }
 
 /// The codec `--compress` names (`none` or absent: no compression).
@@ -62,6 +64,23 @@ pub fn run(args: &Args<'_>) -> Result<u8, CliError> {
     let result = skvault_pickle::convert_file_checked(args.src, args.dst, &options, &mut on_step);
     progress::end(&bar, result.is_ok());
     let c = result?;
+    if args.json {
+        let migrations: Vec<serde_json::Value> = c
+            .migrations
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "what": m.what, "count": m.count, "first_path": m.first_path}))
+            .collect();
+        crate::output::print_json(&serde_json::json!({
+            "source": args.src.display().to_string(),
+            "output": args.dst.display().to_string(),
+            "format": c.report.format.name(),
+            "arrays": c.arrays,
+            "bytes": c.bytes_written,
+            "sklearn_versions": c.sklearn_versions,
+            "migrations": migrations,
+        }))?;
+        return Ok(0);
+    }
     let versions = if c.sklearn_versions.is_empty() {
         String::new()
     } else {

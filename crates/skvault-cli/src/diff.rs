@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use skvault_format::manifest::hex;
 use skvault_format::SkvFile;
 
 use crate::inspect::array_paths;
 use crate::CliError;
 
-/// Flattens nested JSON objects into `a.b.c = value` lines.
-fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+/// Flattens nested JSON objects into `a.b.c = value` entries.
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, x) in m {
@@ -24,12 +24,12 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
             }
         }
         other => {
-            out.insert(prefix.to_string(), other.to_string());
+            out.insert(prefix.to_string(), other.clone());
         }
     }
 }
 
-fn section(md: &serde_json::Map<String, Value>, pointer: &[&str]) -> BTreeMap<String, String> {
+fn section(md: &serde_json::Map<String, Value>, pointer: &[&str]) -> BTreeMap<String, Value> {
     let mut v = Some(Value::Object(md.clone()));
     for key in pointer {
         v = v.and_then(|x| x.get(*key).cloned());
@@ -79,8 +79,8 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// The keys of both sides, once each, in natural order.
 fn sorted_keys<'m>(
-    a: &'m BTreeMap<String, String>,
-    b: &'m BTreeMap<String, String>,
+    a: &'m BTreeMap<String, Value>,
+    b: &'m BTreeMap<String, Value>,
 ) -> Vec<&'m String> {
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort_by(|p, q| natural_cmp(p, q));
@@ -88,80 +88,118 @@ fn sorted_keys<'m>(
     keys
 }
 
-/// Prints `- key: a` / `+ key: b` lines for keys whose values differ; returns how many.
-fn compare(title: &str, a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> usize {
-    let keys = sorted_keys(a, b);
-    let changed: Vec<&String> = keys
-        .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .collect();
-    if !changed.is_empty() {
-        outln!("{title}:");
-        for k in &changed {
-            let show = |x: Option<&String>| x.cloned().unwrap_or_else(|| "(absent)".into());
-            outln!("  {k}: {} -> {}", show(a.get(*k)), show(b.get(*k)));
-        }
-    }
-    changed.len()
+/// One key whose values differ (`None`: absent on that side).
+struct Change {
+    key: String,
+    a: Option<Value>,
+    b: Option<Value>,
 }
 
-fn arrays(file: &SkvFile) -> BTreeMap<String, String> {
+/// The keys whose values differ, in natural order.
+fn compare(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> Vec<Change> {
+    sorted_keys(a, b)
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| Change {
+            key: k.clone(),
+            a: a.get(k).cloned(),
+            b: b.get(k).cloned(),
+        })
+        .collect()
+}
+
+/// Each array by its path: shape and BLAKE3 digest.
+fn arrays(file: &SkvFile) -> BTreeMap<String, Value> {
     let m = file.manifest();
     let paths = array_paths(m);
     m.arrays
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let shape: Vec<String> = e.shape.iter().map(u64::to_string).collect();
-            let digest = hex(&e.digest);
-            let desc = format!("({}) {}", shape.join(", "), digest.get(..16).unwrap_or(""));
             let path = paths
                 .get(&i)
                 .cloned()
                 .unwrap_or_else(|| format!("array {i}"));
-            (path, desc)
+            (path, json!({"shape": e.shape, "blake3": hex(&e.digest)}))
         })
         .collect()
 }
 
-/// Exit code 0 when the models are the same (same params, versions, metrics, array digests), 1 if not.
-pub fn run(a: &Path, b: &Path) -> Result<u8, CliError> {
+/// An array as the text report shows it: `(shape) first 16 hex digits of the digest`.
+fn array_text(v: &Value) -> String {
+    let shape: Vec<String> = v["shape"]
+        .as_array()
+        .map(|s| s.iter().map(Value::to_string).collect())
+        .unwrap_or_default();
+    let digest = v["blake3"].as_str().unwrap_or("");
+    format!("({}) {}", shape.join(", "), digest.get(..16).unwrap_or(""))
+}
+
+/// The sections compared: the JSON key, the text report's title, and the values.
+fn sections(fa: &SkvFile, fb: &SkvFile) -> Vec<(&'static str, &'static str, Vec<Change>)> {
+    let (ma, mb) = (&fa.manifest().metadata, &fb.manifest().metadata);
+    let meta = |pointer: &[&str]| compare(&section(ma, pointer), &section(mb, pointer));
+    vec![
+        ("class", "class", meta(&["object"])),
+        ("params", "params", meta(&["estimator", "params"])),
+        ("versions", "versions", meta(&["environment"])),
+        ("metrics", "metrics", meta(&["metrics"])),
+        ("user", "user metadata", meta(&["user"])),
+        (
+            "arrays",
+            "arrays (shape, digest)",
+            compare(&arrays(fa), &arrays(fb)),
+        ),
+    ]
+}
+
+/// Exit code 0 when the models are the same (same params, versions, metrics, array
+/// digests), 1 if not.
+pub fn run(a: &Path, b: &Path, as_json: bool) -> Result<u8, CliError> {
     let fa = SkvFile::open(a)?;
     let fb = SkvFile::open(b)?;
-    let (ma, mb) = (&fa.manifest().metadata, &fb.manifest().metadata);
-    outln!("--- {}\n+++ {}", a.display(), b.display());
-    let mut changes = 0;
-    changes += compare(
-        "class",
-        &section(ma, &["object"]),
-        &section(mb, &["object"]),
-    );
-    changes += compare(
-        "params",
-        &section(ma, &["estimator", "params"]),
-        &section(mb, &["estimator", "params"]),
-    );
-    changes += compare(
-        "versions",
-        &section(ma, &["environment"]),
-        &section(mb, &["environment"]),
-    );
-    changes += compare(
-        "metrics",
-        &section(ma, &["metrics"]),
-        &section(mb, &["metrics"]),
-    );
-    changes += compare(
-        "user metadata",
-        &section(ma, &["user"]),
-        &section(mb, &["user"]),
-    );
-    changes += compare("arrays (shape, digest)", &arrays(&fa), &arrays(&fb));
-    if changes == 0 {
-        outln!("no differences in class, params, versions, metrics or arrays");
-        Ok(0)
+    let sections = sections(&fa, &fb);
+    let same = sections.iter().all(|(_, _, changes)| changes.is_empty());
+    if as_json {
+        let mut by_key = serde_json::Map::new();
+        for (key, _, changes) in &sections {
+            let list: Vec<Value> = changes
+                .iter()
+                .map(|c| json!({"key": c.key, "a": c.a, "b": c.b}))
+                .collect();
+            by_key.insert((*key).to_string(), Value::Array(list));
+        }
+        crate::output::print_json(&json!({
+            "a": a.display().to_string(),
+            "b": b.display().to_string(),
+            "same": same,
+            "changes": by_key,
+        }))?;
     } else {
-        Ok(1)
+        outln!("--- {}\n+++ {}", a.display(), b.display());
+        for (key, title, changes) in &sections {
+            print_section(title, changes, *key == "arrays");
+        }
+        if same {
+            outln!("no differences in class, params, versions, metrics or arrays");
+        }
+    }
+    Ok(if same { 0 } else { 1 })
+}
+
+/// Prints `title:` and `  key: a -> b` lines, or nothing when no value changed.
+fn print_section(title: &str, changes: &[Change], is_array: bool) {
+    if changes.is_empty() {
+        return;
+    }
+    outln!("{title}:");
+    let show = |x: &Option<Value>| match x {
+        None => "(absent)".to_string(),
+        Some(v) if is_array => array_text(v),
+        Some(v) => v.to_string(),
+    };
+    for c in changes {
+        outln!("  {}: {} -> {}", c.key, show(&c.a), show(&c.b));
     }
 }
 
@@ -171,19 +209,18 @@ mod tests {
 
     #[test]
     fn keys_sort_with_their_numbers_by_value() {
-        let a: BTreeMap<String, String> = [
+        let a: BTreeMap<String, Value> = [
             "estimators_[10].tree_.value",
             "estimators_[2].tree_.value",
             "estimators_[1].tree_.value",
             "coef_",
         ]
         .iter()
-        .map(|k| (k.to_string(), String::new()))
+        .map(|k| (k.to_string(), Value::Null))
         .collect();
-        let b: BTreeMap<String, String> =
-            [("estimators_[2].tree_.value".to_string(), "x".to_string())]
-                .into_iter()
-                .collect();
+        let b: BTreeMap<String, Value> = [("estimators_[2].tree_.value".to_string(), json!("x"))]
+            .into_iter()
+            .collect();
         let keys: Vec<&str> = sorted_keys(&a, &b)
             .into_iter()
             .map(String::as_str)

@@ -73,6 +73,13 @@ pub enum CliError {
     #[error("{} records no estimator parameters", path.display())]
     NoParams { path: PathBuf },
 
+    /// A registry command that reads (or changes what is there) found no registry at the
+    /// URI; only `register` creates one.
+    #[error(
+        "no registry at {uri} (create one with `skvault registry --uri {uri} register FILE NAME`)"
+    )]
+    NoRegistry { uri: String },
+
     /// A command-line value or an input that does not fit the command (an output format,
     /// input columns that do not match the model's features, a method the model lacks, ...).
     #[error("{message}")]

@@ -27,6 +27,9 @@ pub struct ExportArgs {
     /// onnx or json (default: json for a .json output, else onnx).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -41,6 +44,9 @@ pub struct ImportArgs {
     /// Compress arrays: zstd or lz4 (default: none).
     #[arg(long)]
     pub compress: Option<String>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The format an output path implies when `--format` is not given.
@@ -84,6 +90,9 @@ pub fn run_export(args: &ExportArgs) -> Result<u8, CliError> {
     };
     progress::end(&bar, result.is_ok());
     let (n, what) = result?;
+    if args.json {
+        return written_json(&args.src, &args.out, what, n);
+    }
     outln!(
         "{} -> {}: {what}, {n} bytes",
         args.src.display(),
@@ -98,10 +107,24 @@ pub fn run_import(args: &ImportArgs) -> Result<u8, CliError> {
     let options = WriteOptions { codec, level: None };
     skvault_export::import_json(&args.src, &args.out, &trust, options)?;
     let n = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    if args.json {
+        return written_json(&args.src, &args.out, "skv", n);
+    }
     outln!(
         "{} -> {}: imported, {n} bytes",
         args.src.display(),
         args.out.display()
     );
+    Ok(0)
+}
+
+/// The `--json` report of `export` and `import`: what was read, what was written.
+fn written_json(src: &Path, out: &Path, format: &str, bytes: u64) -> Result<u8, CliError> {
+    crate::output::print_json(&serde_json::json!({
+        "source": src.display().to_string(),
+        "output": out.display().to_string(),
+        "format": format.to_ascii_lowercase(),
+        "bytes": bytes,
+    }))?;
     Ok(0)
 }

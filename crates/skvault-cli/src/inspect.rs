@@ -305,6 +305,9 @@ fn record(out: &mut String, md: &serde_json::Map<String, serde_json::Value>) {
             let _ = writeln!(out, "classes: {}", compact(classes));
         }
     }
+    if let Some(schema) = md.get("input_schema") {
+        input_schema(out, schema);
+    }
     for (key, title) in [("metrics", "metrics"), ("user", "user metadata")] {
         if let Some(Value::Object(items)) = md.get(key) {
             let _ = writeln!(out, "\n{title}:");
@@ -317,5 +320,25 @@ fn record(out: &mut String, md: &serde_json::Map<String, serde_json::Value>) {
         let rows = v.get("n_rows").map(compact).unwrap_or_default();
         let methods = v.get("methods").map(compact).unwrap_or_default();
         let _ = writeln!(out, "\nvalidation: {rows} rows, outputs of {methods}");
+    }
+}
+
+/// The columns the model was fitted on (`input_schema`, FORMAT.md section 8).
+fn input_schema(out: &mut String, value: &serde_json::Value) {
+    match serde_json::from_value::<skvault_frame::InputSchema>(value.clone()) {
+        Ok(schema) => {
+            let source = match schema.source {
+                skvault_frame::SchemaSource::Validation => "dtypes of the validation rows",
+                skvault_frame::SchemaSource::Model => "kinds derived from the model",
+                skvault_frame::SchemaSource::User => "given at save time",
+            };
+            let _ = writeln!(out, "\ninput ({} columns, {source}):", schema.columns.len());
+            for column in &schema.columns {
+                let _ = writeln!(out, "  {column}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "\ninput: unreadable input_schema ({e})");
+        }
     }
 }

@@ -16,6 +16,7 @@ mod progress;
 pub mod registry;
 mod rows;
 pub mod scan;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -50,9 +51,21 @@ enum Command {
         params: bool,
     },
     /// Check every digest (manifest and arrays); exit 1 naming the first bad array.
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what differs between two files: parameters, versions, metrics, arrays by digest.
-    Diff { a: PathBuf, b: PathBuf },
+    /// Exit 0 when they are the same, 1 when they differ.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print the differences as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Tell whether pickle, joblib or .skv files are dangerous, without running them. Exit 0
     /// when all are safe, 1 when any is unsafe or unknown, 2 when a file cannot be read.
     Scan {
@@ -80,6 +93,9 @@ enum Command {
         /// Compression level.
         #[arg(long, requires = "compress")]
         level: Option<i32>,
+        /// Print what was converted as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Export a .skv model to ONNX (ai.onnx + ai.onnx.ml, double precision) or to portable
     /// JSON. Exit 0 when written, 1 when refused (unsupported estimator), 2 on errors.
@@ -87,7 +103,8 @@ enum Command {
     /// Turn a JSON document written by `skvault export --format json` back into a .skv file,
     /// through the same trust checks as load. Exit 0 when written, 1 when refused, 2 on errors.
     Import(export::ImportArgs),
-    /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
+    /// Predict with native inference (no Python): INPUT .npy, .csv or .parquet; OUTPUT .npy,
+    /// .csv or - (stdout).
     Predict(predict::PredictArgs),
     /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
     Registry(registry::RegistryArgs),
@@ -153,8 +170,8 @@ fn execute(command: Command) -> Result<u8, CliError> {
             all,
             params,
         } => inspect::run(&file, json, all, params).map(|()| 0),
-        Command::Verify { file } => verify(&file),
-        Command::Diff { a, b } => diff::run(&a, &b),
+        Command::Verify { file, json } => verify::run(&file, json),
+        Command::Diff { a, b, json } => diff::run(&a, &b, json),
         Command::Scan { paths, json, trust } => scan::run(&paths, &trust, json),
         Command::Convert {
             src,
@@ -162,53 +179,18 @@ fn execute(command: Command) -> Result<u8, CliError> {
             trust,
             compress,
             level,
+            json,
         } => convert::run(&convert::Args {
             src: &src,
             dst: &dst,
             trust: &trust,
             compress: compress.as_deref(),
             level,
+            json,
         }),
         Command::Export(args) => export::run_export(&args),
         Command::Import(args) => export::run_import(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Registry(args) => registry::run(args),
-    }
-}
-
-/// `skvault verify`: 0 when every digest matches, 1 on a mismatch (named), 2 on other errors.
-fn verify(path: &std::path::Path) -> Result<u8, CliError> {
-    use skvault_format::FormatError;
-    let file = match skvault_format::SkvFile::open(path) {
-        Err(FormatError::ManifestDigestMismatch) => {
-            errln!(
-                "{}: FAILED: the manifest digest does not match",
-                path.display()
-            );
-            return Ok(1);
-        }
-        other => other?,
-    };
-    match file.verify() {
-        Ok(()) => {
-            outln!(
-                "{}: OK ({} arrays)",
-                path.display(),
-                file.manifest().arrays.len()
-            );
-            Ok(0)
-        }
-        Err(e @ (FormatError::DigestMismatch { .. } | FormatError::Codec { .. })) => {
-            let index = match &e {
-                FormatError::DigestMismatch { index } | FormatError::Codec { index, .. } => *index,
-                _ => 0,
-            };
-            let what = inspect::array_paths(file.manifest())
-                .remove(&index)
-                .unwrap_or_else(|| format!("array {index}"));
-            errln!("{}: FAILED: {e} ({what})", path.display());
-            Ok(1)
-        }
-        Err(e) => Err(e.into()),
     }
 }

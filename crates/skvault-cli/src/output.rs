@@ -85,3 +85,21 @@ pub fn finish(code: u8) -> u8 {
         _ => code,
     }
 }
+
+/// Prints one JSON document (pretty, with a final newline) on stdout: what every `--json`
+/// report writes, and nothing else goes to stdout beside it.
+pub fn print_json(value: &serde_json::Value) -> Result<(), serde_json::Error> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_out(format_args!("{text}\n"));
+    Ok(())
+}
+
+/// Writes raw bytes on stdout (`skvault predict -o -` with `.npy` output).
+pub fn write_out_bytes(bytes: &[u8]) {
+    if stdout_closed() {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+        note(e);
+    }
+}

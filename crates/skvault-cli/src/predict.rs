@@ -4,7 +4,8 @@
 //! INPUT is a `.npy` file (a 2-d numeric array), CSV (`.csv`; the first line is a header
 //! when any of its cells is not a number) or Parquet (`.parquet`, `.pq`; numeric columns);
 //! column names are matched to `feature_names_in_`. OUTPUT is `.npy` or `.csv`, written
-//! atomically (a temporary file renamed into place).
+//! atomically (a temporary file renamed into place), or `-`: the result alone on stdout,
+//! CSV text unless `--format npy`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,15 +23,24 @@ pub struct PredictArgs {
     pub model: PathBuf,
     /// The rows to predict: .npy (2-d numeric array), .csv (header optional) or .parquet.
     pub input: PathBuf,
-    /// Where to write the result: .npy or .csv.
+    /// Where to write the result: .npy or .csv, or - for stdout (CSV unless --format npy).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// The output format (default: from OUTPUT's extension; csv for -).
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
     /// Write class probabilities (predict_proba) instead of labels.
     #[arg(long, conflicts_with = "method")]
     pub proba: bool,
     /// The method to call (default: predict).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutputFormat {
+    Csv,
+    Npy,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -175,13 +185,36 @@ enum Output {
     Values(Matrix),
 }
 
-fn execute(args: &PredictArgs) -> Result<(), CliError> {
+/// Where `-o` sends the result and in which format.
+fn destination(args: &PredictArgs) -> Result<(Option<&Path>, Format), CliError> {
+    let chosen = args.format.map(|f| match f {
+        OutputFormat::Csv => Format::Csv,
+        OutputFormat::Npy => Format::Npy,
+    });
+    if args.output.as_os_str() == "-" {
+        let format = chosen.unwrap_or(Format::Csv);
+        if format == Format::Npy && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return fail(
+                "-o - --format npy writes binary data: redirect stdout to a file or a pipe, \
+                 or use --format csv",
+            );
+        }
+        return Ok((None, format));
+    }
     skvault_format::atomic::refuse_input_as_output(&args.output, &[&args.model, &args.input])
         .map_err(|source| CliError::Io {
             path: args.output.clone(),
             source,
         })?;
-    let out_format = format_of(&args.output, "output")?;
+    let format = match chosen {
+        Some(f) => f,
+        None => format_of(&args.output, "output")?,
+    };
+    Ok((Some(&args.output), format))
+}
+
+fn execute(args: &PredictArgs) -> Result<(), CliError> {
+    let (out_path, out_format) = destination(args)?;
     let model = Model::open(&args.model)?;
     let method = match (args.proba, args.method) {
         (true, _) => Method::PredictProba,
@@ -224,7 +257,13 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
         Format::Csv => to_csv(&output, &headers),
         Format::Parquet => return fail("Parquet output is not supported"),
     };
-    write_atomic(&args.output, &bytes)
+    match out_path {
+        Some(path) => write_atomic(path, &bytes),
+        None => {
+            crate::output::write_out_bytes(&bytes);
+            Ok(())
+        }
+    }
 }
 
 fn column_names(output: &Output, model: &Model, method: Method) -> Vec<String> {

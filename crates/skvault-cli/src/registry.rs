@@ -18,6 +18,9 @@ pub struct RegistryArgs {
     /// AWS_* environment). Default: $SKVAULT_REGISTRY, else ./skvault-registry.
     #[arg(long, global = true)]
     uri: Option<String>,
+    /// Print the result as one JSON document on stdout (every subcommand).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: RegistryCommand,
 }
@@ -80,10 +83,13 @@ enum RegistryCommand {
         #[arg(long, value_enum)]
         format: Option<crate::export::Format>,
     },
-    /// Show one version's document as JSON.
+    /// Show one version's document as JSON (the blob digest of every array only with --arrays).
     Show {
         #[command(flatten)]
         which: Which,
+        /// Also list the digests of the version's arrays (`file.blobs`).
+        #[arg(long)]
+        arrays: bool,
     },
     /// List the models.
     Models,
@@ -93,8 +99,6 @@ enum RegistryCommand {
         /// Include archived versions.
         #[arg(long)]
         all: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Find versions by tags and metrics, e.g. --tag team=fraud --metric 'roc_auc>=0.9'.
     Search {
@@ -107,43 +111,51 @@ enum RegistryCommand {
         /// NAME OP NUMBER with OP in < <= = != >= > (repeatable).
         #[arg(long = "metric")]
         metrics: Vec<String>,
+        /// Include archived versions.
         #[arg(long)]
         all: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// List a model's aliases.
     Aliases { name: String },
-    /// Point ALIAS at VERSION (atomically; with --expect only if it points at that now).
+    /// Point ALIAS at version N (atomically; with --expect only if it points at that now).
     SetAlias {
         name: String,
         alias: String,
-        version: u64,
+        #[command(flatten)]
+        version: VersionNumber,
         /// Compare-and-swap: the version the alias must point at now, or "none".
         #[arg(long)]
         expect: Option<String>,
     },
     /// Remove an alias.
     DeleteAlias { name: String, alias: String },
-    /// Set (KEY=VALUE) and remove (--remove KEY) tags of a version.
+    /// Set (KEY=VALUE) and remove (--remove KEY) tags of version N.
     Tag {
         name: String,
-        version: u64,
+        /// The version number.
+        #[arg(long = "version", value_name = "N")]
+        version: Option<u64>,
+        /// Tags to set. (Deprecated: a version number before them, instead of --version N.)
+        #[arg(value_name = "KEY=VALUE")]
         set: Vec<String>,
-        #[arg(long)]
+        /// A tag to remove (repeatable).
+        #[arg(long, value_name = "KEY")]
         remove: Vec<String>,
     },
-    /// Hide a version from listings and from "latest" (--undo shows it again). Deletes nothing.
+    /// Hide version N from listings and from "latest" (--undo shows it again). Deletes nothing.
     Archive {
         name: String,
-        version: u64,
+        #[command(flatten)]
+        version: VersionNumber,
+        /// Show the version again.
         #[arg(long)]
         undo: bool,
     },
-    /// Delete a version for good (needs --yes), then collect its unshared blobs.
+    /// Delete version N for good (needs --yes), then collect its unshared blobs.
     Delete {
         name: String,
-        version: u64,
+        #[command(flatten)]
+        version: VersionNumber,
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
@@ -159,22 +171,65 @@ enum RegistryCommand {
     },
     /// Check that every version's blobs exist (--deep: and match their digests).
     Check {
+        /// Also read every blob and check its digest.
         #[arg(long)]
         deep: bool,
     },
 }
 
+/// The version a command changes: `--version N`. The positional `VERSION` of earlier
+/// releases is still read (hidden from the help, with a warning on stderr) so that
+/// existing scripts keep working; see docs/CLI.md.
+#[derive(Args)]
+struct VersionNumber {
+    /// The version number.
+    #[arg(long = "version", value_name = "N")]
+    version: Option<u64>,
+    #[arg(value_name = "VERSION", hide = true)]
+    positional: Option<u64>,
+}
+
+impl VersionNumber {
+    fn get(&self) -> Result<u64, RegistryError> {
+        pick_version(self.version, self.positional)
+    }
+}
+
+/// `--version N`, or the deprecated positional form (with a warning); exactly one of them.
+fn pick_version(flag: Option<u64>, positional: Option<u64>) -> Result<u64, RegistryError> {
+    match (flag, positional) {
+        (Some(n), None) => Ok(n),
+        (None, Some(n)) => {
+            errln!(
+                "skvault: warning: a positional version number is deprecated: use --version {n}"
+            );
+            Ok(n)
+        }
+        (Some(_), Some(_)) => Err(invalid(
+            "the version is given twice: use --version N alone".into(),
+        )),
+        (None, None) => Err(invalid("which version? add --version N".into())),
+    }
+}
+
 /// The bar of an upload or download (see `progress`): made when the registry says what it
-/// transfers, styled before it is first drawn; also where a transfer checks for Ctrl-C.
-struct Bar(std::sync::Mutex<indicatif::ProgressBar>);
+/// transfers, styled before it is first drawn (none for --json); also where a transfer
+/// checks for Ctrl-C.
+struct Bar {
+    bar: std::sync::Mutex<indicatif::ProgressBar>,
+    shown: bool,
+}
 
 impl Bar {
-    fn new() -> Bar {
-        Bar(std::sync::Mutex::new(indicatif::ProgressBar::hidden()))
+    fn new(json: bool) -> Bar {
+        Bar {
+            bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
+            shown: !json,
+        }
     }
 
     fn bar(&self) -> indicatif::ProgressBar {
-        match self.0.lock() {
+        match self.bar.lock() {
             Ok(bar) => bar.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
@@ -191,8 +246,11 @@ impl Bar {
 
 impl Progress for Bar {
     fn begin(&self, what: &str, total: u64) {
+        if !self.shown {
+            return;
+        }
         let bar = crate::progress::bytes_bar(total, what.to_string());
-        match self.0.lock() {
+        match self.bar.lock() {
             Ok(mut slot) => *slot = bar,
             Err(poisoned) => *poisoned.into_inner() = bar,
         }
@@ -248,34 +306,85 @@ fn summary(v: &VersionInfo) -> String {
     line
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, CliError> {
+    Ok(serde_json::to_value(v)?)
+}
+
+/// A version as `show` (and `register --json`) print it: the document, without the
+/// per-array blob digests unless `arrays` (a forest has thousands of them).
+fn version_json(info: &VersionInfo, arrays: bool) -> Result<Value, CliError> {
+    let mut value = to_json(info)?;
+    if !arrays {
+        if let Some(file) = value.get_mut("file").and_then(Value::as_object_mut) {
+            file.remove("blobs");
+        }
+    }
+    Ok(value)
+}
+
+/// The registry's URI: `--uri`, else `$SKVAULT_REGISTRY`, else `./skvault-registry`.
+fn registry_uri(arg: Option<String>) -> String {
+    arg.or_else(|| std::env::var("SKVAULT_REGISTRY").ok())
+        .unwrap_or_else(|| skvault_registry::DEFAULT_URI.to_string())
+}
+
+/// Opens the registry for a command that reads or changes what is there: a path with no
+/// registry is an error, never a new empty registry.
+fn open_existing(uri: &str) -> Result<Registry, CliError> {
+    Registry::open_existing(uri)?.ok_or_else(|| CliError::NoRegistry {
+        uri: uri.to_string(),
+    })
+}
+
+/// Opens the registry for `register`, creating it (and saying where, on stderr) if needed.
+fn open_or_create(uri: &str) -> Result<Registry, CliError> {
+    if let Some(reg) = Registry::open_existing(uri)? {
+        return Ok(reg);
+    }
+    let reg = Registry::open(uri)?;
+    let place = match skvault_registry::Location::parse(uri)? {
+        skvault_registry::Location::Folder(dir) => std::fs::canonicalize(&dir)
+            .map_or_else(|_| dir.display().to_string(), |p| p.display().to_string()),
+        skvault_registry::Location::S3 { .. } => uri.to_string(),
+    };
+    errln!("skvault: creating a new registry at {place}");
+    Ok(reg)
 }
 
 /// Runs `skvault registry ...`; returns the exit code (0 ok, 1 check found problems).
 pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
-    let uri = args
-        .uri
-        .or_else(|| std::env::var("SKVAULT_REGISTRY").ok())
-        .unwrap_or_else(|| skvault_registry::DEFAULT_URI.to_string());
-    let reg = Registry::open(&uri)?;
-    match args.command {
-        RegistryCommand::Register {
-            file,
-            name,
-            metadata,
-            metrics,
-            tags,
-            lineage,
-        } => {
-            let opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
-            let bar = Bar::new();
-            let registered = reg.register(&file, &name, &opts, &bar);
-            bar.close();
-            outln!("{}", registered?.doc.version);
+    let uri = registry_uri(args.uri);
+    let json = args.json;
+    if let RegistryCommand::Register {
+        file,
+        name,
+        metadata,
+        metrics,
+        tags,
+        lineage,
+    } = args.command
+    {
+        let opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
+        // What can be checked before a new registry is created, so that a typo creates none.
+        skvault_registry::names::check_model_name(&name)?;
+        std::fs::metadata(&file).map_err(|e| CliError::io(&file, e))?;
+        let reg = open_or_create(&uri)?;
+        let bar = Bar::new(json);
+        let registered = reg.register(&file, &name, &opts, &bar);
+        bar.close();
+        let info = registered?;
+        if json {
+            crate::output::print_json(&version_json(&info, false)?)?;
+        } else {
+            outln!("{}", info.doc.version);
         }
+        return Ok(0);
+    }
+    let reg = open_existing(&uri)?;
+    let report = match args.command {
+        RegistryCommand::Register { .. } => Report::Done,
         RegistryCommand::Get { which, output } => {
-            let bar = Bar::new();
+            let bar = Bar::new(json);
             let downloaded = reg.download(&which.name, &which.selector(), &output, &bar);
             bar.close();
             let doc = downloaded?;
@@ -285,105 +394,177 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
                 doc.version,
                 output.display()
             );
+            Report::Quiet(json!({
+                "name": doc.name,
+                "version": doc.version,
+                "output": output.display().to_string(),
+            }))
         }
         RegistryCommand::Export {
             which,
             output,
             format,
-        } => return export(&reg, &which, output, format),
-        RegistryCommand::Show { which } => {
-            outln!("{}", to_json(&reg.version(&which.name, &which.selector())?));
+        } => return export(&reg, &which, output, format, json),
+        RegistryCommand::Show { which, arrays } => Report::Document(version_json(
+            &reg.version(&which.name, &which.selector())?,
+            arrays,
+        )?),
+        RegistryCommand::Models => {
+            let names = reg.models()?;
+            if !json {
+                names.iter().for_each(|name| outln!("{name}"));
+            }
+            Report::Quiet(json!(names))
         }
-        RegistryCommand::Models => reg.models()?.iter().for_each(|name| outln!("{name}")),
-        RegistryCommand::Versions { name, all, json } => {
-            print_versions(&reg.versions(&name, all)?, json);
+        RegistryCommand::Versions { name, all } => {
+            print_versions(&reg.versions(&name, all)?, json)?;
+            Report::Done
         }
         RegistryCommand::Search {
             name,
             tags,
             metrics,
             all,
-            json,
-        } => print_versions(&reg.search(&query(name, &tags, &metrics, all)?)?, json),
+        } => {
+            print_versions(&reg.search(&query(name, &tags, &metrics, all)?)?, json)?;
+            Report::Done
+        }
         RegistryCommand::Aliases { name } => {
-            for (alias, version) in reg.aliases(&name)? {
-                outln!("{alias}\t{version}");
+            let aliases = reg.aliases(&name)?;
+            if !json {
+                for (alias, version) in &aliases {
+                    outln!("{alias}\t{version}");
+                }
             }
+            Report::Quiet(json!(aliases))
         }
         RegistryCommand::SetAlias {
             name,
             alias,
             version,
             expect,
-        } => set_alias(&reg, &name, &alias, version, expect.as_deref())?,
+        } => Report::Quiet(set_alias(
+            &reg,
+            &name,
+            &alias,
+            version.get()?,
+            expect.as_deref(),
+        )?),
         RegistryCommand::DeleteAlias { name, alias } => {
             let last = reg.delete_alias(&name, &alias, None)?;
             errln!("{name}@{alias} deleted (was {last})");
+            Report::Quiet(json!({"name": name, "alias": alias, "previous": last}))
         }
         RegistryCommand::Tag {
             name,
             version,
             set,
             remove,
-        } => tag(&reg, &name, version, &set, &remove)?,
+        } => Report::Document(tag(&reg, &name, version, set, &remove)?),
         RegistryCommand::Archive {
             name,
             version,
             undo,
-        } => reg.archive(&name, version, !undo)?,
+        } => {
+            let version = version.get()?;
+            reg.archive(&name, version, !undo)?;
+            errln!(
+                "{name} version {version} {}",
+                if undo { "restored" } else { "archived" }
+            );
+            Report::Quiet(json!({"name": name, "version": version, "archived": !undo}))
+        }
         RegistryCommand::Delete {
             name,
             version,
             yes,
             grace_seconds,
-        } => delete(&reg, &name, version, yes, grace_seconds)?,
+        } => Report::Document(delete(&reg, &name, version.get()?, yes, grace_seconds)?),
         RegistryCommand::Gc { grace_seconds } => {
-            outln!("{}", to_json(&reg.gc(Duration::from_secs(grace_seconds))?));
+            Report::Document(to_json(&reg.gc(Duration::from_secs(grace_seconds))?)?)
         }
-        RegistryCommand::Check { deep } => return check(&reg, &uri, deep),
-    }
+        RegistryCommand::Check { deep } => return check(&reg, &uri, deep, json),
+    };
+    print_report(report, json)?;
     Ok(0)
 }
 
-/// `tag`: sets `KEY=VALUE` tags and removes `--remove KEY` ones; prints the version's tags.
+/// What a subcommand has to print on stdout once it is done.
+enum Report {
+    /// Nothing more: a list already printed (as JSON with `--json`).
+    Done,
+    /// A JSON document, printed with or without `--json` (`show`, `tag`, `delete`, `gc`).
+    Document(Value),
+    /// Printed only with `--json`: the text form was a line on stderr, or a list already
+    /// printed as text.
+    Quiet(Value),
+}
+
+fn print_report(report: Report, json: bool) -> Result<(), CliError> {
+    match report {
+        Report::Document(v) => crate::output::print_json(&v)?,
+        Report::Quiet(v) if json => crate::output::print_json(&v)?,
+        Report::Quiet(_) | Report::Done => {}
+    }
+    Ok(())
+}
+
+/// `tag`: sets `KEY=VALUE` tags and removes `--remove KEY` ones; returns the version's
+/// tags. Without `--version`, a number before the tags is the deprecated positional form.
 fn tag(
     reg: &Registry,
     name: &str,
-    version: u64,
-    set: &[String],
+    version: Option<u64>,
+    mut set: Vec<String>,
     remove: &[String],
-) -> Result<(), RegistryError> {
+) -> Result<Value, CliError> {
+    let positional = match (version, set.first().map(|s| s.parse::<u64>())) {
+        (None, Some(Ok(n))) => {
+            set.remove(0);
+            Some(n)
+        }
+        _ => None,
+    };
+    let version = pick_version(version, positional)?;
     let set: BTreeMap<String, String> = set
         .iter()
         .map(|t| pair(t, "tag"))
         .collect::<Result<_, _>>()?;
-    outln!("{}", to_json(&reg.tag(name, version, &set, remove)?));
-    Ok(())
+    to_json(&reg.tag(name, version, &set, remove)?)
 }
 
-/// `delete`, only with `--yes`: prints what was removed.
+/// `delete`, only with `--yes`: returns what was removed.
 fn delete(
     reg: &Registry,
     name: &str,
     version: u64,
     yes: bool,
     grace_seconds: u64,
-) -> Result<(), RegistryError> {
+) -> Result<Value, CliError> {
     if !yes {
         return Err(invalid(format!(
             "deleting {name} version {version} cannot be undone: add --yes (or archive it instead)"
-        )));
+        ))
+        .into());
     }
     let report = reg.delete_version(name, version, Duration::from_secs(grace_seconds))?;
-    outln!("{}", to_json(&report));
-    Ok(())
+    to_json(&report)
 }
 
 /// `check`: prints every problem and exits 1 when there is any.
-fn check(reg: &Registry, uri: &str, deep: bool) -> Result<u8, CliError> {
+fn check(reg: &Registry, uri: &str, deep: bool, json: bool) -> Result<u8, CliError> {
     let problems = reg.check(deep)?;
-    for p in &problems {
-        outln!("{p}");
+    if json {
+        crate::output::print_json(&json!({
+            "uri": uri,
+            "deep": deep,
+            "ok": problems.is_empty(),
+            "problems": problems,
+        }))?;
+    } else {
+        for p in &problems {
+            outln!("{p}");
+        }
     }
     if !problems.is_empty() {
         return Ok(1);
@@ -430,13 +611,14 @@ fn export(
     which: &Which,
     output: PathBuf,
     format: Option<crate::export::Format>,
+    json: bool,
 ) -> Result<u8, CliError> {
     let tmp = tempfile::Builder::new()
         .prefix("skvault-export-")
         .tempdir()
         .map_err(|e| CliError::io(&std::env::temp_dir(), e))?;
     let skv = tmp.path().join("model.skv");
-    let bar = Bar::new();
+    let bar = Bar::new(json);
     let downloaded = reg.download(&which.name, &which.selector(), &skv, &bar);
     bar.close();
     let doc = downloaded?;
@@ -445,6 +627,7 @@ fn export(
         src: skv,
         out: output,
         format,
+        json,
     };
     crate::export::run_export(&args)
 }
@@ -480,7 +663,7 @@ fn set_alias(
     alias: &str,
     version: u64,
     expect: Option<&str>,
-) -> Result<(), RegistryError> {
+) -> Result<Value, RegistryError> {
     let expected = match expect {
         None => None,
         Some("none") => Some(None),
@@ -491,15 +674,16 @@ fn set_alias(
     let previous = reg.set_alias(name, alias, version, expected)?;
     let was = previous.map_or("unset".to_string(), |p| format!("was {p}"));
     errln!("{name}@{alias} -> {version} ({was})");
-    Ok(())
+    Ok(json!({"name": name, "alias": alias, "version": version, "previous": previous}))
 }
 
-fn print_versions(versions: &[VersionInfo], as_json: bool) {
+fn print_versions(versions: &[VersionInfo], as_json: bool) -> Result<(), CliError> {
     if as_json {
-        outln!("{}", to_json(&json!(versions)));
+        crate::output::print_json(&to_json(&versions)?)?;
     } else {
         for v in versions {
             outln!("{}", summary(v));
         }
     }
+    Ok(())
 }

@@ -4,10 +4,13 @@
 //! fails `Model::open` with its path.
 
 use skvault_format::{Construct, Node};
+use skvault_frame::Frame;
 
 use crate::classes::Classes;
 use crate::error::{malformed, unsupported, Result};
-use crate::estimator::{not_available, Boxed, BuildNested, Estimator, Method};
+use crate::estimator::{
+    call, not_available, transform_frame, Boxed, BuildNested, Estimator, Method, Output,
+};
 use crate::matrix::{Matrix, MatrixView, Prediction};
 use crate::state::{node_float, node_int, seq_items, Ctx, Obj};
 
@@ -219,6 +222,47 @@ impl Estimator for Pipeline {
     fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.with_last(x, Method::ScoreSamples, |e, v| e.score_samples(v))
     }
+    /// Steps whose output can hold text (imputers fitted on text) pass a frame on; the
+    /// first other step reads the frame (it may encode text); the rest see numbers.
+    fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        let mut owned: Option<Frame> = None;
+        let mut i = 0;
+        while let Some(t) = self.transforms.get(i) {
+            let (f, c) = match &owned {
+                Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
+                None => (frame, cols.to_vec()),
+            };
+            match t.frame_transform(f, &c) {
+                Some(next) => owned = Some(next?),
+                None => break,
+            }
+            i += 1;
+        }
+        let (frame, cols) = match &owned {
+            Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
+            None => (frame, cols.to_vec()),
+        };
+        let Some((first, rest)) = self.transforms[i..].split_first() else {
+            return match &self.last {
+                Some(last) => last.call_frame(method, frame, &cols),
+                None if method == Method::Transform => Ok(Output::Matrix(Matrix::from_vec(
+                    frame.numeric_matrix(&cols)?,
+                    frame.n_rows(),
+                    cols.len(),
+                ))),
+                None => Err(not_available(self.class(), method)),
+            };
+        };
+        let mut cur = transform_frame(first.as_ref(), frame, &cols)?;
+        for t in rest {
+            cur = t.transform(&cur.view())?;
+        }
+        match &self.last {
+            Some(last) => call(last.as_ref(), method, &cur.view()),
+            None if method == Method::Transform => Ok(Output::Matrix(cur)),
+            None => Err(not_available(self.class(), method)),
+        }
+    }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         if self.last.is_none() {
             return Ok(match self.prefix(x)? {
@@ -387,25 +431,68 @@ impl Estimator for Stack {
                 Matrix::from_vec(data, n_rows, cols.len())
             });
             let input = selected.as_ref().map_or(*x, Matrix::view);
-            let mut out = match &b.est {
+            let out = match &b.est {
                 Some(e) => e.transform(&input)?,
                 None => Matrix::from_vec(input.data().to_vec(), n_rows, input.n_cols()),
             };
-            if let Some(w) = b.weight {
-                out.data.iter_mut().for_each(|v| *v *= w);
-            }
-            if out.n_rows != n_rows {
-                return Err(malformed(self.class, "a member changed the number of rows"));
-            }
-            parts.push(out);
+            parts.push(self.weighted(b, out, n_rows)?);
         }
+        Ok(hstack(&parts, n_rows))
+    }
+
+    /// Each block reads its own columns of the frame, so a text column reaches only the
+    /// encoder that was fitted on it.
+    fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        if method != Method::Transform {
+            return Err(not_available(self.class, method));
+        }
+        if cols.len() != self.n_features {
+            return Err(crate::InferError::FeatureCount {
+                class: self.class.to_string(),
+                expected: self.n_features,
+                found: cols.len(),
+            });
+        }
+        let n_rows = frame.n_rows();
+        let mut parts = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let sub: Vec<usize> = match &b.columns {
+                Some(own) => own.iter().map(|&i| cols[i]).collect(),
+                None => cols.to_vec(),
+            };
+            let out = match &b.est {
+                Some(e) => transform_frame(e.as_ref(), frame, &sub)?,
+                None => Matrix::from_vec(frame.numeric_matrix(&sub)?, n_rows, sub.len()),
+            };
+            parts.push(self.weighted(b, out, n_rows)?);
+        }
+        Ok(Output::Matrix(hstack(&parts, n_rows)))
+    }
+}
+
+impl Stack {
+    /// A block's output, scaled by its weight, checked to keep the rows.
+    fn weighted(&self, b: &Block, mut out: Matrix, n_rows: usize) -> Result<Matrix> {
+        if let Some(w) = b.weight {
+            out.data.iter_mut().for_each(|v| *v *= w);
+        }
+        if out.n_rows != n_rows {
+            return Err(malformed(self.class, "a member changed the number of rows"));
+        }
+        Ok(out)
+    }
+}
+
+/// The blocks' outputs side by side.
+fn hstack(parts: &[Matrix], n_rows: usize) -> Matrix {
+    {
         let n_cols: usize = parts.iter().map(|p| p.n_cols).sum();
         let mut data = Vec::with_capacity(n_rows * n_cols);
         for i in 0..n_rows {
-            for p in &parts {
+            for p in parts {
                 data.extend_from_slice(p.row(i));
             }
         }
-        Ok(Matrix::from_vec(data, n_rows, n_cols))
+        Matrix::from_vec(data, n_rows, n_cols)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Errors about the model (`Unsupported`, `Malformed`, `Format`) are raised when it is
 //! opened, never in the middle of a prediction; errors about the input (`Shape`,
-//! `FeatureCount`, `InvalidValue`) and `NotAvailable` are raised by the methods.
+//! `FeatureCount`, `InvalidValue`, `Frame`) and `NotAvailable` are raised by the methods.
 
 use skvault_format::FormatError;
 
@@ -64,6 +64,11 @@ pub enum InferError {
         max: u64,
         path: String,
     },
+
+    /// A frame that cannot be the model's input: a missing column, text where numbers are
+    /// needed (named with its row and value), columns of different lengths.
+    #[error(transparent)]
+    Frame(#[from] skvault_frame::FrameError),
 
     /// The model has no such method (a regressor has no `predict_proba`, ...).
     #[error("{class} has no method {method}")]

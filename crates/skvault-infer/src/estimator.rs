@@ -4,6 +4,7 @@
 //! builders is `registry`'s, which depends on them.
 
 use skvault_format::Node;
+use skvault_frame::Frame;
 
 use crate::classes::Classes;
 use crate::error::{InferError, Result};
@@ -30,6 +31,67 @@ impl Method {
             Method::ScoreSamples => "score_samples",
         }
     }
+}
+
+/// What a method returns: `predict` a [`Prediction`], every other method a matrix.
+#[derive(Debug)]
+pub enum Output {
+    Prediction(Prediction),
+    Matrix(Matrix),
+}
+
+impl Output {
+    /// The matrix of a method other than `predict` (a regressor's `predict` values too).
+    pub fn into_matrix(self) -> Option<Matrix> {
+        match self {
+            Output::Matrix(m) | Output::Prediction(Prediction::Values(m)) => Some(m),
+            Output::Prediction(Prediction::Labels(_)) => None,
+        }
+    }
+}
+
+/// Runs `method` of `est` on a numeric matrix.
+pub(crate) fn call<E: Estimator + ?Sized>(
+    est: &E,
+    method: Method,
+    x: &MatrixView<'_>,
+) -> Result<Output> {
+    Ok(match method {
+        Method::Predict => Output::Prediction(est.predict(x)?),
+        Method::PredictProba => Output::Matrix(est.predict_proba(x)?),
+        Method::DecisionFunction => Output::Matrix(est.decision_function(x)?),
+        Method::Transform => Output::Matrix(est.transform(x)?),
+        Method::ScoreSamples => Output::Matrix(est.score_samples(x)?),
+    })
+}
+
+/// `transform` of `est` on the frame's columns at `cols`, as a matrix.
+pub(crate) fn transform_frame<E: Estimator + ?Sized>(
+    est: &E,
+    frame: &Frame,
+    cols: &[usize],
+) -> Result<Matrix> {
+    est.call_frame(Method::Transform, frame, cols)?
+        .into_matrix()
+        .ok_or_else(|| not_available(est.class(), Method::Transform))
+}
+
+/// The frame's columns at `cols` as numbers (text refused, naming the column), checked
+/// against the number of features `est` expects.
+pub(crate) fn numeric_input<E: Estimator + ?Sized>(
+    est: &E,
+    frame: &Frame,
+    cols: &[usize],
+) -> Result<Matrix> {
+    if cols.len() != est.n_features() {
+        return Err(InferError::FeatureCount {
+            class: est.class().to_string(),
+            expected: est.n_features(),
+            found: cols.len(),
+        });
+    }
+    let data = frame.numeric_matrix(cols)?;
+    Ok(Matrix::from_vec(data, frame.n_rows(), cols.len()))
 }
 
 /// A regressor's methods (predict only).
@@ -84,6 +146,21 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
 
     fn score_samples(&self, _x: &MatrixView<'_>) -> Result<Matrix> {
         Err(not_available(self.class(), Method::ScoreSamples))
+    }
+
+    /// Runs `method` on the columns of `frame` at positions `cols` (this estimator's input
+    /// columns, in fit order). Estimators that read text or categories themselves
+    /// (encoders, composites that hold them) override it; every other estimator takes the
+    /// columns as numbers, and text is refused naming its column.
+    fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        let x = numeric_input(self, frame, cols)?;
+        call(self, method, &x.view())
+    }
+
+    /// For transformers whose output can hold text (SimpleImputer fitted on text): the
+    /// output as a frame, for the next step to read. `None` for every other estimator.
+    fn frame_transform(&self, _frame: &Frame, _cols: &[usize]) -> Option<Result<Frame>> {
+        None
     }
 
     /// The fitted parameters, for exporters; `Opaque` until an estimator describes itself.

@@ -11,12 +11,14 @@
 //! order: bit-identical to scikit-learn.
 
 use skvault_format::Node;
+use skvault_frame::Frame;
 
 use crate::boosting::proba_from_raw;
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, Result};
 use crate::estimator::{
-    not_available, Boxed, BuildNested, Estimator, Method, PREDICT_ONLY, SCORED_CLASSIFIER,
+    call, not_available, numeric_input, transform_frame, Boxed, BuildNested, Estimator, Method,
+    Output, PREDICT_ONLY, SCORED_CLASSIFIER,
 };
 use crate::forest::{argmax_rows, run_blocks};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
@@ -347,14 +349,14 @@ impl Hist {
 
     fn raw(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         check_input(&self.class, x, self.n_features, Finite::Any)?;
-        let pre;
-        let x = match &self.preprocessor {
-            Some(p) => {
-                pre = p.transform(x)?;
-                pre.view()
-            }
-            None => *x,
-        };
+        match &self.preprocessor {
+            Some(p) => self.raw_encoded(&p.transform(x)?.view()),
+            None => self.raw_encoded(x),
+        }
+    }
+
+    /// Raw predictions from the columns the trees split on (the preprocessor's output).
+    fn raw_encoded(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         if x.n_cols() != self.n_columns {
             return Err(malformed(
                 &self.class,
@@ -457,34 +459,63 @@ impl Estimator for Hist {
         self.classes.as_ref()
     }
     fn predict(&self, x: &MatrixView<'_>) -> Result<Prediction> {
-        let mut raw = self.raw(x)?;
+        Ok(self.predict_raw(self.raw(x)?))
+    }
+    fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.check_scored(Method::DecisionFunction)?;
+        Ok(self.decision_raw(self.raw(x)?))
+    }
+    fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+        self.check_scored(Method::PredictProba)?;
+        Ok(self.proba_raw(self.raw(x)?))
+    }
+    /// Text and category columns go through the fitted `_preprocessor` (an
+    /// OrdinalEncoder in a ColumnTransformer), as scikit-learn's `_preprocess_X` does.
+    fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        let Some(p) = &self.preprocessor else {
+            return call(self, method, &numeric_input(self, frame, cols)?.view());
+        };
+        if !self.methods().contains(&method) {
+            return Err(not_available(&self.class, method));
+        }
+        let raw = self.raw_encoded(&transform_frame(p.as_ref(), frame, cols)?.view())?;
+        Ok(match method {
+            Method::Predict => Output::Prediction(self.predict_raw(raw)),
+            Method::PredictProba => Output::Matrix(self.proba_raw(raw)),
+            _ => Output::Matrix(self.decision_raw(raw)),
+        })
+    }
+}
+
+impl Hist {
+    fn check_scored(&self, method: Method) -> Result<()> {
+        match self.classes {
+            Some(_) => Ok(()),
+            None => Err(not_available(&self.class, method)),
+        }
+    }
+
+    fn predict_raw(&self, mut raw: Matrix) -> Prediction {
         if self.classes.is_none() {
             if let Link::Exp = self.link {
                 raw.data.iter_mut().for_each(|v| *v = v.exp());
             }
             raw.flat = true;
-            return Ok(Prediction::Values(raw));
+            return Prediction::Values(raw);
         }
         if self.k == 1 {
-            return Ok(Prediction::Labels(
-                raw.data.iter().map(|v| usize::from(*v > 0.0)).collect(),
-            ));
+            return Prediction::Labels(raw.data.iter().map(|v| usize::from(*v > 0.0)).collect());
         }
-        Ok(Prediction::Labels(argmax_rows(&raw)))
+        Prediction::Labels(argmax_rows(&raw))
     }
-    fn decision_function(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        if self.classes.is_none() {
-            return Err(not_available(&self.class, Method::DecisionFunction));
-        }
-        let mut raw = self.raw(x)?;
+
+    fn decision_raw(&self, mut raw: Matrix) -> Matrix {
         raw.flat = self.k == 1;
-        Ok(raw)
+        raw
     }
-    fn predict_proba(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        if self.classes.is_none() {
-            return Err(not_available(&self.class, Method::PredictProba));
-        }
+
+    fn proba_raw(&self, raw: Matrix) -> Matrix {
         // _raw_predict allocates raw predictions in Fortran order.
-        Ok(proba_from_raw(self.raw(x)?, RowSum::Sequential))
+        proba_from_raw(raw, RowSum::Sequential)
     }
 }

@@ -21,6 +21,7 @@ mod forest;
 pub mod fuzzing;
 pub mod guard;
 mod hist;
+mod impute;
 mod linear;
 mod matrix;
 mod numeric;
@@ -33,11 +34,12 @@ mod view;
 use std::path::Path;
 
 use skvault_format::{Node, SkvFile};
+use skvault_frame::{Frame, FrameError};
 
 pub use budget::{MAX_DEPTH, WORK_FACTOR, WORK_SLACK};
 pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
-pub use estimator::Method;
+pub use estimator::{Method, Output};
 pub use matrix::{Matrix, MatrixView, Prediction};
 pub use view::{
     BlockView, ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, Norm, PolyColumn,
@@ -119,6 +121,35 @@ impl Model {
 
     pub fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.est.score_samples(x)
+    }
+
+    /// Runs `method` on a numeric matrix.
+    pub fn call(&self, method: Method, x: &MatrixView<'_>) -> Result<Output> {
+        estimator::call(self.est.as_ref(), method, x)
+    }
+
+    /// Runs `method` on a frame: text and category columns reach the encoders fitted on
+    /// them, every other column is taken as numbers. A model fitted on named columns takes
+    /// them by name (the frame's order and extra columns do not matter; every missing one
+    /// is named); one fitted without names takes the frame's columns in order.
+    pub fn call_frame(&self, method: Method, frame: &Frame) -> Result<Output> {
+        let cols: Vec<usize> = match &self.feature_names {
+            Some(names) => {
+                let found: Vec<Option<usize>> = names.iter().map(|n| frame.position(n)).collect();
+                let missing: Vec<String> = names
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(FrameError::MissingColumns(missing).into());
+                }
+                found.into_iter().flatten().collect()
+            }
+            None => (0..frame.n_cols()).collect(),
+        };
+        self.est.call_frame(method, frame, &cols)
     }
 
     /// A read-only view of the fitted parameters, for exporters (see [`View`]).

@@ -8,7 +8,7 @@ use crate::error::{malformed, unsupported, Result};
 use crate::estimator::{Boxed, Estimator, Method};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView};
 use crate::numeric::{dot, np_sum};
-use crate::state::{node_float, seq_items, Obj};
+use crate::state::{node_float, Obj};
 use crate::view::{Norm, PolyColumn as Col, View};
 
 const TRANSFORM: &[Method] = &[Method::Transform];
@@ -225,8 +225,9 @@ impl Estimator for Normalizer {
     }
 }
 
-/// SimpleImputer (without `add_indicator`): missing entries take the column's statistic;
-/// columns whose statistic is NaN are dropped unless `keep_empty_features`.
+/// SimpleImputer fitted on numbers: missing entries take the column's statistic; columns
+/// whose statistic is NaN are dropped unless `keep_empty_features`; `add_indicator`
+/// appends MissingIndicator's columns. (Imputers fitted on text are `impute`'s.)
 #[derive(Debug)]
 struct Imputer {
     n_features: usize,
@@ -235,16 +236,25 @@ struct Imputer {
     /// Kept columns and their fill values.
     columns: Vec<usize>,
     fills: Vec<f64>,
+    indicator: Option<crate::impute::Indicator>,
 }
 
 fn imputer(o: &Obj<'_, '_>) -> Result<Imputer> {
-    if o.attr("add_indicator").is_some() && o.bool("add_indicator")? {
-        return Err(unsupported(
-            o.class(),
-            &o.path,
-            Some("add_indicator=True".into()),
-        ));
-    }
+    let indicator = match o.attr("indicator_").map(|n| o.ctx.resolve(n)) {
+        None | Some(skvault_format::Node::None) => None,
+        Some(node) => {
+            let obj = o
+                .ctx
+                .object(node)
+                .filter(|obj| obj.class == "sklearn.impute._base.MissingIndicator")
+                .ok_or_else(|| malformed(&o.sub("indicator_"), "expected a MissingIndicator"))?;
+            Some(crate::impute::Indicator::new(&Obj::new(
+                o.ctx,
+                obj,
+                o.sub("indicator_"),
+            ))?)
+        }
+    };
     let n = o.usize("n_features_in_")?;
     let missing = node_float(o.req("missing_values")?).ok_or_else(|| {
         unsupported(
@@ -270,6 +280,7 @@ fn imputer(o: &Obj<'_, '_>) -> Result<Imputer> {
         missing,
         columns,
         fills,
+        indicator,
     })
 }
 
@@ -278,6 +289,11 @@ impl Estimator for Imputer {
         "sklearn.impute._base.SimpleImputer"
     }
     fn view(&self) -> View<'_> {
+        if self.indicator.is_some() {
+            return View::Opaque {
+                class: self.class(),
+            };
+        }
         View::Imputer {
             class: self.class(),
             n_features: self.n_features,
@@ -310,7 +326,14 @@ impl Estimator for Imputer {
                 out.push(if is_missing { *fill } else { v });
             }
         }
-        Ok(Matrix::from_vec(out, x.n_rows(), self.columns.len()))
+        let imputed = Matrix::from_vec(out, x.n_rows(), self.columns.len());
+        match &self.indicator {
+            Some(ind) => Ok(crate::impute::append_columns(
+                imputed,
+                &ind.matrix_columns(x)?,
+            )),
+            None => Ok(imputed),
+        }
     }
 }
 
@@ -517,24 +540,4 @@ impl Estimator for Polynomial {
         }
         Ok(Matrix::from_vec(out, x.n_rows(), self.keep.len()))
     }
-}
-
-/// The items of a list attribute as f64 arrays (OneHotEncoder's `categories_`).
-pub(crate) fn float_arrays(o: &Obj<'_, '_>, name: &str) -> Result<Vec<Vec<f64>>> {
-    let items = seq_items(o.ctx, o.req(name)?)
-        .ok_or_else(|| malformed(&o.sub(name), "expected a list of arrays"))?;
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let path = format!("{}/{i}", o.sub(name));
-            let a = o.ctx.f64_array(node, &path).map_err(|_| {
-                unsupported(o.class(), &o.path, Some("non-numeric categories".into()))
-            })?;
-            if a.shape.len() != 1 {
-                return Err(malformed(&path, "categories must be 1-d"));
-            }
-            Ok(a.data)
-        })
-        .collect()
 }

@@ -67,6 +67,21 @@ impl Estimator for Shared {
     fn score_samples(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         self.0.score_samples(x)
     }
+    fn call_frame(
+        &self,
+        method: Method,
+        frame: &skvault_frame::Frame,
+        cols: &[usize],
+    ) -> Result<crate::estimator::Output> {
+        self.0.call_frame(method, frame, cols)
+    }
+    fn frame_transform(
+        &self,
+        frame: &skvault_frame::Frame,
+        cols: &[usize],
+    ) -> Option<Result<skvault_frame::Frame>> {
+        self.0.frame_transform(frame, cols)
+    }
     fn view(&self) -> crate::view::View<'_> {
         self.0.view()
     }
@@ -79,11 +94,13 @@ fn build_new<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<Boxed> {
     };
     let o = Obj::new(ctx, obj, path.to_string());
     let class = obj.class.as_str();
-    let builders: [Builder; 7] = [
+    let builders: [Builder; 8] = [
         crate::forest::build,
         crate::boosting::build,
         |o| crate::hist::build(o, build),
         crate::linear::build,
+        // Before `preprocess`, which takes the imputers fitted on numbers.
+        crate::impute::build,
         crate::preprocess::build,
         crate::encoders::build,
         |o| crate::compose::build(o, build),

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyAttributeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyList};
+use pyo3::types::{PyBool, PyByteArray, PyFloat, PyInt, PyList, PyString};
 use pyo3::IntoPyObjectExt;
-use skvault_infer::{InferError, Labels, Matrix, MatrixView, Model, Prediction};
+use skvault_frame::{Column, DictBuilder, DictColumn, Frame, Value};
+use skvault_infer::{InferError, Labels, Matrix, MatrixView, Method, Model, Output, Prediction};
 
 use crate::errors::{from_format, new_err};
 
@@ -26,6 +27,9 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
             new_err(py, "FormatError", e.to_string())
         }
         e @ InferError::NotAvailable { .. } => PyAttributeError::new_err(e.to_string()),
+        e @ InferError::Frame(skvault_frame::FrameError::MissingColumns(_)) => {
+            PyValueError::new_err(e.to_string())
+        }
         e => PyValueError::new_err(e.to_string()),
     }
 }
@@ -53,6 +57,29 @@ fn matrix_out(py: Python<'_>, m: Matrix) -> PyResult<MatrixOut<'_>> {
     Ok((f64_bytes(py, &m.data)?, m.n_rows, m.n_cols, m.flat))
 }
 
+/// `("labels", int64 bytes, n_rows, 1, True)` or `("values", f64 bytes, n_rows, n_cols, flat)`.
+fn prediction_out(
+    py: Python<'_>,
+    p: Prediction,
+) -> PyResult<(&'static str, Bound<'_, PyAny>, usize, usize, bool)> {
+    match p {
+        Prediction::Labels(idx) => {
+            let n = idx.len();
+            let bytes = PyByteArray::new_with(py, n * 8, |buf| {
+                for (dst, i) in buf.chunks_exact_mut(8).zip(&idx) {
+                    dst.copy_from_slice(&(*i as i64).to_ne_bytes());
+                }
+                Ok(())
+            })?;
+            Ok(("labels", bytes.into_any(), n, 1, true))
+        }
+        Prediction::Values(m) => {
+            let (b, r, c, flat) = matrix_out(py, m)?;
+            Ok(("values", b.into_bound_py_any(py)?, r, c, flat))
+        }
+    }
+}
+
 impl NativeModel {
     /// Copies a 2-d C-contiguous float64 buffer, then runs `f` without the GIL.
     fn run<T: Send>(
@@ -76,6 +103,98 @@ impl NativeModel {
         })
         .map_err(|e| infer_error(py, e))
     }
+}
+
+/// One object of an `object` column as a frame value: text, a number, a boolean, `None`,
+/// NaN or pandas' `NA` (recognised by its type, pandas is not imported).
+fn py_value(column: &str, row: usize, item: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if item.is_none() {
+        return Ok(Value::None);
+    }
+    if let Ok(s) = item.cast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(b) = item.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if item.is_instance_of::<PyInt>() || item.is_instance_of::<PyFloat>() {
+        return Ok(Value::number(item.extract::<f64>()?));
+    }
+    let ty = item.get_type();
+    let (module, name) = (ty.module()?.to_string(), ty.name()?.to_string());
+    if name == "NAType" && module.starts_with("pandas") {
+        return Ok(Value::NA);
+    }
+    if module == "numpy" {
+        if let Ok(v) = item.extract::<f64>() {
+            return Ok(Value::number(v));
+        }
+    }
+    Err(PyValueError::new_err(format!(
+        "column {column:?}, row {row}: a value of type {module}.{name} is neither text, a number, a boolean nor missing"
+    )))
+}
+
+/// A column given by `skvault.native`: `("numbers", float64 buffer)`, `("objects", list)`
+/// or `("category", codes list, categories list)` (code -1: missing).
+fn py_column(py: Python<'_>, name: &str, spec: &Bound<'_, PyAny>) -> PyResult<Column> {
+    let kind: String = spec.get_item(0)?.extract()?;
+    match kind.as_str() {
+        "numbers" => {
+            let buf = PyBuffer::<f64>::get(&spec.get_item(1)?)?;
+            if buf.dimensions() != 1 {
+                return Err(PyValueError::new_err("a numeric column must be 1-d"));
+            }
+            Ok(Column::Numeric(buf.to_vec(py)?))
+        }
+        "objects" => {
+            let items = spec.get_item(1)?.cast_into::<PyList>()?;
+            let mut b = DictBuilder::with_capacity(name, items.len());
+            for (row, item) in items.iter().enumerate() {
+                b.push(py_value(name, row, &item)?)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            }
+            Ok(Column::Dict(b.finish()))
+        }
+        "category" => {
+            let codes: Vec<i64> = spec.get_item(1)?.extract()?;
+            let cats = spec.get_item(2)?.cast_into::<PyList>()?;
+            let mut values = Vec::with_capacity(cats.len() + 1);
+            for (i, c) in cats.iter().enumerate() {
+                values.push(py_value(name, i, &c)?);
+            }
+            // pandas marks a missing value with code -1; it reads back as NaN.
+            let missing = values.len();
+            values.push(Value::NaN);
+            let codes = codes
+                .into_iter()
+                .map(|c| match c {
+                    -1 => Ok(missing as u32),
+                    c if c >= 0 && (c as u64) < missing as u64 => Ok(c as u32),
+                    c => Err(PyValueError::new_err(format!(
+                        "column {name:?}: category code {c} is outside its {missing} categories"
+                    ))),
+                })
+                .collect::<PyResult<Vec<u32>>>()?;
+            DictColumn::new(name, values, codes)
+                .map(Column::Dict)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        }
+        other => Err(PyValueError::new_err(format!(
+            "unknown column kind {other:?}"
+        ))),
+    }
+}
+
+fn method_named(name: &str) -> PyResult<Method> {
+    Ok(match name {
+        "predict" => Method::Predict,
+        "predict_proba" => Method::PredictProba,
+        "decision_function" => Method::DecisionFunction,
+        "transform" => Method::Transform,
+        "score_samples" => Method::ScoreSamples,
+        other => return Err(PyValueError::new_err(format!("no method {other:?}"))),
+    })
 }
 
 #[pymethods]
@@ -125,22 +244,8 @@ impl NativeModel {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<(&'static str, Bound<'py, PyAny>, usize, usize, bool)> {
-        match self.run(py, x, |m, v| m.predict(v))? {
-            Prediction::Labels(idx) => {
-                let n = idx.len();
-                let bytes = PyByteArray::new_with(py, n * 8, |buf| {
-                    for (dst, i) in buf.chunks_exact_mut(8).zip(&idx) {
-                        dst.copy_from_slice(&(*i as i64).to_ne_bytes());
-                    }
-                    Ok(())
-                })?;
-                Ok(("labels", bytes.into_any(), n, 1, true))
-            }
-            Prediction::Values(m) => {
-                let (b, r, c, flat) = matrix_out(py, m)?;
-                Ok(("values", b.into_bound_py_any(py)?, r, c, flat))
-            }
-        }
+        let p = self.run(py, x, |m, v| m.predict(v))?;
+        prediction_out(py, p)
     }
 
     fn predict_proba<'py>(
@@ -173,6 +278,35 @@ impl NativeModel {
     ) -> PyResult<MatrixOut<'py>> {
         let m = self.run(py, x, |m, v| m.score_samples(v))?;
         matrix_out(py, m)
+    }
+
+    /// `method` on a frame: `names` and one column spec each (see `py_column`). Returns
+    /// what `predict` returns for predict, else what the matrix methods return.
+    fn call_frame<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        names: Vec<String>,
+        columns: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<(&'static str, Bound<'py, PyAny>, usize, usize, bool)> {
+        let method = method_named(method)?;
+        let columns = names
+            .iter()
+            .zip(&columns)
+            .map(|(n, c)| py_column(py, n, c))
+            .collect::<PyResult<Vec<Column>>>()?;
+        let frame = Frame::new(names, columns).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let model = self.model.clone();
+        let out = py
+            .detach(move || model.call_frame(method, &frame))
+            .map_err(|e| infer_error(py, e))?;
+        match out {
+            Output::Prediction(p) => prediction_out(py, p),
+            Output::Matrix(m) => {
+                let (b, r, c, flat) = matrix_out(py, m)?;
+                Ok(("values", b.into_bound_py_any(py)?, r, c, flat))
+            }
+        }
     }
 
     fn has(&self, method: &str) -> bool {

@@ -126,6 +126,35 @@ impl Registry {
         })
     }
 
+    /// Opens the registry at `uri` only if one is there, creating nothing: `Ok(None)` for a
+    /// folder that does not exist, or a folder or S3 prefix without the registry's top-level
+    /// `models/` or `blobs/` entries (every registration writes both; deletions keep
+    /// tombstones under `models/`). For commands that only read, so that a mistyped path
+    /// is reported instead of silently becoming a new, empty registry.
+    pub fn open_existing(uri: &str) -> Result<Option<Registry>> {
+        Self::open_existing_with_options(uri, &[])
+    }
+
+    /// Like `open_existing`, with the S3 options of `open_with_options`.
+    pub fn open_existing_with_options(
+        uri: &str,
+        options: &[(String, String)],
+    ) -> Result<Option<Registry>> {
+        if let Location::Folder(dir) = Location::parse(uri)? {
+            if let Err(e) = std::fs::symlink_metadata(&dir) {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    return Ok(None);
+                }
+            }
+        }
+        let registry = Self::open_with_options(uri, options)?;
+        let top = registry.block_on(registry.store.list_dirs(""))?;
+        Ok(top
+            .iter()
+            .any(|d| d == "models" || d == "blobs")
+            .then_some(registry))
+    }
+
     pub fn uri(&self) -> &str {
         &self.uri
     }

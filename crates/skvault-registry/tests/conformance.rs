@@ -44,6 +44,7 @@ conformance!(
     download_writes_the_file,
     download_refuses_a_destination_that_is_not_a_regular_file,
     models_are_listed,
+    open_existing_finds_a_registry_only_where_one_is,
     foreign_entries_are_reported_and_never_collected,
 );
 
@@ -592,6 +593,32 @@ fn models_are_listed(b: &Backend) {
     // A model whose only version is deleted is no longer listed.
     r.delete_version("alpha", 1, Duration::ZERO).unwrap();
     assert_eq!(r.models().unwrap(), ["m-1", "zeta"]);
+}
+
+fn open_existing_finds_a_registry_only_where_one_is(b: &Backend) {
+    let options = match b {
+        Backend::S3(s) => s.options(),
+        Backend::Folder(_) => Vec::new(),
+    };
+    let existing = || Registry::open_existing_with_options(&b.uri(), &options).unwrap();
+    assert!(existing().is_none());
+    if let Backend::Folder(_) = b {
+        assert!(
+            !std::path::Path::new(&b.uri()).exists(),
+            "nothing is created"
+        );
+    }
+    // Opening for writing alone (an empty folder on disk) does not make a registry.
+    let r = b.open();
+    assert!(existing().is_none());
+    let (p, _) = reg_file(b, "a", &[floats(0.0, 10)], Codec::None);
+    register(&r, &p, "m");
+    let found = existing().expect("a registry after one registration");
+    assert_eq!(found.models().unwrap(), ["m"]);
+    // Deleting every version keeps the tombstones: still a registry.
+    r.delete_version("m", 1, Duration::ZERO).unwrap();
+    r.gc(Duration::ZERO).unwrap();
+    assert!(existing().is_some());
 }
 
 fn download_refuses_a_destination_that_is_not_a_regular_file(b: &Backend) {

@@ -1,0 +1,295 @@
+"""skvault.native on DataFrames with text and category columns (issue 19, first part).
+
+Encoders fitted on strings read them from the frame; category columns arrive as codes and
+categories; None, NaN and pd.NA stay apart as scikit-learn keeps them. Expected values come
+from scikit-learn, live, on the same frames (with unknown categories and missing values).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+import skvault
+import skvault.native
+from native_helpers import assert_same
+
+pd = pytest.importorskip("pandas")
+
+CITIES = ["Lyon", "Paris", "Nice", "Brest"]
+
+
+def frame(n: int, seed: int, unseen: bool = False, holes: bool = False) -> "pd.DataFrame":
+    """Numbers, text with NaN (pandas' str dtype), an object column with None, a category
+    column with missing values. ``unseen`` adds values never seen in fit; ``holes`` puts
+    NaN in the numbers too."""
+    rng = np.random.default_rng(seed)
+    cities = CITIES + (["Oslo"] if unseen else [])
+    city = rng.choice(cities, n).astype(object)
+    city[rng.random(n) < 0.1] = np.nan
+    plan = rng.choice(["basic", "pro", "team"] + (["gold"] if unseen else []), n).astype(object)
+    plan[rng.random(n) < 0.1] = None
+    grades = ["A", "B", "C"] + (["D"] if unseen else [])
+    grade = pd.Categorical(rng.choice(grades, n), categories=grades)
+    grade[rng.random(n) < 0.1] = np.nan
+    age = rng.normal(40, 12, n)
+    if holes:
+        age[rng.random(n) < 0.15] = np.nan
+    return pd.DataFrame(
+        {
+            "age": age,
+            "city": pd.Series(city, dtype="str"),
+            "income": rng.lognormal(3, 1, n),
+            "plan": pd.Series(plan, dtype=object),
+            "grade": grade,
+        }
+    )
+
+
+def target(X: "pd.DataFrame") -> np.ndarray:
+    score = (X["age"].fillna(40) - 40) / 12 + (X["city"] == "Paris") - (X["plan"] == "pro") * 0.5
+    return (score.to_numpy() > 0).astype(np.int64)
+
+
+def encoded_ct(encoder_factory):
+    return ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["age", "income"]),
+            ("text", encoder_factory(), ["city", "plan"]),
+        ],
+        remainder="drop",
+    )
+
+
+PIPELINES = {
+    "onehot-ignore+logistic": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(handle_unknown="ignore")), LogisticRegression(max_iter=500)
+    ),
+    "onehot-drop-first+logistic": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(drop="first", handle_unknown="ignore")),
+        LogisticRegression(max_iter=500),
+    ),
+    "onehot-if-binary+forest": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ),
+    "ordinal-encoded-value+forest": lambda: make_pipeline(
+        encoded_ct(
+            lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+        ),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ),
+    "selector-by-dtype+ridge": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", StandardScaler(), make_column_selector(dtype_include="number")),
+                ("text", OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include=["object", "str"])),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include="category")),
+            ]
+        ),
+        Ridge(),
+    ),
+    "impute-text+onehot+logistic": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), ["age", "income"]),
+                (
+                    "text",
+                    make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                    ["city", "plan"],
+                ),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    ),
+    "impute-constant-indicator+ordinal+forest": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", SimpleImputer(strategy="median"), ["age"]),
+                (
+                    "text",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="missing", add_indicator=True),
+                        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                    ),
+                    ["city"],
+                ),
+            ]
+        ),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ),
+    "hgb-from-dtype": lambda: HistGradientBoostingClassifier(
+        categorical_features="from_dtype", max_iter=15, random_state=0
+    ),
+    "hgb-text-categories": lambda: HistGradientBoostingRegressor(
+        categorical_features=["city", "plan"], max_iter=15, random_state=0
+    ),
+}
+
+HGB_COLUMNS = {"hgb-from-dtype": ["age", "income", "grade"], "hgb-text-categories": ["age", "income", "city", "plan"]}
+
+
+def _fitted(name):
+    holes = name in HOLES
+    X, Xt = frame(400, 0, holes=holes), frame(200, 1, unseen=True, holes=holes)
+    columns = HGB_COLUMNS.get(name)
+    if columns is not None:
+        X, Xt = X[columns], Xt[columns]
+    model = PIPELINES[name]().fit(X, target(frame(400, 0)))
+    return model, Xt
+
+
+#: Final estimators whose scores scikit-learn computes with BLAS (a sparse or dense dot
+#: product of its own summation order): within docs/NATIVE.md's tolerance, labels exact.
+LINEAR = {
+    "onehot-ignore+logistic",
+    "onehot-drop-first+logistic",
+    "selector-by-dtype+ridge",
+    "impute-text+onehot+logistic",
+}
+#: Pipelines fitted and checked on frames with NaN among the numbers too.
+HOLES = {"impute-text+onehot+logistic", "impute-constant-indicator+ordinal+forest"}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_mixed_pipelines_match_scikit_learn(name, tmp_path):
+    model, Xt = _fitted(name)
+    skvault.dump(model, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about unknown categories
+        for method in ("predict", "predict_proba", "decision_function"):
+            if not hasattr(model, method):
+                continue
+            got, want = getattr(native, method)(Xt), getattr(model, method)(Xt)
+            if name in LINEAR and not (method == "predict" and hasattr(model, "classes_")):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=f"{name} {method}")
+            else:
+                assert_same(got, want, f"{name} {method}")
+
+
+def test_bare_encoders_transform_text_as_scikit_learn(tmp_path):
+    X, Xt = frame(300, 0)[["city", "plan"]], frame(100, 2)[["city", "plan"]]
+    for enc in (
+        OneHotEncoder(sparse_output=False),
+        OrdinalEncoder(),
+        OrdinalEncoder(encoded_missing_value=-7),
+    ):
+        enc.fit(X)
+        skvault.dump(enc, tmp_path / "e.skv")
+        got = skvault.native.load(tmp_path / "e.skv").transform(Xt)
+        assert_same(got, enc.transform(Xt), repr(enc))
+
+
+def test_none_and_nan_are_different_categories(tmp_path):
+    # In an object column, scikit-learn's encoders give None and NaN categories of their own.
+    X = pd.DataFrame({"c": pd.Series(["a", None, np.nan, "b", None], dtype=object)})
+    enc = OneHotEncoder(sparse_output=False).fit(X)
+    assert len(enc.categories_[0]) == 4
+    skvault.dump(enc, tmp_path / "e.skv")
+    Xt = pd.DataFrame({"c": pd.Series([np.nan, None, "b", "a"], dtype=object)})
+    assert_same(skvault.native.load(tmp_path / "e.skv").transform(Xt), enc.transform(Xt), "None vs NaN")
+
+
+def test_unknown_text_is_refused_as_scikit_learn_refuses_it(tmp_path):
+    X = frame(200, 0)[["city"]]
+    enc = OneHotEncoder(handle_unknown="error").fit(X)
+    skvault.dump(enc, tmp_path / "e.skv")
+    Xt = pd.DataFrame({"city": pd.Series(["Lyon", "Oslo"], dtype="str")})
+    with pytest.raises(ValueError, match="unknown categor"):
+        enc.transform(Xt)
+    with pytest.raises(ValueError, match=r"row 1, column 0: Found unknown categories \['Oslo'\]"):
+        skvault.native.load(tmp_path / "e.skv").transform(Xt)
+
+
+def test_text_where_the_model_expects_numbers_names_the_column(tmp_path):
+    model, Xt = _fitted("onehot-ignore+logistic")
+    skvault.dump(model, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    bad = Xt.assign(income=pd.Series(["12.5", "twelve"] * (len(Xt) // 2), dtype="str"))
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        model.predict(bad)
+    with pytest.raises(ValueError, match=r'column "income" holds text \("twelve" at row 1\)'):
+        native.predict(bad)
+    # Text that is a number is read as numpy reads it, as scikit-learn does.
+    numeric_text = Xt.assign(income=Xt["income"].map(lambda v: f" {v!r} ").astype("str"))
+    assert_same(native.predict(numeric_text), model.predict(numeric_text), "numbers as text")
+
+
+def test_a_missing_text_column_is_named(tmp_path):
+    model, Xt = _fitted("onehot-ignore+logistic")
+    skvault.dump(model, tmp_path / "m.skv")
+    with pytest.raises(ValueError, match="plan"):
+        model.predict(Xt.drop(columns=["plan"]))
+    with pytest.raises(ValueError, match=r"missing: \['plan'\]"):
+        skvault.native.load(tmp_path / "m.skv").predict(Xt.drop(columns=["plan"]))
+
+
+def test_numeric_matrices_are_refused_by_encoders_fitted_on_text(tmp_path):
+    enc = OrdinalEncoder().fit(frame(50, 0)[["city"]])
+    skvault.dump(enc, tmp_path / "e.skv")
+    with pytest.raises(ValueError, match="fitted on text: pass a DataFrame"):
+        skvault.native.load(tmp_path / "e.skv").transform(np.zeros((2, 1)))
+
+
+def test_text_imputers_and_indicators_transform_as_scikit_learn(tmp_path):
+    X, Xt = frame(300, 0, holes=True), frame(100, 3, holes=True)
+    text = ["city", "plan"]
+    cases = [
+        (SimpleImputer(strategy="most_frequent"), text),
+        (SimpleImputer(strategy="constant", fill_value="?", add_indicator=True), text),
+        (MissingIndicator(), text),
+        (MissingIndicator(features="all"), ["age", "city"]),
+        (SimpleImputer(add_indicator=True), ["age", "income"]),
+    ]
+    for est, cols in cases:
+        est.fit(X[cols])
+        skvault.dump(est, tmp_path / "e.skv")
+        native = skvault.native.load(tmp_path / "e.skv")
+        want = est.transform(Xt[cols])
+        if want.dtype == object:
+            # A text imputer's output is text: compare it through the encoder that follows
+            # it in a pipeline (above); alone, only its numeric columns are numbers.
+            with pytest.raises(ValueError, match="could not convert string to float"):
+                native.transform(Xt[cols])
+            continue
+        # MissingIndicator returns booleans; native inference returns them as 0.0 and 1.0.
+        assert_same(native.transform(Xt[cols]), want.astype(np.float64), repr(est))
+
+
+def test_a_missing_value_new_in_transform_is_refused_as_scikit_learn_refuses_it(tmp_path):
+    X = frame(100, 0)[["city", "plan"]].assign(plan=pd.Series(["a"] * 100, dtype=object))
+    ind = MissingIndicator().fit(X)
+    skvault.dump(ind, tmp_path / "e.skv")
+    Xt = X.assign(plan=pd.Series([np.nan] + ["a"] * 99, dtype=object))
+    with pytest.raises(ValueError, match="have missing values in transform but have no missing values in fit"):
+        ind.transform(Xt)
+    with pytest.raises(ValueError, match=r"The features \[1\] have missing values in transform"):
+        skvault.native.load(tmp_path / "e.skv").transform(Xt)
+
+
+def test_a_none_marker_refuses_nan_as_scikit_learn_does(tmp_path):
+    X = pd.DataFrame({"c": pd.Series(["a", None, "b", "a"], dtype=object)})
+    imp = make_pipeline(SimpleImputer(missing_values=None, strategy="most_frequent"), OneHotEncoder())
+    imp.fit(X)
+    skvault.dump(imp, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    ok = pd.DataFrame({"c": pd.Series([None, "b"], dtype=object)})
+    assert_same(native.transform(ok), imp.transform(ok).toarray(), "None imputed")
+    bad = pd.DataFrame({"c": pd.Series([np.nan, "b"], dtype=object)})
+    with pytest.raises(ValueError, match="Input (X )?contains NaN"):
+        imp.transform(bad)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        native.transform(bad)
