@@ -23,6 +23,12 @@ from on_tty import CLI, env, human_bytes, run_tty
 
 FORCE = {"SKVAULT_PROGRESS_MIN_BYTES": "0"}
 
+#: The 30 cells of a bar as the styles here draw them.
+BAR_BODY = re.compile(r"\[[=> ]{30}\]")
+
+#: A frame of a spinner (a step of unknown size, and its time so far).
+SPINNER = re.compile(r"(reading|scanning|converting)( the input)? \(\d+s\)")
+
 #: A frame of a bar drawn with indicatif's default style (no label, `pos/len` at the end).
 UNSTYLED = re.compile(r"^[^A-Za-z]*\d+/\d+$")
 
@@ -150,3 +156,21 @@ def test_predict_in_batches_names_the_bad_row_of_the_whole_input(tmp_path):
     assert result.returncode == 2
     assert "input row 140000, column 2" in result.stderr, result.stderr
     assert not (tmp_path / "y.npy").exists()
+
+
+def test_no_bar_for_json_reports(tmp_path, arrays_pickle, forest):
+    """Convert, export and the registry print their --json report on stdout and draw nothing."""
+    _, model = forest
+    skv = tmp_path / "a.skv"
+    runs = {
+        "convert": run_tty("convert", "--json", arrays_pickle, skv, **FORCE),
+        "export": run_tty("export", "--json", model, tmp_path / "m.onnx", **FORCE),
+    }
+    uri = tmp_path / "registry"
+    runs["register"] = run_tty("registry", "--uri", uri, "--json", "register", skv, "a", **FORCE)
+    runs["get"] = run_tty("registry", "--uri", uri, "--json", "get", "a", "-o", tmp_path / "got.skv", **FORCE)
+    for name, run in runs.items():
+        assert run.code == 0, (name, run.tty)
+        assert not BAR_BODY.search(run.tty) and not SPINNER.search(run.tty), (name, run.tty)
+        assert isinstance(json.loads(run.stdout), dict), (name, run.stdout)
+    assert (tmp_path / "got.skv").read_bytes() == skv.read_bytes()

@@ -44,7 +44,7 @@ pub fn run(args: &Args<'_>) -> Result<u8, CliError> {
     // Reading, scanning and converting report no sizes: a spinner names the step. Writing
     // reports the bytes of the output written so far, against the output's length.
     let size = std::fs::metadata(args.src).map(|m| m.len()).unwrap_or(0);
-    let mut bar = progress::spinner(size, "reading");
+    let mut bar = progress::spinner_unless(args.json, size, "reading");
     let mut writing = false;
     let mut on_step = |step: Step| {
         match step {

@@ -67,7 +67,7 @@ pub fn run_export(args: &ExportArgs) -> Result<u8, CliError> {
     // Reading the model is a spinner; turning arrays into JSON values counts their raw
     // bytes, and writing counts the output's bytes, each against its own total.
     let size = std::fs::metadata(&args.src).map(|m| m.len()).unwrap_or(0);
-    let mut bar = progress::spinner(size, "reading");
+    let mut bar = progress::spinner_unless(args.json, size, "reading");
     let mut stage = "reading";
     let mut on_step = |step: Step| {
         let (done, total, what) = match step {

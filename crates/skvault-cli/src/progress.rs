@@ -90,6 +90,16 @@ pub fn spinner(size: u64, what: &'static str) -> ProgressBar {
     bar
 }
 
+/// [`spinner`], or a hidden bar for a `--json` run (whose readers are programs); the steps
+/// after it stay hidden too (see [`next_step`]).
+pub fn spinner_unless(json: bool, size: u64, what: &'static str) -> ProgressBar {
+    if json {
+        ProgressBar::hidden()
+    } else {
+        spinner(size, what)
+    }
+}
+
 /// Replaces `bar` (a spinner, or the bar of an earlier step) with a byte bar of `total`
 /// bytes, at 0. A new bar rather than new settings: each setting would draw a frame that
 /// mixes the old step's values with the new one's.
