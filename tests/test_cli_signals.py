@@ -166,3 +166,12 @@ def test_scan_json_into_a_closed_pipe_ends_quietly(tmp_path):
     assert len(head) == 10
     assert err == "", err
     assert code == 0
+
+
+def test_predict_to_stdout_into_a_closed_pipe_ends_quietly(tmp_path, deep_tree):
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.random.default_rng(5).normal(size=(200_000, 8)))  # ~1.2 MB of CSV lines
+    head, err, code = closed_early("predict", str(deep_tree), str(rows), "-o", "-")
+    assert len(head) == 10
+    assert err == "", err
+    assert code == 0
