@@ -7,7 +7,7 @@ use std::path::Path;
 use skvault_format::{Codec, TrustSet, WriteOptions};
 use skvault_pickle::{ConvertOptions, ScanOptions, Step};
 
-use crate::{progress, CliError};
+use crate::{interrupt, progress, CliError};
 
 pub struct Args<'a> {
     pub src: &'a Path,
@@ -41,20 +41,28 @@ pub fn run(args: &Args<'_>) -> Result<u8, CliError> {
             level: args.level,
         },
     };
+    // Reading, scanning and converting report no sizes: a spinner names the step. Writing
+    // reports the bytes of the output written so far, against the output's length.
     let size = std::fs::metadata(args.src).map(|m| m.len()).unwrap_or(0);
-    let bar = progress::bytes_bar(size.saturating_mul(2), "reading");
-    let mut on_step = |step: Step| match step {
-        Step::Decompressing => bar.set_message("reading"),
-        Step::Scanning => bar.set_message("scanning"),
-        Step::Converting => bar.set_message("converting"),
-        Step::Writing { done, total } => {
-            bar.set_message("writing");
-            bar.set_length(total);
-            bar.set_position(done);
+    let mut bar = progress::spinner_unless(args.json, size, "reading");
+    let mut writing = false;
+    let mut on_step = |step: Step| {
+        match step {
+            Step::Decompressing => bar.set_message("reading"),
+            Step::Scanning => bar.set_message("scanning"),
+            Step::Converting => bar.set_message("converting"),
+            Step::Writing { done, total } => {
+                if !writing {
+                    writing = true;
+                    progress::next_step(&mut bar, total, "writing");
+                }
+                bar.set_position(done);
+            }
         }
+        interrupt::check()
     };
-    let result = skvault_pickle::convert_file(args.src, args.dst, &options, &mut on_step);
-    bar.finish_and_clear();
+    let result = skvault_pickle::convert_file_checked(args.src, args.dst, &options, &mut on_step);
+    progress::end(&bar, result.is_ok());
     let c = result?;
     if args.json {
         let migrations: Vec<serde_json::Value> = c

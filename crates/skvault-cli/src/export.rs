@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use skvault_format::{TrustSet, WriteOptions};
 
-use crate::{progress, CliError};
+use skvault_export::Step;
+
+use crate::{interrupt, progress, CliError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -62,22 +64,31 @@ pub fn format_for(out: &Path, format: Option<Format>) -> Format {
 }
 
 pub fn run_export(args: &ExportArgs) -> Result<u8, CliError> {
+    // Reading the model is a spinner; turning arrays into JSON values counts their raw
+    // bytes, and writing counts the output's bytes, each against its own total.
     let size = std::fs::metadata(&args.src).map(|m| m.len()).unwrap_or(0);
-    let bar = progress::bytes_bar(size, "exporting");
-    let result = match format_for(&args.out, args.format) {
-        Format::Onnx => skvault_export::export_onnx(&args.src, &args.out).map(|n| (n, "ONNX")),
-        Format::Json => {
-            let mut on = |done: u64, total: u64| {
-                bar.set_length(total);
-                bar.set_position(done);
-            };
-            skvault_export::export_json(&args.src, &args.out, &mut on).map(|()| {
-                let n = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
-                (n, "JSON")
-            })
+    let mut bar = progress::spinner_unless(args.json, size, "reading");
+    let mut stage = "reading";
+    let mut on_step = |step: Step| {
+        let (done, total, what) = match step {
+            Step::Arrays { done, total } => (done, total, "converting"),
+            Step::Writing { done, total } => (done, total, "writing"),
+            _ => return interrupt::check(),
+        };
+        if stage != what {
+            stage = what;
+            progress::next_step(&mut bar, total, what);
         }
+        bar.set_position(done);
+        interrupt::check()
     };
-    bar.finish_and_clear();
+    let result = match format_for(&args.out, args.format) {
+        Format::Onnx => skvault_export::export_onnx_checked(&args.src, &args.out, &mut on_step)
+            .map(|n| (n, "ONNX")),
+        Format::Json => skvault_export::export_json_checked(&args.src, &args.out, &mut on_step)
+            .map(|n| (n, "JSON")),
+    };
+    progress::end(&bar, result.is_ok());
     let (n, what) = result?;
     if args.json {
         return written_json(&args.src, &args.out, what, n);

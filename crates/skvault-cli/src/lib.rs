@@ -10,9 +10,11 @@ pub mod diff;
 mod error;
 pub mod export;
 pub mod inspect;
+mod interrupt;
 pub mod predict;
 mod progress;
 pub mod registry;
+mod rows;
 pub mod scan;
 pub mod verify;
 
@@ -109,15 +111,28 @@ enum Command {
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
-/// 0 on success, 2 on errors (clap's own usage errors also exit 2).
+/// 0 on success, 2 on errors (clap's own usage errors also exit 2), 130 when Ctrl-C stopped
+/// it (see `interrupt`).
 pub fn run_cli<I, T>(args: I) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
     output::reset();
-    let code = run(args);
+    let code = {
+        let _handlers = interrupt::Guard::install();
+        run(args)
+    };
     output::finish(code)
+}
+
+/// The exit status of an interrupted command, whatever error the stop made it return.
+pub const EXIT_INTERRUPTED: u8 = interrupt::EXIT_INTERRUPTED;
+
+/// Whether Ctrl-C was pressed during the last `run_cli` (its handler chains to the one
+/// installed before, which a caller may then have to clear: see the Python binding).
+pub fn interrupted() -> bool {
+    interrupt::requested()
 }
 
 fn run<I, T>(args: I) -> u8
@@ -132,7 +147,16 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match execute(cli.command) {
+    let result = execute(cli.command);
+    if interrupt::requested() {
+        // The error the stop caused (an interrupted write) says less than this.
+        match result {
+            Ok(_) => errln!("skvault: interrupted (after the command had finished)"),
+            Err(_) => errln!("skvault: interrupted (nothing was written)"),
+        }
+        return EXIT_INTERRUPTED;
+    }
+    match result {
         Ok(code) => code,
         Err(e) => error::report(&e),
     }

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use skvault_infer::{format_float, Classes, Labels, Matrix, MatrixView, Method, Model, Prediction};
+use skvault_infer::{format_float, Classes, Labels, Matrix, Method, Model};
 
 use skvault_table::{csv_field, npy_bytes, read_csv, read_npy, read_parquet, Table};
 
@@ -230,25 +230,26 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
             names.join(", ")
         ));
     }
-    let table = read_input(&args.input)?;
+    // Parsing a large CSV takes a while and reports nothing: a spinner says so.
+    let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
+    let reading = crate::progress::spinner(size, "reading the input");
+    let table = read_input(&args.input);
+    reading.finish_and_clear();
+    let table = table?;
     let n_rows = table.n_rows;
     let data = align(table, &model)?;
-    let x = MatrixView::new(&data, n_rows, model.n_features())?;
-    let output = match method {
-        Method::Predict => match model.predict(&x)? {
-            Prediction::Labels(idx) => {
-                let classes = model
-                    .classes()
-                    .cloned()
-                    .ok_or_else(|| CliError::input("labels without classes"))?;
-                Output::Labels(idx, classes)
-            }
-            Prediction::Values(m) => Output::Values(m),
-        },
-        Method::PredictProba => Output::Values(model.predict_proba(&x)?),
-        Method::DecisionFunction => Output::Values(model.decision_function(&x)?),
-        Method::Transform => Output::Values(model.transform(&x)?),
-        Method::ScoreSamples => Output::Values(model.score_samples(&x)?),
+    let bar = crate::progress::rows_bar(n_rows as u64, size, "predicting");
+    let rows = crate::rows::predict(&model, method, &data, n_rows, &bar);
+    crate::progress::end(&bar, rows.is_ok());
+    let output = match rows? {
+        crate::rows::Rows::Labels(idx) => {
+            let classes = model
+                .classes()
+                .cloned()
+                .ok_or_else(|| CliError::input("labels without classes"))?;
+            Output::Labels(idx, classes)
+        }
+        crate::rows::Rows::Values(m) => Output::Values(m),
     };
     let headers = column_names(&output, &model, method);
     let bytes = match out_format {

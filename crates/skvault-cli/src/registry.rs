@@ -212,33 +212,58 @@ fn pick_version(flag: Option<u64>, positional: Option<u64>) -> Result<u64, Regis
     }
 }
 
-/// An indicatif bar on stderr (hidden when stderr is not a terminal).
-struct Bar(indicatif::ProgressBar);
+/// The bar of an upload or download (see `progress`): made when the registry says what it
+/// transfers, styled before it is first drawn (none for --json); also where a transfer
+/// checks for Ctrl-C.
+struct Bar {
+    bar: std::sync::Mutex<indicatif::ProgressBar>,
+    shown: bool,
+}
 
 impl Bar {
-    fn new() -> Bar {
-        Bar(indicatif::ProgressBar::hidden())
+    fn new(json: bool) -> Bar {
+        Bar {
+            bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
+            shown: !json,
+        }
+    }
+
+    fn bar(&self) -> indicatif::ProgressBar {
+        match self.bar.lock() {
+            Ok(bar) => bar.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After the registry call: clears a bar that an error left unfinished.
+    fn close(&self) {
+        let bar = self.bar();
+        if !bar.is_finished() {
+            bar.finish_and_clear();
+        }
     }
 }
 
 impl Progress for Bar {
     fn begin(&self, what: &str, total: u64) {
-        self.0
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.0.set_length(total);
-        self.0.set_position(0);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        ) {
-            self.0.set_style(style.progress_chars("=> "));
+        if !self.shown {
+            return;
         }
-        self.0.set_message(what.to_string());
+        let bar = crate::progress::bytes_bar(total, what.to_string());
+        match self.bar.lock() {
+            Ok(mut slot) => *slot = bar,
+            Err(poisoned) => *poisoned.into_inner() = bar,
+        }
     }
     fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
+        self.bar().inc(bytes);
     }
     fn end(&self) {
-        self.0.finish_and_clear();
+        let bar = self.bar();
+        crate::progress::end(&bar, Some(bar.position()) == bar.length());
+    }
+    fn check(&self) -> std::io::Result<()> {
+        crate::interrupt::check()
     }
 }
 
@@ -344,7 +369,10 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
         skvault_registry::names::check_model_name(&name)?;
         std::fs::metadata(&file).map_err(|e| CliError::io(&file, e))?;
         let reg = open_or_create(&uri)?;
-        let info = reg.register(&file, &name, &opts, &Bar::new())?;
+        let bar = Bar::new(json);
+        let registered = reg.register(&file, &name, &opts, &bar);
+        bar.close();
+        let info = registered?;
         if json {
             crate::output::print_json(&version_json(&info, false)?)?;
         } else {
@@ -356,7 +384,10 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
     let report = match args.command {
         RegistryCommand::Register { .. } => Report::Done,
         RegistryCommand::Get { which, output } => {
-            let doc = reg.download(&which.name, &which.selector(), &output, &Bar::new())?;
+            let bar = Bar::new(json);
+            let downloaded = reg.download(&which.name, &which.selector(), &output, &bar);
+            bar.close();
+            let doc = downloaded?;
             errln!(
                 "{} version {} -> {}",
                 doc.name,
@@ -587,7 +618,10 @@ fn export(
         .tempdir()
         .map_err(|e| CliError::io(&std::env::temp_dir(), e))?;
     let skv = tmp.path().join("model.skv");
-    let doc = reg.download(&which.name, &which.selector(), &skv, &Bar::new())?;
+    let bar = Bar::new(json);
+    let downloaded = reg.download(&which.name, &which.selector(), &skv, &bar);
+    bar.close();
+    let doc = downloaded?;
     errln!("{} version {}", doc.name, doc.version);
     let args = crate::export::ExportArgs {
         src: skv,

@@ -23,8 +23,12 @@ pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, Cli
         trust: skvault_format::TrustSet::new(trust.iter().cloned())?,
         ..ScanOptions::default()
     };
-    let total = progress::count_bytes(paths);
-    let bar = progress::bytes_bar(total, "scanning");
+    // No bar for --json: its readers are programs.
+    let bar = if as_json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress::bytes_bar(progress::count_bytes(paths), "scanning")
+    };
     let mut tally = Tally::default();
     let mut files: Vec<Value> = Vec::new();
     let skipped = skvault_pickle::scan_paths(paths, &options, &mut |scan: FileScan| {
@@ -43,7 +47,7 @@ pub fn run(paths: &[PathBuf], trust: &[String], as_json: bool) -> Result<u8, Cli
             bar.suspend(|| print_file(&scan));
         }
     });
-    bar.finish_and_clear();
+    progress::end(&bar, true);
     let summary = json!({
         "files": tally.safe + tally.unknown + tally.unsafe_ + tally.errors,
         "safe": tally.safe,

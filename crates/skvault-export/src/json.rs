@@ -65,6 +65,17 @@ fn nested_values(shape: &[u64], per_element: u64) -> u64 {
 /// [`VALUES_SLACK`], so that empty shapes, zero-width dtypes and records of many
 /// zero-width fields cannot make it explode.
 pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
+    document_checked(file, &mut |done, total| {
+        progress(done, total);
+        Ok(())
+    })
+}
+
+/// [`to_document`] with a callback that may stop it between two arrays.
+pub(crate) fn document_checked(
+    file: &SkvFile,
+    progress: &mut dyn FnMut(u64, u64) -> Result<()>,
+) -> Result<Value> {
     let m: &Manifest = file.manifest();
     let total: u64 = m
         .arrays
@@ -98,7 +109,7 @@ pub fn to_document(file: &SkvFile, progress: Progress<'_>) -> Result<Value> {
             "data": data,
         }));
         done += entry.raw_length;
-        progress(done, total);
+        progress(done, total)?;
     }
     let mut doc = Map::new();
     doc.insert("format".into(), FORMAT.into());

@@ -11,6 +11,7 @@ pub mod fuzzing;
 pub mod json;
 pub mod onnx;
 pub mod proto;
+mod steps;
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ use skvault_format::SkvFile;
 
 pub use error::{ExportError, Result};
 pub use json::{export_json, import_json};
+pub use steps::{export_json_checked, export_onnx_checked, Checked, Step};
 
 /// [`skvault_format::atomic::write_atomic`], its failure as an [`ExportError::Io`].
 pub(crate) fn write_atomic(

@@ -16,6 +16,10 @@ use crate::node::Node;
 
 /// Arrays smaller than this are never compressed: the codec header would eat the gain.
 pub const MIN_COMPRESS_LEN: usize = 256;
+
+/// The most bytes written between two calls of a write's progress callback.
+pub const PROGRESS_CHUNK: usize = 4 << 20;
+
 /// Structured arrays smaller than this are compressed column by column in a single zstd frame,
 /// larger ones with one frame per column.
 const ONE_FRAME_BELOW: usize = 64 << 10;
@@ -110,23 +114,42 @@ impl Prepared<'_> {
         w: &mut impl Write,
         progress: &mut dyn FnMut(u64),
     ) -> std::io::Result<()> {
+        self.write_to_checked(w, &mut |n| {
+            progress(n);
+            Ok(())
+        })
+    }
+
+    /// Like [`Prepared::write_to`], but `progress` may stop the write by returning an error,
+    /// which is returned as is (the command line stops this way on Ctrl-C). `progress` is
+    /// called at least every [`PROGRESS_CHUNK`] bytes, and last with the file's length.
+    pub fn write_to_checked(
+        &self,
+        w: &mut impl Write,
+        progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         const ZEROS: [u8; 64] = [0; 64];
         w.write_all(&self.header)?;
         w.write_all(&self.manifest)?;
         let mut pos = 64 + self.manifest.len() as u64;
+        progress(pos)?;
         for blob in &self.blobs {
             let start = align_up(pos).unwrap_or(pos);
             let pad = (start - pos) as usize;
             w.write_all(ZEROS.get(..pad).unwrap_or(&[]))?;
-            w.write_all(blob.bytes())?;
-            pos = start + blob.bytes().len() as u64;
-            progress(pos);
+            pos = start;
+            // In chunks, so that a bar moves and a stop is noticed within one large array.
+            for chunk in blob.bytes().chunks(PROGRESS_CHUNK) {
+                w.write_all(chunk)?;
+                pos += chunk.len() as u64;
+                progress(pos)?;
+            }
         }
         let end = align_up(pos).unwrap_or(pos).max(self.data_start);
         if self.blobs.is_empty() {
             w.write_all(ZEROS.get(..(end - pos) as usize).unwrap_or(&[]))?;
         }
-        Ok(())
+        progress(self.total_len)
     }
 
     pub fn to_vec(&self) -> Result<Vec<u8>> {
@@ -139,9 +162,23 @@ impl Prepared<'_> {
     /// Writes atomically: a temporary file in the same folder, fsync, rename, fsync of the folder.
     /// On any error the temporary file is removed and `path` is untouched.
     pub fn write_file(&self, path: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        self.write_file_checked(path, &mut |n| {
+            progress(n);
+            Ok(())
+        })
+    }
+
+    /// Like [`Prepared::write_file`], but `progress` may stop the write by returning an
+    /// error (see [`Prepared::write_to_checked`]): the temporary file is removed and `path`
+    /// is left as it was.
+    pub fn write_file_checked(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
+    ) -> Result<()> {
         crate::atomic::write_atomic(path, |w| {
             let mut w = w;
-            self.write_to(&mut w, progress)
+            self.write_to_checked(&mut w, progress)
         })
         .map_err(|f| FormatError::io(f.path, f.source))
     }
@@ -527,6 +564,68 @@ mod tests {
         );
         let e = lay_out([blob(u64::MAX - 100), blob(1)].into_iter()).err();
         assert!(matches!(e, Some(FormatError::ArraysTooLarge)), "{e:?}");
+    }
+
+    /// A large array is written in chunks, each reported, so that a bar moves and Ctrl-C is
+    /// noticed within it; the last report is the file's length.
+    #[test]
+    fn writing_reports_every_chunk_and_ends_at_the_length() {
+        let n = 2 * PROGRESS_CHUNK + 1000;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let arrays = [f64_array(vec![(n / 8) as u64], &data[..n / 8 * 8])];
+        let prepared = prepare(
+            Node::None,
+            &arrays,
+            Default::default(),
+            WriteOptions::default(),
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        prepared
+            .write_to_checked(&mut out, &mut |done| {
+                seen.push(done);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(out.len() as u64, prepared.len());
+        assert_eq!(seen.last(), Some(&prepared.len()));
+        assert!(seen.len() >= 4, "{seen:?}");
+        // A chunk, plus the alignment padding before a blob.
+        for pair in seen.windows(2) {
+            assert!(pair[0] <= pair[1], "{seen:?}");
+            assert!(pair[1] - pair[0] <= PROGRESS_CHUNK as u64 + 64, "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_write_leaves_the_old_file_and_no_temporary() {
+        let data = vec![7u8; PROGRESS_CHUNK * 2];
+        let arrays = [f64_array(vec![(data.len() / 8) as u64], &data)];
+        let prepared = prepare(
+            Node::None,
+            &arrays,
+            Default::default(),
+            WriteOptions::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.skv");
+        std::fs::write(&path, b"old").unwrap();
+        let mut calls = 0;
+        let err = prepared
+            .write_file_checked(&path, &mut |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "stop"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("stop"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

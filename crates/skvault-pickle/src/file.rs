@@ -358,6 +358,24 @@ pub fn convert_file(
     options: &ConvertOptions,
     progress: &mut dyn FnMut(Step),
 ) -> Result<Conversion, FileError> {
+    convert_file_checked(src, dst, options, &mut |step| {
+        progress(step);
+        Ok(())
+    })
+}
+
+/// Like [`convert_file`], but `progress` may stop the conversion by returning an error
+/// (between steps, and while writing: at least every
+/// [`skvault_format::write::PROGRESS_CHUNK`] bytes). The error is returned as
+/// [`FileError::Io`] on `dst`, or in [`FileError::Write`] while writing; nothing is left at
+/// `dst` and no temporary file remains.
+pub fn convert_file_checked(
+    src: &Path,
+    dst: &Path,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(Step) -> std::io::Result<()>,
+) -> Result<Conversion, FileError> {
+    let mut step = |s: Step| progress(s).map_err(|e| io_err(dst, e));
     skvault_format::atomic::refuse_input_as_output(dst, &[src]).map_err(|source| {
         FileError::Io {
             path: dst.to_path_buf(),
@@ -373,14 +391,14 @@ pub fn convert_file(
     }
     refuse_non_pickle(src, bytes)?;
     let limits: &Limits = &options.scan.limits;
-    progress(Step::Decompressing);
+    step(Step::Decompressing)?;
     let (format, stream) = decompress(bytes, limits).map_err(|_| FileError::Unsafe {
         path: src.to_path_buf(),
         report: Box::new(crate::scan::scan_with(bytes, &options.scan)),
     })?;
-    progress(Step::Scanning);
+    step(Step::Scanning)?;
     let report = refuse_unless_safe(src, scan_stream(format, &stream, &options.scan))?;
-    progress(Step::Converting);
+    step(Step::Converting)?;
     let convert_err = |source| FileError::Convert {
         path: src.to_path_buf(),
         source,
@@ -413,12 +431,9 @@ pub fn convert_file(
         metadata,
         options.write,
     )?;
+    // The writer reports the bytes written so far (not each call's increment).
     let total = prepared.len();
-    let mut done = 0;
-    prepared.write_file(dst, &mut |n| {
-        done += n;
-        progress(Step::Writing { done, total });
-    })?;
+    prepared.write_file_checked(dst, &mut |done| progress(Step::Writing { done, total }))?;
     Ok(Conversion {
         report,
         migrations,

@@ -44,8 +44,8 @@ pub use container::{
 };
 pub use error::{PickleError, Result};
 pub use file::{
-    convert_file, scan_path, scan_paths, scan_skv, Conversion, ConvertOptions, FileError, FileScan,
-    Step,
+    convert_file, convert_file_checked, scan_path, scan_paths, scan_skv, Conversion,
+    ConvertOptions, FileError, FileScan, Step,
 };
 pub use limits::Limits;
 pub use lower::{Converted, ConvertedArray};

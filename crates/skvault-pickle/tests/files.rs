@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use skvault_format::{Node, SkvFile};
 use skvault_pickle::{
-    convert_file, scan_path, scan_paths, ConvertOptions, FileError, ScanOptions, Verdict,
+    convert_file, convert_file_checked, scan_path, scan_paths, ConvertOptions, FileError,
+    ScanOptions, Step, Verdict,
 };
 
 /// `pickle.dumps([1, 2], protocol=2)`.
@@ -39,6 +40,71 @@ fn converts_a_pickle_into_a_skv_file_recording_its_origin() {
     assert_eq!(origin["format"], "pickle");
     assert_eq!(origin["blake3"], blake3::hash(LIST).to_hex().as_str());
     assert_eq!(file.manifest().metadata["object"], "builtins.list");
+}
+
+/// The bar of `skvault convert` showed "173 GiB / 612 MiB": each report of the bytes written
+/// so far was added up as if it were an increment.
+#[test]
+fn writing_reports_the_bytes_written_so_far_up_to_the_file_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(&dir, "list.pkl", LIST);
+    let dst = dir.path().join("list.skv");
+    let mut writes = Vec::new();
+    convert_file(&src, &dst, &ConvertOptions::default(), &mut |step| {
+        if let Step::Writing { done, total } = step {
+            writes.push((done, total));
+        }
+    })
+    .unwrap();
+    let size = std::fs::metadata(&dst).unwrap().len();
+    assert!(writes.len() >= 2, "{writes:?}");
+    assert!(
+        writes
+            .iter()
+            .all(|&(done, total)| total == size && done <= total),
+        "{writes:?}"
+    );
+    assert!(writes.windows(2).all(|w| w[0].0 <= w[1].0), "{writes:?}");
+    assert_eq!(writes.last(), Some(&(size, size)));
+}
+
+/// Ctrl-C in `skvault convert`: the callback's error stops the conversion while writing, and
+/// neither the output nor its temporary file is left.
+#[test]
+fn a_stop_from_the_callback_leaves_no_output_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(&dir, "list.pkl", LIST);
+    let dst = dir.path().join("list.skv");
+    let stop = || std::io::Error::new(std::io::ErrorKind::Interrupted, "stop");
+    let err = convert_file_checked(
+        &src,
+        &dst,
+        &ConvertOptions::default(),
+        &mut |step| match step {
+            Step::Writing { .. } => Err(stop()),
+            _ => Ok(()),
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("stop"), "{err}");
+    assert!(!dst.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Between steps too, before anything is written.
+    let err = convert_file_checked(
+        &src,
+        &dst,
+        &ConvertOptions::default(),
+        &mut |step| match step {
+            Step::Scanning => Err(stop()),
+            _ => Ok(()),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, FileError::Io { path, .. } if path == &dst),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]

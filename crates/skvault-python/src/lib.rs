@@ -294,7 +294,14 @@ fn verify(py: Python<'_>, source: Source) -> PyResult<()> {
 /// Runs the `skvault` command line with `argv` (program name first); returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
-    py.detach(|| skvault_cli::run_cli(argv))
+    let code = py.detach(|| skvault_cli::run_cli(argv));
+    if skvault_cli::interrupted() {
+        // The command's SIGINT handler chains to Python's, which noted the signal too: run
+        // it now and drop its KeyboardInterrupt, already handled (exit 130, temporary files
+        // removed), instead of a traceback after the command returned.
+        let _ = py.check_signals();
+    }
+    code
 }
 
 /// The default allow-list, sorted.

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::docs::{blob_key, VersionDoc};
 use crate::error::{RegistryError, Result};
-use crate::registry::{Progress, Registry, Selector, CONCURRENCY};
+use crate::registry::{checked, Progress, Registry, Selector, CONCURRENCY};
 use crate::skv::{hash_hex, parse_head, reassemble};
 
 impl Registry {
@@ -40,8 +40,10 @@ impl Registry {
         progress.advance(head.len() as u64);
         let manifest = parse_head(&head, doc.file.size, &where_)?;
         let unique: BTreeSet<&str> = doc.file.blobs.iter().map(String::as_str).collect();
+        let at = where_.as_str();
         let fetched: BTreeMap<&str, Bytes> = futures::stream::iter(unique)
             .map(|d| async move {
+                checked(progress, at)?;
                 let b = self.blob(d).await?;
                 progress.advance(b.len() as u64);
                 Ok::<_, RegistryError>((d, b))
@@ -93,11 +95,18 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<VersionDoc> {
         let (doc, bytes) = self.fetch(name, selector, progress)?;
-        skvault_format::atomic::write_atomic(dest, |w| w.write_all(&bytes)).map_err(|f| {
-            RegistryError::Io {
-                path: f.path.display().to_string(),
-                source: f.source,
+        let shown = dest.display().to_string();
+        checked(progress, &shown)?;
+        skvault_format::atomic::write_atomic(dest, |w| {
+            for chunk in bytes.chunks(skvault_format::write::PROGRESS_CHUNK) {
+                w.write_all(chunk)?;
+                progress.check()?;
             }
+            Ok(())
+        })
+        .map_err(|f| RegistryError::Io {
+            path: f.path.display().to_string(),
+            source: f.source,
         })?;
         Ok(doc)
     }

@@ -15,7 +15,7 @@ use crate::docs::{
 };
 use crate::error::{RegistryError, Result};
 use crate::names::{check_model_name, check_tag_key};
-use crate::registry::{Progress, Registry, CONCURRENCY};
+use crate::registry::{checked, Progress, Registry, CONCURRENCY};
 use crate::skv::{hash_hex, split};
 use crate::store::Created;
 
@@ -108,6 +108,7 @@ impl Registry {
         let uploaded = self.block_on(self.upload_all(&unique, &shown, progress));
         progress.end();
         uploaded?;
+        checked(progress, &shown)?;
         // The uploads hashed their own copies; this catches a file rewritten in place meanwhile.
         if hash_hex(bytes) != file_digest {
             return Err(RegistryError::SourceChanged { path: shown });
@@ -165,6 +166,7 @@ impl Registry {
             let started = Instant::now();
             futures::stream::iter(unique.iter())
                 .map(|(key, data)| async move {
+                    checked(progress, shown)?;
                     self.ensure_blob(key, data, shown).await?;
                     if first {
                         progress.advance(data.len() as u64);

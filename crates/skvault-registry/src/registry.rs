@@ -31,6 +31,21 @@ pub trait Progress: Sync {
     fn begin(&self, _what: &str, _total_bytes: u64) {}
     fn advance(&self, _bytes: u64) {}
     fn end(&self) {}
+    /// Asked between two blobs and before a version is created or a file written: an error
+    /// stops the operation there (the command line's Ctrl-C), returned as
+    /// [`RegistryError::Io`](crate::RegistryError::Io). Blobs already uploaded stay until
+    /// `gc` collects them; no version is created and no file is left at a destination.
+    fn check(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`Progress::check`] as a registry error about `path`.
+pub(crate) fn checked(progress: &dyn Progress, path: &str) -> Result<()> {
+    progress.check().map_err(|source| RegistryError::Io {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// No progress reporting.
