@@ -393,3 +393,38 @@ def test_a_validation_column_of_an_unsupported_dtype_is_refused_by_name(tmp_path
     with pytest.raises(TypeError, match="validation column 'when' has dtype datetime64"):
         skvault.dump(model, tmp_path / "m.skv", validation=X)
     assert not (tmp_path / "m.skv").exists()
+
+
+def test_native_validate_rechecks_the_stored_rows_without_scikit_learn(tmp_path):
+    X, y = frame(300, 0, holes=True), target(frame(300, 0, holes=True))
+    model = _fitted("impute-constant-indicator+ordinal+forest")[0]
+    path = tmp_path / "m.skv"
+    skvault.dump(model, path, validation=(X, y))
+    report = skvault.native.load(path).validate()
+    assert report["n_rows"] == 100
+    assert set(report["methods"]) == {"predict", "predict_proba"}
+    # Numeric rows too; a sparse transform output is reported as skipped, not as passed.
+    enc = OneHotEncoder().fit(np.array([[0.0], [1.0], [2.0]]))
+    skvault.dump(enc, tmp_path / "e.skv", validation=np.array([[1.0], [2.0]]))
+    report = skvault.native.load(tmp_path / "e.skv").validate()
+    assert report["methods"] == [] and "transform" in report["skipped"]
+    skvault.dump(model, tmp_path / "none.skv")
+    with pytest.raises(skvault.ValidationError, match="no validation samples"):
+        skvault.native.load(tmp_path / "none.skv").validate()
+
+
+def test_native_validate_finds_outputs_that_do_not_match(tmp_path):
+    from skvault import _native, _validation
+
+    X, y = frame(200, 0), target(frame(200, 0))
+    a = _fitted("onehot-if-binary+forest")[0]
+    b = make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)),
+        RandomForestClassifier(n_estimators=10, random_state=1),
+    ).fit(X, y)
+    tree, summary = _validation.build(a, (X, y))  # a's outputs, stored with b
+    _native.dump(b, str(tmp_path / "m.skv"), metadata={"validation": summary}, validation=tree)
+    with pytest.raises(skvault.ValidationError, match="validation failed for predict"):
+        skvault.load(tmp_path / "m.skv", validate=True)
+    with pytest.raises(skvault.ValidationError, match=r"validation failed for predict(_proba)?: \d+ row"):
+        skvault.native.load(tmp_path / "m.skv").validate()

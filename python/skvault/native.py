@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from skvault import _native
+from skvault.exceptions import ValidationError
 
 __all__ = ["NativeModel", "load"]
 
@@ -182,6 +183,24 @@ class NativeModel:
 
     def score_samples(self, X: Any) -> np.ndarray:
         return _matrix(self._call("score_samples", X)[1:])
+
+    def validate(self) -> dict[str, Any]:
+        """Re-check the validation rows stored in the file (``dump(..., validation=...)``)
+        with native inference, without scikit-learn: labels must match exactly, numbers
+        within the tolerance ``load(..., validate=True)`` uses.
+
+        Returns ``{"n_rows", "methods" (checked), "skipped" (method -> reason)}``; outputs
+        native inference cannot compare (a sparse matrix, a list of arrays) are skipped,
+        never counted as passed. Raises :class:`skvault.ValidationError` on a mismatch or
+        when the file has no validation rows.
+        """
+        out = self._inner.validate()
+        if out is None:
+            raise ValidationError(
+                "(none)", 0, None, "the file has no validation samples: save it with dump(..., validation=X)"
+            )
+        n_rows, methods, skipped = out
+        return {"n_rows": n_rows, "methods": list(methods), "skipped": dict(skipped)}
 
     def __repr__(self) -> str:
         return f"<skvault.native.NativeModel {self.class_name} ({', '.join(self.methods)})>"

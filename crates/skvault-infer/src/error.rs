@@ -76,6 +76,16 @@ pub enum InferError {
     #[error(transparent)]
     Frame(#[from] skvault_frame::FrameError),
 
+    /// The model's outputs on the file's validation rows differ from the recorded ones
+    /// (see `validation`): `rows` rows differ in `method`.
+    #[error("validation failed for {method}: {rows} row(s) differ{}{}", max_diff.map(|d| format!(", largest difference {d:.3e}")).unwrap_or_default(), if detail.is_empty() { String::new() } else { format!(", {detail}") })]
+    Validation {
+        method: String,
+        rows: usize,
+        max_diff: Option<f64>,
+        detail: String,
+    },
+
     /// The model has no such method (a regressor has no `predict_proba`, ...).
     #[error("{class} has no method {method}")]
     NotAvailable { class: String, method: &'static str },

@@ -29,6 +29,7 @@ mod preprocess;
 mod registry;
 mod state;
 mod tree;
+pub mod validation;
 mod view;
 
 use std::path::Path;

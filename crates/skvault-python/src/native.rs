@@ -27,6 +27,12 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
             new_err(py, "FormatError", e.to_string())
         }
         e @ InferError::NotAvailable { .. } => PyAttributeError::new_err(e.to_string()),
+        InferError::Validation {
+            method,
+            rows,
+            max_diff,
+            detail,
+        } => validation_error(py, method, rows, max_diff, detail),
         e @ InferError::Frame(skvault_frame::FrameError::MissingColumns(_)) => {
             PyValueError::new_err(e.to_string())
         }
@@ -35,10 +41,32 @@ fn infer_error(py: Python<'_>, err: InferError) -> PyErr {
     }
 }
 
+/// `skvault.ValidationError(method, n_rows, max_diff, detail)`.
+fn validation_error(
+    py: Python<'_>,
+    method: String,
+    rows: usize,
+    max_diff: Option<f64>,
+    detail: String,
+) -> PyErr {
+    let detail = (!detail.is_empty()).then_some(detail);
+    let made = py
+        .import("skvault.exceptions")
+        .and_then(|m| m.getattr("ValidationError"))
+        .and_then(|cls| cls.call1((method, rows, max_diff, detail)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
 /// A `.skv` model built for native inference.
 #[pyclass(frozen, module = "skvault._native")]
 pub struct NativeModel {
     model: Arc<Model>,
+    /// The file it was built from and its manifest digest, for `validate`.
+    path: PathBuf,
+    digest: [u8; 32],
 }
 
 /// Output bytes: the f64 values in native byte order.
@@ -310,6 +338,32 @@ impl NativeModel {
         }
     }
 
+    /// Re-checks the file's validation rows natively: `(n_rows, methods, skipped)` where
+    /// `skipped` lists `(method, reason)`; `None` when the file has none. A mismatch raises
+    /// `skvault.ValidationError`.
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<Option<(usize, Vec<&'static str>, Vec<(String, String)>)>> {
+        let (model, path, digest) = (self.model.clone(), self.path.clone(), self.digest);
+        let checked = py
+            .detach(move || {
+                let file = skvault_format::SkvFile::open(&path)?;
+                if file.header().manifest_digest != digest {
+                    return Err(InferError::Format(skvault_format::FormatError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(
+                            "the file changed since the model was loaded: load it again",
+                        ),
+                    }));
+                }
+                skvault_infer::validation::check(&model, &file)
+            })
+            .map_err(|e| infer_error(py, e))?;
+        Ok(checked.map(|c| (c.n_rows, c.methods, c.skipped)))
+    }
+
     fn has(&self, method: &str) -> bool {
         self.model.methods().iter().any(|m| m.name() == method)
     }
@@ -318,10 +372,17 @@ impl NativeModel {
 /// Opens a `.skv` file for native inference (the GIL is released while it is built).
 #[pyfunction]
 pub fn native_load(py: Python<'_>, path: PathBuf) -> PyResult<NativeModel> {
-    let model = py
-        .detach(move || Model::open(&path))
+    let opened = path.clone();
+    let (model, digest) = py
+        .detach(move || {
+            let file = skvault_format::SkvFile::open(&opened)?;
+            let model = Model::from_file(&file)?;
+            Ok::<_, InferError>((model, file.header().manifest_digest))
+        })
         .map_err(|e| infer_error(py, e))?;
     Ok(NativeModel {
         model: Arc::new(model),
+        path,
+        digest,
     })
 }
