@@ -428,3 +428,45 @@ def test_native_validate_finds_outputs_that_do_not_match(tmp_path):
         skvault.load(tmp_path / "m.skv", validate=True)
     with pytest.raises(skvault.ValidationError, match=r"validation failed for predict(_proba)?: \d+ row"):
         skvault.native.load(tmp_path / "m.skv").validate()
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "skvault", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", ["onehot-ignore+logistic", "impute-constant-indicator+ordinal+forest", "hgb-from-dtype"])
+def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
+    model, Xt = _fitted(name)
+    skvault.dump(model, tmp_path / "m.skv")
+    # As pandas writes a CSV: missing values as empty cells, columns in another order.
+    Xt[list(reversed(Xt.columns))].to_csv(tmp_path / "in.csv", index=False)
+    # A CSV cannot tell None from NaN: scikit-learn's answer is on the frame pandas reads
+    # back, with the model's dtypes.
+    Xt = pd.read_csv(tmp_path / "in.csv")[list(Xt.columns)].astype(Xt.dtypes.to_dict())
+    for flag, method in (([], "predict"), (["--proba"], "predict_proba")):
+        out = tmp_path / f"{method}.npy"
+        r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.csv", "-o", out, *flag)
+        assert r.returncode == 0, r.stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = getattr(model, method)(Xt)
+        got = np.load(out, allow_pickle=False)
+        if method == "predict":
+            assert_same(got, want.astype(got.dtype), f"{name} predict")
+        elif name in LINEAR:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        else:
+            assert_same(got, want, f"{name} {method}")
+
+
+def test_skvault_predict_names_a_missing_text_column_and_writes_nothing(tmp_path):
+    model, Xt = _fitted("onehot-ignore+logistic")
+    skvault.dump(model, tmp_path / "m.skv")
+    Xt.drop(columns=["plan", "city"]).to_csv(tmp_path / "in.csv", index=False)
+    r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.csv", "-o", tmp_path / "out.csv")
+    assert r.returncode == 2
+    assert 'columns "city", "plan" are missing from the input' in r.stderr
+    assert not (tmp_path / "out.csv").exists()

@@ -213,9 +213,53 @@ fn destination(args: &PredictArgs) -> Result<(Option<&Path>, Format), CliError> 
     Ok((Some(&args.output), format))
 }
 
+/// The input schema recorded in the model's file (`metadata.input_schema`), if any.
+fn input_schema(file: &skvault_format::SkvFile) -> Option<skvault_frame::InputSchema> {
+    let value = file.manifest().metadata.get("input_schema")?;
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// A CSV for a model fitted on text or categories: read as a frame (the schema's text
+/// columns kept as text), checked against the schema, predicted in one call.
+fn predict_frame(
+    model: &Model,
+    schema: &skvault_frame::InputSchema,
+    method: Method,
+    path: &Path,
+) -> Result<crate::rows::Rows, CliError> {
+    use skvault_frame::ColumnKind;
+    let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::input(format!("{}: the CSV is not UTF-8 text", path.display())))?;
+    let text_columns: Vec<&str> = schema
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Category))
+        .map(|c| c.name.as_str())
+        .collect();
+    let frame =
+        skvault_table::read_csv_frame(&text, &text_columns).map_err(|source| CliError::Table {
+            path: Some(path.to_path_buf()),
+            source,
+        })?;
+    schema
+        .check(&frame)
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    Ok(match model.call_frame(method, &frame)? {
+        skvault_infer::Output::Prediction(skvault_infer::Prediction::Labels(idx)) => {
+            crate::rows::Rows::Labels(idx)
+        }
+        skvault_infer::Output::Prediction(skvault_infer::Prediction::Values(m))
+        | skvault_infer::Output::Matrix(m) => crate::rows::Rows::Values(m),
+    })
+}
+
 fn execute(args: &PredictArgs) -> Result<(), CliError> {
     let (out_path, out_format) = destination(args)?;
-    let model = Model::open(&args.model)?;
+    let file = skvault_format::SkvFile::open(&args.model)?;
+    let model = Model::from_file(&file)?;
+    let schema = input_schema(&file);
+    drop(file);
     let method = match (args.proba, args.method) {
         (true, _) => Method::PredictProba,
         (false, Some(m)) => m.method(),
@@ -230,6 +274,20 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
             names.join(", ")
         ));
     }
+    let reads_text = schema.as_ref().is_some_and(|s| {
+        s.columns.iter().any(|c| {
+            matches!(
+                c.kind,
+                skvault_frame::ColumnKind::Text | skvault_frame::ColumnKind::Category
+            )
+        })
+    });
+    if let (true, Some(schema), Format::Csv) =
+        (reads_text, &schema, format_of(&args.input, "input")?)
+    {
+        let rows = predict_frame(&model, schema, method, &args.input)?;
+        return finish(out_path, out_format, &model, method, rows);
+    }
     // Parsing a large CSV takes a while and reports nothing: a spinner says so.
     let size = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
     let reading = crate::progress::spinner(size, "reading the input");
@@ -241,7 +299,18 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
     let bar = crate::progress::rows_bar(n_rows as u64, size, "predicting");
     let rows = crate::rows::predict(&model, method, &data, n_rows, &bar);
     crate::progress::end(&bar, rows.is_ok());
-    let output = match rows? {
+    finish(out_path, out_format, &model, method, rows?)
+}
+
+/// Writes what the method returned where `-o` says.
+fn finish(
+    out_path: Option<&Path>,
+    out_format: Format,
+    model: &Model,
+    method: Method,
+    rows: crate::rows::Rows,
+) -> Result<(), CliError> {
+    let output = match rows {
         crate::rows::Rows::Labels(idx) => {
             let classes = model
                 .classes()
@@ -251,7 +320,7 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
         }
         crate::rows::Rows::Values(m) => Output::Values(m),
     };
-    let headers = column_names(&output, &model, method);
+    let headers = column_names(&output, model, method);
     let bytes = match out_format {
         Format::Npy => to_npy(&output),
         Format::Csv => to_csv(&output, &headers),
