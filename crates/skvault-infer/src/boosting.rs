@@ -397,7 +397,10 @@ impl IsolationForest {
                 } else {
                     1.0
                 };
-                -(2f64.powf(-q))
+                // scikit-learn computes `2 ** -q` with libm's `pow`. LLVM rewrites
+                // `pow(2.0, x)` with a constant base into `exp2(x)`, which differs from
+                // `pow` by an ulp on some inputs; an opaque base keeps the `pow` call.
+                -(std::hint::black_box(2f64).powf(-q))
             })
             .collect();
         Ok(Matrix::column(scores))
