@@ -13,12 +13,17 @@ import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    IsolationForest,
+    GradientBoostingClassifier,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
 )
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.impute import MissingIndicator, SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
@@ -130,6 +135,67 @@ PIPELINES = {
         ),
         RandomForestClassifier(n_estimators=10, random_state=0),
     ),
+    "onehot-scaled+gradient-boosting": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(handle_unknown="ignore")),
+        GradientBoostingClassifier(n_estimators=10, random_state=0),
+    ),
+    "ordinal+extra-trees-regressor": lambda: make_pipeline(
+        encoded_ct(lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+        ExtraTreesRegressor(n_estimators=5, random_state=0),
+    ),
+    "onehot-min-frequency+multinomial": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(min_frequency=60, handle_unknown="infrequent_if_exist")),
+        LogisticRegression(max_iter=500),
+    ),
+    "onehot+sgd-log-loss": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(handle_unknown="ignore")),
+        SGDClassifier(loss="log_loss", random_state=0),
+    ),
+    "target-encoder+hgb": lambda: make_pipeline(
+        ColumnTransformer(
+            [("te", TargetEncoder(random_state=0), ["city", "plan"]), ("num", "passthrough", ["age", "income"])]
+        ),
+        HistGradientBoostingClassifier(max_iter=10, random_state=0),
+    ),
+    "text-imputer+tree": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                (
+                    "text",
+                    make_pipeline(SimpleImputer(strategy="most_frequent"), OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+                    ["city", "plan"],
+                ),
+                ("num", "passthrough", ["age", "income"]),
+            ],
+        ),
+        DecisionTreeClassifier(max_depth=6, random_state=0),
+    ),
+    "positions-and-mask+ridge": lambda: make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", StandardScaler(), [0, 2]),
+                ("text", OneHotEncoder(handle_unknown="ignore"), [False, True, False, True, False]),
+            ],
+            verbose_feature_names_out=False,
+        ),
+        Ridge(),
+    ),
+    "category-onehot+forest": lambda: make_pipeline(
+        ColumnTransformer(
+            [("grade", OneHotEncoder(handle_unknown="ignore"), ["grade"]), ("num", "passthrough", ["age"])]
+        ),
+        RandomForestClassifier(n_estimators=5, random_state=0),
+    ),
+    "onehot+linear-svc": lambda: make_pipeline(
+        encoded_ct(lambda: OneHotEncoder(handle_unknown="ignore")), LinearSVC(random_state=0)
+    ),
+    "ordinal+isolation-forest": lambda: make_pipeline(
+        encoded_ct(lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+        IsolationForest(n_estimators=20, random_state=0),
+    ),
+    "hgb-from-dtype-regressor": lambda: HistGradientBoostingRegressor(
+        categorical_features="from_dtype", max_iter=10, random_state=0
+    ),
     "hgb-from-dtype": lambda: HistGradientBoostingClassifier(
         categorical_features="from_dtype", max_iter=15, random_state=0
     ),
@@ -138,7 +204,11 @@ PIPELINES = {
     ),
 }
 
-HGB_COLUMNS = {"hgb-from-dtype": ["age", "income", "grade"], "hgb-text-categories": ["age", "income", "city", "plan"]}
+HGB_COLUMNS = {
+    "hgb-from-dtype": ["age", "income", "grade"],
+    "hgb-from-dtype-regressor": ["age", "income", "grade"],
+    "hgb-text-categories": ["age", "income", "city", "plan"],
+}
 
 
 def _fitted(name):
@@ -154,6 +224,10 @@ def _fitted(name):
 #: Final estimators whose scores scikit-learn computes with BLAS (a sparse or dense dot
 #: product of its own summation order): within docs/NATIVE.md's tolerance, labels exact.
 LINEAR = {
+    "onehot+linear-svc",
+    "onehot-min-frequency+multinomial",
+    "onehot+sgd-log-loss",
+    "positions-and-mask+ridge",
     "onehot-ignore+logistic",
     "onehot-drop-first+logistic",
     "selector-by-dtype+ridge",
@@ -170,7 +244,7 @@ def test_mixed_pipelines_match_scikit_learn(name, tmp_path):
     native = skvault.native.load(tmp_path / "m.skv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns about unknown categories
-        for method in ("predict", "predict_proba", "decision_function"):
+        for method in ("predict", "predict_proba", "decision_function", "score_samples"):
             if not hasattr(model, method):
                 continue
             got, want = getattr(native, method)(Xt), getattr(model, method)(Xt)
@@ -437,7 +511,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "skvault", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("name", ["onehot-ignore+logistic", "impute-constant-indicator+ordinal+forest", "hgb-from-dtype"])
+@pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
     model, Xt = _fitted(name)
     skvault.dump(model, tmp_path / "m.skv")
@@ -446,7 +520,8 @@ def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
     # A CSV cannot tell None from NaN: scikit-learn's answer is on the frame pandas reads
     # back, with the model's dtypes.
     Xt = pd.read_csv(tmp_path / "in.csv")[list(Xt.columns)].astype(Xt.dtypes.to_dict())
-    for flag, method in (([], "predict"), (["--proba"], "predict_proba")):
+    methods = [([], "predict")] + ([(["--proba"], "predict_proba")] if hasattr(model, "predict_proba") else [])
+    for flag, method in methods:
         out = tmp_path / f"{method}.npy"
         r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.csv", "-o", out, *flag)
         assert r.returncode == 0, r.stderr
@@ -454,7 +529,7 @@ def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
             warnings.simplefilter("ignore")
             want = getattr(model, method)(Xt)
         got = np.load(out, allow_pickle=False)
-        if method == "predict":
+        if method == "predict" and hasattr(model, "classes_"):
             assert_same(got, want.astype(got.dtype), f"{name} predict")
         elif name in LINEAR:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
@@ -470,3 +545,17 @@ def test_skvault_predict_names_a_missing_text_column_and_writes_nothing(tmp_path
     assert r.returncode == 2
     assert 'columns "city", "plan" are missing from the input' in r.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_json_export_keeps_text_categories_schema_and_validation_rows(tmp_path):
+    model, Xt = _fitted("impute-constant-indicator+ordinal+forest")
+    X = frame(300, 0, holes=True)
+    skvault.dump(model, tmp_path / "a.skv", validation=(X, target(X)))
+    skvault.export_json(tmp_path / "a.skv", tmp_path / "a.json")
+    skvault.import_json(tmp_path / "a.json", tmp_path / "b.skv")
+    a, b = (skvault.inspect(tmp_path / f"{n}.skv")["metadata"] for n in "ab")
+    assert b["input_schema"] == a["input_schema"] and b["input_schema"]["source"] == "validation"
+    native = skvault.native.load(tmp_path / "b.skv")
+    assert_same(native.predict_proba(Xt), model.predict_proba(Xt), "after a JSON round trip")
+    assert native.validate()["methods"] == ["predict", "predict_proba"]
+    skvault.load(tmp_path / "b.skv", validate=True)
