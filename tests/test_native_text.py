@@ -559,3 +559,50 @@ def test_json_export_keeps_text_categories_schema_and_validation_rows(tmp_path):
     assert_same(native.predict_proba(Xt), model.predict_proba(Xt), "after a JSON round trip")
     assert native.validate()["methods"] == ["predict", "predict_proba"]
     skvault.load(tmp_path / "b.skv", validate=True)
+
+
+def test_random_frames_give_scikit_learns_outputs_or_its_error(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    model = _fitted("impute-constant-indicator+ordinal+forest")[0]
+    strict = make_pipeline(
+        ColumnTransformer(
+            [("num", StandardScaler(), ["age"]), ("text", OneHotEncoder(handle_unknown="error"), ["city", "plan"])]
+        ),
+        RandomForestClassifier(n_estimators=5, random_state=0),
+    ).fit(frame(300, 0).assign(city=lambda d: d["city"].fillna("Lyon")), target(frame(300, 0)))
+    natives = {}
+    for name, m in (("lenient", model), ("strict", strict)):
+        skvault.dump(m, tmp_path / f"{name}.skv")
+        natives[name] = (m, skvault.native.load(tmp_path / f"{name}.skv"))
+
+    text = st.one_of(st.sampled_from(CITIES + ["basic", "pro", "Oslo", ""]), st.text(max_size=3), st.none(), st.just(np.nan))
+    number = st.one_of(st.floats(-1e6, 1e6), st.just(np.nan), st.integers(-5, 5))
+    rows = st.lists(st.tuples(number, text, number, text), min_size=1, max_size=12)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rows=rows, str_dtype=st.booleans())
+    def check(rows, str_dtype):
+        age, city, income, plan = (list(c) for c in zip(*rows))
+        X = pd.DataFrame(
+            {
+                "age": pd.Series(age, dtype=float),
+                "city": pd.Series(city, dtype="str" if str_dtype else object),
+                "income": pd.Series(income, dtype=float),
+                "plan": pd.Series(plan, dtype=object),
+                "grade": pd.Categorical(["A"] * len(rows), categories=["A", "B", "C"]),
+            }
+        )
+        for m, native in natives.values():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    want = m.predict_proba(X)
+                except (ValueError, TypeError):
+                    with pytest.raises(ValueError):
+                        native.predict_proba(X)
+                    continue
+            assert_same(native.predict_proba(X), want, "random frame")
+
+    check()
