@@ -606,3 +606,24 @@ def test_random_frames_give_scikit_learns_outputs_or_its_error(tmp_path):
             assert_same(native.predict_proba(X), want, "random frame")
 
     check()
+
+
+@pytest.mark.parametrize("name", ["impute-text+onehot+logistic", "hgb-from-dtype", "target-encoder+hgb"])
+def test_pyarrow_tables_predict_as_their_dataframes(name, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    model, Xt = _fitted(name)
+    skvault.dump(model, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    # What scikit-learn sees for this table is pandas' reading of it (None and NaN both null).
+    table = pa.Table.from_pandas(Xt[list(reversed(Xt.columns))], preserve_index=False)
+    as_pandas = table.to_pandas()[list(Xt.columns)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = model.predict_proba(as_pandas) if hasattr(model, "predict_proba") else model.predict(as_pandas)
+    got = native.predict_proba(table) if hasattr(model, "predict_proba") else native.predict(table)
+    if name in LINEAR:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    else:
+        assert_same(got, want, f"{name} on a pyarrow Table")
+    with pytest.raises(ValueError, match="missing"):
+        native.predict(table.drop_columns([Xt.columns[0]]))

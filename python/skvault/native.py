@@ -9,7 +9,8 @@ state first: an estimator that native inference does not implement raises
 :class:`skvault.UnsupportedModelError` naming it, at load time. The methods take anything
 numpy can turn into a 2-d float64 array, or a pandas DataFrame (whose columns must be the
 model's ``feature_names_in_``; they are taken by name, and text and ``category`` columns go
-to the encoders fitted on them), and release the GIL while they compute. Results
+to the encoders fitted on them) or a pyarrow Table (the same, with dictionary columns as
+categories), and release the GIL while they compute. Results
 match scikit-learn's (see ``docs/NATIVE.md`` for the supported estimators and tolerances).
 Nothing in the file is imported or executed, and scikit-learn is not needed.
 """
@@ -32,28 +33,58 @@ def _is_dataframe(X: Any) -> bool:
     return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "columns")
 
 
+def _fit_order(columns: list[str], names: list[str] | None) -> list[int] | None:
+    """Positions of the model's columns among ``columns``, taken by name when the model has
+    feature names (in any order, as ``skvault predict`` takes a CSV header); None when they
+    are already in order. A missing or unexpected name is a ValueError naming it."""
+    if names is None or columns == names:
+        return None
+    missing = [n for n in names if n not in columns]
+    unexpected = [c for c in columns if c not in names]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if missing or unexpected or twice:
+        detail = ""
+        if unexpected:
+            detail += f" Feature names unseen at fit time: {unexpected}."
+        if missing:
+            detail += f" Feature names seen at fit time, yet now missing: {missing}."
+        if twice:
+            detail += f" Feature names given more than once: {twice}."
+        raise ValueError("The feature names should match those that were passed during fit." + detail)
+    return [columns.index(n) for n in names]
+
+
 def _in_fit_order(X: Any, names: list[str] | None) -> Any:
-    """Columns are taken by name when the model has feature names (in any order, as
-    ``skvault predict`` takes a CSV header); a missing or unexpected name is a ValueError
-    naming it."""
-    columns = [str(c) for c in X.columns]
-    if names is not None and columns != names:
-        missing = [n for n in names if n not in columns]
-        unexpected = [c for c in columns if c not in names]
-        twice = sorted({c for c in columns if columns.count(c) > 1})
-        if missing or unexpected or twice:
-            detail = ""
-            if unexpected:
-                detail += f" Feature names unseen at fit time: {unexpected}."
-            if missing:
-                detail += f" Feature names seen at fit time, yet now missing: {missing}."
-            if twice:
-                detail += f" Feature names given more than once: {twice}."
-            raise ValueError(
-                "The feature names should match those that were passed during fit." + detail
-            )
-        X = X.iloc[:, [columns.index(n) for n in names]]
-    return X
+    order = _fit_order([str(c) for c in X.columns], names)
+    return X if order is None else X.iloc[:, order]
+
+
+def _is_arrow_table(X: Any) -> bool:
+    # Recognised without importing pyarrow: skvault does not depend on it.
+    return type(X).__module__.partition(".")[0] == "pyarrow" and hasattr(X, "column_names") and hasattr(X, "schema")
+
+
+def _arrow_column_spec(column: Any) -> tuple:
+    """A pyarrow column as ``skvault._native`` takes it: numbers and booleans as float64
+    (nulls as NaN), dictionary columns as codes and dictionary (pandas' ``category``),
+    anything else as Python values (nulls as NaN, as ``to_pandas`` gives them)."""
+    kind = str(column.type)
+    if kind.startswith("dictionary<"):
+        combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        indices = combined.indices.to_pylist()
+        return ("category", [-1 if i is None else i for i in indices], combined.dictionary.to_pylist())
+    if kind == "bool" or kind.startswith(("int", "uint", "float", "double", "halffloat")):
+        return ("numbers", np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
+    # pyarrow has one null; pandas reads a null string as NaN (its "str" dtype), which is
+    # what a model fitted on a DataFrame saw for a missing string.
+    return ("objects", [np.nan if v is None else v for v in column.to_pylist()])
+
+
+def _arrow_columns(table: Any, names: list[str] | None) -> tuple[list[str], list[tuple]]:
+    columns = [str(c) for c in table.column_names]
+    order = _fit_order(columns, names)
+    positions = range(len(columns)) if order is None else order
+    return [columns[i] for i in positions], [_arrow_column_spec(table.column(i)) for i in positions]
 
 
 def _is_numeric(dtype: Any) -> bool:
@@ -162,6 +193,8 @@ class NativeModel:
             frame = _frame_columns(X, self._names())
             if frame is not None:
                 return self._inner.call_frame(method, *frame)
+        elif _is_arrow_table(X):
+            return self._inner.call_frame(method, *_arrow_columns(X, self._names()))
         x = _as_matrix(X, self._names())
         out = getattr(self._inner, method)(x)
         return out if method == "predict" else ("values", *out)
