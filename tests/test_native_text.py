@@ -627,3 +627,25 @@ def test_pyarrow_tables_predict_as_their_dataframes(name, tmp_path):
         assert_same(got, want, f"{name} on a pyarrow Table")
     with pytest.raises(ValueError, match="missing"):
         native.predict(table.drop_columns([Xt.columns[0]]))
+
+
+@pytest.mark.parametrize("name", ["impute-text+onehot+logistic", "hgb-from-dtype", "onehot-if-binary+forest", "target-encoder+hgb"])
+def test_skvault_predict_reads_string_and_category_columns_of_parquet(name, tmp_path):
+    pytest.importorskip("pyarrow")
+    model, Xt = _fitted(name)
+    skvault.dump(model, tmp_path / "m.skv")
+    Xt[list(reversed(Xt.columns))].to_parquet(tmp_path / "in.parquet", index=False)
+    # scikit-learn's answer on the frame pandas reads back (a null string is NaN there).
+    back = pd.read_parquet(tmp_path / "in.parquet")[list(Xt.columns)].astype(Xt.dtypes.to_dict())
+    method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+    out = tmp_path / "out.npy"
+    r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.parquet", "-o", out, "--method", method.replace("_", "-"))
+    assert r.returncode == 0, r.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = getattr(model, method)(back)
+    got = np.load(out, allow_pickle=False)
+    if name in LINEAR:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    else:
+        assert_same(got, want, f"{name} from Parquet")

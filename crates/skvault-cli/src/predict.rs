@@ -219,29 +219,37 @@ fn input_schema(file: &skvault_format::SkvFile) -> Option<skvault_frame::InputSc
     serde_json::from_value(value.clone()).ok()
 }
 
-/// A CSV for a model fitted on text or categories: read as a frame (the schema's text
-/// columns kept as text), checked against the schema, predicted in one call.
+/// A CSV or Parquet file for a model fitted on text or categories: read as a frame (a
+/// CSV's text columns by the schema; Parquet's string columns as text), checked against
+/// the schema, predicted in one call.
 fn predict_frame(
     model: &Model,
     schema: &skvault_frame::InputSchema,
     method: Method,
     path: &Path,
+    format: Format,
 ) -> Result<crate::rows::Rows, CliError> {
     use skvault_frame::ColumnKind;
     let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| CliError::input(format!("{}: the CSV is not UTF-8 text", path.display())))?;
-    let text_columns: Vec<&str> = schema
-        .columns
-        .iter()
-        .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Category))
-        .map(|c| c.name.as_str())
-        .collect();
-    let frame =
-        skvault_table::read_csv_frame(&text, &text_columns).map_err(|source| CliError::Table {
-            path: Some(path.to_path_buf()),
-            source,
-        })?;
+    let table_error = |source| CliError::Table {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let frame = match format {
+        Format::Parquet => skvault_table::read_parquet_frame(bytes).map_err(table_error)?,
+        _ => {
+            let text = String::from_utf8(bytes).map_err(|_| {
+                CliError::input(format!("{}: the CSV is not UTF-8 text", path.display()))
+            })?;
+            let text_columns: Vec<&str> = schema
+                .columns
+                .iter()
+                .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Category))
+                .map(|c| c.name.as_str())
+                .collect();
+            skvault_table::read_csv_frame(&text, &text_columns).map_err(table_error)?
+        }
+    };
     schema
         .check(&frame)
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
@@ -282,10 +290,10 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
             )
         })
     });
-    if let (true, Some(schema), Format::Csv) =
-        (reads_text, &schema, format_of(&args.input, "input")?)
+    let input_format = format_of(&args.input, "input")?;
+    if let (true, Some(schema), Format::Csv | Format::Parquet) = (reads_text, &schema, input_format)
     {
-        let rows = predict_frame(&model, schema, method, &args.input)?;
+        let rows = predict_frame(&model, schema, method, &args.input, input_format)?;
         return finish(out_path, out_format, &model, method, rows);
     }
     // Parsing a large CSV takes a while and reports nothing: a spinner says so.

@@ -1,7 +1,7 @@
 //! What the `table` fuzz target does with its input, shared with the replay test
 //! (`tests/fuzz_replay.rs`) so that both always exercise the same calls.
 
-use crate::{read_csv, read_csv_frame, read_npy, read_parquet, Table};
+use crate::{read_csv, read_csv_frame, read_npy, read_parquet, read_parquet_frame, Table};
 
 /// Reads `bytes` as `.npy`, as CSV (when it is UTF-8) and as Parquet. Every reader must
 /// return `Ok` or `Err`, never panic or allocate beyond what the input holds; a table that
@@ -45,5 +45,11 @@ pub fn exercise(bytes: &[u8]) -> usize {
         }
     }
     check(read_parquet(bytes.to_vec()));
+    if let Ok(f) = read_parquet_frame(bytes.to_vec()) {
+        if f.columns().iter().any(|c| c.len() != f.n_rows()) {
+            panic!("a Parquet frame column's length differs from the frame's rows");
+        }
+        frames += 1;
+    }
     read + frames
 }

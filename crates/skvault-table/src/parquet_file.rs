@@ -1,10 +1,11 @@
-//! Reading a Parquet file into a [`Table`], with the `parquet` crate's
+//! Reading a Parquet file into a [`Table`] or a [`Frame`], with the `parquet` crate's
 //! column readers (no Arrow).
 //!
-//! Every column must be a flat numeric column: BOOLEAN, INT32, INT64 (signed or unsigned
-//! integers), FLOAT or DOUBLE; nulls become NaN (the model then refuses them where
-//! scikit-learn would). Dates, times, decimals, strings and nested columns are refused by
-//! name. Columns that pandas writes for a non-default index (`__index_level_0__`, ...) are
+//! Every column must be flat: BOOLEAN, INT32, INT64 (signed or unsigned integers), FLOAT or
+//! DOUBLE, and for a frame also UTF-8 strings (BYTE_ARRAY with the String logical type,
+//! dictionary-encoded or not, as pandas writes `str` and `category` columns); nulls become
+//! NaN (the model then refuses them where scikit-learn would). Dates, times, decimals, other
+//! byte arrays and nested columns are refused by name. Columns that pandas writes for a non-default index (`__index_level_0__`, ...) are
 //! skipped. Memory grows with the values actually decoded, never with sizes the file
 //! declares.
 
@@ -14,6 +15,8 @@ use parquet::column::reader::ColumnReader;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
+
+use skvault_frame::{Column, DictBuilder, Frame, Value};
 
 use crate::{err, thrift_check, Table, TableError};
 
@@ -26,13 +29,15 @@ const BATCH: usize = 8192;
 /// against this before anything is decoded.
 pub const MAX_CELLS: u64 = 1 << 28;
 
-/// How a column's stored values become f64.
-#[derive(Clone, Copy)]
+/// How a column's stored values become f64 (or text).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Bool,
     Signed,
     Unsigned,
     Float,
+    /// UTF-8 strings (frames only).
+    Text,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> TableError {
@@ -44,7 +49,7 @@ fn is_pandas_index(name: &str) -> bool {
     name.starts_with("__index_level_") && name.ends_with("__")
 }
 
-fn kind_of(col: &ColumnDescriptor) -> Result<Kind, TableError> {
+fn kind_of(col: &ColumnDescriptor, text: bool) -> Result<Kind, TableError> {
     let name = col.name();
     if col.max_rep_level() > 0 || col.path().parts().len() > 1 {
         return err(format!(
@@ -57,6 +62,14 @@ fn kind_of(col: &ColumnDescriptor) -> Result<Kind, TableError> {
             "column {name:?} is not numeric ({what}); only boolean, integer and floating-point columns can be input"
         ))
     };
+    let is_string = matches!(logical, Some(LogicalType::String))
+        || (logical.is_none() && col.converted_type() == ConvertedType::UTF8);
+    if is_string && col.physical_type() == PhysicalType::BYTE_ARRAY {
+        if text {
+            return Ok(Kind::Text);
+        }
+        return non_numeric("strings");
+    }
     let unsigned = match logical {
         None => matches!(
             col.converted_type(),
@@ -100,11 +113,12 @@ fn read_chunk(
     reader: ColumnReader,
     kind: Kind,
     rows: usize,
-    out: &mut Vec<f64>,
+    out: &mut Values,
 ) -> Result<(), TableError> {
     let mut left = rows.saturating_add(1);
     macro_rules! drain {
-        ($r:expr, $conv:expr) => {{
+        ($r:expr, $out:expr, $null:expr, $conv:expr) => {{
+            let out = $out;
             let mut r = $r;
             let mut values = Vec::new();
             let mut defs: Vec<i16> = Vec::new();
@@ -130,7 +144,9 @@ fn read_chunk(
                     if n_values != records {
                         return Err(corrupt("a required column has missing values"));
                     }
-                    out.extend(values.iter().map($conv));
+                    for v in values {
+                        out.push($conv(v)?);
+                    }
                 } else {
                     let defs = defs
                         .get(..n_levels)
@@ -142,30 +158,63 @@ fn read_chunk(
                             let v = it
                                 .next()
                                 .ok_or_else(|| corrupt("fewer values than definition levels"))?;
-                            out.push($conv(v));
+                            out.push($conv(v)?);
                         } else {
-                            out.push(f64::NAN);
+                            out.push($null);
                         }
                     }
                 }
             }
         }};
     }
-    match (reader, kind) {
-        (ColumnReader::BoolColumnReader(r), _) => drain!(r, |v: &bool| f64::from(u8::from(*v))),
-        (ColumnReader::Int32ColumnReader(r), Kind::Unsigned) => {
-            drain!(r, |v: &i32| f64::from(*v as u32))
+    let ok = |v: f64| Ok::<f64, TableError>(v);
+    match (reader, kind, out) {
+        (ColumnReader::ByteArrayColumnReader(r), Kind::Text, Values::Text(out)) => {
+            drain!(r, out, Value::NaN, |v: &parquet::data_type::ByteArray| {
+                std::str::from_utf8(v.data())
+                    .map(|s| Value::Str(s.to_string()))
+                    .map_err(|_| corrupt("a string column holds bytes that are not UTF-8"))
+            })
         }
-        (ColumnReader::Int32ColumnReader(r), _) => drain!(r, |v: &i32| f64::from(*v)),
-        (ColumnReader::Int64ColumnReader(r), Kind::Unsigned) => {
-            drain!(r, |v: &i64| (*v as u64) as f64)
+        (ColumnReader::BoolColumnReader(r), _, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &bool| ok(f64::from(u8::from(*v))))
         }
-        (ColumnReader::Int64ColumnReader(r), _) => drain!(r, |v: &i64| *v as f64),
-        (ColumnReader::FloatColumnReader(r), _) => drain!(r, |v: &f32| f64::from(*v)),
-        (ColumnReader::DoubleColumnReader(r), _) => drain!(r, |v: &f64| *v),
+        (ColumnReader::Int32ColumnReader(r), Kind::Unsigned, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &i32| ok(f64::from(*v as u32)))
+        }
+        (ColumnReader::Int32ColumnReader(r), _, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &i32| ok(f64::from(*v)))
+        }
+        (ColumnReader::Int64ColumnReader(r), Kind::Unsigned, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &i64| ok((*v as u64) as f64))
+        }
+        (ColumnReader::Int64ColumnReader(r), _, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &i64| ok(*v as f64))
+        }
+        (ColumnReader::FloatColumnReader(r), _, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &f32| ok(f64::from(*v)))
+        }
+        (ColumnReader::DoubleColumnReader(r), _, Values::Numbers(out)) => {
+            drain!(r, out, f64::NAN, |v: &f64| ok(*v))
+        }
         _ => return Err(corrupt("a column's pages do not match its type")),
     }
     Ok(())
+}
+
+/// One column's decoded values.
+enum Values {
+    Numbers(Vec<f64>),
+    Text(Vec<Value>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Numbers(v) => v.len(),
+            Values::Text(v) => v.len(),
+        }
+    }
 }
 
 /// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses it.
@@ -209,7 +258,8 @@ fn check_chunk_pages(bytes: &[u8], column: &ColumnChunkMetaData) -> Result<(), T
     })
 }
 
-fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
+/// The file's columns (pandas' index columns left out), text allowed or not.
+fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>), TableError> {
     if bytes.is_empty() {
         return err("the file is empty (0 bytes)");
     }
@@ -224,14 +274,19 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
         if is_pandas_index(col.name()) && col.path().parts().len() == 1 {
             continue;
         }
-        used.push((i, kind_of(&col)?));
+        used.push((i, kind_of(&col, text)?));
         names.push(col.name().to_string());
     }
     if used.is_empty() {
         return err("the Parquet file has no columns");
     }
-    // Column-major per row group, then interleaved into rows.
-    let mut columns: Vec<Vec<f64>> = vec![Vec::new(); used.len()];
+    let mut columns: Vec<Values> = used
+        .iter()
+        .map(|(_, kind)| match kind {
+            Kind::Text => Values::Text(Vec::new()),
+            _ => Values::Numbers(Vec::new()),
+        })
+        .collect();
     let declared_rows: u64 = (0..reader.num_row_groups())
         .map(|g| reader.metadata().row_group(g).num_rows().max(0) as u64)
         .fold(0u64, u64::saturating_add);
@@ -264,6 +319,19 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
             }
         }
     }
+    Ok((names, columns))
+}
+
+fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
+    let (names, columns) = read_columns(bytes, false)?;
+    let columns: Vec<Vec<f64>> = columns
+        .into_iter()
+        .map(|c| match c {
+            Values::Numbers(v) => Ok(v),
+            Values::Text(_) => Err(corrupt("a text column in a numeric table")),
+        })
+        .collect::<Result<_, _>>()?;
+    // Column-major per row group, then interleaved into rows.
     let n_rows = columns.first().map_or(0, Vec::len);
     let n_cols = columns.len();
     let mut data = Vec::with_capacity(n_rows * n_cols);
@@ -278,15 +346,48 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
     })
 }
 
+fn read_frame(bytes: Vec<u8>) -> Result<Frame, TableError> {
+    let (names, columns) = read_columns(bytes, true)?;
+    let columns = names
+        .iter()
+        .zip(columns)
+        .map(|(name, c)| match c {
+            Values::Numbers(v) => Ok(Column::Numeric(v)),
+            Values::Text(values) => {
+                let mut b = DictBuilder::with_capacity(name, values.len());
+                for v in values {
+                    b.push(v).map_err(|e| TableError(e.to_string()))?;
+                }
+                Ok(Column::Dict(b.finish()))
+            }
+        })
+        .collect::<Result<Vec<_>, TableError>>()?;
+    Frame::new(names, columns).map_err(|e| TableError(e.to_string()))
+}
+
+/// Runs a reader over untrusted bytes: a panic inside the `parquet` crate (third-party code)
+/// is caught and reported as a corrupt file.
+fn guarded<T>(
+    f: impl FnOnce() -> Result<T, TableError> + std::panic::UnwindSafe,
+) -> Result<T, TableError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|_| Err(corrupt("the decoder gave up on malformed data")))
+}
+
+/// Reads a Parquet file's bytes as a frame: numeric columns as numbers, UTF-8 string
+/// columns (plain or dictionary-encoded) as text, nulls as NaN.
+pub fn read_parquet_frame(bytes: Vec<u8>) -> Result<Frame, TableError> {
+    guarded(move || read_frame(bytes))
+}
+
 /// Reads a Parquet file's bytes. A file the `parquet` crate cannot decode is an error, never a
 /// crash: the crate is third-party code fed with untrusted bytes, so a panic inside it is
 /// caught here and reported as a corrupt file.
 pub fn read_parquet(bytes: Vec<u8>) -> Result<Table, TableError> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(move || read(bytes));
-    std::panic::set_hook(hook);
-    result.unwrap_or_else(|_| Err(corrupt("the decoder gave up on malformed data")))
+    guarded(move || read(bytes))
 }
 
 #[cfg(test)]
