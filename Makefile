@@ -98,6 +98,7 @@ bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan v
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
 	$(PY) bench/native.py
+	$(PY) bench/native_mixed.py
 	$(PY) bench/export.py
 	$(PY) bench/registry.py
 
