@@ -395,6 +395,19 @@ mod tests {
     use super::read_parquet;
 
     #[test]
+    fn a_dictionary_page_declaring_more_values_than_bytes_is_refused_before_allocating() {
+        // Found by the table fuzz target: 1.4 kB whose dictionary page declares 2^30 values,
+        // for which the parquet crate reserved gigabytes before failing.
+        let bytes = include_bytes!("../../../fuzz/corpus/table/parquet-dictionary-values-bomb");
+        for e in [
+            read_parquet(bytes.to_vec()).unwrap_err(),
+            super::read_parquet_frame(bytes.to_vec()).unwrap_err(),
+        ] {
+            assert!(e.0.contains("dictionary page declares"), "{e}");
+        }
+    }
+
+    #[test]
     fn junk_is_an_error_not_a_panic() {
         let mut footer_out_of_range = b"PAR1".to_vec();
         footer_out_of_range.extend_from_slice(&[0; 16]);

@@ -203,18 +203,18 @@ impl<'a> Walk<'a> {
                 }
                 Ok(())
             }
-            ty::STRUCT => self.structure(depth + 1, Schema::Any, &mut |_, _| {}),
+            ty::STRUCT => self.structure(depth + 1, Schema::Any, &mut |_, _, _| {}),
             other => Err(format!("unknown Thrift type {other}")),
         }
     }
 
-    /// Walks a struct of `schema` up to its STOP byte, telling `seen` each top-level i32
-    /// field's value.
+    /// Walks a struct of `schema` up to its STOP byte, telling `seen` each i32 field's
+    /// value with the schema of the struct that holds it (nested known structs included).
     fn structure(
         &mut self,
         depth: u32,
         schema: Schema,
-        seen: &mut dyn FnMut(i16, i64),
+        seen: &mut dyn FnMut(Schema, i16, i64),
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("Thrift structures nest deeper than {MAX_DEPTH}"));
@@ -242,13 +242,13 @@ impl<'a> Walk<'a> {
                 }
                 if kind == ty::STRUCT {
                     self.visit()?;
-                    self.structure(depth + 1, inner, &mut |_, _| {})?;
+                    self.structure(depth + 1, inner, seen)?;
                     continue;
                 }
             }
             if kind == ty::I32 {
                 self.visit()?;
-                seen(id, self.zigzag()?);
+                seen(schema, id, self.zigzag()?);
             } else {
                 self.value(kind, depth)?;
             }
@@ -278,8 +278,35 @@ fn type_name(kind: u8) -> &'static str {
 /// its length in bytes.
 pub(crate) fn check_struct(buf: &[u8]) -> Result<usize, String> {
     let mut walk = Walk::new(buf);
-    walk.structure(0, Schema::Any, &mut |_, _| {})?;
+    walk.structure(0, Schema::Any, &mut |_, _, _| {})?;
     Ok(walk.pos)
+}
+
+/// The largest page (uncompressed) a reader accepts: the `parquet` crate allocates a
+/// page's declared uncompressed size before decompressing it. Writers use pages of about
+/// 1 MiB (pyarrow, Spark); 64 MiB leaves room for any of them.
+pub(crate) const MAX_PAGE_BYTES: i64 = 64 << 20;
+
+/// A page's declared sizes, before the `parquet` crate allocates by them: the uncompressed
+/// size within [`MAX_PAGE_BYTES`], and a dictionary page's value count within its bytes
+/// (the crate decodes a whole dictionary at once, reserving room for every value it
+/// declares; no dictionary value takes less than a byte).
+fn check_page_sizes(
+    uncompressed: Option<i64>,
+    dictionary_values: Option<i64>,
+) -> Result<(), String> {
+    let size = uncompressed.ok_or("a page header has no uncompressed_page_size")?;
+    if !(0..=MAX_PAGE_BYTES).contains(&size) {
+        return Err(format!(
+            "a page declares {size} bytes uncompressed, outside 0..={MAX_PAGE_BYTES}"
+        ));
+    }
+    match dictionary_values {
+        Some(n) if !(0..=size).contains(&n) => Err(format!(
+            "a dictionary page declares {n} values in {size} bytes"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the page headers of one column chunk (`chunk`: its bytes in the file), walking
@@ -289,11 +316,19 @@ pub(crate) fn check_pages(chunk: &[u8]) -> Result<(), String> {
     while at < chunk.len() {
         let mut walk = Walk::new(&chunk[at..]);
         let mut page_size = None;
-        walk.structure(0, Schema::PageHeader, &mut |id, value| {
-            if id == 3 {
-                page_size = Some(value);
-            }
-        })?;
+        let mut uncompressed = None;
+        let mut dictionary_values = None;
+        walk.structure(
+            0,
+            Schema::PageHeader,
+            &mut |schema, id, value| match (schema, id) {
+                (Schema::PageHeader, 2) => uncompressed = Some(value),
+                (Schema::PageHeader, 3) => page_size = Some(value),
+                (Schema::DictionaryPageHeader, 1) => dictionary_values = Some(value),
+                _ => {}
+            },
+        )?;
+        check_page_sizes(uncompressed, dictionary_values)?;
         let size = page_size
             .and_then(|s| usize::try_from(s).ok())
             .ok_or("a page header has no valid compressed_page_size")?;
@@ -346,29 +381,52 @@ mod tests {
 
     #[test]
     fn pages_are_walked_by_their_compressed_size() {
-        // Two headers: field 3 (i32, zigzag 2 -> 1 byte page) each followed by one data byte.
-        let chunk = [0x35, 0x02, 0x00, 0xaa, 0x35, 0x02, 0x00, 0xbb];
+        // Two headers: fields 2 and 3 (i32, zigzag 2 -> 1 byte page) each followed by one
+        // data byte.
+        let chunk = [
+            0x25, 0x02, 0x15, 0x02, 0x00, 0xaa, 0x25, 0x02, 0x15, 0x02, 0x00, 0xbb,
+        ];
         assert_eq!(check_pages(&chunk), Ok(()));
         // A header without field 3, or with a negative size, is refused.
         assert!(check_pages(&[0x00]).is_err());
-        assert!(check_pages(&[0x35, 0x01, 0x00]).is_err());
+        assert!(check_pages(&[0x25, 0x00, 0x15, 0x01, 0x00]).is_err());
+    }
+
+    #[test]
+    fn declared_sizes_that_would_allocate_beyond_the_bytes_are_refused() {
+        // No uncompressed size; an uncompressed size past the limit (zigzag 2^27 = 128 MiB).
+        assert!(check_pages(&[0x35, 0x00, 0x00])
+            .unwrap_err()
+            .contains("uncompressed_page_size"));
+        let e = check_pages(&[0x25, 0x80, 0x80, 0x80, 0x80, 0x01, 0x15, 0x00, 0x00]).unwrap_err();
+        assert!(e.contains("134217728 bytes uncompressed"), "{e}");
+        // A dictionary page (field 7) of 8 bytes declaring 2^30 values (zigzag 2^31).
+        let bomb = [
+            0x25, 0x10, 0x15, 0x00, 0x4c, 0x15, 0x80, 0x80, 0x80, 0x80, 0x08, 0x00, 0x00,
+        ];
+        let e = check_pages(&bomb).unwrap_err();
+        assert!(e.contains("declares 1073741824 values in 8 bytes"), "{e}");
+        // The same page with 8 values is fine.
+        let fine = [0x25, 0x10, 0x15, 0x00, 0x4c, 0x15, 0x10, 0x00, 0x00];
+        assert_eq!(check_pages(&fine), Ok(()));
     }
 
     #[test]
     fn known_page_header_fields_must_have_their_schema_type() {
         // Field 3 named a list: the decoder would read its bytes as an i32 varint anyway,
         // and then see other structures than a walk by the named type.
-        let e = check_pages(&[0x39, 0x01, 0x00]).unwrap_err();
+        let e = check_pages(&[0x25, 0x00, 0x19, 0x01, 0x00]).unwrap_err();
         assert!(
             e.contains("field 3 of a PageHeader is a list where the format has a i32"),
             "{e}"
         );
         // Inside the data page header (field 5), statistics (field 5) must be a struct.
-        let e = check_pages(&[0x35, 0x00, 0x2c, 0x58, 0x01, 0x00, 0x00, 0x00]).unwrap_err();
+        let e =
+            check_pages(&[0x25, 0x00, 0x15, 0x00, 0x2c, 0x58, 0x01, 0x00, 0x00, 0x00]).unwrap_err();
         assert!(e.contains("DataPageHeader"), "{e}");
         // A dictionary page header's is_sorted (field 3) is a boolean, either value.
         assert_eq!(
-            check_pages(&[0x35, 0x00, 0x4c, 0x15, 0x02, 0x15, 0x00, 0x11, 0x00, 0x00]),
+            check_pages(&[0x25, 0x02, 0x15, 0x00, 0x4c, 0x15, 0x02, 0x15, 0x00, 0x11, 0x00, 0x00]),
             Ok(())
         );
     }
