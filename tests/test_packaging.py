@@ -23,3 +23,13 @@ def test_no_build_logs_or_artefacts_are_tracked():
     ).stdout.split()
     stray = [p for p in tracked if p.endswith((".log", ".so", ".whl", ".pyc")) or p.startswith("dist/")]
     assert stray == []
+
+
+def test_no_c_crypto_library_is_built():
+    """A source install compiles every dependency: aws-lc (object_store's default TLS crypto)
+    alone was the largest C build of it. ring replaces it (docs/ARCHITECTURE.md, "Build
+    profile")."""
+    lock = tomllib.loads((ROOT / "Cargo.lock").read_text())
+    names = {package["name"] for package in lock["package"]}
+    assert {"aws-lc-sys", "aws-lc-rs"} & names == set()
+    assert "ring" in names
