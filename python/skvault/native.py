@@ -10,7 +10,7 @@ state first: an estimator that native inference does not implement raises
 numpy can turn into a 2-d float64 array, or a pandas DataFrame (whose columns must be the
 model's ``feature_names_in_``; they are taken by name), and release the GIL while they
 compute. Results
-match scikit-learn's (see ``docs/NATIVE.md`` for the supported estimators and tolerances).
+match scikit-learn's (see ``skvault docs native`` for the supported estimators and tolerances).
 Nothing in the file is imported or executed, and scikit-learn is not needed.
 """
 

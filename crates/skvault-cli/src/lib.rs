@@ -7,12 +7,14 @@ mod output;
 
 pub mod convert;
 pub mod diff;
+pub mod docs;
 mod error;
 pub mod export;
 pub mod inspect;
 pub mod predict;
 mod progress;
 pub mod registry;
+pub mod requirements;
 pub mod scan;
 
 use std::path::PathBuf;
@@ -25,7 +27,8 @@ pub use crate::error::CliError;
 #[command(
     name = "skvault",
     version,
-    about = "Safe, fast persistence for scikit-learn models"
+    about = "Safe, fast persistence for scikit-learn models",
+    after_help = "Documentation: `skvault docs` lists the pages, `skvault docs TOPIC` prints one."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -87,8 +90,18 @@ enum Command {
     Import(export::ImportArgs),
     /// Predict with native inference (no Python): INPUT .npy or .csv, OUTPUT .npy or .csv.
     Predict(predict::PredictArgs),
-    /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
+    /// Versions, aliases and tags of models in a folder or S3 bucket (see `skvault docs
+    /// registry`).
     Registry(registry::RegistryArgs),
+    /// Print a pip requirements file pinning the package versions FILE was saved with
+    /// (scikit-learn, numpy, scipy and any other recorded package): `pip install -r` of it
+    /// rebuilds the environment to load it in.
+    Requirements { file: PathBuf },
+    /// Print skvault's documentation: the list of pages, or the page TOPIC.
+    Docs {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(docs::names()))]
+        topic: Option<String>,
+    },
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -149,6 +162,8 @@ fn execute(command: Command) -> Result<u8, CliError> {
         Command::Import(args) => export::run_import(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Registry(args) => registry::run(args),
+        Command::Requirements { file } => requirements::run(&file),
+        Command::Docs { topic } => docs::run(topic.as_deref()),
     }
 }
 
