@@ -13,6 +13,7 @@ from skvault._api import (
     inspect,
     load,
     loads,
+    requirements,
     verify,
 )
 from skvault._export import export_json, export_onnx, import_json
@@ -61,6 +62,7 @@ __all__ = [
     "inspect",
     "load",
     "loads",
+    "requirements",
     "scan",
     "native",
     "verify",
