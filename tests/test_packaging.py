@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import tomllib
 
@@ -33,3 +34,18 @@ def test_no_c_crypto_library_is_built():
     names = {package["name"] for package in lock["package"]}
     assert {"aws-lc-sys", "aws-lc-rs"} & names == set()
     assert "ring" in names
+
+
+def test_the_sdist_carries_the_pages_that_skvault_docs_compiles_in(tmp_path):
+    """crates/skvault-cli/src/docs.rs includes docs/*.md: a build from the sdist needs them."""
+    import sys
+    import tarfile
+
+    maturin = pathlib.Path(sys.executable).parent / "maturin"
+    subprocess.run([str(maturin), "sdist", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("skvault-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    source = (ROOT / "crates/skvault-cli/src/docs.rs").read_text()
+    pages = set(re.findall(r'include_str!\("\.\./\.\./\.\./(docs/[^"]+)"\)', source))
+    assert len(pages) >= 7 and pages <= names, sorted(pages - names)
