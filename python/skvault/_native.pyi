@@ -39,6 +39,7 @@ __all__ = [
     "manifest_json",
     "native_load",
     "scan_paths",
+    "requirements",
     "verify",
 ]
 
