@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server
+.PHONY: help venv build wheel test-install demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,17 @@ s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
 
 build: venv ## Build the extension (release) into .venv
 	$(VENV)/bin/maturin develop --release --quiet
+
+# The wheel a user installs: abi3 (one wheel for every CPython >= 3.11), built with the same
+# cargo target folder and features as `make build`, so that after it only the link is new.
+wheel: venv ## Build the abi3 wheel into dist/ (release)
+	rm -f dist/skvault-*.whl
+	$(VENV)/bin/maturin build --release --quiet --out dist
+
+# Installs only the wheel and its declared dependencies into a clean venv and runs the CLI and
+# a dump/load/predict from outside the repository (tests/install/smoke.py says what it checks).
+test-install: wheel ## Install the wheel into a clean venv and smoke-test it
+	$(PY) tests/install/smoke.py dist/skvault-*.whl
 
 demo: build ## Train a small model, save, inspect, load and predict
 	$(PY) examples/demo.py
@@ -91,7 +102,7 @@ NUMPY_REFERENCE := NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
 test-python: build old-sklearn s3-server ## The Python test suite
 	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(NUMPY_REFERENCE) $(PY) -m pytest -q tests
 
-test: build lint stubs test-rust test-python ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests
+test: build lint stubs test-rust test-python test-install ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests, install test
 
 bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
@@ -104,4 +115,4 @@ bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan v
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache dist

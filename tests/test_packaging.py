@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import tomllib
 
@@ -23,3 +24,28 @@ def test_no_build_logs_or_artefacts_are_tracked():
     ).stdout.split()
     stray = [p for p in tracked if p.endswith((".log", ".so", ".whl", ".pyc")) or p.startswith("dist/")]
     assert stray == []
+
+
+def test_no_c_crypto_library_is_built():
+    """A source install compiles every dependency: aws-lc (object_store's default TLS crypto)
+    alone was the largest C build of it. ring replaces it (docs/ARCHITECTURE.md, "Build
+    profile")."""
+    lock = tomllib.loads((ROOT / "Cargo.lock").read_text())
+    names = {package["name"] for package in lock["package"]}
+    assert {"aws-lc-sys", "aws-lc-rs"} & names == set()
+    assert "ring" in names
+
+
+def test_the_sdist_carries_the_pages_that_skvault_docs_compiles_in(tmp_path):
+    """crates/skvault-cli/src/docs.rs includes docs/*.md: a build from the sdist needs them."""
+    import sys
+    import tarfile
+
+    maturin = pathlib.Path(sys.executable).parent / "maturin"
+    subprocess.run([str(maturin), "sdist", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("skvault-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    source = (ROOT / "crates/skvault-cli/src/docs.rs").read_text()
+    pages = set(re.findall(r'include_str!\("\.\./\.\./\.\./(docs/[^"]+)"\)', source))
+    assert len(pages) >= 7 and pages <= names, sorted(pages - names)

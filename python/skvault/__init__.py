@@ -13,6 +13,7 @@ from skvault._api import (
     inspect,
     load,
     loads,
+    requirements,
     verify,
 )
 from skvault._export import export_json, export_onnx, import_json
@@ -64,6 +65,7 @@ __all__ = [
     "inspect",
     "load",
     "loads",
+    "requirements",
     "scan",
     "native",
     "verify",

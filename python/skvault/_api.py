@@ -305,6 +305,18 @@ def verify(path: PathLike) -> None:
     _native.verify(_path(path))
 
 
+def requirements(source: PathLike | bytes) -> str:
+    """A pip requirements file pinning the package versions the file was saved with.
+
+    scikit-learn, numpy, scipy and any other package recorded in the file's environment, one
+    ``name==version`` line each, under a comment header naming the file: ``pip install -r``
+    of it rebuilds the environment the model was saved in. ``skvault requirements FILE``
+    prints the same text.
+    """
+    src = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else _path(source)
+    return _native.requirements(src)
+
+
 def default_trusted() -> list[str]:
     """The default allow-list of qualified names, sorted."""
     return list(_native.default_trusted())

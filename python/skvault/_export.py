@@ -1,4 +1,4 @@
-"""``skvault.export_onnx``, ``export_json`` and ``import_json`` (see ``docs/EXPORT.md``).
+"""``skvault.export_onnx``, ``export_json`` and ``import_json`` (see ``skvault docs export``).
 
 The work is done in Rust (``skvault-export``): ONNX is written from the same native model
 that ``skvault.native`` predicts with, with no scikit-learn involved; JSON holds the whole

@@ -53,6 +53,44 @@ def environment() -> dict[str, Any]:
     return dict(_environment())
 
 
+#: Module roots whose distributions the environment always records (or that pip does not install).
+_KNOWN_ROOTS = frozenset({"sklearn", "numpy", "scipy", "skvault", "__main__"})
+
+
+def _class_names(value: Any) -> set[str]:
+    """The qualified class, type and callable names in an estimator record."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("class", "type", "callable") and isinstance(item, str):
+                found.add(item)
+            else:
+                found |= _class_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _class_names(item)
+    return found
+
+
+def package_versions(names: set[str]) -> dict[str, str]:
+    """Versions of the installed distributions providing the modules of ``names`` (qualified
+    names such as ``xgboost.sklearn.XGBClassifier``), beyond scikit-learn, numpy and scipy:
+    what ``skvault requirements`` pins for a model built from other packages."""
+    roots = {n.split(".", 1)[0] for n in names} - _KNOWN_ROOTS - set(sys.stdlib_module_names)
+    if not roots:
+        return {}
+    # Maps import names to distributions by reading every installed distribution's file list:
+    # a few milliseconds, paid only by models that use classes from other packages.
+    providers = importlib_metadata.packages_distributions()
+    versions = {}
+    for root in sorted(roots):
+        for dist in providers.get(root, []):
+            version = _version(dist)
+            if version is not None:
+                versions[dist] = version
+    return versions
+
+
 def created_at() -> str:
     """UTC time in ISO 8601; honours SOURCE_DATE_EPOCH so that builds can be reproducible."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -183,6 +221,7 @@ def collect_metadata(
     estimator = describe_estimator(obj)
     if estimator is not None:
         record["estimator"] = estimator
+    record["environment"].update(package_versions({record["object"], *_class_names(estimator)}))
     if user is not None:
         if not isinstance(user, dict) or not all(isinstance(k, str) for k in user):
             raise TypeError("metadata must be a dict with str keys")

@@ -1,6 +1,6 @@
 """The exceptions skvault raises. All derive from :class:`SkvaultError`.
 
-``docs/ERRORS.md`` tables which failure raises which class (and the command line's exit code).
+``skvault docs errors`` tables which failure raises which class (and the command line's exit code).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ numpy can turn into a 2-d float64 array, or a pandas DataFrame (whose columns mu
 model's ``feature_names_in_``; they are taken by name, and text and ``category`` columns go
 to the encoders fitted on them) or a pyarrow Table (the same, with dictionary columns as
 categories), and release the GIL while they compute. Results
-match scikit-learn's (see ``docs/NATIVE.md`` for the supported estimators and tolerances).
+match scikit-learn's (see ``skvault docs native`` for the supported estimators and tolerances).
 Nothing in the file is imported or executed, and scikit-learn is not needed.
 """
 

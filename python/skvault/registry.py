@@ -1,6 +1,6 @@
 """``skvault.Registry``: versions, aliases and tags of models in a folder or an S3 bucket.
 
-The storage layout and its guarantees are described in ``docs/REGISTRY.md``; the work is
+The storage layout and its guarantees are described in ``skvault docs registry``; the work is
 done in Rust (``skvault-registry``), this module only shapes arguments and results.
 """
 
@@ -16,7 +16,7 @@ from skvault import _api, _native
 PathLike = str | os.PathLike[str]
 _UNSET: Any = object()
 
-#: Unreferenced blobs younger than this survive ``gc`` (see docs/REGISTRY.md).
+#: Unreferenced blobs younger than this survive ``gc`` (see ``skvault docs registry``).
 DEFAULT_GC_GRACE_SECONDS = 3600.0
 
 

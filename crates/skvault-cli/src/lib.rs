@@ -7,6 +7,7 @@ mod output;
 
 pub mod convert;
 pub mod diff;
+pub mod docs;
 mod error;
 pub mod export;
 pub mod inspect;
@@ -14,6 +15,7 @@ mod interrupt;
 pub mod predict;
 mod progress;
 pub mod registry;
+pub mod requirements;
 mod rows;
 pub mod scan;
 pub mod verify;
@@ -28,7 +30,8 @@ pub use crate::error::CliError;
 #[command(
     name = "skvault",
     version,
-    about = "Safe, fast persistence for scikit-learn models"
+    about = "Safe, fast persistence for scikit-learn models",
+    after_help = "Documentation: `skvault docs` lists the pages, `skvault docs TOPIC` prints one."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -106,8 +109,18 @@ enum Command {
     /// Predict with native inference (no Python): INPUT .npy, .csv or .parquet; OUTPUT .npy,
     /// .csv or - (stdout).
     Predict(predict::PredictArgs),
-    /// Versions, aliases and tags of models in a folder or S3 bucket (see docs/REGISTRY.md).
+    /// Versions, aliases and tags of models in a folder or S3 bucket (see `skvault docs
+    /// registry`).
     Registry(registry::RegistryArgs),
+    /// Print a pip requirements file pinning the package versions FILE was saved with
+    /// (scikit-learn, numpy, scipy and any other recorded package): `pip install -r` of it
+    /// rebuilds the environment to load it in.
+    Requirements { file: PathBuf },
+    /// Print skvault's documentation: the list of pages, or the page TOPIC.
+    Docs {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(docs::names()))]
+        topic: Option<String>,
+    },
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code:
@@ -192,5 +205,7 @@ fn execute(command: Command) -> Result<u8, CliError> {
         Command::Import(args) => export::run_import(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Registry(args) => registry::run(args),
+        Command::Requirements { file } => requirements::run(&file),
+        Command::Docs { topic } => docs::run(topic.as_deref()),
     }
 }

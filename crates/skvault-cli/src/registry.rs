@@ -159,13 +159,13 @@ enum RegistryCommand {
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
-        /// Keep unreferenced blobs written within this many seconds (see docs/REGISTRY.md).
+        /// Keep unreferenced blobs written within this many seconds (see `skvault docs registry`).
         #[arg(long, default_value_t = skvault_registry::DEFAULT_GC_GRACE.as_secs())]
         grace_seconds: u64,
     },
     /// Delete blobs that no version uses.
     Gc {
-        /// Keep unreferenced blobs written within this many seconds (see docs/REGISTRY.md).
+        /// Keep unreferenced blobs written within this many seconds (see `skvault docs registry`).
         #[arg(long, default_value_t = skvault_registry::DEFAULT_GC_GRACE.as_secs())]
         grace_seconds: u64,
     },

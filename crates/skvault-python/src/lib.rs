@@ -291,6 +291,17 @@ fn verify(py: Python<'_>, source: Source) -> PyResult<()> {
     py.detach(|| file.verify()).py_err(py)
 }
 
+/// The pip requirements file of `skvault requirements`: the versions the file was saved with.
+#[pyfunction]
+fn requirements(py: Python<'_>, source: Source) -> PyResult<String> {
+    let name = match &source {
+        Source::Path(p) => p.display().to_string(),
+        Source::Bytes(_) => "<bytes>".to_string(),
+    };
+    let file = open(py, source, Access::Read)?;
+    Ok(skvault_cli::requirements::text(&file, &name))
+}
+
 /// Runs the `skvault` command line with `argv` (program name first); returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
@@ -338,6 +349,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(describe, m)?)?;
     m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(requirements, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
     m.add_function(wrap_pyfunction!(guarded_classes, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

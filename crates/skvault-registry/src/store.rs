@@ -139,6 +139,7 @@ impl Store {
                 })
             }
             Location::S3 { bucket, prefix } => {
+                install_tls_provider();
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 let mut settle = match std::env::var("SKVAULT_REGISTRY_SETTLE_MS") {
                     Ok(v) => parse_ms(&v)?,
@@ -376,6 +377,14 @@ impl Store {
             Err(e) => Err(self.err(prefix, e)),
         }
     }
+}
+
+/// Makes ring rustls's process-wide crypto provider, once, before the first HTTP client is
+/// built: reqwest is compiled without a provider of its own (`rustls-no-provider`), so that a
+/// source install needs no aws-lc-rs C build. An error means a provider is already installed
+/// (by an earlier call, or by another crate in this process), which is as good.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn parse_ms(value: &str) -> Result<Duration> {

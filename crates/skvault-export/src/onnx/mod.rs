@@ -563,7 +563,8 @@ fn model_metadata(model: &Model, g: &Graph, output_names: &[String]) -> Vec<(Str
     ));
     meta.push((
         "skvault.tolerance".into(),
-        "labels identical to scikit-learn; values within 1e-12 relative (docs/EXPORT.md)".into(),
+        "labels identical to scikit-learn; values within 1e-12 relative (skvault docs export)"
+            .into(),
     ));
     meta
 }
