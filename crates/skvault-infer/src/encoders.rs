@@ -12,9 +12,9 @@ use skvault_format::Node;
 use skvault_frame::{Column, Frame, Value, ValueKey};
 
 use crate::error::{malformed, unsupported, InferError, Result};
-use crate::estimator::{Boxed, Estimator, Method, Output};
+use crate::estimator::{frame_input, Boxed, Estimator, Method, Output};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView};
-use crate::state::{node_float, node_int, seq_items, Obj};
+use crate::state::{node_float, node_int, node_value, seq_items, Obj};
 
 const ONE_HOT: &str = "sklearn.preprocessing._encoders.OneHotEncoder";
 const ORDINAL: &str = "sklearn.preprocessing._encoders.OrdinalEncoder";
@@ -92,16 +92,6 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// An item of an `object` array of categories.
-fn category_value(node: &Node) -> Option<Value> {
-    match node {
-        Node::Str(s) => Some(Value::Str(s.clone())),
-        Node::None => Some(Value::None),
-        Node::Bool(b) => Some(Value::Bool(*b)),
-        other => node_float(other).map(Value::number),
-    }
-}
-
 /// `categories_`: one array per feature, numeric or `object`.
 fn categories(o: &Obj<'_, '_>, n: usize) -> Result<Vec<Categories>> {
     let name = "categories_";
@@ -126,7 +116,7 @@ fn categories(o: &Obj<'_, '_>, n: usize) -> Result<Vec<Categories>> {
                 let values = items
                     .iter()
                     .map(|item| {
-                        category_value(o.ctx.resolve(item)).ok_or_else(|| {
+                        node_value(o.ctx.resolve(item)).ok_or_else(|| {
                             unsupported(
                                 o.class(),
                                 &o.path,
@@ -362,14 +352,7 @@ fn frame_columns<'f>(
     cols: &[usize],
     n: usize,
 ) -> Result<Vec<&'f Column>> {
-    if cols.len() != n {
-        return Err(InferError::FeatureCount {
-            class: class.to_string(),
-            expected: n,
-            found: cols.len(),
-        });
-    }
-    let columns: Vec<&Column> = cols.iter().map(|&p| &frame.columns()[p]).collect();
+    let columns = frame_input(class, frame, cols, n)?;
     for (j, c) in columns.iter().enumerate() {
         if let Column::Numeric(v) = c {
             if let Some(row) = v.iter().position(|x| x.is_infinite()) {

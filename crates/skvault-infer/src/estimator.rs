@@ -94,6 +94,23 @@ pub(crate) fn numeric_input<E: Estimator + ?Sized>(
     Ok(Matrix::from_vec(data, frame.n_rows(), cols.len()))
 }
 
+/// The frame's columns at `cols`, checked to be the `n` columns `class` was fitted on.
+pub(crate) fn frame_input<'f>(
+    class: &str,
+    frame: &'f Frame,
+    cols: &[usize],
+    n: usize,
+) -> Result<Vec<&'f skvault_frame::Column>> {
+    if cols.len() != n {
+        return Err(InferError::FeatureCount {
+            class: class.to_string(),
+            expected: n,
+            found: cols.len(),
+        });
+    }
+    Ok(cols.iter().map(|&p| &frame.columns()[p]).collect())
+}
+
 /// A regressor's methods (predict only).
 pub(crate) const PREDICT_ONLY: &[Method] = &[Method::Predict];
 /// A classifier with scores and probabilities (boosting, logistic models).

@@ -10,9 +10,9 @@ use skvault_format::Node;
 use skvault_frame::{Column, DictBuilder, DictColumn, Frame, Value};
 
 use crate::error::{malformed, unsupported, InferError, Result};
-use crate::estimator::{Boxed, Estimator, Method, Output};
+use crate::estimator::{frame_input, Boxed, Estimator, Method, Output};
 use crate::matrix::{Matrix, MatrixView};
-use crate::state::{node_float, node_int, seq_items, Obj};
+use crate::state::{node_int, node_value, seq_items, Obj};
 
 const IMPUTER: &str = "sklearn.impute._base.SimpleImputer";
 const INDICATOR: &str = "sklearn.impute._base.MissingIndicator";
@@ -41,16 +41,6 @@ fn is_text_imputer(o: &Obj<'_, '_>) -> bool {
                 .any(|i| matches!(o.ctx.resolve(i), Node::Str(_))),
             _ => false,
         },
-    }
-}
-
-/// A value of the fitted state (a marker, a statistic) as a frame value.
-fn node_value(node: &Node) -> Option<Value> {
-    match node {
-        Node::None => Some(Value::None),
-        Node::Str(s) => Some(Value::Str(s.clone())),
-        Node::Bool(b) => Some(Value::Bool(*b)),
-        other => node_float(other).map(Value::number),
     }
 }
 
@@ -116,22 +106,6 @@ impl Marker {
             }
         }
     }
-}
-
-fn frame_cols<'f>(
-    class: &str,
-    frame: &'f Frame,
-    cols: &[usize],
-    n: usize,
-) -> Result<Vec<&'f Column>> {
-    if cols.len() != n {
-        return Err(InferError::FeatureCount {
-            class: class.to_string(),
-            expected: n,
-            found: cols.len(),
-        });
-    }
-    Ok(cols.iter().map(|&p| &frame.columns()[p]).collect())
 }
 
 /// MissingIndicator: one 0/1 column per feature of `features_` (scikit-learn returns
@@ -256,7 +230,7 @@ impl Estimator for Indicator {
         if method != Method::Transform {
             return Err(crate::estimator::not_available(INDICATOR, method));
         }
-        let columns = frame_cols(INDICATOR, frame, cols, self.n_features)?;
+        let columns = frame_input(INDICATOR, frame, cols, self.n_features)?;
         let out = self.columns(&columns)?;
         Ok(Output::Matrix(append_columns(
             Matrix::zeros(frame.n_rows(), 0),
@@ -360,7 +334,7 @@ impl TextImputer {
     }
 
     fn output(&self, frame: &Frame, cols: &[usize]) -> Result<Frame> {
-        let columns = frame_cols(IMPUTER, frame, cols, self.n_features)?;
+        let columns = frame_input(IMPUTER, frame, cols, self.n_features)?;
         for (j, c) in columns.iter().enumerate() {
             self.marker.check_column(IMPUTER, c, j)?;
         }

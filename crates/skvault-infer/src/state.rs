@@ -528,6 +528,18 @@ pub(crate) fn node_int(node: &Node) -> Option<i64> {
     }
 }
 
+/// A plain node as a frame value: text, a number (NaN as [`skvault_frame::Value::NaN`]), a
+/// boolean or None; `None` for anything else.
+pub(crate) fn node_value(node: &Node) -> Option<skvault_frame::Value> {
+    use skvault_frame::Value;
+    match node {
+        Node::None => Some(Value::None),
+        Node::Str(s) => Some(Value::Str(s.clone())),
+        Node::Bool(b) => Some(Value::Bool(*b)),
+        other => node_float(other).map(Value::number),
+    }
+}
+
 /// A Python float or int, or a numpy numeric scalar.
 pub(crate) fn node_float(node: &Node) -> Option<f64> {
     match node {

@@ -14,7 +14,7 @@ use crate::classes::read_classes;
 use crate::error::{malformed, InferError, Result};
 use crate::estimator::{Method, Output};
 use crate::matrix::{Matrix, MatrixView, Prediction};
-use crate::state::{node_float, Ctx};
+use crate::state::{node_value, Ctx};
 use crate::Model;
 
 pub const RTOL: f64 = 1e-7;
@@ -69,19 +69,6 @@ impl Rows {
     }
 }
 
-fn value_of(node: &Node) -> Option<Value> {
-    match node {
-        Node::None => Some(Value::None),
-        Node::Str(s) => Some(Value::Str(s.clone())),
-        Node::Bool(b) => Some(Value::Bool(*b)),
-        other => node_float(other).map(Value::number),
-    }
-}
-
-fn list<'f>(ctx: &Ctx<'f>, node: &'f Node) -> Option<Vec<&'f Node>> {
-    crate::state::seq_items(ctx, node)
-}
-
 /// One stored column of a frame (FORMAT.md section 4).
 fn column<'f>(ctx: &Ctx<'f>, name: &str, node: &'f Node, path: &str) -> Result<Column> {
     if let Some(codes) = dict_get(ctx, node, "codes") {
@@ -90,7 +77,7 @@ fn column<'f>(ctx: &Ctx<'f>, name: &str, node: &'f Node, path: &str) -> Result<C
         let mut values: Vec<Value> = match cats {
             Node::ObjArray { items, .. } => items
                 .iter()
-                .map(|n| value_of(ctx.resolve(n)).ok_or_else(|| malformed(path, "a category")))
+                .map(|n| node_value(ctx.resolve(n)).ok_or_else(|| malformed(path, "a category")))
                 .collect::<Result<_>>()?,
             other => ctx
                 .f64_array(other, path)?
@@ -117,7 +104,7 @@ fn column<'f>(ctx: &Ctx<'f>, name: &str, node: &'f Node, path: &str) -> Result<C
         Node::ObjArray { shape, items } if shape.len() == 1 => {
             let mut b = DictBuilder::with_capacity(name, items.len());
             for item in items {
-                let v = value_of(ctx.resolve(item))
+                let v = node_value(ctx.resolve(item))
                     .ok_or_else(|| malformed(path, "a value that is not text, a number or None"))?;
                 b.push(v)?;
             }
@@ -136,7 +123,7 @@ fn column<'f>(ctx: &Ctx<'f>, name: &str, node: &'f Node, path: &str) -> Result<C
 fn rows<'f>(ctx: &Ctx<'f>, x: &'f Node) -> Result<Option<Rows>> {
     if let Some(frame) = dict_get(ctx, x, "frame") {
         let path = "/validation/X/frame";
-        let names: Vec<String> = list(
+        let names: Vec<String> = crate::state::seq_items(
             ctx,
             dict_get(ctx, frame, "columns").ok_or_else(|| malformed(path, "no columns"))?,
         )
@@ -147,7 +134,7 @@ fn rows<'f>(ctx: &Ctx<'f>, x: &'f Node) -> Result<Option<Rows>> {
             _ => Err(malformed(path, "column names must be text")),
         })
         .collect::<Result<_>>()?;
-        let data = list(
+        let data = crate::state::seq_items(
             ctx,
             dict_get(ctx, frame, "data").ok_or_else(|| malformed(path, "no data"))?,
         )
