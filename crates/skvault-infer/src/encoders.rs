@@ -293,6 +293,15 @@ fn grouped_indices(
     Ok(out)
 }
 
+/// Why exporters cannot describe these categories (see `numeric_categories`).
+fn unexportable(cats: &[Categories]) -> &'static str {
+    if cats.iter().any(|c| c.text) {
+        "text categories: ONNX export of text columns is not supported yet"
+    } else {
+        "infrequent categories are not exported yet"
+    }
+}
+
 /// The numeric categories of every feature, for exporters (`None` when one is text).
 fn numeric_categories(cats: &[Categories]) -> Option<Vec<Vec<f64>>> {
     cats.iter()
@@ -489,7 +498,10 @@ impl Estimator for OneHot {
     }
     fn view(&self) -> crate::view::View<'_> {
         let Some(numeric) = &self.numeric else {
-            return crate::view::View::Opaque { class: ONE_HOT };
+            return crate::view::View::Unexportable {
+                class: ONE_HOT,
+                reason: unexportable(&self.categories),
+            };
         };
         crate::view::View::OneHot {
             class: ONE_HOT,
@@ -598,7 +610,10 @@ impl Estimator for Ordinal {
     }
     fn view(&self) -> crate::view::View<'_> {
         let Some(numeric) = &self.numeric else {
-            return crate::view::View::Opaque { class: ORDINAL };
+            return crate::view::View::Unexportable {
+                class: ORDINAL,
+                reason: unexportable(&self.categories),
+            };
         };
         crate::view::View::Ordinal {
             class: ORDINAL,
@@ -709,6 +724,12 @@ impl Target {
 impl Estimator for Target {
     fn class(&self) -> &str {
         TARGET
+    }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Unexportable {
+            class: TARGET,
+            reason: "TargetEncoder is not exported yet",
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features

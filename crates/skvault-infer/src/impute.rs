@@ -210,6 +210,12 @@ impl Estimator for Indicator {
     fn class(&self) -> &str {
         INDICATOR
     }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Unexportable {
+            class: INDICATOR,
+            reason: "MissingIndicator is not exported yet",
+        }
+    }
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -358,6 +364,12 @@ impl TextImputer {
 impl Estimator for TextImputer {
     fn class(&self) -> &str {
         IMPUTER
+    }
+    fn view(&self) -> crate::view::View<'_> {
+        crate::view::View::Unexportable {
+            class: IMPUTER,
+            reason: "text columns: ONNX export of text columns is not supported yet",
+        }
     }
     fn n_features(&self) -> usize {
         self.n_features

@@ -290,8 +290,9 @@ impl Estimator for Imputer {
     }
     fn view(&self) -> View<'_> {
         if self.indicator.is_some() {
-            return View::Opaque {
+            return View::Unexportable {
                 class: self.class(),
+                reason: "add_indicator=True is not exported yet",
             };
         }
         View::Imputer {

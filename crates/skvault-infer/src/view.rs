@@ -256,6 +256,12 @@ pub enum View<'a> {
     },
     /// An estimator natively supported for inference but not (yet) described by a view.
     Opaque { class: &'a str },
+    /// A supported estimator in a configuration exporters cannot describe yet, and why
+    /// (text categories, infrequent categories, indicator columns).
+    Unexportable {
+        class: &'a str,
+        reason: &'static str,
+    },
 }
 
 impl View<'_> {
@@ -276,7 +282,8 @@ impl View<'_> {
             | View::Pca { class, .. }
             | View::Polynomial { class, .. }
             | View::IsolationForest { class, .. }
-            | View::Opaque { class } => class,
+            | View::Opaque { class }
+            | View::Unexportable { class, .. } => class,
             View::Pipeline { .. } => "sklearn.pipeline.Pipeline",
         }
     }

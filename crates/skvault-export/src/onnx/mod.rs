@@ -221,6 +221,7 @@ impl Graph {
                 ..
             } => self.polynomial(class, x, columns, keep),
             View::Opaque { class } => Err(unsupported(class, None)),
+            View::Unexportable { class, reason } => Err(unsupported(class, Some((*reason).into()))),
         }
     }
 
