@@ -190,6 +190,9 @@ impl DictColumn {
 #[derive(Debug)]
 pub struct DictBuilder {
     column: String,
+    /// Text values by their text, looked up without allocating (most rows repeat a value).
+    strs: HashMap<String, u32>,
+    /// Every other value by its key.
     index: HashMap<ValueKey, u32>,
     values: Vec<Value>,
     codes: Vec<u32>,
@@ -199,6 +202,7 @@ impl DictBuilder {
     pub fn new(column: &str) -> DictBuilder {
         DictBuilder {
             column: column.to_string(),
+            strs: HashMap::new(),
             index: HashMap::new(),
             values: Vec::new(),
             codes: Vec::new(),
@@ -213,17 +217,22 @@ impl DictBuilder {
 
     /// Appends one row.
     pub fn push(&mut self, value: Value) -> Result<()> {
+        if let Value::Str(text) = &value {
+            if let Some(&code) = self.strs.get(text.as_str()) {
+                self.codes.push(code);
+                return Ok(());
+            }
+            let code = self.new_code()?;
+            self.strs.insert(text.clone(), code);
+            self.values.push(value);
+            self.codes.push(code);
+            return Ok(());
+        }
         let key = value.key();
         let code = match self.index.get(&key) {
             Some(&code) => code,
             None => {
-                let code = u32::try_from(self.values.len())
-                    .ok()
-                    .filter(|&c| (c as usize) < MAX_DICTIONARY)
-                    .ok_or_else(|| FrameError::DictionaryTooLarge {
-                        column: self.column.clone(),
-                        max: MAX_DICTIONARY,
-                    })?;
+                let code = self.new_code()?;
                 self.index.insert(key, code);
                 self.values.push(value);
                 code
@@ -231,6 +240,27 @@ impl DictBuilder {
         };
         self.codes.push(code);
         Ok(())
+    }
+
+    /// Appends one row of text, allocating only for a text not seen before.
+    pub fn push_str(&mut self, text: &str) -> Result<()> {
+        match self.strs.get(text) {
+            Some(&code) => {
+                self.codes.push(code);
+                Ok(())
+            }
+            None => self.push(Value::Str(text.to_string())),
+        }
+    }
+
+    fn new_code(&self) -> Result<u32> {
+        u32::try_from(self.values.len())
+            .ok()
+            .filter(|&c| (c as usize) < MAX_DICTIONARY)
+            .ok_or_else(|| FrameError::DictionaryTooLarge {
+                column: self.column.clone(),
+                max: MAX_DICTIONARY,
+            })
     }
 
     pub fn finish(self) -> DictColumn {

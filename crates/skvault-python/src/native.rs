@@ -180,8 +180,12 @@ fn py_column(py: Python<'_>, name: &str, spec: &Bound<'_, PyAny>) -> PyResult<Co
             let items = spec.get_item(1)?.cast_into::<PyList>()?;
             let mut b = DictBuilder::with_capacity(name, items.len());
             for (row, item) in items.iter().enumerate() {
-                b.push(py_value(name, row, &item)?)
-                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                // Text is looked up by its UTF-8 view: only distinct values are copied.
+                let pushed = match item.cast::<PyString>() {
+                    Ok(s) => b.push_str(s.to_str()?),
+                    Err(_) => b.push(py_value(name, row, &item)?),
+                };
+                pushed.map_err(|e| PyValueError::new_err(e.to_string()))?;
             }
             Ok(Column::Dict(b.finish()))
         }
