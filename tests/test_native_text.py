@@ -511,6 +511,20 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "skvault", *map(str, args)], capture_output=True, text=True)
 
 
+def _predicted_like_scikit_learn(name, model, method, X, got):
+    """``skvault predict``'s output equals scikit-learn's ``method`` on ``X``: labels (in the
+    output's dtype) and tree outputs exactly, linear scores within NATIVE.md's tolerance."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = getattr(model, method)(X)
+    if method == "predict" and hasattr(model, "classes_"):
+        assert_same(got, want.astype(got.dtype), f"{name} predict")
+    elif name in LINEAR:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    else:
+        assert_same(got, want, f"{name} {method}")
+
+
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
     model, Xt = _fitted(name)
@@ -525,16 +539,7 @@ def test_skvault_predict_reads_text_columns_of_a_csv(name, tmp_path):
         out = tmp_path / f"{method}.npy"
         r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.csv", "-o", out, *flag)
         assert r.returncode == 0, r.stderr
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            want = getattr(model, method)(Xt)
-        got = np.load(out, allow_pickle=False)
-        if method == "predict" and hasattr(model, "classes_"):
-            assert_same(got, want.astype(got.dtype), f"{name} predict")
-        elif name in LINEAR:
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-        else:
-            assert_same(got, want, f"{name} {method}")
+        _predicted_like_scikit_learn(name, model, method, Xt, np.load(out, allow_pickle=False))
 
 
 def test_skvault_predict_names_a_missing_text_column_and_writes_nothing(tmp_path):
@@ -641,16 +646,7 @@ def test_skvault_predict_reads_string_and_category_columns_of_parquet(name, tmp_
     out = tmp_path / "out.npy"
     r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.parquet", "-o", out, "--method", method.replace("_", "-"))
     assert r.returncode == 0, r.stderr
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        want = getattr(model, method)(back)
-    got = np.load(out, allow_pickle=False)
-    if method == "predict" and hasattr(model, "classes_"):
-        assert_same(got, want.astype(got.dtype), f"{name} from Parquet")
-    elif name in LINEAR:
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-    else:
-        assert_same(got, want, f"{name} from Parquet")
+    _predicted_like_scikit_learn(name, model, method, back, np.load(out, allow_pickle=False))
 
 
 @pytest.mark.parametrize(
