@@ -336,6 +336,38 @@ fn value_at(column: &Column, row: usize) -> Value {
     }
 }
 
+/// What the encoders share: their input columns in, a matrix out.
+trait Encode {
+    fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix>;
+}
+
+/// `transform` of an encoder on a numeric matrix.
+fn encode_matrix<E: Encode>(
+    e: &E,
+    class: &str,
+    cats: &[Categories],
+    x: &MatrixView<'_>,
+) -> Result<Matrix> {
+    let columns = matrix_columns(class, x, cats)?;
+    e.encode(&columns.iter().collect::<Vec<_>>(), x.n_rows())
+}
+
+/// `transform` (an encoder's only method) on the frame's columns at `cols`.
+fn encode_frame<E: Encode>(
+    e: &E,
+    class: &str,
+    n: usize,
+    method: Method,
+    frame: &Frame,
+    cols: &[usize],
+) -> Result<Output> {
+    if method != Method::Transform {
+        return Err(crate::estimator::not_available(class, method));
+    }
+    let columns = frame_columns(class, frame, cols, n)?;
+    e.encode(&columns, frame.n_rows()).map(Output::Matrix)
+}
+
 /// The numeric matrix as columns, refused for features fitted on text (their values come
 /// from a frame).
 fn matrix_columns(class: &str, x: &MatrixView<'_>, cats: &[Categories]) -> Result<Vec<Column>> {
@@ -465,7 +497,7 @@ fn one_hot(o: &Obj<'_, '_>) -> Result<OneHot> {
     })
 }
 
-impl OneHot {
+impl Encode for OneHot {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
         let mut out = Matrix::zeros(n_rows, self.n_out);
         for (j, column) in columns.iter().enumerate() {
@@ -518,15 +550,10 @@ impl Estimator for OneHot {
         &[Method::Transform]
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        let columns = matrix_columns(ONE_HOT, x, &self.categories)?;
-        self.encode(&columns.iter().collect::<Vec<_>>(), x.n_rows())
+        encode_matrix(self, ONE_HOT, &self.categories, x)
     }
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
-        if method != Method::Transform {
-            return Err(crate::estimator::not_available(ONE_HOT, method));
-        }
-        let columns = frame_columns(ONE_HOT, frame, cols, self.n_features)?;
-        self.encode(&columns, frame.n_rows()).map(Output::Matrix)
+        encode_frame(self, ONE_HOT, self.n_features, method, frame, cols)
     }
 }
 
@@ -564,7 +591,7 @@ fn ordinal(o: &Obj<'_, '_>) -> Result<Ordinal> {
     })
 }
 
-impl Ordinal {
+impl Encode for Ordinal {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
         let n = columns.len();
         let on_unknown = match self.unknown_value {
@@ -630,15 +657,10 @@ impl Estimator for Ordinal {
         &[Method::Transform]
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        let columns = matrix_columns(ORDINAL, x, &self.categories)?;
-        self.encode(&columns.iter().collect::<Vec<_>>(), x.n_rows())
+        encode_matrix(self, ORDINAL, &self.categories, x)
     }
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
-        if method != Method::Transform {
-            return Err(crate::estimator::not_available(ORDINAL, method));
-        }
-        let columns = frame_columns(ORDINAL, frame, cols, self.n_features)?;
-        self.encode(&columns, frame.n_rows()).map(Output::Matrix)
+        encode_frame(self, ORDINAL, self.n_features, method, frame, cols)
     }
 }
 
@@ -702,7 +724,7 @@ fn target(o: &Obj<'_, '_>) -> Result<Target> {
     })
 }
 
-impl Target {
+impl Encode for Target {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
         let k = self.means.len();
         let n_out = columns.len() * k;
@@ -738,14 +760,9 @@ impl Estimator for Target {
         &[Method::Transform]
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
-        let columns = matrix_columns(TARGET, x, &self.categories)?;
-        self.encode(&columns.iter().collect::<Vec<_>>(), x.n_rows())
+        encode_matrix(self, TARGET, &self.categories, x)
     }
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
-        if method != Method::Transform {
-            return Err(crate::estimator::not_available(TARGET, method));
-        }
-        let columns = frame_columns(TARGET, frame, cols, self.n_features)?;
-        self.encode(&columns, frame.n_rows()).map(Output::Matrix)
+        encode_frame(self, TARGET, self.n_features, method, frame, cols)
     }
 }
