@@ -22,6 +22,18 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method called `name` (scikit-learn's spelling), if it is one of these.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Some(match name {
+            "predict" => Method::Predict,
+            "predict_proba" => Method::PredictProba,
+            "decision_function" => Method::DecisionFunction,
+            "transform" => Method::Transform,
+            "score_samples" => Method::ScoreSamples,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Method::Predict => "predict",

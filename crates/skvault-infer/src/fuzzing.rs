@@ -3,7 +3,7 @@
 
 use skvault_format::SkvFile;
 
-use crate::{MatrixView, Method, Model};
+use crate::{MatrixView, Model};
 
 /// Opens `bytes`, runs the state checks `skvault.load` makes first ([`crate::guard::check`]),
 /// builds the native model and, if that works, runs every method it has on a small matrix. Returns whether the model was built. Must never panic, overflow the
@@ -26,13 +26,7 @@ pub fn exercise(bytes: Vec<u8>) -> bool {
             .collect();
         if let Ok(x) = MatrixView::new(&data, 3, cols) {
             for m in model.methods() {
-                let _ = match m {
-                    Method::Predict => model.predict(&x).map(|_| ()),
-                    Method::PredictProba => model.predict_proba(&x).map(|_| ()),
-                    Method::DecisionFunction => model.decision_function(&x).map(|_| ()),
-                    Method::Transform => model.transform(&x).map(|_| ()),
-                    Method::ScoreSamples => model.score_samples(&x).map(|_| ()),
-                };
+                let _ = model.call(*m, &x);
             }
         }
     }

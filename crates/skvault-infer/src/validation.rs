@@ -160,17 +160,6 @@ fn rows<'f>(ctx: &Ctx<'f>, x: &'f Node) -> Result<Option<Rows>> {
     }
 }
 
-fn method_named(name: &str) -> Option<Method> {
-    Some(match name {
-        "predict" => Method::Predict,
-        "predict_proba" => Method::PredictProba,
-        "decision_function" => Method::DecisionFunction,
-        "transform" => Method::Transform,
-        "score_samples" => Method::ScoreSamples,
-        _ => return None,
-    })
-}
-
 /// Compares one method's output; `Ok(Some(reason))` when it cannot be compared natively.
 fn compare<'f>(
     ctx: &Ctx<'f>,
@@ -296,7 +285,7 @@ pub fn check(model: &Model, file: &SkvFile) -> Result<Option<Checked>> {
                 "method names must be text",
             ));
         };
-        let Some(method) = method_named(name) else {
+        let Some(method) = Method::from_name(name) else {
             checked
                 .skipped
                 .push((name.clone(), "not a method native inference has".into()));

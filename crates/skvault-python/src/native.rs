@@ -220,14 +220,7 @@ fn py_column(py: Python<'_>, name: &str, spec: &Bound<'_, PyAny>) -> PyResult<Co
 }
 
 fn method_named(name: &str) -> PyResult<Method> {
-    Ok(match name {
-        "predict" => Method::Predict,
-        "predict_proba" => Method::PredictProba,
-        "decision_function" => Method::DecisionFunction,
-        "transform" => Method::Transform,
-        "score_samples" => Method::ScoreSamples,
-        other => return Err(PyValueError::new_err(format!("no method {other:?}"))),
-    })
+    Method::from_name(name).ok_or_else(|| PyValueError::new_err(format!("no method {name:?}")))
 }
 
 #[pymethods]
