@@ -6,7 +6,8 @@ use skvault_format::SkvFile;
 use crate::{MatrixView, Model};
 
 /// Opens `bytes`, runs the state checks `skvault.load` makes first ([`crate::guard::check`]),
-/// builds the native model and, if that works, runs every method it has on a small matrix. Returns whether the model was built. Must never panic, overflow the
+/// builds the native model and, if that works, runs every method it has on a small matrix
+/// and a small frame, and re-checks the file's validation rows. Returns whether the model was built. Must never panic, overflow the
 /// stack or allocate without bound, whatever the input.
 pub fn exercise(bytes: Vec<u8>) -> bool {
     let Ok(file) = SkvFile::from_bytes(bytes) else {
@@ -30,6 +31,33 @@ pub fn exercise(bytes: Vec<u8>) -> bool {
             }
         }
     }
+    // The same methods on a frame: a text and a numeric value per named column (text
+    // reaches the encoders a file describes), and the file's validation rows, rebuilt.
+    if (1..=256).contains(&cols) {
+        let names: Vec<String> = match model.feature_names() {
+            Some(n) => n.to_vec(),
+            None => (0..cols).map(|i| format!("x{i}")).collect(),
+        };
+        let columns = (0..names.len())
+            .map(|i| {
+                if i % 2 == 0 {
+                    let mut b = skvault_frame::DictBuilder::new("c");
+                    for v in ["a", "", "0.5"] {
+                        let _ = b.push(skvault_frame::Value::Str(v.into()));
+                    }
+                    skvault_frame::Column::Dict(b.finish())
+                } else {
+                    skvault_frame::Column::Numeric(vec![0.5, f64::NAN, -1.0])
+                }
+            })
+            .collect();
+        if let Ok(frame) = skvault_frame::Frame::new(names, columns) {
+            for m in model.methods() {
+                let _ = model.call_frame(*m, &frame);
+            }
+        }
+    }
+    let _ = crate::validation::check(&model, &file);
     let _ = model.view();
     true
 }
