@@ -146,7 +146,9 @@ fn rows<'f>(ctx: &Ctx<'f>, x: &'f Node) -> Result<Option<Rows>> {
             .enumerate()
             .map(|(i, (name, node))| column(ctx, name, node, &format!("{path}/data/{i}")))
             .collect::<Result<Vec<_>>>()?;
-        return Ok(Some(Rows::Frame(Frame::new(names, columns)?)));
+        // A frame the file stores badly is a malformed file, not bad input.
+        let frame = Frame::new(names, columns).map_err(|e| malformed(path, e.to_string()))?;
+        return Ok(Some(Rows::Frame(frame)));
     }
     match x {
         Node::Array(_) => {
