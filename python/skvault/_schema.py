@@ -20,8 +20,10 @@ from typing import Any
 _MAX_DEPTH = 20
 
 
-def _is_dataframe(X: Any) -> bool:
-    return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "dtypes")
+def is_dataframe(X: Any) -> bool:
+    """A pandas DataFrame, recognised without importing pandas (skvault does not depend on
+    it); a Series is not one."""
+    return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "columns")
 
 
 def _names(obj: Any) -> list[str] | None:
@@ -157,7 +159,7 @@ def input_schema(obj: Any, validation: Any = None) -> dict[str, Any] | None:
     if names is None:
         return None
     X = validation[0] if isinstance(validation, tuple) and validation else validation
-    if _is_dataframe(X):
+    if is_dataframe(X):
         schema = _from_frame(X, names)
         if schema is not None:
             return schema

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
 #: Rows kept by default.
@@ -30,13 +31,9 @@ def _take_rows(X: Any, n: int) -> Any:
         return X.tocsr()[:n]
     if isinstance(X, (list, tuple)):
         return list(X[:n])
-    if hasattr(X, "iloc") and hasattr(X, "dtypes"):  # a pandas DataFrame, kept as one
+    if is_dataframe(X):  # kept as one
         return X.iloc[:n]
     return np.asarray(X)[:n].copy()
-
-
-def _is_frame(X: Any) -> bool:
-    return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "dtypes")
 
 
 def _frame_column(name: str, series: Any) -> Any:
@@ -149,7 +146,7 @@ def build(model: Any, validation: Any, max_rows: int = MAX_ROWS) -> tuple[dict, 
     n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
     if n_rows == 0:
         raise ValueError("validation data has no rows")
-    stored = frame_to_tree(X) if _is_frame(X) else X
+    stored = frame_to_tree(X) if is_dataframe(X) else X
     outputs = _outputs(model, X)
     if not outputs:
         raise ValueError(f"{type(model).__name__} has no method skvault can record on the validation rows")

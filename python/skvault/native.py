@@ -23,14 +23,10 @@ from typing import Any
 import numpy as np
 
 from skvault import _native
+from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
 __all__ = ["NativeModel", "load"]
-
-
-def _is_dataframe(X: Any) -> bool:
-    # Recognised without importing pandas: skvault does not depend on it.
-    return type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "columns")
 
 
 def _fit_order(columns: list[str], names: list[str] | None) -> list[int] | None:
@@ -140,7 +136,7 @@ def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
 
 
 def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
-    if _is_dataframe(X):
+    if is_dataframe(X):
         X = _frame_to_matrix(X, names)
     X = np.asarray(X)
     if X.dtype == object:
@@ -204,7 +200,7 @@ class NativeModel:
         """``method`` on ``X``: a frame with text or category columns goes to the encoders
         as it is; anything else as a float64 matrix."""
         self._check(method)
-        if _is_dataframe(X):
+        if is_dataframe(X):
             frame = _frame_columns(X, self._names())
             if frame is not None:
                 return self._inner.call_frame(method, *frame)
