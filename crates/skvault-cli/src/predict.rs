@@ -229,7 +229,6 @@ fn predict_frame(
     path: &Path,
     format: Format,
 ) -> Result<crate::rows::Rows, CliError> {
-    use skvault_frame::ColumnKind;
     let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
     let table_error = |source| CliError::Table {
         path: Some(path.to_path_buf()),
@@ -241,12 +240,7 @@ fn predict_frame(
             let text = String::from_utf8(bytes).map_err(|_| {
                 CliError::input(format!("{}: the CSV is not UTF-8 text", path.display()))
             })?;
-            let text_columns: Vec<&str> = schema
-                .columns
-                .iter()
-                .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Category))
-                .map(|c| c.name.as_str())
-                .collect();
+            let text_columns = schema.text_columns();
             skvault_table::read_csv_frame(&text, &text_columns).map_err(table_error)?
         }
     };
@@ -282,14 +276,9 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
             names.join(", ")
         ));
     }
-    let reads_text = schema.as_ref().is_some_and(|s| {
-        s.columns.iter().any(|c| {
-            matches!(
-                c.kind,
-                skvault_frame::ColumnKind::Text | skvault_frame::ColumnKind::Category
-            )
-        })
-    });
+    let reads_text = schema
+        .as_ref()
+        .is_some_and(|s| !s.text_columns().is_empty());
     let input_format = format_of(&args.input, "input")?;
     if let (true, Some(schema), Format::Csv | Format::Parquet) = (reads_text, &schema, input_format)
     {

@@ -126,6 +126,16 @@ pub struct InputSchema {
 }
 
 impl InputSchema {
+    /// The columns whose values are text to the model (`text` and `category` kinds): what a
+    /// CSV reader must keep as text.
+    pub fn text_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.kind, ColumnKind::Text | ColumnKind::Category))
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
     /// Checks `frame` against the schema and returns, for each schema column in order, its
     /// position in the frame (`None` for an absent unused column). Columns are matched by
     /// name; their order in the frame and extra columns do not matter. Every missing column
