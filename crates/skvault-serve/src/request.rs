@@ -1,0 +1,1 @@
+//! Request bodies to a typed frame: MLflow's JSON shapes, CSV and Parquet.

@@ -1,0 +1,1 @@
+//! Predictions to response bodies: JSON (MLflow's `{"predictions": ...}`), CSV and NPY.
