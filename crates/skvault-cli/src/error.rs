@@ -33,6 +33,10 @@ pub enum CliError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
 
+    /// `serve` could not start.
+    #[error(transparent)]
+    Serve(#[from] skvault_serve::ServeError),
+
     /// `predict`: the model could not be opened or refused the input.
     #[error(transparent)]
     Infer(#[from] InferError),

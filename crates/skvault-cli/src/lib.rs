@@ -18,6 +18,7 @@ pub mod registry;
 pub mod requirements;
 mod rows;
 pub mod scan;
+pub mod serve;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -112,6 +113,9 @@ enum Command {
     /// Versions, aliases and tags of models in a folder or S3 bucket (see `skvault docs
     /// registry`).
     Registry(registry::RegistryArgs),
+    /// Serve models over HTTP with native inference (MLflow-compatible /invocations,
+    /// /v1/models/NAME/predict, /metrics; see `skvault docs serve`).
+    Serve(serve::ServeArgs),
     /// Print a pip requirements file pinning the package versions FILE was saved with
     /// (scikit-learn, numpy, scipy and any other recorded package): `pip install -r` of it
     /// rebuilds the environment to load it in.
@@ -205,6 +209,7 @@ fn execute(command: Command) -> Result<u8, CliError> {
         Command::Import(args) => export::run_import(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Registry(args) => registry::run(args),
+        Command::Serve(args) => serve::run(&args),
         Command::Requirements { file } => requirements::run(&file),
         Command::Docs { topic } => docs::run(topic.as_deref()),
     }

@@ -7,5 +7,20 @@
 //! `docs/SERVE.md` documents the API; `openapi.json` (served at `/openapi.json`) describes it.
 #![forbid(unsafe_code)]
 
+mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+mod observe;
+mod reload;
 pub mod request;
 pub mod response;
+mod routes;
+mod server;
+pub mod source;
+mod state;
+
+pub use config::{Limits, LogFormat, ServeConfig};
+pub use error::{ApiError, ServeError};
+pub use server::{app, run};
+pub use source::Spec;

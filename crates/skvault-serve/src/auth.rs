@@ -1,0 +1,100 @@
+//! Optional bearer-token authentication (`--token-file`).
+//!
+//! The token file holds one token per line (several during a rotation; blank lines and
+//! lines starting with `#` are ignored). It must not be readable by group or others, as an
+//! SSH key must not. Tokens are compared through their BLAKE3 digests in constant time, so
+//! neither the content nor the length of a token leaks through timing. `/health` and
+//! `/ready` answer without a token (probes); every other path needs one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, ServeError};
+use crate::state::AppState;
+
+/// Reads the tokens of a token file, refusing a file others can read.
+pub fn read_tokens(path: &Path) -> Result<Vec<Vec<u8>>, ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |reason: String| ServeError::Token {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(fail(format!(
+            "is readable or writable by others (mode {mode:o}): chmod 600 it"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let tokens: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| blake3::hash(l.as_bytes()).as_bytes().to_vec())
+        .collect();
+    if tokens.is_empty() {
+        return Err(fail("holds no token".into()));
+    }
+    if text
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with('#') && l.len() < 16)
+    {
+        return Err(fail(
+            "a token shorter than 16 characters is too easy to guess".into(),
+        ));
+    }
+    Ok(tokens)
+}
+
+fn authorized(state: &AppState, value: Option<&HeaderValue>) -> bool {
+    let Some(presented) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let digest = blake3::hash(presented.trim().as_bytes());
+    // Every token is compared, whichever matches.
+    state
+        .tokens
+        .iter()
+        .fold(subtle::Choice::from(0), |any, t| {
+            any | t.as_slice().ct_eq(digest.as_bytes())
+        })
+        .into()
+}
+
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let open = matches!(request.uri().path(), "/health" | "/ready");
+    if state.tokens.is_empty()
+        || open
+        || authorized(&state, request.headers().get(header::AUTHORIZATION))
+    {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this server needs a bearer token: Authorization: Bearer TOKEN",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
