@@ -364,8 +364,36 @@ fn encode_frame<E: Encode>(
     if method != Method::Transform {
         return Err(crate::estimator::not_available(class, method));
     }
-    let columns = frame_columns(class, frame, cols, n)?;
-    e.encode(&columns, frame.n_rows()).map(Output::Matrix)
+    let columns = frame_columns(class, frame, cols, n).map_err(|e| name_column(e, frame, cols))?;
+    e.encode(&columns, frame.n_rows())
+        .map(Output::Matrix)
+        .map_err(|e| name_column(e, frame, cols))
+}
+
+/// scikit-learn names an encoder's input column by position ("in column 0"); on a frame
+/// the column's name is known too, and is what a caller of a DataFrame pipeline recognises.
+fn name_column(err: InferError, frame: &Frame, cols: &[usize]) -> InferError {
+    match err {
+        InferError::InvalidValue {
+            class,
+            row,
+            column,
+            message,
+        } => {
+            let named = cols
+                .get(column)
+                .and_then(|c| frame.names().get(*c))
+                .map(|name| format!("{message} (input column {name:?})"))
+                .unwrap_or(message);
+            InferError::InvalidValue {
+                class,
+                row,
+                column,
+                message: named,
+            }
+        }
+        other => other,
+    }
 }
 
 /// The numeric matrix as columns, refused for features fitted on text (their values come
