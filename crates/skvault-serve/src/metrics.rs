@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -41,6 +42,7 @@ pub struct Metrics {
     latency: Family<CallLabels, Histogram>,
     rows: Family<CallLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    in_flight: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -63,6 +65,7 @@ impl Metrics {
         );
         let rows = Family::<CallLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let in_flight = Gauge::default();
         registry.register(
             "requests",
             "Prediction requests answered, by model, method and HTTP status",
@@ -83,13 +86,26 @@ impl Metrics {
             "Hot reloads of a model, by outcome (ok: serving the new one; failed: kept the old)",
             reloads.clone(),
         );
+        registry.register(
+            "requests_in_flight",
+            "Prediction requests received and not yet answered",
+            in_flight.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             rows,
             reloads,
+            in_flight,
         }
+    }
+
+    /// A prediction request came in; the guard counts it out when dropped (answered, or
+    /// its connection closed).
+    pub fn begin(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     /// One answered prediction request.
@@ -126,5 +142,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// One prediction request being answered (see [`Metrics::begin`]).
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -24,7 +24,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     let start = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let in_flight = is_prediction(&path).then(|| state.metrics.begin());
     let response = next.run(request).await;
+    drop(in_flight);
     let seconds = start.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     let note = response.extensions().get::<Note>();
