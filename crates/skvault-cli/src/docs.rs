@@ -41,6 +41,10 @@ pub const TOPICS: &[Topic] = &[
         text: include_str!("../../../docs/REGISTRY.md"),
     },
     Topic {
+        name: "serve",
+        text: include_str!("../../../docs/SERVE.md"),
+    },
+    Topic {
         name: "security",
         text: include_str!("../../../docs/SECURITY.md"),
     },
