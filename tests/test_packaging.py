@@ -49,3 +49,19 @@ def test_the_sdist_carries_the_pages_that_skvault_docs_compiles_in(tmp_path):
     source = (ROOT / "crates/skvault-cli/src/docs.rs").read_text()
     pages = set(re.findall(r'include_str!\("\.\./\.\./\.\./(docs/[^"]+)"\)', source))
     assert len(pages) >= 7 and pages <= names, sorted(pages - names)
+
+
+def test_import_skvault_and_the_command_line_do_not_import_numpy():
+    """`skvault ...` starts in tens of milliseconds: `import skvault` imports the extension
+    and the exceptions only; the API modules (and numpy) load on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, skvault\n"
+        "from skvault.__main__ import main\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+        "skvault.dump\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
