@@ -98,3 +98,51 @@ pub async fn require_token(
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn token_file(dir: &Path, text: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.join("tokens");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn tokens_are_read_one_per_line_without_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = token_file(
+            dir.path(),
+            "# old\nfirst-token-0123456789\n\n  second-token-0123456789  \n",
+            0o600,
+        );
+        let tokens = read_tokens(&path).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(
+            tokens[1],
+            blake3::hash(b"second-token-0123456789").as_bytes().to_vec()
+        );
+    }
+
+    #[test]
+    fn unsafe_or_empty_token_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, mode, expected) in [
+            ("long-enough-token-123\n", 0o640, "mode 640"),
+            ("long-enough-token-123\n", 0o602, "mode 602"),
+            ("# nothing\n", 0o600, "no token"),
+            ("short\n", 0o600, "shorter than 16"),
+        ] {
+            let path = token_file(dir.path(), text, mode);
+            let e = read_tokens(&path).unwrap_err().to_string();
+            assert!(e.contains(expected), "{e}");
+        }
+        let e = read_tokens(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
+}

@@ -281,3 +281,72 @@ pub fn current_fingerprint(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_specs_take_the_stem_or_the_given_name() {
+        let s = Spec::file("models/fraud.skv").unwrap();
+        assert_eq!(s.name, "fraud");
+        assert!(
+            matches!(s.source, Source::File { ref path } if path == Path::new("models/fraud.skv"))
+        );
+        let s = Spec::file("churn-v2=/tmp/x.skv").unwrap();
+        assert_eq!(s.name, "churn-v2");
+    }
+
+    #[test]
+    fn registry_specs_parse_selectors() {
+        let s = Spec::registry("fraud").unwrap();
+        assert!(matches!(
+            s.source,
+            Source::Registry {
+                selector: Selector::Latest,
+                ..
+            }
+        ));
+        let s = Spec::registry("fraud@champion").unwrap();
+        assert_eq!(s.name, "fraud");
+        assert!(
+            matches!(s.source, Source::Registry { selector: Selector::Alias(ref a), .. } if a == "champion")
+        );
+        let s = Spec::registry("old=fraud@3").unwrap();
+        assert_eq!(s.name, "old");
+        assert!(matches!(
+            s.source,
+            Source::Registry { selector: Selector::Version(3), ref model } if model == "fraud"
+        ));
+    }
+
+    #[test]
+    fn bad_specs_are_refused_naming_the_argument() {
+        for arg in [
+            "fraud@",
+            "fraud@99999999999999999999999",
+            "bad/name@x",
+            "a b=fraud",
+            "=fraud",
+        ] {
+            let e = Spec::registry(arg).unwrap_err().to_string();
+            assert!(e.contains(arg), "{arg}: {e}");
+        }
+        assert!(Spec::file(".hidden=/tmp/x.skv").is_err());
+        let e = Spec::file("/").unwrap_err().to_string();
+        assert!(e.contains("no file name"), "{e}");
+    }
+
+    #[test]
+    fn a_replaced_file_changes_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.skv");
+        std::fs::write(&path, b"one").unwrap();
+        let before = file_fingerprint(&path).unwrap();
+        assert_eq!(before, file_fingerprint(&path).unwrap());
+        let staged = dir.path().join("m.new");
+        std::fs::write(&staged, b"one").unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        assert_ne!(before, file_fingerprint(&path).unwrap());
+    }
+}
