@@ -71,3 +71,27 @@ def forge(root, *, validation=None, arrays=(), rest: bytes = b"") -> bytes:
     if validation is not None:
         manifest["validation"] = validation
     return build_skv(manifest, rest)
+
+
+# --- registry backends (tests/registry_backends.py) ------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One s3s-fs server for the whole run; each test gets its own prefix in its bucket."""
+    from registry_backends import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["folder", "s3"])
+def backend(request, tmp_path):
+    """An empty registry in a folder, then on the S3 test server."""
+    from registry_backends import Backend
+
+    server = request.getfixturevalue("s3_server") if request.param == "s3" else None
+    return Backend(request.param, tmp_path, server)

@@ -13,24 +13,10 @@ import time
 import numpy as np
 import pytest
 from conftest import forge
-from registry_backends import Backend, S3Server
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 import skvault
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["folder", "s3"])
-def backend(request, tmp_path):
-    server = request.getfixturevalue("s3_server") if request.param == "s3" else None
-    return Backend(request.param, tmp_path, server)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 import skvault
-from registry_backends import Backend, S3Server
 from serve_helpers import Server, predictions
 
 
@@ -253,17 +252,7 @@ def test_json_log_lines(server):
     assert predict and {"model", "method", "rows", "duration_ms", "status"} <= set(predict[-1])
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.mark.parametrize("kind", ["folder", "s3"])
-def test_models_from_a_registry(request, tmp_path, models, kind):
-    server = request.getfixturevalue("s3_server") if kind == "s3" else None
-    backend = Backend(kind, tmp_path, server)
+def test_models_from_a_registry(backend, models):
     reg = backend.open()
     tmp, fitted = models
     v1 = reg.register(tmp / "forest.skv", "fraud", metrics={"auc": 0.91})

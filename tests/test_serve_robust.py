@@ -23,7 +23,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.compose import make_column_transformer
 
 import skvault
-from registry_backends import Backend, S3Server
 from serve_helpers import Server, ServerFailed, predictions
 
 COLUMNS = ["f0", "f1", "f2"]
@@ -347,17 +346,7 @@ def hammer(server: Server, path: str, body: str, count: int, out: list, stop: th
         out.append((status, hdrs.get("skvault-model-digest"), raw))
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.mark.parametrize("kind", ["folder", "s3"])
-def test_hot_reload_of_an_alias_under_load(request, files, tmp_path, kind):
-    server = request.getfixturevalue("s3_server") if kind == "s3" else None
-    backend = Backend(kind, tmp_path, server)
+def test_hot_reload_of_an_alias_under_load(backend, files):
     reg = backend.open()
     tmp, models = files
     v1 = reg.register(tmp / "v1.skv", "fraud")
