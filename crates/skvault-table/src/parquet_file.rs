@@ -217,7 +217,8 @@ impl Values {
     }
 }
 
-/// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses it.
+/// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses
+/// it: by its schema, within the limits on its counts.
 fn check_footer(bytes: &[u8]) -> Result<(), TableError> {
     let Some(tail) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) else {
         return Err(corrupt("shorter than a Parquet footer"));
@@ -229,9 +230,9 @@ fn check_footer(bytes: &[u8]) -> Result<(), TableError> {
     match footer {
         // The parquet crate names a bad length or magic itself.
         None => Ok(()),
-        Some(footer) => thrift_check::check_struct(footer)
-            .map(drop)
-            .map_err(|e| corrupt(format!("footer: {e}"))),
+        Some(footer) => {
+            thrift_check::check_footer(footer).map_err(|e| corrupt(format!("footer: {e}")))
+        }
     }
 }
 
