@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::column::reader::ColumnReader;
-use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
@@ -259,6 +259,31 @@ fn check_chunk_pages(bytes: &[u8], column: &ColumnChunkMetaData) -> Result<(), T
     })
 }
 
+/// The column chunks to be read must fit in the file side by side: each is walked and
+/// decoded on its own, so chunks declared over the same bytes (real files never overlap
+/// them) would multiply the work of a file by the number of chunks.
+fn check_chunks_fit(
+    bytes: &[u8],
+    metadata: &ParquetMetaData,
+    used: &[(usize, Kind)],
+) -> Result<(), TableError> {
+    let mut total: u64 = 0;
+    for group in metadata.row_groups() {
+        for (i, _) in used {
+            if let Some(column) = group.columns().get(*i) {
+                total = total.saturating_add(column.compressed_size().max(0) as u64);
+            }
+        }
+    }
+    if total > bytes.len() as u64 {
+        return Err(corrupt(format!(
+            "its column chunks declare {total} bytes in all, more than the file's {}: they overlap",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The file's columns (pandas' index columns left out), text allowed or not.
 fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>), TableError> {
     if bytes.is_empty() {
@@ -297,6 +322,7 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
             used.len()
         ));
     }
+    check_chunks_fit(&bytes, reader.metadata(), &used)?;
     for g in 0..reader.num_row_groups() {
         let group = reader.get_row_group(g).map_err(corrupt)?;
         if group.num_columns() != schema.num_columns() {

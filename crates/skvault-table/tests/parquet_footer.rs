@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parquet::data_type::DoubleType;
+use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -104,4 +106,59 @@ fn the_footer_that_hid_boolean_lists_from_the_walk_is_refused_by_its_schema() {
             "not a readable Parquet file: footer: field 3 of a SchemaElement is a i16 where the format has a i32"
         );
     }
+}
+
+#[test]
+fn column_chunks_declared_over_the_same_bytes_are_refused() {
+    // Ten columns whose chunks all point at the first one's bytes: each would be walked and
+    // decoded again, so a file could multiply its own work by its number of chunks.
+    let bytes = write(
+        10,
+        1,
+        1000,
+        |_, r, c| if c == 0 { r as f64 * 1.5 } else { 1.0 },
+    );
+    let footer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let data = &bytes[..bytes.len() - 8 - footer_len];
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&Bytes::from(bytes.clone()))
+        .unwrap();
+    let group = meta.row_group(0);
+    let first = group.column(0);
+    let columns = group
+        .columns()
+        .iter()
+        .map(|c| {
+            c.clone()
+                .into_builder()
+                .set_data_page_offset(first.data_page_offset())
+                .set_dictionary_page_offset(first.dictionary_page_offset())
+                .set_total_compressed_size(first.compressed_size())
+                .set_total_uncompressed_size(first.uncompressed_size())
+                .set_offset_index_offset(None)
+                .set_offset_index_length(None)
+                .set_column_index_offset(None)
+                .set_column_index_length(None)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let group = group
+        .clone()
+        .into_builder()
+        .set_column_metadata(columns)
+        .build()
+        .unwrap();
+    let meta = meta.into_builder().set_row_groups(vec![group]).build();
+    let mut crafted = data.to_vec();
+    ParquetMetaDataWriter::new(&mut crafted, &meta)
+        .finish()
+        .unwrap();
+    assert!(crafted.ends_with(b"PAR1"));
+    let e = read_parquet(crafted).unwrap_err();
+    assert!(
+        e.0.contains("column chunks declare") && e.0.contains("they overlap"),
+        "{e}"
+    );
 }
