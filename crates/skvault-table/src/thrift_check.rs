@@ -163,6 +163,7 @@ enum Schema {
     LogicalType,
     DecimalType,
     TimeType,
+    TimeUnit,
     IntType,
     VariantType,
     GeometryType,
@@ -199,7 +200,8 @@ impl Schema {
         let i64_ = Some(Value(ty::I64));
         let bool_ = Some(Value(ty::TRUE));
         let binary = Some(Value(ty::BINARY));
-        // A union variant without data: the crate reads an empty struct.
+        // A union variant without data: the crate reads one byte, the STOP of an empty
+        // struct, whatever type the field header names.
         let empty = Some(Struct(Any));
         match (self, id) {
             (PageHeader, 1..=4) => i32_,
@@ -236,8 +238,8 @@ impl Schema {
             (LogicalType, 18) => Some(Struct(GeographyType)),
             (DecimalType, 1 | 2) => i32_,
             (TimeType, 1) => bool_,
-            // TimeUnit: a union of empty structs.
-            (TimeType, 2) => Some(Struct(Any)),
+            (TimeType, 2) => Some(Struct(TimeUnit)),
+            (TimeUnit, 1..=3) => empty,
             (IntType, 1) | (VariantType, 1) => Some(Value(ty::BYTE)),
             (IntType, 2) => bool_,
             (GeometryType | GeographyType, 1) => binary,
@@ -842,6 +844,27 @@ mod tests {
         assert!(
             e.contains("field 4 of a FileMetaData is a list of bool"),
             "{e}"
+        );
+        // A time column's unit (LogicalType 7, TimeType 2, TimeUnit 1) named a bool: the crate
+        // reads a byte there whatever the header names (the STOP of an empty struct), so a
+        // walk by the named type, reading none, would be one byte behind it from there on.
+        let f = Footer::default()
+            .schema(1)
+            .field(4, ty::BINARY)
+            .name("t")
+            .field(6, ty::STRUCT)
+            .field(7, ty::STRUCT)
+            .field(1, ty::TRUE)
+            .field(1, ty::STRUCT)
+            .field(1, ty::TRUE)
+            .stop()
+            .stop()
+            .stop()
+            .stop()
+            .stop();
+        assert_eq!(
+            refused(f),
+            "field 1 of a TimeUnit is a bool where the format has a struct"
         );
     }
 
