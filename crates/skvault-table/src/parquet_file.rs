@@ -108,10 +108,12 @@ fn kind_of(col: &ColumnDescriptor, text: bool) -> Result<Kind, TableError> {
 
 /// Appends one column chunk's values to `out` (nulls as NaN), decoding at most `rows + 1`
 /// records: pages that hold more values than the row group declares are refused after one
-/// record too many, not after decoding all of them.
+/// record too many, not after decoding all of them. `required`: the column has no
+/// definition levels (the `parquet` crate then reports one level per value all the same).
 fn read_chunk(
     reader: ColumnReader,
     kind: Kind,
+    required: bool,
     rows: usize,
     out: &mut Values,
 ) -> Result<(), TableError> {
@@ -139,8 +141,8 @@ fn read_chunk(
                     return Err(corrupt("fewer values decoded than reported"));
                 }
                 let values = &values[..n_values];
-                if n_levels == 0 {
-                    // A required column: no definition levels, one value per record.
+                if required {
+                    // No definition levels: one value per record.
                     if n_values != records {
                         return Err(corrupt("a required column has missing values"));
                     }
@@ -337,7 +339,8 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
             check_chunk_pages(&bytes, group.metadata().column(*i))?;
             let declared = usize::try_from(group.metadata().num_rows()).unwrap_or(usize::MAX);
             let reader = group.get_column_reader(*i).map_err(corrupt)?;
-            read_chunk(reader, *kind, declared, out)?;
+            let required = schema.column(*i).max_def_level() == 0;
+            read_chunk(reader, *kind, required, declared, out)?;
             if out.len() - before != declared {
                 return Err(corrupt(format!(
                     "row group {g}, column {name:?}: {} values, {declared} rows declared",

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parquet::basic::Repetition;
 use parquet::data_type::DoubleType;
 use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -26,6 +27,16 @@ fn write(
     let fields: String = (0..n_cols)
         .map(|c| format!("optional double c{c};"))
         .collect();
+    write_schema(&fields, groups, rows, value)
+}
+
+/// As [`write`], for the fields given (a null every 7th row of column 1 if it is optional).
+fn write_schema(
+    fields: &str,
+    groups: usize,
+    rows: usize,
+    value: impl Fn(usize, usize, usize) -> f64,
+) -> Vec<u8> {
     let schema = Arc::new(parse_message_type(&format!("message m {{ {fields} }}")).unwrap());
     // Page statistics, page indexes and level histograms: every optional part of a footer the
     // crate writes by default or on request.
@@ -33,20 +44,26 @@ fn write(
         .set_statistics_enabled(EnabledStatistics::Page)
         .build();
     let mut out = Vec::new();
+    let optional: Vec<bool> = schema
+        .get_fields()
+        .iter()
+        .map(|f| f.get_basic_info().repetition() == Repetition::OPTIONAL)
+        .collect();
     let mut writer = SerializedFileWriter::new(&mut out, schema, Arc::new(props)).unwrap();
     for g in 0..groups {
         let mut group = writer.next_row_group().unwrap();
         let mut c = 0;
         while let Some(mut column) = group.next_column().unwrap() {
-            let null = |r: usize| c == 1 && r % 7 == 0;
+            let null = |r: usize| optional[c] && c == 1 && r % 7 == 0;
             let values: Vec<f64> = (0..rows)
                 .filter(|r| !null(*r))
                 .map(|r| value(g, r, c))
                 .collect();
             let defs: Vec<i16> = (0..rows).map(|r| i16::from(!null(r))).collect();
+            let defs = optional[c].then_some(&defs[..]);
             column
                 .typed::<DoubleType>()
-                .write_batch(&values, Some(&defs), None)
+                .write_batch(&values, defs, None)
                 .unwrap();
             column.close().unwrap();
             c += 1;
@@ -84,6 +101,20 @@ fn a_wide_file_of_2000_columns_is_read() {
     let bytes = write(2000, 2, 10, expected);
     check_table(bytes.clone(), 2000, 2, 10);
     assert_eq!(read_parquet_frame(bytes).unwrap().n_rows(), 20);
+}
+
+#[test]
+fn required_columns_are_read() {
+    // Non-nullable fields (pyarrow `nullable=False`, Spark, the parquet crate) are REQUIRED
+    // columns: no definition levels, though the crate reports one level per value.
+    let value = |g: usize, r: usize, c: usize| (g * 1000 + r) as f64 + c as f64 / 4096.0;
+    let fields = "required double a; required double b; optional double c;";
+    let t = read_parquet(write_schema(fields, 3, 5, value)).unwrap();
+    assert_eq!((t.n_rows, t.n_cols), (15, 3));
+    let want: Vec<f64> = (0..15)
+        .flat_map(|i| (0..3).map(move |c| value(i / 5, i % 5, c)))
+        .collect();
+    assert_eq!(t.data, want);
 }
 
 #[test]
