@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,3 +232,34 @@ def test_truncated_and_corrupted_files_fail_cleanly(tmp_path, named):
             got = np.load(tmp_path / "o.npy")
             assert got.shape == want.shape, name
         (tmp_path / "o.npy").unlink(missing_ok=True)
+
+
+def test_wide_file_in_row_groups_with_required_columns(tmp_path):
+    """2,000 non-nullable (REQUIRED) columns in 12 row groups, as pyarrow writes them: within
+    the footer limits (docs/NATIVE.md) and read value for value."""
+    rng = np.random.default_rng(0)
+    names = [f"c{i}" for i in range(2000)]
+    A = rng.normal(size=(120, len(names)))
+    frame = pd.DataFrame(A, columns=names)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(frame, A[:, 7] > A[:, 1500])
+    path = tmp_path / "wide.skv"
+    skvault.dump(model, path)
+    schema = pa.schema([pa.field(n, pa.float64(), nullable=False) for n in names])
+    table = pa.table(_frame_columns(A, names), schema=schema)
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=10)
+    assert pq.ParquetFile(tmp_path / "x.parquet").num_row_groups == 12
+    assert pq.ParquetFile(tmp_path / "x.parquet").schema.column(0).max_definition_level == 0
+    run(path, tmp_path / "x.parquet", "-o", tmp_path / "p.npy", "--proba")
+    assert_same(np.load(tmp_path / "p.npy"), model.predict_proba(frame), "proba")
+
+
+def test_footer_read_by_another_type_than_its_schema_is_refused(tmp_path, named):
+    """The fuzz seed whose footer names an i16 where the schema has an i32: the parquet crate
+    spent 17 s on it; it is refused before that crate decodes it, naming the field."""
+    _, path = named
+    corpus = Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "table"
+    seed = corpus / "footer-bool-lists-hidden-from-walk"
+    (tmp_path / "x.parquet").write_bytes(seed.read_bytes())
+    err = failure(path, tmp_path / "x.parquet", "-o", tmp_path / "o.npy")
+    assert "field 3 of a SchemaElement is a i16 where the format has a i32" in err, err
+    assert not (tmp_path / "o.npy").exists()

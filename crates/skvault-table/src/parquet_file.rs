@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::column::reader::ColumnReader;
-use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
@@ -108,10 +108,12 @@ fn kind_of(col: &ColumnDescriptor, text: bool) -> Result<Kind, TableError> {
 
 /// Appends one column chunk's values to `out` (nulls as NaN), decoding at most `rows + 1`
 /// records: pages that hold more values than the row group declares are refused after one
-/// record too many, not after decoding all of them.
+/// record too many, not after decoding all of them. `required`: the column has no
+/// definition levels (the `parquet` crate then reports one level per value all the same).
 fn read_chunk(
     reader: ColumnReader,
     kind: Kind,
+    required: bool,
     rows: usize,
     out: &mut Values,
 ) -> Result<(), TableError> {
@@ -139,8 +141,8 @@ fn read_chunk(
                     return Err(corrupt("fewer values decoded than reported"));
                 }
                 let values = &values[..n_values];
-                if n_levels == 0 {
-                    // A required column: no definition levels, one value per record.
+                if required {
+                    // No definition levels: one value per record.
                     if n_values != records {
                         return Err(corrupt("a required column has missing values"));
                     }
@@ -217,7 +219,8 @@ impl Values {
     }
 }
 
-/// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses it.
+/// Walks the footer (`FileMetaData`) with [`thrift_check`] before the `parquet` crate parses
+/// it: by its schema, within the limits on its counts.
 fn check_footer(bytes: &[u8]) -> Result<(), TableError> {
     let Some(tail) = bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) else {
         return Err(corrupt("shorter than a Parquet footer"));
@@ -229,9 +232,9 @@ fn check_footer(bytes: &[u8]) -> Result<(), TableError> {
     match footer {
         // The parquet crate names a bad length or magic itself.
         None => Ok(()),
-        Some(footer) => thrift_check::check_struct(footer)
-            .map(drop)
-            .map_err(|e| corrupt(format!("footer: {e}"))),
+        Some(footer) => {
+            thrift_check::check_footer(footer).map_err(|e| corrupt(format!("footer: {e}")))
+        }
     }
 }
 
@@ -256,6 +259,31 @@ fn check_chunk_pages(bytes: &[u8], column: &ColumnChunkMetaData) -> Result<(), T
             column.column_path().string()
         ))
     })
+}
+
+/// The column chunks to be read must fit in the file side by side: each is walked and
+/// decoded on its own, so chunks declared over the same bytes (real files never overlap
+/// them) would multiply the work of a file by the number of chunks.
+fn check_chunks_fit(
+    bytes: &[u8],
+    metadata: &ParquetMetaData,
+    used: &[(usize, Kind)],
+) -> Result<(), TableError> {
+    let mut total: u64 = 0;
+    for group in metadata.row_groups() {
+        for (i, _) in used {
+            if let Some(column) = group.columns().get(*i) {
+                total = total.saturating_add(column.compressed_size().max(0) as u64);
+            }
+        }
+    }
+    if total > bytes.len() as u64 {
+        return Err(corrupt(format!(
+            "its column chunks declare {total} bytes in all, more than the file's {}: they overlap",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The file's columns (pandas' index columns left out), text allowed or not.
@@ -296,6 +324,7 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
             used.len()
         ));
     }
+    check_chunks_fit(&bytes, reader.metadata(), &used)?;
     for g in 0..reader.num_row_groups() {
         let group = reader.get_row_group(g).map_err(corrupt)?;
         if group.num_columns() != schema.num_columns() {
@@ -310,7 +339,8 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
             check_chunk_pages(&bytes, group.metadata().column(*i))?;
             let declared = usize::try_from(group.metadata().num_rows()).unwrap_or(usize::MAX);
             let reader = group.get_column_reader(*i).map_err(corrupt)?;
-            read_chunk(reader, *kind, declared, out)?;
+            let required = schema.column(*i).max_def_level() == 0;
+            read_chunk(reader, *kind, required, declared, out)?;
             if out.len() - before != declared {
                 return Err(corrupt(format!(
                     "row group {g}, column {name:?}: {} values, {declared} rows declared",

@@ -14,18 +14,115 @@
 //! well-formed page header or footer comes near, since only booleans in collections are free.
 //!
 //! The decoder reads the fields it knows by their schema, whatever type the field header
-//! names, and skips the others by that type. So the walk knows the page-header schema too
-//! ([`Schema`]): a known field whose header names another type than the schema's is refused
-//! (the decoder would read its bytes as something else than this walk did), and unknown
-//! fields are walked by their named type, as the decoder skips them. The footer is walked
-//! without its schema: a footer whose known fields name wrong types could still send the
-//! decoder down a different path than this walk (docs/NATIVE.md says what that costs).
+//! names, and skips the others by that type. So the walk knows the schema too ([`Schema`]:
+//! the page header's and the footer's `FileMetaData` with every struct in it, as
+//! `parquet_metadata_from_bytes` reads them, fields it skips included): a known field whose
+//! header names another type than the schema's is refused (the decoder would read its bytes
+//! as something else than this walk did; a footer walked by its named types only was walked
+//! around that way, 17 s for 363 bytes), and unknown fields are walked by their named type,
+//! as the decoder skips them.
 //!
-//! The walk only measures structures; it keeps nothing but the one field the page walk needs
-//! (a page header's `compressed_page_size`, field 3).
+//! The footer's collections are also counted against limits sized for real files
+//! ([`Limit`]): the decoder builds a struct of tens to hundreds of bytes for each element
+//! of a few bytes, and builds the schema tree recursively, so counts and nesting, not only
+//! bytes, bound its memory, stack and time.
+//!
+//! The walk only measures structures; it keeps nothing but the few fields the checks need
+//! (a page header's sizes, a schema element's `num_children`).
 
 /// Nesting the walk accepts; Parquet's own structures nest 5 deep at most.
 const MAX_DEPTH: u32 = 32;
+
+/// Schema elements (columns and the groups above them) a footer may declare. pandas writes
+/// one per column plus the root; 100,000 leaves room for the widest files seen in practice
+/// (tens of thousands of columns) while bounding the schema tree the crate builds.
+pub(crate) const MAX_SCHEMA_ELEMENTS: usize = 100_000;
+
+/// Nesting of the schema tree (the root's columns are at depth 1). skvault reads flat
+/// columns only; nested data written by pyarrow or Spark stays well below this (a list of
+/// structs of lists is 6 deep). The crate builds the tree recursively and copies each leaf's
+/// whole path, so depth costs stack and time.
+pub(crate) const MAX_SCHEMA_DEPTH: usize = 16;
+
+/// Row groups a footer may declare: the `parquet` crate itself refuses more than 32,768
+/// (their ordinal is an i16), but only after reserving room for all it declares.
+pub(crate) const MAX_ROW_GROUPS: usize = 1 << 15;
+
+/// Column chunks (columns x row groups) a footer may declare, counted over all row groups:
+/// 2,000 columns in 131 row groups, or 100 columns in 2,621. The crate keeps a few hundred
+/// bytes per chunk and skvault reads each, about 5 µs per chunk in all (a pyarrow file of
+/// 100 columns in 2,000 row groups of one row takes 1.1 s), so a footer of ~20 bytes per
+/// chunk must not declare millions of them.
+pub(crate) const MAX_COLUMN_CHUNKS: usize = 1 << 18;
+
+/// File-level key-value metadata entries: pandas and pyarrow write one or two.
+pub(crate) const MAX_KEY_VALUES: usize = 4096;
+
+/// Lists that describe one column chunk (its encodings, page encoding statistics, level
+/// histograms, geospatial types): real writers list each encoding or level once, so they
+/// hold a dozen entries at most.
+pub(crate) const MAX_CHUNK_LIST: usize = 64;
+
+/// The limits on the footer's collections, each with its name in error messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Limit {
+    SchemaElements,
+    /// Column orders, one per column: bounded like the schema.
+    ColumnOrders,
+    RowGroups,
+    ColumnChunks,
+    KeyValues,
+    /// One row group's sorting columns, at most one per column.
+    SortingColumns,
+    ChunkList,
+}
+
+impl Limit {
+    fn max(self) -> usize {
+        match self {
+            Limit::SchemaElements | Limit::ColumnOrders | Limit::SortingColumns => {
+                MAX_SCHEMA_ELEMENTS
+            }
+            Limit::RowGroups => MAX_ROW_GROUPS,
+            Limit::ColumnChunks => MAX_COLUMN_CHUNKS,
+            Limit::KeyValues => MAX_KEY_VALUES,
+            Limit::ChunkList => MAX_CHUNK_LIST,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Limit::SchemaElements | Limit::ColumnOrders | Limit::SortingColumns => {
+                "MAX_SCHEMA_ELEMENTS"
+            }
+            Limit::RowGroups => "MAX_ROW_GROUPS",
+            Limit::ColumnChunks => "MAX_COLUMN_CHUNKS",
+            Limit::KeyValues => "MAX_KEY_VALUES",
+            Limit::ChunkList => "MAX_CHUNK_LIST",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Limit::SchemaElements => "schema elements",
+            Limit::ColumnOrders => "column orders",
+            Limit::SortingColumns => "sorting columns in a row group",
+            Limit::RowGroups => "row groups",
+            Limit::ColumnChunks => "column chunks (columns x row groups)",
+            Limit::KeyValues => "key-value metadata entries",
+            Limit::ChunkList => "entries in a column chunk's list",
+        }
+    }
+
+    /// Whether the count adds up over every list of this kind in the footer (the lists of
+    /// `FileMetaData`, which a real footer holds once, and the row groups' column chunks),
+    /// or holds for each list (those in a row group or column chunk).
+    fn cumulative(self) -> bool {
+        !matches!(self, Limit::SortingColumns | Limit::ChunkList)
+    }
+
+    const ALL: usize = 7;
+}
 
 /// Thrift compact-protocol type ids.
 mod ty {
@@ -45,8 +142,13 @@ mod ty {
     pub const UUID: u8 = 13;
 }
 
-/// The structs of a page header, as the `parquet` crate reads them (`parquet.thrift`).
+/// The structs the `parquet` crate (59) decodes by their schema: a page header's, and the
+/// footer's as `parquet_metadata_from_bytes` reads it without the `encryption` feature (so
+/// the encryption fields are unknown to it) and with its default options (statistics and
+/// encoding statistics read). Unions are walked as structs: the crate reads their first
+/// field by its schema and refuses a second one.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(clippy::enum_variant_names)] // the struct names of parquet.thrift
 enum Schema {
     /// A struct walked by the types its field headers name.
     Any,
@@ -56,48 +158,148 @@ enum Schema {
     DictionaryPageHeader,
     DataPageHeaderV2,
     PageStatistics,
+    FileMetaData,
+    SchemaElement,
+    LogicalType,
+    DecimalType,
+    TimeType,
+    TimeUnit,
+    IntType,
+    VariantType,
+    GeometryType,
+    GeographyType,
+    KeyValue,
+    ColumnOrder,
+    RowGroup,
+    SortingColumn,
+    ColumnChunk,
+    ColumnMetaData,
+    Statistics,
+    PageEncodingStats,
+    SizeStatistics,
+    GeospatialStatistics,
+    BoundingBox,
+}
+
+/// How the decoder reads a field it knows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Field {
+    /// A value of this type (booleans as `TRUE`); enums are i32.
+    Value(u8),
+    Struct(Schema),
+    /// A list of values of this type (structs of the schema), its length within a limit.
+    List(u8, Schema, Limit),
 }
 
 impl Schema {
-    /// The type of field `id` (booleans as `TRUE`) and, for a struct, its schema; `None` for a
-    /// field this struct does not have.
-    fn field(self, id: i16) -> Option<(u8, Schema)> {
+    /// How the decoder reads field `id`; `None` for a field it skips by its named type.
+    fn field(self, id: i16) -> Option<Field> {
+        use Field::{List, Struct, Value};
         use Schema::*;
-        let i32_ = Some((ty::I32, Any));
-        let bool_ = Some((ty::TRUE, Any));
+        let i32_ = Some(Value(ty::I32));
+        let i64_ = Some(Value(ty::I64));
+        let bool_ = Some(Value(ty::TRUE));
+        let binary = Some(Value(ty::BINARY));
+        // A union variant without data: the crate reads one byte, the STOP of an empty
+        // struct, whatever type the field header names.
+        let empty = Some(Struct(Any));
         match (self, id) {
             (PageHeader, 1..=4) => i32_,
-            (PageHeader, 5) => Some((ty::STRUCT, DataPageHeader)),
-            (PageHeader, 6) => Some((ty::STRUCT, IndexPageHeader)),
-            (PageHeader, 7) => Some((ty::STRUCT, DictionaryPageHeader)),
-            (PageHeader, 8) => Some((ty::STRUCT, DataPageHeaderV2)),
+            (PageHeader, 5) => Some(Struct(DataPageHeader)),
+            (PageHeader, 6) => Some(Struct(IndexPageHeader)),
+            (PageHeader, 7) => Some(Struct(DictionaryPageHeader)),
+            (PageHeader, 8) => Some(Struct(DataPageHeaderV2)),
             (DataPageHeader, 1..=4) => i32_,
-            (DataPageHeader, 5) | (DataPageHeaderV2, 8) => Some((ty::STRUCT, PageStatistics)),
+            (DataPageHeader, 5) | (DataPageHeaderV2, 8) => Some(Struct(PageStatistics)),
             (DictionaryPageHeader, 1 | 2) => i32_,
             (DictionaryPageHeader, 3) => bool_,
             (DataPageHeaderV2, 1..=6) => i32_,
             (DataPageHeaderV2, 7) => bool_,
-            (PageStatistics, 1 | 2 | 5 | 6) => Some((ty::BINARY, Any)),
-            (PageStatistics, 3 | 4) => Some((ty::I64, Any)),
-            (PageStatistics, 7 | 8) => bool_,
+            (PageStatistics | Statistics, 1 | 2 | 5 | 6) => binary,
+            (PageStatistics | Statistics, 3 | 4) => i64_,
+            (PageStatistics | Statistics, 7 | 8) => bool_,
+
+            (FileMetaData, 1) => i32_,
+            (FileMetaData, 2) => Some(List(ty::STRUCT, SchemaElement, Limit::SchemaElements)),
+            (FileMetaData, 3) => i64_,
+            (FileMetaData, 4) => Some(List(ty::STRUCT, RowGroup, Limit::RowGroups)),
+            (FileMetaData, 5) => Some(List(ty::STRUCT, KeyValue, Limit::KeyValues)),
+            (FileMetaData, 6) => binary,
+            (FileMetaData, 7) => Some(List(ty::STRUCT, ColumnOrder, Limit::ColumnOrders)),
+            (SchemaElement, 1..=3 | 5..=9) => i32_,
+            (SchemaElement, 4) => binary,
+            (SchemaElement, 10) => Some(Struct(LogicalType)),
+            (LogicalType, 1..=4 | 6 | 11..=15) => empty,
+            (LogicalType, 5) => Some(Struct(DecimalType)),
+            (LogicalType, 7 | 8) => Some(Struct(TimeType)),
+            (LogicalType, 10) => Some(Struct(IntType)),
+            (LogicalType, 16) => Some(Struct(VariantType)),
+            (LogicalType, 17) => Some(Struct(GeometryType)),
+            (LogicalType, 18) => Some(Struct(GeographyType)),
+            (DecimalType, 1 | 2) => i32_,
+            (TimeType, 1) => bool_,
+            (TimeType, 2) => Some(Struct(TimeUnit)),
+            (TimeUnit, 1..=3) => empty,
+            (IntType, 1) | (VariantType, 1) => Some(Value(ty::BYTE)),
+            (IntType, 2) => bool_,
+            (GeometryType | GeographyType, 1) => binary,
+            (GeographyType, 2) => i32_,
+            (KeyValue, 1 | 2) => binary,
+            (ColumnOrder, 1) => empty,
+            (RowGroup, 1) => Some(List(ty::STRUCT, ColumnChunk, Limit::ColumnChunks)),
+            (RowGroup, 2 | 3 | 5) => i64_,
+            (RowGroup, 4) => Some(List(ty::STRUCT, SortingColumn, Limit::SortingColumns)),
+            (RowGroup, 7) => Some(Value(ty::I16)),
+            (SortingColumn, 1) => i32_,
+            (SortingColumn, 2 | 3) => bool_,
+            (ColumnChunk, 1) => binary,
+            (ColumnChunk, 2 | 4 | 6) => i64_,
+            (ColumnChunk, 3) => Some(Struct(ColumnMetaData)),
+            (ColumnChunk, 5 | 7) => i32_,
+            (ColumnMetaData, 1 | 4 | 15) => i32_,
+            (ColumnMetaData, 2) => Some(List(ty::I32, Any, Limit::ChunkList)),
+            (ColumnMetaData, 5..=7 | 9..=11 | 14) => i64_,
+            (ColumnMetaData, 12) => Some(Struct(Statistics)),
+            (ColumnMetaData, 13) => Some(List(ty::STRUCT, PageEncodingStats, Limit::ChunkList)),
+            (ColumnMetaData, 16) => Some(Struct(SizeStatistics)),
+            (ColumnMetaData, 17) => Some(Struct(GeospatialStatistics)),
+            (PageEncodingStats, 1..=3) => i32_,
+            (SizeStatistics, 1) => i64_,
+            (SizeStatistics, 2 | 3) => Some(List(ty::I64, Any, Limit::ChunkList)),
+            (GeospatialStatistics, 1) => Some(Struct(BoundingBox)),
+            (GeospatialStatistics, 2) => Some(List(ty::I32, Any, Limit::ChunkList)),
+            (BoundingBox, 1..=8) => Some(Value(ty::DOUBLE)),
             _ => None,
         }
     }
 }
 
-struct Walk<'a> {
+/// What the walk reports to its caller: a struct of a schema starts, or an i32 field of
+/// one holds a value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Event {
+    Begin(Schema),
+    I32(Schema, i16, i64),
+}
+
+struct Walk<'a, 'e> {
     buf: &'a [u8],
     pos: usize,
     /// Values that may still be visited: starts at the byte count plus one.
     budget: usize,
+    /// Elements counted so far against each cumulative [`Limit`].
+    counted: [usize; Limit::ALL],
+    seen: &'e mut dyn FnMut(Event),
 }
 
-impl<'a> Walk<'a> {
-    fn new(buf: &'a [u8]) -> Walk<'a> {
+impl<'a, 'e> Walk<'a, 'e> {
+    fn new(buf: &'a [u8], seen: &'e mut dyn FnMut(Event)) -> Walk<'a, 'e> {
         Walk {
             buf,
             pos: 0,
             budget: buf.len().saturating_add(1),
+            counted: [0; Limit::ALL],
+            seen,
         }
     }
 
@@ -153,6 +355,26 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Counts `n` elements of a list against its limit.
+    fn limit(&mut self, limit: Limit, n: usize) -> Result<(), String> {
+        let total = if limit.cumulative() {
+            let slot = &mut self.counted[limit as usize];
+            *slot = slot.saturating_add(n);
+            *slot
+        } else {
+            n
+        };
+        if total > limit.max() {
+            return Err(format!(
+                "the footer declares {total} {}, over the limit of {} ({})",
+                limit.what(),
+                limit.max(),
+                limit.name()
+            ));
+        }
+        Ok(())
+    }
+
     fn visit(&mut self) -> Result<(), String> {
         self.budget = self.budget.checked_sub(1).ok_or_else(|| {
             format!(
@@ -161,6 +383,16 @@ impl<'a> Walk<'a> {
             )
         })?;
         Ok(())
+    }
+
+    /// A list or set header: the element type and the element count.
+    fn list_header(&mut self) -> Result<(u8, usize), String> {
+        let header = self.byte()?;
+        let size = match header >> 4 {
+            15 => self.varint()?,
+            short => u64::from(short),
+        };
+        Ok((header & 0x0f, self.count(size, "list")?))
     }
 
     fn value(&mut self, kind: u8, depth: u32) -> Result<(), String> {
@@ -180,14 +412,9 @@ impl<'a> Walk<'a> {
                 self.skip(usize::try_from(len).unwrap_or(usize::MAX))
             }
             ty::LIST | ty::SET => {
-                let header = self.byte()?;
-                let size = match header >> 4 {
-                    15 => self.varint()?,
-                    short => u64::from(short),
-                };
-                let n = self.count(size, "list")?;
+                let (element, n) = self.list_header()?;
                 for _ in 0..n {
-                    self.value(header & 0x0f, depth + 1)?;
+                    self.value(element, depth + 1)?;
                 }
                 Ok(())
             }
@@ -203,22 +430,77 @@ impl<'a> Walk<'a> {
                 }
                 Ok(())
             }
-            ty::STRUCT => self.structure(depth + 1, Schema::Any, &mut |_, _, _| {}),
+            ty::STRUCT => self.structure(depth + 1, Schema::Any),
             other => Err(format!("unknown Thrift type {other}")),
         }
     }
 
-    /// Walks a struct of `schema` up to its STOP byte, telling `seen` each i32 field's
-    /// value with the schema of the struct that holds it (nested known structs included).
-    fn structure(
+    /// A field the decoder knows, read as it reads it; `kind` is the type its header names.
+    fn known(
         &mut self,
-        depth: u32,
         schema: Schema,
-        seen: &mut dyn FnMut(Schema, i16, i64),
+        id: i16,
+        kind: u8,
+        field: Field,
+        depth: u32,
     ) -> Result<(), String> {
+        let named = match field {
+            Field::Value(t) => t,
+            Field::Struct(_) => ty::STRUCT,
+            Field::List(..) => ty::LIST,
+        };
+        let same = kind == named || (named == ty::TRUE && kind == ty::FALSE);
+        if !same {
+            return Err(format!(
+                "field {id} of a {schema:?} is a {} where the format has a {}",
+                type_name(kind),
+                type_name(named)
+            ));
+        }
+        match field {
+            Field::Value(ty::I32) => {
+                self.visit()?;
+                let value = self.zigzag()?;
+                (self.seen)(Event::I32(schema, id, value));
+                Ok(())
+            }
+            Field::Value(t) => self.value(t, depth),
+            Field::Struct(inner) => {
+                self.visit()?;
+                self.structure(depth + 1, inner)
+            }
+            Field::List(element, inner, limit) => {
+                self.visit()?;
+                let (got, n) = self.list_header()?;
+                // The decoder checks the element type too (even of an empty list).
+                if got != element {
+                    return Err(format!(
+                        "field {id} of a {schema:?} is a list of {} where the format has a list of {}",
+                        type_name(got),
+                        type_name(element)
+                    ));
+                }
+                self.limit(limit, n)?;
+                for _ in 0..n {
+                    if element == ty::STRUCT {
+                        self.visit()?;
+                        self.structure(depth + 1, inner)?;
+                    } else {
+                        self.value(element, depth + 1)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Walks a struct of `schema` up to its STOP byte, telling `seen` where it starts and
+    /// each i32 field the decoder reads by its schema.
+    fn structure(&mut self, depth: u32, schema: Schema) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("Thrift structures nest deeper than {MAX_DEPTH}"));
         }
+        (self.seen)(Event::Begin(schema));
         let mut last_id: i16 = 0;
         loop {
             let header = self.byte()?;
@@ -231,26 +513,9 @@ impl<'a> Walk<'a> {
                 delta => last_id.wrapping_add(i16::from(delta)),
             };
             last_id = id;
-            if let Some((expected, inner)) = schema.field(id) {
-                let same = kind == expected || (expected == ty::TRUE && kind == ty::FALSE);
-                if !same {
-                    return Err(format!(
-                        "field {id} of a {schema:?} is a {} where the format has a {}",
-                        type_name(kind),
-                        type_name(expected)
-                    ));
-                }
-                if kind == ty::STRUCT {
-                    self.visit()?;
-                    self.structure(depth + 1, inner, seen)?;
-                    continue;
-                }
-            }
-            if kind == ty::I32 {
-                self.visit()?;
-                seen(schema, id, self.zigzag()?);
-            } else {
-                self.value(kind, depth)?;
+            match schema.field(id) {
+                Some(field) => self.known(schema, id, kind, field, depth)?,
+                None => self.value(kind, depth)?,
             }
         }
     }
@@ -274,12 +539,69 @@ fn type_name(kind: u8) -> &'static str {
     }
 }
 
-/// Checks the struct at the start of `buf` (walked by the types its fields name); returns
+/// Checks the struct at the start of `buf`, walked by the types its fields name; returns
 /// its length in bytes.
-pub(crate) fn check_struct(buf: &[u8]) -> Result<usize, String> {
-    let mut walk = Walk::new(buf);
-    walk.structure(0, Schema::Any, &mut |_, _, _| {})?;
+#[cfg(test)]
+fn check_struct(buf: &[u8]) -> Result<usize, String> {
+    let mut ignore = |_| {};
+    let mut walk = Walk::new(buf, &mut ignore);
+    walk.structure(0, Schema::Any)?;
     Ok(walk.pos)
+}
+
+/// Checks a Parquet footer (`FileMetaData`, `buf` without the length and magic that
+/// follow it) as the `parquet` crate will decode it: by its schema, within the byte budget
+/// and the [`Limit`]s, with a schema tree the crate can build (see [`check_schema_tree`]).
+pub(crate) fn check_footer(buf: &[u8]) -> Result<(), String> {
+    // Each schema element's num_children (None for a leaf), in order.
+    let mut children: Vec<Option<i64>> = Vec::new();
+    let mut seen = |event| match event {
+        Event::Begin(Schema::SchemaElement) => children.push(None),
+        Event::I32(Schema::SchemaElement, 5, n) => {
+            if let Some(last) = children.last_mut() {
+                *last = Some(n);
+            }
+        }
+        _ => {}
+    };
+    Walk::new(buf, &mut seen).structure(0, Schema::FileMetaData)?;
+    check_schema_tree(&children)
+}
+
+/// Checks the schema's tree as the crate rebuilds it from the flat list (depth first, each
+/// group followed by its `num_children` children): it reserves room for each group's
+/// declared children before reading them, and recurses once per level. So a group may not
+/// declare more children than elements follow it, and the tree may not be deeper than
+/// [`MAX_SCHEMA_DEPTH`]. Other inconsistencies are left to the crate, which names them.
+fn check_schema_tree(children: &[Option<i64>]) -> Result<(), String> {
+    // Children still expected by each open group, innermost last.
+    let mut open: Vec<i64> = Vec::new();
+    for (i, n) in children.iter().enumerate() {
+        if let Some(left) = open.last_mut() {
+            *left -= 1;
+        }
+        match n {
+            Some(n) if *n > 0 => {
+                let after = (children.len() - i - 1) as i64;
+                if *n > after {
+                    return Err(format!(
+                        "schema element {i} declares {n} children, but {after} elements follow it"
+                    ));
+                }
+                if open.len() + 1 > MAX_SCHEMA_DEPTH {
+                    return Err(format!(
+                        "the schema nests deeper than the limit of {MAX_SCHEMA_DEPTH} (MAX_SCHEMA_DEPTH)"
+                    ));
+                }
+                open.push(*n);
+            }
+            _ => {}
+        }
+        while open.last() == Some(&0) {
+            open.pop();
+        }
+    }
+    Ok(())
 }
 
 /// The largest page (uncompressed) a reader accepts: the `parquet` crate allocates a
@@ -314,26 +636,24 @@ fn check_page_sizes(
 pub(crate) fn check_pages(chunk: &[u8]) -> Result<(), String> {
     let mut at = 0usize;
     while at < chunk.len() {
-        let mut walk = Walk::new(&chunk[at..]);
         let mut page_size = None;
         let mut uncompressed = None;
         let mut dictionary_values = None;
-        walk.structure(
-            0,
-            Schema::PageHeader,
-            &mut |schema, id, value| match (schema, id) {
-                (Schema::PageHeader, 2) => uncompressed = Some(value),
-                (Schema::PageHeader, 3) => page_size = Some(value),
-                (Schema::DictionaryPageHeader, 1) => dictionary_values = Some(value),
-                _ => {}
-            },
-        )?;
+        let mut seen = |event| match event {
+            Event::I32(Schema::PageHeader, 2, value) => uncompressed = Some(value),
+            Event::I32(Schema::PageHeader, 3, value) => page_size = Some(value),
+            Event::I32(Schema::DictionaryPageHeader, 1, value) => dictionary_values = Some(value),
+            _ => {}
+        };
+        let mut walk = Walk::new(&chunk[at..], &mut seen);
+        walk.structure(0, Schema::PageHeader)?;
+        let header_len = walk.pos;
         check_page_sizes(uncompressed, dictionary_values)?;
         let size = page_size
             .and_then(|s| usize::try_from(s).ok())
             .ok_or("a page header has no valid compressed_page_size")?;
         at = at
-            .checked_add(walk.pos)
+            .checked_add(header_len)
             .and_then(|a| a.checked_add(size))
             .ok_or("a page runs past its column chunk")?;
     }
@@ -429,5 +749,226 @@ mod tests {
             check_pages(&[0x25, 0x02, 0x15, 0x00, 0x4c, 0x15, 0x02, 0x15, 0x00, 0x11, 0x00, 0x00]),
             Ok(())
         );
+    }
+
+    /// Thrift compact bytes for the footer tests: field headers with short deltas, lists,
+    /// zigzag integers.
+    #[derive(Default)]
+    struct Footer(Vec<u8>);
+
+    impl Footer {
+        fn field(mut self, delta: u8, kind: u8) -> Self {
+            self.0.push(delta << 4 | kind);
+            self
+        }
+        fn int(mut self, v: i64) -> Self {
+            let mut z = ((v << 1) ^ (v >> 63)) as u64;
+            while z >= 0x80 {
+                self.0.push(z as u8 | 0x80);
+                z >>= 7;
+            }
+            self.0.push(z as u8);
+            self
+        }
+        fn list(mut self, element: u8, n: u64) -> Self {
+            self.0.push(0xf0 | element);
+            let mut n = n;
+            while n >= 0x80 {
+                self.0.push(n as u8 | 0x80);
+                n >>= 7;
+            }
+            self.0.push(n as u8);
+            self
+        }
+        fn name(mut self, name: &str) -> Self {
+            self.0.push(name.len() as u8);
+            self.0.extend(name.as_bytes());
+            self
+        }
+        fn stop(mut self) -> Self {
+            self.0.push(0);
+            self
+        }
+        fn bytes(mut self, n: usize) -> Self {
+            self.0.resize(self.0.len() + n, 0);
+            self
+        }
+        /// version 1, then field 2: the schema list header for `n` elements.
+        fn schema(self, n: u64) -> Self {
+            self.field(1, ty::I32)
+                .int(1)
+                .field(1, ty::LIST)
+                .list(ty::STRUCT, n)
+        }
+        /// A schema element named `name` with `children` children (a group) or a double
+        /// leaf (`None`).
+        fn element(self, name: &str, children: Option<i64>) -> Self {
+            let e = self.field(4, ty::BINARY).name(name);
+            match children {
+                Some(n) => e.field(1, ty::I32).int(n).stop(),
+                // Field 1 (type) with a long-form id, after field 4: DOUBLE.
+                None => e.field(0, ty::I32).int(1).int(5).stop(),
+            }
+        }
+    }
+
+    fn refused(footer: Footer) -> String {
+        check_footer(&footer.0).unwrap_err()
+    }
+
+    #[test]
+    fn a_known_footer_field_naming_another_type_is_refused() {
+        // Found by the fuzz target (fuzz/corpus/table/footer-bool-lists-hidden-from-walk):
+        // a schema element's repetition_type (field 3, an i32 enum) named an i16; the crate read
+        // it as the i32 it knows, the walk by the named type, and from there on they saw
+        // different structures, the crate lists of 2^31 booleans.
+        let f = Footer::default()
+            .schema(1)
+            .field(3, ty::I16)
+            .int(0)
+            .stop()
+            .stop();
+        let e = refused(f);
+        assert_eq!(
+            e,
+            "field 3 of a SchemaElement is a i16 where the format has a i32"
+        );
+        // A known list must hold the element type the crate expects: row groups are structs.
+        let f = Footer::default()
+            .field(1, ty::I32)
+            .int(1)
+            .field(3, ty::LIST)
+            .list(ty::TRUE, 3)
+            .stop();
+        let e = refused(f);
+        assert!(
+            e.contains("field 4 of a FileMetaData is a list of bool"),
+            "{e}"
+        );
+        // A time column's unit (LogicalType 7, TimeType 2, TimeUnit 1) named a bool: the crate
+        // reads a byte there whatever the header names (the STOP of an empty struct), so a
+        // walk by the named type, reading none, would be one byte behind it from there on.
+        let f = Footer::default()
+            .schema(1)
+            .field(4, ty::BINARY)
+            .name("t")
+            .field(6, ty::STRUCT)
+            .field(7, ty::STRUCT)
+            .field(1, ty::TRUE)
+            .field(1, ty::STRUCT)
+            .field(1, ty::TRUE)
+            .stop()
+            .stop()
+            .stop()
+            .stop()
+            .stop();
+        assert_eq!(
+            refused(f),
+            "field 1 of a TimeUnit is a bool where the format has a struct"
+        );
+    }
+
+    #[test]
+    fn footer_counts_are_bounded_by_named_limits() {
+        let over = |limit: usize| limit as u64 + 1;
+        // Each list header declares one element more than its limit; the bytes that follow
+        // only have to be enough for the budget of values per byte.
+        let e = refused(
+            Footer::default()
+                .schema(over(MAX_SCHEMA_ELEMENTS))
+                .bytes(MAX_SCHEMA_ELEMENTS + 8),
+        );
+        assert_eq!(
+            e,
+            "the footer declares 100001 schema elements, over the limit of 100000 (MAX_SCHEMA_ELEMENTS)"
+        );
+        let e = refused(
+            Footer::default()
+                .field(4, ty::LIST)
+                .list(ty::STRUCT, over(MAX_ROW_GROUPS))
+                .bytes(MAX_ROW_GROUPS + 8),
+        );
+        assert!(
+            e.contains("32769 row groups, over the limit of 32768 (MAX_ROW_GROUPS)"),
+            "{e}"
+        );
+        let e = refused(
+            Footer::default()
+                .field(5, ty::LIST)
+                .list(ty::STRUCT, over(MAX_KEY_VALUES))
+                .bytes(MAX_KEY_VALUES + 8),
+        );
+        assert!(e.contains("(MAX_KEY_VALUES)"), "{e}");
+
+        // Column chunks add up over the row groups: two groups of 150,000 empty chunks.
+        let half = 150_000;
+        let mut f = Footer::default().field(4, ty::LIST).list(ty::STRUCT, 2);
+        for _ in 0..2 {
+            f = f
+                .field(1, ty::LIST)
+                .list(ty::STRUCT, half)
+                .bytes(half as usize)
+                .stop();
+        }
+        let e = refused(f.stop().bytes(2 * half as usize));
+        assert!(
+            e.contains("300000 column chunks (columns x row groups), over the limit of 262144 (MAX_COLUMN_CHUNKS)"),
+            "{e}"
+        );
+
+        // A column chunk's encodings (ColumnChunk field 3, ColumnMetaData field 2).
+        let f = Footer::default()
+            .field(4, ty::LIST)
+            .list(ty::STRUCT, 1)
+            .field(1, ty::LIST)
+            .list(ty::STRUCT, 1)
+            .field(3, ty::STRUCT)
+            .field(2, ty::LIST)
+            .list(ty::I32, over(MAX_CHUNK_LIST))
+            .bytes(100);
+        let e = refused(f);
+        assert!(
+            e.contains(
+                "65 entries in a column chunk's list, over the limit of 64 (MAX_CHUNK_LIST)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_schema_tree_is_bounded_in_depth_and_children() {
+        // root > g1 > ... > g16 > x: 16 nested groups under the root.
+        let nested = |groups: usize| {
+            let mut f = Footer::default()
+                .schema(groups as u64 + 2)
+                .element("root", Some(1));
+            for _ in 0..groups {
+                f = f.element("g", Some(1));
+            }
+            f.element("x", None).stop()
+        };
+        assert_eq!(check_footer(&nested(MAX_SCHEMA_DEPTH - 1).0), Ok(()));
+        let e = refused(nested(MAX_SCHEMA_DEPTH));
+        assert_eq!(
+            e,
+            "the schema nests deeper than the limit of 16 (MAX_SCHEMA_DEPTH)"
+        );
+        // A group declaring 2^31 - 1 children: the crate reserves room for all of them.
+        let f = Footer::default()
+            .schema(2)
+            .element("root", Some(i64::from(i32::MAX)))
+            .element("x", None)
+            .stop();
+        let e = refused(f);
+        assert_eq!(
+            e,
+            "schema element 0 declares 2147483647 children, but 1 elements follow it"
+        );
+        // A flat schema of 2,000 columns is fine.
+        let mut f = Footer::default().schema(2001).element("root", Some(2000));
+        for _ in 0..2000 {
+            f = f.element("c", None);
+        }
+        assert_eq!(check_footer(&f.stop().0), Ok(()));
     }
 }
