@@ -18,7 +18,7 @@ mod thrift_check;
 
 pub use csv::{csv_field, read_csv, read_csv_frame};
 pub use npy::{npy_bytes, read_npy};
-pub use parquet_file::{read_parquet, read_parquet_frame, MAX_CELLS};
+pub use parquet_file::{read_parquet, read_parquet_frame, read_parquet_frame_limited, MAX_CELLS};
 
 /// A problem with an input or output table, with enough detail for a user to fix it
 /// (which line, column, dtype or shape).

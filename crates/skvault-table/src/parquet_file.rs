@@ -287,7 +287,11 @@ fn check_chunks_fit(
 }
 
 /// The file's columns (pandas' index columns left out), text allowed or not.
-fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>), TableError> {
+fn read_columns(
+    bytes: Vec<u8>,
+    text: bool,
+    max_rows: Option<u64>,
+) -> Result<(Vec<String>, Vec<Values>), TableError> {
     if bytes.is_empty() {
         return err("the file is empty (0 bytes)");
     }
@@ -318,6 +322,11 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
     let declared_rows: u64 = (0..reader.num_row_groups())
         .map(|g| reader.metadata().row_group(g).num_rows().max(0) as u64)
         .fold(0u64, u64::saturating_add);
+    if let Some(limit) = max_rows.filter(|l| declared_rows > *l) {
+        return Err(TableError(format!(
+            "the Parquet file declares {declared_rows} rows, more than the limit of {limit}"
+        )));
+    }
     if declared_rows.saturating_mul(used.len() as u64) > MAX_CELLS {
         return err(format!(
             "the Parquet file declares {declared_rows} rows of {} columns, more than the {MAX_CELLS} values one input may hold: split it",
@@ -353,7 +362,7 @@ fn read_columns(bytes: Vec<u8>, text: bool) -> Result<(Vec<String>, Vec<Values>)
 }
 
 fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
-    let (names, columns) = read_columns(bytes, false)?;
+    let (names, columns) = read_columns(bytes, false, None)?;
     let columns: Vec<Vec<f64>> = columns
         .into_iter()
         .map(|c| match c {
@@ -376,8 +385,8 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
     })
 }
 
-fn read_frame(bytes: Vec<u8>) -> Result<Frame, TableError> {
-    let (names, columns) = read_columns(bytes, true)?;
+fn read_frame(bytes: Vec<u8>, max_rows: Option<u64>) -> Result<Frame, TableError> {
+    let (names, columns) = read_columns(bytes, true, max_rows)?;
     let columns = names
         .iter()
         .zip(columns)
@@ -410,7 +419,14 @@ fn guarded<T>(
 /// Reads a Parquet file's bytes as a frame: numeric columns as numbers, UTF-8 string
 /// columns (plain or dictionary-encoded) as text, nulls as NaN.
 pub fn read_parquet_frame(bytes: Vec<u8>) -> Result<Frame, TableError> {
-    guarded(move || read_frame(bytes))
+    guarded(move || read_frame(bytes, None))
+}
+
+/// [`read_parquet_frame`] refusing, before decoding any page, a file whose footer declares
+/// more than `max_rows` rows (a server's per-request row limit: run-length encoding lets a
+/// small body decode into many rows).
+pub fn read_parquet_frame_limited(bytes: Vec<u8>, max_rows: u64) -> Result<Frame, TableError> {
+    guarded(move || read_frame(bytes, Some(max_rows)))
 }
 
 /// Reads a Parquet file's bytes. A file the `parquet` crate cannot decode is an error, never a

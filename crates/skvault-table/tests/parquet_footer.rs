@@ -14,7 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
-use skvault_table::{read_parquet, read_parquet_frame};
+use skvault_table::{read_parquet, read_parquet_frame, read_parquet_frame_limited};
 
 /// A file of `n_cols` optional DOUBLE columns in `groups` row groups of `rows` rows; cell
 /// (r, c) of group g holds `value(g, r, c)`, with a null every 7th row of column 1.
@@ -190,6 +190,24 @@ fn column_chunks_declared_over_the_same_bytes_are_refused() {
     let e = read_parquet(crafted).unwrap_err();
     assert!(
         e.0.contains("column chunks declare") && e.0.contains("they overlap"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_row_limit_refuses_by_the_footer_before_decoding() {
+    let bytes = write(2, 3, 10, expected);
+    assert_eq!(
+        read_parquet_frame_limited(bytes.clone(), 30)
+            .unwrap()
+            .n_rows(),
+        30
+    );
+    let e = read_parquet_frame_limited(bytes, 29)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("declares 30 rows, more than the limit of 29"),
         "{e}"
     );
 }
