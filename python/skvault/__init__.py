@@ -16,7 +16,7 @@ from skvault._api import (
     requirements,
     verify,
 )
-from skvault._export import export_json, export_onnx, import_json
+from skvault._export import export_json, export_onnx, import_json, onnx_feed
 from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
 from skvault.exceptions import (
     ConflictError,
@@ -58,6 +58,7 @@ __all__ = [
     "default_trusted",
     "export_json",
     "export_onnx",
+    "onnx_feed",
     "import_json",
     "dump",
     "dumps",

@@ -105,6 +105,25 @@ pub struct HistTreeView {
     pub nodes: Vec<HistNodeView>,
 }
 
+/// A value of a text feature as exporters see it: text, or a missing value (`None`, NaN
+/// or `pd.NA`, which a string tensor cannot tell apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKey<'a> {
+    Text(&'a str),
+    Missing,
+}
+
+/// One text feature of an encoder: the value `keys[i]` becomes `codes[i]`, anything else
+/// `unknown`. For OneHotEncoder a code is the output column within the feature's `width`
+/// columns (`-1`: all zeros); for OrdinalEncoder it is the output value (width 1).
+#[derive(Debug, Clone)]
+pub struct TextLookup<'a> {
+    pub keys: Vec<TextKey<'a>>,
+    pub codes: Vec<f64>,
+    pub unknown: f64,
+    pub width: usize,
+}
+
 /// One block of a ColumnTransformer or FeatureUnion.
 #[derive(Debug, Clone)]
 pub struct BlockView<'a> {
@@ -196,6 +215,24 @@ pub enum View<'a> {
         /// `handle_unknown="error"`: scikit-learn raises on an unknown category.
         error_on_unknown: bool,
     },
+    /// OneHotEncoder (`one_hot`) or OrdinalEncoder fitted on text: each feature looked up
+    /// in its table (infrequent grouping, `drop`, `handle_unknown`, `unknown_value` and
+    /// `encoded_missing_value` already applied), the features' outputs side by side.
+    TextEncoder {
+        class: &'a str,
+        n_features: usize,
+        features: Vec<TextLookup<'a>>,
+        one_hot: bool,
+    },
+    /// SimpleImputer fitted on text: output column `i` is input column `columns[i]` with
+    /// the values equal to `missing` replaced by `fills[i]`. The output is text.
+    TextImputer {
+        class: &'a str,
+        n_features: usize,
+        missing: TextKey<'a>,
+        columns: &'a [usize],
+        fills: Vec<TextKey<'a>>,
+    },
     /// Normalizer: each row divided by its norm (a zero norm counts as 1).
     Normalizer {
         class: &'a str,
@@ -210,6 +247,9 @@ pub enum View<'a> {
         missing: Option<f64>,
         columns: &'a [usize],
         fills: &'a [f64],
+        /// `add_indicator`: after the imputed columns, one 0/1 column per feature listed,
+        /// 1.0 where the input is missing.
+        indicator: Option<&'a [usize]>,
     },
     /// PCA: `(X @ components.T - offset) / scale`, `components` being `k` rows of
     /// `n_features` and `offset = mean_ @ components.T`; `scale` only when whitening.
@@ -277,6 +317,8 @@ impl View<'_> {
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
             | View::OneHot { class, .. }
+            | View::TextEncoder { class, .. }
+            | View::TextImputer { class, .. }
             | View::Normalizer { class, .. }
             | View::Imputer { class, .. }
             | View::Pca { class, .. }

@@ -165,25 +165,47 @@ impl Graph {
         missing: Option<f64>,
         columns: &[usize],
         fills: &[f64],
+        indicator: Option<&[usize]>,
     ) -> Result<Out> {
-        if columns.is_empty() {
+        if columns.is_empty() && indicator.is_none_or(|f| f.is_empty()) {
             return Err(unsupported(class, Some("no output columns".into())));
         }
-        let kept = if columns.iter().copied().eq(0..n_features) {
+        let mut parts = Vec::new();
+        if !columns.is_empty() {
+            let kept = self.columns_of(x, n_features, columns);
+            let is_missing = self.is_missing(&kept, missing);
+            let fills = self.f64s(vec![fills.len() as i64], fills);
+            parts.push(self.op("Where", &[&is_missing, &fills, &kept], vec![]));
+        }
+        let mut width = columns.len();
+        if let Some(features) = indicator.filter(|f| !f.is_empty()) {
+            // The indicator looks at the input, before imputation.
+            let seen = self.columns_of(x, n_features, features);
+            let is_missing = self.is_missing(&seen, missing);
+            parts.push(self.cast(&is_missing, data_type::DOUBLE));
+            width += features.len();
+        }
+        Ok(Out::Transform(self.concat(&parts), width))
+    }
+
+    /// Columns `idx` of `x` (`x` itself when they are all its `n` columns in order).
+    fn columns_of(&mut self, x: &str, n: usize, idx: &[usize]) -> String {
+        if idx.iter().copied().eq(0..n) {
             x.to_string()
         } else {
-            self.gather_columns(x, columns)
-        };
-        let is_missing = match missing {
-            None => self.op("IsNaN", &[&kept], vec![]),
+            self.gather_columns(x, idx)
+        }
+    }
+
+    /// Where `x` is missing: NaN when `missing` is `None`, else equal to it.
+    fn is_missing(&mut self, x: &str, missing: Option<f64>) -> String {
+        match missing {
+            None => self.op("IsNaN", &[x], vec![]),
             Some(m) => {
                 let m = self.f64s(vec![], &[m]);
-                self.op("Equal", &[&kept, &m], vec![])
+                self.op("Equal", &[x, &m], vec![])
             }
-        };
-        let fills = self.f64s(vec![fills.len() as i64], fills);
-        let out = self.op("Where", &[&is_missing, &fills, &kept], vec![]);
-        Ok(Out::Transform(out, columns.len()))
+        }
     }
 
     /// `(X @ components.T - offset) / scale`, as scikit-learn's `PCA.transform`.
