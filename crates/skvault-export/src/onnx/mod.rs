@@ -206,14 +206,7 @@ impl Graph {
             View::Normalizer {
                 n_features, norm, ..
             } => Ok(self.normalizer(x, *n_features, *norm)),
-            View::Imputer {
-                class,
-                n_features,
-                missing,
-                columns,
-                fills,
-                indicator,
-            } => self.imputer(class, x, *n_features, *missing, columns, fills, *indicator),
+            View::Imputer { .. } => self.imputer(view, x),
             View::Pca {
                 components,
                 k,

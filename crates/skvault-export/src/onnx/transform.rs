@@ -5,7 +5,7 @@
 //! expansion are bit-identical; row norms and PCA's product sum in an order neither side
 //! fixes (docs/EXPORT.md).
 
-use skvault_infer::{ColumnOpView, Norm, PolyColumn};
+use skvault_infer::{ColumnOpView, Norm, PolyColumn, View};
 
 use super::{Graph, Out};
 use crate::error::{unsupported, Result};
@@ -157,16 +157,21 @@ impl Graph {
         Out::Transform(self.op("Div", &[x, &safe], vec![]), n_features)
     }
 
-    pub(super) fn imputer(
-        &mut self,
-        class: &str,
-        x: &str,
-        n_features: usize,
-        missing: Option<f64>,
-        columns: &[usize],
-        fills: &[f64],
-        indicator: Option<&[usize]>,
-    ) -> Result<Out> {
+    /// SimpleImputer: the kept columns with their missing entries filled, then (with
+    /// `add_indicator`) 0/1 columns saying where the input was missing.
+    pub(super) fn imputer(&mut self, view: &View<'_>, x: &str) -> Result<Out> {
+        let View::Imputer {
+            class,
+            n_features,
+            missing,
+            columns,
+            fills,
+            indicator,
+        } = view
+        else {
+            return Err(unsupported(view.class(), None));
+        };
+        let (n_features, missing, indicator) = (*n_features, *missing, *indicator);
         if columns.is_empty() && indicator.is_none_or(|f| f.is_empty()) {
             return Err(unsupported(class, Some("no output columns".into())));
         }
