@@ -236,3 +236,32 @@ def test_none_and_nan_as_two_categories_are_refused(tmp_path):
     with pytest.raises(skvault.ExportError, match="two categories are missing values or the empty string"):
         skvault.export_onnx(tmp_path / "e.skv", tmp_path / "e.onnx")
     assert not (tmp_path / "e.onnx").exists()
+
+
+def test_onnx_feed_reads_nullable_numbers_and_feeds_numeric_models_their_matrix(tmp_path):
+    X = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 4, 5, None, 7, 8] * 5, dtype="Int64"),
+            "c": pd.Series(["a", "b", None, "a", "b", "a", "b", "a"] * 5, dtype=object),
+        }
+    )
+    y = np.array([0, 1, 1, 0, 1, 0, 1, 0] * 5)
+    model = make_pipeline(
+        ColumnTransformer(
+            [("n", SimpleImputer(), ["n"]), ("c", OneHotEncoder(handle_unknown="ignore"), ["c"])]
+        ),
+        LogisticRegression(),
+    ).fit(X, y)
+    _, sess = _export(model, tmp_path)
+    feed = skvault.onnx_feed(sess, X)
+    assert feed["n"].dtype == np.float64 and np.isnan(feed["n"][1, 0])
+    assert feed["c"][2, 0] == ""
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+    np.testing.assert_array_equal(got["label"], model.predict(X))
+    _close(got["probabilities"], model.predict_proba(X), "nullable")
+    # A model without text keeps the single input X, which onnx_feed fills from the frame.
+    numeric = make_pipeline(SimpleImputer(), LogisticRegression()).fit(X[["n"]].astype("float64"), y)
+    _, sess = _export(numeric, tmp_path)
+    assert [i.name for i in sess.get_inputs()] == ["X"]
+    got = sess.run(None, skvault.onnx_feed(sess, X[["n"]]))[0]
+    np.testing.assert_array_equal(got, numeric.predict(X[["n"]].astype("float64")))
