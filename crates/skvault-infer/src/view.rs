@@ -297,7 +297,8 @@ pub enum View<'a> {
     /// An estimator natively supported for inference but not (yet) described by a view.
     Opaque { class: &'a str },
     /// A supported estimator in a configuration exporters cannot describe yet, and why
-    /// (text categories, infrequent categories, indicator columns).
+    /// (TargetEncoder, MissingIndicator, text indicator columns, infrequent numeric
+    /// categories, text categories that are numbers).
     Unexportable {
         class: &'a str,
         reason: &'static str,

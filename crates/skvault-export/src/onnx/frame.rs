@@ -121,7 +121,7 @@ impl Graph {
     }
 
     /// The logical columns `idx` of `parts`.
-    fn select(&mut self, parts: &[Part], idx: &[usize]) -> Vec<Part> {
+    fn select(&mut self, parts: &[Part], idx: &[usize], class: &str) -> Result<Vec<Part>> {
         let mut at = Vec::new();
         for (p, part) in parts.iter().enumerate() {
             for o in 0..part.width() {
@@ -129,10 +129,17 @@ impl Graph {
             }
         }
         idx.iter()
-            .filter_map(|&i| at.get(i).copied())
-            .map(|(p, o)| match &parts[p] {
-                Part::Numbers(t, n) if *n > 1 => Part::Numbers(self.gather_columns(t, &[o]), 1),
-                other => other.clone(),
+            .map(|&i| {
+                let Some(&(p, o)) = at.get(i) else {
+                    return Err(unsupported(
+                        class,
+                        Some(format!("column {i} of {} columns", at.len())),
+                    ));
+                };
+                Ok(match &parts[p] {
+                    Part::Numbers(t, n) if *n > 1 => Part::Numbers(self.gather_columns(t, &[o]), 1),
+                    other => other.clone(),
+                })
             })
             .collect()
     }
@@ -195,7 +202,7 @@ impl Graph {
                 let mut out = Vec::new();
                 for b in blocks {
                     let sub = match b.columns {
-                        Some(cols) => self.select(&parts, cols),
+                        Some(cols) => self.select(&parts, cols, class)?,
                         None => parts.clone(),
                     };
                     let mut got = match &b.est {

@@ -1,6 +1,7 @@
 //! Native model -> ONNX graph (`ai.onnx` opset 21, `ai.onnx.ml` opset 5, IR version 10).
 //!
-//! The input `X` is `double [N, n_features]`. Every operator runs in double except where
+//! The input `X` is `double [N, n_features]`; a model that reads text takes one `[N, 1]`
+//! input per column instead (see `frame.rs`). Every operator runs in double except where
 //! scikit-learn itself works in float32: trees cast X to float32 and compare with the
 //! float64 threshold, which the graph reproduces exactly by casting X to float then back to
 //! double before `TreeEnsemble` (whose splits are the thresholds inference uses: the
