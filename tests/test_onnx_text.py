@@ -38,9 +38,6 @@ REFUSED = {
     # plan holds None, which SimpleImputer (missing_values=NaN) leaves alone: the encoder
     # has a None category the graph cannot tell from the NaN the imputer replaces.
     "impute-text+onehot+logistic": "OneHotEncoder cannot be exported to ONNX (a missing category after a SimpleImputer",
-    "impute-constant-indicator+ordinal+forest": (
-        "SimpleImputer cannot be exported to ONNX (add_indicator=True on text columns is not exported yet)"
-    ),
     "target-encoder+hgb": "TargetEncoder cannot be exported to ONNX (TargetEncoder is not exported yet)",
     "text-imputer+tree": "OrdinalEncoder cannot be exported to ONNX (a missing category after a SimpleImputer",
 }
@@ -199,6 +196,11 @@ def test_text_imputers_feed_encoders(tmp_path):
         make_pipeline(
             SimpleImputer(strategy="constant", fill_value="?"),
             OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        ),
+        # The indicator's 0/1 column reaches the encoder as a feature of bool categories.
+        make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="?", add_indicator=True),
+            OneHotEncoder(handle_unknown="ignore", drop="if_binary"),
         ),
     ):
         model.fit(X)

@@ -308,16 +308,16 @@ fn group_one(
 
 /// The categories of a text feature as exporters see them, or why they cannot.
 fn text_keys(cats: &Categories) -> std::result::Result<Vec<TextKey<'_>>, &'static str> {
-    cats.values
+    Ok(cats
+        .values
         .iter()
         .map(|v| match v {
-            Value::Str(s) => Ok(TextKey::Text(s)),
-            Value::None | Value::NaN | Value::NA => Ok(TextKey::Missing),
-            Value::Num(_) | Value::Bool(_) => {
-                Err("a feature fitted on text has a category that is a number or a bool")
-            }
+            Value::Str(s) => TextKey::Text(s),
+            Value::None | Value::NaN | Value::NA => TextKey::Missing,
+            Value::Num(x) => TextKey::Number(*x),
+            Value::Bool(b) => TextKey::Number(f64::from(u8::from(*b))),
         })
-        .collect()
+        .collect())
 }
 
 /// The export tables of encoders fitted on text: per feature, each category's code given

@@ -383,9 +383,6 @@ impl Estimator for TextImputer {
             class: IMPUTER,
             reason,
         };
-        if self.indicator.is_some() {
-            return refuse("add_indicator=True on text columns is not exported yet");
-        }
         let (Some(missing), Some(fills)) = (
             key(&self.marker.0),
             self.fills.iter().map(key).collect::<Option<Vec<_>>>(),
@@ -398,6 +395,7 @@ impl Estimator for TextImputer {
             missing,
             columns: &self.columns,
             fills,
+            indicator: self.indicator.as_ref().map(Indicator::features),
         }
     }
     fn n_features(&self) -> usize {

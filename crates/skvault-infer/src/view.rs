@@ -107,10 +107,13 @@ pub struct HistTreeView {
 
 /// A value of a text feature as exporters see it: text, or a missing value (`None`, NaN
 /// or `pd.NA`, which a string tensor cannot tell apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TextKey<'a> {
     Text(&'a str),
     Missing,
+    /// A number (a bool as 0 or 1) among the categories of an `object` feature: the 0/1
+    /// columns a text imputer's `add_indicator` passes on, for instance.
+    Number(f64),
 }
 
 /// One text feature of an encoder: the value `keys[i]` becomes `codes[i]`, anything else
@@ -232,6 +235,9 @@ pub enum View<'a> {
         missing: TextKey<'a>,
         columns: &'a [usize],
         fills: Vec<TextKey<'a>>,
+        /// `add_indicator`: after the imputed columns, one 0/1 column per feature listed,
+        /// 1.0 where the input equals `missing`.
+        indicator: Option<&'a [usize]>,
     },
     /// Normalizer: each row divided by its norm (a zero norm counts as 1).
     Normalizer {
@@ -297,8 +303,8 @@ pub enum View<'a> {
     /// An estimator natively supported for inference but not (yet) described by a view.
     Opaque { class: &'a str },
     /// A supported estimator in a configuration exporters cannot describe yet, and why
-    /// (TargetEncoder, MissingIndicator, text indicator columns, infrequent numeric
-    /// categories, text categories that are numbers).
+    /// (TargetEncoder, MissingIndicator, infrequent numeric categories, a text imputer
+    /// with a number as marker or fill).
     Unexportable {
         class: &'a str,
         reason: &'static str,

@@ -93,11 +93,19 @@ pub(super) fn sanitize(column: &str) -> String {
 }
 
 /// The key of a text value in a string tensor.
-fn key_text<'a>(k: &TextKey<'a>) -> &'a str {
+fn key_text<'a>(k: &TextKey<'a>) -> Option<&'a str> {
     match k {
-        TextKey::Text(s) => s,
-        TextKey::Missing => MISSING_TEXT,
+        TextKey::Text(s) => Some(s),
+        TextKey::Missing => Some(MISSING_TEXT),
+        TextKey::Number(_) => None,
     }
+}
+
+/// A feature's input to an encoder: text, or numbers (a feature whose categories are all
+/// numbers, such as the 0/1 indicator columns of a text imputer).
+enum Feature {
+    Text(String),
+    Number(String),
 }
 
 impl Graph {
@@ -232,20 +240,47 @@ impl Graph {
                 one_hot,
                 ..
             } => {
-                // scikit-learn's imputer replaces only its own kind of missing value (NaN,
-                // not None): the others reach the encoder as its missing category. A string
-                // tensor holds every missing value as "", all of which the imputer replaced.
-                let imputed = parts.iter().map(|p| matches!(p, Part::Text(_, true)));
-                if imputed
-                    .zip(features)
-                    .any(|(i, f)| i && f.keys.contains(&TextKey::Missing))
-                {
+                let width = parts.iter().map(Part::width).sum::<usize>();
+                let parts = self.select(&parts, &(0..width).collect::<Vec<_>>(), class)?;
+                if parts.len() != features.len() {
                     return Err(unsupported(
                         class,
-                        Some("a missing category after a SimpleImputer: values missing in another way than its missing_values (None where it imputes NaN) reach the encoder, and a string tensor holds every missing value as \"\"".into()),
+                        Some(format!(
+                            "{} columns for {} features",
+                            parts.len(),
+                            features.len()
+                        )),
                     ));
                 }
-                let cols = self.texts(&parts, class)?;
+                let mut cols = Vec::with_capacity(parts.len());
+                for (p, f) in parts.iter().zip(features) {
+                    // scikit-learn's imputer replaces only its own kind of missing value
+                    // (NaN, not None): the others reach the encoder as its missing
+                    // category. A string tensor holds every missing value as "", all of
+                    // which the imputer replaced.
+                    if matches!(p, Part::Text(_, true)) && f.keys.contains(&TextKey::Missing) {
+                        return Err(unsupported(
+                            class,
+                            Some("a missing category after a SimpleImputer: values missing in another way than its missing_values (None where it imputes NaN) reach the encoder, and a string tensor holds every missing value as \"\"".into()),
+                        ));
+                    }
+                    let numeric = f.keys.iter().all(|k| matches!(k, TextKey::Number(_)));
+                    cols.push(match (p, numeric) {
+                        (Part::Input(j), true) => {
+                            Feature::Number(self.input(*j, Kind::Number, class)?)
+                        }
+                        (Part::Numbers(t, 1), true) => Feature::Number(t.clone()),
+                        (_, false) => {
+                            Feature::Text(self.texts(std::slice::from_ref(p), class)?.remove(0))
+                        }
+                        _ => {
+                            return Err(unsupported(
+                                class,
+                                Some("text reaches a feature fitted on numbers".into()),
+                            ))
+                        }
+                    });
+                }
                 let (t, n) = self.text_encoder(class, &cols, features, *one_hot)?;
                 FrameOut::Parts(vec![Part::Numbers(t, n)])
             }
@@ -254,10 +289,13 @@ impl Graph {
                 missing,
                 columns,
                 fills,
+                indicator,
                 ..
             } => {
                 let cols = self.texts(&parts, class)?;
-                FrameOut::Parts(self.text_imputer(class, &cols, *missing, columns, fills)?)
+                FrameOut::Parts(
+                    self.text_imputer(class, &cols, *missing, columns, fills, *indicator)?,
+                )
             }
             View::HistGradientBoosting {
                 preprocessor: Some(p),
@@ -296,46 +334,27 @@ impl Graph {
     fn text_encoder(
         &mut self,
         class: &str,
-        cols: &[String],
+        cols: &[Feature],
         features: &[TextLookup<'_>],
         one_hot: bool,
     ) -> Result<(String, usize)> {
         let mut parts = Vec::new();
         let mut width = 0;
         for (col, f) in cols.iter().zip(features) {
-            let keys: Vec<String> = f.keys.iter().map(|k| key_text(k).to_string()).collect();
-            let mut seen = HashSet::new();
-            if let Some(dup) = keys.iter().find(|k| !seen.insert(k.as_str())) {
-                let what = if dup.is_empty() {
-                    "two categories are missing values or the empty string (a string tensor holds missing values as \"\")".to_string()
-                } else {
-                    format!("category {dup:?} appears twice")
-                };
-                return Err(unsupported(class, Some(what)));
-            }
+            // OneHotEncoder: the code is the output column; OrdinalEncoder: an index into
+            // the table of output values (the last entry for unknown values).
             let (values, default): (Vec<i64>, i64) = if one_hot {
                 (
                     f.codes.iter().map(|c| *c as i64).collect(),
                     f.unknown as i64,
                 )
             } else {
-                ((0..keys.len() as i64).collect(), keys.len() as i64)
+                ((0..f.keys.len() as i64).collect(), f.keys.len() as i64)
             };
-            let code = self.op_ml(
-                "LabelEncoder",
-                &[col],
-                vec![
-                    AttributeProto::tensor("keys_tensor", TensorProto::strings("", &keys)),
-                    AttributeProto::tensor(
-                        "values_tensor",
-                        TensorProto::i64s("", vec![values.len() as i64], &values),
-                    ),
-                    AttributeProto::tensor(
-                        "default_tensor",
-                        TensorProto::i64s("", vec![1], &[default]),
-                    ),
-                ],
-            );
+            let code = match col {
+                Feature::Text(col) => self.text_codes(class, col, &f.keys, &values, default)?,
+                Feature::Number(col) => self.number_codes(class, col, &f.keys, &values, default)?,
+            };
             if one_hot {
                 if f.width == 0 {
                     continue;
@@ -367,6 +386,96 @@ impl Graph {
         Ok((out, width))
     }
 
+    /// LabelEncoder (string -> int64) of a text feature: `keys[i]` -> `values[i]`.
+    fn text_codes(
+        &mut self,
+        class: &str,
+        col: &str,
+        keys: &[TextKey<'_>],
+        values: &[i64],
+        default: i64,
+    ) -> Result<String> {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|k| key_text(k).map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                unsupported(
+                    class,
+                    Some("a feature whose categories mix text and numbers".into()),
+                )
+            })?;
+        let mut seen = HashSet::new();
+        if let Some(dup) = keys.iter().find(|k| !seen.insert(k.as_str())) {
+            let what = if dup.is_empty() {
+                "two categories are missing values or the empty string (a string tensor holds missing values as \"\")".to_string()
+            } else {
+                format!("category {dup:?} appears twice")
+            };
+            return Err(unsupported(class, Some(what)));
+        }
+        Ok(self.op_ml(
+            "LabelEncoder",
+            &[col],
+            vec![
+                AttributeProto::tensor("keys_tensor", TensorProto::strings("", &keys)),
+                AttributeProto::tensor(
+                    "values_tensor",
+                    TensorProto::i64s("", vec![values.len() as i64], values),
+                ),
+                AttributeProto::tensor(
+                    "default_tensor",
+                    TensorProto::i64s("", vec![1], &[default]),
+                ),
+            ],
+        ))
+    }
+
+    /// The codes of a feature whose categories are numbers: LabelEncoder (double -> double,
+    /// the pair the numeric OrdinalEncoder uses) then Cast to int64.
+    fn number_codes(
+        &mut self,
+        class: &str,
+        col: &str,
+        keys: &[TextKey<'_>],
+        values: &[i64],
+        default: i64,
+    ) -> Result<String> {
+        let numbers: Vec<f64> = keys
+            .iter()
+            .filter_map(|k| match k {
+                TextKey::Number(x) if !x.is_nan() => Some(*x),
+                _ => None,
+            })
+            .collect();
+        if numbers.len() != keys.len() {
+            return Err(unsupported(
+                class,
+                Some("a numeric feature of a text encoder with a NaN category".into()),
+            ));
+        }
+        let values: Vec<f64> = values.iter().map(|v| *v as f64).collect();
+        let coded = self.op_ml(
+            "LabelEncoder",
+            &[col],
+            vec![
+                AttributeProto::tensor(
+                    "keys_tensor",
+                    TensorProto::f64s("", vec![numbers.len() as i64], &numbers),
+                ),
+                AttributeProto::tensor(
+                    "values_tensor",
+                    TensorProto::f64s("", vec![values.len() as i64], &values),
+                ),
+                AttributeProto::tensor(
+                    "default_tensor",
+                    TensorProto::f64s("", vec![1], &[default as f64]),
+                ),
+            ],
+        );
+        Ok(self.cast(&coded, data_type::INT64))
+    }
+
     /// The kept text columns, the value `missing` replaced by the column's fill.
     fn text_imputer(
         &mut self,
@@ -375,15 +484,22 @@ impl Graph {
         missing: TextKey<'_>,
         columns: &[usize],
         fills: &[TextKey<'_>],
+        indicator: Option<&[usize]>,
     ) -> Result<Vec<Part>> {
-        if columns.is_empty() {
+        if columns.is_empty() && indicator.is_none_or(|f| f.is_empty()) {
             return Err(unsupported(class, Some("no output columns".into())));
         }
+        let text = |k: &TextKey<'_>| {
+            key_text(k).map(str::to_string).ok_or_else(|| {
+                unsupported(
+                    class,
+                    Some("a number as missing_values or fill value".into()),
+                )
+            })
+        };
         let marker = self.name("c");
-        self.inits.push(TensorProto::strings(
-            &marker,
-            &[key_text(&missing).to_string()],
-        ));
+        self.inits
+            .push(TensorProto::strings(&marker, &[text(&missing)?]));
         let mut out = Vec::with_capacity(columns.len());
         for (&j, fill) in columns.iter().zip(fills) {
             let Some(col) = cols.get(j) else {
@@ -391,11 +507,25 @@ impl Graph {
             };
             let is_missing = self.op("Equal", &[col, &marker], vec![]);
             let f = self.name("c");
-            self.inits
-                .push(TensorProto::strings(&f, &[key_text(fill).to_string()]));
+            self.inits.push(TensorProto::strings(&f, &[text(fill)?]));
             let imputed = self.op("Where", &[&is_missing, &f, col], vec![]);
             let replaced = missing == TextKey::Missing && *fill != TextKey::Missing;
             out.push(Part::Text(imputed, replaced));
+        }
+        if let Some(features) = indicator.filter(|f| !f.is_empty()) {
+            // The indicator looks at the input, before imputation.
+            let mut flags = Vec::with_capacity(features.len());
+            for &j in features {
+                let Some(col) = cols.get(j) else {
+                    return Err(unsupported(class, Some(format!("no input column {j}"))));
+                };
+                flags.push(self.op("Equal", &[col, &marker], vec![]));
+            }
+            let all = self.concat(&flags);
+            out.push(Part::Numbers(
+                self.cast(&all, data_type::DOUBLE),
+                features.len(),
+            ));
         }
         Ok(out)
     }
