@@ -224,6 +224,14 @@ def test_input_names_are_sanitized_and_kept_apart_from_the_graph_names(tmp_path)
     assert [i.name for i in sess.get_inputs()] == ["first_name", "_1st", "label_1"]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert [d["column"] for d in json.loads(meta["skvault.input"])] == list(X.columns)
+    # The CLI writes the same graph.
+    r = subprocess.run(
+        [sys.executable, "-m", "skvault", "export", str(tmp_path / "m.skv"), str(tmp_path / "cli.onnx")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cli.onnx").read_bytes() == (tmp_path / "m.onnx").read_bytes()
     Xt = X.iloc[:5].assign(label=["p", "zz", None, "q", "p"])
     got = _run(sess, Xt)
     np.testing.assert_array_equal(got["label"], model.predict(Xt))
