@@ -647,22 +647,3 @@ def test_skvault_predict_reads_string_and_category_columns_of_parquet(name, tmp_
     r = _cli("predict", tmp_path / "m.skv", tmp_path / "in.parquet", "-o", out, "--method", method.replace("_", "-"))
     assert r.returncode == 0, r.stderr
     _predicted_like_scikit_learn(name, model, method, back, np.load(out, allow_pickle=False))
-
-
-@pytest.mark.parametrize(
-    "name, needle",
-    [
-        ("onehot-ignore+logistic", "OneHotEncoder cannot be exported to ONNX (text categories"),
-        ("impute-constant-indicator+ordinal+forest", "SimpleImputer cannot be exported to ONNX (text columns"),
-        ("target-encoder+hgb", "TargetEncoder cannot be exported to ONNX (TargetEncoder is not exported yet)"),
-    ],
-)
-def test_onnx_export_of_text_pipelines_is_refused_saying_why(name, needle, tmp_path):
-    model, _ = _fitted(name)
-    skvault.dump(model, tmp_path / "m.skv")
-    with pytest.raises(skvault.SkvaultError) as info:
-        skvault.export_onnx(tmp_path / "m.skv", tmp_path / "m.onnx")
-    assert needle in str(info.value)
-    r = _cli("export", tmp_path / "m.skv", tmp_path / "m.onnx")
-    assert r.returncode == 1 and needle in r.stderr, r.stderr
-    assert not (tmp_path / "m.onnx").exists()

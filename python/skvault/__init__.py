@@ -53,6 +53,7 @@ _LAZY = {
     "export_json": "skvault._export",
     "export_onnx": "skvault._export",
     "import_json": "skvault._export",
+    "onnx_feed": "skvault._export",
     "Conversion": "skvault._legacy",
     "GlobalRef": "skvault._legacy",
     "ScanReport": "skvault._legacy",
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
         requirements,
         verify,
     )
-    from skvault._export import export_json, export_onnx, import_json
+    from skvault._export import export_json, export_onnx, import_json, onnx_feed
     from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
     from skvault.registry import Registry
 
@@ -103,6 +104,7 @@ __all__ = [
     "default_trusted",
     "export_json",
     "export_onnx",
+    "onnx_feed",
     "import_json",
     "dump",
     "dumps",

@@ -32,13 +32,59 @@ def _as_skv(src: Any) -> Iterator[str]:
 def export_onnx(src: Any, out: PathLike) -> int:
     """Write ``src`` (a ``.skv`` path or a fitted estimator) as an ONNX model to ``out``.
 
-    Input ``X``: double ``[N, n_features]``; outputs ``label`` and ``probabilities``
+    Input ``X``: double ``[N, n_features]`` (a model that reads text columns: one ``[N, 1]``
+    input per column, see :func:`onnx_feed`); outputs ``label`` and ``probabilities``
     (classifiers), ``prediction`` (regressors) or ``transformed`` (transformers), plain
     tensors. Returns the number of bytes written. An estimator the exporter does not
     support raises :class:`skvault.ExportError` naming it, and nothing is written.
     """
     with _as_skv(src) as path:
         return _native.export_onnx(path, os.fspath(out))
+
+
+def onnx_feed(session: Any, frame: Any) -> dict[str, Any]:
+    """The inputs of an exported model that reads text, from a DataFrame (or any mapping of
+    column name to 1-d values): ``session.run(None, skvault.onnx_feed(session, df))``.
+
+    ``session`` is an ``onnxruntime.InferenceSession`` of a graph written by
+    :func:`export_onnx`. Such a graph has one ``[N, 1]`` input per column the model reads,
+    listed with its column in the ``skvault.input`` metadata: string columns get their
+    values as text, a missing value (None, NaN, ``pd.NA``) as ``""``; numeric columns get
+    float64 (missing values NaN). A graph with the single input ``X`` gets the frame's
+    columns as one float64 matrix.
+    """
+    import json
+
+    import numpy as np
+
+    inputs = session.get_inputs()
+    if [i.name for i in inputs] == ["X"]:
+        return {"X": np.column_stack([_numbers(frame[c]) for c in frame])}
+    meta = session.get_modelmeta().custom_metadata_map
+    feed = {}
+    for item in json.loads(meta["skvault.input"]):
+        values = frame[item["column"]]
+        if item["type"] == "string":
+            feed[item["name"]] = np.array([_text(v) for v in values], dtype=object).reshape(-1, 1)
+        else:
+            feed[item["name"]] = _numbers(values).reshape(-1, 1)
+    return feed
+
+
+def _numbers(values: Any) -> Any:
+    import numpy as np
+
+    to_numpy = getattr(values, "to_numpy", None)
+    if to_numpy is not None:
+        return to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _text(v: Any) -> str:
+    """A text value as the graph takes it: missing values (None, NaN, pd.NA) as ``""``."""
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
+        return ""
+    return str(v)
 
 
 def export_json(src: Any, out: PathLike) -> None:

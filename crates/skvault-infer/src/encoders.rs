@@ -15,6 +15,7 @@ use crate::error::{malformed, unsupported, InferError, Result};
 use crate::estimator::{frame_input, Boxed, Estimator, Method, Output};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView};
 use crate::state::{node_float, node_int, node_value, seq_items, Obj};
+use crate::view::{TextKey, TextLookup, View};
 
 const ONE_HOT: &str = "sklearn.preprocessing._encoders.OneHotEncoder";
 const ORDINAL: &str = "sklearn.preprocessing._encoders.OrdinalEncoder";
@@ -272,34 +273,91 @@ fn grouped_indices(
     let located = cats.locate(column);
     let mut out = Vec::with_capacity(located.len());
     for (i, k) in located.into_iter().enumerate() {
-        let (raw, valid) = match k {
-            Some(k) => (k, true),
-            None if on_unknown == OnUnknown::Error => {
-                return Err(unknown(class, i, j, &value_at(column, i)))
-            }
-            None => match grouping.first_infrequent {
-                Some(first) => (first, on_unknown == OnUnknown::Infrequent),
-                None => (0, false),
-            },
-        };
-        // Indices below the mapping's length were checked at build time; only OrdinalEncoder's
-        // missing category (kept out of the grouping) lies beyond it.
-        let grouped = match &grouping.mapping {
-            Some(m) if keep != Some(raw) => m.get(raw).copied().unwrap_or(raw),
-            _ => raw,
-        };
-        out.push((grouped, valid));
+        match group_one(grouping, k, on_unknown, keep) {
+            Some(g) => out.push(g),
+            None => return Err(unknown(class, i, j, &value_at(column, i))),
+        }
     }
     Ok(out)
 }
 
-/// Why exporters cannot describe these categories (see `numeric_categories`).
-fn unexportable(cats: &[Categories]) -> &'static str {
-    if cats.iter().any(|c| c.text) {
-        "text categories: ONNX export of text columns is not supported yet"
-    } else {
-        "infrequent categories are not exported yet"
+/// [`grouped_indices`] for one value at category index `k` (`None`: unknown); `None` when
+/// scikit-learn raises on it.
+fn group_one(
+    grouping: &Grouping,
+    k: Option<usize>,
+    on_unknown: OnUnknown,
+    keep: Option<usize>,
+) -> Option<(usize, bool)> {
+    let (raw, valid) = match k {
+        Some(k) => (k, true),
+        None if on_unknown == OnUnknown::Error => return None,
+        None => match grouping.first_infrequent {
+            Some(first) => (first, on_unknown == OnUnknown::Infrequent),
+            None => (0, false),
+        },
+    };
+    // Indices below the mapping's length were checked at build time; only OrdinalEncoder's
+    // missing category (kept out of the grouping) lies beyond it.
+    let grouped = match &grouping.mapping {
+        Some(m) if keep != Some(raw) => m.get(raw).copied().unwrap_or(raw),
+        _ => raw,
+    };
+    Some((grouped, valid))
+}
+
+/// The categories of a text feature as exporters see them, or why they cannot.
+fn text_keys(cats: &Categories) -> std::result::Result<Vec<TextKey<'_>>, &'static str> {
+    Ok(cats
+        .values
+        .iter()
+        .map(|v| match v {
+            Value::Str(s) => TextKey::Text(s),
+            Value::None | Value::NaN | Value::NA => TextKey::Missing,
+            Value::Num(x) => TextKey::Number(*x),
+            Value::Bool(b) => TextKey::Number(f64::from(u8::from(*b))),
+        })
+        .collect())
+}
+
+/// The export tables of encoders fitted on text: per feature, each category's code given
+/// by `code` (from its grouped index and whether it counts), unknown values coded as
+/// `code` says for [`group_one`]'s answer (`None`: scikit-learn raises).
+fn text_lookups<'a>(
+    cats: &'a [Categories],
+    groupings: &[Grouping],
+    on_unknown: OnUnknown,
+    ordinal: bool,
+    width: impl Fn(usize) -> usize,
+    code: impl Fn(usize, Option<(usize, bool)>, Option<usize>) -> f64,
+) -> std::result::Result<Vec<TextLookup<'a>>, &'static str> {
+    if cats.iter().any(|c| !c.text) {
+        return Err("an encoder with both text and numeric features is not exported");
     }
+    cats.iter()
+        .zip(groupings)
+        .enumerate()
+        .map(|(j, (c, g))| {
+            let missing =
+                (ordinal && c.values.last() == Some(&Value::NaN)).then(|| c.values.len() - 1);
+            let keys = text_keys(c)?;
+            let codes = (0..c.values.len())
+                .map(|k| code(j, group_one(g, Some(k), on_unknown, missing), missing))
+                .collect();
+            let unknown = code(j, group_one(g, None, on_unknown, missing), missing);
+            Ok(TextLookup {
+                keys,
+                codes,
+                unknown,
+                width: width(j),
+            })
+        })
+        .collect()
+}
+
+/// Why exporters cannot describe numeric categories (see `numeric_categories`).
+fn unexportable(_cats: &[Categories]) -> &'static str {
+    "infrequent categories of numeric features are not exported yet"
 }
 
 /// The numeric categories of every feature, for exporters (`None` when one is text).
@@ -552,11 +610,51 @@ impl Encode for OneHot {
     }
 }
 
+impl OneHot {
+    /// The export tables: a category's code is its output column (after grouping and
+    /// `drop`), `-1` for none; unknown values as `handle_unknown` says (an error becomes
+    /// all zeros, docs/EXPORT.md).
+    fn text_view(&self) -> View<'_> {
+        let n_out = |j: usize| {
+            let next = self.offsets.get(j + 1).copied().unwrap_or(self.n_out);
+            next - self.offsets[j]
+        };
+        let code = |j: usize, g: Option<(usize, bool)>, _: Option<usize>| match (g, self.drop[j]) {
+            (None, _) | (Some((_, false)), _) => -1.0,
+            (Some((g, true)), Some(d)) if g == d => -1.0,
+            (Some((g, true)), Some(d)) if g > d => (g - 1) as f64,
+            (Some((g, true)), _) => g as f64,
+        };
+        match text_lookups(
+            &self.categories,
+            &self.groupings,
+            self.on_unknown,
+            false,
+            n_out,
+            code,
+        ) {
+            Ok(features) => View::TextEncoder {
+                class: ONE_HOT,
+                n_features: self.n_features,
+                features,
+                one_hot: true,
+            },
+            Err(reason) => View::Unexportable {
+                class: ONE_HOT,
+                reason,
+            },
+        }
+    }
+}
+
 impl Estimator for OneHot {
     fn class(&self) -> &str {
         ONE_HOT
     }
     fn view(&self) -> crate::view::View<'_> {
+        if self.categories.iter().any(|c| c.text) {
+            return self.text_view();
+        }
         let Some(numeric) = &self.numeric else {
             return crate::view::View::Unexportable {
                 class: ONE_HOT,
@@ -659,11 +757,50 @@ impl Encode for Ordinal {
     }
 }
 
+impl Ordinal {
+    /// The export tables: a category's code is its output value; unknown values give
+    /// `unknown_value`, or NaN where scikit-learn raises (docs/EXPORT.md).
+    fn text_view(&self) -> View<'_> {
+        let on_unknown = match self.unknown_value {
+            Some(_) => OnUnknown::Ignore,
+            None => OnUnknown::Error,
+        };
+        let code = |_: usize, g: Option<(usize, bool)>, missing: Option<usize>| match g {
+            None => f64::NAN,
+            Some((_, false)) => self.unknown_value.unwrap_or(f64::NAN),
+            Some((g, true)) if Some(g) == missing => self.encoded_missing,
+            Some((g, true)) => g as f64,
+        };
+        match text_lookups(
+            &self.categories,
+            &self.groupings,
+            on_unknown,
+            true,
+            |_| 1,
+            code,
+        ) {
+            Ok(features) => View::TextEncoder {
+                class: ORDINAL,
+                n_features: self.n_features,
+                features,
+                one_hot: false,
+            },
+            Err(reason) => View::Unexportable {
+                class: ORDINAL,
+                reason,
+            },
+        }
+    }
+}
+
 impl Estimator for Ordinal {
     fn class(&self) -> &str {
         ORDINAL
     }
     fn view(&self) -> crate::view::View<'_> {
+        if self.categories.iter().any(|c| c.text) {
+            return self.text_view();
+        }
         let Some(numeric) = &self.numeric else {
             return crate::view::View::Unexportable {
                 class: ORDINAL,

@@ -155,6 +155,11 @@ impl Indicator {
         })
     }
 
+    /// The features that get an indicator column, in order (for exporters).
+    pub(crate) fn features(&self) -> &[usize] {
+        &self.features
+    }
+
     /// The indicator columns for `columns` (all of the estimator's input columns).
     fn columns(&self, columns: &[&Column]) -> Result<Vec<Vec<f64>>> {
         for (j, c) in columns.iter().enumerate() {
@@ -366,9 +371,31 @@ impl Estimator for TextImputer {
         IMPUTER
     }
     fn view(&self) -> crate::view::View<'_> {
-        crate::view::View::Unexportable {
+        use crate::view::{TextKey, View};
+        fn key(v: &Value) -> Option<TextKey<'_>> {
+            match v {
+                Value::Str(s) => Some(TextKey::Text(s)),
+                Value::None | Value::NaN | Value::NA => Some(TextKey::Missing),
+                Value::Num(_) | Value::Bool(_) => None,
+            }
+        }
+        let refuse = |reason| View::Unexportable {
             class: IMPUTER,
-            reason: "text columns: ONNX export of text columns is not supported yet",
+            reason,
+        };
+        let (Some(missing), Some(fills)) = (
+            key(&self.marker.0),
+            self.fills.iter().map(key).collect::<Option<Vec<_>>>(),
+        ) else {
+            return refuse("a number as missing_values or fill value of a text imputer");
+        };
+        View::TextImputer {
+            class: IMPUTER,
+            n_features: self.n_features,
+            missing,
+            columns: &self.columns,
+            fills,
+            indicator: self.indicator.as_ref().map(Indicator::features),
         }
     }
     fn n_features(&self) -> usize {

@@ -44,7 +44,7 @@ pub use estimator::{Method, Output};
 pub use matrix::{Matrix, MatrixView, Prediction};
 pub use view::{
     BlockView, ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, Norm, PolyColumn,
-    TreeView, View,
+    TextKey, TextLookup, TreeView, View,
 };
 
 use estimator::Boxed;

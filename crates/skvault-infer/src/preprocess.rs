@@ -289,18 +289,13 @@ impl Estimator for Imputer {
         "sklearn.impute._base.SimpleImputer"
     }
     fn view(&self) -> View<'_> {
-        if self.indicator.is_some() {
-            return View::Unexportable {
-                class: self.class(),
-                reason: "add_indicator=True is not exported yet",
-            };
-        }
         View::Imputer {
             class: self.class(),
             n_features: self.n_features,
             missing: self.missing,
             columns: &self.columns,
             fills: &self.fills,
+            indicator: self.indicator.as_ref().map(|i| i.features()),
         }
     }
     fn n_features(&self) -> usize {

@@ -105,6 +105,28 @@ pub struct HistTreeView {
     pub nodes: Vec<HistNodeView>,
 }
 
+/// A value of a text feature as exporters see it: text, or a missing value (`None`, NaN
+/// or `pd.NA`, which a string tensor cannot tell apart).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TextKey<'a> {
+    Text(&'a str),
+    Missing,
+    /// A number (a bool as 0 or 1) among the categories of an `object` feature: the 0/1
+    /// columns a text imputer's `add_indicator` passes on, for instance.
+    Number(f64),
+}
+
+/// One text feature of an encoder: the value `keys[i]` becomes `codes[i]`, anything else
+/// `unknown`. For OneHotEncoder a code is the output column within the feature's `width`
+/// columns (`-1`: all zeros); for OrdinalEncoder it is the output value (width 1).
+#[derive(Debug, Clone)]
+pub struct TextLookup<'a> {
+    pub keys: Vec<TextKey<'a>>,
+    pub codes: Vec<f64>,
+    pub unknown: f64,
+    pub width: usize,
+}
+
 /// One block of a ColumnTransformer or FeatureUnion.
 #[derive(Debug, Clone)]
 pub struct BlockView<'a> {
@@ -196,6 +218,27 @@ pub enum View<'a> {
         /// `handle_unknown="error"`: scikit-learn raises on an unknown category.
         error_on_unknown: bool,
     },
+    /// OneHotEncoder (`one_hot`) or OrdinalEncoder fitted on text: each feature looked up
+    /// in its table (infrequent grouping, `drop`, `handle_unknown`, `unknown_value` and
+    /// `encoded_missing_value` already applied), the features' outputs side by side.
+    TextEncoder {
+        class: &'a str,
+        n_features: usize,
+        features: Vec<TextLookup<'a>>,
+        one_hot: bool,
+    },
+    /// SimpleImputer fitted on text: output column `i` is input column `columns[i]` with
+    /// the values equal to `missing` replaced by `fills[i]`. The output is text.
+    TextImputer {
+        class: &'a str,
+        n_features: usize,
+        missing: TextKey<'a>,
+        columns: &'a [usize],
+        fills: Vec<TextKey<'a>>,
+        /// `add_indicator`: after the imputed columns, one 0/1 column per feature listed,
+        /// 1.0 where the input equals `missing`.
+        indicator: Option<&'a [usize]>,
+    },
     /// Normalizer: each row divided by its norm (a zero norm counts as 1).
     Normalizer {
         class: &'a str,
@@ -210,6 +253,9 @@ pub enum View<'a> {
         missing: Option<f64>,
         columns: &'a [usize],
         fills: &'a [f64],
+        /// `add_indicator`: after the imputed columns, one 0/1 column per feature listed,
+        /// 1.0 where the input is missing.
+        indicator: Option<&'a [usize]>,
     },
     /// PCA: `(X @ components.T - offset) / scale`, `components` being `k` rows of
     /// `n_features` and `offset = mean_ @ components.T`; `scale` only when whitening.
@@ -257,7 +303,8 @@ pub enum View<'a> {
     /// An estimator natively supported for inference but not (yet) described by a view.
     Opaque { class: &'a str },
     /// A supported estimator in a configuration exporters cannot describe yet, and why
-    /// (text categories, infrequent categories, indicator columns).
+    /// (TargetEncoder, MissingIndicator, infrequent numeric categories, a text imputer
+    /// with a number as marker or fill).
     Unexportable {
         class: &'a str,
         reason: &'static str,
@@ -277,6 +324,8 @@ impl View<'_> {
             | View::Linear { class, .. }
             | View::ColumnOps { class, .. }
             | View::OneHot { class, .. }
+            | View::TextEncoder { class, .. }
+            | View::TextImputer { class, .. }
             | View::Normalizer { class, .. }
             | View::Imputer { class, .. }
             | View::Pca { class, .. }

@@ -58,8 +58,22 @@ impl Graph {
     }
 
     pub(super) fn hist(&mut self, view: &View<'_>, x: &str) -> Result<Out> {
+        let View::HistGradientBoosting { preprocessor, .. } = view else {
+            return Err(unsupported(view.class(), None));
+        };
+        let input = match preprocessor {
+            None => x.to_string(),
+            Some(p) => match self.emit(p, x)? {
+                Out::Transform(t, _) => t,
+                _ => return Err(unsupported(p.class(), Some("as a preprocessor".into()))),
+            },
+        };
+        self.hist_trees(view, &input)
+    }
+
+    /// HistGradientBoosting's trees and link on `input`, its preprocessor already applied.
+    pub(super) fn hist_trees(&mut self, view: &View<'_>, input: &str) -> Result<Out> {
         let View::HistGradientBoosting {
-            preprocessor,
             trees,
             k,
             baseline,
@@ -71,18 +85,11 @@ impl Graph {
             return Err(unsupported(view.class(), None));
         };
         let k = *k;
-        let input = match preprocessor {
-            None => x.to_string(),
-            Some(p) => match self.emit(p, x)? {
-                Out::Transform(t, _) => t,
-                _ => return Err(unsupported(p.class(), Some("as a preprocessor".into()))),
-            },
-        };
         let mut e = Ensemble::default();
         for (i, tree) in trees.iter().enumerate() {
             e.add_hist(tree, i % k.max(1))?;
         }
-        let sum = self.tree_ensemble(e, &input, k);
+        let sum = self.tree_ensemble(e, input, k);
         let b = self.f64s(vec![k as i64], baseline);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {

@@ -1,6 +1,7 @@
 //! Native model -> ONNX graph (`ai.onnx` opset 21, `ai.onnx.ml` opset 5, IR version 10).
 //!
-//! The input `X` is `double [N, n_features]`. Every operator runs in double except where
+//! The input `X` is `double [N, n_features]`; a model that reads text takes one `[N, 1]`
+//! input per column instead (see `frame.rs`). Every operator runs in double except where
 //! scikit-learn itself works in float32: trees cast X to float32 and compare with the
 //! float64 threshold, which the graph reproduces exactly by casting X to float then back to
 //! double before `TreeEnsemble` (whose splits are the thresholds inference uses: the
@@ -11,7 +12,11 @@ use prost::Message;
 use skvault_infer::{BlockView, Labels, LinearLink, Model, View};
 
 mod ensemble;
+mod frame;
 mod transform;
+
+pub use frame::MISSING_TEXT;
+use frame::{FrameOut, Kind, Part};
 
 use crate::error::{unsupported, Result};
 use crate::proto::{
@@ -70,6 +75,8 @@ struct Graph {
     next: usize,
     /// Where float32 enters (for the metadata).
     float32_notes: Vec<String>,
+    /// Models that read text: the type of each input column, once a step has read it.
+    input_kinds: Vec<Option<Kind>>,
 }
 
 impl Graph {
@@ -200,13 +207,7 @@ impl Graph {
             View::Normalizer {
                 n_features, norm, ..
             } => Ok(self.normalizer(x, *n_features, *norm)),
-            View::Imputer {
-                class,
-                n_features,
-                missing,
-                columns,
-                fills,
-            } => self.imputer(class, x, *n_features, *missing, columns, fills),
+            View::Imputer { .. } => self.imputer(view, x),
             View::Pca {
                 components,
                 k,
@@ -220,6 +221,10 @@ impl Graph {
                 keep,
                 ..
             } => self.polynomial(class, x, columns, keep),
+            View::TextEncoder { class, .. } | View::TextImputer { class, .. } => Err(unsupported(
+                class,
+                Some("text columns inside a step that takes numbers".into()),
+            )),
             View::Opaque { class } => Err(unsupported(class, None)),
             View::Unexportable { class, reason } => Err(unsupported(class, Some((*reason).into()))),
         }
@@ -406,6 +411,9 @@ fn json_string_list(items: &[String]) -> String {
 /// The ONNX model of `model`.
 pub fn to_onnx(model: &Model) -> Result<ModelProto> {
     let view = model.view();
+    if frame::reads_text(&view) {
+        return to_onnx_frame(model, &view);
+    }
     let nf = model.n_features();
     let mut g = Graph::default();
     let out = g.emit(&view, INPUT)?;
@@ -413,7 +421,8 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
     let mut meta: Vec<(String, String)> = Vec::new();
     let outputs = graph_outputs(&mut g, out, &mut meta);
     let output_names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
-    meta.extend(model_metadata(model, &g, &output_names));
+    let input_note = format!("{INPUT}: double [N, {nf}]");
+    meta.extend(model_metadata(model, &g, &output_names, input_note));
     let graph = GraphProto {
         node: g.nodes,
         name: "skvault".into(),
@@ -424,6 +433,84 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             data_type::DOUBLE,
             &[n, Dim::Value(nf as i64)],
         )],
+        output: outputs,
+    };
+    Ok(model_proto(graph, meta))
+}
+
+/// A model that reads text: one `[N, 1]` input per column it reads (string or double),
+/// named after the column (see [`frame::sanitize`]).
+fn to_onnx_frame(model: &Model, view: &View<'_>) -> Result<ModelProto> {
+    let nf = model.n_features();
+    let mut g = Graph::default();
+    let parts = (0..nf).map(Part::Input).collect();
+    let out = match g.frame_emit(view, parts)? {
+        FrameOut::Out(o) => o,
+        FrameOut::Parts(p) => {
+            let (t, n) = g.numbers(&p, model.class())?;
+            Out::Transform(t, n)
+        }
+    };
+    let mut meta: Vec<(String, String)> = Vec::new();
+    let outputs = graph_outputs(&mut g, out, &mut meta);
+    let output_names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    // Input names: the sanitized column names, made unique and kept apart from every
+    // name the graph already uses.
+    let mut taken: std::collections::HashSet<String> = g
+        .nodes
+        .iter()
+        .flat_map(|n| n.output.iter().cloned())
+        .chain(g.inits.iter().map(|t| t.name.clone()))
+        .chain(output_names.iter().cloned())
+        .collect();
+    let mut inputs = Vec::new();
+    let mut described = Vec::new();
+    let mut renames = std::collections::HashMap::new();
+    for (j, kind) in g.input_kinds.iter().enumerate() {
+        let Some(kind) = kind else { continue };
+        let column = match model.feature_names() {
+            Some(names) => names.get(j).cloned().unwrap_or_else(|| format!("x{j}")),
+            None => format!("x{j}"),
+        };
+        let base = frame::sanitize(&column);
+        let mut name = base.clone();
+        let mut k = 1;
+        while taken.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        taken.insert(name.clone());
+        let (elem, type_name) = match kind {
+            Kind::Text => (data_type::STRING, "string"),
+            Kind::Number => (data_type::DOUBLE, "double"),
+        };
+        inputs.push(ValueInfoProto::tensor(
+            &name,
+            elem,
+            &[Dim::Param("N"), Dim::Value(1)],
+        ));
+        described.push(serde_json::json!({"name": name, "column": column, "type": type_name}));
+        renames.insert(frame::placeholder(j), name);
+    }
+    for node in &mut g.nodes {
+        for i in &mut node.input {
+            if let Some(n) = renames.get(i.as_str()) {
+                *i = n.clone();
+            }
+        }
+    }
+    let input_note = serde_json::Value::Array(described).to_string();
+    meta.extend(model_metadata(model, &g, &output_names, input_note));
+    meta.push((
+        "skvault.missing_text".into(),
+        format!("{MISSING_TEXT:?}: a missing value (None, NaN, pd.NA) of a text column"),
+    ));
+    let graph = GraphProto {
+        node: g.nodes,
+        name: "skvault".into(),
+        initializer: g.inits,
+        doc_string: format!("{} exported by skvault", model.class()),
+        input: inputs,
         output: outputs,
     };
     Ok(model_proto(graph, meta))
@@ -545,11 +632,15 @@ fn classifier_outputs(
 }
 
 /// What the model is, for a reader of the ONNX file (`metadata_props`).
-fn model_metadata(model: &Model, g: &Graph, output_names: &[String]) -> Vec<(String, String)> {
-    let nf = model.n_features();
+fn model_metadata(
+    model: &Model,
+    g: &Graph,
+    output_names: &[String],
+    input_note: String,
+) -> Vec<(String, String)> {
     let mut meta = Vec::new();
     meta.push(("skvault.class".into(), model.class().to_string()));
-    meta.push(("skvault.input".into(), format!("{INPUT}: double [N, {nf}]")));
+    meta.push(("skvault.input".into(), input_note));
     meta.push(("skvault.outputs".into(), json_string_list(output_names)));
     if let Some(names) = model.feature_names() {
         meta.push(("skvault.feature_names".into(), json_string_list(names)));

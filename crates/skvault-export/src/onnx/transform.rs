@@ -5,7 +5,7 @@
 //! expansion are bit-identical; row norms and PCA's product sum in an order neither side
 //! fixes (docs/EXPORT.md).
 
-use skvault_infer::{ColumnOpView, Norm, PolyColumn};
+use skvault_infer::{ColumnOpView, Norm, PolyColumn, View};
 
 use super::{Graph, Out};
 use crate::error::{unsupported, Result};
@@ -157,33 +157,60 @@ impl Graph {
         Out::Transform(self.op("Div", &[x, &safe], vec![]), n_features)
     }
 
-    pub(super) fn imputer(
-        &mut self,
-        class: &str,
-        x: &str,
-        n_features: usize,
-        missing: Option<f64>,
-        columns: &[usize],
-        fills: &[f64],
-    ) -> Result<Out> {
-        if columns.is_empty() {
+    /// SimpleImputer: the kept columns with their missing entries filled, then (with
+    /// `add_indicator`) 0/1 columns saying where the input was missing.
+    pub(super) fn imputer(&mut self, view: &View<'_>, x: &str) -> Result<Out> {
+        let View::Imputer {
+            class,
+            n_features,
+            missing,
+            columns,
+            fills,
+            indicator,
+        } = view
+        else {
+            return Err(unsupported(view.class(), None));
+        };
+        let (n_features, missing, indicator) = (*n_features, *missing, *indicator);
+        if columns.is_empty() && indicator.is_none_or(|f| f.is_empty()) {
             return Err(unsupported(class, Some("no output columns".into())));
         }
-        let kept = if columns.iter().copied().eq(0..n_features) {
+        let mut parts = Vec::new();
+        if !columns.is_empty() {
+            let kept = self.columns_of(x, n_features, columns);
+            let is_missing = self.is_missing(&kept, missing);
+            let fills = self.f64s(vec![fills.len() as i64], fills);
+            parts.push(self.op("Where", &[&is_missing, &fills, &kept], vec![]));
+        }
+        let mut width = columns.len();
+        if let Some(features) = indicator.filter(|f| !f.is_empty()) {
+            // The indicator looks at the input, before imputation.
+            let seen = self.columns_of(x, n_features, features);
+            let is_missing = self.is_missing(&seen, missing);
+            parts.push(self.cast(&is_missing, data_type::DOUBLE));
+            width += features.len();
+        }
+        Ok(Out::Transform(self.concat(&parts), width))
+    }
+
+    /// Columns `idx` of `x` (`x` itself when they are all its `n` columns in order).
+    fn columns_of(&mut self, x: &str, n: usize, idx: &[usize]) -> String {
+        if idx.iter().copied().eq(0..n) {
             x.to_string()
         } else {
-            self.gather_columns(x, columns)
-        };
-        let is_missing = match missing {
-            None => self.op("IsNaN", &[&kept], vec![]),
+            self.gather_columns(x, idx)
+        }
+    }
+
+    /// Where `x` is missing: NaN when `missing` is `None`, else equal to it.
+    fn is_missing(&mut self, x: &str, missing: Option<f64>) -> String {
+        match missing {
+            None => self.op("IsNaN", &[x], vec![]),
             Some(m) => {
                 let m = self.f64s(vec![], &[m]);
-                self.op("Equal", &[&kept, &m], vec![])
+                self.op("Equal", &[x, &m], vec![])
             }
-        };
-        let fills = self.f64s(vec![fills.len() as i64], fills);
-        let out = self.op("Where", &[&is_missing, &fills, &kept], vec![]);
-        Ok(Out::Transform(out, columns.len()))
+        }
     }
 
     /// `(X @ components.T - offset) / scale`, as scikit-learn's `PCA.transform`.
