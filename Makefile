@@ -44,11 +44,12 @@ $(S3S_BIN):
 s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
 
 # bench/serve.py's HTTP load generator: oha from crates.io, built once per machine into
-# .cache/oha (git-ignored), without a TLS backend (the bench talks plain HTTP on loopback).
+# .cache/oha (git-ignored). oha needs one TLS backend to compile; native-tls (the system's
+# OpenSSL, libssl-dev) builds in a fraction of the time of the default rustls + aws-lc.
 OHA_VERSION := 1.16.0
 OHA_BIN := .cache/oha/bin/oha
 $(OHA_BIN):
-	cargo install --quiet --locked --root .cache/oha --version $(OHA_VERSION) --no-default-features oha
+	cargo install --quiet --locked --root .cache/oha --version $(OHA_VERSION) --no-default-features --features native-tls oha
 
 oha: $(OHA_BIN) ## Build the HTTP load generator (oha) once into .cache/oha
 
@@ -125,7 +126,7 @@ test-python: build old-sklearn s3-server ## The Python test suite
 
 test: build lint stubs test-rust test-python test-install ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests, install test
 
-bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow (writes bench/results/)
+bench: build s3-server oha mlflow-serve ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow, skvault serve vs MLflow/FastAPI (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
@@ -133,6 +134,7 @@ bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan v
 	$(PY) bench/native_mixed.py
 	$(PY) bench/export.py
 	$(PY) bench/registry.py
+	$(PY) bench/serve.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean
