@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build wheel test-install demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server
+.PHONY: help venv build wheel test-install demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server oha mlflow-serve
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,28 @@ $(S3S_BIN):
 	cargo install --quiet --locked --root .cache/s3s --version $(S3S_VERSION) --features binary s3s-fs
 
 s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
+
+# bench/serve.py's HTTP load generator: oha from crates.io, built once per machine into
+# .cache/oha (git-ignored). oha needs one TLS backend to compile; native-tls (the system's
+# OpenSSL, libssl-dev) builds in a fraction of the time of the default rustls + aws-lc.
+OHA_VERSION := 1.16.0
+OHA_BIN := .cache/oha/bin/oha
+$(OHA_BIN):
+	cargo install --quiet --locked --root .cache/oha --version $(OHA_VERSION) --no-default-features --features native-tls oha
+
+oha: $(OHA_BIN) ## Build the HTTP load generator (oha) once into .cache/oha
+
+# `mlflow models serve` for bench/serve.py, in a cached venv of its own: full MLflow
+# requires pyarrow < 26, which requirements/dev.txt's pyarrow pin rules out for .venv.
+MLFLOW_SERVE_VERSION := $(shell sed -n 's/^mlflow==//p' requirements/bench-mlflow.txt)
+MLFLOW_SERVE_DIR := .cache/mlflow-$(MLFLOW_SERVE_VERSION)
+$(MLFLOW_SERVE_DIR)/.ready: requirements/bench-mlflow.txt
+	rm -rf $(MLFLOW_SERVE_DIR)
+	$(PYTHON) -m venv $(MLFLOW_SERVE_DIR)
+	$(MLFLOW_SERVE_DIR)/bin/python -m pip install --quiet -r requirements/bench-mlflow.txt
+	touch $@
+
+mlflow-serve: $(MLFLOW_SERVE_DIR)/.ready ## Cached venv with full MLflow (mlflow models serve) for bench/serve.py
 
 build: venv ## Build the extension (release) into .venv
 	$(VENV)/bin/maturin develop --release --quiet
@@ -104,7 +126,7 @@ test-python: build old-sklearn s3-server ## The Python test suite
 
 test: build lint stubs test-rust test-python test-install ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests, install test
 
-bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow (writes bench/results/)
+bench: build s3-server oha mlflow-serve ## Benchmarks: persistence vs pickle/joblib/skops, scan vs picklescan/fickling, native inference vs sklearn/onnxruntime/treelite, ONNX export vs skl2onnx, registry vs MLflow, skvault serve vs MLflow/FastAPI (writes bench/results/)
 	$(PY) -m pip install --quiet -r requirements/bench.txt
 	$(PY) bench/run.py
 	$(PY) bench/scan.py
@@ -112,6 +134,7 @@ bench: build s3-server ## Benchmarks: persistence vs pickle/joblib/skops, scan v
 	$(PY) bench/native_mixed.py
 	$(PY) bench/export.py
 	$(PY) bench/registry.py
+	$(PY) bench/serve.py
 
 clean: ## Remove build outputs and the virtualenv
 	cargo clean
