@@ -45,10 +45,11 @@ s3-server: $(S3S_BIN) ## Build the S3 test server (s3s-fs) once into .cache/s3s
 
 # bench/serve.py's HTTP load generator: oha from crates.io, built once per machine into
 # .cache/oha (git-ignored). oha needs one TLS backend to compile; native-tls (the system's
-# OpenSSL, libssl-dev) builds in a fraction of the time of the default rustls + aws-lc.
+# OpenSSL, libssl-dev from Debian's packages, installed here if missing) builds in a fraction of the time of the default rustls + aws-lc.
 OHA_VERSION := 1.16.0
 OHA_BIN := .cache/oha/bin/oha
 $(OHA_BIN):
+	dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config; }
 	cargo install --quiet --locked --root .cache/oha --version $(OHA_VERSION) --no-default-features --features native-tls oha
 
 oha: $(OHA_BIN) ## Build the HTTP load generator (oha) once into .cache/oha
