@@ -11,9 +11,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use skvault_infer::{format_float, Classes, Labels, Matrix, Method, Model};
+use skvault_infer::{Method, Model};
 
-use skvault_table::{csv_field, npy_bytes, read_csv, read_npy, read_parquet, Table};
+use skvault_table::predictions::{column_names, to_csv, to_npy, Output};
+use skvault_table::{read_csv, read_npy, read_parquet, Table};
 
 use crate::CliError;
 
@@ -179,12 +180,6 @@ fn align(table: Table, model: &Model) -> Result<Vec<f64>, CliError> {
     }
 }
 
-/// What the method returned, ready to be written.
-enum Output {
-    Labels(Vec<usize>, Classes),
-    Values(Matrix),
-}
-
 /// Where `-o` sends the result and in which format.
 fn destination(args: &PredictArgs) -> Result<(Option<&Path>, Format), CliError> {
     let chosen = args.format.map(|f| match f {
@@ -330,105 +325,6 @@ fn finish(
             Ok(())
         }
     }
-}
-
-fn column_names(output: &Output, model: &Model, method: Method) -> Vec<String> {
-    match output {
-        Output::Labels(..) => vec!["prediction".into()],
-        Output::Values(m) => {
-            let by_class = matches!(method, Method::PredictProba | Method::DecisionFunction)
-                && !m.flat
-                && model.classes().is_some_and(|c| c.len() == m.n_cols);
-            if by_class {
-                let c = model.classes().map_or(0, Classes::len);
-                (0..c)
-                    .filter_map(|i| model.classes().and_then(|cl| cl.label_text(i)))
-                    .collect()
-            } else if m.flat {
-                vec![method.name().replace("predict", "prediction")]
-            } else {
-                (0..m.n_cols)
-                    .map(|i| format!("{}_{i}", method.name()))
-                    .collect()
-            }
-        }
-    }
-}
-
-fn to_npy(output: &Output) -> Vec<u8> {
-    match output {
-        Output::Values(m) => {
-            let bytes: Vec<u8> = m.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let shape: Vec<usize> = if m.flat {
-                vec![m.n_rows]
-            } else {
-                vec![m.n_rows, m.n_cols]
-            };
-            npy_bytes("<f8", &shape, &bytes)
-        }
-        Output::Labels(idx, classes) => {
-            let n = [idx.len()];
-            match &classes.labels {
-                Labels::Int(v) => {
-                    let b: Vec<u8> = idx.iter().flat_map(|i| v[*i].to_le_bytes()).collect();
-                    npy_bytes("<i8", &n, &b)
-                }
-                Labels::Float(v) => {
-                    let b: Vec<u8> = idx.iter().flat_map(|i| v[*i].to_le_bytes()).collect();
-                    npy_bytes("<f8", &n, &b)
-                }
-                Labels::Bool(v) => {
-                    let b: Vec<u8> = idx.iter().map(|i| u8::from(v[*i])).collect();
-                    npy_bytes("|b1", &n, &b)
-                }
-                Labels::Str(v) => {
-                    // Fixed-width UCS-4, as numpy stores str arrays.
-                    let width = v
-                        .iter()
-                        .map(|s| s.chars().count())
-                        .max()
-                        .unwrap_or(0)
-                        .max(1);
-                    let mut b = Vec::with_capacity(idx.len() * width * 4);
-                    for i in idx {
-                        let s = &v[*i];
-                        let mut count = 0;
-                        for c in s.chars() {
-                            b.extend_from_slice(&(c as u32).to_le_bytes());
-                            count += 1;
-                        }
-                        b.resize(b.len() + (width - count) * 4, 0);
-                    }
-                    npy_bytes(&format!("<U{width}"), &n, &b)
-                }
-            }
-        }
-    }
-}
-
-fn to_csv(output: &Output, headers: &[String]) -> Vec<u8> {
-    let mut text = headers
-        .iter()
-        .map(|h| csv_field(h))
-        .collect::<Vec<_>>()
-        .join(",");
-    text.push('\n');
-    match output {
-        Output::Labels(idx, classes) => {
-            for i in idx {
-                text.push_str(&csv_field(&classes.label_text(*i).unwrap_or_default()));
-                text.push('\n');
-            }
-        }
-        Output::Values(m) => {
-            for i in 0..m.n_rows {
-                let row: Vec<String> = m.row(i).iter().map(|v| format_float(*v)).collect();
-                text.push_str(&row.join(","));
-                text.push('\n');
-            }
-        }
-    }
-    text.into_bytes()
 }
 
 /// Writes `bytes` to `path` atomically (see `skvault_format::atomic`).

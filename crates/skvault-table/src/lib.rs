@@ -1,5 +1,5 @@
 //! Tables in and out of native prediction: `.npy`, CSV and Parquet readers, and the `.npy`
-//! and CSV writers of results.
+//! and CSV writers of results ([`predictions`], shared by `skvault predict` and `skvault serve`).
 //!
 //! Every reader takes untrusted bytes and validates before it allocates in proportion to a
 //! declared size: a `.npy` header's shape must match the bytes that follow exactly, and a
@@ -14,6 +14,7 @@ mod csv;
 pub mod fuzzing;
 mod npy;
 mod parquet_file;
+pub mod predictions;
 mod thrift_check;
 
 pub use csv::{csv_field, read_csv, read_csv_frame};
