@@ -263,7 +263,7 @@ fn answer(
         feature_names: loaded.model.feature_names(),
         n_features: loaded.model.n_features(),
     };
-    let frame = request::parse(media, body, &expect, &request::Limits { max_rows })?;
+    let frame = request::parse(media, body, &expect, &request::Limits::rows(max_rows))?;
     let rows = frame.n_rows() as u64;
     let output = loaded.model.call_frame(method, &frame)?;
     Ok((
