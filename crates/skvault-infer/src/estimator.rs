@@ -46,7 +46,7 @@ impl Method {
 }
 
 /// What a method returns: `predict` a [`Prediction`], every other method a matrix.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Prediction(Prediction),
     Matrix(Matrix),
