@@ -5,7 +5,7 @@
 //! wins. Otherwise the `Accept` header is read as RFC 9110 says (media ranges with `q`
 //! weights; the highest weight wins, the first listed on a tie): `application/json`,
 //! `text/csv` and `application/x-npy` are served, `*/*` and `application/*` mean JSON,
-//! `text/*` CSV. No header (or an empty one) means JSON. A header that accepts none of them
+//! `text/*` CSV (a type refused by name with `q=0` is not given through a wildcard). No header (or an empty one) means JSON. A header that accepts none of them
 //! (`Accept: image/png`) is answered 406.
 //!
 //! # JSON
@@ -54,24 +54,50 @@ impl Accept {
         let Some(header) = accept_header.filter(|h| !h.trim().is_empty()) else {
             return Ok(Accept::Json);
         };
+        let ranges: Vec<(String, f32)> = header
+            .split(',')
+            .map(|range| {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+                let q = parts
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                    .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())
+                    .filter(|q| q.is_finite() && (0.0..=1.0).contains(q))
+                    .unwrap_or(0.0);
+                (media, q)
+            })
+            .collect();
+        // A type refused by name (`q=0`) is not given through a wildcard either.
+        let exact = |media: &str| match media {
+            "application/json" => Some(Accept::Json),
+            "text/csv" => Some(Accept::Csv),
+            "application/x-npy" => Some(Accept::Npy),
+            _ => None,
+        };
+        let refused: Vec<Accept> = ranges
+            .iter()
+            .filter(|(_, q)| *q == 0.0)
+            .filter_map(|(m, _)| exact(m))
+            .collect();
         let mut best: Option<(f32, Accept)> = None;
-        for range in header.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())
-                .filter(|q| q.is_finite() && (0.0..=1.0).contains(q))
-                .unwrap_or(0.0);
-            let accept = match media.as_str() {
-                "application/json" | "application/*" | "*/*" => Accept::Json,
-                "text/csv" | "text/*" => Accept::Csv,
-                "application/x-npy" => Accept::Npy,
-                _ => continue,
+        for (media, q) in &ranges {
+            let candidates: &[Accept] = match media.as_str() {
+                "*/*" => &[Accept::Json, Accept::Csv, Accept::Npy],
+                "application/*" => &[Accept::Json, Accept::Npy],
+                "text/*" => &[Accept::Csv],
+                m => match exact(m) {
+                    Some(Accept::Json) => &[Accept::Json],
+                    Some(Accept::Csv) => &[Accept::Csv],
+                    Some(Accept::Npy) => &[Accept::Npy],
+                    None => continue,
+                },
             };
-            if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
-                best = Some((q, accept));
+            let Some(&accept) = candidates.iter().find(|a| !refused.contains(a)) else {
+                continue;
+            };
+            if *q > 0.0 && best.is_none_or(|(b, _)| *q > b) {
+                best = Some((*q, accept));
             }
         }
         best.map(|(_, a)| a)

@@ -33,6 +33,12 @@ fn negotiation_follows_accept_weights_and_the_format_parameter() {
         (Some("image/png"), Some("npy"), Accept::Npy),
         (None, Some("CSV"), Accept::Csv),
         (Some("text/csv"), Some("json"), Accept::Json),
+        (Some("application/json;q=0, */*;q=0.1"), None, Accept::Csv),
+        (
+            Some("application/json;q=0, application/*"),
+            None,
+            Accept::Npy,
+        ),
     ];
     for (header, query, expected) in cases {
         assert_eq!(
@@ -45,6 +51,7 @@ fn negotiation_follows_accept_weights_and_the_format_parameter() {
         (Some("image/png"), None),
         (Some("text/csv;q=0"), None),
         (Some("text/csv;q=nonsense"), None),
+        (Some("text/csv;q=0, text/*"), None),
         (None, Some("xml")),
     ] {
         let err = Accept::negotiate(header, query).unwrap_err();
