@@ -16,7 +16,8 @@
 //! The body MUST be an object with exactly one of these keys:
 //! - `{"dataframe_split": {"columns": [...], "data": [[...], ...], "index": [...]}}`: pandas'
 //!   `orient="split"`; `index` MAY be present and is ignored; `columns` MAY be absent (the
-//!   rows are then unnamed); names MAY be strings or integers (pandas' default names);
+//!   rows are then unnamed); names MAY be strings or integers (pandas' default names); any
+//!   other key is refused;
 //! - `{"dataframe_records": [{"col": value, ...}, ...]}`: pandas' `orient="records"`;
 //! - `{"inputs": ...}`: a list of rows (lists), a list of records (objects), or an object
 //!   mapping each column name to its list of values;
@@ -41,7 +42,14 @@
 //! schema in order, else its `feature_names_in_`, else `"0"`, `"1"`, ...: their count MUST
 //! equal the model's. Every row MUST have as many values as the first; the input MUST hold at
 //! least one row; more than [`Limits::max_rows`] rows (or [`Limits::max_values`] cells) are
-//! refused with 413, counted while parsing so that a large body is refused before it is built.
+//! refused with 413. JSON rows are counted while they are parsed and CSV lines before, so that
+//! a large body is refused before it is built; Parquet and `.npy` bodies are counted once read
+//! (their size is bounded by the server's body limit). A JSON body is parsed in one pass with
+//! no intermediate tree, except the `data` of a `dataframe_split` that comes before its
+//! `columns`, which is kept until the names are known.
+//!
+//! Every refusal is a [`RequestError`] with an HTTP status and a stable `kind` code; parsing
+//! never panics, whatever the bytes (fuzzed by `fuzz/fuzz_targets/serve_request.rs`).
 //!
 //! Finally the frame is checked against the model's input schema when there is one (every
 //! column present by name, of the kind the model was fitted on; extra columns are allowed
@@ -359,11 +367,7 @@ fn table_frame(table: Table, expect: &Expect<'_>) -> Result<Frame, RequestError>
 /// The names of unnamed columns: the schema's, else the feature names, else positions;
 /// `found` columns must be as many.
 fn unnamed_names(expect: &Expect<'_>, found: usize) -> Result<Vec<String>, RequestError> {
-    let names: Vec<String> = match (expect.schema, expect.feature_names) {
-        (Some(schema), _) => schema.columns.iter().map(|c| c.name.clone()).collect(),
-        (None, Some(names)) => names.to_vec(),
-        (None, None) => (0..expect.n_features).map(|i| i.to_string()).collect(),
-    };
+    let names = model_names(expect);
     if names.len() != found {
         let named = expect.schema.is_some() || expect.feature_names.is_some();
         return Err(RequestError::ColumnCount {
@@ -373,6 +377,16 @@ fn unnamed_names(expect: &Expect<'_>, found: usize) -> Result<Vec<String>, Reque
         });
     }
     Ok(names)
+}
+
+/// The names unnamed columns take, in order: the schema's, else the feature names, else
+/// positions.
+fn model_names(expect: &Expect<'_>) -> Vec<String> {
+    match (expect.schema, expect.feature_names) {
+        (Some(schema), _) => schema.columns.iter().map(|c| c.name.clone()).collect(),
+        (None, Some(names)) => names.to_vec(),
+        (None, None) => (0..expect.n_features).map(|i| i.to_string()).collect(),
+    }
 }
 
 /// The last checks, common to every media type.
@@ -538,7 +552,13 @@ impl<'e> Builder<'e> {
     fn numeric(&self, name: &str) -> Option<bool> {
         match (self.expect.schema, self.expect.feature_names) {
             (Some(schema), _) => {
-                let spec = schema.columns.iter().find(|c| c.name == name)?;
+                // Columns mostly come in the schema's order: look at the next one first, so
+                // that a wide model costs no search per column.
+                let spec = schema
+                    .columns
+                    .get(self.cols.len())
+                    .filter(|c| c.name == name)
+                    .or_else(|| schema.columns.iter().find(|c| c.name == name))?;
                 match spec.kind {
                     ColumnKind::Number | ColumnKind::Boolean => Some(true),
                     ColumnKind::Text | ColumnKind::Category => Some(false),
@@ -585,18 +605,8 @@ impl<'e> Builder<'e> {
 
     /// Columns named by the model, for unnamed rows.
     fn set_unnamed(&mut self) -> Result<(), RequestError> {
-        let names = match (self.expect.schema, self.expect.feature_names) {
-            (Some(schema), _) => schema.columns.iter().map(|c| c.name.as_str()).collect(),
-            (None, Some(names)) => names.iter().map(String::as_str).collect(),
-            (None, None) => Vec::new(),
-        };
-        let names: Vec<String> = if names.is_empty() && self.expect.schema.is_none() {
-            (0..self.expect.n_features).map(|i| i.to_string()).collect()
-        } else {
-            names.into_iter().map(str::to_string).collect()
-        };
-        for name in &names {
-            self.add_column(name)?;
+        for name in model_names(self.expect) {
+            self.add_column(&name)?;
         }
         self.ready = true;
         self.unnamed = true;
@@ -1320,5 +1330,87 @@ impl<'de> Visitor<'de> for CellSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.nested("an object"))
+    }
+}
+
+/// What the `serve_request` fuzz target does with its input, shared with the replay test
+/// (`tests/fuzz_replay.rs`) so that both always exercise the same calls.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::Bytes;
+    use skvault_frame::{CategoryValue, ColumnKind, ColumnSpec, InputSchema, SchemaSource};
+
+    use super::{parse, Expect, Limits, Media};
+    use crate::response::Accept;
+
+    fn spec(name: &str, kind: ColumnKind) -> ColumnSpec {
+        ColumnSpec {
+            name: name.into(),
+            dtype: None,
+            kind,
+            categories: None,
+            ordered: None,
+        }
+    }
+
+    /// The model every input is parsed for: numbers, text, categories and an unused column.
+    pub fn schema() -> InputSchema {
+        InputSchema {
+            source: SchemaSource::Validation,
+            columns: vec![
+                spec("age", ColumnKind::Number),
+                spec("city", ColumnKind::Text),
+                ColumnSpec {
+                    categories: Some(vec![CategoryValue::Str("A".into())]),
+                    ..spec("grade", ColumnKind::Category)
+                },
+                spec("id", ColumnKind::Unused),
+            ],
+        }
+    }
+
+    pub const LIMITS: Limits = Limits {
+        max_rows: 1000,
+        max_values: 100_000,
+    };
+
+    /// The first byte picks the media type (`% 4`: JSON, CSV, Parquet, `.npy`) and whether
+    /// the model has the schema (`/ 4 % 2 == 0`) or only four unnamed features; the rest is
+    /// the body. A frame that is returned must be consistent: within the limits, its columns
+    /// as long as it, and accepted by the schema. The body is also read as a `Content-Type`
+    /// and an `Accept` header. Returns whether the body was parsed into a frame.
+    #[allow(clippy::panic)] // an inconsistent frame is the bug a fuzz run looks for
+    pub fn exercise(bytes: &[u8]) -> bool {
+        let Some((&pick, body)) = bytes.split_first() else {
+            return false;
+        };
+        let media = [Media::Json, Media::Csv, Media::Parquet, Media::Npy][usize::from(pick % 4)];
+        let schema = schema();
+        let expect = Expect {
+            schema: (pick / 4 % 2 == 0).then_some(&schema),
+            feature_names: None,
+            n_features: 4,
+        };
+        if let Ok(text) = std::str::from_utf8(body) {
+            let _ = Media::from_content_type(Some(text));
+            let _ = Accept::negotiate(Some(text), None);
+        }
+        let Ok(frame) = parse(media, Bytes::copy_from_slice(body), &expect, &LIMITS) else {
+            return false;
+        };
+        if frame.n_rows() == 0 || frame.n_rows() > LIMITS.max_rows {
+            panic!("a frame of {} rows was accepted", frame.n_rows());
+        }
+        if frame.columns().iter().any(|c| c.len() != frame.n_rows()) {
+            panic!("a frame column's length differs from the frame's rows");
+        }
+        if let Some(schema) = expect.schema {
+            if let Err(e) = schema.check(&frame) {
+                panic!("an accepted frame fails the schema: {e}");
+            }
+        } else if frame.n_cols() != expect.n_features {
+            panic!("{} columns accepted for 4 features", frame.n_cols());
+        }
+        true
     }
 }

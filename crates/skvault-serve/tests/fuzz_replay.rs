@@ -1,0 +1,155 @@
+//! The `serve_request` fuzz target's calls without nightly: the committed corpus
+//! (`fuzz/corpus/serve_request`) and any crash artifacts are replayed, then a bounded,
+//! deterministic mutation run starts from the seeds. Every input must give `Ok` or `Err`,
+//! never a panic or an abort, and none may take long.
+//!
+//! `SKVAULT_FUZZ_MUTATIONS=<n>` and `SKVAULT_FUZZ_SEED=<n>` make longer or different runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skvault_format::fuzzing::{guarded, Rng};
+use skvault_serve::request::fuzzing::exercise;
+
+const MUTATIONS: usize = 20_000;
+const SEED: u64 = 0x5e4e_5e4e_0000_d00d;
+const SLOW: Duration = Duration::from_secs(5);
+
+fn files(sub: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz")
+        .join(sub)
+        .join("serve_request");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn check(bytes: &[u8], label: &str) -> bool {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn seeds_cover_every_media_type_and_are_parsed() {
+    let seeds = files("corpus");
+    for prefix in ["json-", "csv-", "npy-", "parquet-people"] {
+        let of_kind: Vec<_> = seeds
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        assert!(
+            !of_kind.is_empty(),
+            "no {prefix} seed in fuzz/corpus/serve_request"
+        );
+        for p in of_kind {
+            let bytes = std::fs::read(p).unwrap();
+            assert!(
+                check(&bytes, &p.display().to_string()),
+                "{} is refused",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn corpus_and_artifacts_replay_without_panics() {
+    for path in files("corpus").into_iter().chain(files("artifacts")) {
+        let bytes = std::fs::read(&path).unwrap();
+        check(&bytes, &path.display().to_string());
+    }
+}
+
+/// Pieces of JSON, CSV and binary headers that reach the parsers' branches.
+const SNIPPETS: [&[u8]; 18] = [
+    b"{\"dataframe_split\": {\"columns\": [\"age\"], \"data\": [[",
+    b"{\"dataframe_records\": [{",
+    b"{\"inputs\": {\"city\": [",
+    b"{\"instances\": [[",
+    b"\"params\": {\"a\": 1}, ",
+    b"null, ",
+    b"true, ",
+    b"\"age\": ",
+    b"\"city\": \"x\", ",
+    b"1e999",
+    b"-0.0, ",
+    b"\"\\ud800\"",
+    b"]]}",
+    b"},{",
+    b",,\n",
+    b"\"a\"\"b\"",
+    b"(4294967296, 4)",
+    b"PAR1",
+];
+
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
+    let len = bytes.len();
+    match rng.below(6) {
+        // The first byte picks the media type: keep it most of the time.
+        0 if len > 1 => {
+            let i = 1 + rng.below(len - 1);
+            bytes[i] ^= 1 << rng.below(8);
+        }
+        1 => bytes.truncate(1 + rng.below(len.max(1))),
+        2 => {
+            let at = rng.below(len + 1).max(1.min(len));
+            bytes.splice(at..at, rng.pick(&SNIPPETS).iter().copied());
+        }
+        3 if len > 1 => {
+            let at = 1 + rng.below(len - 1);
+            let end = (at + 1 + rng.below(16)).min(len);
+            bytes.splice(at..end, rng.pick(&SNIPPETS).iter().copied());
+        }
+        4 if len > 0 => bytes[0] = rng.next_u64() as u8,
+        _ if !other.is_empty() => {
+            let at = rng.below(len + 1).max(1.min(len));
+            let from = rng.below(other.len());
+            let end = (from + 1 + rng.below(64)).min(other.len());
+            bytes.splice(at..at, other[from..end].iter().copied());
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn mutated_seeds_never_panic() {
+    let seeds: Vec<Vec<u8>> = files("corpus")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(!seeds.is_empty());
+    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
+    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
+    let mut parsed = 0usize;
+    for i in 0..n {
+        let mut bytes = rng.pick(&seeds).clone();
+        let other = rng.pick(&seeds).clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut rng, &mut bytes, &other);
+        }
+        parsed += usize::from(check(&bytes, &format!("mutation {i}")));
+    }
+    // Mutations that keep a body valid reach the frame checks, not only the refusals.
+    assert!(parsed > 0, "no mutated body was parsed");
+}
