@@ -42,9 +42,9 @@
 //! schema in order, else its `feature_names_in_`, else `"0"`, `"1"`, ...: their count MUST
 //! equal the model's. Every row MUST have as many values as the first; the input MUST hold at
 //! least one row; more than [`Limits::max_rows`] rows (or [`Limits::max_values`] cells) are
-//! refused with 413. JSON rows are counted while they are parsed and CSV lines before, so that
-//! a large body is refused before it is built; Parquet and `.npy` bodies are counted once read
-//! (their size is bounded by the server's body limit). A JSON body is parsed in one pass with
+//! refused with 413. JSON rows are counted while they are parsed, CSV lines and a Parquet
+//! footer's declared rows before, so that a large body is refused before it is built; `.npy`
+//! bodies are counted once read (their size is bounded by the server's body limit). A JSON body is parsed in one pass with
 //! no intermediate tree, except the `data` of a `dataframe_split` that comes before its
 //! `columns`, which is kept until the names are known.
 //!
@@ -61,7 +61,9 @@ use std::fmt;
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use skvault_frame::{Column, ColumnKind, DictBuilder, Frame, FrameError, InputSchema, Value};
-use skvault_table::{read_csv, read_csv_frame, read_npy, read_parquet_frame, Table, TableError};
+use skvault_table::{
+    read_csv, read_csv_frame, read_npy, read_parquet_frame_limited, Table, TableError,
+};
 
 /// The media type of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,7 +326,20 @@ pub fn parse(
                 table_frame(read_csv(text).map_err(table_error)?, expect)?
             }
         }
-        Media::Parquet => read_parquet_frame(Vec::from(body)).map_err(table_error)?,
+        Media::Parquet => {
+            let limit = u64::try_from(limits.max_rows).unwrap_or(u64::MAX);
+            read_parquet_frame_limited(Vec::from(body), limit).map_err(|e| {
+                // The footer's row count is checked before any page is decoded; the reader
+                // reports it as text, told apart here (a test covers the 413).
+                if e.0.contains("more than the limit of") {
+                    RequestError::TooManyRows {
+                        limit: limits.max_rows,
+                    }
+                } else {
+                    table_error(e)
+                }
+            })?
+        }
         Media::Npy => table_frame(read_npy(&body).map_err(table_error)?, expect)?,
     };
     check(frame, expect, limits)
