@@ -404,15 +404,32 @@ fn read_frame(bytes: Vec<u8>, max_rows: Option<u64>) -> Result<Frame, TableError
     Frame::new(names, columns).map_err(|e| TableError(e.to_string()))
 }
 
+thread_local! {
+    /// Set while [`guarded`] runs on this thread: its panics are expected and reported as
+    /// errors, so the panic hook stays silent for them.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs a reader over untrusted bytes: a panic inside the `parquet` crate (third-party code)
-/// is caught and reported as a corrupt file.
+/// is caught and reported as a corrupt file. The process's panic hook is wrapped once (the
+/// wrapper is silent on threads inside `guarded`, the previous hook runs elsewhere), never
+/// swapped per call: a server decodes bodies on several threads at once, and swapping the
+/// global hook from each would race.
 fn guarded<T>(
     f: impl FnOnce() -> Result<T, TableError> + std::panic::UnwindSafe,
 ) -> Result<T, TableError> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    static WRAP: std::sync::Once = std::sync::Once::new();
+    WRAP.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
     let result = std::panic::catch_unwind(f);
-    std::panic::set_hook(hook);
+    QUIET.with(|q| q.set(was));
     result.unwrap_or_else(|_| Err(corrupt("the decoder gave up on malformed data")))
 }
 
