@@ -247,12 +247,17 @@ def test_concurrency_limit_sheds_load_with_503(files):
     tmp, _ = files
     with Server(str(tmp / "big.skv"), "--max-concurrency", "1", "--log-format", "off") as s:
         body = json.dumps(split(frame(20000, 4)))
-        results: list[tuple[int, dict, bytes]] = []
+        results: list[tuple[int | str, dict, bytes]] = []
 
         def one():
-            results.append(s.request("POST", "/v1/models/big/predict", body, {"Content-Type": "application/json"}))
+            try:
+                results.append(s.request("POST", "/v1/models/big/predict", body, {"Content-Type": "application/json"}))
+            except (BrokenPipeError, ConnectionResetError):
+                # Refused before its body was read: the server answers 503 and closes, and a
+                # client still sending the body may see the connection close (SERVE.md 6).
+                results.append(("closed", {}, b""))
 
-        for _ in range(3):
+        for _ in range(5):
             threads = [threading.Thread(target=one) for _ in range(6)]
             for t in threads:
                 t.start()
@@ -261,7 +266,7 @@ def test_concurrency_limit_sheds_load_with_503(files):
             if any(r[0] == 503 for r in results):
                 break
         statuses = {r[0] for r in results}
-        assert statuses <= {200, 503}, statuses
+        assert statuses <= {200, 503, "closed"}, statuses
         shed = [r for r in results if r[0] == 503]
         assert shed, "six simultaneous large requests under --max-concurrency 1 were all answered"
         assert json.loads(shed[0][2])["error_code"] == "overloaded" and shed[0][1]["retry-after"] == "1"
@@ -367,7 +372,9 @@ def test_hot_reload_of_an_alias_under_load(backend, files):
     with Server("--registry", backend.uri, "fraud@champion", "--watch", "100ms", env=backend.child_env()) as s:
         results: list = []
         stop = threading.Event()
-        client = threading.Thread(target=hammer, args=(s, "/v1/models/fraud/predict?method=predict_proba", body, 3000, results, stop))
+        # Bounded in count and time: the client stops when the test is done, at the latest
+        # after 200,000 requests.
+        client = threading.Thread(target=hammer, args=(s, "/v1/models/fraud/predict?method=predict_proba", body, 200_000, results, stop))
         client.start()
         try:
             s.wait_for(lambda: len(results) > 20, what="first answers")
