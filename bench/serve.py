@@ -748,20 +748,25 @@ def why(doc: dict) -> list[str]:
     if not all(v for k, v in verdicts.items() if "start-up" in k):
         f, p = ms_["forest"], ms_["pipeline"]
         fs, ps = f["skvault_startup"], p["skvault_startup"]
+        python_part = (
+            f"`python -c 'import skvault'` takes {ps['import_skvault_s'] * 1e3:.0f} ms, against "
+            f"{ps['import_native_only_s'] * 1e3:.0f} ms to load the extension alone and "
+            f"{ps['python_s'] * 1e3:.0f} ms for the bare interpreter"
+        )
+        heavy = {k: v for k, v in dict(ps["import_top"]).items() if v >= 0.005}
+        if heavy:
+            python_part += "; " + ", ".join(f"{k} ({v * 1e3:.0f} ms)" for k, v in heavy.items()) + (
+                " are most of it, and the server never uses them")
         out.append(
             f"- **Start-up** ({fs['first_answer_s'] * 1e3:.0f} ms forest, {ps['first_answer_s'] * 1e3:.0f} ms "
-            f"pipeline): the console script runs `from skvault._native import cli_main`, which first runs "
-            f"`skvault/__init__.py`: `python -c 'import skvault'` takes {ps['import_skvault_s'] * 1e3:.0f} ms, "
-            f"against {ps['import_native_only_s'] * 1e3:.0f} ms to load the extension alone and "
-            f"{ps['python_s'] * 1e3:.0f} ms for the bare interpreter; numpy "
-            f"({dict(ps['import_top']).get('numpy', 0) * 1e3:.0f} ms) and importlib.metadata "
-            f"({dict(ps['import_top']).get('importlib.metadata', 0) * 1e3:.0f} ms) are most of it, and the "
-            "server never uses them. The forest adds its load: `skvault.native.load` takes "
+            f"pipeline): the console script (`from skvault._native import cli_main`) starts the server: "
+            f"{python_part}. The forest adds its load: `skvault.native.load` takes "
             f"{f['engine']['native_load_ms']:,.0f} ms on one CPU, while reading the whole file takes "
             f"{ms(f['engine'].get('read_file_ms', float('nan')))} ms and BLAKE3 over it "
             f"{f['engine']['blake3_file_ms']:,.0f} ms: most of it is building the native trees (each "
             "tree's node columns copied out, checked and laid out again, crates/skvault-infer/src/tree.rs), "
-            "not reading or hashing the file.")
+            "not reading or hashing the file. Under 100 ms needs the native layout stored in the file "
+            "and used in place (issue 24), not a faster server.")
     if not all(v for k, v in verdicts.items() if "p99" in k):
         parts = []
         for key, m in ms_.items():
