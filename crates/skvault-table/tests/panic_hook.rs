@@ -31,5 +31,9 @@ fn concurrent_reads_keep_the_panic_hook() {
     }
     let panicked = std::thread::spawn(|| panic!("a panic outside the Parquet reader"));
     assert!(panicked.join().is_err());
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "the panic hook was replaced");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "the panic hook was replaced"
+    );
 }
