@@ -65,6 +65,38 @@ use skvault_table::{
     read_csv, read_csv_frame, read_npy, read_parquet_frame_limited, Table, TableError,
 };
 
+/// The scalar `visit_*` methods of a visitor that takes only lists or objects: each refuses
+/// with `$refuse`, an expression of the visitor (`$this`) and of the kind of value found
+/// (`$what`: "a string", "a number", "a boolean" or "null").
+macro_rules! refuse_scalars {
+    ($this:ident, $what:ident => $refuse:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            let ($this, $what) = (self, "a string");
+            Err($refuse)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            let ($this, $what) = (self, "a number");
+            Err($refuse)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            let ($this, $what) = (self, "a number");
+            Err($refuse)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            let ($this, $what) = (self, "a number");
+            Err($refuse)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            let ($this, $what) = (self, "a boolean");
+            Err($refuse)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            let ($this, $what) = (self, "null");
+            Err($refuse)
+        }
+    };
+}
+
 /// The media type of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Media {
@@ -803,24 +835,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(not_an_object(self.b, "a list"))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(not_an_object(self.b, "a string"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(not_an_object(self.b, "a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(not_an_object(self.b, "a number"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(not_an_object(self.b, "a number"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(not_an_object(self.b, "a boolean"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(not_an_object(self.b, "null"))
-    }
+    refuse_scalars!(this, what => not_an_object(this.b, what));
 }
 
 /// `dataframe_split`: `columns`, `data` and an ignored `index`, in any order.
@@ -1011,24 +1026,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
         Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong("a string"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong("null"))
-    }
+    refuse_scalars!(this, what => this.wrong(what));
 }
 
 /// One column of `inputs` given as an object of columns.
@@ -1091,24 +1089,7 @@ impl<'de> Visitor<'de> for ColumnSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.wrong())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong())
-    }
+    refuse_scalars!(this, _what => this.wrong());
 }
 
 /// One row: a list of values or a record.
@@ -1230,24 +1211,7 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_> {
         Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong("a string"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong("a number"))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong("a boolean"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong("null"))
-    }
+    refuse_scalars!(this, what => this.wrong(what));
 }
 
 /// A record's key: the position of its column (a new column for a new key).
