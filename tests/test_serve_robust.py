@@ -426,3 +426,49 @@ def test_hot_reload_of_a_replaced_file(files, tmp_path):
         assert predictions(s.post_json("/v1/models/model/predict", json.loads(body))[1]) == models["v2"].predict(X).tolist()
         assert any("reload failed" in line for line in s.lines)
         assert s.stop() == 0
+
+
+# --- connections ---------------------------------------------------------------------------
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1024) == b""
+    except (ConnectionResetError, socket.timeout):
+        return False
+
+
+def test_slow_silent_and_idle_connections_are_closed(files):
+    tmp, _ = files
+    with Server(str(tmp / "linear.skv"), "--header-timeout", "1s") as s:
+        silent = socket.create_connection((s.host, s.port))
+        partial = socket.create_connection((s.host, s.port))
+        partial.sendall(b"POST /v1/models/linear/predict HTTP/1.1\r\nHost: x\r\n")
+        idle = socket.create_connection((s.host, s.port))
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(1024).startswith(b"HTTP/1.1 200")
+        for sock in (silent, partial, idle):
+            assert _closed_within(sock, 10), "a connection outlived --header-timeout"
+            sock.close()
+        assert s.request("GET", "/health")[0] == 200
+        assert s.stop() == 0
+
+
+def test_connections_above_the_limit_are_closed_at_once(files):
+    tmp, _ = files
+    with Server(str(tmp / "linear.skv"), "--max-connections", "2") as s:
+        held = [socket.create_connection((s.host, s.port)) for _ in range(2)]
+        time.sleep(0.2)
+        extra = socket.create_connection((s.host, s.port))
+        assert _closed_within(extra, 5)
+        for sock in held:
+            sock.close()
+        s.wait_for(lambda: _answers(s), what="a free connection slot")
+        assert s.stop() == 0
+
+
+def _answers(s: Server) -> bool:
+    try:
+        return s.request("GET", "/health", timeout=2)[0] == 200
+    except OSError:
+        return False

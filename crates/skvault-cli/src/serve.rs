@@ -52,6 +52,13 @@ pub struct ServeArgs {
     /// The longest a prediction request may take (503 after it), e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// The longest a client may take to send a request's headers, and to keep an idle
+    /// connection open, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
     /// Request log lines on stderr: text, json (one JSON object per line) or off.
     #[arg(long, value_enum, default_value_t = LogArg::Text)]
     pub log_format: LogArg,
@@ -97,6 +104,8 @@ pub fn config(args: &ServeArgs) -> Result<ServeConfig, ServeError> {
             max_rows: args.max_rows,
             max_concurrency: args.max_concurrency.max(1),
             timeout: args.timeout,
+            header_timeout: args.header_timeout,
+            max_connections: args.max_connections.max(1),
         },
         watch: args.watch,
         log: match args.log_format {

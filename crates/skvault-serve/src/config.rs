@@ -47,6 +47,12 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// The longest a prediction request may take, reading its body included (503 after it).
     pub timeout: Duration,
+    /// The longest a connection may take to send a request's headers, and the longest an
+    /// idle keep-alive connection is kept (slow or silent clients hold no connection for
+    /// good).
+    pub header_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +62,8 @@ impl Default for Limits {
             max_rows: 1_000_000,
             max_concurrency: 256,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 1000,
         }
     }
 }

@@ -212,26 +212,53 @@ async fn serve(config: &ServeConfig, state: Arc<AppState>) -> Result<(), ServeEr
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let signal_state = Arc::clone(&state);
     let log = state.log;
-    let shutdown = async move {
-        shutdown_requested().await;
-        signal_state.accepting.store(false, Ordering::SeqCst);
-        event(log, "shutting down, draining requests in flight", json!({}));
-        let _ = drain_tx.send(true);
-    };
-    let server = axum::serve(listener, app(Arc::clone(&state)).into_make_service())
-        .with_graceful_shutdown(shutdown);
-    let deadline = state.limits.timeout + Duration::from_secs(1);
-    let mut drain = drain_rx;
-    let forced = async move {
-        let _ = drain.wait_for(|d| *d).await;
-        tokio::time::sleep(deadline).await;
-    };
+    let limits = state.limits;
+    let router = app(Arc::clone(&state));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let shutdown = shutdown_requested();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        event(log, "accept failed", json!({"error": e.to_string()}));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    // Above --max-connections: closed at once rather than queued.
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // A client that went away or sent garbage: nothing to report.
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.accepting.store(false, Ordering::SeqCst);
+    event(log, "shutting down, draining requests in flight", json!({}));
+    let deadline = limits.timeout + Duration::from_secs(1);
     tokio::select! {
-        r = server => r?,
-        _ = forced => event(log, "drain deadline passed, exiting", json!({})),
+        _ = graceful.shutdown() => {},
+        _ = tokio::time::sleep(deadline) => event(log, "drain deadline passed, exiting", json!({})),
     }
     event(log, "stopped", json!({}));
     Ok(())
