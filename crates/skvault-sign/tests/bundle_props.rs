@@ -39,7 +39,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         skvault_sign::fuzzing::exercise(&data);
         let f = fixture();
-        prop_assert!(verify_bundle(&data, &[f.public.clone()]).is_err());
+        prop_assert!(verify_bundle(&data, std::slice::from_ref(&f.public)).is_err());
     }
 
     #[test]
@@ -49,8 +49,8 @@ proptest! {
         let i = pos.index(data.len());
         if cut { data.truncate(i) } else { data[i] = byte }
         skvault_sign::fuzzing::exercise(&data);
-        let original = verify_bundle(&f.bundle, &[f.public.clone()]).unwrap();
-        if let Ok(found) = verify_bundle(&data, &[f.public.clone()]) {
+        let original = verify_bundle(&f.bundle, std::slice::from_ref(&f.public)).unwrap();
+        if let Ok(found) = verify_bundle(&data, std::slice::from_ref(&f.public)) {
             prop_assert_eq!(found, original);
         }
     }

@@ -58,7 +58,7 @@ fn round_trip_records_the_claims() {
     let s = setup();
     let bundle = sign_at(&s.model, &s.key, "ci@example.org", "2026-12-05T06:40:00Z").unwrap();
     let public = read_public_key(&skvault_sign::keys::public_key_path(&s.key_path)).unwrap();
-    let v = verify(&s.model, &bundle, &[public.clone()]).unwrap();
+    let v = verify(&s.model, &bundle, std::slice::from_ref(&public)).unwrap();
     assert_eq!(v.key_id, public.key_id());
     assert_eq!(v.name, "model.skv");
     let claim = v.claim.unwrap();
