@@ -104,7 +104,7 @@ test-rust: build s3-server ## Rust tests (the binding crate is tested through Py
 	INSTA_UPDATE=no cargo test --workspace --exclude skvault-python --quiet
 
 fuzz-replay: ## Replay the fuzz corpus and seeds through the parsers (no nightly needed)
-	cargo test -p skvault-format -p skvault-pickle -p skvault-infer -p skvault-export -p skvault-table -p skvault-serve --test fuzz_replay --quiet
+	cargo test -p skvault-format -p skvault-pickle -p skvault-infer -p skvault-export -p skvault-table -p skvault-serve -p skvault-sign --test fuzz_replay --quiet
 
 # Tree Borrows and permissive provenance: rayon's crossbeam-epoch breaks the (stricter,
 # experimental) Stacked Borrows rules and casts integers to pointers; skvault's code does

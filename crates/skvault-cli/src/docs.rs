@@ -48,6 +48,10 @@ pub const TOPICS: &[Topic] = &[
         name: "security",
         text: include_str!("../../../docs/SECURITY.md"),
     },
+    Topic {
+        name: "signing",
+        text: include_str!("../../../docs/SIGNING.md"),
+    },
 ];
 
 /// The names `skvault docs` accepts, for clap's list of possible values.

@@ -45,6 +45,10 @@ pub enum CliError {
     #[error(transparent)]
     Export(#[from] ExportError),
 
+    /// `keygen`, `sign` or `verify --pubkey` failed, or refused a file or its signature.
+    #[error(transparent)]
+    Sign(#[from] skvault_sign::SignError),
+
     /// A `--trust` name is not a qualified name.
     #[error(transparent)]
     Trust(#[from] TrustError),
@@ -126,6 +130,9 @@ impl CliError {
                     | ExportError::Untrusted { .. }
                     | ExportError::Infer(InferError::Unsupported { .. })
             ),
+            CliError::Sign(e) => {
+                e.is_refusal() || matches!(e, skvault_sign::SignError::KeyFilePermissions { .. })
+            }
             _ => false,
         }
     }

@@ -19,6 +19,7 @@ pub mod requirements;
 mod rows;
 pub mod scan;
 pub mod serve;
+pub mod sign;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -54,9 +55,43 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         params: bool,
     },
-    /// Check every digest (manifest and arrays); exit 1 naming the first bad array.
+    /// Check every digest (manifest and arrays); exit 1 naming the first bad array. With
+    /// --pubkey, also check the file's signature (`skvault docs signing`).
     Verify {
         file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// A trusted public key (PEM); repeat for several (key rotation). The file must be
+        /// signed by one of them.
+        #[arg(long = "pubkey", value_name = "PUB")]
+        pubkeys: Vec<PathBuf>,
+        /// The signature file [default: FILE.sig].
+        #[arg(long, value_name = "SIG", requires = "pubkeys")]
+        signature: Option<PathBuf>,
+    },
+    /// Make an ECDSA P-256 key pair for `skvault sign`: KEY (private, mode 0600) and KEY.pub.
+    Keygen {
+        /// The private key file to create (never replaced); the public key goes to KEY.pub.
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+        /// Print the paths and the key id as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a .skv file with a private key: a detached signature (FILE.sig) that
+    /// `skvault verify --pubkey` and OpenSSF's `model_signing verify key` check.
+    Sign {
+        file: PathBuf,
+        /// The private key (PEM, made by `skvault keygen`; must not be readable by others).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Who signs, recorded in the signature (free text, e.g. a pipeline or an e-mail).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+        /// Where to write the signature [default: FILE.sig].
+        #[arg(short, long, value_name = "SIG")]
+        output: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -187,7 +222,26 @@ fn execute(command: Command) -> Result<u8, CliError> {
             all,
             params,
         } => inspect::run(&file, json, all, params).map(|()| 0),
-        Command::Verify { file, json } => verify::run(&file, json),
+        Command::Verify {
+            file,
+            json,
+            pubkeys,
+            signature,
+        } => verify::run(&file, json, &pubkeys, signature.as_deref()),
+        Command::Keygen { out, json } => sign::keygen(&out, json),
+        Command::Sign {
+            file,
+            key,
+            identity,
+            output,
+            json,
+        } => sign::sign(
+            &file,
+            &key,
+            identity.as_deref().unwrap_or_default(),
+            output.as_deref(),
+            json,
+        ),
         Command::Diff { a, b, json } => diff::run(&a, &b, json),
         Command::Scan { paths, json, trust } => scan::run(&paths, &trust, json),
         Command::Convert {

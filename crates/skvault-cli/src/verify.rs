@@ -1,5 +1,7 @@
-//! `skvault verify FILE [--json]`: checks every digest. Exit 0 when all match, 1 on a
-//! mismatch (named, on stderr; and in the JSON report), 2 on other errors.
+//! `skvault verify FILE [--json] [--pubkey PUB]... [--signature SIG]`: checks every digest,
+//! then, with `--pubkey`, the file's signature. Exit 0 when all pass, 1 on a mismatch or a
+//! refused signature (named, on stderr; and in the JSON report), 2 on other errors (a
+//! missing file, an unreadable key).
 
 use std::path::Path;
 
@@ -14,8 +16,34 @@ struct Failure {
     array: Option<String>,
 }
 
-pub fn run(path: &Path, as_json: bool) -> Result<u8, CliError> {
-    let (arrays, failure) = check(path)?;
+pub fn run(
+    path: &Path,
+    as_json: bool,
+    pubkeys: &[std::path::PathBuf],
+    signature: Option<&Path>,
+) -> Result<u8, CliError> {
+    // Keys are read first: a typo in a key path is an error (2), whatever the file holds.
+    let trusted = pubkeys
+        .iter()
+        .map(|p| skvault_sign::read_public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (arrays, mut failure) = check(path)?;
+    let mut signed = None;
+    if failure.is_none() && !trusted.is_empty() {
+        let sig_path = signature.map_or_else(
+            || crate::sign::default_signature_path(path),
+            Path::to_path_buf,
+        );
+        match check_signature(path, &sig_path, &trusted)? {
+            Ok(v) => signed = Some(v),
+            Err(message) => {
+                failure = Some(Failure {
+                    message,
+                    array: None,
+                })
+            }
+        }
+    }
     if let Some(f) = &failure {
         let what = f
             .array
@@ -31,11 +59,69 @@ pub fn run(path: &Path, as_json: bool) -> Result<u8, CliError> {
             "arrays": arrays,
             "error": failure.as_ref().map(|f| f.message.clone()),
             "array": failure.as_ref().and_then(|f| f.array.clone()),
+            "signature": signed.as_ref().map(signature_json),
         }))?;
     } else if failure.is_none() {
         outln!("{}: OK ({} arrays)", path.display(), arrays.unwrap_or(0));
+        if let Some(v) = &signed {
+            outln!("{}: signature OK ({})", path.display(), describe(v));
+        }
     }
     Ok(if failure.is_none() { 0 } else { 1 })
+}
+
+/// The signature check: `Ok(Err(message))` when the signature is refused (exit 1),
+/// `Err` when it could not be checked (exit 2). A missing signature file is a refusal: the
+/// caller asked for a signed file.
+fn check_signature(
+    path: &Path,
+    sig_path: &Path,
+    trusted: &[skvault_sign::PublicKey],
+) -> Result<Result<skvault_sign::Verified, String>, CliError> {
+    let bundle = match skvault_sign::read_bundle_file(sig_path) {
+        Err(skvault_sign::SignError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(Err(format!(
+                "not signed: no signature file {}",
+                sig_path.display()
+            )));
+        }
+        Err(e) if e.is_refusal() => return Ok(Err(e.to_string())),
+        other => other?,
+    };
+    match skvault_sign::verify(path, &bundle, trusted) {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.is_refusal() => Ok(Err(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn describe(v: &skvault_sign::Verified) -> String {
+    match &v.claim {
+        Some(c) if c.identity.is_empty() => format!("key {}, signed {}", v.key_id, c.signed_at),
+        Some(c) => format!(
+            "key {}, identity {:?}, signed {}",
+            v.key_id, c.identity, c.signed_at
+        ),
+        None => format!(
+            "key {}, SHA-256 only: no skvault claim (identity, time), as model_signing writes",
+            v.key_id
+        ),
+    }
+}
+
+fn signature_json(v: &skvault_sign::Verified) -> serde_json::Value {
+    let hex = |d: &[u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    json!({
+        "key_id": v.key_id,
+        "name": v.name,
+        "sha256": v.sha256,
+        "identity": v.claim.as_ref().map(|c| c.identity.clone()),
+        "signed_at": v.claim.as_ref().map(|c| c.signed_at.clone()),
+        "manifest_blake3": v.claim.as_ref().map(|c| hex(&c.manifest_blake3)),
+        "blake3": v.claim.as_ref().map(|c| hex(&c.file_blake3)),
+    })
 }
 
 /// The number of arrays (unknown when the manifest itself is bad) and the first failure.

@@ -1,0 +1,122 @@
+//! The `sign_bundle` fuzz target's calls without nightly: the committed corpus
+//! (`fuzz/corpus/sign_bundle`) and any crash artifacts are replayed, then a bounded,
+//! deterministic mutation run starts from the seeds. Every input must give `Ok` or `Err`,
+//! never a panic, and none may take long.
+//!
+//! `SKVAULT_FUZZ_MUTATIONS=<n>` and `SKVAULT_FUZZ_SEED=<n>` make longer or different runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skvault_format::fuzzing::{guarded, Rng};
+use skvault_sign::fuzzing::exercise;
+
+const MUTATIONS: usize = 5_000;
+const SEED: u64 = 0x5160_b0d1_e5ee_d000;
+const SLOW: Duration = Duration::from_secs(5);
+
+fn files(sub: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz")
+        .join(sub)
+        .join("sign_bundle");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn check(bytes: &[u8], label: &str) -> bool {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    guarded(bytes, label, tmp, "json", SLOW, || exercise(bytes))
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn seeds_are_signed_bundles_or_statements_that_parse() {
+    let seeds = files("corpus");
+    assert!(seeds.len() >= 5, "too few seeds in fuzz/corpus/sign_bundle");
+    for p in seeds {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            check(&bytes, &p.display().to_string()),
+            "{} is neither a bundle that verifies nor a statement",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn corpus_and_artifacts_replay_without_panics() {
+    for path in files("corpus").into_iter().chain(files("artifacts")) {
+        let bytes = std::fs::read(&path).unwrap();
+        check(&bytes, &path.display().to_string());
+    }
+}
+
+/// JSON pieces that reach the parsers' type checks and the base64 and hex decoders.
+const SNIPPETS: [&[u8]; 10] = [
+    b"null",
+    b"[]",
+    b"{}",
+    b"\"\"",
+    b"1e400",
+    b"\"==\"",
+    b"\"\\u0000\"",
+    b"[[[[[[[[[[[[[[[[",
+    b"\"ff\"",
+    b"\"sha256\"",
+];
+
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
+    let len = bytes.len();
+    match rng.below(4) {
+        0 if len > 0 => {
+            let i = rng.below(len);
+            bytes[i] ^= 1 << rng.below(8);
+        }
+        1 => bytes.truncate(rng.below(len + 1)),
+        2 => {
+            let at = rng.below(len + 1);
+            bytes.splice(at..at, rng.pick(&SNIPPETS).iter().copied());
+        }
+        _ if len > 0 => {
+            let at = rng.below(len);
+            let end = (at + 1 + rng.below(16)).min(len);
+            bytes.splice(at..end, rng.pick(&SNIPPETS).iter().copied());
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn mutated_seeds_never_panic() {
+    let seeds: Vec<Vec<u8>> = files("corpus")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(!seeds.is_empty());
+    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
+    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
+    for i in 0..n {
+        let mut bytes = rng.pick(&seeds).clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut rng, &mut bytes);
+        }
+        check(&bytes, &format!("mutation {i}"));
+    }
+}
