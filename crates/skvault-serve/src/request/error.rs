@@ -60,7 +60,7 @@ pub enum RequestError {
         row: usize,
         value: String,
     },
-    /// A column of the wrong kind for the model's schema (from [`InputSchema::check`]).
+    /// A column of the wrong kind for the model's schema (from [`InputSchema::check`](skvault_frame::InputSchema::check)).
     #[error("{0}")]
     WrongKind(FrameError),
     #[error("the input has no rows")]
