@@ -181,3 +181,31 @@ pub fn guarded<R>(
         }
     }
 }
+
+/// The files in `fuzz_dir/<sub>/<target>` (`sub`: `corpus` or `artifacts`), sorted; none
+/// when the folder does not exist. For the replay tests of every crate with a fuzz target.
+pub fn target_files(
+    fuzz_dir: &std::path::Path,
+    sub: &str,
+    target: &str,
+) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(fuzz_dir.join(sub).join(target))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// The number in the environment variable `name` (a replay's mutation count or seed), else
+/// `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

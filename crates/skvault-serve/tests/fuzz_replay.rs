@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use skvault_format::fuzzing::{guarded, Rng};
+use skvault_format::fuzzing::{env_number, guarded, target_files, Rng};
 use skvault_serve::request::fuzzing::exercise;
 
 const MUTATIONS: usize = 20_000;
@@ -18,32 +18,13 @@ const SEED: u64 = 0x5e4e_5e4e_0000_d00d;
 const SLOW: Duration = Duration::from_secs(5);
 
 fn files(sub: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(sub)
-        .join("serve_request");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    target_files(&fuzz, sub, "serve_request")
 }
 
 fn check(bytes: &[u8], label: &str) -> bool {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]

@@ -10,40 +10,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use skvault_format::fuzzing::{guarded, Rng};
+use skvault_format::fuzzing::{env_number, guarded, target_files, Rng};
 use skvault_table::fuzzing::exercise;
 
 const MUTATIONS: usize = 20_000;
 const SEED: u64 = 0x7ab1_e5ee_d5ee_d000;
 const SLOW: Duration = Duration::from_secs(5);
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
 fn files(sub: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(fuzz_dir().join(sub).join("table"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    target_files(&fuzz, sub, "table")
 }
 
 fn check(bytes: &[u8], label: &str) -> usize {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]
