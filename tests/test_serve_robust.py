@@ -6,6 +6,7 @@ that must never serve); draining shutdown on SIGTERM; two processes on one port.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -473,3 +474,38 @@ def _answers(s: Server) -> bool:
         return s.request("GET", "/health", timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.parametrize("max_rows,code", [("1000000", "too_many_rows"), ("100000000", "too_many_values")])
+def test_a_small_parquet_body_declaring_many_rows_is_refused_before_decoding(files, max_rows, code):
+    """80 million rows of three zero columns compress to a few hundred kB of Parquet
+    (dictionary and run-length encoding), under the reader's cell limit (2^28): decoded,
+    1.9 GB (4.9 GB of peak memory before the footer was checked). Its row count is refused
+    against --max-rows, and its 240 million values against the value limit (2^25), before
+    any page is decoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp, _ = files
+    chunk = pa.table({c: pa.array(np.zeros(1_000_000)) for c in COLUMNS})
+    out = io.BytesIO()
+    with pq.ParquetWriter(out, chunk.schema, compression="zstd") as w:
+        for _ in range(80):
+            w.write_table(chunk)
+    body = out.getvalue()
+    assert len(body) < 4 << 20
+    with Server(str(tmp / "linear.skv"), "--max-rows", max_rows, "--log-format", "off") as s:
+        before = _peak_rss_mib(s.proc.pid)
+        status, got, message = err(s, P, body, "application/vnd.apache.parquet")
+        assert status == 413 and got == code, message
+        assert _peak_rss_mib(s.proc.pid) - before < 100, "the body was decoded"
+        X = frame(2, 3)
+        assert s.post_json(P, split(X))[0] == 200
+        assert s.stop() == 0

@@ -290,7 +290,7 @@ fn check_chunks_fit(
 fn read_columns(
     bytes: Vec<u8>,
     text: bool,
-    max_rows: Option<u64>,
+    limits: Option<(u64, u64)>,
 ) -> Result<(Vec<String>, Vec<Values>), TableError> {
     if bytes.is_empty() {
         return err("the file is empty (0 bytes)");
@@ -322,10 +322,20 @@ fn read_columns(
     let declared_rows: u64 = (0..reader.num_row_groups())
         .map(|g| reader.metadata().row_group(g).num_rows().max(0) as u64)
         .fold(0u64, u64::saturating_add);
-    if let Some(limit) = max_rows.filter(|l| declared_rows > *l) {
-        return Err(TableError(format!(
-            "the Parquet file declares {declared_rows} rows, more than the limit of {limit}"
-        )));
+    if let Some((max_rows, max_values)) = limits {
+        let values = declared_rows.saturating_mul(used.len() as u64);
+        if declared_rows > max_rows {
+            return Err(TableError(format!(
+                "the Parquet file declares {declared_rows} rows, more than the limit of {max_rows}"
+            )));
+        }
+        if values > max_values {
+            return Err(TableError(format!(
+                "the Parquet file declares {values} values ({declared_rows} rows of {} columns), \
+                 more than the limit of {max_values} values",
+                used.len()
+            )));
+        }
     }
     if declared_rows.saturating_mul(used.len() as u64) > MAX_CELLS {
         return err(format!(
@@ -385,8 +395,8 @@ fn read(bytes: Vec<u8>) -> Result<Table, TableError> {
     })
 }
 
-fn read_frame(bytes: Vec<u8>, max_rows: Option<u64>) -> Result<Frame, TableError> {
-    let (names, columns) = read_columns(bytes, true, max_rows)?;
+fn read_frame(bytes: Vec<u8>, limits: Option<(u64, u64)>) -> Result<Frame, TableError> {
+    let (names, columns) = read_columns(bytes, true, limits)?;
     let columns = names
         .iter()
         .zip(columns)
@@ -440,10 +450,14 @@ pub fn read_parquet_frame(bytes: Vec<u8>) -> Result<Frame, TableError> {
 }
 
 /// [`read_parquet_frame`] refusing, before decoding any page, a file whose footer declares
-/// more than `max_rows` rows (a server's per-request row limit: run-length encoding lets a
-/// small body decode into many rows).
-pub fn read_parquet_frame_limited(bytes: Vec<u8>, max_rows: u64) -> Result<Frame, TableError> {
-    guarded(move || read_frame(bytes, Some(max_rows)))
+/// more than `max_rows` rows or `max_values` values (rows times columns read): a server's
+/// per-request limits, since run-length encoding lets a small body decode into gigabytes.
+pub fn read_parquet_frame_limited(
+    bytes: Vec<u8>,
+    max_rows: u64,
+    max_values: u64,
+) -> Result<Frame, TableError> {
+    guarded(move || read_frame(bytes, Some((max_rows, max_values))))
 }
 
 /// Reads a Parquet file's bytes. A file the `parquet` crate cannot decode is an error, never a

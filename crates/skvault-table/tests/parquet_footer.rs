@@ -195,19 +195,18 @@ fn column_chunks_declared_over_the_same_bytes_are_refused() {
 }
 
 #[test]
-fn a_row_limit_refuses_by_the_footer_before_decoding() {
+fn row_and_value_limits_refuse_by_the_footer_before_decoding() {
     let bytes = write(2, 3, 10, expected);
-    assert_eq!(
-        read_parquet_frame_limited(bytes.clone(), 30)
-            .unwrap()
-            .n_rows(),
-        30
-    );
-    let e = read_parquet_frame_limited(bytes, 29)
-        .unwrap_err()
-        .to_string();
+    let frame = read_parquet_frame_limited(bytes.clone(), 30, 60).unwrap();
+    assert_eq!(frame.n_rows(), 30);
+    let e = read_parquet_frame_limited(bytes.clone(), 29, 60).unwrap_err();
+    let e = e.to_string();
     assert!(
         e.contains("declares 30 rows, more than the limit of 29"),
         "{e}"
     );
+    let e = read_parquet_frame_limited(bytes, 30, 59).unwrap_err();
+    let e = e.to_string();
+    let want = "declares 60 values (30 rows of 2 columns), more than the limit of 59 values";
+    assert!(e.contains(want), "{e}");
 }

@@ -191,16 +191,21 @@ pub fn parse(
             }
         }
         Media::Parquet => {
-            let limit = u64::try_from(limits.max_rows).unwrap_or(u64::MAX);
-            read_parquet_frame_limited(Vec::from(body), limit).map_err(|e| {
-                // The footer's row count is checked before any page is decoded; the reader
-                // reports it as text, told apart here (a test covers the 413).
-                if e.0.contains("more than the limit of") {
+            let rows = u64::try_from(limits.max_rows).unwrap_or(u64::MAX);
+            let values = u64::try_from(limits.max_values).unwrap_or(u64::MAX);
+            read_parquet_frame_limited(Vec::from(body), rows, values).map_err(|e| {
+                // The footer's counts are checked before any page is decoded; the reader
+                // reports them as text, told apart here (tests cover both 413s).
+                if !e.0.contains("more than the limit of") {
+                    table_error(e)
+                } else if e.0.contains(" values") {
+                    RequestError::TooManyValues {
+                        limit: limits.max_values,
+                    }
+                } else {
                     RequestError::TooManyRows {
                         limit: limits.max_rows,
                     }
-                } else {
-                    table_error(e)
                 }
             })?
         }
