@@ -66,8 +66,7 @@ pub async fn invocations(
     let name = match &query {
         Ok(Query(Params { model: Some(m), .. })) => Some(m.clone()),
         _ if state.slots.len() == 1 => state.slots.keys().next().cloned(),
-        Ok(_) => None,
-        Err(_) => None,
+        _ => None,
     };
     let Some(name) = name else {
         let names: Vec<&String> = state.slots.keys().collect();
@@ -316,7 +315,7 @@ pub async fn health(State(state): State<Shared>) -> Response {
                 json!({
                     "version": loaded.version,
                     "digest": loaded.digest,
-                    "last_reload_error": problem.map(|p| json!({"at": p.at, "message": p.message})),
+                    "last_reload_error": problem.map(|p| p.to_json()),
                 }),
             )
         })

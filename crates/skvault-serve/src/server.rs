@@ -102,11 +102,7 @@ fn load_all(
             });
         }
         let loaded = source::load(spec, registry)?;
-        let described = spec.describe(registry);
-        slots.insert(
-            spec.name.clone(),
-            Slot::new(spec.clone(), described, loaded),
-        );
+        slots.insert(spec.name.clone(), Slot::new(spec.clone(), loaded));
     }
     Ok(slots)
 }

@@ -21,21 +21,26 @@ pub struct Problem {
     pub fingerprint: Option<Fingerprint>,
 }
 
+impl Problem {
+    /// The `last_reload_error` of `/health` and `/v1/models`.
+    pub fn to_json(&self) -> Value {
+        json!({"at": self.at, "message": self.message})
+    }
+}
+
 /// One served model. Requests take the current `Arc<Loaded>` once and keep it to the end,
 /// so a swap never changes the model under a request in flight.
 pub struct Slot {
     pub spec: Spec,
-    pub source: String,
     pub current: ArcSwap<Loaded>,
     pub problem: Mutex<Option<Problem>>,
     pub reloads: AtomicU64,
 }
 
 impl Slot {
-    pub fn new(spec: Spec, source: String, loaded: Arc<Loaded>) -> Slot {
+    pub fn new(spec: Spec, loaded: Arc<Loaded>) -> Slot {
         Slot {
             spec,
-            source,
             current: ArcSwap::new(loaded),
             problem: Mutex::new(None),
             reloads: AtomicU64::new(0),
@@ -63,9 +68,7 @@ impl Slot {
             );
             map.insert(
                 "last_reload_error".into(),
-                json!(self
-                    .problem()
-                    .map(|p| json!({"at": p.at, "message": p.message}))),
+                json!(self.problem().map(|p| p.to_json())),
             );
         }
         info
