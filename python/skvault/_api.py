@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal, Union
 
-from skvault import _native, _schema, _validation, _versions
+from skvault import _native, _schema, _signing, _validation, _versions
 from skvault._metadata import collect_metadata, warn_if_unfitted
 from skvault.exceptions import InvalidOptionError, TrustedNamesError, ValidationError
 
@@ -185,6 +185,7 @@ def _load(
     verify: bool | None,
     validate: bool,
     on_version_mismatch: _versions.Policy,
+    require_signature: _signing.Policy = None,
 ) -> Any:
     def before_build(environment: Any) -> None:
         _versions.check(environment, on_version_mismatch)
@@ -196,6 +197,7 @@ def _load(
         verify=verify,
         with_validation=validate,
         before_build=before_build,
+        **_signing.policy_args(require_signature),
     )
     if not validate:
         return result
@@ -217,6 +219,7 @@ def load(
     verify: bool | None = None,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
+    require_signature: _signing.Policy = None,
 ) -> Any:
     """Load an object saved with :func:`dump`.
 
@@ -240,6 +243,12 @@ def load(
     recomputes the outputs recorded on the validation rows and raises
     :class:`ValidationError` if they differ.
 
+    ``require_signature`` (a public key path or a list of them, ``True`` for the keys of
+    ``SKVAULT_TRUSTED_KEYS``, ``False`` for none; by default ``SKVAULT_TRUSTED_KEYS`` when it
+    is set) requires a signature by a trusted key covering the file's current bytes,
+    embedded or in ``path.sig``: :class:`SignatureError` otherwise, before anything is
+    built (``skvault docs signing``).
+
     joblib's spellings work too: ``mmap_mode="r"`` or ``"c"`` is ``mmap``, and ``path``
     may be an open binary file (read into memory: no mapping).
     """
@@ -253,8 +262,10 @@ def load(
         if mmap is not False:
             raise InvalidOptionError("an open file cannot be memory-mapped: pass its path, or leave out mmap")
         data = _read_file(path)
-        return _load(data, trusted, False, True if verify is None else verify, validate, on_version_mismatch)
-    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch)  # type: ignore[arg-type]
+        return _load(
+            data, trusted, False, True if verify is None else verify, validate, on_version_mismatch, require_signature
+        )
+    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch, require_signature)  # type: ignore[arg-type]
 
 
 def loads(
@@ -264,11 +275,15 @@ def loads(
     verify: bool = True,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
+    require_signature: _signing.Policy = None,
 ) -> Any:
-    """Load an object from the bytes returned by :func:`dumps`."""
+    """Load an object from the bytes returned by :func:`dumps`.
+
+    ``require_signature`` is as for :func:`load`; bytes can only carry an embedded signature.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    return _load(bytes(data), trusted, False, verify, validate, on_version_mismatch)
+    return _load(bytes(data), trusted, False, verify, validate, on_version_mismatch, require_signature)
 
 
 def inspect(source: PathLike | bytes) -> dict[str, Any]:
