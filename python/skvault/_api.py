@@ -125,11 +125,18 @@ def dump(
     metadata: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     validation: Any = None,
+    durable: bool = True,
 ) -> None:
     """Save ``obj`` (a fitted estimator or any supported object graph) to ``path``.
 
     The write is atomic: the file appears complete at ``path`` or not at all, and an
     existing file is replaced only once the new one is safely on disk.
+
+    ``durable=False`` keeps the atomic rename but skips the flushes to the disk (``fsync``
+    of the file and of its folder): faster, and other processes still never see a partial
+    file, but after a power loss or an OS crash the new file may be missing or empty. Use
+    it for checkpoints, caches and tests that can be redone; keep the default for models
+    you ship.
 
     ``compress`` picks a codec for the arrays (``"zstd"`` or ``"lz4"``); ``level`` is
     the zstd level (default 3). joblib's forms work too: ``compress=True`` (zstd),
@@ -150,7 +157,9 @@ def dump(
     if _is_writable_file(path):
         path.write(_native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree))  # type: ignore[union-attr, arg-type]
         return
-    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type, arg-type]
+    if not isinstance(durable, bool):
+        raise TypeError(f"durable must be True or False, not {durable!r}")
+    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree, durable=durable)  # type: ignore[arg-type, arg-type]
 
 
 def dumps(

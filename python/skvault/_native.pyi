@@ -56,6 +56,7 @@ def dump(
     level: int | None = None,
     metadata: dict[str, Any] | None = None,
     validation: object | None = None,
+    durable: bool = True,
 ) -> None: ...
 def dumps(
     obj: object,

@@ -124,9 +124,10 @@ fn with_prepared<'py, T>(
     f(&prepared)
 }
 
-/// Saves `obj` to `path` atomically.
+/// Saves `obj` to `path` atomically (and durably unless `durable` is false).
 #[pyfunction]
-#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None, validation=None))]
+#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None, validation=None, durable=true))]
+#[allow(clippy::too_many_arguments)]
 fn dump<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
@@ -135,6 +136,7 @@ fn dump<'py>(
     level: Option<i32>,
     metadata: Option<Bound<'py, PyDict>>,
     validation: Option<Bound<'py, PyAny>>,
+    durable: bool,
 ) -> PyResult<()> {
     let args = DumpArgs {
         compress,
@@ -143,7 +145,9 @@ fn dump<'py>(
         validation: validation.as_ref(),
     };
     with_prepared(py, obj, args, |prepared| {
-        prepared.write_file(&path, &mut |_| {}).py_err(py)
+        prepared
+            .write_file_with(&path, durable, &mut |_| Ok(()))
+            .py_err(py)
     })
 }
 
