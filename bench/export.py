@@ -53,6 +53,17 @@ def run_skvault(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Any]:
     return {"export_s": t, "bytes": len(data), "fn": fn, "dtype": np.float64}
 
 
+def run_skvault_float32(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Any]:
+    skv = workdir / "model.skv"
+    skvault.dump(model, skv)
+    out = workdir / "skvault32.onnx"
+    t = best_time(lambda: skvault.export_onnx(skv, out, dtype="float32"), 3)
+    data = out.read_bytes()
+    sess = session(data)
+    fn = lambda A: sess.run(["probabilities"], {"X": A})[0]  # noqa: E731
+    return {"export_s": t, "bytes": len(data), "fn": fn, "dtype": np.float64}
+
+
 def run_skl2onnx(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Any]:
     from skl2onnx import to_onnx
 
@@ -79,7 +90,8 @@ def main() -> None:
         expected = model.predict_proba(batch)
         rows: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for exporter, run in (("skvault", run_skvault), ("skl2onnx", run_skl2onnx)):
+            exporters = (("skvault", run_skvault), ("skvault float32", run_skvault_float32), ("skl2onnx", run_skl2onnx))
+            for exporter, run in exporters:
                 try:
                     r = run(model, batch, Path(tmp))
                 except Exception as e:  # noqa: BLE001 - a failed conversion is a result
@@ -123,6 +135,12 @@ def write(results: dict[str, Any]) -> None:
             lines += ["", f"Ratios: export {b['export_s'] / a['export_s']:.1f}x faster, file "
                       f"{a['bytes'] / b['bytes']:.2f}x skl2onnx's size, predict_proba "
                       f"{b['predict_ms'] / a['predict_ms']:.2f}x (above 1: skvault's file runs faster)."]
+        f32 = rows.get("skvault float32", {})
+        if "export_s" in f32 and "export_s" in b:
+            ok = f32["predict_ms"] <= b["predict_ms"] and f32["max_abs_diff"] <= b["max_abs_diff"]
+            lines += ["", f"Target (issue 24): onnxruntime on skvault's float32 graph at least as fast as on "
+                      f"skl2onnx's, with differences no larger: predict_proba {b['predict_ms'] / f32['predict_ms']:.2f}x, "
+                      f"max |diff| {f32['max_abs_diff']:.2g} vs {b['max_abs_diff']:.2g}: {'PASS' if ok else 'FAIL'}."]
         lines.append("")
     write_results("export", results, lines, ARGS.quick)
 

@@ -305,3 +305,98 @@ def test_gradient_boosting_matches_sklearn(data, tmp_path):
         est = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, y)
         model, sess = _export(est, tmp_path)
         _check_classifier(est, _rows(est, Xt), sess, _meta(model))
+
+
+# --- float32 trees (export_onnx(..., dtype="float32"), `skvault export --dtype float32`) -------
+
+FLOAT32_RTOL = 1e-5
+
+
+def _float32_graph(est, tmp_path, name="m32"):
+    out = tmp_path / f"{name}.onnx"
+    skvault.export_onnx(est, out, dtype="float32")
+    model, sess = _session(out)
+    ensembles = [n for n in model.graph.node if n.op_type == "TreeEnsemble"]
+    assert ensembles
+    return model, sess, ensembles
+
+
+def _tensor_types(node):
+    return {a.name: a.t.data_type for a in node.attribute if a.type == onnx.AttributeProto.TENSOR}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DecisionTreeClassifier(random_state=0),
+        lambda: RandomForestClassifier(n_estimators=15, random_state=0),
+        lambda: ExtraTreesClassifier(n_estimators=10, random_state=0),
+    ],
+    ids=["tree", "forest", "extra"],
+)
+@pytest.mark.parametrize("data", ["binary", "multiclass", "binary_nan"])
+def test_float32_tree_classifiers_split_exactly_as_sklearn(make, data, tmp_path):
+    X, y, X_test = DATA[data]
+    est = make().fit(X, y)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    for node in ensembles:
+        types = _tensor_types(node)
+        assert types["nodes_splits"] == onnx.TensorProto.FLOAT and types["leaf_weights"] == onnx.TensorProto.FLOAT
+    rows = _rows(est, X_test)  # rows at, and next to, every split threshold
+    got = _run(sess, rows)
+    expected = est.predict_proba(rows)
+    # A split decided differently would land in another leaf: far outside this tolerance.
+    np.testing.assert_allclose(got["probabilities"], expected, rtol=FLOAT32_RTOL, atol=1e-6)
+    assert got["probabilities"].dtype == np.float64
+    clear = np.sort(expected, axis=1)
+    clear = clear[:, -1] - clear[:, -2] > 1e-5 if expected.shape[1] > 1 else np.ones(len(rows), bool)
+    np.testing.assert_array_equal(got["label"][clear], est.predict(rows)[clear])
+    meta = _meta(model)
+    assert "float32" in meta["skvault.tolerance"] and "trees run in float32" in meta["skvault.float32"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DecisionTreeRegressor(random_state=0),
+        lambda: RandomForestRegressor(n_estimators=15, random_state=0),
+        lambda: make_pipeline(StandardScaler(), ExtraTreesRegressor(n_estimators=10, random_state=0)),
+    ],
+    ids=["tree", "forest", "pipeline"],
+)
+def test_float32_tree_regressors_within_the_documented_tolerance(make, tmp_path):
+    X, y, X_test = DATA["regression_nan"]
+    est = make().fit(X, y)
+    _, sess, _ = _float32_graph(est, tmp_path)
+    inner = est[-1] if hasattr(est, "steps") else est
+    rows = np.vstack([X_test, _rows(inner, X_test)]) if not hasattr(est, "steps") else X_test
+    got = _run(sess, rows)["prediction"]
+    np.testing.assert_allclose(got, est.predict(rows), rtol=FLOAT32_RTOL, atol=1e-6 * np.abs(y).max())
+
+
+def test_float32_keeps_hist_gradient_boosting_in_double(tmp_path):
+    X, y, X_test = DATA["binary"]
+    est = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    assert all(_tensor_types(n)["nodes_splits"] == onnx.TensorProto.DOUBLE for n in ensembles)
+    np.testing.assert_allclose(_run(sess, X_test)["probabilities"], est.predict_proba(X_test), rtol=1e-12, atol=1e-15)
+
+
+def test_float32_cli_and_bad_dtype(tmp_path):
+    import subprocess
+    import sys
+
+    X, y, _ = DATA["binary"]
+    path = tmp_path / "m.skv"
+    skvault.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), path)
+    done = subprocess.run(
+        [sys.executable, "-m", "skvault", "export", str(path), str(tmp_path / "m.onnx"), "--dtype", "float32"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    node = next(n for n in model.graph.node if n.op_type == "TreeEnsemble")
+    assert _tensor_types(node)["nodes_splits"] == onnx.TensorProto.FLOAT
+    with pytest.raises(ValueError, match="dtype"):
+        skvault.export_onnx(path, tmp_path / "x.onnx", dtype="float16")
+    assert not (tmp_path / "x.onnx").exists()

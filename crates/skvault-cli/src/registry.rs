@@ -677,6 +677,7 @@ fn export(
         src: skv,
         out: output,
         format,
+        dtype: crate::export::Dtype::Float64,
         json,
     };
     crate::export::run_export(&args)

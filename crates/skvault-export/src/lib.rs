@@ -19,7 +19,10 @@ use skvault_format::SkvFile;
 
 pub use error::{ExportError, Result};
 pub use json::{export_json, import_json};
-pub use steps::{export_json_checked, export_onnx_checked, Checked, Step};
+pub use onnx::OnnxOptions;
+pub use steps::{
+    export_json_checked, export_onnx_checked, export_onnx_checked_with, Checked, Step,
+};
 
 /// [`skvault_format::atomic::write_atomic`], its failure as an [`ExportError::Io`].
 pub(crate) fn write_atomic(
@@ -43,10 +46,15 @@ pub(crate) fn refuse_input_as_output(out: &Path, src: &Path) -> Result<()> {
 /// Writes the ONNX model of the `.skv` file `src` to `out`. An estimator the exporter does
 /// not support is an [`ExportError::Unsupported`] naming it, and nothing is written.
 pub fn export_onnx(src: &Path, out: &Path) -> Result<u64> {
+    export_onnx_with(src, out, onnx::OnnxOptions::default())
+}
+
+/// [`export_onnx`] with options (float32 trees).
+pub fn export_onnx_with(src: &Path, out: &Path, options: onnx::OnnxOptions) -> Result<u64> {
     refuse_input_as_output(out, src)?;
     let file = SkvFile::open(src)?;
     let model = skvault_infer::Model::from_file(&file)?;
-    let bytes = onnx::to_onnx_bytes(&model)?;
+    let bytes = onnx::to_onnx_bytes_with(&model, options)?;
     write_atomic(out, |w| w.write_all(&bytes))?;
     Ok(bytes.len() as u64)
 }

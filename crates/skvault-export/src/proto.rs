@@ -172,6 +172,16 @@ impl TensorProto {
         }
     }
 
+    pub fn f32s(name: &str, dims: Vec<i64>, values: &[f32]) -> TensorProto {
+        TensorProto {
+            dims,
+            data_type: data_type::FLOAT,
+            name: name.to_string(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
     pub fn i64s(name: &str, dims: Vec<i64>, values: &[i64]) -> TensorProto {
         TensorProto {
             dims,

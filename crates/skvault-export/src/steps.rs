@@ -51,11 +51,21 @@ fn write_reported(out: &Path, bytes: &[u8], progress: Checked<'_>) -> Result<u64
 
 /// [`crate::export_onnx`], reporting its steps. Returns the bytes written.
 pub fn export_onnx_checked(src: &Path, out: &Path, progress: Checked<'_>) -> Result<u64> {
+    export_onnx_checked_with(src, out, crate::OnnxOptions::default(), progress)
+}
+
+/// [`export_onnx_checked`] with options.
+pub fn export_onnx_checked_with(
+    src: &Path,
+    out: &Path,
+    options: crate::OnnxOptions,
+    progress: Checked<'_>,
+) -> Result<u64> {
     crate::refuse_input_as_output(out, src)?;
     progress(Step::Reading).map_err(stopped(out))?;
     let file = SkvFile::open(src)?;
     let model = skvault_infer::Model::from_file(&file)?;
-    let bytes = crate::onnx::to_onnx_bytes(&model)?;
+    let bytes = crate::onnx::to_onnx_bytes_with(&model, options)?;
     write_reported(out, &bytes, progress)
 }
 

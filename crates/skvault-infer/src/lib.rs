@@ -42,6 +42,7 @@ pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
 pub use estimator::{Method, Output};
 pub use matrix::{Matrix, MatrixView, Prediction};
+pub use tree::floor_f32;
 pub use view::{
     BlockView, ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, Norm, PolyColumn,
     TextKey, TextLookup, TreeView, View,

@@ -66,7 +66,7 @@ pub(crate) struct Tree {
 }
 
 /// The largest float32 that is not above `t` (NaN stays NaN: it compares false either way).
-pub(crate) fn floor_f32(t: f64) -> f32 {
+pub fn floor_f32(t: f64) -> f32 {
     let r = t as f32;
     if f64::from(r) > t {
         // r > t, so r is not -inf; step one float32 towards -inf.

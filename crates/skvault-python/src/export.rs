@@ -28,8 +28,15 @@ fn export_error(py: Python<'_>, err: ExportError) -> PyErr {
 
 /// Writes the ONNX model of the `.skv` file `src` to `out`; returns the bytes written.
 #[pyfunction]
-pub fn export_onnx(py: Python<'_>, src: PathBuf, out: PathBuf) -> PyResult<u64> {
-    py.detach(|| skvault_export::export_onnx(&src, &out))
+#[pyo3(signature = (src, out, *, float32_trees=false))]
+pub fn export_onnx(
+    py: Python<'_>,
+    src: PathBuf,
+    out: PathBuf,
+    float32_trees: bool,
+) -> PyResult<u64> {
+    let options = skvault_export::OnnxOptions { float32_trees };
+    py.detach(|| skvault_export::export_onnx_with(&src, &out, options))
         .map_err(|e| export_error(py, e))
 }
 

@@ -26,7 +26,8 @@ impl Graph {
             return Err(unsupported(view.class(), None));
         };
         let width = *width;
-        // scikit-learn's float32(X), as double so that TreeEnsemble's output is double.
+        // scikit-learn's float32(X): as double so that TreeEnsemble's output is double, or
+        // as float with `float32_trees`.
         let x64 = self.float32_input(view.class(), x);
         let mut e = Ensemble::default();
         for tree in trees {
@@ -36,7 +37,7 @@ impl Graph {
                 e.add(tree, target, target as i64)?;
             }
         }
-        let sum = self.tree_ensemble(e, &x64, width);
+        let sum = self.tree_ensemble(e, &x64, width, self.float32_trees);
         let raw = if *average {
             // scikit-learn sums the trees from zero, then divides by their number.
             let n = self.f64s(vec![], &[trees.len() as f64]);
@@ -89,7 +90,8 @@ impl Graph {
         for (i, tree) in trees.iter().enumerate() {
             e.add_hist(tree, i % k.max(1))?;
         }
-        let sum = self.tree_ensemble(e, input, k);
+        // HistGradientBoosting compares float64 values: its trees stay double.
+        let sum = self.tree_ensemble(e, input, k, false);
         let b = self.f64s(vec![k as i64], baseline);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {
@@ -125,7 +127,7 @@ impl Graph {
         for (i, tree) in trees.iter().enumerate() {
             e.add(tree, 0, (i % k.max(1)) as i64)?;
         }
-        let sum = self.tree_ensemble(e, &x64, k);
+        let sum = self.tree_ensemble(e, &x64, k, self.float32_trees);
         let b = self.f64s(vec![k as i64], init);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {
@@ -140,10 +142,16 @@ impl Graph {
     }
 
     /// The `TreeEnsemble` node of `e` on `x`: the sum of the trees, double `[N, n_targets]`.
-    fn tree_ensemble(&mut self, e: Ensemble, x: &str, n_targets: usize) -> String {
+    /// With `float32`, `x` is float and the node runs in float (thresholds rounded down to
+    /// float32, which keeps every comparison of a float32 `x` exact; leaf values and sums
+    /// in float32), its sum cast to double.
+    fn tree_ensemble(&mut self, e: Ensemble, x: &str, n_targets: usize, float32: bool) -> String {
         let sum = self.name("tree_sum");
-        let attrs = e.attributes(n_targets);
+        let attrs = e.attributes(n_targets, float32);
         self.op_to("TreeEnsemble", ML, &[x], &sum, attrs);
+        if float32 {
+            return self.cast(&sum, data_type::DOUBLE);
+        }
         sum
     }
 
@@ -176,7 +184,7 @@ impl Graph {
         for tree in trees {
             e.add(tree, 0, 0)?;
         }
-        let depths = self.tree_ensemble(e, &x64, 1);
+        let depths = self.tree_ensemble(e, &x64, 1, self.float32_trees);
         // score_samples = -(2 ** -(depths / denominator)); scikit-learn takes the quotient
         // as 1 when the denominator is 0 (a single training sample). Depths are finite.
         let q = if *denominator != 0.0 {
@@ -209,9 +217,16 @@ impl Graph {
         })
     }
 
-    /// X rounded to float32 and back to double, as scikit-learn's trees see it.
+    /// X rounded to float32 (as scikit-learn's trees see it) and back to double, or left in
+    /// float32 for trees that run in float (`float32_trees`).
     pub(super) fn float32_input(&mut self, class: &str, x: &str) -> String {
         let x32 = self.cast(x, data_type::FLOAT);
+        if self.float32_trees {
+            self.float32_notes.push(format!(
+                "{class}: X is rounded to float32 as scikit-learn does and the trees run in float32 (thresholds rounded down, comparisons exact; leaf values and their sums in float32, then double)"
+            ));
+            return x32;
+        }
         self.float32_notes.push(format!(
             "{class}: X is rounded to float32 before the tree comparisons, exactly as scikit-learn does; leaf values and sums are double"
         ));
@@ -416,15 +431,31 @@ impl Ensemble {
         self.false_leafs.push(f.1);
     }
 
-    pub(super) fn attributes(self, n_targets: usize) -> Vec<AttributeProto> {
+    pub(super) fn attributes(self, n_targets: usize, float32: bool) -> Vec<AttributeProto> {
         let n = self.splits.len() as i64;
         let nl = self.leaf_weights.len() as i64;
+        let values = |dims: Vec<i64>, v: &[f64], round_down: bool| {
+            if !float32 {
+                return TensorProto::f64s("", dims, v);
+            }
+            let narrowed: Vec<f32> = v
+                .iter()
+                .map(|&x| {
+                    if round_down {
+                        skvault_infer::floor_f32(x)
+                    } else {
+                        x as f32
+                    }
+                })
+                .collect();
+            TensorProto::f32s("", dims, &narrowed)
+        };
         let mut attrs = Vec::new();
         if !self.membership.is_empty() {
             let nm = self.membership.len() as i64;
             attrs.push(AttributeProto::tensor(
                 "membership_values",
-                TensorProto::f64s("", vec![nm], &self.membership),
+                values(vec![nm], &self.membership, false),
             ));
         }
         attrs.extend([
@@ -433,7 +464,7 @@ impl Ensemble {
             AttributeProto::int("post_transform", 0),
             AttributeProto::ints("tree_roots", self.roots),
             AttributeProto::ints("nodes_featureids", self.featureids),
-            AttributeProto::tensor("nodes_splits", TensorProto::f64s("", vec![n], &self.splits)),
+            AttributeProto::tensor("nodes_splits", values(vec![n], &self.splits, true)),
             AttributeProto::tensor("nodes_modes", TensorProto::u8s("", &self.modes)),
             AttributeProto::ints("nodes_missing_value_tracks_true", self.missing_true),
             AttributeProto::ints("nodes_truenodeids", self.true_ids),
@@ -441,10 +472,7 @@ impl Ensemble {
             AttributeProto::ints("nodes_falsenodeids", self.false_ids),
             AttributeProto::ints("nodes_falseleafs", self.false_leafs),
             AttributeProto::ints("leaf_targetids", self.leaf_targets),
-            AttributeProto::tensor(
-                "leaf_weights",
-                TensorProto::f64s("", vec![nl], &self.leaf_weights),
-            ),
+            AttributeProto::tensor("leaf_weights", values(vec![nl], &self.leaf_weights, false)),
         ]);
         attrs
     }

@@ -34,7 +34,22 @@ pub const INPUT: &str = "X";
 
 /// Builds the ONNX model bytes of `model`.
 pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
-    Ok(to_onnx(model)?.encode_to_vec())
+    to_onnx_bytes_with(model, OnnxOptions::default())
+}
+
+/// [`to_onnx_bytes`] with options.
+pub fn to_onnx_bytes_with(model: &Model, options: OnnxOptions) -> Result<Vec<u8>> {
+    Ok(to_onnx_with(model, options)?.encode_to_vec())
+}
+
+/// How a model is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OnnxOptions {
+    /// Trees, forests, gradient boosting and isolation forests run in float32 (`--dtype
+    /// float32`): what onnxruntime runs fastest, as skl2onnx writes them. Comparisons stay
+    /// exact (thresholds rounded down to float32); leaf values and sums lose float64's
+    /// precision. HistGradientBoosting, which compares float64 values, stays double.
+    pub float32_trees: bool,
 }
 
 /// What an estimator's subgraph produces.
@@ -75,6 +90,8 @@ struct Graph {
     next: usize,
     /// Where float32 enters (for the metadata).
     float32_notes: Vec<String>,
+    /// Tree ensembles run in float32 ([`OnnxOptions::float32_trees`]).
+    float32_trees: bool,
     /// Models that read text: the type of each input column, once a step has read it.
     input_kinds: Vec<Option<Kind>>,
 }
@@ -410,12 +427,20 @@ fn json_string_list(items: &[String]) -> String {
 
 /// The ONNX model of `model`.
 pub fn to_onnx(model: &Model) -> Result<ModelProto> {
+    to_onnx_with(model, OnnxOptions::default())
+}
+
+/// [`to_onnx`] with options.
+pub fn to_onnx_with(model: &Model, options: OnnxOptions) -> Result<ModelProto> {
     let view = model.view();
+    let mut g = Graph {
+        float32_trees: options.float32_trees,
+        ..Graph::default()
+    };
     if frame::reads_text(&view) {
-        return to_onnx_frame(model, &view);
+        return to_onnx_frame(model, &view, g);
     }
     let nf = model.n_features();
-    let mut g = Graph::default();
     let out = g.emit(&view, INPUT)?;
     let n = Dim::Param("N");
     let mut meta: Vec<(String, String)> = Vec::new();
@@ -440,9 +465,8 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
 
 /// A model that reads text: one `[N, 1]` input per column it reads (string or double),
 /// named after the column (see [`frame::sanitize`]).
-fn to_onnx_frame(model: &Model, view: &View<'_>) -> Result<ModelProto> {
+fn to_onnx_frame(model: &Model, view: &View<'_>, mut g: Graph) -> Result<ModelProto> {
     let nf = model.n_features();
-    let mut g = Graph::default();
     let parts = (0..nf).map(Part::Input).collect();
     let out = match g.frame_emit(view, parts)? {
         FrameOut::Out(o) => o,
@@ -655,8 +679,12 @@ fn model_metadata(
     ));
     meta.push((
         "skvault.tolerance".into(),
-        "labels identical to scikit-learn; values within 1e-12 relative (skvault docs export)"
-            .into(),
+        if g.float32_trees {
+            "float32 trees: labels identical to scikit-learn except where two classes' scores are within float32 rounding; values within 1e-5 relative (skvault docs export)"
+        } else {
+            "labels identical to scikit-learn; values within 1e-12 relative (skvault docs export)"
+        }
+        .into(),
     ));
     meta
 }
