@@ -50,6 +50,7 @@ _LAZY = {
     "loads": "skvault._api",
     "requirements": "skvault._api",
     "verify": "skvault._api",
+    "card": "skvault._card",
     "export_json": "skvault._export",
     "export_onnx": "skvault._export",
     "import_json": "skvault._export",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
         requirements,
         verify,
     )
+    from skvault._card import card
     from skvault._export import export_json, export_onnx, import_json, onnx_feed
     from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
     from skvault.registry import Registry
@@ -98,6 +100,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     "Conversion",
+    "card",
     "GlobalRef",
     "ScanReport",
     "convert",
