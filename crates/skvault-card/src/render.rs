@@ -15,14 +15,19 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/card_body.html"),
     ),
     ("card.md", include_str!("../templates/card.md")),
+    ("ui/nav.html", include_str!("../templates/ui/nav.html")),
     (
         "ui/models.html",
         include_str!("../templates/ui/models.html"),
     ),
+    ("ui/model.html", include_str!("../templates/ui/model.html")),
     (
         "ui/version.html",
         include_str!("../templates/ui/version.html"),
     ),
+    ("ui/diff.html", include_str!("../templates/ui/diff.html")),
+    ("ui/login.html", include_str!("../templates/ui/login.html")),
+    ("ui/error.html", include_str!("../templates/ui/error.html")),
 ];
 
 /// Text from a file in a Markdown document: shown as text, on one line, in a table cell.
