@@ -150,6 +150,9 @@ class Browser:
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         report.screenshot = ARTEFACTS / f"{shot}-{width}.png"
         report.screenshot.write_bytes(base64.b64decode(shot_data["data"]))
+        # What a person sees first (one window's height), for the README.
+        top = self.call("Page.captureScreenshot", format="png")
+        (ARTEFACTS / f"{shot}-{width}-top.png").write_bytes(base64.b64decode(top["data"]))
         for e in self.events:
             method, params = e.get("method"), e.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):

@@ -7,6 +7,7 @@ Pages are parsed with html5lib in strict mode: a parse error fails the test.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -270,3 +271,30 @@ def test_card_in_a_real_browser(pipeline_file, tmp_path, browser, width):  # noq
     # A page wider than the window makes a phone zoom out (or scroll sideways).
     assert report.viewport_width == width and report.scroll_width <= width, report.too_wide
     assert report.screenshot.stat().st_size > 10_000
+
+
+def test_converted_files_and_models_native_inference_does_not_run(tmp_path):
+    """A converted pickle's card shows what convert recorded; a model that native inference
+    does not run says its validation rows were not re-checked instead of claiming a pass."""
+    import pickle
+
+    from sklearn.svm import SVC
+
+    X = np.random.default_rng(3).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    svc = SVC().fit(X, y)
+    src = tmp_path / "svc.pkl"
+    src.write_bytes(pickle.dumps(svc))
+    converted = tmp_path / "svc.skv"
+    skvault.convert(src, converted)
+    doc = parse(skvault.card(converted))
+    record = skvault.inspect(converted)["metadata"]["converted_from"]
+    shown = text(doc.find(".//pre[@id='converted-from']"))
+    assert json.loads(shown) == record
+    # convert reads a pickle without running it: no get_params, so no parameter list.
+    assert text(doc.find(".//p[@id='params-note']")) == "The file records no parameters."
+
+    saved = tmp_path / "svc-saved.skv"
+    skvault.dump(svc, saved, validation=X[:5])
+    status = text(parse(skvault.card(saved)).find(".//span[@id='validation-status']"))
+    assert status == "unchecked"

@@ -248,7 +248,7 @@ pub fn pipeline(title: &str, steps: &[Step]) -> String {
         title,
         "pipeline",
     );
-    out.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="5" refY="9" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,0 L5,10 z" fill="#555"/></marker></defs>"##);
+    out.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>"##);
     let mut y = 4.0;
     for (i, (step, h)) in steps.iter().zip(&heights).enumerate() {
         let _ = write!(
