@@ -165,6 +165,29 @@ class Browser:
                 report.requests.append(params["request"]["url"])
         return report
 
+    def print_page(self, url: str, name: str) -> dict:
+        """The page as printed: the facts of its print styles, and the PDF Chromium makes
+        of it (kept in build/artefacts/)."""
+        self.call("Emulation.setEmulatedMedia", media="print")
+        try:
+            self.events.clear()
+            self.call("Page.navigate", url=url)
+            self.wait_for("Page.loadEventFired")
+            facts = self.call(
+                "Runtime.evaluate",
+                expression="JSON.stringify({sections: [...document.querySelectorAll('section')]"
+                ".filter(s => s.getBoundingClientRect().height === 0).map(s => s.id),"
+                " scrolling: [...document.querySelectorAll('.scroll')]"
+                ".filter(e => getComputedStyle(e).overflowX !== 'visible').length})",
+                returnByValue=True,
+            )
+            pdf = base64.b64decode(self.call("Page.printToPDF", printBackground=False)["data"])
+        finally:
+            self.call("Emulation.setEmulatedMedia", media="")
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTEFACTS / f"{name}.pdf").write_bytes(pdf)
+        return {**json.loads(facts["result"]["value"]), "pdf": pdf}
+
     def close(self) -> None:
         try:
             if getattr(self, "ws", None) is not None:

@@ -273,6 +273,15 @@ def test_card_in_a_real_browser(pipeline_file, tmp_path, browser, width):  # noq
     assert report.screenshot.stat().st_size > 10_000
 
 
+def test_card_prints(pipeline_file, tmp_path, browser):  # noqa: F811
+    """Printed, every section is there and no table hides its columns in a scroll box."""
+    out = tmp_path / "card.html"
+    out.write_text(skvault.card(pipeline_file[0]))
+    printed = browser.print_page(out.as_uri(), "card-print")
+    assert printed["sections"] == [] and printed["scrolling"] == 0
+    assert printed["pdf"].startswith(b"%PDF") and printed["pdf"].count(b"/Type /Page") >= 2
+
+
 def test_converted_files_and_models_native_inference_does_not_run(tmp_path):
     """A converted pickle's card shows what convert recorded; a model that native inference
     does not run says its validation rows were not re-checked instead of claiming a pass."""
