@@ -122,6 +122,13 @@ METHODS: list[Method] = [
     ),
     Method("skvault", ".skv", lambda o, p: skvault.dump(o, p), skvault.load, note="uncompressed"),
     Method(
+        "skvault non-durable",
+        ".nd.skv",
+        lambda o, p: skvault.dump(o, p, durable=False),
+        skvault.load,
+        note="dump(durable=False): atomic rename, no fsync",
+    ),
+    Method(
         "skvault zstd",
         ".zstd.skv",
         lambda o, p: skvault.dump(o, p, compress="zstd"),

@@ -847,3 +847,32 @@ def test_a_killed_dump_never_leaves_a_partial_file(tmp_path, previous):
     for name in temp_files(tmp_path):
         with pytest.raises(skvault.FormatError):
             skvault.load(tmp_path / name)
+
+
+def test_a_non_durable_dump_skips_the_flushes_but_keeps_the_atomic_rename(tmp_path):
+    """`dump(durable=False)`: the same file, written through a rename, with no fsync (seen
+    with strace on a child process; the durable dump is the control)."""
+    import shutil
+
+    if shutil.which("strace") is None or subprocess.run(["strace", "-o", os.devnull, "true"]).returncode != 0:
+        pytest.skip("strace is not installed or cannot trace here")
+    script = (
+        "import sys, numpy as np, skvault\n"
+        "skvault.dump({'w': np.arange(1000.0)}, sys.argv[1], durable=sys.argv[2] == '1')\n"
+    )
+    counts = {}
+    for durable in ("1", "0"):
+        out = tmp_path / f"m{durable}.skv"
+        trace = tmp_path / f"trace{durable}"
+        subprocess.run(
+            ["strace", "-f", "-o", str(trace), "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+             sys.executable, "-c", script, str(out), durable],
+            check=True, capture_output=True,
+        )
+        text = trace.read_text()
+        counts[durable] = (text.count("fsync(") + text.count("fdatasync("), "rename" in text)
+        assert skvault.load(out)["w"].tolist() == list(range(1000))
+    assert counts["1"][0] >= 1 and counts["1"][1]
+    assert counts["0"] == (0, True), counts
+    with pytest.raises(TypeError, match="durable"):
+        skvault.dump({"w": 1}, tmp_path / "x.skv", durable="no")

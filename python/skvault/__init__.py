@@ -23,6 +23,7 @@ from skvault.exceptions import (
     MigrationError,
     NotFoundError,
     RegistryError,
+    SignatureError,
     SkvaultError,
     UnsafeFileError,
     UnsupportedModelError,
@@ -61,6 +62,9 @@ _LAZY = {
     "convert": "skvault._legacy",
     "scan": "skvault._legacy",
     "Registry": "skvault.registry",
+    "keygen": "skvault._signing",
+    "sign": "skvault._signing",
+    "verify_signature": "skvault._signing",
 }
 
 if TYPE_CHECKING:
@@ -79,6 +83,7 @@ if TYPE_CHECKING:
     from skvault._card import card
     from skvault._export import export_json, export_onnx, import_json, onnx_feed
     from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
+    from skvault._signing import keygen, sign, verify_signature
     from skvault.registry import Registry
 
 
@@ -119,6 +124,9 @@ __all__ = [
     "scan",
     "native",
     "verify",
+    "keygen",
+    "sign",
+    "verify_signature",
     "Registry",
     "ConflictError",
     "DestinationError",
@@ -131,6 +139,7 @@ __all__ = [
     "MigrationError",
     "NotFoundError",
     "RegistryError",
+    "SignatureError",
     "SkvaultError",
     "UnsafeFileError",
     "UnsupportedModelError",

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal, Union
 
-from skvault import _native, _schema, _validation, _versions
+from skvault import _native, _schema, _signing, _validation, _versions
 from skvault._metadata import collect_metadata, warn_if_unfitted
 from skvault.exceptions import InvalidOptionError, TrustedNamesError, ValidationError
 
@@ -125,11 +125,18 @@ def dump(
     metadata: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     validation: Any = None,
+    durable: bool = True,
 ) -> None:
     """Save ``obj`` (a fitted estimator or any supported object graph) to ``path``.
 
     The write is atomic: the file appears complete at ``path`` or not at all, and an
     existing file is replaced only once the new one is safely on disk.
+
+    ``durable=False`` keeps the atomic rename but skips the flushes to the disk (``fsync``
+    of the file and of its folder): faster, and other processes still never see a partial
+    file, but after a power loss or an OS crash the new file may be missing or empty. Use
+    it for checkpoints, caches and tests that can be redone; keep the default for models
+    you ship.
 
     ``compress`` picks a codec for the arrays (``"zstd"`` or ``"lz4"``); ``level`` is
     the zstd level (default 3). joblib's forms work too: ``compress=True`` (zstd),
@@ -150,7 +157,9 @@ def dump(
     if _is_writable_file(path):
         path.write(_native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree))  # type: ignore[union-attr, arg-type]
         return
-    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type, arg-type]
+    if not isinstance(durable, bool):
+        raise TypeError(f"durable must be True or False, not {durable!r}")
+    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree, durable=durable)  # type: ignore[arg-type, arg-type]
 
 
 def dumps(
@@ -185,6 +194,7 @@ def _load(
     verify: bool | None,
     validate: bool,
     on_version_mismatch: _versions.Policy,
+    require_signature: _signing.Policy = None,
 ) -> Any:
     def before_build(environment: Any) -> None:
         _versions.check(environment, on_version_mismatch)
@@ -196,6 +206,7 @@ def _load(
         verify=verify,
         with_validation=validate,
         before_build=before_build,
+        **_signing.policy_args(require_signature),
     )
     if not validate:
         return result
@@ -217,6 +228,7 @@ def load(
     verify: bool | None = None,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
+    require_signature: _signing.Policy = None,
 ) -> Any:
     """Load an object saved with :func:`dump`.
 
@@ -240,6 +252,12 @@ def load(
     recomputes the outputs recorded on the validation rows and raises
     :class:`ValidationError` if they differ.
 
+    ``require_signature`` (a public key path or a list of them, ``True`` for the keys of
+    ``SKVAULT_TRUSTED_KEYS``, ``False`` for none; by default ``SKVAULT_TRUSTED_KEYS`` when it
+    is set) requires a signature by a trusted key covering the file's current bytes,
+    embedded or in ``path.sig``: :class:`SignatureError` otherwise, before anything is
+    built (``skvault docs signing``).
+
     joblib's spellings work too: ``mmap_mode="r"`` or ``"c"`` is ``mmap``, and ``path``
     may be an open binary file (read into memory: no mapping).
     """
@@ -253,8 +271,10 @@ def load(
         if mmap is not False:
             raise InvalidOptionError("an open file cannot be memory-mapped: pass its path, or leave out mmap")
         data = _read_file(path)
-        return _load(data, trusted, False, True if verify is None else verify, validate, on_version_mismatch)
-    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch)  # type: ignore[arg-type]
+        return _load(
+            data, trusted, False, True if verify is None else verify, validate, on_version_mismatch, require_signature
+        )
+    return _load(_path(path), trusted, mmap, verify, validate, on_version_mismatch, require_signature)  # type: ignore[arg-type]
 
 
 def loads(
@@ -264,11 +284,15 @@ def loads(
     verify: bool = True,
     validate: bool = False,
     on_version_mismatch: _versions.Policy = None,
+    require_signature: _signing.Policy = None,
 ) -> Any:
-    """Load an object from the bytes returned by :func:`dumps`."""
+    """Load an object from the bytes returned by :func:`dumps`.
+
+    ``require_signature`` is as for :func:`load`; bytes can only carry an embedded signature.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    return _load(bytes(data), trusted, False, verify, validate, on_version_mismatch)
+    return _load(bytes(data), trusted, False, verify, validate, on_version_mismatch, require_signature)
 
 
 def inspect(source: PathLike | bytes) -> dict[str, Any]:

@@ -36,12 +36,15 @@ __all__ = [
     "export_onnx",
     "get_untrusted_types",
     "import_json",
+    "keygen",
     "load",
     "manifest_json",
     "native_load",
     "scan_paths",
     "requirements",
+    "sign",
     "verify",
+    "verify_signature",
 ]
 
 __version__: str
@@ -54,6 +57,7 @@ def dump(
     level: int | None = None,
     metadata: dict[str, Any] | None = None,
     validation: object | None = None,
+    durable: bool = True,
 ) -> None: ...
 def dumps(
     obj: object,
@@ -71,6 +75,8 @@ def load(
     verify: bool | None = None,
     with_validation: bool = False,
     before_build: Callable[[Any], object] | None = None,
+    signature_policy: str = "env",
+    signature_keys: list[str] | None = None,
 ) -> object: ...
 def get_untrusted_types(source: bytes | str | PathLike[str], *, trusted: list[str] = ...) -> list[str]: ...
 def describe(source: bytes | str | PathLike[str]) -> dict[str, Any]: ...
@@ -318,7 +324,10 @@ class RegisterOptions:
     def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, value: object, /) -> bool: ...
 
-def native_load(path: str) -> NativeModel: ...
+def native_load(path: str, *, signature_policy: str = "env", signature_keys: list[str] | None = None) -> NativeModel: ...
+def keygen(path: str) -> tuple[str, str, str]: ...
+def sign(path: str, key: str, *, identity: str = ..., embed: bool = False, output: str | None = None) -> str: ...
+def verify_signature(path: str, keys: list[str] | None = None, *, signature: str | None = None) -> dict[str, Any]: ...
 
 @final
 class NativeModel:
@@ -351,8 +360,24 @@ class Registry:
     def __new__(cls, uri: str, options: list[tuple[str, str]] = ...) -> Self: ...
     @property
     def uri(self) -> str: ...
-    def register(self, path: str | PathLike[str], name: str, options: RegisterOptions) -> VersionInfo: ...
-    def fetch(self, name: str, version: int | None = None, alias: str | None = None) -> tuple[VersionDoc, bytes]: ...
+    def register(
+        self,
+        path: str | PathLike[str],
+        name: str,
+        options: RegisterOptions,
+        sign_with: str | None = None,
+        identity: str = ...,
+    ) -> VersionInfo: ...
+    def fetch(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        signature_policy: str = "env",
+        signature_keys: list[str] | None = None,
+    ) -> tuple[VersionDoc, bytes]: ...
+    def set_signature_policy(self, keys: list[str]) -> None: ...
+    def signature_policy(self) -> list[str] | None: ...
     def download(
         self, name: str, dest: str | PathLike[str], version: int | None = None, alias: str | None = None
     ) -> VersionDoc: ...

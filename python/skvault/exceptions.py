@@ -29,6 +29,7 @@ __all__ = [
     "InvalidNameError",
     "ConflictError",
     "DestinationError",
+    "SignatureError",
 ]
 
 
@@ -169,6 +170,25 @@ class DestinationError(SkvaultError, OSError):
 
 class MigrationError(SkvaultError):
     """``convert`` met state saved by an older scikit-learn that it cannot bring up to date."""
+class SignatureError(SkvaultError):
+    """A signature check failed, or a signing key cannot be used.
+
+    ``reason`` says which, as a short stable name: ``"not_signed"`` (no embedded signature
+    and no ``.sig`` file), ``"unknown_key"`` (signed by a key that is not trusted),
+    ``"bad_signature"`` (the signature does not verify), ``"digest_mismatch"`` (the file's
+    bytes are not those that were signed), ``"malformed_signature"``,
+    ``"signature_too_large"``, ``"no_trusted_keys"``, ``"key_permissions"`` (a private key
+    readable by others), ``"bad_key"``, ``"key_exists"``. Nothing was built.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the exception picklable
+        return (type(self), (str(self), self.reason))
+
+
 class RegistryError(SkvaultError):
     """A model registry operation failed (storage errors, damaged registry data)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from skvault import _native
+from skvault import _native, _signing
 from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
@@ -250,6 +250,9 @@ class NativeModel:
         return f"<skvault.native.NativeModel {self.class_name} ({', '.join(self.methods)})>"
 
 
-def load(path: str | os.PathLike[str]) -> NativeModel:
-    """Builds the model of a ``.skv`` file for native inference (digests are checked)."""
-    return NativeModel(_native.native_load(os.fspath(path)))
+def load(path: str | os.PathLike[str], *, require_signature: _signing.Policy = None) -> NativeModel:
+    """Builds the model of a ``.skv`` file for native inference (digests are checked).
+
+    ``require_signature`` is as for :func:`skvault.load`: under a policy (given, or
+    ``SKVAULT_TRUSTED_KEYS``), the file's signature is checked before the model is built."""
+    return NativeModel(_native.native_load(os.fspath(path), **_signing.policy_args(require_signature)))

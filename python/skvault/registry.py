@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from skvault import _api, _native
+from skvault import _api, _native, _signing
 
 PathLike = str | os.PathLike[str]
 _UNSET: Any = object()
@@ -77,6 +77,8 @@ class Registry:
         validation: Any = None,
         lineage: Mapping[str, Any] | None = None,
         compress: _api.Compress = None,
+        sign_with: PathLike | None = None,
+        identity: str = "",
     ) -> int:
         """Register a fitted model (dumped with :func:`skvault.dump` first) or a ``.skv``
         file as the next version of ``name``; returns the version number.
@@ -85,7 +87,14 @@ class Registry:
         ``dump``; ``metadata``, ``metrics`` and ``tags`` are also recorded in the version
         document, with ``lineage`` (your run and data references). Concurrent writers all
         get distinct numbers.
+
+        ``sign_with`` (a private key file made by :func:`skvault.keygen`) signs the file; the
+        signature is kept with the version (``identity`` names the signer). A file with an
+        embedded signature keeps it that way. Under the registry's signature policy
+        (:meth:`set_signature_policy`) an unsigned file is refused with
+        :class:`SignatureError`.
         """
+        key = None if sign_with is None else os.fspath(sign_with)
         # Checked before anything is written: TypeError / ValueError for values JSON cannot hold.
         options = _native.RegisterOptions(
             metadata=dict(metadata or {}),
@@ -96,7 +105,7 @@ class Registry:
         if isinstance(model_or_path, (str, os.PathLike)):
             if validation is not None or compress is not None:
                 raise ValueError("validation= and compress= apply when registering a model, not a file")
-            info = self._native.register(os.fspath(model_or_path), name, options)
+            info = self._native.register(os.fspath(model_or_path), name, options, key, identity)
         else:
             with tempfile.TemporaryDirectory(prefix="skvault-register-") as tmp:
                 path = os.path.join(tmp, "model.skv")
@@ -108,7 +117,7 @@ class Registry:
                     metrics=dict(metrics) if metrics else None,
                     validation=validation,
                 )
-                info = self._native.register(path, name, options)
+                info = self._native.register(path, name, options, key, identity)
         return info.version
 
     def set_alias(self, name: str, alias: str, version: int, *, expected: int | None = _UNSET) -> int | None:
@@ -166,18 +175,50 @@ class Registry:
         trusted: Iterable[str] | None = None,
         validate: bool = False,
         on_version_mismatch: Any = None,
+        require_signature: _signing.Policy = None,
     ) -> Any:
         """Load a version (default: the latest that is not archived) or an alias.
 
         The blobs are checked against their digests, the file is reassembled byte for byte
         and loaded by :func:`skvault.loads`, with the same trust, integrity and version checks.
+        ``require_signature`` is as for :func:`skvault.load` (by default
+        ``SKVAULT_TRUSTED_KEYS``); the version's signature is checked before anything is
+        built, and under the registry's own policy it always is.
         """
-        _, data = self._native.fetch(name, *_selector(version, alias))
-        return _api.loads(data, trusted=trusted, validate=validate, on_version_mismatch=on_version_mismatch)
+        _, data = self._native.fetch(name, *_selector(version, alias), **_signing.policy_args(require_signature))
+        return _api.loads(
+            data, trusted=trusted, validate=validate, on_version_mismatch=on_version_mismatch, require_signature=False
+        )
 
-    def fetch(self, name: str, version: int | None = None, *, alias: str | None = None) -> bytes:
-        """The bytes of the version's ``.skv`` file, identical to the registered file."""
-        return self._native.fetch(name, *_selector(version, alias))[1]
+    def fetch(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        alias: str | None = None,
+        require_signature: _signing.Policy = None,
+    ) -> bytes:
+        """The bytes of the version's ``.skv`` file, identical to the registered file (its
+        signature checked as :meth:`load` does)."""
+        return self._native.fetch(name, *_selector(version, alias), **_signing.policy_args(require_signature))[1]
+
+    def set_signature_policy(self, keys: PathLike | Iterable[PathLike] | None) -> None:
+        """Require every version registered, fetched, loaded or aliased from now on to be
+        signed by one of ``keys`` (public key files or folders of them); ``None`` or ``[]``
+        removes the requirement. The policy is stored in the registry, so whoever can write
+        the store can change it: readers that must resist that check with keys of their own
+        (``require_signature=``, ``SKVAULT_TRUSTED_KEYS``)."""
+        if keys is None:
+            paths: list[str] = []
+        elif isinstance(keys, (str, os.PathLike)):
+            paths = [os.fspath(keys)]
+        else:
+            paths = [os.fspath(k) for k in keys]
+        self._native.set_signature_policy(paths)
+
+    def signature_policy(self) -> list[str] | None:
+        """The ids of the keys versions must be signed by, or ``None`` without a policy."""
+        return self._native.signature_policy()
 
     def download(self, name: str, path: PathLike, version: int | None = None, *, alias: str | None = None) -> dict[str, Any]:
         """Write the version's ``.skv`` file to ``path`` (atomically); returns its document.

@@ -130,7 +130,7 @@ impl CliError {
                     | ExportError::Untrusted { .. }
                     | ExportError::Infer(InferError::Unsupported { .. })
             ),
-            CliError::Sign(e) => {
+            CliError::Sign(e) | CliError::Registry(RegistryError::Signature { source: e, .. }) => {
                 e.is_refusal() || matches!(e, skvault_sign::SignError::KeyFilePermissions { .. })
             }
             _ => false,

@@ -63,12 +63,13 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
-        /// A trusted public key (PEM); repeat for several (key rotation). The file must be
-        /// signed by one of them.
+        /// A trusted public key (PEM), or a folder of *.pub files; repeat for several (key
+        /// rotation). The file must be signed by one of them. Default: the keys named by
+        /// SKVAULT_TRUSTED_KEYS, if set.
         #[arg(long = "pubkey", value_name = "PUB")]
         pubkeys: Vec<PathBuf>,
-        /// The signature file [default: FILE.sig].
-        #[arg(long, value_name = "SIG", requires = "pubkeys")]
+        /// The signature file [default: the embedded signature, else FILE.sig].
+        #[arg(long, value_name = "SIG")]
         signature: Option<PathBuf>,
     },
     /// Make an ECDSA P-256 key pair for `skvault sign`: KEY (private, mode 0600) and KEY.pub.
@@ -81,7 +82,8 @@ enum Command {
         json: bool,
     },
     /// Sign a .skv file with a private key: a detached signature (FILE.sig) that
-    /// `skvault verify --pubkey` and OpenSSF's `model_signing verify key` check.
+    /// `skvault verify --pubkey` and OpenSSF's `model_signing verify key` check, or with
+    /// --embed a signature inside the file.
     Sign {
         file: PathBuf,
         /// The private key (PEM, made by `skvault keygen`; must not be readable by others).
@@ -91,8 +93,22 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         identity: Option<String>,
         /// Where to write the signature [default: FILE.sig].
-        #[arg(short, long, value_name = "SIG")]
+        #[arg(short, long, value_name = "SIG", conflicts_with = "embed")]
         output: Option<PathBuf>,
+        /// Embed the signature in FILE (rewritten atomically; format 1.3) instead of writing
+        /// FILE.sig. What is signed is unchanged: `skvault detach` gives it back.
+        #[arg(long)]
+        embed: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take an embedded signature out: write the signed file to OUTPUT and its signature to
+    /// OUTPUT.sig (the form OpenSSF's `model_signing verify key` checks).
+    Detach {
+        file: PathBuf,
+        #[arg(short, long, value_name = "OUTPUT")]
+        output: PathBuf,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -238,14 +254,17 @@ fn execute(command: Command) -> Result<u8, CliError> {
             key,
             identity,
             output,
+            embed,
             json,
         } => sign::sign(
             &file,
             &key,
             identity.as_deref().unwrap_or_default(),
             output.as_deref(),
+            embed,
             json,
         ),
+        Command::Detach { file, output, json } => sign::detach(&file, &output, json),
         Command::Diff { a, b, json } => diff::run(&a, &b, json),
         Command::Scan { paths, json, trust } => scan::run(&paths, &trust, json),
         Command::Convert {

@@ -64,6 +64,27 @@ enum RegistryCommand {
         /// A lineage reference, KEY=VALUE, e.g. run=42 or data=s3://bucket/train.parquet.
         #[arg(long = "lineage", value_name = "KEY=VALUE")]
         lineage: Vec<String>,
+        /// Sign the file with this private key; the signature is kept with the version.
+        #[arg(long, value_name = "KEY")]
+        sign_with: Option<PathBuf>,
+        /// The signer's name recorded in that signature.
+        #[arg(long, value_name = "NAME", requires = "sign_with")]
+        identity: Option<String>,
+    },
+    /// Show, set (--require-signature PUB, repeatable) or remove (--clear) the registry's
+    /// signature policy: every version registered, fetched or aliased must be signed by one
+    /// of the keys (`skvault docs signing`).
+    Policy {
+        /// A public key (or folder of *.pub files) versions must be signed by.
+        #[arg(
+            long = "require-signature",
+            value_name = "PUB",
+            conflicts_with = "clear"
+        )]
+        require_signature: Vec<PathBuf>,
+        /// Remove the requirement.
+        #[arg(long)]
+        clear: bool,
     },
     /// Write a version's .skv file (byte-identical to the registered one) to OUTPUT.
     Get {
@@ -362,9 +383,15 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
         metrics,
         tags,
         lineage,
+        sign_with,
+        identity,
     } = args.command
     {
-        let opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
+        let mut opts = register_options(metadata.as_deref(), &metrics, &tags, &lineage)?;
+        if let Some(key) = &sign_with {
+            opts.sign_with = Some(std::sync::Arc::new(skvault_sign::read_private_key(key)?));
+            opts.identity = identity.unwrap_or_default();
+        }
         // What can be checked before a new registry is created, so that a typo creates none.
         skvault_registry::names::check_model_name(&name)?;
         std::fs::metadata(&file).map_err(|e| CliError::io(&file, e))?;
@@ -383,6 +410,29 @@ pub fn run(args: RegistryArgs) -> Result<u8, CliError> {
     let reg = open_existing(&uri)?;
     let report = match args.command {
         RegistryCommand::Register { .. } => Report::Done,
+        RegistryCommand::Policy {
+            require_signature,
+            clear,
+        } => {
+            if clear {
+                reg.set_signature_policy(&[])?;
+            } else if !require_signature.is_empty() {
+                let keys = skvault_sign::read_trusted_keys(&require_signature)?;
+                reg.set_signature_policy(&keys)?;
+            }
+            let ids: Option<Vec<String>> = reg
+                .signature_policy()?
+                .map(|k| k.iter().map(|k| k.key_id().to_owned()).collect());
+            if !json {
+                match &ids {
+                    None => outln!("no signature required"),
+                    Some(ids) => ids
+                        .iter()
+                        .for_each(|id| outln!("signature required: key {id}")),
+                }
+            }
+            Report::Quiet(json!({"require_signature": ids}))
+        }
         RegistryCommand::Get { which, output } => {
             let bar = Bar::new(json);
             let downloaded = reg.download(&which.name, &which.selector(), &output, &bar);

@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// during a rotation) and must not be readable by others (chmod 600).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Serve only models signed by this public key (or a folder of *.pub files; repeatable),
+    /// checked at start and at every reload. Default: the keys named by SKVAULT_TRUSTED_KEYS,
+    /// if set.
+    #[arg(long = "trusted-key", value_name = "PUB")]
+    pub trusted_keys: Vec<PathBuf>,
     /// Reload a model whose file was replaced or whose alias moved, checking sources this
     /// often (e.g. 2s, 500ms; default 2s when given without a value).
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s",
@@ -85,7 +90,21 @@ fn is_file_arg(arg: &str) -> bool {
     path.ends_with(".skv") || path.contains('/')
 }
 
+/// The keys served models must be signed by: `--trusted-key`, else SKVAULT_TRUSTED_KEYS.
+fn trusted_keys(args: &ServeArgs) -> Result<Vec<skvault_sign::PublicKey>, ServeError> {
+    let keys = if args.trusted_keys.is_empty() {
+        skvault_sign::trusted_keys_from_env().map(Option::unwrap_or_default)
+    } else {
+        skvault_sign::read_trusted_keys(&args.trusted_keys)
+    };
+    keys.map_err(|e| ServeError::BadSpec {
+        arg: "--trusted-key / SKVAULT_TRUSTED_KEYS".into(),
+        reason: e.to_string(),
+    })
+}
+
 pub fn config(args: &ServeArgs) -> Result<ServeConfig, ServeError> {
+    let trusted: std::sync::Arc<[skvault_sign::PublicKey]> = trusted_keys(args)?.into();
     let models = args
         .models
         .iter()
@@ -95,6 +114,10 @@ pub fn config(args: &ServeArgs) -> Result<ServeConfig, ServeError> {
             } else {
                 Spec::file(m)
             }
+            .map(|spec| Spec {
+                trusted: trusted.clone(),
+                ..spec
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ServeConfig {

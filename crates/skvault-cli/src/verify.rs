@@ -1,5 +1,6 @@
 //! `skvault verify FILE [--json] [--pubkey PUB]... [--signature SIG]`: checks every digest,
-//! then, with `--pubkey`, the file's signature. Exit 0 when all pass, 1 on a mismatch or a
+//! then, with `--pubkey` (or `SKVAULT_TRUSTED_KEYS` set), the file's signature: embedded, or
+//! `FILE.sig` beside it. Exit 0 when all pass, 1 on a mismatch or a
 //! refused signature (named, on stderr; and in the JSON report), 2 on other errors (a
 //! missing file, an unreadable key).
 
@@ -23,18 +24,11 @@ pub fn run(
     signature: Option<&Path>,
 ) -> Result<u8, CliError> {
     // Keys are read first: a typo in a key path is an error (2), whatever the file holds.
-    let trusted = pubkeys
-        .iter()
-        .map(|p| skvault_sign::read_public_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let trusted = crate::sign::trusted_keys(pubkeys)?;
     let (arrays, mut failure) = check(path)?;
     let mut signed = None;
     if failure.is_none() && !trusted.is_empty() {
-        let sig_path = signature.map_or_else(
-            || crate::sign::default_signature_path(path),
-            Path::to_path_buf,
-        );
-        match check_signature(path, &sig_path, &trusted)? {
+        match check_signature(path, signature, &trusted)? {
             Ok(v) => signed = Some(v),
             Err(message) => {
                 failure = Some(Failure {
@@ -59,39 +53,39 @@ pub fn run(
             "arrays": arrays,
             "error": failure.as_ref().map(|f| f.message.clone()),
             "array": failure.as_ref().and_then(|f| f.array.clone()),
-            "signature": signed.as_ref().map(signature_json),
+            "signature": signed.as_ref().map(|(v, at)| signature_json(v, at)),
         }))?;
     } else if failure.is_none() {
         outln!("{}: OK ({} arrays)", path.display(), arrays.unwrap_or(0));
-        if let Some(v) = &signed {
-            outln!("{}: signature OK ({})", path.display(), describe(v));
+        if let Some((v, at)) = &signed {
+            let at = match at {
+                skvault_sign::SignatureSource::Embedded => "embedded".to_string(),
+                skvault_sign::SignatureSource::Detached(p) => format!("in {}", p.display()),
+            };
+            outln!("{}: signature OK ({}; {at})", path.display(), describe(v));
         }
     }
     Ok(if failure.is_none() { 0 } else { 1 })
 }
 
 /// The signature check: `Ok(Err(message))` when the signature is refused (exit 1),
-/// `Err` when it could not be checked (exit 2). A missing signature file is a refusal: the
-/// caller asked for a signed file.
+/// `Err` when it could not be checked (exit 2). A file with no signature (none embedded,
+/// no signature file) is a refusal: the caller asked for a signed file.
 fn check_signature(
     path: &Path,
-    sig_path: &Path,
+    signature: Option<&Path>,
     trusted: &[skvault_sign::PublicKey],
-) -> Result<Result<skvault_sign::Verified, String>, CliError> {
-    let bundle = match skvault_sign::read_bundle_file(sig_path) {
-        Err(skvault_sign::SignError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            return Ok(Err(format!(
-                "not signed: no signature file {}",
-                sig_path.display()
-            )));
-        }
-        Err(e) if e.is_refusal() => return Ok(Err(e.to_string())),
-        other => other?,
-    };
-    match skvault_sign::verify(path, &bundle, trusted) {
+) -> Result<Result<(skvault_sign::Verified, skvault_sign::SignatureSource), String>, CliError> {
+    match skvault_sign::check_policy(path, signature, trusted) {
         Ok(v) => Ok(Ok(v)),
+        Err(skvault_sign::SignError::Io { source, path: sig })
+            if source.kind() == std::io::ErrorKind::NotFound && signature == Some(&*sig) =>
+        {
+            Ok(Err(format!(
+                "not signed: no signature file {}",
+                sig.display()
+            )))
+        }
         Err(e) if e.is_refusal() => Ok(Err(e.to_string())),
         Err(e) => Err(e.into()),
     }
@@ -111,7 +105,10 @@ fn describe(v: &skvault_sign::Verified) -> String {
     }
 }
 
-fn signature_json(v: &skvault_sign::Verified) -> serde_json::Value {
+fn signature_json(
+    v: &skvault_sign::Verified,
+    at: &skvault_sign::SignatureSource,
+) -> serde_json::Value {
     let hex = |d: &[u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
     json!({
         "key_id": v.key_id,
@@ -121,6 +118,7 @@ fn signature_json(v: &skvault_sign::Verified) -> serde_json::Value {
         "signed_at": v.claim.as_ref().map(|c| c.signed_at.clone()),
         "manifest_blake3": v.claim.as_ref().map(|c| hex(&c.manifest_blake3)),
         "blake3": v.claim.as_ref().map(|c| hex(&c.file_blake3)),
+        "source": at.to_string(),
     })
 }
 

@@ -167,6 +167,19 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), WriteFailure> {
+    write_atomic_with(path, true, fill)
+}
+
+/// [`write_atomic`], choosing whether the write is durable. Not durable skips the two
+/// flushes to the disk (the file's data and the folder's entry): the rename stays atomic, so
+/// readers never see a partial file, but after a power loss or an OS crash the file may be
+/// missing or empty. For checkpoints and tests, where speed matters more (FORMAT.md is
+/// unchanged; `dump(..., durable=False)`).
+pub fn write_atomic_with(
+    path: &Path,
+    durable: bool,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), WriteFailure> {
     let failure = |p: &Path| {
         let p = p.to_path_buf();
         move |source| WriteFailure { path: p, source }
@@ -197,13 +210,17 @@ pub fn write_atomic(
     if let Some(mode) = existing {
         tmp.as_file().set_permissions(mode).map_err(failure(path))?;
     }
-    tmp.as_file().sync_data().map_err(failure(path))?;
+    if durable {
+        tmp.as_file().sync_data().map_err(failure(path))?;
+    }
     // Again, as late as possible: the fill may have taken a while. Dropping `tmp` removes it.
     check_destination(path).map_err(failure(path))?;
     tmp.persist(path).map_err(|e| failure(path)(e.error))?;
     // Make the rename itself durable; not every platform lets a folder be opened for this.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }

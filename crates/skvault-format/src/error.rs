@@ -88,6 +88,10 @@ pub enum FormatError {
     #[error("unexpected bytes in the file: {message}")]
     UnexpectedBytes { message: String },
 
+    /// The embedded signature's trailer (format 1.3) is malformed or does not fit the file.
+    #[error("embedded signature: {message}")]
+    SignatureTrailer { message: String },
+
     /// A compressed blob could not be decompressed to its declared size.
     #[error("array {index}: {codec} data is corrupt: {source}")]
     Codec {

@@ -28,6 +28,7 @@ pub fn exercise(bytes: Vec<u8>) -> bool {
     }
     let _ = file.verify();
     let _ = file.describe();
+    let _ = file.embedded_signature();
     true
 }
 

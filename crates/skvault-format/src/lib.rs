@@ -26,6 +26,7 @@ pub mod stdlib;
 pub mod strict_json;
 #[doc(hidden)]
 pub mod testing;
+pub mod trailer;
 pub mod trust;
 pub mod write;
 

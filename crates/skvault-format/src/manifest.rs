@@ -12,15 +12,18 @@ use crate::strict_json::{Json, Obj};
 pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
 /// The newest minor version this crate reads and writes. Writers write the lowest version whose
-/// features a file uses: 0 without the flags below, 1 with a compressed manifest only, 2 with packs.
-pub const FORMAT_MINOR: u16 = 2;
+/// features a file uses: 0 without the flags below, 1 with a compressed manifest only, 2 with packs,
+/// 3 with an embedded signature.
+pub const FORMAT_MINOR: u16 = 3;
 /// Required flag (format 1.1): the manifest is stored as zstd frames, and header bytes 56..64
 /// hold its decompressed length.
 pub const FLAG_MANIFEST_ZSTD: u32 = 0x0000_0001;
 /// Required flag (format 1.2): the manifest has `packs`, blobs that hold several arrays.
 pub const FLAG_PACKS: u32 = 0x0000_0002;
+/// Required flag (format 1.3): a signature trailer follows the last blob ([`crate::trailer`]).
+pub const FLAG_SIGNATURE: u32 = 0x0000_0004;
 /// The required flags this reader implements.
-pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD | FLAG_PACKS;
+pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD | FLAG_PACKS | FLAG_SIGNATURE;
 pub const HEADER_LEN: u64 = 64;
 pub const ALIGN: u64 = 64;
 /// Largest manifest a reader accepts (256 MiB): a 500-tree forest needs about 1 MiB.
@@ -799,7 +802,7 @@ mod tests {
             Err(FormatError::BadMagic { .. })
         ));
         let mut required = h.clone();
-        required.flags = 4; // bits 0 and 1 are known (1.1, 1.2); bit 2 is not
+        required.flags = 8; // bits 0, 1 and 2 are known (1.1, 1.2, 1.3); bit 3 is not
         assert!(matches!(
             Header::parse(&required.to_bytes(), 1000),
             Err(FormatError::UnknownFlags { .. })

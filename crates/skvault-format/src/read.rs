@@ -17,6 +17,7 @@ use crate::error::{DecodeError, FormatError, Result};
 use crate::manifest::{
     align_up, ArrayEntry, Blob, Header, Manifest, Placement, FLAG_PACKS, HEADER_LEN,
 };
+use crate::trailer::Trailer;
 use crate::write::digest;
 
 /// Where the bytes come from.
@@ -91,6 +92,8 @@ pub struct SkvFile {
     header: Header,
     manifest: Manifest,
     manifest_len: u64,
+    /// The embedded signature's place (format 1.3), when the header sets `SIGNATURE`.
+    trailer: Option<Trailer>,
     /// Each pack's raw bytes once decoded, or why they could not be: decoded once for all of
     /// its members (the failure is kept too, so every member reports it). Kept while the file
     /// is open, which for a memory-mapped load is as long as its arrays: at most the size of
@@ -161,6 +164,9 @@ impl SkvFile {
         let head_part = head.get_mut(..available).unwrap_or(&mut []);
         source.read_at(0, head_part, "the header")?;
         let header = Header::parse(head.get(..available).unwrap_or(&[]), file_len)?;
+        let trailer = crate::trailer::locate(&header, file_len, |at, buf| {
+            source.read_at(at, buf, "the signature footer")
+        })?;
         let manifest_len = header.manifest_len;
         let mut manifest_bytes = vec![0u8; usize::try_from(manifest_len).unwrap_or(0)];
         source.read_at(HEADER_LEN, &mut manifest_bytes, "the manifest")?;
@@ -181,6 +187,7 @@ impl SkvFile {
             header,
             manifest,
             manifest_len,
+            trailer,
             packs,
         };
         file.check_layout()?;
@@ -191,7 +198,8 @@ impl SkvFile {
     /// between them, the file ending with the last blob. No holes, no overlaps, no trailing bytes.
     fn check_layout(&self) -> Result<()> {
         let data_start = self.header.data_start();
-        let file_len = self.source.len();
+        // With an embedded signature, the data section ends where the trailer begins.
+        let file_len = self.content_len();
         let mut gaps: Vec<(u64, u64)> = vec![(HEADER_LEN + self.manifest_len, data_start)];
         let mut expected = 0u64;
         let mut end_of_data = data_start;
@@ -262,6 +270,33 @@ impl SkvFile {
 
     pub fn file_len(&self) -> u64 {
         self.source.len()
+    }
+
+    /// The length of the file without its embedded signature's trailer: the signed file's.
+    pub fn content_len(&self) -> u64 {
+        self.trailer.map_or(self.source.len(), |t| t.bundle_offset)
+    }
+
+    /// The embedded signature's place, if the file has one (format 1.3).
+    pub fn trailer(&self) -> Option<&Trailer> {
+        self.trailer.as_ref()
+    }
+
+    /// Reads raw file bytes at `offset` (for hashing the file as it was opened: the same
+    /// descriptor or mapping, so a file replaced on disk meanwhile is not read instead).
+    pub fn read_raw(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.source.read_at(offset, buf, "the file")
+    }
+
+    /// The embedded signature's bytes (opaque here: `skvault-sign` parses them).
+    pub fn embedded_signature(&self) -> Result<Option<Vec<u8>>> {
+        let Some(t) = self.trailer else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; t.bundle_len as usize];
+        self.source
+            .read_at(t.bundle_offset, &mut bytes, "the embedded signature")?;
+        Ok(Some(bytes))
     }
 
     fn entry(&self, index: usize) -> Result<&ArrayEntry> {

@@ -176,7 +176,18 @@ impl Prepared<'_> {
         path: &Path,
         progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
     ) -> Result<()> {
-        crate::atomic::write_atomic(path, |w| {
+        self.write_file_with(path, true, progress)
+    }
+
+    /// [`Prepared::write_file_checked`], durable or not (see
+    /// [`crate::atomic::write_atomic_with`]: not durable skips the fsyncs, keeps the rename).
+    pub fn write_file_with(
+        &self,
+        path: &Path,
+        durable: bool,
+        progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
+    ) -> Result<()> {
+        crate::atomic::write_atomic_with(path, durable, |w| {
             let mut w = w;
             self.write_to_checked(&mut w, progress)
         })

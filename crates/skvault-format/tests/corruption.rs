@@ -344,6 +344,14 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
                     12 if bit == 1 => {
                         assert_variant!(result.expect_err(&at), FormatError::Manifest { ref path, .. } if path == "/packs")
                     }
+                    // Bit 2 is SIGNATURE (format 1.3): set on a file without a trailer, the
+                    // footer the flag promises is missing.
+                    12 if bit == 2 => {
+                        assert_variant!(
+                            result.expect_err(&at),
+                            FormatError::SignatureTrailer { .. }
+                        )
+                    }
                     12..14 => {
                         assert_variant!(result.expect_err(&at), FormatError::UnknownFlags { .. })
                     }
@@ -573,7 +581,7 @@ fn newer_minor_version_is_accepted() {
 #[test]
 fn unknown_required_flags_are_refused() {
     let file = sample_file(Codec::None);
-    for flags in [4, 0x8000, 0xffff_ffff] {
+    for flags in [8, 0x8000, 0xffff_ffff] {
         let mut h = sample_header(&file);
         h.flags = flags;
         assert_variant!(

@@ -10,6 +10,7 @@ mod mapped;
 mod native;
 mod records;
 mod registry;
+mod sign;
 mod values;
 mod walk;
 
@@ -123,9 +124,10 @@ fn with_prepared<'py, T>(
     f(&prepared)
 }
 
-/// Saves `obj` to `path` atomically.
+/// Saves `obj` to `path` atomically (and durably unless `durable` is false).
 #[pyfunction]
-#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None, validation=None))]
+#[pyo3(signature = (obj, path, *, compress=None, level=None, metadata=None, validation=None, durable=true))]
+#[allow(clippy::too_many_arguments)]
 fn dump<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
@@ -134,6 +136,7 @@ fn dump<'py>(
     level: Option<i32>,
     metadata: Option<Bound<'py, PyDict>>,
     validation: Option<Bound<'py, PyAny>>,
+    durable: bool,
 ) -> PyResult<()> {
     let args = DumpArgs {
         compress,
@@ -142,7 +145,9 @@ fn dump<'py>(
         validation: validation.as_ref(),
     };
     with_prepared(py, obj, args, |prepared| {
-        prepared.write_file(&path, &mut |_| {}).py_err(py)
+        prepared
+            .write_file_with(&path, durable, &mut |_| Ok(()))
+            .py_err(py)
     })
 }
 
@@ -187,7 +192,7 @@ fn trust_set(py: Python<'_>, trusted: Vec<String>) -> PyResult<TrustSet> {
 /// dict, `None` if none) once the file is validated and before anything is built; an exception
 /// it raises aborts the load.
 #[pyfunction]
-#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=None, verify=None, with_validation=false, before_build=None))]
+#[pyo3(signature = (source, *, trusted=Vec::new(), mmap=None, verify=None, with_validation=false, before_build=None, signature_policy="env", signature_keys=None))]
 #[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
@@ -197,8 +202,12 @@ fn load<'py>(
     verify: Option<bool>,
     with_validation: bool,
     before_build: Option<Bound<'py, PyAny>>,
+    signature_policy: &str,
+    signature_keys: Option<Vec<PathBuf>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let trust = trust_set(py, trusted)?;
+    // Keys first: a bad key path is an error whatever the file holds.
+    let signers = sign::policy_keys(py, signature_policy, signature_keys)?;
     let access = match (mmap.as_deref(), &source) {
         (_, Source::Bytes(_)) | (None, _) => Access::Read,
         (Some("r"), _) => Access::Mmap,
@@ -211,6 +220,8 @@ fn load<'py>(
     };
     let mmap = access != Access::Read;
     let file = Arc::new(open(py, source, access)?);
+    // Before anything is built, and on the opened file itself (not its path again).
+    sign::enforce(py, &file, signers.as_deref())?;
     let verify = build::Verify::from_option(verify);
     if let Some(callback) = before_build {
         // Only the recorded environment: the version check needs nothing else, and a forest's
@@ -410,6 +421,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MappedFile>()?;
     m.add_class::<native::NativeModel>()?;
     m.add_function(wrap_pyfunction!(native::native_load, m)?)?;
+    m.add_function(wrap_pyfunction!(sign::keygen, m)?)?;
+    m.add_function(wrap_pyfunction!(sign::sign, m)?)?;
+    m.add_function(wrap_pyfunction!(sign::verify_signature, m)?)?;
     m.add_class::<registry::NativeRegistry>()?;
     records::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -366,17 +366,37 @@ impl NativeModel {
     }
 }
 
+enum LoadFailure {
+    Infer(InferError),
+    Sign(skvault_sign::SignError),
+}
+
 /// Opens a `.skv` file for native inference (the GIL is released while it is built).
 #[pyfunction]
-pub fn native_load(py: Python<'_>, path: PathBuf) -> PyResult<NativeModel> {
+#[pyo3(signature = (path, *, signature_policy="env", signature_keys=None))]
+pub fn native_load(
+    py: Python<'_>,
+    path: PathBuf,
+    signature_policy: &str,
+    signature_keys: Option<Vec<PathBuf>>,
+) -> PyResult<NativeModel> {
+    let signers = crate::sign::policy_keys(py, signature_policy, signature_keys)?;
     let opened = path.clone();
     let (model, digest) = py
         .detach(move || {
-            let file = skvault_format::SkvFile::open(&opened)?;
-            let model = Model::from_file(&file)?;
-            Ok::<_, InferError>((model, file.header().manifest_digest))
+            let file =
+                skvault_format::SkvFile::open(&opened).map_err(|e| LoadFailure::Infer(e.into()))?;
+            if let Some(keys) = &signers {
+                // Checked before the model is built, on the file as opened.
+                skvault_sign::check_open(&file, None, keys).map_err(LoadFailure::Sign)?;
+            }
+            let model = Model::from_file(&file).map_err(LoadFailure::Infer)?;
+            Ok((model, file.header().manifest_digest))
         })
-        .map_err(|e| infer_error(py, e))?;
+        .map_err(|e| match e {
+            LoadFailure::Infer(e) => infer_error(py, e),
+            LoadFailure::Sign(e) => crate::sign::from_sign(py, e),
+        })?;
     Ok(NativeModel {
         model: Arc::new(model),
         path,

@@ -27,6 +27,10 @@ fn to_py(py: Python<'_>, err: RegistryError) -> PyErr {
             new_err(py, "ConflictError", message)
         }
         RegistryError::DigestMismatch { .. } => new_err(py, "IntegrityError", message),
+        RegistryError::Signature { source, .. } => {
+            let reason = source.reason();
+            new_err(py, "SignatureError", (message, reason))
+        }
         RegistryError::Format { source, .. } => from_format(py, source),
         RegistryError::Io { path, source } => from_format(
             py,
@@ -87,35 +91,79 @@ impl NativeRegistry {
         self.inner.uri()
     }
 
-    /// Registers a .skv file as the next version of `name`.
+    /// Registers a .skv file as the next version of `name` (signed with `sign_with`, a
+    /// private key file, when given).
+    #[pyo3(signature = (path, name, options, sign_with=None, identity=String::new()))]
     fn register(
         &self,
         py: Python<'_>,
         path: PathBuf,
         name: &str,
         options: Bound<'_, Options>,
+        sign_with: Option<PathBuf>,
+        identity: String,
     ) -> PyResult<VersionInfo> {
-        let opts = options.get().to_registry();
+        let mut opts = options.get().to_registry();
+        if let Some(key) = sign_with {
+            let key =
+                skvault_sign::read_private_key(&key).map_err(|e| crate::sign::from_sign(py, e))?;
+            opts.sign_with = Some(std::sync::Arc::new(key));
+            opts.identity = identity;
+        }
         let info = py
             .detach(|| self.inner.register(&path, name, &opts, &NoProgress))
             .py(py)?;
         Ok(VersionInfo(info))
     }
 
-    /// (the version's document, the bytes of its .skv file).
-    #[pyo3(signature = (name, version=None, alias=None))]
+    /// (the version's document, the bytes of its .skv file). Under a signature policy (the
+    /// caller's, see `sign::policy_keys`, or the registry's own) the version's signature is
+    /// verified first.
+    #[pyo3(signature = (name, version=None, alias=None, signature_policy="env", signature_keys=None))]
     fn fetch<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         version: Option<u64>,
         alias: Option<String>,
+        signature_policy: &str,
+        signature_keys: Option<Vec<PathBuf>>,
     ) -> PyResult<(VersionDoc, Bound<'py, PyBytes>)> {
         let sel = selector(version, alias)?;
+        let keys = crate::sign::policy_keys(py, signature_policy, signature_keys)?;
         let (doc, bytes) = py
-            .detach(|| self.inner.fetch(name, &sel, &NoProgress))
+            .detach(|| {
+                let (doc, bytes) = self.inner.fetch(name, &sel, &NoProgress)?;
+                if let Some(keys) = &keys {
+                    let file =
+                        skvault_format::SkvFile::from_bytes(bytes.clone()).map_err(|source| {
+                            RegistryError::Format {
+                                path: format!("{name} version {}", doc.version),
+                                source,
+                            }
+                        })?;
+                    self.inner.check_signature(&doc, &file, keys)?;
+                }
+                Ok::<_, RegistryError>((doc, bytes))
+            })
             .py(py)?;
         Ok((VersionDoc(doc), PyBytes::new(py, &bytes)))
+    }
+
+    /// Requires versions to be signed by one of these public keys (none: no requirement).
+    fn set_signature_policy(&self, py: Python<'_>, keys: Vec<PathBuf>) -> PyResult<()> {
+        let keys = if keys.is_empty() {
+            Vec::new()
+        } else {
+            skvault_sign::read_trusted_keys(&keys).map_err(|e| crate::sign::from_sign(py, e))?
+        };
+        py.detach(|| self.inner.set_signature_policy(&keys)).py(py)
+    }
+
+    /// The ids of the keys the registry requires versions to be signed by (None: no policy).
+    fn signature_policy(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
+        let keys = py.detach(|| self.inner.signature_policy()).py(py)?;
+        Ok(keys.map(|k| k.iter().map(|k| k.key_id().to_owned()).collect()))
     }
 
     #[pyo3(signature = (name, dest, version=None, alias=None))]

@@ -44,6 +44,11 @@ impl Registry {
     ) -> Result<Option<u64>> {
         check_model_name(name)?;
         check_alias(alias)?;
+        if self.signature_policy()?.is_some() {
+            // `fetch` checks the version's signature under the policy: an alias never
+            // points at a version the policy would refuse to hand out.
+            self.fetch(name, &crate::Selector::Version(version), &crate::NoProgress)?;
+        }
         self.block_on(async {
             let doc = self.doc(name, version).await?;
             let previous = self

@@ -101,6 +101,10 @@ pub struct VersionDoc {
     pub lineage: Lineage,
     /// Unique per registration (see `writer_id`).
     pub writer_id: String,
+    /// The file's signature (a Sigstore bundle, JSON text; docs/SIGNING.md), when it was
+    /// registered signed. The stored file itself never embeds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl VersionDoc {

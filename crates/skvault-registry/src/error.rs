@@ -61,6 +61,15 @@ pub enum RegistryError {
         actual: String,
     },
 
+    /// A signature was required (by the caller or by the registry's policy) and the
+    /// version's is missing, by an untrusted key, or does not cover its file.
+    #[error("{what}: signature refused: {source}")]
+    Signature {
+        what: String,
+        #[source]
+        source: skvault_sign::SignError,
+    },
+
     /// A stored registry document (version, alias, state) is not what this version of skvault writes.
     #[error("{path}: malformed registry document: {message}")]
     Document { path: String, message: String },

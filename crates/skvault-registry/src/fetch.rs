@@ -78,15 +78,27 @@ impl Registry {
         selector: &Selector,
         progress: &dyn Progress,
     ) -> Result<(VersionDoc, Vec<u8>)> {
-        self.block_on(async {
+        let (doc, bytes) = self.block_on(async {
             let n = self.resolve_async(name, selector).await?;
             let doc = self.doc(name, n).await?;
             let bytes = self.assemble(&doc, progress).await?;
-            Ok((doc, bytes))
-        })
+            Ok::<_, RegistryError>((doc, bytes))
+        })?;
+        // Under the registry's policy, nothing unsigned leaves it.
+        if let Some(keys) = self.signature_policy()? {
+            let what = format!("{} version {}", doc.name, doc.version);
+            crate::signing::check_bytes(
+                &bytes,
+                doc.signature.as_deref().map(str::as_bytes),
+                &what,
+                &keys,
+            )?;
+        }
+        Ok((doc, bytes))
     }
 
-    /// Writes the version's `.skv` file to `dest` atomically (temporary file, then rename).
+    /// Writes the version's `.skv` file to `dest` atomically (temporary file, then rename),
+    /// and its signature, when it has one, to `dest.sig`.
     pub fn download(
         &self,
         name: &str,
@@ -108,6 +120,15 @@ impl Registry {
             path: f.path.display().to_string(),
             source: f.source,
         })?;
+        if let Some(sig) = &doc.signature {
+            // Beside the file, where `skvault verify` and loaders look for it.
+            let sig_path = skvault_sign::detached_path(dest);
+            skvault_format::atomic::write_atomic(&sig_path, |w| w.write_all(sig.as_bytes()))
+                .map_err(|f| RegistryError::Io {
+                    path: f.path.display().to_string(),
+                    source: f.source,
+                })?;
+        }
         Ok(doc)
     }
 }

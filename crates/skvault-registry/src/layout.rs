@@ -62,6 +62,7 @@ pub(crate) fn role(segments: &[&str]) -> Role {
     let model = |name: &str| check_model_name(name).is_ok();
     match segments {
         [] | ["blobs"] | ["models"] => Role::Dir,
+        ["policy.json"] => Role::File,
         ["blobs", d] if is_digest(d) => Role::File,
         ["models", m] if model(m) => Role::Dir,
         ["models", m, "versions" | "deleted" | "aliases" | "state"] if model(m) => Role::Dir,

@@ -15,6 +15,7 @@ pub mod names;
 mod register;
 mod registry;
 mod search;
+mod signing;
 mod skv;
 mod store;
 #[doc(hidden)]

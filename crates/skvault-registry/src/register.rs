@@ -18,6 +18,7 @@ use crate::names::{check_model_name, check_tag_key};
 use crate::registry::{checked, Progress, Registry, CONCURRENCY};
 use crate::skv::{hash_hex, split};
 use crate::store::Created;
+use skvault_sign::SignError;
 
 /// A blob already stored is reused as is only if it was written within this period; older
 /// ones are written again, which renews their modification time. `gc` never deletes a blob
@@ -27,8 +28,12 @@ use crate::store::Created;
 pub const REUSE_WINDOW: Duration = Duration::from_secs(20 * 60);
 
 /// What to record with a new version besides the file.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RegisterOptions {
+    /// Sign the file with this key (the signature goes into the version document).
+    pub sign_with: Option<std::sync::Arc<skvault_sign::PrivateKey>>,
+    /// The signer's name recorded in that signature (free text).
+    pub identity: String,
     /// Free-form JSON fields.
     pub metadata: Map<String, Value>,
     /// Numeric scores; they override metrics of the same name recorded in the file.
@@ -93,8 +98,35 @@ impl Registry {
             .ok_or_else(|| RegistryError::SourceChanged {
                 path: shown.clone(),
             })?;
-        let file_digest = hash_hex(bytes);
-        let pieces = split(bytes, &file, &shown)?;
+        // A file with an embedded signature is stored as the file it signs, its signature
+        // kept in the version document (FORMAT.md 2.5): what `fetch` returns is then exactly
+        // what was signed.
+        let content_len =
+            usize::try_from(file.content_len()).map_err(|_| RegistryError::SourceChanged {
+                path: shown.clone(),
+            })?;
+        let signed_head: Option<Vec<u8>> = file.trailer().map(|t| {
+            let mut h = t.signed_header(file.header()).to_bytes().to_vec();
+            let manifest_end =
+                (skvault_format::manifest::HEADER_LEN + file.header().manifest_len) as usize;
+            h.extend_from_slice(bytes.get(64..manifest_end).unwrap_or_default());
+            h
+        });
+        let content_digest = |bytes: &[u8]| match &signed_head {
+            Some(head) => {
+                let mut h = blake3::Hasher::new();
+                h.update(head);
+                h.update(bytes.get(head.len()..content_len).unwrap_or_default());
+                h.finalize().to_hex().to_string()
+            }
+            None => hash_hex(bytes),
+        };
+        let file_digest = content_digest(bytes);
+        let signature = self.version_signature(bytes, &file, options, path, &shown)?;
+        let mut pieces = split(bytes, &file, &shown)?;
+        if let Some(h) = &signed_head {
+            pieces.head = h;
+        }
         let head = hash_hex(pieces.head);
         let blobs: Vec<String> = pieces.blobs.iter().map(|b| hash_hex(b)).collect();
 
@@ -110,7 +142,7 @@ impl Registry {
         uploaded?;
         checked(progress, &shown)?;
         // The uploads hashed their own copies; this catches a file rewritten in place meanwhile.
-        if hash_hex(bytes) != file_digest {
+        if content_digest(bytes) != file_digest {
             return Err(RegistryError::SourceChanged { path: shown });
         }
 
@@ -135,7 +167,7 @@ impl Registry {
             created_at: now_rfc3339(),
             file: FileRef {
                 blake3: file_digest,
-                size: file.file_len(),
+                size: file.content_len(),
                 head,
                 blobs,
             },
@@ -144,6 +176,7 @@ impl Registry {
             tags: options.tags.clone(),
             lineage,
             writer_id: writer_id(),
+            signature,
         };
         self.block_on(self.create_version(&mut doc))?;
         Ok(VersionInfo {
@@ -151,6 +184,63 @@ impl Registry {
             archived: false,
             aliases: Vec::new(),
         })
+    }
+
+    /// The signature to record: a new one made with `sign_with`, else the file's embedded
+    /// one. Under the registry's policy it must verify with the policy's keys.
+    fn version_signature(
+        &self,
+        bytes: &[u8],
+        file: &SkvFile,
+        options: &RegisterOptions,
+        path: &Path,
+        shown: &str,
+    ) -> Result<Option<String>> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let refused = |source| RegistryError::Signature {
+            what: shown.to_string(),
+            source,
+        };
+        let bundle = match &options.sign_with {
+            Some(key) => Some(
+                skvault_sign::sign_bytes(
+                    bytes,
+                    &file_name,
+                    key,
+                    &options.identity,
+                    &skvault_sign::now(),
+                )
+                .map_err(refused)?,
+            ),
+            None => match file
+                .embedded_signature()
+                .map_err(|source| RegistryError::Format {
+                    path: shown.to_string(),
+                    source,
+                })? {
+                // A detached signature beside the file (`skvault sign` writes it there).
+                None => skvault_sign::find_signature(path, None)
+                    .map_err(refused)?
+                    .map(|(b, _)| b),
+                embedded => embedded,
+            },
+        };
+        if let Some(keys) = self.block_on(self.policy_keys())? {
+            crate::signing::check_bytes(bytes, bundle.as_deref(), shown, &keys)?;
+        }
+        bundle
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    refused(SignError::MalformedBundle {
+                        field: "(bundle)".into(),
+                        problem: "not UTF-8 JSON".into(),
+                    })
+                })
+            })
+            .transpose()
     }
 
     /// Uploads every missing (or stale) blob; repeats the freshness pass if it took longer

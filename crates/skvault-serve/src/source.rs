@@ -9,6 +9,7 @@ use skvault_format::SkvFile;
 use skvault_frame::InputSchema;
 use skvault_infer::{Labels, Model};
 use skvault_registry::{NoProgress, Registry, Selector};
+use skvault_sign::PublicKey;
 
 use crate::error::ServeError;
 
@@ -26,6 +27,9 @@ pub enum Source {
 pub struct Spec {
     pub name: String,
     pub source: Source,
+    /// The public keys one of which must have signed the model (empty: no signature
+    /// required). Checked at every load, hot reloads included, before the model is built.
+    pub trusted: Arc<[PublicKey]>,
 }
 
 impl Spec {
@@ -47,6 +51,7 @@ impl Spec {
         Ok(Spec {
             name,
             source: Source::File { path },
+            trusted: Arc::new([]),
         })
     }
 
@@ -79,6 +84,7 @@ impl Spec {
                 model: model.to_string(),
                 selector,
             },
+            trusted: Arc::new([]),
         })
     }
 
@@ -185,6 +191,10 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
             // array once built, so a mapping would save nothing, and a file truncated in
             // place while mapped would kill the server (SIGBUS) instead of failing a load.
             let file = SkvFile::open(path).map_err(|e| failed(e.to_string()))?;
+            if !spec.trusted.is_empty() {
+                skvault_sign::check_open(&file, None, &spec.trusted)
+                    .map_err(|e| failed(format!("signature refused: {e}")))?;
+            }
             (file, before, None)
         }
         Source::Registry { model, selector } => {
@@ -194,6 +204,11 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
                 .fetch(model, selector, &NoProgress)
                 .map_err(|e| failed(e.to_string()))?;
             let file = SkvFile::from_bytes(bytes).map_err(|e| failed(e.to_string()))?;
+            if !spec.trusted.is_empty() {
+                registry
+                    .check_signature(&doc, &file, &spec.trusted)
+                    .map_err(|e| failed(format!("signature refused: {e}")))?;
+            }
             (file, Fingerprint::Version(doc.version), Some(doc))
         }
     };

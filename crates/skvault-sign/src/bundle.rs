@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{Result, SignError};
 
 /// A bundle is a few kilobytes; a larger one is refused before it is parsed.
-pub const MAX_BUNDLE_LEN: u64 = 1 << 20;
+pub const MAX_BUNDLE_LEN: u64 = skvault_format::trailer::MAX_SIGNATURE_LEN;
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";

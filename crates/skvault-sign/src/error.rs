@@ -57,6 +57,8 @@ pub enum SignError {
     MalformedBundle { field: String, problem: String },
     #[error("no trusted public key was given")]
     NoTrustedKeys,
+    #[error("{}: not signed: it has no embedded signature and there is no {}", path.display(), looked.display())]
+    NotSigned { path: PathBuf, looked: PathBuf },
     #[error("signed by an unknown key (key id {key_id}): it is none of the {trusted} trusted public key(s)")]
     UnknownKey { key_id: String, trusted: usize },
     #[error("bad signature: the envelope's signature does not verify with {}", describe_keys(.key_ids))]
@@ -77,6 +79,25 @@ fn describe_keys(ids: &[String]) -> String {
 }
 
 impl SignError {
+    /// A short stable name for the reason, for programs (`SignatureError.reason` in Python,
+    /// the CLI's JSON report).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SignError::Io { .. } => "io",
+            SignError::KeyFilePermissions { .. } => "key_permissions",
+            SignError::BadKey { .. } => "bad_key",
+            SignError::KeyExists { .. } => "key_exists",
+            SignError::NotSkv(_) => "not_skv",
+            SignError::BundleTooLarge { .. } => "signature_too_large",
+            SignError::MalformedBundle { .. } => "malformed_signature",
+            SignError::NoTrustedKeys => "no_trusted_keys",
+            SignError::NotSigned { .. } => "not_signed",
+            SignError::UnknownKey { .. } => "unknown_key",
+            SignError::BadSignature { .. } => "bad_signature",
+            SignError::DigestMismatch { .. } => "digest_mismatch",
+        }
+    }
+
     pub(crate) fn malformed(field: impl Into<String>, problem: impl Into<String>) -> Self {
         SignError::MalformedBundle {
             field: field.into(),
@@ -90,6 +111,7 @@ impl SignError {
         matches!(
             self,
             SignError::BundleTooLarge { .. }
+                | SignError::NotSigned { .. }
                 | SignError::MalformedBundle { .. }
                 | SignError::UnknownKey { .. }
                 | SignError::BadSignature { .. }

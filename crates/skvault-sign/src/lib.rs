@@ -10,83 +10,65 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod digests;
+pub mod embed;
 pub mod error;
 pub mod fuzzing;
 pub mod keys;
+pub mod policy;
 
 use std::io::Read;
 use std::path::Path;
 
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature};
-use sha2::{Digest, Sha256};
 
 pub use bundle::{Bundle, Claim, Statement, MAX_BUNDLE_LEN};
+pub use digests::FileDigests;
+pub use embed::{embed, strip};
 pub use error::{DigestKind, Result, SignError};
 pub use keys::{read_private_key, read_public_key, write_key_pair, PrivateKey, PublicKey};
-
-/// The digests of a `.skv` file that a signature covers, from one pass over the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileDigests {
-    pub sha256: [u8; 32],
-    pub blake3: [u8; 32],
-    /// The BLAKE3 of the stored manifest bytes, recomputed.
-    pub manifest_blake3: [u8; 32],
-    /// The manifest digest the header records (bytes 24..56).
-    pub header_manifest_digest: [u8; 32],
-}
-
-impl FileDigests {
-    /// Reads the file once. Only the header is parsed (it must be a valid `.skv` header);
-    /// the rest is hashed as bytes.
-    pub fn of_file(path: &Path) -> Result<FileDigests> {
-        let io = |source| SignError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut head = Vec::with_capacity(64);
-        (&mut file).take(64).read_to_end(&mut head).map_err(io)?;
-        let header =
-            skvault_format::manifest::Header::parse(&head, len).map_err(SignError::NotSkv)?;
-        let mut sha = Sha256::new();
-        let mut b3 = blake3::Hasher::new();
-        let mut manifest = blake3::Hasher::new();
-        sha.update(&head);
-        b3.update(&head);
-        let mut manifest_left = header.manifest_len;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).map_err(io)?;
-            let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                break;
-            };
-            sha.update(chunk);
-            b3.update(chunk);
-            let take = usize::try_from(manifest_left).unwrap_or(usize::MAX).min(n);
-            manifest.update(chunk.get(..take).unwrap_or_default());
-            manifest_left -= take as u64;
-        }
-        Ok(FileDigests {
-            sha256: sha.finalize().into(),
-            blake3: *b3.finalize().as_bytes(),
-            manifest_blake3: *manifest.finalize().as_bytes(),
-            header_manifest_digest: header.manifest_digest,
-        })
-    }
-}
+pub use policy::{
+    check_open, check_open_bundle, check_policy, detached_path, embedded_bundle, find_signature,
+    read_trusted_keys, trusted_keys_from_env, SignatureSource, TRUSTED_KEYS_ENV,
+};
 
 /// Signs a `.skv` file: returns the bundle (JSON bytes) for `MODEL.skv.sig`. `identity` is
 /// recorded as the signer's name (free text, not checked by anyone), with the current time.
 pub fn sign(path: &Path, key: &PrivateKey, identity: &str) -> Result<Vec<u8>> {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    sign_at(path, key, identity, &now)
+    sign_at(path, key, identity, &now())
 }
 
 /// [`sign`] with a given signing time (RFC 3339), for reproducible signatures.
 pub fn sign_at(path: &Path, key: &PrivateKey, identity: &str, signed_at: &str) -> Result<Vec<u8>> {
     let d = FileDigests::of_file(path)?;
+    sign_digests(&d, path, key, identity, signed_at)
+}
+
+/// [`sign_at`] for a file held in memory; `name` is the subject name recorded.
+pub fn sign_bytes(
+    bytes: &[u8],
+    name: &str,
+    key: &PrivateKey,
+    identity: &str,
+    signed_at: &str,
+) -> Result<Vec<u8>> {
+    let d = FileDigests::of_bytes(bytes)?;
+    sign_digests(&d, Path::new(name), key, identity, signed_at)
+}
+
+/// The current time as the statement records it (UTC, RFC 3339, seconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn sign_digests(
+    d: &FileDigests,
+    path: &Path,
+    key: &PrivateKey,
+    identity: &str,
+    signed_at: &str,
+) -> Result<Vec<u8>> {
     if d.manifest_blake3 != d.header_manifest_digest {
         // Signing a damaged file would give a signature no verification can pass.
         return Err(SignError::NotSkv(
@@ -188,10 +170,25 @@ pub fn verify_bundle(bundle_bytes: &[u8], trusted: &[PublicKey]) -> Result<(Stri
 
 /// Verifies a signature of the `.skv` file at `path`: the bundle, the key (one of
 /// `trusted`), the signature, then every digest the statement records against the file's
-/// current bytes.
+/// current bytes (the signed file, for a file with an embedded signature).
 pub fn verify(path: &Path, bundle_bytes: &[u8], trusted: &[PublicKey]) -> Result<Verified> {
     let (key_id, statement) = verify_bundle(bundle_bytes, trusted)?;
     let d = FileDigests::of_file(path)?;
+    check_digests(key_id, statement, &d)
+}
+
+/// [`verify`] for a file held in memory.
+pub fn verify_bytes(bytes: &[u8], bundle_bytes: &[u8], trusted: &[PublicKey]) -> Result<Verified> {
+    let (key_id, statement) = verify_bundle(bundle_bytes, trusted)?;
+    let d = FileDigests::of_bytes(bytes)?;
+    check_digests(key_id, statement, &d)
+}
+
+pub(crate) fn check_digests(
+    key_id: String,
+    statement: Statement,
+    d: &FileDigests,
+) -> Result<Verified> {
     let hex = keys::hex;
     let check = |which, signed: &[u8; 32], actual: &[u8; 32]| {
         if signed == actual {

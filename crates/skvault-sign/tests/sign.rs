@@ -340,3 +340,55 @@ fn the_debug_form_of_a_private_key_shows_no_secret() {
         format!("PrivateKey({})", s.key.public_key().key_id())
     );
 }
+
+#[test]
+fn an_embedded_signature_verifies_and_detaches_to_the_signed_file() {
+    let s = setup();
+    let public = read_public_key(&skvault_sign::keys::public_key_path(&s.key_path)).unwrap();
+    let original = std::fs::read(&s.model).unwrap();
+    let bundle = sign(&s.model, &s.key, "ci").unwrap();
+    skvault_sign::embed(&s.model, &bundle, &s.model).unwrap();
+    assert_eq!(
+        skvault_sign::embedded_bundle(&s.model).unwrap().unwrap(),
+        bundle
+    );
+    let (v, source) =
+        skvault_sign::check_policy(&s.model, None, std::slice::from_ref(&public)).unwrap();
+    assert_eq!(source, skvault_sign::SignatureSource::Embedded);
+    assert_eq!(v.claim.unwrap().identity, "ci");
+    // The digests of the embedded file are those of the signed file.
+    let plain = s.model.with_file_name("plain.skv");
+    skvault_sign::strip(&s.model, &plain).unwrap();
+    assert_eq!(std::fs::read(&plain).unwrap(), original);
+    assert_eq!(
+        skvault_sign::FileDigests::of_file(&s.model).unwrap().sha256,
+        skvault_sign::FileDigests::of_file(&plain).unwrap().sha256
+    );
+    // Re-signing replaces the embedded signature instead of stacking trailers.
+    let again = sign(&s.model, &s.key, "second").unwrap();
+    skvault_sign::embed(&s.model, &again, &s.model).unwrap();
+    let len = std::fs::metadata(&s.model).unwrap().len() as usize;
+    assert_eq!(len, original.len() + again.len() + 24);
+    // The opened-file check sees the same.
+    let file = skvault_format::SkvFile::open(&s.model).unwrap();
+    let (v, _) = skvault_sign::check_open(&file, None, &[public]).unwrap();
+    assert_eq!(v.claim.unwrap().identity, "second");
+}
+
+#[test]
+fn a_policy_refuses_an_unsigned_file_as_not_signed() {
+    let s = setup();
+    let public = read_public_key(&skvault_sign::keys::public_key_path(&s.key_path)).unwrap();
+    let err =
+        skvault_sign::check_policy(&s.model, None, std::slice::from_ref(&public)).unwrap_err();
+    assert!(matches!(err, SignError::NotSigned { .. }), "{err}");
+    assert_eq!(err.reason(), "not_signed");
+    assert!(err.is_refusal());
+    let file = skvault_format::SkvFile::from_bytes(std::fs::read(&s.model).unwrap()).unwrap();
+    let err = skvault_sign::check_open(&file, None, &[public]).unwrap_err();
+    assert!(matches!(err, SignError::NotSigned { .. }), "{err}");
+    assert!(matches!(
+        skvault_sign::check_policy(&s.model, None, &[]),
+        Err(SignError::NoTrustedKeys)
+    ));
+}

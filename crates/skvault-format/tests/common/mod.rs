@@ -252,7 +252,24 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("seed-empty.skv", write(Node::None, &[], Codec::None)),
         ("seed-packs-zstd.skv", packed_file(Codec::Zstd)),
         ("seed-packs-lz4.skv", packed_file(Codec::Lz4)),
+        (
+            "seed-embedded-signature.skv",
+            embedded(&sample_file(Codec::None), b"{}"),
+        ),
     ]
+}
+
+/// `signed` with `bundle` embedded as FORMAT.md 2.5 lays it out (the container does not
+/// look inside the bundle).
+pub fn embedded(signed: &[u8], bundle: &[u8]) -> Vec<u8> {
+    use skvault_format::manifest::Header;
+    use skvault_format::trailer::Trailer;
+    let header = Header::parse(&signed[..64], signed.len() as u64).unwrap();
+    let mut out = Trailer::embedded_header(&header).to_bytes().to_vec();
+    out.extend_from_slice(&signed[64..]);
+    out.extend_from_slice(bundle);
+    out.extend_from_slice(&Trailer::footer(bundle.len() as u64, header.minor));
+    out
 }
 
 /// Arrays that the writer puts in packs (format 1.2) when it compresses: `<f8` arrays 0, 2

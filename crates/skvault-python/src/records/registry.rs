@@ -280,6 +280,7 @@ impl RegisterOptions {
             metrics: self.metrics.clone(),
             tags: self.tags.clone(),
             lineage: self.lineage.clone(),
+            ..Default::default()
         }
     }
 }
