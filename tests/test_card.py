@@ -257,6 +257,16 @@ def test_signature_status_is_honest(pipeline_file, tmp_path):
     signed.write_bytes(signed.read_bytes()[:-1] + b"\0")  # the signature no longer matches
     assert status(pubkeys=[pub]) == "refused"
 
+    # A signature embedded in the file is found where load finds it.
+    embedded = tmp_path / "embedded.skv"
+    embedded.write_bytes(path.read_bytes())
+    done = subprocess.run([*CLI, "sign", str(embedded), "--key", str(priv), "--embed"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "embedded.skv.sig").exists()
+    doc = parse(skvault.card(embedded, pubkeys=[pub]))
+    assert text(doc.find(".//span[@id='signature-status']")) == "verified"
+    assert "embedded in the file" in text(doc.find(".//section[@id='summary']"))
+
 
 @pytest.mark.parametrize("width", [375, 1280])
 def test_card_in_a_real_browser(pipeline_file, tmp_path, browser, width):  # noqa: F811

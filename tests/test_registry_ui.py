@@ -181,3 +181,27 @@ def test_registry_page_in_a_real_browser(tmp_path, browser, width):  # noqa: F81
             assert report.viewport_width == width and report.scroll_width <= width, report.too_wide
     finally:
         server.stop()
+
+
+def test_a_versions_card_says_whether_the_registry_holds_its_signature(tmp_path):
+    import skvault
+    from registry_backends import Backend
+
+    backend = Backend("folder", tmp_path, None)
+    reg = backend.open()
+    X = np.random.default_rng(1).normal(size=(30, 2))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    key = tmp_path / "key"
+    skvault.keygen(key)
+    reg.register(model, "m")
+    reg.register(model, "m", sign_with=key)
+    server = serve_ui(backend)
+    try:
+        shown = {}
+        for n in (1, 2):
+            status, _, body = get(server, f"/ui/models/m/versions/{n}")
+            assert status == 200
+            shown[n] = text(parse(body).find(".//span[@id='signature-status']"))
+        assert shown == {1: "unsigned", 2: "unverified"}
+    finally:
+        server.stop()

@@ -2,7 +2,7 @@
 //! page render: every value here is read from the file (its manifest, arrays, signature
 //! file), none from scikit-learn.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -154,6 +154,10 @@ pub struct Context {
     pub pubkeys: Vec<skvault_sign::PublicKey>,
     /// The registry's lineage record of this version, shown with the provenance.
     pub lineage: Option<Value>,
+    /// The card is of a registry version (fetched bytes, no file to look beside)...
+    pub registry_version: bool,
+    /// ...and the signature its version document records, if any.
+    pub registry_signature: Option<String>,
 }
 
 /// JSON text of a value, cut to `max` characters: parameters can hold whole estimators.
@@ -175,13 +179,6 @@ fn pretty(v: &Value) -> String {
 
 fn obj<'a>(md: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
     md.get(key).and_then(Value::as_object)
-}
-
-/// The signature file beside `path`: `<path>.sig`, as `skvault sign` writes it.
-pub fn default_signature_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".sig");
-    PathBuf::from(name)
 }
 
 pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
@@ -563,45 +560,46 @@ fn provenance(file: &SkvFile, cx: &Context) -> Provenance {
 }
 
 fn signature(file: &SkvFile, cx: &Context) -> Signature {
-    let sig_path = cx
-        .signature_path
-        .clone()
-        .or_else(|| file.path().map(default_signature_path));
-    let Some(sig_path) = sig_path else {
-        return Signature {
-            status: "unknown",
-            text: "the card was made from bytes, not from a file with a signature beside it".into(),
+    let status = |status, text: String| Signature { status, text };
+    let Some(path) = file.path() else {
+        // A registry version: its signature lives in the version document.
+        return match &cx.registry_signature {
+            Some(_) => status(
+                "unverified",
+                "signed: the registry records a signature for this version; not verified by this page".into(),
+            ),
+            None if cx.registry_version => status(
+                "unsigned",
+                "the registry records no signature for this version".into(),
+            ),
+            None => status(
+                "unknown",
+                "the card was made from bytes, not from a file whose signature it could look for".into(),
+            ),
         };
     };
-    let bundle = match skvault_sign::read_bundle_file(&sig_path) {
-        Ok(b) => b,
-        Err(skvault_sign::SignError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            return Signature {
-                status: "unsigned",
-                text: "no signature file beside the model".into(),
+    // Where skvault looks on load: the given file, else embedded, else FILE.sig beside it.
+    let (bundle, source) =
+        match skvault_sign::policy::find_signature(path, cx.signature_path.as_deref()) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return status(
+                    "unsigned",
+                    "no signature embedded in the file or beside it".into(),
+                )
             }
-        }
-        Err(e) => {
-            return Signature {
-                status: "refused",
-                text: format!("signature file unreadable: {e}"),
-            }
-        }
+            Err(e) => return status("refused", format!("signature unreadable: {e}")),
+        };
+    let place = match &source {
+        skvault_sign::policy::SignatureSource::Embedded => "embedded in the file".to_string(),
+        skvault_sign::policy::SignatureSource::Detached(p) => format!("in {}", p.display()),
     };
     if cx.pubkeys.is_empty() {
-        return Signature {
-            status: "unverified",
-            text: "signed, not verified: no key given (pass --pubkey to verify)".into(),
-        };
+        return status(
+            "unverified",
+            format!("signed ({place}), not verified: no key given (pass --pubkey to verify)"),
+        );
     }
-    let Some(path) = file.path() else {
-        return Signature {
-            status: "unknown",
-            text: "signed, not verified: the card was made from bytes".into(),
-        };
-    };
     match skvault_sign::verify(path, &bundle, &cx.pubkeys) {
         Ok(v) => {
             let by = match &v.claim {
@@ -611,15 +609,12 @@ fn signature(file: &SkvFile, cx: &Context) -> Signature {
                 Some(c) => format!(", signed {}", c.signed_at),
                 None => String::new(),
             };
-            Signature {
-                status: "verified",
-                text: format!("signature verified: key {}{by}", v.key_id),
-            }
+            status(
+                "verified",
+                format!("signature verified ({place}): key {}{by}", v.key_id),
+            )
         }
-        Err(e) => Signature {
-            status: "refused",
-            text: format!("signature refused: {e}"),
-        },
+        Err(e) => status("refused", format!("signature refused ({place}): {e}")),
     }
 }
 

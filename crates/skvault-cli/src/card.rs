@@ -59,7 +59,7 @@ pub fn run(args: &CardArgs) -> Result<u8, CliError> {
             name,
             signature_path: args.signature.clone(),
             pubkeys,
-            lineage: None,
+            ..skvault_card::Context::default()
         },
         sections,
     };

@@ -353,7 +353,7 @@ fn card(
             name: shown,
             signature_path: signature,
             pubkeys,
-            lineage: None,
+            ..skvault_card::Context::default()
         },
         sections,
     };

@@ -306,6 +306,8 @@ async fn version(
         let cx = skvault_card::Context {
             name: format!("{name} v{n}"),
             lineage: serde_json::to_value(&doc.lineage).ok(),
+            registry_version: true,
+            registry_signature: doc.signature.clone(),
             ..skvault_card::Context::default()
         };
         let summary = skvault_card::summarize(&file, &cx);
