@@ -13,7 +13,7 @@ OLD_SKLEARN := 1.2.2 1.3.2 1.5.2
 OLD_SKLEARN_DIR := .cache/old-sklearn
 OLD_SKLEARN_PYS := $(foreach v,$(OLD_SKLEARN),$(OLD_SKLEARN_DIR)/$(v)/.ready)
 
-.PHONY: help venv build wheel test-install demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server oha mlflow-serve
+.PHONY: help venv build wheel test-install demo test test-rust test-python lint stubs fuzz-replay miri bench clean old-sklearn s3-server oha mlflow-serve chromium
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ $(OHA_BIN):
 	cargo install --quiet --locked --root .cache/oha --version $(OHA_VERSION) --no-default-features --features native-tls oha
 
 oha: $(OHA_BIN) ## Build the HTTP load generator (oha) once into .cache/oha
+
+# The model card and registry page tests open the pages in a real browser: headless
+# Chromium from Debian's own package (no browser download), installed here when missing.
+# Where it cannot be installed the browser tests skip with a message saying so.
+chromium: ## Install headless Chromium (Debian's package) for the browser tests
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } || echo "make chromium: could not install Debian's chromium; the browser tests will skip"
 
 # `mlflow models serve` for bench/serve.py, in a cached venv of its own: full MLflow
 # requires pyarrow < 26, which requirements/dev.txt's pyarrow pin rules out for .venv.
@@ -122,7 +128,7 @@ miri: ## The load plan and background fill tests under Miri (nightly; about 10 m
 # AVX2 kernels (docs/NATIVE.md, "Parity"), so the tests run with the AVX-512 dispatch off.
 NUMPY_REFERENCE := NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
 
-test-python: build old-sklearn s3-server ## The Python test suite
+test-python: build old-sklearn s3-server chromium ## The Python test suite
 	SKVAULT_REQUIRE_OLD_SKLEARN=1 $(NUMPY_REFERENCE) $(PY) -m pytest -q tests
 
 test: build lint stubs test-rust test-python test-install ## Everything: lint, stub check, Rust tests, fuzz replay, Python tests, install test

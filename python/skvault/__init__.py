@@ -51,6 +51,7 @@ _LAZY = {
     "loads": "skvault._api",
     "requirements": "skvault._api",
     "verify": "skvault._api",
+    "card": "skvault._card",
     "export_json": "skvault._export",
     "export_onnx": "skvault._export",
     "import_json": "skvault._export",
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
         requirements,
         verify,
     )
+    from skvault._card import card
     from skvault._export import export_json, export_onnx, import_json, onnx_feed
     from skvault._legacy import Conversion, GlobalRef, ScanReport, convert, scan
     from skvault._signing import keygen, sign, verify_signature
@@ -103,6 +105,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__",
     "Conversion",
+    "card",
     "GlobalRef",
     "ScanReport",
     "convert",

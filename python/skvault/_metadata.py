@@ -177,11 +177,37 @@ def params_of(estimator: Any, depth: int = 0) -> dict[str, Any]:
     return {name: json_safe(value, depth + 1) for name, value in sorted(params.items())}
 
 
+def non_default(obj: Any, params: dict[str, Any]) -> list[str] | None:
+    """The names of the parameters whose recorded values differ from the defaults of the
+    class's ``__init__`` (what the model card lists; a file cannot tell the defaults
+    otherwise), or None when the signature cannot be read."""
+    import inspect
+
+    if "error" in params and len(params) == 1:
+        return None
+    try:
+        signature = inspect.signature(type(obj).__init__)
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for name, value in params.items():
+        parameter = signature.parameters.get(name)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            names.append(name)
+        elif json_safe(parameter.default) != value:
+            names.append(name)
+    return names
+
+
 def describe_estimator(obj: Any) -> dict[str, Any] | None:
-    """Class, params, features, classes and pipeline steps of a fitted estimator."""
+    """Class, params (and which differ from the defaults), features, classes and pipeline
+    steps of a fitted estimator."""
     if not _is_estimator(obj):
         return None
     record: dict[str, Any] = {"class": qualname(obj), "params": params_of(obj)}
+    changed = non_default(obj, record["params"])
+    if changed is not None:
+        record["non_default"] = changed
     if hasattr(obj, "n_features_in_"):
         record["n_features_in"] = json_safe(obj.n_features_in_)
     if hasattr(obj, "feature_names_in_"):

@@ -13,6 +13,10 @@ pub struct Topic {
 /// The user-facing pages of docs/ (ARCHITECTURE.md is for contributors and stays out).
 pub const TOPICS: &[Topic] = &[
     Topic {
+        name: "card",
+        text: include_str!("../../../docs/CARD.md"),
+    },
+    Topic {
         name: "cli",
         text: include_str!("../../../docs/CLI.md"),
     },

@@ -5,6 +5,7 @@
 #[macro_use]
 mod output;
 
+pub mod card;
 pub mod convert;
 pub mod diff;
 pub mod docs;
@@ -171,6 +172,9 @@ enum Command {
     /// (scikit-learn, numpy, scipy and any other recorded package): `pip install -r` of it
     /// rebuilds the environment to load it in.
     Requirements { file: PathBuf },
+    /// Write FILE's model card: a self-contained HTML page (inline CSS and SVG pictures, no
+    /// script, nothing fetched) or Markdown, from the file alone (see `skvault docs card`).
+    Card(card::CardArgs),
     /// Print skvault's documentation: the list of pages, or the page TOPIC.
     Docs {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(docs::names()))]
@@ -284,6 +288,7 @@ fn execute(command: Command) -> Result<u8, CliError> {
         Command::Registry(args) => registry::run(args),
         Command::Serve(args) => serve::run(&args),
         Command::Requirements { file } => requirements::run(&file),
+        Command::Card(args) => card::run(&args),
         Command::Docs { topic } => docs::run(topic.as_deref()),
     }
 }

@@ -13,8 +13,8 @@ use crate::CliError;
 pub struct ServeArgs {
     /// The models: .skv files (PATH, served under the file's stem, or NAME=PATH); with
     /// --registry, NAME, NAME@ALIAS or NAME@VERSION (SERVED=NAME@... renames), and .skv
-    /// files still by path.
-    #[arg(required = true, value_name = "MODEL")]
+    /// files still by path. None are needed with --ui.
+    #[arg(required_unless_present = "ui", value_name = "MODEL")]
     pub models: Vec<String>,
     /// The registry of NAME@... models: a folder, file:///abs/dir or s3://bucket/prefix
     /// (S3 settings from the AWS_* environment).
@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also serve a read-only web page of the --registry under /ui: models, versions,
+    /// aliases and their history, metric charts, each version's card, diffs (see `skvault
+    /// docs card`). With --token-file, browsers sign in once at /ui/login.
+    #[arg(long, requires = "registry")]
+    pub ui: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -137,6 +142,7 @@ pub fn config(args: &ServeArgs) -> Result<ServeConfig, ServeError> {
             LogArg::Off => LogFormat::Off,
         },
         threads: args.threads,
+        ui: args.ui,
     })
 }
 

@@ -313,6 +313,54 @@ fn requirements(py: Python<'_>, source: Source) -> PyResult<String> {
     Ok(skvault_cli::requirements::text(&file, &name))
 }
 
+/// The model card of `skvault card`: HTML or Markdown text, from the file alone.
+#[pyfunction]
+#[pyo3(signature = (source, *, format="html", sections=None, pubkeys=Vec::new(), signature=None, name=None))]
+fn card(
+    py: Python<'_>,
+    source: Source,
+    format: &str,
+    sections: Option<String>,
+    pubkeys: Vec<std::path::PathBuf>,
+    signature: Option<std::path::PathBuf>,
+    name: Option<String>,
+) -> PyResult<String> {
+    let format = format
+        .parse::<skvault_card::Format>()
+        .map_err(|e| errors::new_err(py, "InvalidOptionError", e.to_string()))?;
+    let pubkeys = pubkeys
+        .iter()
+        .map(|p| skvault_sign::read_public_key(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| match e {
+            skvault_sign::SignError::Io { source, .. } => pyo3::exceptions::PyOSError::new_err((
+                source.raw_os_error().unwrap_or(0),
+                source.to_string(),
+            )),
+            other => errors::new_err(py, "InvalidOptionError", other.to_string()),
+        })?;
+    let shown = name.unwrap_or_else(|| match &source {
+        Source::Path(p) => p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        Source::Bytes(_) => "<bytes>".to_string(),
+    });
+    let file = open(py, source, Access::Read)?;
+    let options = skvault_card::Options {
+        format,
+        context: skvault_card::Context {
+            name: shown,
+            signature_path: signature,
+            pubkeys,
+            ..skvault_card::Context::default()
+        },
+        sections,
+    };
+    py.detach(|| skvault_card::card(&file, &options))
+        .map_err(|e| errors::new_err(py, "SkvaultError", e.to_string()))
+}
+
 /// Runs the `skvault` command line with `argv` (program name first); returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
@@ -361,6 +409,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(manifest_json, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(requirements, m)?)?;
+    m.add_function(wrap_pyfunction!(card, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
     m.add_function(wrap_pyfunction!(guarded_classes, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;

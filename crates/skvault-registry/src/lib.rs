@@ -22,7 +22,7 @@ mod store;
 pub mod testing;
 
 pub use admin::{Usage, DEFAULT_GC_GRACE};
-pub use docs::{FileRef, GcReport, Lineage, VersionDoc, VersionInfo};
+pub use docs::{AliasEntry, FileRef, GcReport, Lineage, VersionDoc, VersionInfo};
 pub use error::{RegistryError, Result};
 pub use register::{RegisterOptions, REUSE_WINDOW};
 pub use registry::{NoProgress, Progress, Registry, Selector};

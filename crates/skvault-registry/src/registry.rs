@@ -437,6 +437,45 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Every alias of `name` that was ever set, with all its entries oldest first (a
+    /// deleted alias ends with an entry whose `version` is `None`): the alias logs as kept.
+    pub fn alias_history(&self, name: &str) -> Result<BTreeMap<String, Vec<AliasEntry>>> {
+        check_model_name(name)?;
+        self.block_on(async {
+            let listing = self.listing(name).await?;
+            if !listing.exists() {
+                return Err(RegistryError::ModelNotFound {
+                    name: name.to_string(),
+                });
+            }
+            let mut out = BTreeMap::new();
+            for alias in &listing.aliases {
+                let prefix = alias_prefix(name, alias);
+                let mut seqs: Vec<u64> = self
+                    .store
+                    .list(&prefix)
+                    .await?
+                    .iter()
+                    .filter_map(|m| cell::entry_seq(&prefix, m.location.as_ref()))
+                    .collect();
+                seqs.sort_unstable();
+                let mut entries = Vec::with_capacity(seqs.len());
+                for seq in seqs {
+                    let key = cell::entry_key(&prefix, seq);
+                    if let Some((bytes, _)) = self.store.get(&key).await? {
+                        let entry: AliasEntry = serde_json::from_slice(&bytes)
+                            .map_err(|e| RegistryError::document_json(key.clone(), e))?;
+                        entries.push(entry);
+                    }
+                }
+                out.insert(alias.clone(), entries);
+            }
+            Ok(out)
+        })
+    }
+}
+
 fn parse_numbered(file: &str) -> Option<u64> {
     let digits = file.strip_suffix(".json")?;
     if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {

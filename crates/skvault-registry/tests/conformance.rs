@@ -214,6 +214,19 @@ fn aliases_compare_and_swap(b: &Backend) {
         r.resolve("m", &Selector::Alias("staging".into())).unwrap(),
         2
     );
+    // The logs keep every move, the deletion included, oldest first.
+    let history = r.alias_history("m").unwrap();
+    let versions =
+        |alias: &str| -> Vec<Option<u64>> { history[alias].iter().map(|e| e.version).collect() };
+    assert_eq!(versions("champion"), [Some(1), Some(2), Some(3)]);
+    assert_eq!(versions("staging"), [Some(1), None, Some(2)]);
+    assert!(history["champion"]
+        .windows(2)
+        .all(|w| w[0].updated_at <= w[1].updated_at));
+    assert!(matches!(
+        r.alias_history("nope"),
+        Err(RegistryError::ModelNotFound { .. })
+    ));
 }
 
 fn unknown_names_versions_and_aliases(b: &Backend) {

@@ -5,6 +5,12 @@
 //! SSH key must not. Tokens are compared through their BLAKE3 digests in constant time, so
 //! neither the content nor the length of a token leaks through timing. `/health` and
 //! `/ready` answer without a token (probes); every other path needs one.
+//!
+//! The registry page (`--ui`) is read by browsers, which cannot send a bearer header from a
+//! link: a person signs in once at `/ui/login` with a token, and gets a cookie holding the
+//! token's BLAKE3 digest (HttpOnly: no script reads it; SameSite=Strict: no other site's page
+//! sends it; Path=/ui: accepted for the registry page only, never for predictions). Pages
+//! under `/ui` without a valid cookie or header redirect to the login form.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,15 +70,101 @@ fn authorized(state: &AppState, value: Option<&HeaderValue>) -> bool {
     else {
         return false;
     };
-    let digest = blake3::hash(presented.trim().as_bytes());
-    // Every token is compared, whichever matches.
+    known_digest(state, blake3::hash(presented.trim().as_bytes()).as_bytes())
+}
+
+/// Whether `digest` is one of the tokens' digests; every token is compared, whichever matches.
+fn known_digest(state: &AppState, digest: &[u8]) -> bool {
     state
         .tokens
         .iter()
         .fold(subtle::Choice::from(0), |any, t| {
-            any | t.as_slice().ct_eq(digest.as_bytes())
+            any | t.as_slice().ct_eq(digest)
         })
         .into()
+}
+
+/// The cookie the login form sets: the name, and the token's digest in hex as its value.
+const UI_COOKIE: &str = "skvault_ui";
+
+fn hex_digest(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the request carries the registry page's cookie with a known token's digest.
+fn ui_cookie_ok(state: &AppState, request: &Request) -> bool {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(UI_COOKIE)?.strip_prefix('='))
+        .any(|value| {
+            let bytes: Option<Vec<u8>> = (value.len() == 64)
+                .then(|| {
+                    (0..32)
+                        .map(|i| u8::from_str_radix(value.get(2 * i..2 * i + 2)?, 16).ok())
+                        .collect()
+                })
+                .flatten();
+            bytes.is_some_and(|b| known_digest(state, &b))
+        })
+}
+
+fn is_ui(path: &str) -> bool {
+    path == "/ui" || path.starts_with("/ui/")
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+pub async fn login_form(State(state): State<Arc<AppState>>) -> Response {
+    if state.tokens.is_empty() {
+        return redirect("/ui");
+    }
+    crate::ui::render(
+        StatusCode::OK,
+        "ui/login.html",
+        minijinja::context! { failed => false },
+    )
+}
+
+/// Checks the token of the login form; on success sets the cookie and goes to the models.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let digest = blake3::hash(form.token.trim().as_bytes());
+    if state.tokens.is_empty() {
+        return redirect("/ui");
+    }
+    if !known_digest(&state, digest.as_bytes()) {
+        return crate::ui::render(
+            StatusCode::UNAUTHORIZED,
+            "ui/login.html",
+            minijinja::context! { failed => true },
+        );
+    }
+    let mut response = redirect("/ui");
+    let cookie = format!(
+        "{UI_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui",
+        hex_digest(digest.as_bytes())
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn redirect(to: &'static str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(to));
+    response
 }
 
 pub async fn require_token(
@@ -80,12 +172,17 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let open = matches!(request.uri().path(), "/health" | "/ready");
+    let path = request.uri().path();
+    let open = matches!(path, "/health" | "/ready" | "/ui/login");
     if state.tokens.is_empty()
         || open
         || authorized(&state, request.headers().get(header::AUTHORIZATION))
+        || (is_ui(path) && state.ui.is_some() && ui_cookie_ok(&state, &request))
     {
         return next.run(request).await;
+    }
+    if is_ui(path) && state.ui.is_some() {
+        return redirect("/ui/login");
     }
     let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,

@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub log: LogFormat,
     /// Worker threads of the runtime (0: one per core).
     pub threads: usize,
+    /// Serve the read-only registry page under `/ui` (needs `registry`).
+    pub ui: bool,
 }
 
 #[derive(Debug, Clone, Copy)]

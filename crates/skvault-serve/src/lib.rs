@@ -19,6 +19,7 @@ mod routes;
 mod server;
 pub mod source;
 mod state;
+pub mod ui;
 
 pub use config::{Limits, LogFormat, ServeConfig};
 pub use error::{ApiError, ServeError};

@@ -68,8 +68,14 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .timeout(limits.timeout),
         )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let ui = if state.ui.is_some() {
+        crate::ui::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(predictions)
+        .merge(ui)
         .route("/v1/models", get(routes::models))
         .route("/v1/models/{name}", get(routes::model))
         .route("/health", get(routes::health))
@@ -168,6 +174,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         limits: config.limits,
         log: config.log,
         accepting: AtomicBool::new(true),
+        ui: if config.ui { registry.clone() } else { None },
     });
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("skvault-serve");

@@ -84,6 +84,8 @@ pub struct AppState {
     pub log: LogFormat,
     /// Cleared once shutdown starts: `/ready` answers 503 while requests drain.
     pub accepting: AtomicBool,
+    /// The registry the read-only registry page shows (`--ui`), if any.
+    pub ui: Option<Arc<skvault_registry::Registry>>,
 }
 
 impl AppState {
