@@ -35,6 +35,7 @@ from skvault.exceptions import (
     VersionMismatchError,
     VersionMismatchWarning,
     MmapCopyWarning,
+    ModelReferenceError,
 )
 
 # The API is imported on first use (PEP 562): the command line (`skvault ...`,
@@ -140,4 +141,5 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "MmapCopyWarning",
+    "ModelReferenceError",
 ]
