@@ -196,11 +196,15 @@ class NativeModel:
         ``"<registry URI> <name>@<version>"``."""
         return None if self._source is None else str(self._source)
 
-    def __reduce__(self) -> tuple:
-        # A reference, never the arrays: see the module's docstring and skvault._refs.
+    def _reference(self) -> tuple:
+        """What ``skvault._refs.reopen`` takes to open this model again in another process."""
         if self._source is None:
             raise TypeError("this NativeModel has no source to pickle: load it with skvault.native.load")
-        return (_refs.reopen, (self._source.location, self.digest, self._source.registry))
+        return (self._source.location, self.digest, self._source.registry)
+
+    def __reduce__(self) -> tuple:
+        # A reference, never the arrays: see the module's docstring and skvault._refs.
+        return (_refs.reopen, self._reference())
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         # Dask names tasks by their arguments: the digest names the model without hashing it.
