@@ -142,6 +142,17 @@ def test_predict_from_a_file_reference_gives_a_series_of_labels(client, dataset,
     assert np.array_equal(got.to_numpy(), forests["small"].predict(inputs))
 
 
+def test_kept_columns_stay_on_the_row_they_came_with(client, dataset, forests, tmp_path):
+    # read_parquet's index restarts at 0 in every file: only row-for-row output keeps ids right.
+    path = tmp_path / "small.skv"
+    skvault.dump(forests["small"], path)
+    scored = skvault.dask.predict(dataset, str(path), keep_columns=["id"])
+    assert list(scored.columns) == ["id", "proba_0", "proba_1"]
+    inputs, got = (f.result(timeout=TIMEOUT) for f in client.compute([dataset, scored]))
+    assert np.array_equal(got["id"].to_numpy(), inputs["id"].to_numpy())
+    assert np.array_equal(got[["proba_0", "proba_1"]].to_numpy(), forests["small"].predict_proba(inputs[FEATURES]))
+
+
 def test_the_task_graph_carries_the_reference_not_the_model(dataset, registry, forests, s3_server):
     sizes = {}
     for name in ("small", "large"):
@@ -184,5 +195,9 @@ def test_bad_arguments_are_refused_before_anything_runs(dataset, forests, tmp_pa
         skvault.dask.predict(dataset.drop(columns=["f19"]), str(path))
     with pytest.raises(ValueError, match="gives 2 column"):
         skvault.dask.predict(dataset, str(path), columns=["only"])
+    with pytest.raises(ValueError, match=r"keep_columns names column\(s\) \['nope'\]"):
+        skvault.dask.predict(dataset, str(path), keep_columns=["nope"])
+    with pytest.raises(ValueError, match="also kept input columns"):
+        skvault.dask.predict(dataset, str(path), method="predict", columns="id", keep_columns=True)
     with pytest.raises(TypeError, match="NativeModel or the path"):
         skvault.dask.predict(dataset, forests["small"])

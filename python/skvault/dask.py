@@ -58,16 +58,20 @@ def _output_names(model: native.NativeModel, method: str, width: int, columns: A
     return [method] if width == 1 else [f"{method}_{i}" for i in range(width)]
 
 
-def _shape(out: Any, index: Any, names: list[str], frame: bool) -> Any:
+def _shape(out: Any, part: Any, names: list[str], frame: bool, keep: list[Any] | None) -> Any:
+    """The predictions of ``part`` as a Series or DataFrame on its index; with ``keep``, a
+    DataFrame of those input columns followed by the predictions."""
     import pandas as pd
 
-    if frame:
-        return pd.DataFrame(out.reshape(len(index), len(names)), index=index, columns=names)
+    index = part.index
+    if frame or keep is not None:
+        out = pd.DataFrame(out.reshape(len(index), len(names)), index=index, columns=names)
+        return out if keep is None else pd.concat([part[keep], out], axis=1)
     return pd.Series(out.reshape(len(index)), index=index, name=names[0])
 
 
 def _score(part: Any, reference: tuple, method: str, features: list[Any] | None,
-           names: list[str], frame: bool, dtype: Any) -> Any:
+           names: list[str], frame: bool, dtype: Any, keep: list[Any] | None) -> Any:
     """One partition, on a worker. The model is opened here, from its reference, rather than
     unpickled with the task: a worker fails the task (with the ModelReferenceError) when it
     cannot open it, where an error while unpickling a task would bring the worker down."""
@@ -77,9 +81,22 @@ def _score(part: Any, reference: tuple, method: str, features: list[Any] | None,
     if len(part) == 0:
         import numpy as np
 
-        return _shape(np.empty((0, len(names)), dtype=dtype), part.index, names, frame)
+        return _shape(np.empty((0, len(names)), dtype=dtype), part, names, frame, keep)
     X = part if features is None else part[features]
-    return _shape(getattr(model, method)(X), part.index, names, frame)
+    return _shape(getattr(model, method)(X), part, names, frame, keep)
+
+
+def _kept(keep_columns: Any, columns: list[Any], names: list[str]) -> list[Any] | None:
+    if keep_columns is None or keep_columns is False:
+        return None
+    keep = list(columns) if keep_columns is True else [keep_columns] if isinstance(keep_columns, str) else list(keep_columns)
+    missing = [c for c in keep if c not in columns]
+    if missing:
+        raise ValueError(f"keep_columns names column(s) {missing} that the DataFrame does not have")
+    clash = [n for n in names if n in keep]
+    if clash:
+        raise ValueError(f"the output column(s) {clash} are also kept input columns: name them with columns=")
+    return keep
 
 
 def predict(
@@ -87,6 +104,7 @@ def predict(
     model: Any,
     method: str = "predict_proba",
     columns: str | Sequence[str] | None = None,
+    keep_columns: bool | str | Sequence[str] | None = None,
 ) -> Any:
     """``method`` of ``model`` on every row of the Dask DataFrame ``ddf``, lazily.
 
@@ -98,8 +116,11 @@ def predict(
     Returns a Dask Series when the method gives one value per row (``predict`` of a
     classifier or regressor, a binary ``decision_function``), named ``columns`` (default: the
     method's name); else a Dask DataFrame whose columns are ``columns`` (default
-    ``proba_<class>`` for ``predict_proba``, ``<method>_<i>`` otherwise). The index is
-    ``ddf``'s, so the result lines up with it (``ddf.join(result)``).
+    ``proba_<class>`` for ``predict_proba``, ``<method>_<i>`` otherwise), partition for
+    partition with ``ddf`` and on its index. ``keep_columns`` (column names, or ``True`` for
+    all) returns a DataFrame of those input columns followed by the predictions, row for row:
+    the way to keep ids with their scores (a ``join`` on an index that is not unique, as
+    ``read_parquet``'s often is, would not line them up).
     """
     import numpy as np
 
@@ -120,5 +141,8 @@ def predict(
     frame = probe.ndim == 2
     width = probe.shape[1] if frame else 1
     names = _output_names(model, method, width, columns)
-    meta = _shape(np.empty((0, width), dtype=probe.dtype), ddf._meta.index, names, frame)
-    return ddf.map_partitions(_score, model._reference(), method, features, names, frame, probe.dtype, meta=meta)
+    keep = _kept(keep_columns, list(ddf.columns), names)
+    meta = _shape(np.empty((0, width), dtype=probe.dtype), ddf._meta, names, frame, keep)
+    return ddf.map_partitions(
+        _score, model._reference(), method, features, names, frame, probe.dtype, keep, meta=meta
+    )
