@@ -21,7 +21,8 @@ and keeps one opened model per digest per process, which is what Dask, Ray or Sp
 need (``skvault docs scale``):
 
 >>> model = skvault.native.load("s3://models/team", name="fraud", alias="champion")  # doctest: +SKIP
->>> pickle.dumps(model)     # a few hundred bytes: the URI, "fraud", its version, digests  # doctest: +SKIP
+>>> len(pickle.dumps(model))   # the URI, "fraud", its version and digests  # doctest: +SKIP
+212
 """
 
 from __future__ import annotations
