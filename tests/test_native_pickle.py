@@ -120,6 +120,21 @@ def test_another_process_opens_the_file_once_checks_it_and_predicts_like_scikit_
     assert out["digest"] == _header_digest(path)
 
 
+def test_unpickling_where_the_model_was_loaded_gives_back_that_model_without_keeping_loads_alive(small, tmp_path):
+    import gc
+    import weakref
+
+    path = tmp_path / "m.skv"
+    skvault.dump(small, path)
+    model = skvault.native.load(path)
+    assert pickle.loads(pickle.dumps(model)) is model  # now held for the process's later unpickles
+    other = tmp_path / "other.skv"
+    skvault.dump(_forest((np.eye(6), np.arange(6) % 2), 2), other)
+    dropped = weakref.ref(skvault.native.load(other))
+    gc.collect()
+    assert dropped() is None  # a model that was loaded, never unpickled, is freed with its last reference
+
+
 def test_a_missing_file_is_a_model_reference_error_naming_the_path_and_the_digest(small, data, tmp_path):
     path = tmp_path / "m.skv"
     skvault.dump(small, path)

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,12 @@ from typing import Any
 from skvault import _native
 from skvault.exceptions import ModelReferenceError, SkvaultError
 
-#: Opened models of this process, by digest (see ``reopen``).
+#: Models this process unpickled, by digest: kept for the life of the process, since a
+#: worker's next task unpickles the same reference (see ``reopen``).
 _OPENED: dict[str, Any] = {}
+#: Models ``skvault.native.load`` made, by digest, while something else holds them: an
+#: unpickle in the same process reuses one, and a model dropped by its caller is freed.
+_LOADED: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _OPENING = threading.Lock()
 
 
@@ -136,10 +141,10 @@ def open_checked(path: Path, source: Source, expected: str | None) -> Any:
     return inner
 
 
-def remember(model: Any) -> Any:
-    """Keeps ``model`` as this process's opened model for its digest (the first one stays)."""
+def remember(model: Any) -> None:
+    """Offers a model ``load`` made to later unpickles in this process (without keeping it alive)."""
     with _OPENING:
-        return _OPENED.setdefault(model.digest, model)
+        _LOADED.setdefault(model.digest, model)
 
 
 def reopen(location: str, digest: str, registry: tuple[str, int, str] | None = None) -> Any:
@@ -152,7 +157,7 @@ def reopen(location: str, digest: str, registry: tuple[str, int, str] | None = N
     source = Source(location, registry)
     # One open per process even when several threads (a Dask worker's) unpickle at once.
     with _OPENING:
-        model = _OPENED.get(digest)
+        model = _OPENED.get(digest) or _LOADED.get(digest)
         if model is None:
             if registry is None:
                 path = Path(location)
@@ -168,5 +173,5 @@ def reopen(location: str, digest: str, registry: tuple[str, int, str] | None = N
                         digest,
                     ) from e
             model = NativeModel(open_checked(path, source, digest), source)
-            _OPENED[digest] = model
+        _OPENED[digest] = model
     return model
