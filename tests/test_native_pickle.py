@@ -259,3 +259,15 @@ def test_a_tampered_blob_in_the_registry_is_refused_where_the_model_is_unpickled
     assert out["error"] == "ModelReferenceError" and out["cause"] == "IntegrityError"
     assert "fraud@1" in out["message"] and "digest mismatch" in out["message"]
     assert not any((tmp_path / "worker-cache" / "models").iterdir())  # nothing half-written cached
+
+
+def test_a_cached_file_replaced_by_another_model_is_refused_naming_the_cache_path(backend, small, data, tmp_path, monkeypatch):
+    reg = backend.open()
+    reg.register(small, "fraud")
+    env = _driver_env(backend, tmp_path, monkeypatch)
+    model = skvault.native.load(backend.uri, name="fraud")
+    cached = tmp_path / "driver-cache" / "models" / f"{reg.info('fraud')['file']['blake3']}.skv"
+    skvault.dump(_forest(data, 3, seed=11), cached)  # what a damaged or tampered cache would hold
+    out = _child(tmp_path, pickle.dumps(model), data[0][:5], env=env)
+    assert out["error"] == "ModelReferenceError"
+    assert str(cached) in out["message"] and out["expected"] == model.digest != out["found"]
