@@ -65,3 +65,18 @@ def test_import_skvault_and_the_command_line_do_not_import_numpy():
         "assert 'numpy' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dask_is_imported_by_skvault_dask_only():
+    """Dask is an optional extra (`skvault[dask]`): neither `import skvault` nor native
+    inference, nor pickling a native model, imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, skvault, skvault.native\n"
+        "assert not [m for m in sys.modules if m == 'dask' or m.startswith(('dask.', 'distributed'))]\n"
+        "import skvault.dask\n"
+        "assert 'dask' not in sys.modules, 'skvault.dask imports dask only when predict runs'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -36,6 +36,7 @@ from skvault.exceptions import (
     VersionMismatchError,
     VersionMismatchWarning,
     MmapCopyWarning,
+    ModelReferenceError,
 )
 
 # The API is imported on first use (PEP 562): the command line (`skvault ...`,
@@ -152,4 +153,5 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "MmapCopyWarning",
+    "ModelReferenceError",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "ConflictError",
     "DestinationError",
     "SignatureError",
+    "ModelReferenceError",
 ]
 
 
@@ -203,3 +204,20 @@ class InvalidNameError(RegistryError, ValueError):
 
 class ConflictError(RegistryError):
     """A compare-and-swap lost (the alias moved meanwhile), or a version still has aliases."""
+
+
+class ModelReferenceError(SkvaultError):
+    """A native model pickled as a reference (``skvault.native``, ``skvault.dask``) could not
+    be opened again as the model it pins: its file is missing, holds another model (its
+    digest differs), or the registry refused to give it back (a tampered blob, a deleted
+    version). ``source`` is the path or registry reference, ``expected`` the pinned digest,
+    ``found`` the digest of what is there now (``None`` when nothing could be read)."""
+
+    def __init__(self, message: str, source: str | None = None, expected: str | None = None, found: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self):  # raised on Dask workers, pickled back to the client
+        return (type(self), (self.args[0], self.source, self.expected, self.found))

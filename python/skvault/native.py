@@ -13,6 +13,16 @@ to the encoders fitted on them) or a pyarrow Table (the same, with dictionary co
 categories), and release the GIL while they compute. Results
 match scikit-learn's (see ``skvault docs native`` for the supported estimators and tolerances).
 Nothing in the file is imported or executed, and scikit-learn is not needed.
+
+A model pickles as a reference, never as its arrays: its source (the file's absolute path,
+or a registry URI, name and version number) and its digest. Unpickling in another process
+opens the file again, refuses it unless the digest is the same (:class:`skvault.ModelReferenceError`)
+and keeps one opened model per digest per process, which is what Dask, Ray or Spark workers
+need (``skvault docs scale``):
+
+>>> model = skvault.native.load("s3://models/team", name="fraud", alias="champion")  # doctest: +SKIP
+>>> len(pickle.dumps(model))   # the URI, "fraud", its version and digests  # doctest: +SKIP
+212
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from skvault import _native, _signing
+from skvault import _native, _refs, _signing
 from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
@@ -159,8 +169,9 @@ def _matrix(out: tuple) -> np.ndarray:
 class NativeModel:
     """A model loaded by :func:`load`. Has the methods of the estimator it was saved from."""
 
-    def __init__(self, inner: _native.NativeModel) -> None:
+    def __init__(self, inner: _native.NativeModel, source: _refs.Source | None = None) -> None:
         self._inner = inner
+        self._source = source
         classes = inner.classes
         # For IsolationForest these are the labels predict returns (-1, 1), as numbers.
         if classes is None:
@@ -173,6 +184,32 @@ class NativeModel:
     def class_name(self) -> str:
         """The qualified class name of the saved estimator."""
         return self._inner.class_name
+
+    @property
+    def digest(self) -> str:
+        """The file's manifest digest (BLAKE3, hex; FORMAT.md 2.1): it covers every array's
+        digest, so it names the model's content. Pickles pin it."""
+        return self._inner.digest
+
+    @property
+    def source(self) -> str | None:
+        """Where the model was loaded from: the file's absolute path, or
+        ``"<registry URI> <name>@<version>"``."""
+        return None if self._source is None else str(self._source)
+
+    def _reference(self) -> tuple:
+        """What ``skvault._refs.reopen`` takes to open this model again in another process."""
+        if self._source is None:
+            raise TypeError("this NativeModel has no source to pickle: load it with skvault.native.load")
+        return (self._source.location, self.digest, self._source.registry)
+
+    def __reduce__(self) -> tuple:
+        # A reference, never the arrays: see the module's docstring and skvault._refs.
+        return (_refs.reopen, self._reference())
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        # Dask names tasks by their arguments: the digest names the model without hashing it.
+        return ("skvault.native.NativeModel", self.digest)
 
     @property
     def n_features_in_(self) -> int:
@@ -250,9 +287,42 @@ class NativeModel:
         return f"<skvault.native.NativeModel {self.class_name} ({', '.join(self.methods)})>"
 
 
-def load(path: str | os.PathLike[str], *, require_signature: _signing.Policy = None) -> NativeModel:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    version: int | None = None,
+    alias: str | None = None,
+    storage_options: Any = None,
+    require_signature: _signing.Policy = None,
+) -> NativeModel:
     """Builds the model of a ``.skv`` file for native inference (digests are checked).
 
+    With ``name``, ``path`` is a registry (a folder, ``file:///...`` or ``s3://bucket/prefix``,
+    as :class:`skvault.Registry` takes it, with its ``storage_options``): the model is
+    ``name``'s ``version``, or the one ``alias`` points at now, or the latest. The alias is
+    resolved once, here: the model (and its pickles) stay pinned to that version's number and
+    digest. The file is fetched into the local cache (``$SKVAULT_CACHE_DIR``, else the
+    platform's cache folder) once per machine.
+
     ``require_signature`` is as for :func:`skvault.load`: under a policy (given, or
-    ``SKVAULT_TRUSTED_KEYS``), the file's signature is checked before the model is built."""
-    return NativeModel(_native.native_load(os.fspath(path), **_signing.policy_args(require_signature)))
+    ``SKVAULT_TRUSTED_KEYS``), the file's signature (embedded, beside it, or the registry
+    version's) is checked before the model is built. A pickled model does not carry the
+    policy: each process that unpickles it applies its own (``SKVAULT_TRUSTED_KEYS``).
+    """
+    if name is None:
+        given = [k for k, v in (("version", version), ("alias", alias), ("storage_options", storage_options)) if v is not None]
+        if given:
+            raise TypeError(f"{', '.join(given)} apply to a registry: pass name= too")
+        absolute = os.path.abspath(os.fspath(path))
+        model = NativeModel(
+            _native.native_load(absolute, **_signing.policy_args(require_signature)), _refs.Source(absolute)
+        )
+    else:
+        from skvault.registry import _selector
+
+        _selector(version, alias)
+        source, cached = _refs.resolve(os.fspath(path), name, version, alias, storage_options)
+        model = NativeModel(_refs.open_checked(cached, source, None, require_signature), source)
+    _refs.remember(model)
+    return model

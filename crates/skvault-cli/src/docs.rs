@@ -45,6 +45,10 @@ pub const TOPICS: &[Topic] = &[
         text: include_str!("../../../docs/REGISTRY.md"),
     },
     Topic {
+        name: "scale",
+        text: include_str!("../../../docs/SCALE.md"),
+    },
+    Topic {
         name: "serve",
         text: include_str!("../../../docs/SERVE.md"),
     },

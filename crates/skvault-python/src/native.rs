@@ -231,6 +231,14 @@ impl NativeModel {
         self.model.class()
     }
 
+    /// The manifest digest (BLAKE3, lowercase hex) of the file the model was built from. It
+    /// covers every array's digest, all of which were checked while building: it names the
+    /// model's content, which `skvault.native` pickles references by.
+    #[getter]
+    fn digest(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     #[getter]
     fn n_features_in(&self) -> usize {
         self.model.n_features()
