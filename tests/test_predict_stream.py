@@ -346,3 +346,37 @@ def test_output_inside_the_input_folder_is_refused(tmp_path, forest):
 def test_help_states_the_memory_bound():
     r = subprocess.run([sys.executable, "-m", "skvault", "predict", "--help"], capture_output=True, text=True)
     assert "--batch-rows" in r.stdout and "row group" in r.stdout and "--keep-columns" in r.stdout, r.stdout
+
+
+def test_bar_counts_the_rows_of_every_file_on_a_terminal_only(tmp_path, text_pipeline):
+    from on_tty import env, run_tty
+
+    _, path, folder, X = text_pipeline
+    force = {"SKVAULT_PROGRESS_MIN_BYTES": "0"}
+    run = run_tty("predict", path, folder, "-o", tmp_path / "y.csv", "--batch-rows", 500, **force)
+    assert run.code == 0, run.tty
+    last = run.last_bar("predicting")
+    assert f"{len(X):,}/{len(X):,} rows" in last and "/s" in last, last
+    piped = subprocess.run([*CLI, str(path), str(folder), "-o", str(tmp_path / "z.csv")],
+                           capture_output=True, text=True, env=env(**force))
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+
+
+def test_a_bad_row_is_named_by_its_file_and_its_row_in_that_file(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(10)
+    X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    path = tmp_path / "lr.skv"
+    skvault.dump(LogisticRegression().fit(X, (X["a"] > 0).astype(int)), path)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        rows = rng.normal(size=(3000, 3))
+        if i == 1:
+            rows[2345, 2] = np.inf  # a linear model refuses it, as scikit-learn does
+        pq.write_table(pa.table({"a": rows[:, 0], "b": rows[:, 1], "c": rows[:, 2]}), folder / f"{i}.parquet",
+                       row_group_size=1000)
+    err = failure(path, folder, "-o", tmp_path / "y.parquet", "--batch-rows", 400)
+    assert "1.parquet" in err and "row 2345, column 2" in err, err
+    assert not (tmp_path / "y.parquet").exists()

@@ -44,8 +44,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub keep_columns: bool,
     /// Parquet input is streamed to CSV or Parquet output, this many rows at a time: memory
-    /// holds the mapped model, one row group's column chunks as stored, and N decoded rows
-    /// with their predictions (`skvault docs native`).
+    /// holds the mapped model, two row groups' column chunks as stored (one is read ahead),
+    /// and N decoded rows with their predictions (`skvault docs native`).
     #[arg(long, value_name = "N", default_value_t = 65536,
           value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
     pub batch_rows: u64,

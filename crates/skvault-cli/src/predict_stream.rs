@@ -2,8 +2,8 @@
 //! prefix) predicted batch by batch and written as CSV or Parquet while it is read, so that
 //! inputs far larger than memory go through.
 //!
-//! Memory holds, at any time: the mapped model, one row group's column chunks (compressed, as
-//! stored), one batch of at most `--batch-rows` rows decoded (a few copies of 8 bytes per
+//! Memory holds, at any time: the mapped model, two row groups' column chunks (compressed, as
+//! stored: one is read ahead), one batch of at most `--batch-rows` rows decoded (a few copies of 8 bytes per
 //! value: stored values, the table, the model's input) and its predictions, and the output
 //! writer's current row group. Files are opened one at a time; their footers are read twice
 //! (once to check every file's schema before anything is written, once to read it).
@@ -123,6 +123,8 @@ fn list(input: &Path) -> Result<Vec<DataFile>, CliError> {
     Ok(files)
 }
 
+/// Collects the files under `dir`, recursively. Links to files are followed, links to
+/// folders are not (a link to a parent would never end).
 fn walk(dir: &Path, files: &mut Vec<DataFile>) -> Result<(), CliError> {
     let entries = std::fs::read_dir(dir).map_err(|e| CliError::io(dir, e))?;
     for entry in entries {
@@ -131,8 +133,12 @@ fn walk(dir: &Path, files: &mut Vec<DataFile>) -> Result<(), CliError> {
         if !entry.file_name().to_str().is_some_and(is_data_name) {
             continue;
         }
+        let link = entry.file_type().is_ok_and(|t| t.is_symlink());
         let meta = std::fs::metadata(&path).map_err(|e| CliError::io(&path, e))?;
         if meta.is_dir() {
+            if link {
+                continue;
+            }
             walk(&path, files)?;
         } else {
             files.push(DataFile {
@@ -327,9 +333,15 @@ fn written(out: &Path, e: std::io::Error) -> CliError {
     CliError::io(out, e)
 }
 
+/// `err`, naming the file whose rows caused it.
 fn in_file(name: &str, err: CliError) -> CliError {
     match err {
         CliError::Input { message } => CliError::input(format!("{name}: {message}")),
+        CliError::Infer(e) => CliError::input(format!("{name}: {e}")),
+        CliError::Table { path: None, source } => CliError::Table {
+            path: Some(PathBuf::from(name)),
+            source,
+        },
         other => other,
     }
 }
@@ -350,11 +362,12 @@ fn stream(
     };
     let mut sink: Option<Sink<'_>> = None;
     let mut w = Some(w);
-    let mut first_row = 0usize;
     for file in &dataset.files {
         let stream = file.open(text)?;
         same_columns(&dataset.columns, stream.columns(), &dataset.files[0], file)?;
         let mut batches = stream.batches(job.batch_rows);
+        // Errors name the file, and the row within it.
+        let mut first_row = 0usize;
         while let Some(batch) = batches.next_batch().map_err(|e| file.table_error(e))? {
             let output = predict_batch(job, dataset, positions, &batch, first_row, bar)
                 .map_err(|e| in_file(&file.name, e))?;

@@ -1,9 +1,9 @@
-//! Reading a Parquet file in batches of rows, with memory bounded by one row group's column
-//! chunks and one batch of decoded values, whatever the file's size: the input of streaming
-//! `skvault predict`.
+//! Reading a Parquet file in batches of rows, with memory bounded by two row groups' column
+//! chunks (the next one is read ahead) and one batch of decoded values, whatever the file's
+//! size: the input of streaming `skvault predict`.
 //!
 //! The file is read through a [`RangeSource`] (a local file, or an object in a store), by
-//! byte ranges: the footer first, then one row group's column chunks at a time. Every check
+//! byte ranges: the footer first, then each row group's column chunks. Every check
 //! of the whole-file reader applies (footer and page headers walked by [`thrift_check`]
 //! before the `parquet` crate parses them, column types by name, chunks inside the file and
 //! side by side). Columns are decoded in lockstep, `batch_rows` records at a time, keeping
@@ -57,6 +57,9 @@ impl RangeSource for std::fs::File {
             .collect()
     }
 }
+
+/// The bytes read from the end of a file at first, which hold the footer of most files.
+const FOOTER_GUESS: u64 = 64 << 10;
 
 /// The largest footer accepted: footers of real files are kilobytes to a few megabytes.
 const MAX_FOOTER: u64 = 64 << 20;
@@ -142,7 +145,16 @@ impl ParquetStream {
             group: 0,
             readers: Vec::new(),
             left: 0,
+            next: None,
         }
+    }
+
+    /// The byte ranges of row group `g`'s chunks of the columns read.
+    fn ranges(&self, g: usize) -> Result<Vec<Range<u64>>, TableError> {
+        self.columns
+            .iter()
+            .map(|c| chunk_range(&self.metadata, g, c.index))
+            .collect()
     }
 }
 
@@ -154,27 +166,44 @@ fn open(source: Arc<dyn RangeSource>, text: bool) -> Result<ParquetStream, Table
     if size < 12 {
         return Err(corrupt("shorter than a Parquet header and footer"));
     }
-    let read = |r: Range<u64>| -> Result<Bytes, TableError> {
-        let mut got = source
-            .read_ranges(&[r])
+    let read = |ranges: &[Range<u64>]| -> Result<Vec<Bytes>, TableError> {
+        let got = source
+            .read_ranges(ranges)
             .map_err(|e| TableError(format!("reading: {e}")))?;
-        got.pop().ok_or_else(|| corrupt("a read returned nothing"))
+        if got.len() != ranges.len() {
+            return Err(TableError(
+                "reading: fewer ranges returned than asked".into(),
+            ));
+        }
+        Ok(got)
     };
-    let tail = read(size - 8..size)?;
-    if tail.get(4..8) != Some(b"PAR1".as_slice()) {
+    // The head's magic and the file's last bytes in one read (one round trip on S3): the
+    // footer is usually among them.
+    let tail_start = size.saturating_sub(FOOTER_GUESS).max(4);
+    let first = read(&[0..4, tail_start..size])?;
+    let (head, tail) = (&first[0], &first[1]);
+    let end = tail.len();
+    if end < 8 || tail.get(end - 4..) != Some(b"PAR1".as_slice()) {
         return Err(corrupt("no PAR1 magic at the end"));
     }
-    let head = read(0..4)?;
     if head.as_ref() != b"PAR1" {
         return Err(corrupt("no PAR1 magic at the start"));
     }
-    let declared = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let len = [tail[end - 8], tail[end - 7], tail[end - 6], tail[end - 5]];
+    let declared = u64::from(u32::from_le_bytes(len));
     if declared > MAX_FOOTER || declared.saturating_add(12) > size {
         return Err(corrupt(format!(
             "the footer declares {declared} bytes, in a file of {size}"
         )));
     }
-    let footer = read(size - 8 - declared..size - 8)?;
+    let footer_start = size - 8 - declared;
+    let footer = if footer_start >= tail_start {
+        let from = (footer_start - tail_start) as usize;
+        tail.slice(from..end - 8)
+    } else {
+        let rest = footer_start..size - 8;
+        read(std::slice::from_ref(&rest))?.swap_remove(0)
+    };
     thrift_check::check_footer(&footer).map_err(|e| corrupt(format!("footer: {e}")))?;
     let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(corrupt)?;
     let schema = metadata.file_metadata().schema_descr_ptr();
@@ -470,6 +499,44 @@ pub struct Batches<'a> {
     /// The open row group's column readers, and its rows not read yet.
     readers: Vec<ColumnReader>,
     left: usize,
+    /// The next row group's chunks, being read while this one is decoded and predicted (on
+    /// S3 a read costs a round trip that would otherwise stall every row group).
+    next: Option<Prefetch>,
+}
+
+/// Row group `group`'s chunk ranges, read on a thread of their own.
+struct Prefetch {
+    group: usize,
+    ranges: Vec<Range<u64>>,
+    reading: std::thread::JoinHandle<std::io::Result<Vec<Bytes>>>,
+}
+
+impl Prefetch {
+    fn start(stream: &ParquetStream, group: usize) -> Result<Prefetch, TableError> {
+        let ranges = stream.ranges(group)?;
+        let source = Arc::clone(&stream.source);
+        let wanted = ranges.clone();
+        let reading = std::thread::Builder::new()
+            .name("skvault-parquet-read".into())
+            .spawn(move || source.read_ranges(&wanted))
+            .map_err(|e| TableError(format!("reading row group {group}: {e}")))?;
+        Ok(Prefetch {
+            group,
+            ranges,
+            reading,
+        })
+    }
+
+    fn finish(self) -> Result<(Vec<Range<u64>>, Vec<Bytes>), TableError> {
+        let group = self.group;
+        let failed = |e: String| TableError(format!("reading row group {group}: {e}"));
+        let bytes = self
+            .reading
+            .join()
+            .map_err(|_| failed("the reading thread failed".into()))?
+            .map_err(|e| failed(e.to_string()))?;
+        Ok((self.ranges, bytes))
+    }
 }
 
 impl Batches<'_> {
@@ -515,15 +582,14 @@ impl Batches<'_> {
         let stream = self.stream;
         let g = self.group;
         self.group += 1;
-        let ranges = stream
-            .columns
-            .iter()
-            .map(|c| chunk_range(&stream.metadata, g, c.index))
-            .collect::<Result<Vec<_>, _>>()?;
-        let bytes = stream
-            .source
-            .read_ranges(&ranges)
-            .map_err(|e| TableError(format!("reading row group {g}: {e}")))?;
+        let pending = match self.next.take() {
+            Some(p) if p.group == g => p,
+            _ => Prefetch::start(stream, g)?,
+        };
+        let (ranges, bytes) = pending.finish()?;
+        if self.group < stream.num_row_groups() {
+            self.next = Some(Prefetch::start(stream, self.group)?);
+        }
         for (c, chunk) in stream.columns.iter().zip(&bytes) {
             thrift_check::check_pages(chunk)
                 .map_err(|e| corrupt(format!("column {:?}: page header: {e}", c.name())))?;
@@ -690,6 +756,23 @@ mod tests {
             }
             assert_eq!(all, data, "batches of {batch_rows}");
         }
+    }
+
+    #[test]
+    fn a_footer_larger_than_the_first_read_is_read_in_full() {
+        let (bytes, data) = written(6000, 3);
+        let n = bytes.len();
+        let declared = u32::from_le_bytes([bytes[n - 8], bytes[n - 7], bytes[n - 6], bytes[n - 5]]);
+        assert!(u64::from(declared) > FOOTER_GUESS, "{declared}");
+        let stream = ParquetStream::open(Arc::new(InMemory(Bytes::from(bytes))), false).unwrap();
+        assert_eq!(stream.num_row_groups(), 2000);
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut batches = stream.batches(1000);
+        let mut all = Vec::new();
+        while let Some(b) = batches.next_batch().unwrap() {
+            all.extend(b.table(&names).unwrap().data);
+        }
+        assert_eq!(all, data);
     }
 
     #[test]
