@@ -58,6 +58,29 @@ impl RangeSource for std::fs::File {
     }
 }
 
+/// A file held in memory (tests, fuzzing).
+impl RangeSource for Bytes {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> std::io::Result<Vec<Bytes>> {
+        ranges
+            .iter()
+            .map(|r| {
+                let inside = usize::try_from(r.start)
+                    .ok()
+                    .zip(usize::try_from(r.end).ok())
+                    .filter(|(start, end)| start <= end && *end <= self.len());
+                match inside {
+                    Some((start, end)) => Ok(self.slice(start..end)),
+                    None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                }
+            })
+            .collect()
+    }
+}
+
 /// The bytes read from the end of a file at first, which hold the footer of most files.
 const FOOTER_GUESS: u64 = 64 << 10;
 
@@ -672,28 +695,6 @@ mod tests {
     use crate::sink::ParquetSink;
     use skvault_infer::Matrix;
 
-    /// A file held in memory.
-    struct InMemory(Bytes);
-
-    impl RangeSource for InMemory {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-
-        fn read_ranges(&self, ranges: &[Range<u64>]) -> std::io::Result<Vec<Bytes>> {
-            ranges
-                .iter()
-                .map(|r| {
-                    let (start, end) = (r.start as usize, r.end as usize);
-                    if end > self.0.len() || start > end {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    Ok(self.0.slice(start..end))
-                })
-                .collect()
-        }
-    }
-
     #[test]
     fn touching_chunks_are_told_apart() {
         // The first byte of one chunk is the end of the one before: a page read there is
@@ -743,7 +744,7 @@ mod tests {
     #[test]
     fn written_row_groups_read_back_in_batches_of_any_size() {
         let (bytes, data) = written(1000, 300);
-        let stream = ParquetStream::open(Arc::new(InMemory(Bytes::from(bytes))), false).unwrap();
+        let stream = ParquetStream::open(Arc::new(Bytes::from(bytes)), false).unwrap();
         assert_eq!(stream.num_rows(), 1000);
         assert_eq!(stream.num_row_groups(), 4);
         let names = vec!["a".to_string(), "b".to_string()];
@@ -764,7 +765,7 @@ mod tests {
         let n = bytes.len();
         let declared = u32::from_le_bytes([bytes[n - 8], bytes[n - 7], bytes[n - 6], bytes[n - 5]]);
         assert!(u64::from(declared) > FOOTER_GUESS, "{declared}");
-        let stream = ParquetStream::open(Arc::new(InMemory(Bytes::from(bytes))), false).unwrap();
+        let stream = ParquetStream::open(Arc::new(Bytes::from(bytes)), false).unwrap();
         assert_eq!(stream.num_row_groups(), 2000);
         let names = vec!["a".to_string(), "b".to_string()];
         let mut batches = stream.batches(1000);
@@ -786,12 +787,11 @@ mod tests {
             cases.push(b);
         }
         for case in cases {
-            let read =
-                ParquetStream::open(Arc::new(InMemory(Bytes::from(case))), false).and_then(|s| {
-                    let mut batches = s.batches(50);
-                    while batches.next_batch()?.is_some() {}
-                    Ok(())
-                });
+            let read = ParquetStream::open(Arc::new(Bytes::from(case)), false).and_then(|s| {
+                let mut batches = s.batches(50);
+                while batches.next_batch()?.is_some() {}
+                Ok(())
+            });
             // Damage to statistics or padding may go unnoticed; a panic never may.
             if let Err(e) = read {
                 assert!(!e.0.is_empty());
