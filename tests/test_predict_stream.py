@@ -252,6 +252,10 @@ def test_parquet_output_of_npy_input(tmp_path, forest):
     np.testing.assert_array_equal(got.column("prediction").to_numpy(), want)
     assert "--keep-columns needs Parquet input" in failure(path, tmp_path / "x.npy", "-o", tmp_path / "k.csv",
                                                            "--keep-columns")
+    pq.write_table(pa.table({c: X[:, j] for j, c in enumerate(COLS)}), tmp_path / "x.parquet")
+    assert "--keep-columns needs CSV or Parquet output" in failure(path, tmp_path / "x.parquet", "-o",
+                                                                   tmp_path / "k.npy", "--keep-columns")
+    assert not (tmp_path / "k.npy").exists()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -311,6 +311,9 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
     if args.keep_columns && input_format != Format::Parquet {
         return fail("--keep-columns needs Parquet input (a file, a folder or s3://)");
     }
+    if args.keep_columns && out_format == Format::Npy {
+        return fail("--keep-columns needs CSV or Parquet output (.npy holds one array)");
+    }
     if input_format == Format::Parquet && out_format != Format::Npy {
         let job = crate::predict_stream::Job {
             model: &model,
