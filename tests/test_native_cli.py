@@ -169,7 +169,7 @@ def test_model_and_method_errors(tmp_path, classifier):
     r = run(tmp_path / "missing.skv", tmp_path / "x.npy", "-o", tmp_path / "o.npy", ok=False)
     assert r.returncode == 2 and "missing.skv" in r.stderr
     r = run(path, tmp_path / "x.npy", "-o", tmp_path / "o.json", ok=False)
-    assert r.returncode == 2 and ".npy or .csv" in r.stderr
+    assert r.returncode == 2 and ".npy, .csv or .parquet" in r.stderr
     bad = Xt[:4].copy()
     bad[2, 1] = np.inf
     np.save(tmp_path / "inf.npy", bad)

@@ -193,10 +193,16 @@ def test_empty_and_non_parquet_files(tmp_path, named):
     assert not (tmp_path / "o.npy").exists()
 
 
-def test_parquet_output_is_refused(tmp_path, named):
-    _, path = named
+def test_parquet_output(tmp_path, named):
+    """Parquet output (streamed from Parquet input: tests/test_predict_stream.py) holds one
+    column per class, named by the class."""
+    model, path = named
     _write(tmp_path / "x.parquet", _frame_columns(XT))
-    assert "Parquet output is not supported" in failure(path, tmp_path / "x.parquet", "-o", tmp_path / "o.parquet")
+    run(path, tmp_path / "x.parquet", "-o", tmp_path / "o.parquet", "--proba")
+    got = pq.read_table(tmp_path / "o.parquet")
+    assert got.column_names == [str(c) for c in model.classes_]
+    want = model.predict_proba(pd.DataFrame(XT, columns=COLS))
+    assert_same(np.column_stack([c.to_numpy() for c in got.columns]), want, "proba")
 
 
 def test_truncated_and_corrupted_files_fail_cleanly(tmp_path, named):

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use signal_hook::consts::SIGINT;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::SigId;
 
 /// The exit status of an interrupted command.
@@ -63,6 +63,33 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// SIGTERM treated as Ctrl-C, for as long as it lives: for commands whose output must not be
+/// left half-written when a job scheduler stops them (streaming `skvault predict`). Other
+/// commands keep SIGTERM's default (the process ends at once; their atomic writers leave at
+/// most a `.skvault-*.tmp` file).
+pub struct TermGuard(Vec<SigId>);
+
+impl TermGuard {
+    pub fn install() -> TermGuard {
+        let mut ids = Vec::new();
+        ids.extend(signal_hook::flag::register_conditional_shutdown(
+            SIGTERM,
+            i32::from(EXIT_INTERRUPTED),
+            Arc::clone(flag()),
+        ));
+        ids.extend(signal_hook::flag::register(SIGTERM, Arc::clone(flag())));
+        TermGuard(ids)
+    }
+}
+
+impl Drop for TermGuard {
     fn drop(&mut self) {
         for id in self.0.drain(..) {
             signal_hook::low_level::unregister(id);

@@ -14,6 +14,7 @@ pub mod export;
 pub mod inspect;
 mod interrupt;
 pub mod predict;
+mod predict_stream;
 mod progress;
 pub mod registry;
 pub mod requirements;
@@ -159,8 +160,8 @@ enum Command {
     /// Turn a JSON document written by `skvault export --format json` back into a .skv file,
     /// through the same trust checks as load. Exit 0 when written, 1 when refused, 2 on errors.
     Import(export::ImportArgs),
-    /// Predict with native inference (no Python): INPUT .npy, .csv or .parquet; OUTPUT .npy,
-    /// .csv or - (stdout).
+    /// Predict with native inference (no Python): INPUT .npy, .csv, .parquet, or a folder or
+    /// s3:// prefix of Parquet files (streamed); OUTPUT .npy, .csv, .parquet or - (stdout).
     Predict(predict::PredictArgs),
     /// Versions, aliases and tags of models in a folder or S3 bucket (see `skvault docs
     /// registry`).

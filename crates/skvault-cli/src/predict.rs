@@ -2,10 +2,12 @@
 //! from the command line, with no Python.
 //!
 //! INPUT is a `.npy` file (a 2-d numeric array), CSV (`.csv`; the first line is a header
-//! when any of its cells is not a number) or Parquet (`.parquet`, `.pq`; numeric columns);
-//! column names are matched to `feature_names_in_`. OUTPUT is `.npy` or `.csv`, written
-//! atomically (a temporary file renamed into place), or `-`: the result alone on stdout,
-//! CSV text unless `--format npy`.
+//! when any of its cells is not a number) or Parquet (`.parquet`, `.pq`; numeric columns),
+//! or a folder or `s3://` prefix of Parquet files; column names are matched to
+//! `feature_names_in_`. OUTPUT is `.npy`, `.csv` or `.parquet`, written atomically (a
+//! temporary file renamed into place), or `-`: the result alone on stdout, CSV text unless
+//! `--format`. Parquet input written as CSV or Parquet is streamed (`predict_stream`):
+//! memory stays bounded whatever the input's size.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use clap::{Args, ValueEnum};
 use skvault_infer::{Method, Model};
 
 use skvault_table::predictions::{column_names, to_csv, to_npy, Output};
+use skvault_table::sink::ParquetSink;
 use skvault_table::{read_csv, read_npy, read_parquet, Table};
 
 use crate::CliError;
@@ -22,9 +25,10 @@ use crate::CliError;
 pub struct PredictArgs {
     /// The model (.skv).
     pub model: PathBuf,
-    /// The rows to predict: .npy (2-d numeric array), .csv (header optional) or .parquet.
+    /// The rows to predict: .npy (2-d numeric array), .csv (header optional), .parquet, or a
+    /// folder or s3://bucket/prefix of Parquet files (S3 settings from the AWS_* environment).
     pub input: PathBuf,
-    /// Where to write the result: .npy or .csv, or - for stdout (CSV unless --format npy).
+    /// Where to write the result: .npy, .csv or .parquet, or - for stdout (CSV unless --format).
     #[arg(short, long)]
     pub output: PathBuf,
     /// The output format (default: from OUTPUT's extension; csv for -).
@@ -36,12 +40,22 @@ pub struct PredictArgs {
     /// The method to call (default: predict).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
+    /// Write the input's columns (as stored) before the predictions (Parquet input only).
+    #[arg(long)]
+    pub keep_columns: bool,
+    /// Parquet input is streamed to CSV or Parquet output, this many rows at a time: memory
+    /// holds the mapped model, two row groups' column chunks as stored (one is read ahead),
+    /// and N decoded rows with their predictions (`skvault docs native`).
+    #[arg(long, value_name = "N", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
+    pub batch_rows: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OutputFormat {
     Csv,
     Npy,
+    Parquet,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -89,18 +103,14 @@ fn format_of(path: &Path, what: &str) -> Result<Format, CliError> {
     match ext.as_deref() {
         Some("npy") => Ok(Format::Npy),
         Some("csv") => Ok(Format::Csv),
-        Some("parquet" | "pq") if what == "input" => Ok(Format::Parquet),
-        Some("parquet" | "pq") => fail(format!(
-            "{}: Parquet output is not supported (use .npy or .csv)",
-            path.display()
-        )),
+        Some("parquet" | "pq") => Ok(Format::Parquet),
         _ => fail(format!(
             "{}: cannot tell the {what} format from the name (use {})",
             path.display(),
             if what == "input" {
-                ".npy, .csv or .parquet"
+                ".npy, .csv, .parquet, a folder of Parquet files or s3://"
             } else {
-                ".npy or .csv"
+                ".npy, .csv or .parquet"
             }
         )),
     }
@@ -130,8 +140,21 @@ fn read_input(path: &Path) -> Result<Table, CliError> {
 
 /// The input columns in the model's feature order.
 fn align(table: Table, model: &Model) -> Result<Vec<f64>, CliError> {
+    match feature_positions(table.names.as_deref(), table.n_cols, model)? {
+        None => Ok(table.data),
+        Some(positions) => Ok(pick_columns(&table, &positions)),
+    }
+}
+
+/// Where each of the model's features is among the input's columns (`names`, `n_cols` of
+/// them): `None` when the columns are the features in order (positional input).
+pub(crate) fn feature_positions(
+    names: Option<&[String]>,
+    n_cols: usize,
+    model: &Model,
+) -> Result<Option<Vec<usize>>, CliError> {
     let n = model.n_features();
-    match (&table.names, model.feature_names()) {
+    match (names, model.feature_names()) {
         (Some(header), Some(expected)) => {
             let missing: Vec<&String> = expected.iter().filter(|e| !header.contains(e)).collect();
             let unknown: Vec<&String> = header.iter().filter(|h| !expected.contains(h)).collect();
@@ -158,26 +181,30 @@ fn align(table: Table, model: &Model) -> Result<Vec<f64>, CliError> {
                     _ => return fail(format!("the header names {name:?} more than once")),
                 }
             }
-            let mut data = Vec::with_capacity(table.n_rows * n);
-            for row in table.data.chunks_exact(table.n_cols.max(1)) {
-                data.extend(positions.iter().map(|p| row[*p]));
-            }
-            Ok(data)
+            Ok(Some(positions))
         }
         _ => {
-            if table.n_cols != n {
+            if n_cols != n {
                 let names = model
                     .feature_names()
                     .map(|f| format!(" ({})", f.join(", ")))
                     .unwrap_or_default();
                 return fail(format!(
-                    "the input has {} columns, but the model expects {n} features{names}",
-                    table.n_cols
+                    "the input has {n_cols} columns, but the model expects {n} features{names}"
                 ));
             }
-            Ok(table.data)
+            Ok(None)
         }
     }
+}
+
+/// The rows of `table` with only the columns at `positions`, in that order.
+pub(crate) fn pick_columns(table: &Table, positions: &[usize]) -> Vec<f64> {
+    let mut data = Vec::with_capacity(table.n_rows * positions.len());
+    for row in table.data.chunks_exact(table.n_cols.max(1)) {
+        data.extend(positions.iter().map(|p| row[*p]));
+    }
+    data
 }
 
 /// Where `-o` sends the result and in which format.
@@ -185,13 +212,14 @@ fn destination(args: &PredictArgs) -> Result<(Option<&Path>, Format), CliError> 
     let chosen = args.format.map(|f| match f {
         OutputFormat::Csv => Format::Csv,
         OutputFormat::Npy => Format::Npy,
+        OutputFormat::Parquet => Format::Parquet,
     });
     if args.output.as_os_str() == "-" {
         let format = chosen.unwrap_or(Format::Csv);
-        if format == Format::Npy && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        if format != Format::Csv && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             return fail(
-                "-o - --format npy writes binary data: redirect stdout to a file or a pipe, \
-                 or use --format csv",
+                "-o - --format npy or parquet writes binary data: redirect stdout to a file or \
+                 a pipe, or use --format csv",
             );
         }
         return Ok((None, format));
@@ -274,7 +302,36 @@ fn execute(args: &PredictArgs) -> Result<(), CliError> {
     let reads_text = schema
         .as_ref()
         .is_some_and(|s| !s.text_columns().is_empty());
-    let input_format = format_of(&args.input, "input")?;
+    let dataset = crate::predict_stream::is_s3(&args.input) || args.input.is_dir();
+    let input_format = if dataset {
+        Format::Parquet
+    } else {
+        format_of(&args.input, "input")?
+    };
+    if args.keep_columns && input_format != Format::Parquet {
+        return fail("--keep-columns needs Parquet input (a file, a folder or s3://)");
+    }
+    if args.keep_columns && out_format == Format::Npy {
+        return fail("--keep-columns needs CSV or Parquet output (.npy holds one array)");
+    }
+    if input_format == Format::Parquet && out_format != Format::Npy {
+        let job = crate::predict_stream::Job {
+            model: &model,
+            method,
+            schema: schema.as_ref(),
+            keep_columns: args.keep_columns,
+            batch_rows: usize::try_from(args.batch_rows).unwrap_or(usize::MAX),
+            parquet: out_format == Format::Parquet,
+        };
+        return crate::predict_stream::run(&job, &args.input, out_path);
+    }
+    if dataset {
+        return fail(format!(
+            "{}: a folder or s3:// input is streamed: write it as .csv or .parquet (not .npy, \
+             which needs the whole result in memory)",
+            args.input.display()
+        ));
+    }
     if let (true, Some(schema), Format::Csv | Format::Parquet) = (reads_text, &schema, input_format)
     {
         let rows = predict_frame(&model, schema, method, &args.input, input_format)?;
@@ -316,7 +373,13 @@ fn finish(
     let bytes = match out_format {
         Format::Npy => to_npy(&output),
         Format::Csv => to_csv(&output, &headers),
-        Format::Parquet => return fail("Parquet output is not supported"),
+        Format::Parquet => {
+            let mut bytes = Vec::new();
+            let mut sink = ParquetSink::new(&mut bytes, &[], &output, &headers)?;
+            sink.write(None, &output)?;
+            sink.finish()?;
+            bytes
+        }
     };
     match out_path {
         Some(path) => write_atomic(path, &bytes),

@@ -47,7 +47,7 @@ fn call(model: &Model, method: Method, x: &MatrixView<'_>) -> Result<Rows, Infer
 }
 
 /// An error of the batch that starts at row `start`, its row counted in the whole input.
-fn in_input(err: InferError, start: usize) -> InferError {
+pub fn in_input(err: InferError, start: usize) -> InferError {
     match err {
         InferError::InvalidValue {
             class,
@@ -73,6 +73,19 @@ pub fn predict(
     n_rows: usize,
     bar: &ProgressBar,
 ) -> Result<Rows, CliError> {
+    predict_at(model, method, data, n_rows, 0, bar)
+}
+
+/// [`predict`] over rows that start at row `first_row` of the whole input (errors count
+/// rows from there).
+pub fn predict_at(
+    model: &Model,
+    method: Method,
+    data: &[f64],
+    n_rows: usize,
+    first_row: usize,
+    bar: &ProgressBar,
+) -> Result<Rows, CliError> {
     let n_cols = model.n_features();
     let mut all: Option<Rows> = None;
     let mut start = 0;
@@ -82,7 +95,7 @@ pub fn predict(
             .get(start * n_cols..end * n_cols)
             .ok_or_else(|| CliError::input("the input is shorter than its row count"))?;
         let rows = call(model, method, &MatrixView::new(slice, end - start, n_cols)?)
-            .map_err(|e| in_input(e, start))?;
+            .map_err(|e| in_input(e, first_row.saturating_add(start)))?;
         match &mut all {
             None => all = Some(rows),
             Some(all) => all.append(rows)?,

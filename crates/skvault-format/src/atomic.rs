@@ -180,6 +180,23 @@ pub fn write_atomic_with(
     durable: bool,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), WriteFailure> {
+    write_atomic_send_with(path, durable, |w| fill(w))
+}
+
+/// [`write_atomic`] for a `fill` that needs a `Send` writer (the `parquet` crate's file
+/// writer does).
+pub fn write_atomic_send(
+    path: &Path,
+    fill: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
+) -> Result<(), WriteFailure> {
+    write_atomic_send_with(path, true, fill)
+}
+
+fn write_atomic_send_with(
+    path: &Path,
+    durable: bool,
+    fill: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
+) -> Result<(), WriteFailure> {
     let failure = |p: &Path| {
         let p = p.to_path_buf();
         move |source| WriteFailure { path: p, source }

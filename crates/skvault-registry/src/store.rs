@@ -139,8 +139,6 @@ impl Store {
                 })
             }
             Location::S3 { bucket, prefix } => {
-                install_tls_provider();
-                let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
                 let mut settle = match std::env::var("SKVAULT_REGISTRY_SETTLE_MS") {
                     Ok(v) => parse_ms(&v)?,
                     Err(_) => DEFAULT_S3_SETTLE,
@@ -148,17 +146,9 @@ impl Store {
                 for (key, value) in options {
                     if key == "skvault_settle_ms" {
                         settle = parse_ms(value)?;
-                        continue;
                     }
-                    let key: AmazonS3ConfigKey =
-                        key.to_ascii_lowercase().parse().map_err(|_| {
-                            RegistryError::invalid(format!("unknown S3 option {key:?}"))
-                        })?;
-                    builder = builder.with_config(key, value);
                 }
-                let s3 = builder
-                    .build()
-                    .map_err(|e| RegistryError::store(format!("s3://{bucket}"), e))?;
+                let s3 = s3_client(bucket, options)?;
                 let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
                     Arc::new(s3)
                 } else {
@@ -377,6 +367,29 @@ impl Store {
             Err(e) => Err(self.err(prefix, e)),
         }
     }
+}
+
+/// An S3 client for `bucket`: settings from the `AWS_*` environment, overridden by
+/// object_store's configuration keys in `options` (the registry's `skvault_settle_ms` skipped).
+pub(crate) fn s3_client(
+    bucket: &str,
+    options: &[(String, String)],
+) -> Result<object_store::aws::AmazonS3> {
+    install_tls_provider();
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    for (key, value) in options {
+        if key == "skvault_settle_ms" {
+            continue;
+        }
+        let key: AmazonS3ConfigKey = key
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| RegistryError::invalid(format!("unknown S3 option {key:?}")))?;
+        builder = builder.with_config(key, value);
+    }
+    builder
+        .build()
+        .map_err(|e| RegistryError::store(format!("s3://{bucket}"), e))
 }
 
 /// Makes ring rustls's process-wide crypto provider, once, before the first HTTP client is

@@ -51,5 +51,52 @@ pub fn exercise(bytes: &[u8]) -> usize {
         }
         frames += 1;
     }
-    read + frames
+    read + frames + stream(bytes)
+}
+
+/// Reads `bytes` as streaming predict does, in batches of 7 rows, as numbers and as a
+/// frame: every batch must be consistent, and no more rows than the footer declares.
+#[allow(clippy::panic)]
+fn stream(bytes: &[u8]) -> usize {
+    use crate::stream::{ParquetStream, RangeSource};
+    let mut read = 0;
+    for text in [false, true] {
+        let source: std::sync::Arc<dyn RangeSource> =
+            std::sync::Arc::new(bytes::Bytes::copy_from_slice(bytes));
+        let Ok(stream) = ParquetStream::open(source, text) else {
+            continue;
+        };
+        let names: Vec<String> = stream
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let mut batches = stream.batches(7);
+        let mut rows = 0u64;
+        while let Ok(Some(batch)) = batches.next_batch() {
+            rows += batch.n_rows as u64;
+            if batch.n_rows > 7 || rows > stream.num_rows() {
+                panic!(
+                    "{} rows in a batch, {rows} of {} declared",
+                    batch.n_rows,
+                    stream.num_rows()
+                );
+            }
+            let consistent = if text {
+                batch.frame(&names).map(|f| {
+                    f.n_rows() == batch.n_rows
+                        && f.columns().iter().all(|c| c.len() == batch.n_rows)
+                })
+            } else {
+                batch
+                    .table(&names)
+                    .map(|t| t.data.len() == batch.n_rows * t.n_cols)
+            };
+            if consistent == Ok(false) {
+                panic!("a batch's columns disagree with its rows");
+            }
+        }
+        read += 1;
+    }
+    read
 }

@@ -15,6 +15,8 @@ pub mod fuzzing;
 mod npy;
 mod parquet_file;
 pub mod predictions;
+pub mod sink;
+pub mod stream;
 mod thrift_check;
 
 pub use csv::{csv_field, read_csv, read_csv_frame};

@@ -30,8 +30,8 @@ const BATCH: usize = 8192;
 pub const MAX_CELLS: u64 = 1 << 28;
 
 /// How a column's stored values become f64 (or text).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
     Bool,
     Signed,
     Unsigned,
@@ -40,16 +40,16 @@ enum Kind {
     Text,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> TableError {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> TableError {
     TableError(format!("not a readable Parquet file: {e}"))
 }
 
 /// pandas stores a non-default index as extra columns with these names.
-fn is_pandas_index(name: &str) -> bool {
+pub(crate) fn is_pandas_index(name: &str) -> bool {
     name.starts_with("__index_level_") && name.ends_with("__")
 }
 
-fn kind_of(col: &ColumnDescriptor, text: bool) -> Result<Kind, TableError> {
+pub(crate) fn kind_of(col: &ColumnDescriptor, text: bool) -> Result<Kind, TableError> {
     let name = col.name();
     if col.max_rep_level() > 0 || col.path().parts().len() > 1 {
         return err(format!(
@@ -425,7 +425,7 @@ thread_local! {
 /// wrapper is silent on threads inside `guarded`, the previous hook runs elsewhere), never
 /// swapped per call: a server decodes bodies on several threads at once, and swapping the
 /// global hook from each would race.
-fn guarded<T>(
+pub(crate) fn guarded<T>(
     f: impl FnOnce() -> Result<T, TableError> + std::panic::UnwindSafe,
 ) -> Result<T, TableError> {
     static WRAP: std::sync::Once = std::sync::Once::new();
