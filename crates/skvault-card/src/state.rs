@@ -196,19 +196,19 @@ pub struct Records {
 
 impl Records {
     pub fn f64_column(&self, name: &str) -> Option<Vec<f64>> {
-        let field = self.fields.iter().find(|f| f.name == name)?;
-        let offset = usize::try_from(field.offset).ok()?;
-        let size = usize::try_from(field.dtype.itemsize()).ok()?;
-        (0..self.len)
-            .map(|i| {
-                let start = i.checked_mul(self.itemsize)?.checked_add(offset)?;
-                let b = self.bytes.get(start..start.checked_add(size)?)?;
-                element::decode(&field.dtype, b)?.as_f64()
-            })
-            .collect()
+        self.column(name, |e| e.as_f64())
     }
 
     pub fn i64_column(&self, name: &str) -> Option<Vec<i64>> {
+        self.column(name, |e| e.as_i64())
+    }
+
+    /// Field `name` of every record, each decoded by its dtype and converted by `get`.
+    fn column<T>(
+        &self,
+        name: &str,
+        get: impl Fn(element::Element<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
         let field = self.fields.iter().find(|f| f.name == name)?;
         let offset = usize::try_from(field.offset).ok()?;
         let size = usize::try_from(field.dtype.itemsize()).ok()?;
@@ -216,7 +216,7 @@ impl Records {
             .map(|i| {
                 let start = i.checked_mul(self.itemsize)?.checked_add(offset)?;
                 let b = self.bytes.get(start..start.checked_add(size)?)?;
-                element::decode(&field.dtype, b)?.as_i64()
+                get(element::decode(&field.dtype, b)?)
             })
             .collect()
     }

@@ -44,14 +44,7 @@ impl Objects {
                 message: "not an s3:// URI".into(),
             });
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| RegistryError::Io {
-                path: "<tokio runtime>".into(),
-                source,
-            })?;
+        let rt = crate::registry::runtime()?;
         let store = {
             let _guard = rt.enter();
             s3_client(&bucket, options)?

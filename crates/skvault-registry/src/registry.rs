@@ -106,14 +106,7 @@ impl Registry {
     /// Like `open`, with object_store S3 options (`aws_endpoint`, ...) overriding the environment.
     pub fn open_with_options(uri: &str, options: &[(String, String)]) -> Result<Registry> {
         let location = Location::parse(uri)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| RegistryError::Io {
-                path: "<tokio runtime>".into(),
-                source,
-            })?;
+        let rt = runtime()?;
         // Building the S3 client may need the runtime (credential providers).
         let store = {
             let _guard = rt.enter();
@@ -161,6 +154,17 @@ impl Registry {
 
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// The model's listing, or `ModelNotFound` when it has no entries at all.
+    pub(crate) async fn existing_listing(&self, name: &str) -> Result<ModelListing> {
+        let listing = self.listing(name).await?;
+        if !listing.exists() {
+            return Err(RegistryError::ModelNotFound {
+                name: name.to_string(),
+            });
+        }
+        Ok(listing)
     }
 
     pub(crate) async fn listing(&self, name: &str) -> Result<ModelListing> {
@@ -373,12 +377,7 @@ impl Registry {
         include_archived: bool,
     ) -> Result<Vec<VersionInfo>> {
         check_model_name(name)?;
-        let listing = self.listing(name).await?;
-        if !listing.exists() {
-            return Err(RegistryError::ModelNotFound {
-                name: name.to_string(),
-            });
-        }
+        let listing = self.existing_listing(name).await?;
         let aliases = self.aliases_async(name, &listing).await?;
         let aliases = &aliases;
         let mut infos: Vec<VersionInfo> = futures::stream::iter(listing.versions.iter().copied())
@@ -426,12 +425,7 @@ impl Registry {
     pub fn aliases(&self, name: &str) -> Result<BTreeMap<String, u64>> {
         check_model_name(name)?;
         self.block_on(async {
-            let listing = self.listing(name).await?;
-            if !listing.exists() {
-                return Err(RegistryError::ModelNotFound {
-                    name: name.to_string(),
-                });
-            }
+            let listing = self.existing_listing(name).await?;
             self.aliases_async(name, &listing).await
         })
     }
@@ -443,12 +437,7 @@ impl Registry {
     pub fn alias_history(&self, name: &str) -> Result<BTreeMap<String, Vec<AliasEntry>>> {
         check_model_name(name)?;
         self.block_on(async {
-            let listing = self.listing(name).await?;
-            if !listing.exists() {
-                return Err(RegistryError::ModelNotFound {
-                    name: name.to_string(),
-                });
-            }
+            let listing = self.existing_listing(name).await?;
             let mut out = BTreeMap::new();
             for alias in &listing.aliases {
                 let prefix = alias_prefix(name, alias);
@@ -482,4 +471,16 @@ fn parse_numbered(file: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// The runtime a registry (or an object listing) drives its store with.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| RegistryError::Io {
+            path: "<tokio runtime>".into(),
+            source,
+        })
 }

@@ -149,14 +149,24 @@ pub fn check_open(
             None => None,
         },
     };
+    let looked = file.path().map_or_else(
+        || PathBuf::from("(no file beside in-memory bytes)"),
+        detached_path,
+    );
+    verify_found(file, found, shown, looked, trusted)
+}
+
+/// Verifies the signature found for an opened file (none: not signed) through the file's
+/// own bytes.
+fn verify_found(
+    file: &SkvFile,
+    found: Option<(Vec<u8>, SignatureSource)>,
+    path: PathBuf,
+    looked: PathBuf,
+    trusted: &[PublicKey],
+) -> Result<(Verified, SignatureSource)> {
     let Some((bundle, source)) = found else {
-        return Err(SignError::NotSigned {
-            looked: file.path().map_or_else(
-                || PathBuf::from("(no file beside in-memory bytes)"),
-                detached_path,
-            ),
-            path: shown,
-        });
+        return Err(SignError::NotSigned { path, looked });
     };
     let (key_id, statement) = verify_bundle(&bundle, trusted)?;
     let verified = check_digests(key_id, statement, &FileDigests::of_skv(file)?)?;
@@ -174,7 +184,7 @@ pub fn check_open_bundle(
     if trusted.is_empty() {
         return Err(SignError::NoTrustedKeys);
     }
-    let (bundle, source) = match (
+    let found = match (
         bundle,
         file.embedded_signature().map_err(SignError::NotSkv)?,
     ) {
@@ -185,19 +195,18 @@ pub fn check_open_bundle(
                     max: crate::MAX_BUNDLE_LEN,
                 });
             }
-            (b.to_vec(), SignatureSource::Detached(PathBuf::from(what)))
+            Some((b.to_vec(), SignatureSource::Detached(PathBuf::from(what))))
         }
-        (None, Some(e)) => (e, SignatureSource::Embedded),
-        (None, None) => {
-            return Err(SignError::NotSigned {
-                path: PathBuf::from(what),
-                looked: PathBuf::from("signature recorded with it"),
-            })
-        }
+        (None, Some(e)) => Some((e, SignatureSource::Embedded)),
+        (None, None) => None,
     };
-    let (key_id, statement) = verify_bundle(&bundle, trusted)?;
-    let verified = check_digests(key_id, statement, &FileDigests::of_skv(file)?)?;
-    Ok((verified, source))
+    verify_found(
+        file,
+        found,
+        PathBuf::from(what),
+        PathBuf::from("signature recorded with it"),
+        trusted,
+    )
 }
 
 /// The keys named by `SKVAULT_TRUSTED_KEYS`: `None` when it is unset or empty. A set
