@@ -471,3 +471,33 @@ def test_serve_honours_the_deployment_keys(model, keys, tmp_path):
     skvault.sign(path, keys["other"][0], embed=True)
     with Server(str(path), "--trusted-key", str(keys["other"][1]), env=env) as s:
         assert s.stop() == 0
+
+
+def test_native_load_from_a_registry_checks_the_version_signature(tmp_path, keys, monkeypatch):
+    """The registry form of `skvault.native.load` keeps a signed version's signature beside
+    its cached file, so the policy (given, or `SKVAULT_TRUSTED_KEYS` in the process that
+    unpickles) checks it; an unsigned version is refused under a policy."""
+    import pickle
+
+    monkeypatch.setenv("SKVAULT_CACHE_DIR", str(tmp_path / "cache"))
+    reg = skvault.Registry(tmp_path / "reg")
+    m = forest(0)
+    signed = reg.register(m, "fraud", sign_with=keys["release"][0])
+    unsigned = reg.register(forest(1), "fraud")
+    pub = keys["release"][1]
+    model = skvault.native.load(tmp_path / "reg", name="fraud", version=signed, require_signature=pub)
+    assert (model.predict(X) == m.predict(X)).all()
+    cached = list((tmp_path / "cache" / "models").glob("*.skv.sig"))
+    assert len(cached) == 1 and not list((tmp_path / "cache" / "models").glob(".*"))
+    with pytest.raises(skvault.SignatureError) as e:
+        skvault.native.load(tmp_path / "reg", name="fraud", version=unsigned, require_signature=pub)
+    assert e.value.reason == "not_signed"
+    # A process under the deployment's keys checks the cached file when it unpickles.
+    blob = pickle.dumps(skvault.native.load(tmp_path / "reg", name="fraud", version=unsigned))
+    code = "import pickle, sys, skvault\ntry:\n    pickle.loads(sys.stdin.buffer.read())\nexcept skvault.SignatureError as e:\n    print(e.reason)\n"
+    env = no_env()
+    env["SKVAULT_TRUSTED_KEYS"] = str(pub)
+    env["SKVAULT_CACHE_DIR"] = str(tmp_path / "cache")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, env=env)
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode().strip() == "not_signed"
