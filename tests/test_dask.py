@@ -201,3 +201,27 @@ def test_bad_arguments_are_refused_before_anything_runs(dataset, forests, tmp_pa
         skvault.dask.predict(dataset, str(path), method="predict", columns="id", keep_columns=True)
     with pytest.raises(TypeError, match="NativeModel or the path"):
         skvault.dask.predict(dataset, forests["small"])
+
+
+def test_a_partition_is_scored_in_slices_equal_to_scikit_learn(tmp_path, monkeypatch):
+    """A partition larger than `SLICE_ROWS` is scored slice by slice into one output (so the
+    native layer's copy of its input stays one slice): the result is the whole partition's,
+    row for row, with `keep_columns` too."""
+    import dask
+
+    monkeypatch.setattr(skvault.dask, "SLICE_ROWS", 700)
+    rng = np.random.RandomState(3)
+    X = pd.DataFrame(rng.rand(5000, 4), columns=["a", "b", "c", "d"])
+    y = (X["a"] + X["b"] > 1).astype(int)
+    m = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    path = tmp_path / "m.skv"
+    skvault.dump(m, path)
+    ddf = dd.from_pandas(X, npartitions=2)
+    with dask.config.set(scheduler="synchronous"):
+        proba = skvault.dask.predict(ddf, skvault.native.load(path)).compute()
+        labels = skvault.dask.predict(ddf, path, method="predict").compute()
+        kept = skvault.dask.predict(ddf, path, keep_columns=["a"]).compute()
+    np.testing.assert_array_equal(proba.to_numpy(), m.predict_proba(X))
+    np.testing.assert_array_equal(labels.to_numpy(), m.predict(X))
+    np.testing.assert_array_equal(kept["a"].to_numpy(), X["a"].to_numpy())
+    np.testing.assert_array_equal(kept.iloc[:, 1:].to_numpy(), m.predict_proba(X))

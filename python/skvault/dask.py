@@ -83,7 +83,26 @@ def _score(part: Any, reference: tuple, method: str, features: list[Any] | None,
 
         return _shape(np.empty((0, len(names)), dtype=dtype), part, names, frame, keep)
     X = part if features is None else part[features]
-    return _shape(getattr(model, method)(X), part, names, frame, keep)
+    return _shape(_in_slices(getattr(model, method), X, len(names), dtype), part, names, frame, keep)
+
+
+# Rows scored at once within a partition: native inference copies its input (to release the
+# GIL) and returns a new output, so a whole partition at once would hold those twice more.
+SLICE_ROWS = 16_384
+
+
+def _in_slices(call: Any, X: Any, width: int, dtype: Any) -> Any:
+    """``call(X)`` in slices of ``SLICE_ROWS`` rows, written into one output array."""
+    import numpy as np
+
+    n = len(X)
+    if n <= SLICE_ROWS:
+        return call(X)
+    out = np.empty((n, width), dtype=dtype)
+    for start in range(0, n, SLICE_ROWS):
+        got = np.asarray(call(X.iloc[start : start + SLICE_ROWS]))
+        out[start : start + len(got)] = got.reshape(len(got), width)
+    return out
 
 
 def _kept(keep_columns: Any, columns: list[Any], names: list[str]) -> list[Any] | None:
