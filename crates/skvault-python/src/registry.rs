@@ -135,14 +135,7 @@ impl NativeRegistry {
             .detach(|| {
                 let (doc, bytes) = self.inner.fetch(name, &sel, &NoProgress)?;
                 if let Some(keys) = &keys {
-                    let file =
-                        skvault_format::SkvFile::from_bytes(bytes.clone()).map_err(|source| {
-                            RegistryError::Format {
-                                path: format!("{name} version {}", doc.version),
-                                source,
-                            }
-                        })?;
-                    self.inner.check_signature(&doc, &file, keys)?;
+                    self.inner.check_signature(&doc, &bytes, keys)?;
                 }
                 Ok::<_, RegistryError>((doc, bytes))
             })

@@ -44,10 +44,10 @@ impl Registry {
     ) -> Result<Option<u64>> {
         check_model_name(name)?;
         check_alias(alias)?;
-        if self.signature_policy()?.is_some() {
-            // `fetch` checks the version's signature under the policy: an alias never
-            // points at a version the policy would refuse to hand out.
-            self.fetch(name, &crate::Selector::Version(version), &crate::NoProgress)?;
+        if let Some(keys) = self.signature_policy()? {
+            // An alias never points at a version the policy would refuse to hand out.
+            let version = crate::Selector::Version(version);
+            self.fetch_under(name, &version, &crate::NoProgress, Some(&keys))?;
         }
         self.block_on(async {
             let doc = self.doc(name, version).await?;

@@ -78,6 +78,18 @@ impl Registry {
         selector: &Selector,
         progress: &dyn Progress,
     ) -> Result<(VersionDoc, Vec<u8>)> {
+        let policy = self.signature_policy()?;
+        self.fetch_under(name, selector, progress, policy.as_deref())
+    }
+
+    /// [`Registry::fetch`] under the registry's signature policy `keys` (read by the caller).
+    pub(crate) fn fetch_under(
+        &self,
+        name: &str,
+        selector: &Selector,
+        progress: &dyn Progress,
+        keys: Option<&[skvault_sign::PublicKey]>,
+    ) -> Result<(VersionDoc, Vec<u8>)> {
         let (doc, bytes) = self.block_on(async {
             let n = self.resolve_async(name, selector).await?;
             let doc = self.doc(name, n).await?;
@@ -85,14 +97,8 @@ impl Registry {
             Ok::<_, RegistryError>((doc, bytes))
         })?;
         // Under the registry's policy, nothing unsigned leaves it.
-        if let Some(keys) = self.signature_policy()? {
-            let what = format!("{} version {}", doc.name, doc.version);
-            crate::signing::check_bytes(
-                &bytes,
-                doc.signature.as_deref().map(str::as_bytes),
-                &what,
-                &keys,
-            )?;
+        if let Some(keys) = keys {
+            self.check_signature(&doc, &bytes, keys)?;
         }
         Ok((doc, bytes))
     }

@@ -11,8 +11,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use skvault_format::SkvFile;
-use skvault_sign::{PublicKey, SignError, Verified};
+use skvault_sign::{PublicKey, SignError};
 
 use crate::docs::VersionDoc;
 use crate::error::{RegistryError, Result};
@@ -83,18 +82,21 @@ impl Registry {
         })
     }
 
-    /// Verifies a fetched version's signature (from its document) with `trusted`.
+    /// Verifies a fetched version's file (`bytes`, as `fetch` returns them) against the
+    /// signature its document records, with `trusted`.
     pub fn check_signature(
         &self,
         doc: &VersionDoc,
-        file: &SkvFile,
+        bytes: &[u8],
         trusted: &[PublicKey],
-    ) -> Result<Verified> {
+    ) -> Result<()> {
         let what = format!("{} version {}", doc.name, doc.version);
-        let bundle = doc.signature.as_deref().map(str::as_bytes);
-        skvault_sign::check_open_bundle(file, bundle, &what, trusted)
-            .map(|(v, _)| v)
-            .map_err(|source| RegistryError::Signature { what, source })
+        check_bytes(
+            bytes,
+            doc.signature.as_deref().map(str::as_bytes),
+            &what,
+            trusted,
+        )
     }
 }
 

@@ -203,12 +203,12 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
             let (doc, bytes) = registry
                 .fetch(model, selector, &NoProgress)
                 .map_err(|e| failed(e.to_string()))?;
-            let file = SkvFile::from_bytes(bytes).map_err(|e| failed(e.to_string()))?;
             if !spec.trusted.is_empty() {
                 registry
-                    .check_signature(&doc, &file, &spec.trusted)
+                    .check_signature(&doc, &bytes, &spec.trusted)
                     .map_err(|e| failed(format!("signature refused: {e}")))?;
             }
+            let file = SkvFile::from_bytes(bytes).map_err(|e| failed(e.to_string()))?;
             (file, Fingerprint::Version(doc.version), Some(doc))
         }
     };

@@ -29,8 +29,8 @@ pub use embed::{embed, strip};
 pub use error::{DigestKind, Result, SignError};
 pub use keys::{read_private_key, read_public_key, write_key_pair, PrivateKey, PublicKey};
 pub use policy::{
-    check_open, check_open_bundle, check_policy, detached_path, embedded_bundle, find_signature,
-    read_trusted_keys, trusted_keys_from_env, SignatureSource, TRUSTED_KEYS_ENV,
+    check_open, check_policy, detached_path, embedded_bundle, find_signature, read_trusted_keys,
+    trusted_keys_from_env, SignatureSource, TRUSTED_KEYS_ENV,
 };
 
 /// Signs a `.skv` file: returns the bundle (JSON bytes) for `MODEL.skv.sig`. `identity` is

@@ -88,9 +88,14 @@ pub fn find_signature(
     if let Some(bytes) = embedded_bundle(model)? {
         return Ok(Some((bytes, SignatureSource::Embedded)));
     }
-    let beside = detached_path(model);
-    match read_bundle_file(&beside) {
-        Ok(bytes) => Ok(Some((bytes, SignatureSource::Detached(beside)))),
+    beside(model)
+}
+
+/// The detached signature `MODEL.skv.sig` beside `model`, if there is one.
+fn beside(model: &Path) -> Result<Option<(Vec<u8>, SignatureSource)>> {
+    let path = detached_path(model);
+    match read_bundle_file(&path) {
+        Ok(bytes) => Ok(Some((bytes, SignatureSource::Detached(path)))),
         Err(SignError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             Ok(None)
         }
@@ -144,8 +149,7 @@ pub fn check_open(
         )),
         (None, Some(b)) => Some((b, SignatureSource::Embedded)),
         (None, None) => match file.path() {
-            Some(model) => find_signature(model, None)?
-                .filter(|(_, source)| *source != SignatureSource::Embedded),
+            Some(model) => beside(model)?,
             None => None,
         },
     };
@@ -171,42 +175,6 @@ fn verify_found(
     let (key_id, statement) = verify_bundle(&bundle, trusted)?;
     let verified = check_digests(key_id, statement, &FileDigests::of_skv(file)?)?;
     Ok((verified, source))
-}
-
-/// [`check_open`] with the signature given as bytes (a registry version's, kept apart from
-/// its file), else the file's embedded one. `what` names the file in errors.
-pub fn check_open_bundle(
-    file: &SkvFile,
-    bundle: Option<&[u8]>,
-    what: &str,
-    trusted: &[PublicKey],
-) -> Result<(Verified, SignatureSource)> {
-    if trusted.is_empty() {
-        return Err(SignError::NoTrustedKeys);
-    }
-    let found = match (
-        bundle,
-        file.embedded_signature().map_err(SignError::NotSkv)?,
-    ) {
-        (Some(b), _) => {
-            if b.len() as u64 > crate::MAX_BUNDLE_LEN {
-                return Err(SignError::BundleTooLarge {
-                    size: b.len() as u64,
-                    max: crate::MAX_BUNDLE_LEN,
-                });
-            }
-            Some((b.to_vec(), SignatureSource::Detached(PathBuf::from(what))))
-        }
-        (None, Some(e)) => Some((e, SignatureSource::Embedded)),
-        (None, None) => None,
-    };
-    verify_found(
-        file,
-        found,
-        PathBuf::from(what),
-        PathBuf::from("signature recorded with it"),
-        trusted,
-    )
 }
 
 /// The keys named by `SKVAULT_TRUSTED_KEYS`: `None` when it is unset or empty. A set
