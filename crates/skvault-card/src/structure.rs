@@ -298,4 +298,32 @@ mod tests {
         assert_eq!(t.importances(3, true), None);
         assert_eq!(t.shape(), None);
     }
+
+    proptest::proptest! {
+        /// Any node arrays a file can hold (children anywhere, cycles, features out of
+        /// range, any floats): the pictures' numbers are computed or refused, never a panic
+        /// or an endless walk.
+        #[test]
+        fn any_node_arrays_give_numbers_or_none(
+            nodes in proptest::collection::vec(
+                (-3i64..40, -3i64..40, -3i64..12, proptest::num::f64::ANY, proptest::num::f64::ANY),
+                0..40,
+            ),
+            n_features in 0usize..12,
+        ) {
+            let t = TreeNodes {
+                left: nodes.iter().map(|n| n.0).collect(),
+                right: nodes.iter().map(|n| n.1).collect(),
+                feature: nodes.iter().map(|n| n.2).collect(),
+                impurity: nodes.iter().map(|n| n.3).collect(),
+                weight: nodes.iter().map(|n| n.4).collect(),
+            };
+            if let Some(imp) = t.importances(n_features, true) {
+                proptest::prop_assert_eq!(imp.len(), n_features);
+            }
+            if let Some((depth, leaves)) = t.shape() {
+                proptest::prop_assert!(depth < t.len() as u64 && leaves <= t.len() as u64);
+            }
+        }
+    }
 }
