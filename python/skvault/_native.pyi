@@ -19,6 +19,7 @@ __all__ = [
     "Migration",
     "NativeModel",
     "RegisterOptions",
+    "SLICE_ROWS",
     "Registry",
     "ScanReport",
     "VersionDoc",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 __version__: str
+#: Frames of more than twice this many rows are scored natively in parallel row slices.
+SLICE_ROWS: int
 
 def dump(
     obj: object,
