@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
+import matplotlib  # noqa: F401 - requirements/dev.txt installs it: this test must not skip
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
