@@ -33,11 +33,11 @@ Value = float | str | None
 
 
 def fmt_ratio(x: float) -> str:
-    if x >= 10:
-        return f"{x:,.0f}x"
-    if x >= 0.1:
-        return f"{x:.2f}x"
-    return f"{x:.2g}x"
+    """bench/report.py's ratio format, with thousands separators for the wide log axes here."""
+    _bench_on_path()
+    import report
+
+    return f"{x:,.0f}x" if x >= 10 else report.fmt_ratio(x)
 
 
 def short(note: str, width: int = 48) -> str:

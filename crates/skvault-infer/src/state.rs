@@ -625,15 +625,13 @@ mod tests {
             bytes.extend_from_slice(&(v as i32).to_le_bytes());
             bytes.extend_from_slice(&(v as f32).to_be_bytes());
         }
+        let DType::Structured { fields, .. } =
+            skvault_format::testing::structured(fields.into(), 32)
+        else {
+            unreachable!("testing::structured makes a structured dtype")
+        };
         Records {
-            fields: fields
-                .into_iter()
-                .map(|(name, dtype, offset)| Field {
-                    name: name.into(),
-                    dtype,
-                    offset,
-                })
-                .collect(),
+            fields,
             itemsize: 32,
             len: rows as usize,
             bytes,
