@@ -141,6 +141,8 @@ def _mixed_dtypes(n: int) -> "pd.DataFrame":
             "f": rng.normal(size=n),
             "i": np.arange(n),
             "s": pd.Series(rng.choice(["a", "b", None], n), dtype="str"),
+            "sa": pd.Series(rng.choice(["a", "b", None], n), dtype="string[pyarrow]"),
+            "sp": pd.Series(rng.choice(["a", "b", None], n), dtype="string[python]"),
             "o": pd.Series(rng.choice(["x", None, np.nan], n), dtype=object),
             "c": pd.Categorical(rng.choice(["u", "v"], n)),
             "n": pd.array([1, None] * (n // 2), dtype="Int64"),
@@ -173,18 +175,20 @@ def test_text_of_a_few_rows_converts_as_text_of_many():
     from skvault import native as N
 
     df = _mixed_dtypes(200)
-    for name in ("s", "o"):
+    for name in ("s", "sa", "sp", "o"):
         values = df[name].array
         assert 3 <= N._FEW_ROWS < len(values)
-        few, many = N._column_spec(values[:3])[1], N._column_spec(values)[1][:3]
-        assert _same_values(few, many), (name, few, many)
-        assert any(v is None or v != v for v in N._column_spec(values)[1]), "missing values are tested"
+        for start in range(0, 30, 3):  # slices with and without missing values
+            few = N._column_spec(values[start : start + 3])[1]
+            many = N._column_spec(values)[1][start : start + 3]
+            assert _same_values(few, many), (name, few, many)
+        assert any(v is None or v is pd.NA or v != v for v in N._column_spec(values)[1]), "missing values are tested"
 
 
 def _same_values(a, b) -> bool:
     """Equal lists of Python values, NaN equal to NaN and None only to None."""
     return len(a) == len(b) and all(
-        x is y or (type(x) is type(y) and (x == y or (x != x and y != y))) for x, y in zip(a, b)
+        x is y or (type(x) is type(y) and x is not pd.NA and (x == y or (x != x and y != y))) for x, y in zip(a, b)
     )
 
 
@@ -199,6 +203,6 @@ def test_a_frame_without_blocks_is_read_through_its_public_columns():
 
     got = N._column_arrays(Elsewhere())
     assert [N._kind(a.dtype) for a in got] == [N._kind(t) for t in df.dtypes]
-    assert [N._kind(t) for t in df.dtypes] == ["numbers", "numbers", "objects", "objects", "category"] + [
+    assert [N._kind(t) for t in df.dtypes] == ["numbers", "numbers"] + ["objects"] * 4 + ["category"] + [
         "numbers"
     ] * 4

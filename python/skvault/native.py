@@ -128,11 +128,24 @@ def _column_spec(values: Any, kind: str | None = None) -> tuple:
     if isinstance(values, np.ndarray):
         return ("objects", values.astype(object, copy=False).tolist())
     if len(values) <= _FEW_ROWS:
-        # An extension array's own iteration gives the scalars ``np.asarray`` gives (the
-        # dtype's missing marker included) without building an object array: faster for
-        # a few rows, far slower for many (it is a Python loop).
-        return ("objects", list(values))
+        return ("objects", _few_objects(values))
     return ("objects", np.asarray(values, dtype=object).tolist())
+
+
+def _few_objects(values: Any) -> list[Any]:
+    """The scalars ``np.asarray(values, dtype=object)`` gives, for an extension array of a
+    few rows, without building an object array (faster for a few rows, far slower for many).
+    pandas' Arrow-backed text keeps its values in an Arrow array whose nulls are the dtype's
+    missing marker; read there (a microsecond a column), else through the array's own
+    iteration."""
+    arrow = getattr(values, "_pa_array", None)
+    na = getattr(values.dtype, "na_value", None)
+    if arrow is not None and getattr(values.dtype, "name", None) in ("str", "string"):
+        try:
+            return [na if v is None else v for v in arrow.to_pylist()]
+        except (AttributeError, TypeError):
+            pass
+    return list(values)
 
 
 def _column_arrays(X: Any) -> list[Any]:
@@ -175,7 +188,15 @@ def _frame_columns(
         return None
     positions = range(len(arrays)) if order is None else order
     columns = names if names is not None else [str(c) for c in X.columns]
-    return list(columns), [_column_spec(arrays[i], kinds[i]) for i in positions]
+    specs = []
+    for i in positions:
+        a, kind = arrays[i], kinds[i]
+        # Float columns of a numpy block go as they are (most numeric columns; no call).
+        if kind == "numbers" and type(a) is np.ndarray and a.dtype == np.float64 and a.flags.c_contiguous:
+            specs.append(("numbers", a))
+        else:
+            specs.append(_column_spec(a, kind))
+    return list(columns), specs
 
 
 def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
