@@ -515,6 +515,31 @@ def test_mmap_does_not_verify_by_default_but_verify_does(corrupted):
     assert skvault.get_untrusted_types(path) == []
 
 
+def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
+    # mmap=True skips the digests of arrays it only views, but not of those the state
+    # checks read before a compiled class gets them: a tree's nodes, read in place from the
+    # mapping (or the bytes of loads), are checked against their digest first.
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 0] > 0)
+    data = skvault.dumps(tree)
+    header, manifest, _ = split_skv(data)
+    (nodes,) = [
+        e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])
+    ]
+    assert nodes["codec"] == "none" and "pack" not in nodes
+    bad = bytearray(data)
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8] ^= 0x01  # a right_child
+    path = tmp_path / "bad.skv"
+    path.write_bytes(bytes(bad))
+    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
+        with pytest.raises(skvault.IntegrityError):
+            load()
+    path.write_bytes(data)
+    assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
+
+
 @pytest.mark.parametrize("mmap", [True, "r", "c"])
 def test_mmap_with_explicit_verify_checks_digests(corrupted, mmap):
     path, obj = corrupted

@@ -3,6 +3,7 @@
 //! Every accessor checks what it reads (node kind, dtype, shape) and reports a
 //! `Malformed` error naming the attribute's path; nothing here trusts the file.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use skvault_format::dtype::{ByteOrder, Field, Kind};
@@ -160,15 +161,29 @@ impl<'f> Ctx<'f> {
     }
 
     /// The raw bytes of array `index` (digest checked) with its entry.
-    fn raw(&self, index: usize, path: &str) -> Result<(&'f skvault_format::ArrayEntry, Vec<u8>)> {
+    /// The raw bytes of array `index`, their digest checked: borrowed from the file when it
+    /// is in memory or mapped and the array is stored uncompressed (a forest's node arrays
+    /// are most of its file: no copy of them), read into a new buffer otherwise.
+    fn raw(
+        &self,
+        index: usize,
+        path: &str,
+    ) -> Result<(&'f skvault_format::ArrayEntry, Cow<'f, [u8]>)> {
         let e = self.entry(index, path)?;
         // Charged before decoding: an array reached again through a ref costs again.
         self.budget.charge(
             skvault_format::ArrayEntry::count(&e.shape).unwrap_or(u64::MAX),
             path,
         )?;
-        let bytes = self.file.read_array(index, true)?;
-        Ok((e, bytes))
+        if let Some(bytes) = self.file.mapped_bytes(index) {
+            if bytes.len() as u64 != e.raw_length
+                || skvault_format::write::digest(bytes) != e.digest
+            {
+                return Err(skvault_format::FormatError::DigestMismatch { index }.into());
+            }
+            return Ok((e, Cow::Borrowed(bytes)));
+        }
+        Ok((e, Cow::Owned(self.file.read_array(index, true)?)))
     }
 
     /// The dtype and shape of an array node, without reading its bytes.
@@ -289,7 +304,7 @@ impl<'f> Ctx<'f> {
     }
 
     /// A 1-d structured array: its fields, its element count and its raw bytes.
-    pub fn records(&self, node: &'f Node, path: &str) -> Result<Records> {
+    pub fn records(&self, node: &'f Node, path: &str) -> Result<Records<'f>> {
         let Node::Array(index) = self.resolve(node) else {
             return Err(malformed(path, "expected a structured array"));
         };
@@ -321,20 +336,21 @@ impl<'f> Ctx<'f> {
         if e.order == Order::F && shape.len() > 1 {
             return Err(malformed(path, "expected a 1-d array"));
         }
-        Ok((e.dtype.clone(), shape, bytes))
+        Ok((e.dtype.clone(), shape, bytes.into_owned()))
     }
 }
 
-/// A structured array read whole; columns are extracted by field name.
-pub(crate) struct Records {
+/// A structured array read whole (or borrowed from a mapped file); columns are extracted by
+/// field name.
+pub(crate) struct Records<'b> {
     fields: Vec<Field>,
     itemsize: usize,
     pub len: usize,
-    bytes: Vec<u8>,
+    bytes: Cow<'b, [u8]>,
     path: String,
 }
 
-impl Records {
+impl Records<'_> {
     /// The field called `name`: its dtype, its offset in a record and its size.
     fn numeric_field(&self, name: &str) -> Result<(&DType, usize, usize)> {
         let field = self
@@ -608,7 +624,7 @@ mod tests {
 
     /// Records of (a: `<i8`, b: `>i8`, c: `<f8`, d: `<i4`, e: `>f8`), the values of row r
     /// being r - 2 (as integers or floats), all in 32 bytes per record.
-    fn records(rows: i64) -> Records {
+    fn records(rows: i64) -> Records<'static> {
         let fields = [
             ("a", scalar(ByteOrder::Little, Kind::Int, 8), 0),
             ("b", scalar(ByteOrder::Big, Kind::Int, 8), 8),
@@ -634,7 +650,7 @@ mod tests {
             fields,
             itemsize: 32,
             len: rows as usize,
-            bytes,
+            bytes: Cow::Owned(bytes),
             path: "/t".into(),
         }
     }
@@ -662,7 +678,7 @@ mod tests {
     #[test]
     fn records_the_bytes_do_not_hold_are_truncated_errors() {
         let mut r = records(3);
-        r.bytes.truncate(2 * 32 + 8); // row 2 keeps its first field only
+        r.bytes.to_mut().truncate(2 * 32 + 8); // row 2 keeps its first field only
         assert_eq!(r.i64_column("a").unwrap(), vec![-2, -1, 0]);
         for name in ["b", "c"] {
             let err = r.f64_column(name).unwrap_err().to_string();
