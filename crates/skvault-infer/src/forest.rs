@@ -14,11 +14,13 @@ use crate::error::{malformed, unsupported, InferError, Result};
 use crate::estimator::{Boxed, Estimator, Method};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::state::Obj;
-use crate::tree::{Tree, TreeKind};
+use crate::tree::{Rows, Threshold, Tree, TreeKind};
 
-/// Most rows per block: a tree is walked for a whole block before the next tree, so its
-/// nodes stay in cache; the block's float32 rows (and a few arrays per row) stay in L2.
-const MAX_BLOCK: usize = 4096;
+/// Most rows per block: a tree is walked for a whole block before the next tree, so each
+/// of its nodes is fetched once per block. A deep forest's nodes (tens of megabytes) come
+/// from memory, so fewer, larger blocks fetch less: 10,000 rows of the 500-tree forest of
+/// bench/native.py took 105 ms in one block and 150 ms in blocks of 3,334 on one thread.
+const MAX_BLOCK: usize = 16384;
 /// Below this many row-tree visits, threads cost more than they save.
 const PARALLEL_WORK: usize = 1 << 14;
 
@@ -205,36 +207,34 @@ impl TreeEnsemble {
     /// The summed (forest) or copied (single tree) leaf values of rows `x32`, into `out`.
     fn block(&self, x32: &[f32], out: &mut [f64]) {
         let (nf, w) = (self.n_features, self.width);
-        let mut leaf = vec![0u32; x32.len() / nf];
-        if !self.average {
-            self.trees[0].leaves(x32, nf, &mut leaf);
-            for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
-                acc.copy_from_slice(self.trees[0].values(*l));
-            }
-            return;
-        }
-        if leaf.len() < 8 {
-            // Few rows: step 8 trees together per row instead of 8 rows per tree.
-            let mut at = [0u32; 8];
+        if self.average && out.len() / w < 8 {
+            // Few rows: trees side by side instead of rows (see `row_leaves`).
+            let mut leaf = vec![0u32; self.trees.len()];
+            let mut one = Rows::default();
             for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
-                for group in self.trees.chunks(8) {
-                    let at = &mut at[..group.len()];
-                    Tree::leaves_across(group, row, at);
-                    // Summed in tree order, as below.
-                    for (tree, l) in group.iter().zip(at.iter()) {
-                        for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
-                            *a += *v;
-                        }
+                one.fill(row, 1, nf, |v| v);
+                row_leaves(&self.trees, &one, &mut leaf);
+                // Summed in tree order, as below.
+                for (tree, l) in self.trees.iter().zip(&leaf) {
+                    for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
+                        *a += *v;
                     }
                 }
             }
             return;
         }
+        let rows = Rows::new(x32, out.len() / w, nf, |v| v);
+        let mut leaf = vec![0u32; rows.padded_rows()];
         for tree in &self.trees {
-            tree.leaves(x32, nf, &mut leaf);
+            tree.leaves(&rows, &mut leaf);
             for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
-                for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
-                    *a += *v;
+                let values = tree.values(*l);
+                if self.average {
+                    for (a, v) in acc.iter_mut().zip(values) {
+                        *a += *v;
+                    }
+                } else {
+                    acc.copy_from_slice(values);
                 }
             }
         }
@@ -275,6 +275,20 @@ pub(crate) fn run_blocks<T: Sync>(
     n_trees: usize,
     f: impl Fn(&[T], &mut [f64]) + Sync,
 ) {
+    run_blocks_of(MAX_BLOCK, x, nf, out, w, n_trees, f);
+}
+
+/// [`run_blocks`] with at most `max_block` rows per block: small trees gain nothing from
+/// large blocks, and more blocks let a thread that runs ahead take another.
+pub(crate) fn run_blocks_of<T: Sync>(
+    max_block: usize,
+    x: &[T],
+    nf: usize,
+    out: &mut [f64],
+    w: usize,
+    n_trees: usize,
+    f: impl Fn(&[T], &mut [f64]) + Sync,
+) {
     let (nf, w) = (nf.max(1), w.max(1));
     let n_rows = out.len() / w;
     if n_rows == 0 {
@@ -285,11 +299,47 @@ pub(crate) fn run_blocks<T: Sync>(
         return;
     }
     let threads = rayon::current_num_threads().max(1);
-    let n_blocks = n_rows.div_ceil(MAX_BLOCK).div_ceil(threads) * threads;
+    let n_blocks = n_rows.div_ceil(max_block.max(1)).div_ceil(threads) * threads;
     let block = n_rows.div_ceil(n_blocks).max(1);
     out.par_chunks_mut(block * w)
         .zip(x.par_chunks(block * nf))
         .for_each(|(o, xb)| f(xb, o));
+}
+
+/// Steps (the trees' depths added up) below which one row stays on the calling thread:
+/// waking a thread costs a few microseconds, about what this many steps take when each
+/// misses the cache (a deep forest); small boosted trees stay in cache and under it.
+const PARALLEL_STEPS: usize = 8192;
+
+/// Trees stepped together for one row: more loads in flight. On bench/native.py's forest
+/// (one thread) 16 took 25 µs a row, 8 took 29 µs and 4 took 41 µs.
+const ACROSS: usize = 16;
+
+/// The leaf of `row` in each of `trees`, into `leaf`: 16 trees stepped together so that one
+/// row still overlaps its memory loads, and a large forest split over rayon's threads. Only
+/// leaf indices are computed in parallel; the caller sums them in tree order.
+pub(crate) fn row_leaves<T: Threshold + Send + Sync>(
+    trees: &[Tree<T>],
+    row: &Rows<T>,
+    leaf: &mut [u32],
+) {
+    let threads = rayon::current_num_threads().max(1);
+    let walk = |trees: &[Tree<T>], leaf: &mut [u32]| {
+        for (group, at) in trees.chunks(ACROSS).zip(leaf.chunks_mut(ACROSS)) {
+            Tree::leaves_across(group, row, at);
+        }
+    };
+    let steps: usize = trees.iter().map(|t| t.depth() as usize).sum();
+    if threads == 1 || steps < PARALLEL_STEPS {
+        walk(trees, leaf);
+        return;
+    }
+    // Whole groups of `ACROSS` per thread.
+    let chunk = trees.len().div_ceil(threads).div_ceil(ACROSS) * ACROSS;
+    trees
+        .par_chunks(chunk)
+        .zip(leaf.par_chunks_mut(chunk))
+        .for_each(|(t, l)| walk(t, l));
 }
 
 /// Index of the first largest value of each row (numpy's `argmax`).

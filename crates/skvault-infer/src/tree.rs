@@ -9,10 +9,18 @@
 //! Split nodes come first, in scikit-learn's order; each leaf follows as a node whose two
 //! children are itself, so a row that reached a leaf stays there whatever it is compared
 //! with. Traversal is then the same branch-free step repeated the tree's depth times: rows
-//! go in lanes of 8, stepped together, and no lane ever waits on a branch. A branch on
+//! go in lanes of 16, stepped together, and no lane ever waits on a branch. A branch on
 //! "this row reached a leaf" mispredicts about once per row and tree, and every mispredict
 //! throws away the other lanes' memory loads in flight; the fixed step count costs a few
 //! extra (cache-hot) steps for the rows whose leaf is shallow, far less than those flushes.
+//!
+//! The same layout serves HistGradientBoosting's predictors with float64 thresholds
+//! (`Tree<f64>`: they compare the float64 X). Rows are copied into [`Rows`], padded to a
+//! power-of-two stride and to whole groups of lanes, so that the step's loads need no bounds
+//! check the compiler cannot remove, and rows without NaN (checked while copying) take a step
+//! without the NaN test. A step is then about a dozen instructions: on HistGradientBoosting
+//! (200 trees of 31 leaves, 10,000 rows, one thread) this took 6.4 ms where the 8-lane
+//! checked step took 8.3 ms and 16 lanes 5.6 ms (32 lanes: 7.1 ms), measured back to back.
 
 use crate::error::{malformed, Result};
 use crate::state::Obj;
@@ -21,14 +29,95 @@ use crate::state::Obj;
 const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
 /// Rows stepped together.
-const LANES: usize = 8;
+const LANES: usize = 16;
+
+impl<T: Threshold> FastNode<T> {
+    /// The node a row whose value of this node's feature is `x` goes to (itself for a
+    /// leaf). Without `NAN` the caller knows that no value is NaN.
+    #[inline(always)]
+    fn next<const NAN: bool>(&self, x: T) -> u32 {
+        // Branch-free: the comparison is a coin flip, a branch on it mispredicts half the
+        // time. `|` and `&` on bools do not short-circuit.
+        let left = if NAN {
+            (x <= self.threshold) | (x.is_nan() & (self.feature >= MISSING_LEFT))
+        } else {
+            x <= self.threshold
+        };
+        let mask = 0u32.wrapping_sub(u32::from(left));
+        self.right ^ ((self.left ^ self.right) & mask)
+    }
+}
+
+/// Rows laid out for traversal: each padded to `stride` values (a power of two, at least
+/// the row length), and padded with rows of zeros to whole groups of lanes. `nan` says
+/// whether any value is NaN (traversal skips NaN handling when none is).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rows<T> {
+    data: Vec<T>,
+    stride: usize,
+    nan: bool,
+}
+
+impl<T: Threshold> Rows<T> {
+    /// `n_rows` rows `src` (`nf` values each) converted by `cast`.
+    pub fn new<S: Copy>(src: &[S], n_rows: usize, nf: usize, cast: impl Fn(S) -> T) -> Rows<T> {
+        let mut rows = Rows::default();
+        rows.fill(src, n_rows, nf, cast);
+        rows
+    }
+
+    /// Refills with `n_rows` rows `src` (`nf` values each), reusing the buffer.
+    pub fn fill<S: Copy>(&mut self, src: &[S], n_rows: usize, nf: usize, cast: impl Fn(S) -> T) {
+        // At least 8 values, so that the common strides are few (see `Tree::leaves`).
+        let stride = nf.max(8).next_power_of_two();
+        let padded = n_rows.div_ceil(LANES).max(1) * LANES;
+        self.data.clear();
+        self.data.resize(padded * stride, T::default());
+        let mut nan = false;
+        if nf > 0 {
+            for (dst, row) in self.data.chunks_exact_mut(stride).zip(src.chunks_exact(nf)) {
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d = cast(*v);
+                    nan |= d.is_nan();
+                }
+            }
+        }
+        self.stride = stride;
+        self.nan = nan;
+    }
+
+    /// Rows, padding included: the length of the `leaf` slice traversal fills.
+    pub fn padded_rows(&self) -> usize {
+        self.data.len() / self.stride.max(1)
+    }
+}
+
+/// What a node's threshold is compared with: float32 for scikit-learn's `Tree`, float64
+/// for HistGradientBoosting's predictors (which compare the float64 X).
+pub(crate) trait Threshold: Copy + PartialOrd + Default + std::fmt::Debug {
+    fn is_nan(self) -> bool;
+}
+
+impl Threshold for f32 {
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Threshold for f64 {
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
 
 /// One node. A split node's `left` and `right` are above its own index (so traversal
 /// reaches a leaf); a leaf's are its own index (so it stays there).
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
-struct FastNode {
-    threshold: f32,
+struct FastNode<T> {
+    threshold: T,
     feature: u32,
     left: u32,
     right: u32,
@@ -54,12 +143,15 @@ pub(crate) enum LeafValues<'a> {
 /// A validated tree: every split node's children point forward, every leaf points to
 /// itself, every feature index is below `n_features`, every leaf has `width` values.
 #[derive(Debug, Clone)]
-pub(crate) struct Tree {
+pub(crate) struct Tree<T = f32> {
     /// `splits` split nodes, then one node per leaf (leaf `k` is node `splits + k`).
-    nodes: Vec<FastNode>,
+    nodes: Vec<FastNode<T>>,
     splits: u32,
     /// The most steps from the root to a leaf.
     depth: u32,
+    /// Steps between checks for "every lane is at a leaf": few for shallow, lopsided trees
+    /// (gradient boosting's), more for deep ones whose rows mostly go deep.
+    round: u32,
     /// Leaf values, `width` per leaf, in leaf order (scikit-learn's node order).
     values: Vec<f64>,
     width: usize,
@@ -234,9 +326,122 @@ impl Tree {
             splits: n_splits,
             // depth < n < FEATURE_MASK, checked above.
             depth: depth as u32,
+            round: 4,
             values: leaf_values,
             width,
         })
+    }
+
+    /// The nodes as an exporter sees them (see [`crate::view::TreeView`]): the split nodes
+    /// first, in their order here (root 0), then the leaves in leaf order, so that every
+    /// child still follows its parent. A tree whose root is a leaf is that one leaf.
+    pub fn view(&self) -> crate::view::TreeView<'_> {
+        use crate::view::NodeView;
+        let splits = self.splits as usize;
+        let n_leaves = self.values.len().checked_div(self.width).unwrap_or(0);
+        let nodes = self.nodes[..splits]
+            .iter()
+            .map(|n| NodeView::Split {
+                feature: (n.feature & FEATURE_MASK) as usize,
+                threshold: n.threshold,
+                missing_left: n.feature >= MISSING_LEFT,
+                left: n.left as usize,
+                right: n.right as usize,
+            })
+            .chain((0..n_leaves).map(|leaf| NodeView::Leaf(self.values(leaf as u32))))
+            .collect();
+        crate::view::TreeView { nodes }
+    }
+}
+
+/// One node of a tree given as arrays (see [`Tree::from_nodes`]).
+pub(crate) struct SplitNode<T> {
+    pub threshold: T,
+    pub feature: u32,
+    pub missing_left: bool,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl<T: Threshold> Tree<T> {
+    /// A one-output tree from its nodes in any order where children follow their parent
+    /// (`None` for a leaf, whose value is `leaf_value(i)`), root first. `None` when a child
+    /// does not follow its parent or is out of range, or a feature is at least
+    /// `n_features`: the caller validated these already, this is the second lock.
+    pub fn from_nodes(
+        nodes: &[Option<SplitNode<T>>],
+        n_features: usize,
+        leaf_value: impl Fn(usize) -> f64,
+    ) -> Option<Tree<T>> {
+        let n = nodes.len();
+        if n == 0 || n >= FEATURE_MASK as usize {
+            return None;
+        }
+        let n_splits = nodes.iter().filter(|x| x.is_some()).count() as u32;
+        let mut index = Vec::with_capacity(n);
+        let (mut next_split, mut next_leaf) = (0u32, n_splits);
+        for node in nodes {
+            let counter = if node.is_some() {
+                &mut next_split
+            } else {
+                &mut next_leaf
+            };
+            index.push(*counter);
+            *counter += 1;
+        }
+        // Depth of each node: children follow their parent, so one pass in index order.
+        let mut node_depth = vec![0u32; n];
+        let mut depth = 0;
+        let mut fast = Vec::with_capacity(n);
+        let mut leaves = Vec::new();
+        let mut values = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            match node {
+                None => {
+                    leaves.push(FastNode {
+                        threshold: T::default(),
+                        feature: 0,
+                        left: index[i],
+                        right: index[i],
+                    });
+                    values.push(leaf_value(i));
+                }
+                Some(s) => {
+                    let ok = |c: usize| c > i && c < n;
+                    if !ok(s.left) || !ok(s.right) || s.feature as usize >= n_features {
+                        return None;
+                    }
+                    if s.feature >= MISSING_LEFT {
+                        return None;
+                    }
+                    let d = node_depth[i] + 1;
+                    node_depth[s.left] = node_depth[s.left].max(d);
+                    node_depth[s.right] = node_depth[s.right].max(d);
+                    depth = depth.max(d);
+                    let flag = if s.missing_left { MISSING_LEFT } else { 0 };
+                    fast.push(FastNode {
+                        threshold: s.threshold,
+                        feature: s.feature | flag,
+                        left: index[s.left],
+                        right: index[s.right],
+                    });
+                }
+            }
+        }
+        fast.extend(leaves);
+        Some(Tree {
+            nodes: fast,
+            splits: n_splits,
+            depth,
+            round: 2,
+            values,
+            width: 1,
+        })
+    }
+
+    /// The most steps from the root to a leaf.
+    pub fn depth(&self) -> u32 {
+        self.depth
     }
 
     pub fn width(&self) -> usize {
@@ -262,66 +467,96 @@ impl Tree {
         Some(())
     }
 
-    /// The leaf (ordinal) reached by each row of `rows` (float32, `nf` columns each), into
-    /// `leaf`.
-    pub fn leaves(&self, rows: &[f32], nf: usize, leaf: &mut [u32]) {
-        // Indices were validated when the tree was built: children are within `nodes`,
-        // features below `nf`.
+    /// The leaf (ordinal) reached by each row of `rows` into `leaf` (one entry per row of
+    /// `rows`, padding included).
+    pub fn leaves(&self, rows: &Rows<T>, leaf: &mut [u32]) {
         let n = leaf.len();
-        let mut groups = leaf.chunks_exact_mut(LANES);
-        for (g, out) in groups.by_ref().enumerate() {
-            let base = g * LANES;
+        self.visit(rows, |r, l| {
+            if r < n {
+                leaf[r] = l;
+            }
+        });
+    }
+
+    /// Calls `emit(row, leaf)` with the leaf (ordinal) reached by each row of `rows`, padding
+    /// rows included, in row order.
+    #[inline]
+    pub fn visit(&self, rows: &Rows<T>, emit: impl FnMut(usize, u32)) {
+        // The row stride as a constant where it is a common one: the compiler then sees
+        // that every value index is within the group and drops the bounds checks.
+        match (rows.nan, rows.stride) {
+            (false, 8) => self.visit_with::<false, 8>(rows, emit),
+            (false, 16) => self.visit_with::<false, 16>(rows, emit),
+            (false, 32) => self.visit_with::<false, 32>(rows, emit),
+            (false, 64) => self.visit_with::<false, 64>(rows, emit),
+            (false, _) => self.visit_with::<false, 0>(rows, emit),
+            (true, _) => self.visit_with::<true, 0>(rows, emit),
+        }
+    }
+
+    /// `visit` for rows of `S` values (`S` a power of two), or of `rows.stride` if `S` is 0.
+    #[inline(always)]
+    fn visit_with<const NAN: bool, const S: usize>(
+        &self,
+        rows: &Rows<T>,
+        mut emit: impl FnMut(usize, u32),
+    ) {
+        // Indices were validated when the tree was built: children are within `nodes`,
+        // features below the row length (the stride, a power of two, is at least that).
+        let stride = if S == 0 { rows.stride } else { S };
+        let mask = stride - 1;
+        let round = self.round.max(1);
+        for (g, group) in rows.data.chunks_exact(LANES * stride).enumerate() {
+            let group = &group[..LANES * stride];
             let mut at = [0u32; LANES];
-            // Steps in rounds of 4; after each, one well-predicted branch ends the group
-            // once all its rows are at leaves (a group rarely needs the full depth).
+            // Steps in rounds; after each, one well-predicted branch ends the group once all
+            // its rows are at leaves (a group rarely needs the full depth).
             let mut left = self.depth;
             while left > 0 {
-                for _ in 0..left.min(4) {
+                for _ in 0..left.min(round) {
                     for (i, a) in at.iter_mut().enumerate() {
-                        *a = self.step(rows, nf, base + i, *a);
+                        // Always `Some`; a branch (predicted) keeps the check out of the
+                        // chain of dependent loads, where a clamp would lengthen it.
+                        if let Some(node) = self.nodes.get(*a as usize) {
+                            let x = group[i * stride + (node.feature as usize & mask)];
+                            *a = node.next::<NAN>(x);
+                        }
                     }
                 }
-                left = left.saturating_sub(4);
+                left = left.saturating_sub(round);
                 if at.iter().all(|a| *a >= self.splits) {
                     break;
                 }
             }
-            for (o, a) in out.iter_mut().zip(at) {
-                *o = a - self.splits;
+            for (i, a) in at.into_iter().enumerate() {
+                emit(g * LANES + i, a.wrapping_sub(self.splits));
             }
-        }
-        let tail = groups.into_remainder();
-        let base = n - tail.len();
-        for (i, o) in tail.iter_mut().enumerate() {
-            let mut a = 0;
-            for _ in 0..self.depth {
-                a = self.step(rows, nf, base + i, a);
-            }
-            *o = a - self.splits;
         }
     }
 
-    /// The node that row `r` goes to from node `at` (itself for a leaf).
-    #[inline(always)]
-    fn step(&self, rows: &[f32], nf: usize, r: usize, at: u32) -> u32 {
-        let node = self.nodes[at as usize];
-        let x = rows[r * nf + (node.feature & FEATURE_MASK) as usize];
-        // Branch-free: the comparison is a coin flip, a branch on it mispredicts half the
-        // time. `|` and `&` on bools do not short-circuit.
-        let left = (x <= node.threshold) | (x.is_nan() & (node.feature >= MISSING_LEFT));
-        let mask = 0u32.wrapping_sub(u32::from(left));
-        node.right ^ ((node.left ^ node.right) & mask)
+    /// The leaf of one row (`rows` holds one) in each of `trees`, into
+    /// `leaf`: the trees are stepped together, so a single row still overlaps its memory
+    /// loads.
+    pub fn leaves_across(trees: &[Tree<T>], rows: &Rows<T>, leaf: &mut [u32]) {
+        if rows.nan {
+            Self::across_with::<true>(trees, rows, leaf);
+        } else {
+            Self::across_with::<false>(trees, rows, leaf);
+        }
     }
 
-    /// The leaf of one row in each of `trees` (at most 8 of them), into `leaf`: the trees
-    /// are stepped together, so a single row still overlaps its memory loads.
-    pub fn leaves_across(trees: &[Tree], row: &[f32], leaf: &mut [u32]) {
+    fn across_with<const NAN: bool>(trees: &[Tree<T>], rows: &Rows<T>, leaf: &mut [u32]) {
+        let stride = rows.stride;
+        let mask = stride - 1;
+        let row = &rows.data[..stride];
         let mut left = trees.iter().map(|t| t.depth).max().unwrap_or(0);
         leaf.fill(0);
         while left > 0 {
             for _ in 0..left.min(4) {
                 for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
-                    *at = tree.step(row, 0, 0, *at);
+                    if let Some(node) = tree.nodes.get(*at as usize) {
+                        *at = node.next::<NAN>(row[node.feature as usize & mask]);
+                    }
                 }
             }
             left = left.saturating_sub(4);
@@ -330,29 +565,8 @@ impl Tree {
             }
         }
         for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
-            *at -= tree.splits;
+            *at = at.wrapping_sub(tree.splits);
         }
-    }
-
-    /// The nodes as an exporter sees them (see [`crate::view::TreeView`]): the split nodes
-    /// first, in their order here (root 0), then the leaves in leaf order, so that every
-    /// child still follows its parent. A tree whose root is a leaf is that one leaf.
-    pub fn view(&self) -> crate::view::TreeView<'_> {
-        use crate::view::NodeView;
-        let splits = self.splits as usize;
-        let n_leaves = self.values.len().checked_div(self.width).unwrap_or(0);
-        let nodes = self.nodes[..splits]
-            .iter()
-            .map(|n| NodeView::Split {
-                feature: (n.feature & FEATURE_MASK) as usize,
-                threshold: n.threshold,
-                missing_left: n.feature >= MISSING_LEFT,
-                left: n.left as usize,
-                right: n.right as usize,
-            })
-            .chain((0..n_leaves).map(|leaf| NodeView::Leaf(self.values(leaf as u32))))
-            .collect();
-        crate::view::TreeView { nodes }
     }
 
     /// The values of a leaf found by `leaves`.
