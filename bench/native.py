@@ -3,6 +3,10 @@
     .venv/bin/python bench/native.py            # writes bench/results/native.{md,json}
     .venv/bin/python bench/native.py --quick    # 50-tree forest, writes bench/work/quick/
 
+treelite runs twice: its interpreter (gtil) and its compiled predictor (tl2cgen: C code from
+the trees, compiled by gcc; the compile time is reported, not timed; models with more nodes
+than TL2CGEN_MAX_NODES are skipped, the forest among them).
+
 Models: the 500-tree RandomForestClassifier(max_depth=20), HistGradientBoostingClassifier
 (max_iter=200) and StandardScaler + LogisticRegression of `bench/run.py`, fitted on
 make_classification(50000, 20). Measured: predict_proba on 10000 rows (throughput, best of
@@ -69,8 +73,45 @@ def build_models(quick: bool) -> dict[str, Any]:
     return models, X
 
 
-def engines(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Callable[[np.ndarray], np.ndarray] | str]:
-    """name -> predict_proba function, or the reason the engine is not available."""
+# tl2cgen compiles every node into C: past this many nodes gcc's time and memory dominate the
+# run (the 500-tree forest has about 2 million), so larger models are reported as skipped.
+TL2CGEN_MAX_NODES = 200_000
+
+
+def proba_columns(p: np.ndarray, n: int) -> np.ndarray:
+    """treelite's output for `n` rows as predict_proba's columns (binary: P(class 1) only)."""
+    p = p.reshape(n, -1)
+    return np.column_stack([1 - p[:, 0], p[:, 0]]) if p.shape[1] == 1 else p
+
+
+def tree_nodes(model: Any) -> int:
+    """Nodes in a tree ensemble's trees (0 for other models)."""
+    if hasattr(model, "_predictors"):
+        return sum(len(p.nodes) for it in model._predictors for p in it)
+    return sum(e.tree_.node_count for e in getattr(model, "estimators_", []) if hasattr(e, "tree_"))
+
+
+def tl2cgen_engine(model: Any, tl: Any, workdir: Path, notes: dict[str, str]
+                   ) -> Callable[[np.ndarray], np.ndarray] | str:
+    """treelite's compiled predictor (tl2cgen + gcc); its compile time goes into `notes`."""
+    import tl2cgen
+
+    nodes = tree_nodes(model)
+    if nodes > TL2CGEN_MAX_NODES:
+        return f"skipped: {nodes} nodes to compile into C (the limit here is {TL2CGEN_MAX_NODES})"
+    lib = workdir / "model.so"
+    t = time.perf_counter()
+    tl2cgen.export_lib(tl, toolchain="gcc", libpath=str(lib), params={"parallel_comp": ARGS.threads},
+                       nthread=ARGS.threads)
+    notes["tl2cgen compile (s)"] = f"{time.perf_counter() - t:.1f}"
+    pred = tl2cgen.Predictor(str(lib), nthread=ARGS.threads)
+    return lambda A: proba_columns(pred.predict(tl2cgen.DMatrix(A)), len(A))
+
+
+def engines(model: Any, X: np.ndarray, workdir: Path, notes: dict[str, str]
+            ) -> dict[str, Callable[[np.ndarray], np.ndarray] | str]:
+    """name -> predict_proba function, or the reason the engine is not available. Extra
+    facts to report (tl2cgen's compile time) go into `notes`."""
     out: dict[str, Callable | str] = {"scikit-learn": model.predict_proba}
     path = workdir / "model.skv"
     skvault.dump(model, path)
@@ -98,13 +139,16 @@ def engines(model: Any, X: np.ndarray, workdir: Path) -> dict[str, Callable[[np.
         tl = treelite.sklearn.import_model(model)
 
         def tl_proba(A: np.ndarray) -> np.ndarray:
-            p = treelite.gtil.predict(tl, A.astype(np.float32), nthread=ARGS.threads)
-            p = p.reshape(len(A), -1)
-            return np.column_stack([1 - p[:, 0], p[:, 0]]) if p.shape[1] == 1 else p
+            return proba_columns(treelite.gtil.predict(tl, A.astype(np.float32), nthread=ARGS.threads), len(A))
 
         out["treelite (gtil)"] = tl_proba
     except Exception as e:  # noqa: BLE001
         out["treelite (gtil)"] = f"not available: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        return out
+    try:
+        out["tl2cgen (compiled)"] = tl2cgen_engine(model, tl, workdir, notes)
+    except Exception as e:  # noqa: BLE001
+        out["tl2cgen (compiled)"] = f"not available: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
     return out
 
 
@@ -113,7 +157,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 200 if ARGS.quick else 1000
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}}
     with threadpool_limits(limits=ARGS.threads):
         models, X = build_models(ARGS.quick)
         rng = np.random.RandomState(1)
@@ -130,8 +174,9 @@ def main() -> None:
             if n_jobs is not None:
                 model.set_params(n_jobs=n_jobs)
             rows = {}
+            notes: dict[str, str] = {}
             with tempfile.TemporaryDirectory() as d:
-                for engine, fn in engines(model, X, Path(d)).items():
+                for engine, fn in engines(model, X, Path(d), notes).items():
                     if isinstance(fn, str):
                         rows[engine] = {"note": fn}
                         print(f"  {engine}: {fn}")
@@ -158,6 +203,7 @@ def main() -> None:
                 if "batch_rows_per_s" in r:
                     r["throughput_vs_sklearn"] = r["batch_rows_per_s"] / base
             results["models"][name] = rows
+            results.setdefault("notes", {})[name] = notes
     write(results)
 
 
@@ -183,6 +229,8 @@ def write(results: dict[str, Any]) -> None:
                     f"{r['one_row_us']:.1f} | {r['max_abs_diff']:.2g} |"
                 )
         lines.append("")
+        for key, value in results["notes"].get(name, {}).items():
+            lines += [f"{key}: {value} (not included in the times above).", ""]
     write_results("native", results, lines, ARGS.quick)
 
 
