@@ -38,8 +38,7 @@ impl std::str::FromStr for Codec {
 /// zstd level used when none is given: fast, and already smaller than zlib-3 on model arrays.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// zstd level of the archival setting (`level="archive"` in Python, `--level archive` on the
-/// command line): on a 50-tree forest with the column transforms of format 1.4 it is smaller
+/// zstd level of the archival setting (`level="archive"` in Python): on a 50-tree forest with the column transforms of format 1.4 it is smaller
 /// than joblib's lzma-3 file in under a quarter of lzma-3's save time; levels from 13 on
 /// (btopt and up) take several times longer for a few percent.
 pub const ARCHIVE_ZSTD_LEVEL: i32 = 11;

@@ -387,18 +387,43 @@ pub fn decode(
     if !fits {
         return Err(DecodeError::FilterMismatch);
     }
-    let mut start = 0;
+    // Where each column starts in `filtered`; the records are rebuilt a block of elements at
+    // a time, all columns of a block together, so that the block's records stay in cache.
+    let mut starts = Vec::with_capacity(segs.len());
+    let mut at = 0;
     for seg in segs {
-        let col = filtered
-            .get(start..start + n * seg.stored)
-            .ok_or(DecodeError::FilterMismatch)?;
-        let records = dst.chunks_exact_mut(itemsize);
-        let cells = col.chunks_exact(seg.stored);
-        let range = seg.offset..seg.offset + seg.width;
-        if seg.transformed {
+        starts.push(at);
+        at += n * seg.stored;
+    }
+    let row_of: Vec<u64> = match segs.iter().any(|s| s.delta) {
+        true => rows(members).collect(),
+        false => Vec::new(),
+    };
+    let mut block = 0;
+    while block < n {
+        let end = (block + BLOCK).min(n);
+        for (seg, &start) in segs.iter().zip(&starts) {
+            let col = filtered
+                .get(start + block * seg.stored..start + end * seg.stored)
+                .ok_or(DecodeError::FilterMismatch)?;
+            let records = dst
+                .get_mut(block * itemsize..end * itemsize)
+                .ok_or(DecodeError::FilterMismatch)?
+                .chunks_exact_mut(itemsize);
+            let cells = col.chunks_exact(seg.stored);
+            let range = seg.offset..seg.offset + seg.width;
+            if !seg.transformed {
+                for (record, cell) in records.zip(cells) {
+                    if let Some(d) = record.get_mut(range.clone()) {
+                        d.copy_from_slice(cell);
+                    }
+                }
+                continue;
+            }
             let m = mask(seg.width);
             let narrowed = seg.stored < seg.width;
-            for (i, ((record, cell), r)) in records.zip(cells).zip(rows(members)).enumerate() {
+            for (j, (record, cell)) in records.zip(cells).enumerate() {
+                let i = block + j;
                 let mut e = read_le(cell);
                 if narrowed && seg.signed {
                     e = signed_value(e, seg.stored) as u64 & m;
@@ -408,6 +433,7 @@ pub fn decode(
                 } else if e == 0 {
                     m
                 } else {
+                    let r = row_of.get(i).copied().unwrap_or(0);
                     let v = e.wrapping_add(r) & m;
                     if v == m {
                         return Err(DecodeError::NotDeltaCoded { element: i as u64 });
@@ -416,17 +442,14 @@ pub fn decode(
                 };
                 write_le(record.get_mut(range.clone()).unwrap_or(&mut []), v);
             }
-        } else {
-            for (record, cell) in records.zip(cells) {
-                if let Some(d) = record.get_mut(range.clone()) {
-                    d.copy_from_slice(cell);
-                }
-            }
         }
-        start += n * seg.stored;
+        block = end;
     }
     Ok(())
 }
+
+/// Elements rebuilt per block by [`decode`].
+const BLOCK: usize = 1024;
 
 #[cfg(test)]
 mod tests {
