@@ -140,7 +140,7 @@ METHODS: list[Method] = [
         ".archive.skv",
         lambda o, p: skvault.dump(o, p, compress="zstd", level="archive"),
         skvault.load,
-        note='level="archive" (zstd 11)',
+        note='level="archive" (zstd 10)',
     ),
     Method(
         "skvault lz4",

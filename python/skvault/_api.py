@@ -162,7 +162,7 @@ def dump(
     ``compress=("lz4", 1)`` (lz4 has no levels). Uncompressed files can be loaded with
     ``mmap=True``.
 
-    ``level="archive"`` is the archival setting: zstd at a higher level (11, a few times
+    ``level="archive"`` is the archival setting: zstd at a higher level (10, a few times
     slower to save than the default, as fast to load) for files that are written once and
     kept or shipped. On a random forest it is smaller than joblib's ``compress=("lzma", 3)``
     in a fraction of its time. Both settings store tree-node arrays column by column, with
