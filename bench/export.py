@@ -120,6 +120,8 @@ def write(results: dict[str, Any]) -> None:
         "several runs. Max abs diff: against scikit-learn's predict_proba on the same rows. "
         "Ratios are skl2onnx / skvault." + (" Quick mode (50-tree forest)." if results["quick"] else ""),
         "",
+        "Chart: [export.png](export.png)",
+        "",
     ]
     for name, rows in results["models"].items():
         lines += [f"## {name}", "", "| exporter | export (s) | file (bytes) | predict_proba 10000 rows (ms) | max abs diff | labels differing |",

@@ -168,6 +168,8 @@ def write(results: dict[str, Any]) -> None:
         f"Threads: {results['threads']} for every engine. Batch: 10000 rows (best of several runs);"
         " one row: median latency. Ratio: batch throughput / scikit-learn's.",
         "",
+        "Chart: [native.png](native.png)",
+        "",
     ]
     for name, rows in results["models"].items():
         lines += [f"## {name}", "", "| engine | 10000 rows (ms) | ratio | 1 row (µs) | max abs diff |",

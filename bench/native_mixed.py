@@ -196,6 +196,8 @@ def write(results: dict[str, Any]) -> None:
         " scikit-learn's. Targets (issue 19): at least 3x scikit-learn on 10000 rows, under 50 µs"
         " for one row.",
         "",
+        "Chart: [native_mixed.png](native_mixed.png)",
+        "",
     ]
     for name, rows in results["models"].items():
         lines += [f"## {name}", "", "| engine | 10000 rows (ms) | ratio | 1 row (µs) | max abs diff |",

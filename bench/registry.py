@@ -27,6 +27,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+import plots  # noqa: E402
 import skvault  # noqa: E402
 from registry_backends import Backend, S3Server  # noqa: E402
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         r = json.loads((HERE / "results" / "registry.json").read_text())
         (HERE / "results" / "registry.md").write_text(render(r))
+        plots.render("registry", HERE / "results")
         return 0
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     results["loadavg_end"] = list(os.getloadavg())
     (out_dir / "registry.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "registry.md").write_text(render(results))
+    plots.render("registry", out_dir)
     print((out_dir / "registry.md").read_text())
     return 0
 
@@ -154,6 +157,8 @@ def render(r: dict) -> str:
         f"{f['size'] / 1e6:.1f} MB. Ratios are against these.",
         "",
         load_note(r),
+        "",
+        "Chart: [registry.png](registry.png)",
         "",
         "| store | register (file) | dump + register | load | 2nd register: new blob bytes | stored bytes |",
         "|---|---:|---:|---:|---:|---:|",

@@ -280,7 +280,7 @@ def markdown(doc: dict[str, Any]) -> str:
             )
         lines.append("")
     lines += [
-        "Raw per-run timings: `foundation.json`. Chart: `foundation.png`. Reproduce with `make bench`.",
+        "Raw per-run timings: `foundation.json`. Chart: [foundation.png](foundation.png). Reproduce with `make bench`.",
         "",
     ]
     return "\n".join(lines)

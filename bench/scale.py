@@ -321,6 +321,8 @@ def write(results: dict[str, Any]) -> None:
         f"{results['repeat']} run(s) of each engine, taken in turns (every run in the table). The machine is shared: the load averages below. Peak RSS: "
         "the process's VmHWM (its own peak since exec); growth: that peak minus the worker's RSS when idle "
         "with numpy, pandas, pyarrow and dask.dataframe imported.",
+        "",
+        "Chart: [scale.png](scale.png)",
     ]
     if results["rows"] != 10_000_000:
         lines += ["", f"Issue 22 asks for 10,000,000 rows (`make bench`'s default); this file is from a run of "

@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MAKE_FIXTURES = ROOT / "crates" / "skvault-pickle" / "tests" / "fixtures" / "make_fixtures.py"
 
+import plots  # noqa: E402
 from timing import median_time  # noqa: E402
 
 
@@ -151,6 +152,8 @@ def write_report(out, results, verdicts, sizes, n_small, corpus_bytes, n_index, 
         + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()),
         f"- Small files: the test corpus, {n_small} files, {corpus_bytes / 1e6:.2f} MB in all",
         "",
+        "Chart: [scan.png](scan.png)",
+        "",
         "| scanner | " + " | ".join(f"{k}: MB/s" for k in sizes) + " | corpus: files/s | "
         + " | ".join(f"{k}: x skvault" for k in sizes) + " | corpus: x skvault |",
         "|---" * (2 + 2 * len(sizes) + 1) + "|",
@@ -202,6 +205,7 @@ def write_report(out, results, verdicts, sizes, n_small, corpus_bytes, n_index, 
     ]
     (out / "scan.md").write_text("\n".join(lines) + "\n")
     (out / "scan.json").write_text(json.dumps({"results": results, "verdicts": verdicts, "sizes": sizes}, indent=1))
+    plots.render("scan", out)
     print("\n".join(lines))
 
 

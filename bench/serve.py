@@ -540,8 +540,7 @@ def main() -> int:
     raw = HERE / ("work/quick" if args.quick else "results") / "serve.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    md = write_results("serve", doc, render(doc).splitlines(), args.quick)
-    plot(doc, md.with_suffix(".png"))
+    md = write_results("serve", doc, render(doc).splitlines(), args.quick)  # and serve.png: plots.render calls plot below
     print(md.read_text())
     return 0
 
@@ -733,7 +732,7 @@ def render(doc: dict) -> str:
                 "",
             ]
     lines += [
-        "Raw numbers: `serve.json`. Chart: `serve.png`. Reproduce with `make bench` (or "
+        "Raw numbers: `serve.json`. Chart: [serve.png](serve.png). Reproduce with `make bench` (or "
         "`make oha mlflow-serve && .venv/bin/python bench/serve.py`).",
         "",
     ]

@@ -33,9 +33,11 @@ def median_time(fn: Callable[[], object], reps: int) -> float:
 
 
 def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick: bool) -> Path:
-    """Writes `<stem>.json` (with the environment) and `<stem>.md` under bench/results, or
-    bench/work/quick for quick runs; returns the markdown file."""
+    """Writes `<stem>.json` (with the environment), `<stem>.md` and the chart `<stem>.png`
+    (bench/plots.py) under bench/results, or bench/work/quick for quick runs; returns the
+    markdown file."""
     import environment
+    import plots
 
     results["environment"] = environment.describe(HERE)
     out_dir = HERE / ("work/quick" if quick else "results")
@@ -44,4 +46,5 @@ def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick
     md = out_dir / f"{stem}.md"
     md.write_text("\n".join(markdown))
     print(f"wrote {md}")
+    plots.render(stem, out_dir)
     return md

@@ -132,3 +132,77 @@ def test_frame_for_a_model_fitted_without_names_is_positional(tmp_path):
     native = _roundtrip(model, tmp_path)
     assert native.feature_names_in_ is None
     assert_same(native.predict_proba(dft), model.predict_proba(dft.to_numpy()), "predict_proba")
+
+
+def _mixed_dtypes(n: int) -> "pd.DataFrame":
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "f": rng.normal(size=n),
+            "i": np.arange(n),
+            "s": pd.Series(rng.choice(["a", "b", None], n), dtype="str"),
+            "sa": pd.Series(rng.choice(["a", "b", None], n), dtype="string[pyarrow]"),
+            "sp": pd.Series(rng.choice(["a", "b", None], n), dtype="string[python]"),
+            "o": pd.Series(rng.choice(["x", None, np.nan], n), dtype=object),
+            "c": pd.Categorical(rng.choice(["u", "v"], n)),
+            "n": pd.array([1, None] * (n // 2), dtype="Int64"),
+            "b": pd.array([True, None] * (n // 2), dtype="boolean"),
+            "g": rng.normal(size=n),
+        }
+    )
+    df["f2"] = df["f"] * 2  # a column added later lands in a block of its own
+    return df
+
+
+@pytest.mark.parametrize("n", [2, 200])
+def test_columns_read_from_pandas_blocks_are_the_frames_columns(n):
+    # One-row frames are read from pandas' internal blocks (fast); this pins that reading
+    # to the public one, column by column, for every dtype native inference takes.
+    from skvault import native as N
+
+    df = _mixed_dtypes(n)
+    got = N._column_arrays(df)
+    want = [s.array for _, s in df.items()]
+    assert len(got) == len(want) == df.shape[1]
+    for name, g, w in zip(df.columns, got, want):
+        assert N._kind(g.dtype) == N._kind(w.dtype), name
+        assert _same_values(np.asarray(g, dtype=object), np.asarray(w, dtype=object)), name
+
+
+def test_text_of_a_few_rows_converts_as_text_of_many():
+    # Up to _FEW_ROWS rows, text columns are read through the array's own iteration
+    # (faster for one row); beyond, through numpy. Both give the same values and markers.
+    from skvault import native as N
+
+    df = _mixed_dtypes(200)
+    for name in ("s", "sa", "sp", "o"):
+        values = df[name].array
+        assert 3 <= N._FEW_ROWS < len(values)
+        for start in range(0, 30, 3):  # slices with and without missing values
+            few = N._column_spec(values[start : start + 3])[1]
+            many = N._column_spec(values)[1][start : start + 3]
+            assert _same_values(few, many), (name, few, many)
+        assert any(v is None or v is pd.NA or v != v for v in N._column_spec(values)[1]), "missing values are tested"
+
+
+def _same_values(a, b) -> bool:
+    """Equal lists of Python values, NaN equal to NaN and None only to None."""
+    return len(a) == len(b) and all(
+        x is y or (type(x) is type(y) and x is not pd.NA and (x == y or (x != x and y != y))) for x, y in zip(a, b)
+    )
+
+
+def test_a_frame_without_blocks_is_read_through_its_public_columns():
+    from skvault import native as N
+
+    df = _mixed_dtypes(4)
+
+    class Elsewhere:  # a DataFrame-like object without pandas' block manager
+        columns = df.columns
+        items = df.items
+
+    got = N._column_arrays(Elsewhere())
+    assert [N._kind(a.dtype) for a in got] == [N._kind(t) for t in df.dtypes]
+    assert [N._kind(t) for t in df.dtypes] == ["numbers", "numbers"] + ["objects"] * 4 + ["category"] + [
+        "numbers"
+    ] * 4

@@ -254,6 +254,50 @@ def test_mixed_pipelines_match_scikit_learn(name, tmp_path):
                 assert_same(got, want, f"{name} {method}")
 
 
+SLICED = ["impute-text+onehot+logistic", "onehot-if-binary+forest", "ordinal-encoded-value+forest"]
+
+
+@pytest.mark.parametrize("name", SLICED)
+def test_frames_scored_in_parallel_slices_give_the_whole_frames_outputs(name, tmp_path):
+    # Frames of more than 2 * SLICE_ROWS rows are scored natively in row slices on all
+    # cores: the outputs must be scikit-learn's, and the very values of the same rows
+    # scored in frames too small to be sliced.
+    from skvault import _native
+
+    n = 2 * _native.SLICE_ROWS + 777
+    model, _ = _fitted(name)
+    big = frame(n, 3, unseen=True, holes=name in HOLES)
+    skvault.dump(model, tmp_path / "m.skv")
+    native = skvault.native.load(tmp_path / "m.skv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about unknown categories
+        for method in ("predict", "predict_proba"):
+            got = getattr(native, method)(big)
+            pieces = np.concatenate(
+                [getattr(native, method)(big.iloc[i : i + 500]) for i in range(0, n, 500)]
+            )
+            assert np.array_equal(got, pieces), f"{name} {method}: sliced differs from small frames"
+            want = getattr(model, method)(big)
+            if name in LINEAR and method != "predict":
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=f"{name} {method}")
+            else:
+                assert_same(got, want, f"{name} {method}")
+
+
+def test_an_error_in_a_late_slice_names_the_row_of_the_whole_frame(tmp_path):
+    from skvault import _native
+
+    n = 3 * _native.SLICE_ROWS + 11
+    enc = OneHotEncoder(handle_unknown="error").fit(frame(200, 0)[["city"]])
+    skvault.dump(enc, tmp_path / "e.skv")
+    row = n - 5  # in the last slice
+    city = np.array(["Lyon"] * n, dtype=object)
+    city[row] = "Oslo"
+    Xt = pd.DataFrame({"city": pd.Series(city, dtype="str")})
+    with pytest.raises(ValueError, match=rf"row {row}, column 0: Found unknown categories \['Oslo'\]"):
+        skvault.native.load(tmp_path / "e.skv").transform(Xt)
+
+
 def test_bare_encoders_transform_text_as_scikit_learn(tmp_path):
     X, Xt = frame(300, 0)[["city", "plan"]], frame(100, 2)[["city", "plan"]]
     for enc in (

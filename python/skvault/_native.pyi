@@ -21,6 +21,7 @@ __all__ = [
     "NativeModel",
     "PACK_BELOW",
     "RegisterOptions",
+    "SLICE_ROWS",
     "Registry",
     "ScanReport",
     "VersionDoc",
@@ -54,6 +55,8 @@ __version__: str
 ARCHIVE_LEVEL: int
 #: With compression, arrays of fewer raw bytes than this go into packs (format 1.2).
 PACK_BELOW: int
+#: Frames of more than twice this many rows are scored natively in parallel row slices.
+SLICE_ROWS: int
 
 def dump(
     obj: object,

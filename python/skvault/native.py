@@ -93,45 +93,110 @@ def _arrow_columns(table: Any, names: list[str] | None) -> tuple[list[str], list
     return [columns[i] for i in positions], [_arrow_column_spec(table.column(i)) for i in positions]
 
 
+# Up to this many rows, per-call overheads matter more than per-row costs.
+_FEW_ROWS = 32
+
+
+def _kind(dtype: Any) -> str:
+    """How a column of this dtype reaches ``skvault._native``: ``"numbers"`` (numpy's and
+    pandas' nullable numbers and booleans: Int64, Float64, boolean), ``"category"`` or
+    ``"objects"``. Decided from ``kind`` and ``name`` attributes, not ``str(dtype)``:
+    numpy builds that string in Python, microseconds a column, most of a one-row call."""
+    if isinstance(dtype, np.dtype):
+        return "numbers" if dtype.kind in "biuf" else "objects"
+    if getattr(dtype, "name", None) == "category":
+        return "category"
+    return "numbers" if getattr(dtype, "kind", "O") in "biuf" else "objects"
+
+
 def _is_numeric(dtype: Any) -> bool:
-    # numpy's and pandas' nullable numbers and booleans (Int64, Float64, boolean).
-    return str(dtype) != "category" and getattr(dtype, "kind", "O") in "biuf"
+    return _kind(dtype) == "numbers"
 
 
-def _column_spec(values: Any) -> tuple:
+def _column_spec(values: Any, kind: str | None = None) -> tuple:
     """A column's values (a numpy or pandas extension array) as ``skvault._native`` takes
     them: numbers as float64 (pd.NA as NaN), a category column as its codes and categories,
     anything else as its Python objects (``None``, NaN and ``pd.NA`` kept apart, as
     scikit-learn keeps them)."""
-    dtype = values.dtype
-    if str(dtype) == "category":
+    kind = kind or _kind(values.dtype)
+    if kind == "category":
         return ("category", values.codes.tolist(), values.categories.tolist())
-    if _is_numeric(dtype):
+    if kind == "numbers":
         if isinstance(values, np.ndarray):
             return ("numbers", np.ascontiguousarray(values, dtype=np.float64))
         return ("numbers", np.ascontiguousarray(values.to_numpy(dtype=np.float64, na_value=np.nan)))
+    if isinstance(values, np.ndarray):
+        return ("objects", values.astype(object, copy=False).tolist())
+    if len(values) <= _FEW_ROWS:
+        return ("objects", _few_objects(values))
     return ("objects", np.asarray(values, dtype=object).tolist())
+
+
+def _few_objects(values: Any) -> list[Any]:
+    """The scalars ``np.asarray(values, dtype=object)`` gives, for an extension array of a
+    few rows, without building an object array (faster for a few rows, far slower for many).
+    pandas' Arrow-backed text keeps its values in an Arrow array whose nulls are the dtype's
+    missing marker; read there (a microsecond a column), else through the array's own
+    iteration."""
+    arrow = getattr(values, "_pa_array", None)
+    na = getattr(values.dtype, "na_value", None)
+    if arrow is not None and getattr(values.dtype, "name", None) in ("str", "string"):
+        try:
+            return [na if v is None else v for v in arrow.to_pylist()]
+        except (AttributeError, TypeError):
+            pass
+    return list(values)
 
 
 def _column_arrays(X: Any) -> list[Any]:
     """The DataFrame's columns as arrays, in order, without building a Series for each (a
-    Series costs microseconds, which is most of a one-row prediction)."""
-    arrays = getattr(X, "_iter_column_arrays", None)
-    if callable(arrays):
-        return list(arrays())
-    return [s.array for _, s in X.items()]
+    Series costs microseconds, which is most of a one-row prediction). pandas keeps columns
+    of one dtype in 2-d blocks; reading the blocks costs a few microseconds for the whole
+    frame where taking the columns one by one costs one per column. The blocks are pandas'
+    internals, so anything unexpected falls back to its public column arrays."""
+    try:
+        out: list[Any] = [None] * len(X.columns)
+        for block in X._mgr.blocks:
+            values = block.values
+            positions = block.mgr_locs.as_array
+            if getattr(values, "ndim", 1) == 2:
+                for k, i in enumerate(positions):
+                    out[i] = values[k]
+            elif len(positions) == 1:
+                out[positions[0]] = values
+            else:
+                raise AttributeError("a 1-d block with several columns")
+        if any(a is None for a in out):
+            raise AttributeError("a column without a block")
+        return out
+    except (AttributeError, IndexError, TypeError):
+        arrays = getattr(X, "_iter_column_arrays", None)
+        if callable(arrays):
+            return list(arrays())
+        return [s.array for _, s in X.items()]
 
 
-def _frame_columns(X: Any, names: list[str] | None) -> tuple[list[str], list[tuple]] | None:
+def _frame_columns(
+    X: Any, names: list[str] | None, order: list[int] | None
+) -> tuple[list[str], list[tuple]] | None:
     """The frame's columns for native inference when one of them is not numeric (text,
-    category, object), else None (the matrix path is faster)."""
-    if all(_is_numeric(t) for t in X.dtypes):
-        return None
-    columns = [str(c) for c in X.columns]
-    order = _fit_order(columns, names)
+    category, object), else None (the matrix path is faster). ``order`` is
+    :func:`_fit_order` of the frame's columns."""
     arrays = _column_arrays(X)
-    positions = range(len(columns)) if order is None else order
-    return [columns[i] for i in positions], [_column_spec(arrays[i]) for i in positions]
+    kinds = [_kind(a.dtype) for a in arrays]
+    if all(k == "numbers" for k in kinds):
+        return None
+    positions = range(len(arrays)) if order is None else order
+    columns = names if names is not None else [str(c) for c in X.columns]
+    specs = []
+    for i in positions:
+        a, kind = arrays[i], kinds[i]
+        # Float columns of a numpy block go as they are (most numeric columns; no call).
+        if kind == "numbers" and type(a) is np.ndarray and a.dtype == np.float64 and a.flags.c_contiguous:
+            specs.append(("numbers", a))
+        else:
+            specs.append(_column_spec(a, kind))
+    return list(columns), specs
 
 
 def _frame_to_matrix(X: Any, names: list[str] | None) -> np.ndarray:
@@ -172,6 +237,8 @@ class NativeModel:
     def __init__(self, inner: _native.NativeModel, source: _refs.Source | None = None) -> None:
         self._inner = inner
         self._source = source
+        self._feature_names = self._names()
+        self._order_cache: tuple[Any, list[int] | None] | None = None
         classes = inner.classes
         # For IsolationForest these are the labels predict returns (-1, 1), as numbers.
         if classes is None:
@@ -229,6 +296,18 @@ class NativeModel:
         names = self._inner.feature_names_in
         return None if names is None else list(names)
 
+    def _frame_order(self, X: Any) -> list[int] | None:
+        """:func:`_fit_order` of the frame's columns. pandas' column indexes are immutable,
+        so the answer for the last index seen is kept (with the index, so that its identity
+        cannot be reused): a loop of one-row frames cut from one DataFrame asks once."""
+        columns = X.columns
+        cached = self._order_cache
+        if cached is not None and cached[0] is columns:
+            return cached[1]
+        order = _fit_order([str(c) for c in columns], self._feature_names)
+        self._order_cache = (columns, order)
+        return order
+
     def _check(self, method: str) -> None:
         if not self._inner.has(method):
             raise AttributeError(f"{self.class_name} has no method {method}")
@@ -238,12 +317,12 @@ class NativeModel:
         as it is; anything else as a float64 matrix."""
         self._check(method)
         if is_dataframe(X):
-            frame = _frame_columns(X, self._names())
+            frame = _frame_columns(X, self._feature_names, self._frame_order(X))
             if frame is not None:
                 return self._inner.call_frame(method, *frame)
         elif _is_arrow_table(X):
-            return self._inner.call_frame(method, *_arrow_columns(X, self._names()))
-        x = _as_matrix(X, self._names())
+            return self._inner.call_frame(method, *_arrow_columns(X, self._feature_names))
+        x = _as_matrix(X, self._feature_names)
         out = getattr(self._inner, method)(x)
         return out if method == "predict" else ("values", *out)
 

@@ -1,6 +1,8 @@
 //! Columns: numeric, or dictionary-coded (distinct values plus one code per row).
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 use crate::{FrameError, Result};
 
@@ -110,10 +112,11 @@ pub enum ValueKey {
 }
 
 /// A dictionary-coded column: `codes[row]` indexes `values`. Built through
-/// [`DictColumn::new`] (which checks every code) or a [`DictBuilder`].
+/// [`DictColumn::new`] (which checks every code) or a [`DictBuilder`]. The values are shared
+/// between a column and its [slices](Self::slice).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DictColumn {
-    values: Vec<Value>,
+    values: Arc<Vec<Value>>,
     codes: Vec<u32>,
 }
 
@@ -141,7 +144,19 @@ impl DictColumn {
                 len: values.len(),
             });
         }
-        Ok(DictColumn { values, codes })
+        Ok(DictColumn {
+            values: Arc::new(values),
+            codes,
+        })
+    }
+
+    /// The rows in `rows` (within `0..len()`: the caller's invariant, else a panic), with
+    /// the same values and codes.
+    pub fn slice(&self, rows: Range<usize>) -> DictColumn {
+        DictColumn {
+            values: Arc::clone(&self.values),
+            codes: self.codes[rows].to_vec(),
+        }
     }
 
     /// The distinct values (some may be unused, as a pandas category column's may).
@@ -265,7 +280,7 @@ impl DictBuilder {
 
     pub fn finish(self) -> DictColumn {
         DictColumn {
-            values: self.values,
+            values: Arc::new(self.values),
             codes: self.codes,
         }
     }
@@ -291,6 +306,14 @@ impl Column {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The rows in `rows` (within `0..len()`: the caller's invariant, else a panic).
+    pub fn slice(&self, rows: Range<usize>) -> Column {
+        match self {
+            Column::Numeric(v) => Column::Numeric(v[rows].to_vec()),
+            Column::Dict(d) => Column::Dict(d.slice(rows)),
+        }
     }
 }
 

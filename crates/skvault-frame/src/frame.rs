@@ -59,6 +59,16 @@ impl Frame {
         &self.columns
     }
 
+    /// The rows in `rows` of every column, under the same names: a frame of `rows.len()`
+    /// rows (`rows` within `0..n_rows()`: the caller's invariant, else a panic).
+    pub fn slice_rows(&self, rows: std::ops::Range<usize>) -> Frame {
+        Frame {
+            names: self.names.clone(),
+            columns: self.columns.iter().map(|c| c.slice(rows.clone())).collect(),
+            n_rows: rows.len(),
+        }
+    }
+
     /// The position of the column called `name`.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
@@ -217,5 +227,35 @@ mod tests {
         .unwrap();
         let f = Frame::new(vec!["c".into()], vec![Column::Dict(d)]).unwrap();
         assert_eq!(f.to_matrix().unwrap(), vec![2.0, 2.0]);
+    }
+
+    #[test]
+    fn a_slice_keeps_names_values_and_the_rows_asked() {
+        let f = Frame::new(
+            vec!["n".into(), "t".into()],
+            vec![
+                Column::Numeric(vec![1.0, 2.0, 3.0, 4.0]),
+                dict(
+                    "t",
+                    vec![
+                        Value::Str("a".into()),
+                        Value::Str("b".into()),
+                        Value::None,
+                        Value::Str("a".into()),
+                    ],
+                ),
+            ],
+        )
+        .unwrap();
+        let s = f.slice_rows(1..3);
+        assert_eq!(s.n_rows(), 2);
+        assert_eq!(s.names(), f.names());
+        assert_eq!(s.columns()[0], Column::Numeric(vec![2.0, 3.0]));
+        let Column::Dict(d) = &s.columns()[1] else {
+            panic!("a dictionary column stays one");
+        };
+        assert_eq!(d.get(0), &Value::Str("b".into()));
+        assert_eq!(d.get(1), &Value::None);
+        assert_eq!(f.slice_rows(4..4).n_rows(), 0);
     }
 }

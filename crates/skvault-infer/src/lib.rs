@@ -27,6 +27,7 @@ mod matrix;
 mod numeric;
 mod preprocess;
 mod registry;
+mod slices;
 mod state;
 mod tree;
 pub mod validation;
@@ -42,6 +43,7 @@ pub use classes::{format_float, Classes, Labels};
 pub use error::{InferError, Result};
 pub use estimator::{Method, Output};
 pub use matrix::{Matrix, MatrixView, Prediction};
+pub use slices::SLICE_ROWS;
 pub use tree::floor_f32;
 pub use view::{
     BlockView, ColumnOpView, HistNodeView, HistTreeView, LinearLink, NodeView, Norm, PolyColumn,
@@ -133,7 +135,9 @@ impl Model {
     /// Runs `method` on a frame: text and category columns reach the encoders fitted on
     /// them, every other column is taken as numbers. A model fitted on named columns takes
     /// them by name (the frame's order and extra columns do not matter; every missing one
-    /// is named); one fitted without names takes the frame's columns in order.
+    /// is named); one fitted without names takes the frame's columns in order. Frames of
+    /// more than `2 * SLICE_ROWS` rows are scored in parallel slices of rows (see
+    /// `slices`): the same values, and the same error, as scoring them whole.
     pub fn call_frame(&self, method: Method, frame: &Frame) -> Result<Output> {
         let cols: Vec<usize> = match &self.feature_names {
             Some(names) => {
@@ -151,6 +155,14 @@ impl Model {
             }
             None => (0..frame.n_cols()).collect(),
         };
+        if let Some(ranges) = slices::slices(frame.n_rows()) {
+            let sliced = slices::score(&ranges, |rows| {
+                self.est.call_frame(method, &frame.slice_rows(rows), &cols)
+            });
+            if let Some(out) = sliced {
+                return Ok(out);
+            }
+        }
         self.est.call_frame(method, frame, &cols)
     }
 

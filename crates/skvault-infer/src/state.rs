@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use skvault_format::dtype::{Field, Kind};
+use skvault_format::dtype::{ByteOrder, Field, Kind};
 use skvault_format::element::{self, Element};
 use skvault_format::node::walk;
 use skvault_format::{DType, Node, Object, Order, SkvFile};
@@ -335,7 +335,8 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    fn column(&self, name: &str) -> Result<Vec<Element<'_>>> {
+    /// The field called `name`: its dtype, its offset in a record and its size.
+    fn numeric_field(&self, name: &str) -> Result<(&DType, usize, usize)> {
         let field = self
             .fields
             .iter()
@@ -349,35 +350,79 @@ impl Records {
                 format!("field {name:?} is not numeric"),
             ));
         }
-        (0..self.len)
-            .map(|i| {
-                let start = i * self.itemsize + offset;
-                self.bytes
-                    .get(start..start + size)
-                    .and_then(|b| element::decode(&field.dtype, b))
-                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is truncated")))
-            })
-            .collect()
+        Ok((&field.dtype, offset, size))
+    }
+
+    /// The bytes of field `name` (`size` bytes at `offset`) in each record, in order;
+    /// `None` for a record that the bytes do not hold whole.
+    fn field_bytes(&self, offset: usize, size: usize) -> impl Iterator<Item = Option<&[u8]>> {
+        (0..self.len).map(move |i| {
+            let start = i.checked_mul(self.itemsize)?.checked_add(offset)?;
+            self.bytes.get(start..start.checked_add(size)?)
+        })
+    }
+
+    /// Field `name` of every record converted by `convert` (`None`: not `what`). Decoded
+    /// straight into the output: tree node arrays hold hundreds of thousands of records,
+    /// and this runs for several of their fields on every load.
+    fn values<T>(
+        &self,
+        name: &str,
+        what: &str,
+        convert: impl Fn(Element<'_>) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        let (dtype, offset, size) = self.numeric_field(name)?;
+        let truncated = || malformed(&self.path, format!("field {name:?} is truncated"));
+        // No more records than the bytes hold, whatever `len` says.
+        let mut out = Vec::with_capacity(self.len.min(self.bytes.len() / self.itemsize));
+        for bytes in self.field_bytes(offset, size) {
+            let value = bytes
+                .and_then(|b| element::decode(dtype, b))
+                .ok_or_else(truncated)?;
+            out.push(
+                convert(value).ok_or_else(|| {
+                    malformed(&self.path, format!("field {name:?} is not {what}"))
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Field `name` as 8 little-endian bytes per record, when that is its dtype (`<i8`,
+    /// `<f8`: what scikit-learn's node records hold on every platform it supports).
+    fn le8<T>(&self, name: &str, kind: Kind, from: fn([u8; 8]) -> T) -> Option<Result<Vec<T>>> {
+        let (dtype, offset, _) = self.numeric_field(name).ok()?;
+        let wanted = DType::Scalar {
+            order: ByteOrder::Little,
+            kind,
+            count: 8,
+        };
+        if *dtype != wanted {
+            return None;
+        }
+        Some(
+            self.field_bytes(offset, 8)
+                .map(|b| {
+                    b.and_then(|b| b.try_into().ok()).map(from).ok_or_else(|| {
+                        malformed(&self.path, format!("field {name:?} is truncated"))
+                    })
+                })
+                .collect(),
+        )
     }
 
     pub fn i64_column(&self, name: &str) -> Result<Vec<i64>> {
-        self.column(name)?
-            .into_iter()
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is not integral")))
-            })
-            .collect()
+        if let Some(fast) = self.le8(name, Kind::Int, i64::from_le_bytes) {
+            return fast;
+        }
+        self.values(name, "integral", |v| v.as_i64())
     }
 
     pub fn f64_column(&self, name: &str) -> Result<Vec<f64>> {
-        self.column(name)?
-            .into_iter()
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| malformed(&self.path, format!("field {name:?} is not numeric")))
-            })
-            .collect()
+        if let Some(fast) = self.le8(name, Kind::Float, f64::from_le_bytes) {
+            return fast;
+        }
+        self.values(name, "numeric", |v| v.as_f64())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -548,5 +593,86 @@ pub(crate) fn node_float(node: &Node) -> Option<f64> {
         Node::Bool(b) => Some(f64::from(u8::from(*b))),
         Node::Scalar { dtype, data } => element::decode(dtype, data).and_then(Element::as_f64),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn scalar(order: ByteOrder, kind: Kind, count: u64) -> DType {
+        DType::Scalar { order, kind, count }
+    }
+
+    /// Records of (a: `<i8`, b: `>i8`, c: `<f8`, d: `<i4`, e: `>f8`), the values of row r
+    /// being r - 2 (as integers or floats), all in 32 bytes per record.
+    fn records(rows: i64) -> Records {
+        let fields = [
+            ("a", scalar(ByteOrder::Little, Kind::Int, 8), 0),
+            ("b", scalar(ByteOrder::Big, Kind::Int, 8), 8),
+            ("c", scalar(ByteOrder::Little, Kind::Float, 8), 16),
+            ("d", scalar(ByteOrder::Little, Kind::Int, 4), 24),
+            ("e", scalar(ByteOrder::Big, Kind::Float, 4), 28),
+        ];
+        let mut bytes = Vec::new();
+        for r in 0..rows {
+            let v = r - 2;
+            bytes.extend_from_slice(&v.to_le_bytes());
+            bytes.extend_from_slice(&v.to_be_bytes());
+            bytes.extend_from_slice(&(v as f64).to_le_bytes());
+            bytes.extend_from_slice(&(v as i32).to_le_bytes());
+            bytes.extend_from_slice(&(v as f32).to_be_bytes());
+        }
+        let DType::Structured { fields, .. } =
+            skvault_format::testing::structured(fields.into(), 32)
+        else {
+            unreachable!("testing::structured makes a structured dtype")
+        };
+        Records {
+            fields,
+            itemsize: 32,
+            len: rows as usize,
+            bytes,
+            path: "/t".into(),
+        }
+    }
+
+    #[test]
+    fn columns_read_the_same_values_in_every_byte_order_and_width() {
+        let r = records(5);
+        let want: Vec<i64> = (-2..3).collect();
+        for name in ["a", "b", "d"] {
+            assert_eq!(r.i64_column(name).unwrap(), want, "{name}");
+        }
+        let want_f: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        for name in ["a", "b", "c", "d", "e"] {
+            assert_eq!(r.f64_column(name).unwrap(), want_f, "{name}");
+        }
+        let err = r.i64_column("c").unwrap_err().to_string();
+        assert!(err.contains("field \"c\" is not integral"), "{err}");
+        assert!(r
+            .i64_column("z")
+            .unwrap_err()
+            .to_string()
+            .contains("no field \"z\""));
+    }
+
+    #[test]
+    fn records_the_bytes_do_not_hold_are_truncated_errors() {
+        let mut r = records(3);
+        r.bytes.truncate(2 * 32 + 8); // row 2 keeps its first field only
+        assert_eq!(r.i64_column("a").unwrap(), vec![-2, -1, 0]);
+        for name in ["b", "c"] {
+            let err = r.f64_column(name).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("field \"{name}\" is truncated")),
+                "{err}"
+            );
+        }
+        r.len = usize::MAX / 8; // a length whose offsets overflow, and no allocation for it
+        assert!(r.i64_column("a").is_err());
+        assert!(r.f64_column("e").is_err());
     }
 }

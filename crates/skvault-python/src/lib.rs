@@ -430,5 +430,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<registry::NativeRegistry>()?;
     records::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SLICE_ROWS", skvault_infer::SLICE_ROWS)?;
     Ok(())
 }
