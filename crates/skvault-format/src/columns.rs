@@ -4,9 +4,9 @@
 //!
 //! Measured on a 50-tree `RandomForestClassifier(max_depth=20)`, zstd level 3, packs of a
 //! few trees: child indices are mostly "the next row" or "a few rows further" and compress
-//! 3x smaller delta-coded in 2 bytes, feature ids 2x smaller in 1 byte; the whole file is
-//! about 15% smaller. A byte shuffle of the float columns made them larger, so floats are
-//! left alone.
+//! 3x smaller delta-coded in 2 bytes, feature ids 2x smaller in 1 byte; with the packs, the
+//! file is 24% smaller (3.16 MB to 2.40 MB). A byte shuffle of the float columns made them
+//! larger, so floats are left alone.
 
 use std::collections::HashMap;
 
