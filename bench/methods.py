@@ -136,6 +136,13 @@ METHODS: list[Method] = [
         note="level 3 (default)",
     ),
     Method(
+        "skvault zstd archive",
+        ".archive.skv",
+        lambda o, p: skvault.dump(o, p, compress="zstd", level="archive"),
+        skvault.load,
+        note='level="archive" (zstd 10)',
+    ),
+    Method(
         "skvault lz4",
         ".lz4.skv",
         lambda o, p: skvault.dump(o, p, compress="lz4"),

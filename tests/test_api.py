@@ -190,6 +190,46 @@ def test_higher_zstd_level_is_not_larger_on_redundant_data():
     assert len(skvault.dumps(obj, compress="zstd", level=19)) <= len(skvault.dumps(obj, compress="zstd", level=1))
 
 
+def _forest():
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=3000, n_features=8, random_state=0)
+    return RandomForestClassifier(n_estimators=6, max_depth=10, random_state=0).fit(X, y), X
+
+
+def test_archive_level_is_zstd_at_the_archival_level_and_smaller():
+    pytest.importorskip("sklearn")
+    forest, X = _forest()
+    archive = skvault.dumps(forest, compress="zstd", level="archive")
+    for same in (skvault.dumps(forest, level="archive"), skvault.dumps(forest, compress=("zstd", "archive"))):
+        assert split_skv(same)[1]["arrays"] == split_skv(archive)[1]["arrays"]
+    numeric = skvault.dumps(forest, compress="zstd", level=_native.ARCHIVE_LEVEL)
+    assert split_skv(numeric)[1]["arrays"] == split_skv(archive)[1]["arrays"]
+    assert len(archive) < len(skvault.dumps(forest, compress="zstd"))
+    back = skvault.loads(archive)
+    assert np.array_equal(back.predict_proba(X), forest.predict_proba(X))
+
+
+def test_forest_node_arrays_use_the_columns_filter_and_read_back_exactly():
+    pytest.importorskip("sklearn")
+    forest, X = _forest()
+    data = skvault.dumps(forest, compress="zstd")
+    header, manifest, _ = split_skv(data)
+    minor, flags = int.from_bytes(data[10:12], "little"), int.from_bytes(data[12:16], "little")
+    assert (minor, flags & 0x8) == (4, 0x8), "format 1.4, flag COLUMNS"
+    blobs = [e for e in manifest["arrays"] if "pack" not in e] + manifest.get("packs", [])
+    columns = [b["columns"] for b in blobs if b.get("filter") == "columns"]
+    assert columns, "tree nodes are stored with column transforms"
+    fields = {c["field"]: c for cols in columns for c in cols}
+    assert fields["left_child"]["delta"] and fields["right_child"]["delta"]
+    assert fields["feature"]["width"] == 1
+    back = skvault.loads(data)
+    for a, b in zip(forest.estimators_, back.estimators_):
+        assert a.tree_.__getstate__()["nodes"].tobytes() == b.tree_.__getstate__()["nodes"].tobytes()
+    assert np.array_equal(back.predict_proba(X), forest.predict_proba(X))
+
+
 # ---------------------------------------------------------------- bad arguments
 
 
@@ -204,6 +244,10 @@ def test_higher_zstd_level_is_not_larger_on_redundant_data():
         ({"compress": "zstd", "level": -(10**7)}, ValueError, ["range"]),
         ({"compress": None, "level": 3}, ValueError, ["level"]),
         ({"compress": "zstd", "level": "3"}, TypeError, []),
+        ({"compress": "zstd", "level": "max"}, TypeError, ["archive"]),
+        ({"compress": "lz4", "level": "archive"}, ValueError, ["archive", "lz4"]),
+        ({"compress": False, "level": "archive"}, ValueError, ["archive"]),
+        ({"compress": ("lz4", "archive")}, ValueError, ["archive"]),
         ({"compress": "zstd", "level": 3.5}, TypeError, []),
         ({"compress": 3.5}, TypeError, []),
     ],
@@ -399,7 +443,8 @@ def test_mapped_arrays_outlive_the_load_result_and_the_file_name(tmp_path):
 
 @pytest.mark.parametrize("compress", ["zstd", "lz4"])
 def test_compressed_arrays_are_ordinary_copies_with_mmap(tmp_path, compress):
-    obj = {"big": np.zeros((100, 100)), "tiny": np.arange(3.0)}
+    # "big" is too large for a pack (format 1.2), so both arrays keep blobs of their own.
+    obj = {"big": np.zeros(_native.PACK_BELOW // 8), "tiny": np.arange(3.0)}
     path = tmp_path / "z.skv"
     skvault.dump(obj, path, compress=compress)
     _, manifest, _ = split_skv(path.read_bytes())
@@ -410,11 +455,11 @@ def test_compressed_arrays_are_ordinary_copies_with_mmap(tmp_path, compress):
     assert back["big"].flags.writeable is True
     assert back["big"].flags.owndata
     assert mapped_file_of(back["big"]) is None
-    back["big"][0, 0] = 1.0  # a private copy
+    back["big"][0] = 1.0  # a private copy
     # the tiny uncompressed array is still a view of the mapping
     assert back["tiny"].flags.writeable is False
     assert isinstance(mapped_file_of(back["tiny"]), _native.MappedFile)
-    assert skvault.load(path)["big"][0, 0] == 0.0
+    assert skvault.load(path)["big"][0] == 0.0
 
 
 def test_without_mmap_arrays_are_writable_copies(tmp_path):
@@ -553,9 +598,11 @@ def test_mmap_with_explicit_verify_checks_digests(corrupted, mmap):
     assert np.array_equal(back["a"], obj["a"])
 
 
-def _many_arrays(n=48, size=40_000, prefix="a"):
+def _many_arrays(n=48, size=None, prefix="a"):
     """A dict of arrays large enough in all (several MB) for the arrays to be filled in the
-    background while the objects are built."""
+    background while the objects are built, each too large for a pack (format 1.2) by default,
+    so that every array has a blob of its own."""
+    size = _native.PACK_BELOW // 8 if size is None else size
     rng = np.random.default_rng(0)
     return {f"{prefix}{i:02d}": rng.integers(0, 7, size) for i in range(n)}
 
@@ -583,7 +630,7 @@ def test_a_flipped_byte_is_caught_when_arrays_fill_in_the_background(tmp_path, c
 
 @pytest.mark.parametrize("compress", ["zstd", "lz4"])
 def test_packed_arrays_fill_in_the_background_and_a_damaged_pack_is_caught(tmp_path, compress):
-    # 2.5 MB of large arrays, so that the fill runs on worker threads, and 300 small float
+    # 8 MB of large arrays, so that the fill runs on worker threads, and 300 small float
     # arrays that the writer puts in one pack (format 1.2): workers take members of the same
     # pack at once, and the pack must be decoded once and shared.
     small = {f"s{i:03d}": np.arange(i, i + 250, dtype=np.float64) / 7 for i in range(300)}
@@ -622,7 +669,7 @@ def test_an_error_while_building_stops_the_background_fill_cleanly(tmp_path):
     # those writes before the arrays are freed, then raise the builder's error.
     boom = Exploding()
     boom.x = 1
-    obj = {**_many_arrays(24), "boom": boom, **_many_arrays(24, 50_000, prefix="z")}
+    obj = {**_many_arrays(24), "boom": boom, **_many_arrays(24, _native.PACK_BELOW // 8 * 5 // 4, prefix="z")}
     data = skvault.dumps(obj)
     path = tmp_path / "boom.skv"
     path.write_bytes(data)

@@ -54,9 +54,10 @@ def split_file(data: bytes) -> tuple[dict, dict, int]:
     manifest_bytes = data[HEADER.size : HEADER.size + manifest_len]
     assert len(manifest_bytes) == manifest_len
     # Writers write the lowest version a file needs: 1.0; 1.1 with a compressed manifest (flag
-    # 0x1, its decompressed length in bytes 56..64); 1.2 with packs (flag 0x2).
-    assert major == 1 and flags & 0xFFFC == 0
-    assert minor == (2 if flags & 0x2 else 1 if flags & 0x1 else 0)
+    # 0x1, its decompressed length in bytes 56..64); 1.2 with packs (flag 0x2); 1.4 with the
+    # columns filter (flag 0x8). Flag 0x4 (an embedded signature) is not written by dump.
+    assert major == 1 and flags & 0xFFF4 == 0
+    assert minor == (4 if flags & 0x8 else 2 if flags & 0x2 else 1 if flags & 0x1 else 0)
     if flags & 0x1 == 0:
         assert reserved == bytes(8)
         text = manifest_bytes
@@ -67,6 +68,8 @@ def split_file(data: bytes) -> tuple[dict, dict, int]:
     header = {"major": major, "minor": minor, "flags": flags, "manifest_len": manifest_len, "digest": digest}
     manifest = json.loads(text.decode("utf-8"))
     assert ("packs" in manifest) == bool(flags & 0x2), "packs exactly with flag PACKS"
+    columns = any(b.get("filter") == "columns" for b in manifest["arrays"] + manifest.get("packs", []))
+    assert columns == bool(flags & 0x8), "the columns filter exactly with flag COLUMNS"
     return header, manifest, _align(HEADER.size + manifest_len)
 
 
@@ -277,10 +280,15 @@ def test_every_node_kind_and_object_key_is_exercised(files):
     assert any("id" in node for node in nodes)
 
 
-def test_compressed_forest_uses_the_fields_filter(files):
+def test_compressed_forest_splits_records_into_columns(files):
+    # This small forest's node arrays share a pack under 64 KiB: column transforms (1.4) do not
+    # pay for their manifest JSON there, so the writer keeps the fields filter.
     _, manifest, _ = split_file(files["forest-zstd-validation"])
     assert any(e.get("filter") == "fields" and e["codec"] == "zstd" for e in blobs(manifest))
     assert "validation" in manifest
+    # The HistGradientBoosting model's node pack is larger: its integer columns are transformed.
+    _, hgb, _ = split_file(files["hgb-zstd"])
+    assert any(e.get("filter") == "columns" and e["codec"] == "zstd" for e in blobs(hgb))
     _, manifest, _ = split_file(files["forest-lz4"])
     assert any(e["codec"] == "lz4" for e in blobs(manifest))
 
@@ -299,6 +307,43 @@ def _unfilter_fields(columns: bytes, dtype: dict) -> bytes:
     return out.tobytes()
 
 
+def _unfilter_columns(filtered: bytes, dtype: dict, transforms: list, members: list[int]) -> bytes:
+    """FORMAT.md 3.6, inverted: the fields segments, with each transformed integer column
+    stored in `width` bytes, widened (sign or zero extension) and delta-decoded against the
+    row index, which restarts with each member (of `members` elements)."""
+    itemsize = dtype["itemsize"]
+    n = sum(members)
+    cuts = sorted({0, itemsize} | {off for _, _, off in dtype["fields"]}
+                  | {off + np.dtype(d).itemsize for _, d, off in dtype["fields"]})
+    by_offset = {}
+    for t in transforms:
+        (_, d, off), = [f for f in dtype["fields"] if f[0] == t["field"]]
+        by_offset[off] = (np.dtype(d), t.get("delta", False), t.get("width", np.dtype(d).itemsize))
+    rows = np.concatenate([np.arange(m, dtype=np.uint64) for m in members]) if members else np.zeros(0, np.uint64)
+    out = np.empty((n, itemsize), np.uint8)
+    at = 0
+    for lo, hi in zip(cuts, cuts[1:]):
+        if lo not in by_offset:
+            out[:, lo:hi] = np.frombuffer(filtered, np.uint8, (hi - lo) * n, at).reshape(n, hi - lo)
+            at += (hi - lo) * n
+            continue
+        field, delta, width = by_offset[lo]
+        kind = "i" if field.kind == "i" else "u"
+        stored = np.frombuffer(filtered, np.dtype(f"<{kind}{width}"), n, at).astype(f"<{kind}8")
+        at += width * n
+        values = stored.view(np.uint64)
+        if delta:
+            minus_one = np.uint64(2 ** (8 * field.itemsize) - 1)
+            mask = minus_one if field.itemsize < 8 else np.uint64(2**64 - 1)
+            decoded = (values + rows) & mask
+            assert not ((values != 0) & (decoded == mask)).any(), "a non-canonical delta value"
+            values = np.where(values == 0, mask, decoded)
+        column = values.astype(np.uint64).view(np.uint8).reshape(n, 8)[:, : field.itemsize]
+        out[:, lo:hi] = column
+    assert at == len(filtered), "the filtered length is N x the stored widths"
+    return out.tobytes()
+
+
 @pytest.mark.parametrize("case", ["forest-zstd-validation", "hgb-zstd"])
 def test_pack_members_are_consecutive_slices_of_the_pack(files, case):
     """Decodes each pack with the zstandard module, following FORMAT.md 3.5 alone, and checks
@@ -307,7 +352,8 @@ def test_pack_members_are_consecutive_slices_of_the_pack(files, case):
     _, manifest, data_start = split_file(data)
     assert manifest.get("packs"), "the writer packs small arrays of one dtype"
     codings = {(p["codec"], p.get("filter", "none")) for p in manifest["packs"]}
-    assert {("none", "none"), ("zstd", "none"), ("zstd", "fields")} <= codings
+    assert {("none", "none"), ("zstd", "none")} <= codings
+    assert codings & {("zstd", "fields"), ("zstd", "columns")}
     for p, pack in enumerate(manifest["packs"]):
         stored = data[data_start + pack["offset"] : data_start + pack["offset"] + pack["length"]]
         members = [e for e in manifest["arrays"] if e.get("pack") == p]
@@ -318,6 +364,11 @@ def test_pack_members_are_consecutive_slices_of_the_pack(files, case):
             # Large packs have a frame per column: read across frames.
             reader = zstandard.ZstdDecompressor().stream_reader(stored, read_across_frames=True)
             raw = reader.read(pack["raw_length"] + 1)
+        if pack.get("filter") == "columns":
+            assert all(e["dtype"] == members[0]["dtype"] for e in members)
+            dtype = members[0]["dtype"]
+            counts = [e["raw_length"] // dtype["itemsize"] for e in members]
+            raw = _unfilter_columns(raw, dtype, pack["columns"], counts)
         if pack.get("filter") == "fields":
             assert all(e["dtype"] == members[0]["dtype"] for e in members)
             raw = _unfilter_fields(raw, members[0]["dtype"])

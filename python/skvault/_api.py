@@ -13,22 +13,38 @@ from skvault.exceptions import InvalidOptionError, TrustedNamesError, Validation
 
 #: What ``compress=`` takes: a codec name, joblib's forms (``True``, an integer level, a
 #: ``(name, level)`` pair), or nothing.
-Compress = Union[Literal["zstd", "lz4"], bool, int, tuple[str, int], None]
+Compress = Union[Literal["zstd", "lz4"], bool, int, tuple[str, Union[int, Literal["archive"]]], None]
+#: What ``level=`` takes: a zstd level, ``"archive"`` (the archival setting), or nothing.
+Level = Union[int, Literal["archive"], None]
 PathLike = str | os.PathLike[str]
 
 #: Codecs joblib offers that skvault does not write, and what to use instead.
 _JOBLIB_ONLY = ("zlib", "gzip", "bz2", "lzma", "xz")
 
 
-def _codec(compress: Any, level: int | None) -> tuple[str | None, int | None]:
+def _archive(compress: Any, level: Any) -> tuple[str | None, Any]:
+    """``level="archive"``: zstd at the archival level (with ``compress`` left out, zstd too)."""
+    if level != "archive":
+        if isinstance(level, str):
+            raise TypeError(f"level must be an integer zstd level or 'archive', not {level!r}")
+        return compress, level
+    if not (compress is None or compress is True or compress == "zstd"):
+        raise InvalidOptionError(f"level='archive' is a zstd setting: compress={compress!r} cannot take it")
+    return "zstd", _native.ARCHIVE_LEVEL
+
+
+def _codec(compress: Any, level: Any) -> tuple[str | None, int | None]:
     """``compress``/``level`` as the codec name and zstd level the core takes.
 
     joblib's spellings map as a joblib user expects: ``True`` is zstd at its default level,
     ``False``/``0`` no compression, an integer ``1..22`` zstd at that level, and
     ``(name, level)`` that codec (level 0: none) (lz4 has no levels: its level is ignored, as joblib's lz4
     ignores most). Names skvault does not write (zlib, gzip, bz2, lzma, xz) are refused with
-    the advice to use zstd.
+    the advice to use zstd. ``level="archive"`` (also as ``("zstd", "archive")``) is zstd
+    at the archival level.
     """
+    if isinstance(level, str):
+        return _archive(compress, level)
     if compress is None or compress is False:
         return None, level
     if compress is True:
@@ -45,15 +61,17 @@ def _codec(compress: Any, level: int | None) -> tuple[str | None, int | None]:
             raise InvalidOptionError(f"compress={compress!r} already sets the level: leave out level={level!r}")
         if name is None or given == 0:
             return None, level  # joblib: level 0 is no compression
+        if isinstance(given, str):
+            return _archive(name, given)
         if name == "lz4":
             return "lz4", None
         compress, level = name, given
     if isinstance(compress, str) and compress in _JOBLIB_ONLY:
         raise InvalidOptionError(
             f"compress={compress!r}: skvault writes zstd or lz4 (zstd at level 3 is smaller than "
-            f"{compress} and much faster; level 19 or more for archives)"
+            f"{compress} and much faster; level='archive' for archives)"
         )
-    return compress, level
+    return _archive(compress, level)
 
 
 def _is_path(obj: Any) -> bool:
@@ -121,7 +139,7 @@ def dump(
     path: PathLike | BinaryIO,
     *,
     compress: Compress = None,
-    level: int | None = None,
+    level: Level = None,
     metadata: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     validation: Any = None,
@@ -143,6 +161,12 @@ def dump(
     ``compress=3`` (zstd at level 3; ``0`` none), ``compress=("zstd", 9)``,
     ``compress=("lz4", 1)`` (lz4 has no levels). Uncompressed files can be loaded with
     ``mmap=True``.
+
+    ``level="archive"`` is the archival setting: zstd at a higher level (10, a few times
+    slower to save than the default, as fast to load) for files that are written once and
+    kept or shipped. On a random forest it is smaller than joblib's ``compress=("lzma", 3)``
+    in a fraction of its time. Both settings store tree-node arrays column by column, with
+    child indices delta-coded and small integers narrowed (format 1.4).
 
     ``path`` may also be an open binary file (as joblib allows): the bytes are written to
     it, without the atomic rename a path gets.
@@ -166,7 +190,7 @@ def dumps(
     obj: Any,
     *,
     compress: Compress = None,
-    level: int | None = None,
+    level: Level = None,
     metadata: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     validation: Any = None,

@@ -9,6 +9,7 @@ from typing import Any, Literal, final
 from typing_extensions import Self
 
 __all__ = [
+    "ARCHIVE_LEVEL",
     "Conversion",
     "FileRef",
     "FileScan",
@@ -18,6 +19,7 @@ __all__ = [
     "MappedFile",
     "Migration",
     "NativeModel",
+    "PACK_BELOW",
     "RegisterOptions",
     "SLICE_ROWS",
     "Registry",
@@ -49,6 +51,10 @@ __all__ = [
 ]
 
 __version__: str
+#: The zstd level of ``level="archive"``.
+ARCHIVE_LEVEL: int
+#: With compression, arrays of fewer raw bytes than this go into packs (format 1.2).
+PACK_BELOW: int
 #: Frames of more than twice this many rows are scored natively in parallel row slices.
 SLICE_ROWS: int
 

@@ -193,6 +193,11 @@ pub enum DecodeError {
     #[error("the fields filter does not apply to this dtype")]
     FilterMismatch,
 
+    /// A value of a delta-coded column (FORMAT.md 3.6) that decodes to -1 without being
+    /// coded as 0: no writer produces it.
+    #[error("element {element} of a delta-coded column is not the coding of any value")]
+    NotDeltaCoded { element: u64 },
+
     /// A pack without members, hence without a dtype.
     #[error("the pack has no members")]
     EmptyPack,

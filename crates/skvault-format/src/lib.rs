@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod codec;
+pub mod columns;
 pub mod converted;
 pub mod dtype;
 pub mod element;

@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::codec::{Codec, Filter};
+use crate::columns::{self, Column};
 use crate::dtype::DType;
 use crate::error::{DecodeError, FormatError, Result};
 use crate::node::{json_depth, parse_shape, Decoder, Node};
@@ -13,8 +14,8 @@ pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
 /// The newest minor version this crate reads and writes. Writers write the lowest version whose
 /// features a file uses: 0 without the flags below, 1 with a compressed manifest only, 2 with packs,
-/// 3 with an embedded signature.
-pub const FORMAT_MINOR: u16 = 3;
+/// 3 with an embedded signature, 4 with column transforms.
+pub const FORMAT_MINOR: u16 = 4;
 /// Required flag (format 1.1): the manifest is stored as zstd frames, and header bytes 56..64
 /// hold its decompressed length.
 pub const FLAG_MANIFEST_ZSTD: u32 = 0x0000_0001;
@@ -22,8 +23,13 @@ pub const FLAG_MANIFEST_ZSTD: u32 = 0x0000_0001;
 pub const FLAG_PACKS: u32 = 0x0000_0002;
 /// Required flag (format 1.3): a signature trailer follows the last blob ([`crate::trailer`]).
 pub const FLAG_SIGNATURE: u32 = 0x0000_0004;
+/// Required flag (format 1.4): some blob or pack has the `columns` filter ([`crate::columns`]).
+pub const FLAG_COLUMNS: u32 = 0x0000_0008;
+/// The minor version of a file that uses `FLAG_COLUMNS`.
+pub const COLUMNS_MINOR: u16 = 4;
 /// The required flags this reader implements.
-pub const KNOWN_REQUIRED_FLAGS: u32 = FLAG_MANIFEST_ZSTD | FLAG_PACKS | FLAG_SIGNATURE;
+pub const KNOWN_REQUIRED_FLAGS: u32 =
+    FLAG_MANIFEST_ZSTD | FLAG_PACKS | FLAG_SIGNATURE | FLAG_COLUMNS;
 pub const HEADER_LEN: u64 = 64;
 pub const ALIGN: u64 = 64;
 /// Largest manifest a reader accepts (256 MiB): a 500-tree forest needs about 1 MiB.
@@ -222,11 +228,20 @@ pub struct Blob {
     /// Transform applied to the raw bytes before compression; always `None` when uncompressed.
     pub filter: Filter,
     pub raw_length: u64,
+    /// With `Filter::Columns`, its column transforms (FORMAT.md 3.6); empty otherwise.
+    pub columns: Vec<Column>,
 }
 
 /// The members a blob has in the JSON of a stored array entry or of a pack, in writing order
-/// (`filter` last, and only when not `"none"`).
-const BLOB_KEYS: [&str; 5] = ["offset", "length", "codec", "raw_length", "filter"];
+/// (`filter` and `columns` last, and only when not `"none"`).
+const BLOB_KEYS: [&str; 6] = [
+    "offset",
+    "length",
+    "codec",
+    "raw_length",
+    "filter",
+    "columns",
+];
 
 impl Blob {
     fn write_json(&self, m: &mut Map<String, Value>, digest: Option<&[u8; 32]>) {
@@ -239,6 +254,10 @@ impl Blob {
         }
         if self.filter != Filter::None {
             m.insert("filter".into(), self.filter.name().into());
+        }
+        if self.filter == Filter::Columns {
+            let cols = self.columns.iter().map(Column::to_json).collect();
+            m.insert("columns".into(), Value::Array(cols));
         }
     }
 
@@ -262,8 +281,33 @@ impl Blob {
         let filter = match m.get("filter") {
             None => Filter::None,
             Some(v) => v.as_str().and_then(Filter::from_name).ok_or_else(|| {
-                FormatError::manifest(format!("{path}/filter"), "must be \"none\" or \"fields\"")
+                FormatError::manifest(
+                    format!("{path}/filter"),
+                    "must be \"none\", \"fields\" or \"columns\"",
+                )
             })?,
+        };
+        let columns = match (filter, m.get("columns")) {
+            (Filter::Columns, Some(Json::Array(list))) if !list.is_empty() => {
+                let at = path.key("columns");
+                list.iter()
+                    .enumerate()
+                    .map(|(i, c)| Column::from_json(c, &at.index(i)))
+                    .collect::<Result<Vec<Column>>>()?
+            }
+            (Filter::Columns, _) => {
+                return Err(FormatError::manifest(
+                    format!("{path}/columns"),
+                    "the columns filter needs a non-empty list of column transforms",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(FormatError::manifest(
+                    format!("{path}/columns"),
+                    "only a blob with the columns filter has column transforms",
+                ))
+            }
+            (_, None) => Vec::new(),
         };
         if filter != Filter::None && codec == Codec::None {
             return Err(FormatError::manifest(
@@ -277,13 +321,18 @@ impl Blob {
             codec,
             filter,
             raw_length: u64_field("raw_length")?,
+            columns,
         })
     }
 
     /// The checks between lengths that do not depend on the file: the codec's bound, and
     /// stored = raw for uncompressed data.
+    /// With the columns filter the codec's bound applies to the filtered length instead,
+    /// checked by `check_columns` once the records' dtype is known.
     fn check_lengths(&self) -> std::result::Result<(), String> {
-        if self.raw_length > self.codec.max_raw_length(self.length) {
+        if self.filter != Filter::Columns
+            && self.raw_length > self.codec.max_raw_length(self.length)
+        {
             return Err(format!(
                 "raw_length {} cannot come from {} stored bytes of {}",
                 self.raw_length,
@@ -295,6 +344,33 @@ impl Blob {
             return Err("uncompressed but length differs from raw_length".into());
         }
         Ok(())
+    }
+
+    /// With the columns filter: its transforms checked against the records' `dtype`
+    /// (FORMAT.md 3.6), and the codec's bound applied to the filtered length. The segments
+    /// to decode with.
+    pub fn check_columns(
+        &self,
+        dtype: &DType,
+    ) -> std::result::Result<Vec<columns::Segment>, String> {
+        let segs = columns::plan(dtype, &self.columns)?;
+        let itemsize = dtype.itemsize().max(1);
+        if self.raw_length % itemsize != 0 {
+            return Err(format!(
+                "raw_length {} is not a whole number of {itemsize}-byte records",
+                self.raw_length
+            ));
+        }
+        let filtered = columns::filtered_len(&segs, self.raw_length / itemsize)
+            .ok_or("the filtered length overflows")?;
+        if filtered > self.codec.max_raw_length(self.length) {
+            return Err(format!(
+                "filtered length {filtered} cannot come from {} stored bytes of {}",
+                self.length,
+                self.codec.name()
+            ));
+        }
+        Ok(segs)
     }
 }
 
@@ -524,6 +600,10 @@ impl ArrayEntry {
         if let Placement::Stored(blob) = &entry.placement {
             blob.check_lengths()
                 .map_err(|message| FormatError::layout(index, message))?;
+            if blob.filter == Filter::Columns {
+                blob.check_columns(&entry.dtype)
+                    .map_err(|message| FormatError::layout(index, message))?;
+            }
         }
         Ok(entry)
     }
@@ -588,16 +668,22 @@ impl Pack {
                     pack.blob.raw_length
                 )));
             }
-            if pack.blob.filter == Filter::Fields {
+            if matches!(pack.blob.filter, Filter::Fields | Filter::Columns) {
                 let same = pack
                     .members
                     .iter()
                     .all(|i| arrays.get(*i).is_some_and(|e| e.dtype == first.dtype));
                 if !same || first.dtype.field_segments().is_none() {
-                    return Err(owner.layout_error(
-                        "the fields filter needs members of one structured dtype whose fields do not overlap",
-                    ));
+                    return Err(owner.layout_error(format!(
+                        "the {} filter needs members of one structured dtype whose fields do not overlap",
+                        pack.blob.filter.name()
+                    )));
                 }
+            }
+            if pack.blob.filter == Filter::Columns {
+                pack.blob
+                    .check_columns(&first.dtype)
+                    .map_err(|message| owner.layout_error(message))?;
             }
         }
         Ok(())
@@ -663,11 +749,13 @@ impl Manifest {
 
     /// The header flags this manifest's features need, besides `FLAG_MANIFEST_ZSTD`.
     pub fn feature_flags(&self) -> u32 {
-        if self.packs.is_empty() {
-            0
+        let packs = if self.packs.is_empty() { 0 } else { FLAG_PACKS };
+        let columns = if self.blobs().any(|(_, b)| b.filter == Filter::Columns) {
+            FLAG_COLUMNS
         } else {
-            FLAG_PACKS
-        }
+            0
+        };
+        packs | columns
     }
 
     pub fn to_json(&self) -> Value {
@@ -802,7 +890,9 @@ mod tests {
             Err(FormatError::BadMagic { .. })
         ));
         let mut required = h.clone();
-        required.flags = 8; // bits 0, 1 and 2 are known (1.1, 1.2, 1.3); bit 3 is not
+        // Bits 0 to 3 are known (1.1 to 1.4); the next required bit is not.
+        required.flags = (KNOWN_REQUIRED_FLAGS + 1).next_power_of_two();
+        assert_eq!(required.flags & REQUIRED_FLAGS_MASK, required.flags);
         assert!(matches!(
             Header::parse(&required.to_bytes(), 1000),
             Err(FormatError::UnknownFlags { .. })

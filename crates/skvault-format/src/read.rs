@@ -15,7 +15,7 @@ use crate::codec::{split_fields, Codec, Filter};
 use crate::dtype::DType;
 use crate::error::{DecodeError, FormatError, Result};
 use crate::manifest::{
-    align_up, ArrayEntry, Blob, Header, Manifest, Placement, FLAG_PACKS, HEADER_LEN,
+    align_up, ArrayEntry, Blob, Header, Manifest, Placement, FLAG_COLUMNS, FLAG_PACKS, HEADER_LEN,
 };
 use crate::trailer::Trailer;
 use crate::write::digest;
@@ -174,10 +174,17 @@ impl SkvFile {
             return Err(FormatError::ManifestDigestMismatch);
         }
         let manifest = Manifest::from_bytes(&header.manifest_text(&manifest_bytes)?)?;
-        if manifest.feature_flags() != header.flags & FLAG_PACKS {
+        let features = manifest.feature_flags();
+        if features & FLAG_PACKS != header.flags & FLAG_PACKS {
             return Err(FormatError::manifest(
                 "/packs",
                 "present exactly when header flag PACKS (bit 1) is set",
+            ));
+        }
+        if features & FLAG_COLUMNS != header.flags & FLAG_COLUMNS {
+            return Err(FormatError::manifest(
+                "/arrays",
+                "a blob or pack has the columns filter exactly when header flag COLUMNS (bit 3) is set",
             ));
         }
         let packs = manifest.packs.iter().map(|_| OnceLock::new()).collect();
@@ -364,14 +371,18 @@ impl SkvFile {
             ));
         }
         match &e.placement {
-            Placement::Stored(blob) => {
-                self.decode_blob(blob, &e.dtype, dst)?
-                    .map_err(|source| FormatError::Codec {
-                        index,
-                        codec: blob.codec.name(),
-                        source,
-                    })?
-            }
+            Placement::Stored(blob) => self
+                .decode_blob(
+                    blob,
+                    &e.dtype,
+                    &[e.raw_length / e.dtype.itemsize().max(1)],
+                    dst,
+                )?
+                .map_err(|source| FormatError::Codec {
+                    index,
+                    codec: blob.codec.name(),
+                    source,
+                })?,
             Placement::Packed { pack, start } => {
                 let raw = self.pack_raw(*pack, index)?;
                 let src = usize::try_from(*start)
@@ -402,8 +413,14 @@ impl SkvFile {
                 .ok_or(DecodeError::EmptyPack)?;
             let len =
                 usize::try_from(pack.blob.raw_length).map_err(|_| DecodeError::PackTooLarge)?;
+            let members: Vec<u64> = pack
+                .members
+                .iter()
+                .filter_map(|i| self.manifest.arrays.get(*i))
+                .map(|e| e.raw_length / e.dtype.itemsize().max(1))
+                .collect();
             let mut raw = vec![0u8; len];
-            match self.decode_blob(&pack.blob, dtype, &mut raw) {
+            match self.decode_blob(&pack.blob, dtype, &members, &mut raw) {
                 Ok(Ok(())) => Ok(raw),
                 Ok(Err(e)) => Err(e),
                 Err(e) => Err(DecodeError::Read(Box::new(e))),
@@ -421,12 +438,14 @@ impl SkvFile {
     }
 
     /// Decodes a blob into `dst` (its raw length): reads the stored bytes, undoes the codec and
-    /// the filter (whose records are of `dtype`). Reading errors come back as errors, corrupt
-    /// data as a `DecodeError` for the caller to attribute.
+    /// the filter (whose records are of `dtype`, in arrays of `members` elements each: the row
+    /// index of the columns filter restarts with each). Reading errors come back as errors,
+    /// corrupt data as a `DecodeError` for the caller to attribute.
     fn decode_blob(
         &self,
         blob: &Blob,
         dtype: &DType,
+        members: &[u64],
         dst: &mut [u8],
     ) -> Result<std::result::Result<(), DecodeError>> {
         let offset = self.header.data_start() + blob.offset;
@@ -448,6 +467,29 @@ impl SkvFile {
                             .is_some_and(|segs| split_fields(&columns, dst, itemsize, &segs, true));
                         joined.then_some(()).ok_or(DecodeError::FilterMismatch)
                     })
+            }
+            Filter::Columns => {
+                let itemsize = usize::try_from(dtype.itemsize()).unwrap_or(0);
+                // Checked when the manifest was read; again here, since decoding trusts it.
+                let segs = blob
+                    .check_columns(dtype)
+                    .map_err(|message| FormatError::manifest("/arrays", message))?;
+                let filtered = members
+                    .iter()
+                    .try_fold(0u64, |a, m| a.checked_add(*m))
+                    .and_then(|n| crate::columns::filtered_len(&segs, n))
+                    .and_then(|n| usize::try_from(n).ok());
+                match filtered {
+                    None => Err(DecodeError::FilterMismatch),
+                    Some(n) => {
+                        let mut columns = vec![0u8; n];
+                        blob.codec
+                            .decode_exact(&stored, &mut columns)
+                            .and_then(|()| {
+                                crate::columns::decode(&columns, dst, itemsize, &segs, members)
+                            })
+                    }
+                }
             }
         })
     }

@@ -70,11 +70,8 @@ impl Trailer {
                 "declared length {bundle_len} is not between 1 and {MAX_SIGNATURE_LEN} bytes"
             )));
         }
-        if header.minor < SIGNATURE_MINOR || signed_minor >= SIGNATURE_MINOR {
-            return Err(bad(format!(
-                "the header's minor version is {} and the signed file's {signed_minor}: a file with an embedded signature is version 1.{SIGNATURE_MINOR} and the file it signs is older",
-                header.minor
-            )));
+        if header.minor < SIGNATURE_MINOR.max(signed_minor) || signed_minor == SIGNATURE_MINOR {
+            return Err(bad(minor_message(header.minor, signed_minor)));
         }
         let head_end = HEADER_LEN + header.manifest_len;
         let bundle_offset = file_len
@@ -100,11 +97,12 @@ impl Trailer {
         h
     }
 
-    /// The header of the embedded file made from a signed file's `header`.
+    /// The header of the embedded file made from a signed file's `header`: minor 3, or the
+    /// signed file's own when newer (1.4).
     pub fn embedded_header(header: &Header) -> Header {
         let mut h = header.clone();
         h.flags |= FLAG_SIGNATURE;
-        h.minor = SIGNATURE_MINOR;
+        h.minor = SIGNATURE_MINOR.max(header.minor);
         h
     }
 
@@ -116,6 +114,12 @@ impl Trailer {
         out[16..].copy_from_slice(TRAILER_MAGIC);
         out
     }
+}
+
+fn minor_message(minor: u16, signed_minor: u16) -> String {
+    format!(
+        "the header's minor version is {minor} and the signed file's {signed_minor}: a file with an embedded signature is version 1.{SIGNATURE_MINOR} or the signed file's newer one, and the file it signs is not a 1.{SIGNATURE_MINOR} file"
+    )
 }
 
 /// Reads the trailer of a file, given a positioned reader: `None` when the header does not

@@ -6,11 +6,12 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::codec::{split_fields, Codec, Filter};
+use crate::columns::{self, Column};
 use crate::dtype::DType;
 use crate::error::{FormatError, Result};
 use crate::manifest::{
-    align_up, ArrayEntry, Blob, Header, Manifest, Order, Pack, Placement, FLAG_MANIFEST_ZSTD,
-    FORMAT_MAJOR, FORMAT_MINOR,
+    align_up, ArrayEntry, Blob, Header, Manifest, Order, Pack, Placement, COLUMNS_MINOR,
+    FLAG_COLUMNS, FLAG_MANIFEST_ZSTD, FORMAT_MAJOR, FORMAT_MINOR,
 };
 use crate::node::Node;
 
@@ -24,9 +25,11 @@ pub const PROGRESS_CHUNK: usize = 4 << 20;
 /// larger ones with one frame per column.
 const ONE_FRAME_BELOW: usize = 64 << 10;
 /// With compression, arrays smaller than this go into packs (format 1.2), one per dtype...
-const PACK_BELOW: usize = 64 << 10;
+/// A forest's trees (node arrays of a few hundred kilobytes each) then share packs: a few
+/// trees compress 10% smaller together than one by one, since they are alike.
+pub const PACK_BELOW: usize = 1 << 20;
 /// ...of at most this many raw bytes, so that large models still decode packs in parallel.
-const PACK_MAX: usize = 1 << 20;
+pub const PACK_MAX: usize = 4 << 20;
 /// Above this size a blob is hashed with several threads.
 const PARALLEL_HASH_LEN: usize = 1 << 20;
 
@@ -87,8 +90,12 @@ impl Bytes<'_> {
     }
 }
 
-/// A blob's bytes with the codec and filter that produced them.
-type Encoded<'a> = (Bytes<'a>, Codec, Filter);
+/// A blob's bytes with the codec, filter and column transforms that produced them.
+type Encoded<'a> = (Bytes<'a>, Codec, Filter, Vec<Column>);
+
+/// A blob's raw bytes before encoding: the dtype of its records, the bytes, and the element
+/// counts of the arrays in it (one for an array stored on its own, one per member of a pack).
+type Unit<'a, 'b> = (&'b DType, Bytes<'a>, Vec<u64>);
 
 /// A file laid out in memory except for the raw blobs, which stay borrowed.
 pub struct Prepared<'a> {
@@ -219,14 +226,22 @@ pub fn prepare_with_validation<'a>(
     let planned = plan_packs(arrays, options.codec);
     let in_pack = pack_of(&planned, arrays.len());
     let units = blob_units(arrays, &planned, &in_pack);
-    let raw_lengths: Vec<u64> = units.iter().map(|(_, d)| d.bytes().len() as u64).collect();
+    let raw_lengths: Vec<u64> = units
+        .iter()
+        .map(|(_, d, _)| d.bytes().len() as u64)
+        .collect();
     let (encoded, digests) = encode_and_hash(arrays, units, options.codec, level)?;
-    let layout = lay_out(
-        encoded
-            .iter()
-            .zip(raw_lengths)
-            .map(|((b, codec, filter), raw)| (b.bytes().len() as u64, *codec, *filter, raw)),
-    )?;
+    let layout = lay_out(encoded.iter().zip(raw_lengths).map(
+        |((b, codec, filter, columns), raw)| {
+            (
+                b.bytes().len() as u64,
+                *codec,
+                *filter,
+                raw,
+                columns.clone(),
+            )
+        },
+    ))?;
     let (entries, packs) = array_table(arrays, digests, &in_pack, &layout, planned.len())?;
     let manifest = Manifest {
         writer: format!("skvault {}", env!("CARGO_PKG_VERSION")),
@@ -245,7 +260,7 @@ pub fn prepare_with_validation<'a>(
     Ok(Prepared {
         header: header.to_bytes(),
         manifest: manifest_bytes,
-        blobs: encoded.into_iter().map(|(b, _, _)| b).collect(),
+        blobs: encoded.into_iter().map(|(b, _, _, _)| b).collect(),
         data_start,
         total_len: data_start + blobs_end,
     })
@@ -285,19 +300,21 @@ fn blob_units<'a, 'b>(
     arrays: &'b [ArrayInput<'a>],
     planned: &[Vec<usize>],
     in_pack: &[Option<usize>],
-) -> Vec<(&'b DType, Bytes<'a>)> {
+) -> Vec<Unit<'a, 'b>> {
+    let elements = |a: &ArrayInput| (a.data.len() as u64) / a.dtype.itemsize().max(1);
     arrays
         .iter()
         .zip(in_pack)
         .filter(|(_, p)| p.is_none())
-        .map(|(a, _)| (&a.dtype, Bytes::Raw(a.data)))
+        .map(|(a, _)| (&a.dtype, Bytes::Raw(a.data), vec![elements(a)]))
         .chain(planned.iter().map(|members| {
-            let joined: Vec<u8> = members
-                .iter()
-                .flat_map(|&i| arrays[i].data)
-                .copied()
-                .collect();
-            (&arrays[members[0]].dtype, Bytes::Owned(joined))
+            let size = members.iter().map(|&i| arrays[i].data.len()).sum();
+            let mut joined: Vec<u8> = Vec::with_capacity(size);
+            for &i in members {
+                joined.extend_from_slice(arrays[i].data);
+            }
+            let counts = members.iter().map(|&i| elements(&arrays[i])).collect();
+            (&arrays[members[0]].dtype, Bytes::Owned(joined), counts)
         }))
         .collect()
 }
@@ -306,11 +323,12 @@ fn blob_units<'a, 'b>(
 /// threads when the arrays are large enough for that to pay.
 fn encode_and_hash<'a>(
     arrays: &[ArrayInput<'a>],
-    units: Vec<(&DType, Bytes<'a>)>,
+    units: Vec<Unit<'a, '_>>,
     codec: Codec,
     level: i32,
 ) -> Result<(Vec<Encoded<'a>>, Vec<[u8; 32]>)> {
-    let encode_unit = |(dtype, data): (&DType, Bytes<'a>)| encode(dtype, data, codec, level);
+    let encode_unit =
+        |(dtype, data, members): Unit<'a, '_>| encode(dtype, data, &members, codec, level);
     let total: usize = arrays.iter().map(|a| a.data.len()).sum();
     let (encoded, digests): (Result<Vec<Encoded<'a>>>, Vec<[u8; 32]>) = if worth_threads(total) {
         rayon::join(
@@ -326,18 +344,21 @@ fn encode_and_hash<'a>(
     Ok((encoded?, digests))
 }
 
-/// Each blob's place, from its `(length, codec, filter, raw_length)`: the next 64-byte
-/// boundary after the previous one.
-fn lay_out(blobs: impl Iterator<Item = (u64, Codec, Filter, u64)>) -> Result<Vec<Blob>> {
+/// Each blob's place, from its `(length, codec, filter, raw_length, columns)`: the next
+/// 64-byte boundary after the previous one.
+fn lay_out(
+    blobs: impl Iterator<Item = (u64, Codec, Filter, u64, Vec<Column>)>,
+) -> Result<Vec<Blob>> {
     let mut layout = Vec::new();
     let mut next = 0u64;
-    for (length, codec, filter, raw_length) in blobs {
+    for (length, codec, filter, raw_length, columns) in blobs {
         layout.push(Blob {
             offset: next,
             length,
             codec,
             filter,
             raw_length,
+            columns,
         });
         next = next
             .checked_add(length)
@@ -408,6 +429,9 @@ fn head(manifest: &Manifest, codec: Codec, level: i32) -> Result<(Header, Vec<u8
         minor = 2;
         flags |= manifest.feature_flags();
     }
+    if flags & FLAG_COLUMNS != 0 {
+        minor = COLUMNS_MINOR;
+    }
     debug_assert!(minor <= FORMAT_MINOR);
     let header = Header {
         major: FORMAT_MAJOR,
@@ -455,46 +479,90 @@ fn plan_packs(arrays: &[ArrayInput], codec: Codec) -> Vec<Vec<usize>> {
     packs
 }
 
-/// Encodes one blob's raw bytes (an array's, or a pack's whose records are all of `dtype`):
-/// compressed when asked for and smaller, structured records split into columns first (see
-/// `Filter`), otherwise stored as they are.
-fn encode<'a>(dtype: &DType, data: Bytes<'a>, codec: Codec, level: i32) -> Result<Encoded<'a>> {
+/// Encodes one blob's raw bytes (an array's, or a pack's whose records are all of `dtype`, in
+/// arrays of `members` elements): compressed when asked for and smaller, structured records
+/// split into columns first (see `Filter`), with integer columns transformed where that pays
+/// (format 1.4, [`columns`]), otherwise stored as they are.
+fn encode<'a>(
+    dtype: &DType,
+    data: Bytes<'a>,
+    members: &[u64],
+    codec: Codec,
+    level: i32,
+) -> Result<Encoded<'a>> {
     let raw = data.bytes();
     if codec == Codec::None || raw.len() < MIN_COMPRESS_LEN {
-        return Ok((data, Codec::None, Filter::None));
+        return Ok((data, Codec::None, Filter::None, Vec::new()));
     }
     let itemsize = usize::try_from(dtype.itemsize()).unwrap_or(0);
     let segs = dtype.field_segments().filter(|_| codec == Codec::Zstd);
-    let columns = segs.as_ref().and_then(|segs| {
-        let mut cols = vec![0u8; raw.len()];
-        split_fields(raw, &mut cols, itemsize, segs, false).then_some(cols)
+    // (filtered data, bytes per element of each column, filter, column transforms)
+    let split = segs.as_ref().and_then(|segs| {
+        let chosen = columns::choose(dtype, raw, members);
+        let planned = columns::plan(dtype, &chosen)
+            .ok()
+            .filter(|_| !chosen.is_empty());
+        match planned {
+            Some(plan) => {
+                let filtered = columns::encode(raw, itemsize, &plan, members)?;
+                let widths = plan.iter().map(|s| s.stored).collect::<Vec<_>>();
+                Some((filtered, widths, Filter::Columns, chosen))
+            }
+            None => {
+                let mut cols = vec![0u8; raw.len()];
+                split_fields(raw, &mut cols, itemsize, segs, false).then_some(())?;
+                let widths = segs.iter().map(|(_, w)| *w).collect::<Vec<_>>();
+                Some((cols, widths, Filter::Fields, Vec::new()))
+            }
+        }
     });
-    let (packed, filter) = match (columns, segs) {
+    let (packed, filter, transforms) = match split {
         // Small data's columns go in one frame: per-frame headers and tables would cost more
         // than they gain (a 3.4 kB HistGradientBoosting node array: 10% smaller in one frame).
-        (Some(cols), Some(_)) if cols.len() < ONE_FRAME_BELOW => {
-            (codec.compress(&cols, level)?, Filter::Fields)
+        // The transforms' JSON in the manifest can cost more than they save on a few records:
+        // they are kept only if the blob shrinks by more than that.
+        Some((cols, _, Filter::Columns, transforms)) if raw.len() < ONE_FRAME_BELOW => {
+            let with = codec.compress(&cols, level)?;
+            let mut plain = vec![0u8; raw.len()];
+            let segs = dtype.field_segments().unwrap_or_default();
+            let without = match split_fields(raw, &mut plain, itemsize, &segs, false) {
+                true => Some(codec.compress(&plain, level)?),
+                false => None,
+            };
+            let cost: usize = transforms
+                .iter()
+                .map(|c| c.to_json().to_string().len() + 1)
+                .sum();
+            match without {
+                Some(w) if w.len() <= with.len() + cost + "\"columns\":[],".len() => {
+                    (w, Filter::Fields, Vec::new())
+                }
+                _ => (with, Filter::Columns, transforms),
+            }
+        }
+        Some((cols, _, filter, transforms)) if cols.len() < ONE_FRAME_BELOW => {
+            (codec.compress(&cols, level)?, filter, transforms)
         }
         // zstd gets one frame per column (a zstd stream may hold several frames): each
         // column then has its own entropy tables, which is where the gain comes from.
-        (Some(cols), Some(segs)) => {
+        Some((cols, widths, filter, transforms)) => {
             let n = raw.len() / itemsize.max(1);
             let mut packed = Vec::new();
             let mut start = 0;
-            for (_, width) in segs {
+            for width in widths {
                 let column = cols.get(start..start + width * n).unwrap_or(&[]);
                 packed.extend_from_slice(&codec.compress(column, level)?);
                 start += width * n;
             }
-            (packed, Filter::Fields)
+            (packed, filter, transforms)
         }
         // lz4 compresses the column stream worse than the records (measured): no filter.
-        _ => (codec.compress(raw, level)?, Filter::None),
+        None => (codec.compress(raw, level)?, Filter::None, Vec::new()),
     };
     Ok(if packed.len() < raw.len() {
-        (Bytes::Owned(packed), codec, filter)
+        (Bytes::Owned(packed), codec, filter, transforms)
     } else {
-        (data, Codec::None, Filter::None)
+        (data, Codec::None, Filter::None, Vec::new())
     })
 }
 
@@ -568,7 +636,7 @@ mod tests {
 
     #[test]
     fn blobs_past_the_last_offset_are_arrays_too_large() {
-        let blob = |length| (length, Codec::None, Filter::None, length);
+        let blob = |length| (length, Codec::None, Filter::None, length, Vec::new());
         assert_eq!(
             lay_out([blob(100), blob(1)].into_iter()).unwrap()[1].offset,
             128

@@ -117,7 +117,8 @@ fn entry(manifest: &mut Value, index: usize) -> &mut Map<String, Value> {
     manifest["arrays"][index].as_object_mut().unwrap()
 }
 
-/// Index of the first array stored with `codec`, and with the fields filter if `fields`.
+/// Index of the first array stored with `codec`, and split into columns (the fields or the
+/// columns filter) if `fields`.
 fn compressed_index(file: &[u8], codec: Codec, fields: bool) -> usize {
     let f = open(file.to_vec()).unwrap();
     f.manifest()
@@ -125,7 +126,8 @@ fn compressed_index(file: &[u8], codec: Codec, fields: bool) -> usize {
         .iter()
         .position(|e| {
             e.stored().is_some_and(|b| {
-                b.codec == codec && (b.filter == skvault_format::codec::Filter::Fields) == fields
+                use skvault_format::codec::Filter;
+                b.codec == codec && matches!(b.filter, Filter::Fields | Filter::Columns) == fields
             })
         })
         .unwrap_or_else(|| panic!("no {codec:?} array (fields filter: {fields}) in the sample"))
@@ -351,6 +353,11 @@ fn header_bit_flips_are_refused_except_minor_version_and_optional_flags() {
                             result.expect_err(&at),
                             FormatError::SignatureTrailer { .. }
                         )
+                    }
+                    // Bit 3 is COLUMNS (format 1.4): set without a blob that has the columns
+                    // filter, or cleared on a file that has one.
+                    12 if bit == 3 => {
+                        assert_variant!(result.expect_err(&at), FormatError::Manifest { ref path, .. } if path == "/arrays")
                     }
                     12..14 => {
                         assert_variant!(result.expect_err(&at), FormatError::UnknownFlags { .. })
@@ -581,7 +588,7 @@ fn newer_minor_version_is_accepted() {
 #[test]
 fn unknown_required_flags_are_refused() {
     let file = sample_file(Codec::None);
-    for flags in [8, 0x8000, 0xffff_ffff] {
+    for flags in [0x10, 0x8000, 0xffff_ffff] {
         let mut h = sample_header(&file);
         h.flags = flags;
         assert_variant!(
@@ -925,13 +932,117 @@ fn compressed_blob_declared_uncompressed_is_refused() {
 
 #[test]
 fn fields_filter_left_out_is_a_digest_mismatch() {
-    let file = sample_file(Codec::Zstd);
-    let index = compressed_index(&file, Codec::Zstd, true);
-    let f = hostile(Codec::Zstd, |m| {
-        entry(m, index).remove("filter");
-    })
-    .unwrap();
-    assert_variant!(read_err(&f, index), FormatError::DigestMismatch { index: i } if i == index);
+    let (mut m, data) = split(&common::float_records_file());
+    assert_eq!(m["arrays"][0]["filter"], "fields");
+    entry(&mut m, 0).remove("filter");
+    let f = open(rebuild(&m, &data)).unwrap();
+    assert_variant!(read_err(&f, 0), FormatError::DigestMismatch { index: 0 });
+}
+
+/// The tree-nodes file (its pack has the columns filter) after `edit` of that pack's JSON.
+fn hostile_columns(edit: impl FnOnce(&mut Map<String, Value>)) -> FormatError {
+    let (mut m, data) = split(&common::tree_nodes_file());
+    edit(m["packs"][0].as_object_mut().unwrap());
+    open_err(rebuild(&m, &data))
+}
+
+#[test]
+fn column_transforms_that_break_a_rule_are_refused_naming_it() {
+    let pack_error = |e: FormatError, says: &str| match e {
+        FormatError::PackLayout { pack: 0, message } if message.contains(says) => {}
+        e => panic!("expected PackLayout saying {says:?}, got {e:?}"),
+    };
+    let set = |cols: Value| {
+        move |p: &mut Map<String, Value>| {
+            p.insert("columns".into(), cols);
+        }
+    };
+    pack_error(
+        hostile_columns(set(json!([{"field": "threshold", "width": 4}]))),
+        "not a little-endian integer",
+    );
+    pack_error(
+        hostile_columns(set(json!([{"field": "nope", "delta": true}]))),
+        "no such field",
+    );
+    pack_error(
+        hostile_columns(set(
+            json!([{"field": "right_child", "delta": true}, {"field": "left_child", "delta": true}]),
+        )),
+        "increasing field offset order",
+    );
+    let manifest_error = |e: FormatError, at: &str| match e {
+        FormatError::Manifest { path, .. } if path == at => {}
+        e => panic!("expected a manifest error at {at}, got {e:?}"),
+    };
+    manifest_error(
+        hostile_columns(|p| {
+            p.remove("columns");
+        }),
+        "/packs/0/columns",
+    );
+    manifest_error(hostile_columns(set(json!([]))), "/packs/0/columns");
+    manifest_error(
+        hostile_columns(set(json!([{"field": "left_child", "width": 3}]))),
+        "/packs/0/columns/0/width",
+    );
+    manifest_error(
+        hostile_columns(|p| {
+            p.insert("filter".into(), json!("fields"));
+        }),
+        "/packs/0/columns",
+    );
+}
+
+/// A delta-coded value that no writer produces (the other coding of -1) is a codec error
+/// naming the array, not a panic and not a silently different array.
+#[test]
+fn a_non_canonical_delta_value_is_a_codec_error() {
+    let (m, data) = split(&common::tree_nodes_file());
+    let pack = &m["packs"][0];
+    assert_eq!(
+        pack["columns"][0],
+        json!({"field": "left_child", "delta": true, "width": 1})
+    );
+    // Decode the pack, recode element 1's left child (row 1, a leaf or child) as -2, which
+    // decodes to -1 although only 0 may code -1, and compress it back.
+    let (offset, length) = (
+        pack["offset"].as_u64().unwrap() as usize,
+        pack["length"].as_u64().unwrap() as usize,
+    );
+    let stored = &data[offset..offset + length];
+    let mut frames = zstd::stream::decode_all(stored).unwrap();
+    frames[1] = 0xfe; // -2 as one byte: row 1 + (-2) = -1
+    let mut hostile = data[..offset].to_vec();
+    let packed = zstd::bulk::compress(&frames, 3).unwrap();
+    hostile.extend_from_slice(&packed);
+    let mut m = m.clone();
+    m["packs"][0]["length"] = json!(packed.len());
+    let f = open(rebuild(&m, &hostile)).unwrap();
+    match read_err(&f, 0) {
+        FormatError::Codec {
+            index: 0, source, ..
+        } => {
+            assert!(
+                source
+                    .to_string()
+                    .contains("element 1 of a delta-coded column"),
+                "{source}"
+            )
+        }
+        e => panic!("expected a codec error, got {e:?}"),
+    }
+}
+
+#[test]
+fn columns_filter_left_out_is_a_codec_error() {
+    let (mut m, data) = split(&common::tree_nodes_file());
+    let pack = m["packs"][0].as_object_mut().unwrap();
+    assert_eq!(pack.remove("filter"), Some(json!("columns")));
+    pack.remove("columns");
+    let f = open(rebuild(&m, &data)).unwrap();
+    // The narrowed columns decode to fewer bytes than the records'.
+    assert_variant!(read_err(&f, 1), FormatError::Codec { index: 1, .. });
 }
 
 #[test]
@@ -1455,10 +1566,11 @@ fn deepest_accepted_nesting_is_decoded_without_stack_overflow() {
 /// data section of `file`, with a matching digest.
 fn with_compressed_manifest(file: &[u8], stored: &[u8], raw_len: u64) -> Vec<u8> {
     let layout = Layout::of(file);
+    let (minor, flags) = common::version_for(&split(file).0);
     let header = Header {
         major: FORMAT_MAJOR,
-        minor: 1,
-        flags: skvault_format::manifest::FLAG_MANIFEST_ZSTD,
+        minor: minor.max(1),
+        flags: skvault_format::manifest::FLAG_MANIFEST_ZSTD | flags,
         manifest_len: stored.len() as u64,
         manifest_digest: digest(stored),
         manifest_raw_len: raw_len,

@@ -83,6 +83,8 @@ fn fill_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("seed-forest-none.skv", forest(Codec::None)),
         ("seed-forest-zstd.skv", forest(Codec::Zstd)),
         ("seed-forest-lz4.skv", forest(Codec::Lz4)),
+        // Tree node records in a pack with the columns filter (format 1.4).
+        ("seed-tree-nodes-zstd.skv", common::tree_nodes_file()),
     ]
 }
 

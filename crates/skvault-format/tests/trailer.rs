@@ -47,6 +47,26 @@ fn an_embedded_file_reads_like_the_signed_one_and_gives_it_back() {
     }
 }
 
+/// A signed 1.4 file (column transforms) keeps its minor version when a signature is
+/// embedded, and gets it back when the signature is taken off.
+#[test]
+fn an_embedded_1_4_file_keeps_its_minor_version() {
+    let plain = common::tree_nodes_file();
+    assert_eq!(
+        SkvFile::from_bytes(plain.clone()).unwrap().header().minor,
+        4
+    );
+    let bytes = common::embedded(&plain, b"{}");
+    let file = SkvFile::from_bytes(bytes.clone()).unwrap();
+    file.verify().unwrap();
+    assert_eq!(file.header().minor, 4);
+    let t = *file.trailer().unwrap();
+    assert_eq!(t.signed_minor, 4);
+    let mut back = t.signed_header(file.header()).to_bytes().to_vec();
+    back.extend_from_slice(&bytes[64..t.bundle_offset as usize]);
+    assert_eq!(back, plain);
+}
+
 #[test]
 fn a_damaged_footer_is_refused_naming_the_problem() {
     let good = common::embedded(&signed(), b"{}");
@@ -104,6 +124,15 @@ fn a_damaged_footer_is_refused_naming_the_problem() {
             {
                 let mut b = good.clone();
                 b[10..12].copy_from_slice(&2u16.to_le_bytes());
+                b
+            },
+            "minor version",
+        ),
+        // A 1.4 signed file keeps minor 4 when embedded: 3 would hide its COLUMNS version.
+        (
+            {
+                let mut b = common::embedded(&common::tree_nodes_file(), b"{}");
+                b[10..12].copy_from_slice(&3u16.to_le_bytes());
                 b
             },
             "minor version",

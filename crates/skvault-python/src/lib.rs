@@ -401,6 +401,9 @@ fn guarded_classes() -> Vec<&'static str> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ARCHIVE_LEVEL", skvault_format::codec::ARCHIVE_ZSTD_LEVEL)?;
+    // Tests derive their array sizes from the writer's pack threshold instead of copying it.
+    m.add("PACK_BELOW", skvault_format::write::PACK_BELOW)?;
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(dumps, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;

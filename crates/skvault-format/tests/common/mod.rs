@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Map, Value};
-use skvault_format::manifest::{Header, FLAG_PACKS, FORMAT_MAJOR};
+use skvault_format::manifest::{Header, FLAG_COLUMNS, FLAG_PACKS, FORMAT_MAJOR};
 use skvault_format::node::BaseType;
 use skvault_format::testing::object;
 use skvault_format::write::digest;
@@ -252,11 +252,97 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("seed-empty.skv", write(Node::None, &[], Codec::None)),
         ("seed-packs-zstd.skv", packed_file(Codec::Zstd)),
         ("seed-packs-lz4.skv", packed_file(Codec::Lz4)),
+        ("seed-tree-nodes-zstd.skv", tree_nodes_file()),
+        ("seed-float-records-zstd.skv", float_records_file()),
         (
             "seed-embedded-signature.skv",
             embedded(&sample_file(Codec::None), b"{}"),
         ),
     ]
+}
+
+/// scikit-learn's tree node record (`sklearn.tree._tree.NODE_DTYPE`).
+pub fn node_dtype() -> DType {
+    dtype(json!({
+        "fields": [
+            ["left_child", "<i8", 0], ["right_child", "<i8", 8], ["feature", "<i8", 16],
+            ["threshold", "<f8", 24], ["impurity", "<f8", 32], ["n_node_samples", "<i8", 40],
+            ["weighted_n_node_samples", "<f8", 48], ["missing_go_to_left", "|u1", 56]
+        ],
+        "itemsize": 64
+    }))
+}
+
+/// The node records of a complete binary tree of `depth` levels below the root, in the
+/// depth-first order scikit-learn builds them (children after their parent, leaves -1),
+/// with features and thresholds drawn from `seed`.
+pub fn tree_nodes(depth: u32, seed: u64) -> Vec<u8> {
+    fn grow(depth: u32, samples: i64, seed: &mut u64, out: &mut Vec<[u8; 64]>) -> i64 {
+        let me = out.len() as i64;
+        out.push([0; 64]);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let (left, right, feature) = if depth == 0 {
+            (-1, -1, -2)
+        } else {
+            let left = grow(depth - 1, samples / 2, seed, out);
+            let right = grow(depth - 1, samples - samples / 2, seed, out);
+            (left, right, (*seed >> 60) as i64)
+        };
+        let threshold = if depth == 0 {
+            -2.0
+        } else {
+            (*seed >> 40) as f64 / 1e6
+        };
+        let rec = &mut out[me as usize];
+        rec[..8].copy_from_slice(&left.to_le_bytes());
+        rec[8..16].copy_from_slice(&right.to_le_bytes());
+        rec[16..24].copy_from_slice(&feature.to_le_bytes());
+        rec[24..32].copy_from_slice(&threshold.to_le_bytes());
+        rec[32..40].copy_from_slice(&(0.5 / (depth as f64 + 1.0)).to_le_bytes());
+        rec[40..48].copy_from_slice(&samples.to_le_bytes());
+        rec[48..56].copy_from_slice(&(samples as f64).to_le_bytes());
+        rec[56] = (*seed >> 63) as u8;
+        me
+    }
+    let mut out = Vec::new();
+    let mut seed = seed;
+    grow(depth, 1000, &mut seed, &mut out);
+    out.concat()
+}
+
+/// Three trees' node arrays, packed and written with zstd: the columns filter (format 1.4)
+/// with delta-coded, narrowed child columns and narrowed features and counts.
+pub fn tree_nodes_file() -> Vec<u8> {
+    let arrays: Vec<_> = [(5, 1), (6, 2), (4, 3)]
+        .into_iter()
+        .map(|(depth, seed)| {
+            let data = tree_nodes(depth, seed);
+            let n = (data.len() / 64) as u64;
+            (node_dtype(), vec![n], Order::C, data)
+        })
+        .collect();
+    let root = Node::List((0..arrays.len()).map(Node::Array).collect());
+    write(root, &arrays, Codec::Zstd)
+}
+
+/// Records without integer fields: the writer splits them with the `fields` filter alone.
+pub fn float_records_file() -> Vec<u8> {
+    let dtype = dtype(json!({"fields": [["y", "<f4", 0], ["z", "<f8", 8]], "itemsize": 16}));
+    let data: Vec<u8> = (0..100u8)
+        .flat_map(|i| {
+            let mut rec = [0u8; 16];
+            rec[..4].copy_from_slice(&f32::from(i % 7).to_le_bytes());
+            rec[8..].copy_from_slice(&f64::from(i / 3).to_le_bytes());
+            rec
+        })
+        .collect();
+    write(
+        Node::Array(0),
+        &[(dtype, vec![100], Order::C, data)],
+        Codec::Zstd,
+    )
 }
 
 /// `signed` with `bundle` embedded as FORMAT.md 2.5 lays it out (the container does not
@@ -347,17 +433,42 @@ pub fn split(file: &[u8]) -> (Value, Vec<u8>) {
 
 /// A valid header for a plain `manifest`: what a writer writes for a manifest that is not
 /// compressed (version 1.0, no flags; version 1.2 and flag `PACKS` when the manifest has
-/// `packs`), the manifest's length and digest.
+/// `packs`; version 1.4 and flag `COLUMNS` when a blob has the columns filter), the
+/// manifest's length and digest.
 pub fn header_for(manifest: &[u8]) -> Header {
-    let packs = serde_json::from_slice::<Value>(manifest).is_ok_and(|v| v.get("packs").is_some());
+    let (minor, flags) = version_for(&serde_json::from_slice(manifest).unwrap_or(Value::Null));
     Header {
         major: FORMAT_MAJOR,
-        minor: if packs { 2 } else { 0 },
-        flags: if packs { FLAG_PACKS } else { 0 },
+        minor,
+        flags,
         manifest_len: manifest.len() as u64,
         manifest_digest: digest(manifest),
         manifest_raw_len: 0,
     }
+}
+
+/// The minor version and flags (besides `MANIFEST_ZSTD`) the features of `manifest` need.
+pub fn version_for(manifest: &Value) -> (u16, u32) {
+    let packs = manifest.get("packs").is_some();
+    let columns = ["arrays", "packs"].iter().any(|table| {
+        manifest
+            .get(table)
+            .and_then(Value::as_array)
+            .is_some_and(|blobs| {
+                blobs
+                    .iter()
+                    .any(|b| b.get("filter") == Some(&"columns".into()))
+            })
+    });
+    let flags = if packs { FLAG_PACKS } else { 0 } | if columns { FLAG_COLUMNS } else { 0 };
+    let minor = if columns {
+        4
+    } else if packs {
+        2
+    } else {
+        0
+    };
+    (minor, flags)
 }
 
 /// `header`, the manifest bytes, zero padding to the next 64-byte boundary, then `data`
