@@ -193,6 +193,35 @@ def test_convert_bad_inputs(corpus, tmp_path):
     assert not (tmp_path / "x.skv").exists() and not (tmp_path / "t.skv").exists()
 
 
+def test_cli_convert_level_archive(tmp_path):
+    # `--level archive` is dump(level="archive") on the command line: zstd's archival level,
+    # a smaller file that loads to the same model; with another codec it is refused.
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.random.default_rng(0).normal(size=(2000, 6))
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, X[:, 0] > 0)
+    joblib.dump(model, tmp_path / "m.joblib")
+    default = cli("convert", tmp_path / "m.joblib", tmp_path / "d.skv", "--compress", "zstd")
+    archive = cli(
+        "convert", tmp_path / "m.joblib", tmp_path / "a.skv", "--compress", "zstd", "--level", "archive"
+    )
+    assert default.returncode == 0 and archive.returncode == 0, (default.stderr, archive.stderr)
+    assert (tmp_path / "a.skv").stat().st_size < (tmp_path / "d.skv").stat().st_size
+    back = skvault.load(tmp_path / "a.skv")
+    assert np.array_equal(back.predict_proba(X), model.predict_proba(X))
+    refused = cli("convert", tmp_path / "m.joblib", tmp_path / "l.skv", "--compress", "lz4", "--level", "archive")
+    assert refused.returncode == 2 and "--level archive is a zstd level" in refused.stderr
+    assert not (tmp_path / "l.skv").exists()
+    bad = cli("convert", tmp_path / "m.joblib", tmp_path / "b.skv", "--compress", "zstd", "--level", "max")
+    assert bad.returncode == 2 and "neither a number nor" in bad.stderr
+    # The Python API takes the same word.
+    skvault.convert(tmp_path / "m.joblib", tmp_path / "p.skv", level="archive")
+    assert (tmp_path / "p.skv").stat().st_size < (tmp_path / "d.skv").stat().st_size
+    with pytest.raises(skvault.InvalidOptionError, match="zstd setting"):
+        skvault.convert(tmp_path / "m.joblib", tmp_path / "q.skv", compress="lz4", level="archive")
+
+
 def test_cli_convert(corpus, tmp_path):
     folder, _ = corpus
     ok = cli("convert", folder / "benign" / "pipeline.joblib", tmp_path / "p.skv", "--compress", "zstd")

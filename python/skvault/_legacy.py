@@ -116,7 +116,7 @@ def convert(
     *,
     trusted: Iterable[str] | str | None = None,
     compress: Literal["zstd", "lz4"] | None = None,
-    level: int | None = None,
+    level: int | Literal["archive"] | None = None,
 ) -> Conversion:
     """Converts a pickle or joblib file into the ``.skv`` file ``dst``, without importing anything.
 
@@ -124,9 +124,10 @@ def convert(
     scan report) for dangerous or unreadable files, :class:`UntrustedTypesError` listing the
     names to review (pass them in ``trusted``), :class:`MigrationError` when state saved by an
     older scikit-learn cannot be brought up to date. Writes are atomic: on any error nothing is
-    left at ``dst``.
+    left at ``dst``. ``level="archive"`` is zstd's archival level, as in :func:`skvault.dump`.
     """
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
+    compress, level = _api._archive(compress, level)
     names = _api._names(trusted)
     done = _native.convert(src_p, dst_p, trusted=names, compress=compress, level=level)
     return Conversion(

@@ -14,9 +14,41 @@ pub struct Args<'a> {
     pub dst: &'a Path,
     pub trust: &'a [String],
     pub compress: Option<&'a str>,
-    pub level: Option<i32>,
+    pub level: Option<Level>,
     /// Print the result as one JSON document instead of text.
     pub json: bool,
+}
+
+/// `--level`: a number, or `archive` (zstd's level for files written once and kept, as
+/// `dump(..., level="archive")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Number(i32),
+    Archive,
+}
+
+/// Parses `--level` (clap's value parser).
+pub fn parse_level(s: &str) -> Result<Level, String> {
+    if s == "archive" {
+        return Ok(Level::Archive);
+    }
+    s.parse::<i32>()
+        .map(Level::Number)
+        .map_err(|_| format!("{s:?} is neither a number nor \"archive\""))
+}
+
+/// The codec's level for `level`: `archive` only names a zstd level.
+fn level_for(level: Option<Level>, codec: Codec) -> Result<Option<i32>, CliError> {
+    match level {
+        None => Ok(None),
+        Some(Level::Number(n)) => Ok(Some(n)),
+        Some(Level::Archive) if codec == Codec::Zstd => {
+            Ok(Some(skvault_format::codec::ARCHIVE_ZSTD_LEVEL))
+        }
+        Some(Level::Archive) => Err(CliError::Input {
+            message: "--level archive is a zstd level: use it with --compress zstd".into(),
+        }),
+    }
 }
 
 /// The codec `--compress` names (`none` or absent: no compression).
@@ -31,15 +63,13 @@ pub(crate) fn codec(name: Option<&str>) -> Result<Codec, CliError> {
 
 pub fn run(args: &Args<'_>) -> Result<u8, CliError> {
     let codec = codec(args.compress)?;
+    let level = level_for(args.level, codec)?;
     let options = ConvertOptions {
         scan: ScanOptions {
             trust: TrustSet::new(args.trust.iter().cloned())?,
             ..ScanOptions::default()
         },
-        write: WriteOptions {
-            codec,
-            level: args.level,
-        },
+        write: WriteOptions { codec, level },
     };
     // Reading, scanning and converting report no sizes: a spinner names the step. Writing
     // reports the bytes of the output written so far, against the output's length.

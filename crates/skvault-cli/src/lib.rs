@@ -147,9 +147,10 @@ enum Command {
         /// Compress arrays: zstd or lz4 (default: none, for zero-copy loading).
         #[arg(long)]
         compress: Option<String>,
-        /// Compression level.
-        #[arg(long, requires = "compress")]
-        level: Option<i32>,
+        /// Compression level: a number, or `archive` (with zstd: smaller and slower to
+        /// write, for files written once and kept).
+        #[arg(long, requires = "compress", value_parser = convert::parse_level)]
+        level: Option<convert::Level>,
         /// Print what was converted as JSON.
         #[arg(long)]
         json: bool,
