@@ -161,11 +161,11 @@ def test_columns_read_from_pandas_blocks_are_the_frames_columns(n):
     from skvault import native as N
 
     df = _mixed_dtypes(n)
-    got = N._column_arrays(df)
+    got, kinds = N._column_arrays(df)
     want = [s.array for _, s in df.items()]
-    assert len(got) == len(want) == df.shape[1]
-    for name, g, w in zip(df.columns, got, want):
-        assert N._kind(g.dtype) == N._kind(w.dtype), name
+    assert len(got) == len(want) == len(kinds) == df.shape[1]
+    for name, g, w, k in zip(df.columns, got, want, kinds):
+        assert N._kind(g.dtype) == N._kind(w.dtype) == k, name
         assert _same_values(np.asarray(g, dtype=object), np.asarray(w, dtype=object)), name
 
 
@@ -201,8 +201,8 @@ def test_a_frame_without_blocks_is_read_through_its_public_columns():
         columns = df.columns
         items = df.items
 
-    got = N._column_arrays(Elsewhere())
-    assert [N._kind(a.dtype) for a in got] == [N._kind(t) for t in df.dtypes]
+    got, kinds = N._column_arrays(Elsewhere())
+    assert [N._kind(a.dtype) for a in got] == kinds == [N._kind(t) for t in df.dtypes]
     assert [N._kind(t) for t in df.dtypes] == ["numbers", "numbers"] + ["objects"] * 4 + ["category"] + [
         "numbers"
     ] * 4

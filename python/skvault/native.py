@@ -148,32 +148,35 @@ def _few_objects(values: Any) -> list[Any]:
     return list(values)
 
 
-def _column_arrays(X: Any) -> list[Any]:
-    """The DataFrame's columns as arrays, in order, without building a Series for each (a
-    Series costs microseconds, which is most of a one-row prediction). pandas keeps columns
-    of one dtype in 2-d blocks; reading the blocks costs a few microseconds for the whole
-    frame where taking the columns one by one costs one per column. The blocks are pandas'
-    internals, so anything unexpected falls back to its public column arrays."""
+def _column_arrays(X: Any) -> tuple[list[Any], list[str]]:
+    """The DataFrame's columns as arrays, in order, with their :func:`_kind`, without building
+    a Series for each (a Series costs microseconds, which is most of a one-row prediction).
+    pandas keeps columns of one dtype in 2-d blocks; reading the blocks costs a few
+    microseconds for the whole frame where taking the columns one by one costs one per
+    column, and a block's kind is decided once. The blocks are pandas' internals, so
+    anything unexpected falls back to its public column arrays."""
     try:
-        out: list[Any] = [None] * len(X.columns)
+        n = len(X.columns)
+        out: list[Any] = [None] * n
+        kinds: list[str] = [""] * n
         for block in X._mgr.blocks:
             values = block.values
+            kind = _kind(values.dtype)
             positions = block.mgr_locs.as_array
             if getattr(values, "ndim", 1) == 2:
                 for k, i in enumerate(positions):
-                    out[i] = values[k]
+                    out[i], kinds[i] = values[k], kind
             elif len(positions) == 1:
-                out[positions[0]] = values
+                out[positions[0]], kinds[positions[0]] = values, kind
             else:
                 raise AttributeError("a 1-d block with several columns")
         if any(a is None for a in out):
             raise AttributeError("a column without a block")
-        return out
+        return out, kinds
     except (AttributeError, IndexError, TypeError):
         arrays = getattr(X, "_iter_column_arrays", None)
-        if callable(arrays):
-            return list(arrays())
-        return [s.array for _, s in X.items()]
+        found = list(arrays()) if callable(arrays) else [s.array for _, s in X.items()]
+        return found, [_kind(a.dtype) for a in found]
 
 
 def _frame_columns(
@@ -182,8 +185,7 @@ def _frame_columns(
     """The frame's columns for native inference when one of them is not numeric (text,
     category, object), else None (the matrix path is faster). ``order`` is
     :func:`_fit_order` of the frame's columns."""
-    arrays = _column_arrays(X)
-    kinds = [_kind(a.dtype) for a in arrays]
+    arrays, kinds = _column_arrays(X)
     if all(k == "numbers" for k in kinds):
         return None
     positions = range(len(arrays)) if order is None else order

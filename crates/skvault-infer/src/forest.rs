@@ -212,7 +212,7 @@ impl TreeEnsemble {
             let mut leaf = vec![0u32; self.trees.len()];
             let mut one = Rows::default();
             for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
-                one.fill(row, 1, nf, |v| v);
+                one.fill_one(row, nf, |v| v);
                 row_leaves(&self.trees, &one, &mut leaf);
                 // Summed in tree order, as below.
                 for (tree, l) in self.trees.iter().zip(&leaf) {

@@ -446,7 +446,7 @@ fn fast_block(trees: &[Tree<f64>], k: usize, nc: usize, x: &[f64], acc: &mut [f6
         let mut leaf = vec![0u32; trees.len()];
         let mut one = Rows::default();
         for (r, a) in acc.chunks_exact_mut(k).enumerate() {
-            one.fill(&x[r * nc..(r + 1) * nc], 1, nc, |v| v);
+            one.fill_one(&x[r * nc..(r + 1) * nc], nc, |v| v);
             row_leaves(trees, &one, &mut leaf);
             for (t, (tree, l)) in trees.iter().zip(&leaf).enumerate() {
                 a[t % k] += tree.values(*l)[0];

@@ -86,6 +86,23 @@ impl<T: Threshold> Rows<T> {
         self.nan = nan;
     }
 
+    /// Refills with the single row `src` and no padding rows, for [`Tree::leaves_across`]
+    /// (which reads row 0 alone), not for [`Tree::leaves`] (which steps whole groups of
+    /// rows). A one-hot encoded row is often thousands of values wide: 16 rows of padding
+    /// would be a quarter of a megabyte to clear for every single-row call.
+    pub fn fill_one<S: Copy>(&mut self, src: &[S], nf: usize, cast: impl Fn(S) -> T) {
+        let stride = nf.max(8).next_power_of_two();
+        self.data.clear();
+        self.data.resize(stride, T::default());
+        let mut nan = false;
+        for (d, v) in self.data.iter_mut().zip(src.iter().take(nf)) {
+            *d = cast(*v);
+            nan |= d.is_nan();
+        }
+        self.stride = stride;
+        self.nan = nan;
+    }
+
     /// Rows, padding included: the length of the `leaf` slice traversal fills.
     pub fn padded_rows(&self) -> usize {
         self.data.len() / self.stride.max(1)
