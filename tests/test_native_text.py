@@ -676,6 +676,13 @@ def test_pyarrow_tables_predict_as_their_dataframes(name, tmp_path):
         assert_same(got, want, f"{name} on a pyarrow Table")
     with pytest.raises(ValueError, match="missing"):
         native.predict(table.drop_columns([Xt.columns[0]]))
+    # The column plan is kept for the last schema seen: one-row tables of either column
+    # order, in turn, give the rows of the batch.
+    straight = pa.Table.from_pandas(Xt, preserve_index=False)
+    method = native.predict_proba if hasattr(model, "predict_proba") else native.predict
+    for i in (0, 5, 6):
+        for t in (table.slice(i, 1), straight.slice(i, 1)):
+            np.testing.assert_allclose(method(t)[0], got[i], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(PIPELINES))

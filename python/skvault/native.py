@@ -70,27 +70,49 @@ def _is_arrow_table(X: Any) -> bool:
     return type(X).__module__.partition(".")[0] == "pyarrow" and hasattr(X, "column_names") and hasattr(X, "schema")
 
 
-def _arrow_column_spec(column: Any) -> tuple:
+def _arrow_kind(arrow_type: Any) -> str:
+    """How a pyarrow column of this type reaches ``skvault._native`` (see :func:`_kind`)."""
+    kind = str(arrow_type)
+    if kind.startswith("dictionary<"):
+        return "category"
+    if kind == "bool" or kind.startswith(("int", "uint", "float", "double", "halffloat")):
+        return "numbers"
+    return "objects"
+
+
+def _arrow_column_spec(column: Any, kind: str | None = None) -> tuple:
     """A pyarrow column as ``skvault._native`` takes it: numbers and booleans as float64
     (nulls as NaN), dictionary columns as codes and dictionary (pandas' ``category``),
     anything else as Python values (nulls as NaN, as ``to_pandas`` gives them)."""
-    kind = str(column.type)
-    if kind.startswith("dictionary<"):
+    kind = kind or _arrow_kind(column.type)
+    if kind == "category":
         combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
         indices = combined.indices.to_pylist()
         return ("category", [-1 if i is None else i for i in indices], combined.dictionary.to_pylist())
-    if kind == "bool" or kind.startswith(("int", "uint", "float", "double", "halffloat")):
+    if kind == "numbers":
         return ("numbers", np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
     # pyarrow has one null; pandas reads a null string as NaN (its "str" dtype), which is
     # what a model fitted on a DataFrame saw for a missing string.
     return ("objects", [np.nan if v is None else v for v in column.to_pylist()])
 
 
-def _arrow_columns(table: Any, names: list[str] | None) -> tuple[list[str], list[tuple]]:
-    columns = [str(c) for c in table.column_names]
+#: What reading a table of one schema takes: its columns in fit order (names, positions
+#: in the table, kinds).
+ArrowPlan = tuple[list[str], list[int], list[str]]
+
+
+def _arrow_plan(schema: Any, names: list[str] | None) -> ArrowPlan:
+    columns = [str(c) for c in schema.names]
     order = _fit_order(columns, names)
-    positions = range(len(columns)) if order is None else order
-    return [columns[i] for i in positions], [_arrow_column_spec(table.column(i)) for i in positions]
+    positions = list(range(len(columns))) if order is None else order
+    return [columns[i] for i in positions], positions, [_arrow_kind(schema.field(i).type) for i in positions]
+
+
+def _arrow_columns(table: Any, names: list[str] | None, plan: ArrowPlan | None = None) -> tuple[list[str], list[tuple]]:
+    """The table's columns for ``call_frame``; ``plan`` is :func:`_arrow_plan` of its schema."""
+    names_out, positions, kinds = plan if plan is not None else _arrow_plan(table.schema, names)
+    columns = table.columns
+    return names_out, [_arrow_column_spec(columns[i], k) for i, k in zip(positions, kinds)]
 
 
 # Up to this many rows, per-call overheads matter more than per-row costs.
@@ -241,6 +263,7 @@ class NativeModel:
         self._source = source
         self._feature_names = self._names()
         self._order_cache: tuple[Any, list[int] | None] | None = None
+        self._arrow_cache: tuple[Any, ArrowPlan] | None = None
         classes = inner.classes
         # For IsolationForest these are the labels predict returns (-1, 1), as numbers.
         if classes is None:
@@ -298,6 +321,17 @@ class NativeModel:
         names = self._inner.feature_names_in
         return None if names is None else list(names)
 
+    def _arrow_order(self, table: Any) -> ArrowPlan:
+        """:func:`_arrow_plan` of the table's schema, kept for the last schema seen (equal
+        schemas, compared field by field, share it: each one-row table has its own)."""
+        schema = table.schema
+        cached = self._arrow_cache
+        if cached is not None and cached[0].equals(schema):
+            return cached[1]
+        plan = _arrow_plan(schema, self._feature_names)
+        self._arrow_cache = (schema, plan)
+        return plan
+
     def _frame_order(self, X: Any) -> list[int] | None:
         """:func:`_fit_order` of the frame's columns. pandas' column indexes are immutable,
         so the answer for the last index seen is kept (with the index, so that its identity
@@ -323,7 +357,7 @@ class NativeModel:
             if frame is not None:
                 return self._inner.call_frame(method, *frame)
         elif _is_arrow_table(X):
-            return self._inner.call_frame(method, *_arrow_columns(X, self._feature_names))
+            return self._inner.call_frame(method, *_arrow_columns(X, self._feature_names, self._arrow_order(X)))
         x = _as_matrix(X, self._feature_names)
         out = getattr(self._inner, method)(x)
         return out if method == "predict" else ("values", *out)
