@@ -30,10 +30,14 @@ use clap::{Parser, Subcommand};
 
 pub use crate::error::CliError;
 
+// Help is wrapped at 100 columns whatever the terminal: the same `--help` in every build and
+// on every screen (clap's `wrap_help` is on in the workspace, so that a dependency that turns
+// it on, as the divan benchmark's does, changes nothing).
 #[derive(Parser)]
 #[command(
     name = "skvault",
     version,
+    term_width = 100,
     about = "Safe, fast persistence for scikit-learn models",
     after_help = "Documentation: `skvault docs` lists the pages, `skvault docs TOPIC` prints one."
 )]
