@@ -33,11 +33,14 @@ Value = float | str | None
 
 
 def fmt_ratio(x: float) -> str:
-    """bench/report.py's ratio format, with thousands separators for the wide log axes here."""
-    _bench_on_path()
-    import report
-
-    return f"{x:,.0f}x" if x >= 10 else report.fmt_ratio(x)
+    """A ratio as the tables print it, with thousands separators for the wide log axes here.
+    (Not bench/report.py's: importing that imports every benchmarked tool, skops included,
+    which `make test` does not install.)"""
+    if x >= 10:
+        return f"{x:,.0f}x"
+    if x >= 0.1:
+        return f"{x:.2f}x"
+    return f"{x:.2g}x"
 
 
 def short(note: str, width: int = 48) -> str:
