@@ -80,11 +80,11 @@ def _arrow_kind(arrow_type: Any) -> str:
     return "objects"
 
 
-def _arrow_column_spec(column: Any, kind: str | None = None) -> tuple:
-    """A pyarrow column as ``skvault._native`` takes it: numbers and booleans as float64
-    (nulls as NaN), dictionary columns as codes and dictionary (pandas' ``category``),
-    anything else as Python values (nulls as NaN, as ``to_pandas`` gives them)."""
-    kind = kind or _arrow_kind(column.type)
+def _arrow_column_spec(column: Any, kind: str) -> tuple:
+    """A pyarrow column of :func:`_arrow_kind` ``kind`` as ``skvault._native`` takes it:
+    numbers and booleans as float64 (nulls as NaN), dictionary columns as codes and dictionary
+    (pandas' ``category``), anything else as Python values (nulls as NaN, as ``to_pandas``
+    gives them)."""
     if kind == "category":
         combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
         indices = combined.indices.to_pylist()
@@ -108,9 +108,9 @@ def _arrow_plan(schema: Any, names: list[str] | None) -> ArrowPlan:
     return [columns[i] for i in positions], positions, [_arrow_kind(schema.field(i).type) for i in positions]
 
 
-def _arrow_columns(table: Any, names: list[str] | None, plan: ArrowPlan | None = None) -> tuple[list[str], list[tuple]]:
+def _arrow_columns(table: Any, plan: ArrowPlan) -> tuple[list[str], list[tuple]]:
     """The table's columns for ``call_frame``; ``plan`` is :func:`_arrow_plan` of its schema."""
-    names_out, positions, kinds = plan if plan is not None else _arrow_plan(table.schema, names)
+    names_out, positions, kinds = plan
     columns = table.columns
     return names_out, [_arrow_column_spec(columns[i], k) for i, k in zip(positions, kinds)]
 
@@ -129,10 +129,6 @@ def _kind(dtype: Any) -> str:
     if getattr(dtype, "name", None) == "category":
         return "category"
     return "numbers" if getattr(dtype, "kind", "O") in "biuf" else "objects"
-
-
-def _is_numeric(dtype: Any) -> bool:
-    return _kind(dtype) == "numbers"
 
 
 def _column_spec(values: Any, kind: str | None = None) -> tuple:
@@ -357,7 +353,7 @@ class NativeModel:
             if frame is not None:
                 return self._inner.call_frame(method, *frame)
         elif _is_arrow_table(X):
-            return self._inner.call_frame(method, *_arrow_columns(X, self._feature_names, self._arrow_order(X)))
+            return self._inner.call_frame(method, *_arrow_columns(X, self._arrow_order(X)))
         x = _as_matrix(X, self._feature_names)
         out = getattr(self._inner, method)(x)
         return out if method == "predict" else ("values", *out)
