@@ -113,6 +113,9 @@ impl Estimator for Identity {
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         Ok(Matrix::from_vec(x.data().to_vec(), x.n_rows(), x.n_cols()))
     }
+    fn n_outputs(&self) -> Option<usize> {
+        Some(self.n_features)
+    }
 }
 
 #[derive(Debug)]
@@ -122,6 +125,50 @@ struct Pipeline {
     last: Option<Boxed>,
     n_features: usize,
     methods: &'static [Method],
+    /// What predictions run on instead of the last transform and the final estimator, when
+    /// the final estimator reads few of the columns before it (see [`narrowed`]).
+    narrow: Option<Narrowed>,
+}
+
+/// Second copies of a pipeline's last transform, made to output only the columns the final
+/// estimator reads, and of the final estimator, made to read only those.
+#[derive(Debug)]
+struct Narrowed {
+    transform: Boxed,
+    last: Boxed,
+}
+
+/// Narrowing pays when the final estimator reads at most this share of its columns: trees
+/// after a one-hot encoding split on a few of its hundreds of columns, and the rest would
+/// be zeroed, copied and laid out for the trees on every call.
+const NARROW_SHARE: (usize, usize) = (3, 4);
+
+/// [`Narrowed`] copies of the pipeline's last transform (step `t`) and final estimator
+/// (step `l`), built again from the file, or `None` where the final estimator reads most of
+/// its columns or a step cannot be narrowed. The copies keep every check: the transform
+/// still reads (and refuses) every value, and the estimator is one whose checks of the
+/// dropped columns cannot fail (see [`Estimator::used_columns`]).
+fn narrowed<'f>(
+    o: &Obj<'_, 'f>,
+    steps: &[Vec<&'f Node>],
+    (t, l): (usize, usize),
+    (transform, last): (&Boxed, &Boxed),
+    nested: BuildNested,
+) -> Result<Option<Narrowed>> {
+    let Some(used) = last.used_columns() else {
+        return Ok(None);
+    };
+    let n = last.n_features();
+    if used.len() * NARROW_SHARE.1 > n * NARROW_SHARE.0 || transform.n_outputs() != Some(n) {
+        return Ok(None);
+    }
+    let path = |i: usize| format!("{}/{i}", o.sub("steps"));
+    let mut transform = nested(o.ctx, steps[t][1], &path(t))?;
+    let mut last = nested(o.ctx, steps[l][1], &path(l))?;
+    if !(last.read_only(&used) && transform.keep_outputs(&used)) {
+        return Ok(None);
+    }
+    Ok(Some(Narrowed { transform, last }))
 }
 
 fn pipeline(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Pipeline> {
@@ -129,7 +176,8 @@ fn pipeline(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Pipeline> {
     let n_steps = steps.len();
     let mut transforms = Vec::new();
     let mut last = None;
-    for (i, step) in steps.into_iter().enumerate() {
+    let mut last_transform = None;
+    for (i, step) in steps.iter().enumerate() {
         let path = format!("{}/{i}", o.sub("steps"));
         match member(o.ctx, step[1], &path, nested)? {
             Member::Est(e) if i + 1 == n_steps => last = Some(e),
@@ -137,6 +185,7 @@ fn pipeline(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Pipeline> {
                 if !e.methods().contains(&Method::Transform) {
                     return Err(malformed(&path, format!("{} has no transform", e.class())));
                 }
+                last_transform = Some(i);
                 transforms.push(e);
             }
             Member::Passthrough => {}
@@ -152,19 +201,47 @@ fn pipeline(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Pipeline> {
         Some(e) => e.methods(),
         None => &[Method::Transform],
     };
+    let narrow = match (last_transform, transforms.last(), &last) {
+        (Some(t), Some(transform), Some(l)) => {
+            narrowed(o, &steps, (t, n_steps - 1), (transform, l), nested)?
+        }
+        _ => None,
+    };
     Ok(Pipeline {
         transforms,
         last,
         n_features,
         methods,
+        narrow,
     })
 }
 
 impl Pipeline {
+    /// The transforms predictions run, in order: the narrowed copy of the last one where
+    /// there is one.
+    fn steps(&self) -> impl Iterator<Item = &Boxed> {
+        let n = self.transforms.len();
+        self.transforms
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| match &self.narrow {
+                Some(narrow) if i + 1 == n => &narrow.transform,
+                _ => t,
+            })
+    }
+
+    /// The final estimator predictions run: its narrowed copy where there is one.
+    fn final_step(&self) -> Option<&Boxed> {
+        match &self.narrow {
+            Some(narrow) => Some(&narrow.last),
+            None => self.last.as_ref(),
+        }
+    }
+
     /// X through every step but the last.
     fn prefix(&self, x: &MatrixView<'_>) -> Result<Option<Matrix>> {
         let mut cur: Option<Matrix> = None;
-        for t in &self.transforms {
+        for t in self.steps() {
             let next = match &cur {
                 None => t.transform(x)?,
                 Some(m) => t.transform(&m.view())?,
@@ -180,7 +257,7 @@ impl Pipeline {
         method: Method,
         f: impl Fn(&Boxed, &MatrixView<'_>) -> Result<T>,
     ) -> Result<T> {
-        let Some(last) = &self.last else {
+        let Some(last) = self.final_step() else {
             return Err(not_available("sklearn.pipeline.Pipeline", method));
         };
         match self.prefix(x)? {
@@ -225,9 +302,10 @@ impl Estimator for Pipeline {
     /// Steps whose output can hold text (imputers fitted on text) pass a frame on; the
     /// first other step reads the frame (it may encode text); the rest see numbers.
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
+        let steps: Vec<&Boxed> = self.steps().collect();
         let mut owned: Option<Frame> = None;
         let mut i = 0;
-        while let Some(t) = self.transforms.get(i) {
+        while let Some(t) = steps.get(i) {
             let (f, c) = match &owned {
                 Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
                 None => (frame, cols.to_vec()),
@@ -242,8 +320,8 @@ impl Estimator for Pipeline {
             Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
             None => (frame, cols.to_vec()),
         };
-        let Some((first, rest)) = self.transforms[i..].split_first() else {
-            return match &self.last {
+        let Some((first, rest)) = steps[i..].split_first() else {
+            return match self.final_step() {
                 Some(last) => last.call_frame(method, frame, &cols),
                 None if method == Method::Transform => Ok(Output::Matrix(Matrix::from_vec(
                     frame.numeric_matrix(&cols)?,
@@ -257,10 +335,27 @@ impl Estimator for Pipeline {
         for t in rest {
             cur = t.transform(&cur.view())?;
         }
-        match &self.last {
+        match self.final_step() {
             Some(last) => call(last.as_ref(), method, &cur.view()),
             None if method == Method::Transform => Ok(Output::Matrix(cur)),
             None => Err(not_available(self.class(), method)),
+        }
+    }
+    fn n_outputs(&self) -> Option<usize> {
+        match (&self.last, self.transforms.last()) {
+            (Some(last), _) => last.n_outputs(),
+            (None, Some(t)) => t.n_outputs(),
+            (None, None) => Some(self.n_features),
+        }
+    }
+    fn keep_outputs(&mut self, keep: &[usize]) -> bool {
+        if self.narrow.is_some() {
+            return false;
+        }
+        match (&mut self.last, self.transforms.last_mut()) {
+            (Some(last), _) => last.keep_outputs(keep),
+            (None, Some(t)) => t.keep_outputs(keep),
+            (None, None) => false,
         }
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
@@ -281,6 +376,9 @@ struct Block {
     columns: Option<Vec<usize>>,
     est: Option<Boxed>,
     weight: Option<f64>,
+    /// The output columns kept, for a block narrowed by [`Estimator::keep_outputs`] whose
+    /// estimator could not narrow itself (it runs whole, then these are picked).
+    pick: Option<Vec<usize>>,
 }
 
 /// Concatenates the blocks' outputs side by side (ColumnTransformer and FeatureUnion).
@@ -336,6 +434,7 @@ fn column_transformer(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Stack> {
             columns: Some(columns),
             est,
             weight: None,
+            pick: None,
         });
     }
     Ok(Stack {
@@ -380,6 +479,7 @@ fn feature_union(o: &Obj<'_, '_>, nested: BuildNested) -> Result<Stack> {
             columns: None,
             est,
             weight,
+            pick: None,
         });
     }
     let n_features = match n_features {
@@ -418,6 +518,37 @@ impl Estimator for Stack {
     fn methods(&self) -> &'static [Method] {
         &[Method::Transform]
     }
+    fn n_outputs(&self) -> Option<usize> {
+        Some(self.widths()?.iter().sum())
+    }
+    /// Each block keeps its share of `keep`: narrowed itself where its estimator can be,
+    /// else run whole and picked. Every block still runs, so its errors are raised.
+    fn keep_outputs(&mut self, keep: &[usize]) -> bool {
+        let Some(widths) = self.widths() else {
+            return false;
+        };
+        let total: usize = widths.iter().sum();
+        let sorted = keep.windows(2).all(|w| w[0] < w[1]);
+        if !sorted || keep.last().is_some_and(|&k| k >= total) {
+            return false;
+        }
+        let (mut start, mut rest) = (0, keep);
+        for (b, width) in self.blocks.iter_mut().zip(widths) {
+            let n = rest.iter().take_while(|&&k| k < start + width).count();
+            let local: Vec<usize> = rest[..n].iter().map(|k| k - start).collect();
+            (start, rest) = (start + width, &rest[n..]);
+            if local.len() == width {
+                continue;
+            }
+            let local = match &b.pick {
+                Some(pick) => local.iter().map(|&k| pick[k]).collect(),
+                None if b.est.as_mut().is_some_and(|e| e.keep_outputs(&local)) => continue,
+                None => local,
+            };
+            b.pick = Some(local);
+        }
+        true
+    }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         crate::matrix::check_input(self.class, x, self.n_features, crate::matrix::Finite::Any)?;
         let n_rows = x.n_rows();
@@ -435,7 +566,7 @@ impl Estimator for Stack {
                 Some(e) => e.transform(&input)?,
                 None => Matrix::from_vec(input.data().to_vec(), n_rows, input.n_cols()),
             };
-            parts.push(self.weighted(b, out, n_rows)?);
+            parts.push(self.finished(b, out, n_rows)?);
         }
         Ok(hstack(&parts, n_rows))
     }
@@ -464,22 +595,49 @@ impl Estimator for Stack {
                 Some(e) => transform_frame(e.as_ref(), frame, &sub)?,
                 None => Matrix::from_vec(frame.numeric_matrix(&sub)?, n_rows, sub.len()),
             };
-            parts.push(self.weighted(b, out, n_rows)?);
+            parts.push(self.finished(b, out, n_rows)?);
         }
         Ok(Output::Matrix(hstack(&parts, n_rows)))
     }
 }
 
 impl Stack {
-    /// A block's output, scaled by its weight, checked to keep the rows.
-    fn weighted(&self, b: &Block, mut out: Matrix, n_rows: usize) -> Result<Matrix> {
-        if let Some(w) = b.weight {
-            out.data.iter_mut().for_each(|v| *v *= w);
-        }
+    /// A block's output: its kept columns, scaled by its weight, checked to keep the rows.
+    fn finished(&self, b: &Block, out: Matrix, n_rows: usize) -> Result<Matrix> {
         if out.n_rows != n_rows {
             return Err(malformed(self.class, "a member changed the number of rows"));
         }
+        let mut out = match &b.pick {
+            None => out,
+            Some(pick) => {
+                if pick.iter().any(|&c| c >= out.n_cols) {
+                    return Err(malformed(self.class, "a member returned fewer columns"));
+                }
+                let mut data = Vec::with_capacity(n_rows * pick.len());
+                for i in 0..n_rows {
+                    let row = out.row(i);
+                    data.extend(pick.iter().map(|&c| row[c]));
+                }
+                Matrix::from_vec(data, n_rows, pick.len())
+            }
+        };
+        if let Some(w) = b.weight {
+            out.data.iter_mut().for_each(|v| *v *= w);
+        }
         Ok(out)
+    }
+
+    /// The number of output columns of each block, where every one is known.
+    fn widths(&self) -> Option<Vec<usize>> {
+        self.blocks
+            .iter()
+            .map(|b| match (&b.pick, &b.est, &b.columns) {
+                (Some(pick), _, _) => Some(pick.len()),
+                (None, Some(e), _) => e.n_outputs(),
+                (None, None, Some(columns)) => Some(columns.len()),
+                (None, None, None) => Some(self.n_features),
+            })
+            .collect()
     }
 }
 
@@ -494,5 +652,118 @@ fn hstack(parts: &[Matrix], n_rows: usize) -> Matrix {
             }
         }
         Matrix::from_vec(data, n_rows, n_cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Returns its input columns, times ten plus the column index (so that every output
+    /// column is told apart); narrows itself when `narrowable`.
+    #[derive(Debug)]
+    struct Cols {
+        n: usize,
+        narrowable: bool,
+        kept: Option<Vec<usize>>,
+    }
+
+    impl Estimator for Cols {
+        fn class(&self) -> &str {
+            "test.Cols"
+        }
+        fn n_features(&self) -> usize {
+            self.n
+        }
+        fn methods(&self) -> &'static [Method] {
+            &[Method::Transform]
+        }
+        fn n_outputs(&self) -> Option<usize> {
+            Some(self.kept.as_ref().map_or(self.n, Vec::len))
+        }
+        fn keep_outputs(&mut self, keep: &[usize]) -> bool {
+            if !self.narrowable || self.kept.is_some() {
+                return false;
+            }
+            self.kept = Some(keep.to_vec());
+            true
+        }
+        fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
+            let all: Vec<usize> = (0..self.n).collect();
+            let cols = self.kept.as_ref().unwrap_or(&all);
+            let mut data = Vec::new();
+            for row in x.rows() {
+                data.extend(cols.iter().map(|&c| row[c] * 10.0 + c as f64));
+            }
+            Ok(Matrix::from_vec(data, x.n_rows(), cols.len()))
+        }
+    }
+
+    fn block(columns: std::ops::Range<usize>, est: Option<Cols>) -> Block {
+        Block {
+            columns: Some(columns.collect()),
+            est: est.map(|e| Box::new(e) as Boxed),
+            weight: None,
+            pick: None,
+        }
+    }
+
+    fn stack() -> Stack {
+        let cols = |n, narrowable| {
+            Some(Cols {
+                n,
+                narrowable,
+                kept: None,
+            })
+        };
+        Stack {
+            class: "test.Stack",
+            n_features: 7,
+            blocks: vec![
+                block(0..3, cols(3, true)),
+                block(3..5, cols(2, false)),
+                block(5..6, None),
+                block(6..7, cols(1, true)),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_narrowed_stack_returns_the_kept_columns_of_the_whole_output() {
+        let data: Vec<f64> = (0..21).map(f64::from).collect();
+        let x = MatrixView::new(&data, 3, 7).unwrap();
+        let whole = stack().transform(&x).unwrap();
+        for keep in [
+            vec![1, 4, 5],
+            vec![0, 1, 2, 3, 4, 5, 6],
+            vec![6],
+            vec![2, 3],
+            vec![],
+        ] {
+            let mut narrow = stack();
+            assert!(narrow.keep_outputs(&keep));
+            assert_eq!(narrow.n_outputs(), Some(keep.len()));
+            let got = narrow.transform(&x).unwrap();
+            for i in 0..3 {
+                let want: Vec<f64> = keep.iter().map(|&k| whole.row(i)[k]).collect();
+                assert_eq!(got.row(i), want.as_slice(), "keep {keep:?}, row {i}");
+            }
+            // Narrowing again composes with the first.
+            if keep.len() > 1 {
+                assert!(narrow.keep_outputs(&[keep.len() - 1]));
+                let again = narrow.transform(&x).unwrap();
+                assert_eq!(again.row(0), &[got.row(0)[keep.len() - 1]]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_stack_refuses_unsorted_or_out_of_range_columns_unchanged() {
+        for keep in [vec![2, 1], vec![1, 1], vec![7]] {
+            let mut s = stack();
+            assert!(!s.keep_outputs(&keep));
+            assert_eq!(s.n_outputs(), Some(7));
+        }
     }
 }

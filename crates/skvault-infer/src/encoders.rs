@@ -509,7 +509,12 @@ struct OneHot {
     offsets: Vec<usize>,
     n_out: usize,
     on_unknown: OnUnknown,
+    /// After [`Estimator::keep_outputs`]: each output column's place among the kept ones
+    /// (`NOT_KEPT` if dropped), and their number.
+    kept: Option<(Vec<u32>, usize)>,
 }
+
+const NOT_KEPT: u32 = u32::MAX;
 
 /// `_drop_idx_after_grouping` (or `drop_idx_` where scikit-learn did not write it): per
 /// feature, `None` or an index below the feature's number of groups.
@@ -580,12 +585,14 @@ fn one_hot(o: &Obj<'_, '_>) -> Result<OneHot> {
         offsets,
         n_out,
         on_unknown,
+        kept: None,
     })
 }
 
 impl Encode for OneHot {
     fn encode(&self, columns: &[&Column], n_rows: usize) -> Result<Matrix> {
-        let mut out = Matrix::zeros(n_rows, self.n_out);
+        let width = self.kept.as_ref().map_or(self.n_out, |(_, w)| *w);
+        let mut out = Matrix::zeros(n_rows, width);
         for (j, column) in columns.iter().enumerate() {
             let rows = grouped_indices(
                 ONE_HOT,
@@ -603,7 +610,15 @@ impl Encode for OneHot {
                     Some(d) if g > d => g - 1,
                     _ => g,
                 };
-                out.data[i * self.n_out + self.offsets[j] + col] = 1.0;
+                let col = self.offsets[j] + col;
+                let col = match &self.kept {
+                    None => col,
+                    Some((map, _)) => match map[col] {
+                        NOT_KEPT => continue,
+                        k => k as usize,
+                    },
+                };
+                out.data[i * width + col] = 1.0;
             }
         }
         Ok(out)
@@ -677,6 +692,25 @@ impl Estimator for OneHot {
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         encode_matrix(self, ONE_HOT, &self.categories, x)
+    }
+    fn n_outputs(&self) -> Option<usize> {
+        Some(self.kept.as_ref().map_or(self.n_out, |(_, w)| *w))
+    }
+    /// Every value is still looked up (an unknown category still raises); only the kept
+    /// columns are written. Once only.
+    fn keep_outputs(&mut self, keep: &[usize]) -> bool {
+        if self.kept.is_some() {
+            return false;
+        }
+        let mut map = vec![NOT_KEPT; self.n_out];
+        for (k, &c) in keep.iter().enumerate() {
+            match (map.get_mut(c), u32::try_from(k)) {
+                (Some(slot), Ok(k)) if *slot == NOT_KEPT && k != NOT_KEPT => *slot = k,
+                _ => return false,
+            }
+        }
+        self.kept = Some((map, keep.len()));
+        true
     }
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
         encode_frame(self, ONE_HOT, self.n_features, method, frame, cols)
@@ -823,6 +857,9 @@ impl Estimator for Ordinal {
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         encode_matrix(self, ORDINAL, &self.categories, x)
+    }
+    fn n_outputs(&self) -> Option<usize> {
+        Some(self.n_features)
     }
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
         encode_frame(self, ORDINAL, self.n_features, method, frame, cols)

@@ -192,6 +192,35 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The number of columns `transform` returns, where the fitted state fixes it. Used to
+    /// narrow a pipeline (see [`crate::compose`]): `None` keeps this estimator whole.
+    fn n_outputs(&self) -> Option<usize> {
+        None
+    }
+
+    /// Makes `transform` return only its output columns at `keep` (sorted, distinct, below
+    /// [`Estimator::n_outputs`]), with every check and error it had: only the work of the
+    /// other outputs is skipped. `false` (and nothing changed) where it cannot. Called at
+    /// open time on a second copy of the step, never on the one exporters see.
+    fn keep_outputs(&mut self, _keep: &[usize]) -> bool {
+        false
+    }
+
+    /// The input columns the outputs depend on (sorted, distinct), for an estimator that
+    /// reads some of its columns only (trees split on some features) and whose checks of the
+    /// other columns cannot fail (it accepts NaN and infinity, as HistGradientBoosting
+    /// does). `None` when it reads them all.
+    fn used_columns(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Makes the estimator read the columns at `used` (what [`Estimator::used_columns`]
+    /// returned) as its whole input, in that order. `false` (nothing changed) where it
+    /// cannot. Called at open time on a second copy, as `keep_outputs` is.
+    fn read_only(&mut self, _used: &[usize]) -> bool {
+        false
+    }
+
     /// The fitted parameters, for exporters; `Opaque` until an estimator describes itself.
     fn view(&self) -> crate::view::View<'_> {
         crate::view::View::Opaque {

@@ -561,6 +561,55 @@ impl Estimator for Hist {
         self.check_scored(Method::PredictProba)?;
         Ok(self.proba_raw(self.raw(x)?))
     }
+    /// The columns the trees split on, when there are no categorical splits (their known
+    /// categories are per column) and no preprocessor (it reads every column).
+    fn used_columns(&self) -> Option<Vec<usize>> {
+        if self.preprocessor.is_some() || self.fast.is_none() {
+            return None;
+        }
+        let mut used = vec![false; self.n_columns];
+        for n in self.trees.iter().flat_map(|t| &t.nodes) {
+            if !matches!(n.split, Split::Leaf) {
+                *used.get_mut(n.feature as usize)? = true;
+            }
+        }
+        let used: Vec<usize> = (0..self.n_columns).filter(|&f| used[f]).collect();
+        (used.len() < self.n_columns).then_some(used)
+    }
+    fn read_only(&mut self, used: &[usize]) -> bool {
+        if self.preprocessor.is_some() {
+            return false;
+        }
+        let mut map = vec![None; self.n_columns];
+        for (new, &old) in used.iter().enumerate() {
+            match (map.get_mut(old), u32::try_from(new)) {
+                (Some(slot @ None), Ok(new)) => *slot = Some(new),
+                _ => return false,
+            }
+        }
+        let mut trees = Vec::with_capacity(self.trees.len());
+        for t in &self.trees {
+            let mut nodes = t.nodes.clone();
+            for n in nodes.iter_mut().filter(|n| !matches!(n.split, Split::Leaf)) {
+                match map.get(n.feature as usize).copied().flatten() {
+                    Some(f) => n.feature = f,
+                    None => return false,
+                }
+            }
+            let left_cats = t.left_cats.clone();
+            trees.push(HistTree { nodes, left_cats });
+        }
+        let fast = trees.iter().map(|t| fast_tree(t, used.len())).collect();
+        let Some(fast) = fast else {
+            return false;
+        };
+        self.known_index = used.iter().map(|&f| self.known_index[f]).collect();
+        self.trees = trees;
+        self.fast = Some(fast);
+        self.n_features = used.len();
+        self.n_columns = used.len();
+        true
+    }
     /// Text and category columns go through the fitted `_preprocessor` (an
     /// OrdinalEncoder in a ColumnTransformer), as scikit-learn's `_preprocess_X` does.
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
@@ -736,5 +785,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A model made to read its used columns only gives the same raw predictions from
+    /// those columns as the whole model from all of them.
+    #[test]
+    fn a_model_reading_its_used_columns_only_predicts_the_same() {
+        let nc = 200;
+        let mut whole = model(2, 3, nc, &mut Rng(0xfeed));
+        let mut narrow = model(2, 3, nc, &mut Rng(0xfeed));
+        let used = whole.used_columns().unwrap();
+        assert!(used.len() < nc / 2, "{} of {nc}", used.len());
+        assert!(narrow.read_only(&used));
+        assert_eq!(narrow.n_features(), used.len());
+        assert_eq!(narrow.used_columns(), None);
+        let mut rng = Rng(7);
+        let n_rows = 100;
+        let x: Vec<f64> = (0..n_rows * nc)
+            .map(|_| (rng.below(7) as f64 - 3.0) * 0.4)
+            .collect();
+        let picked: Vec<f64> = x
+            .chunks_exact(nc)
+            .flat_map(|row| used.iter().map(|&c| row[c]))
+            .collect();
+        let want = whole
+            .raw_encoded(&MatrixView::new(&x, n_rows, nc).unwrap())
+            .unwrap();
+        let got = narrow
+            .raw_encoded(&MatrixView::new(&picked, n_rows, used.len()).unwrap())
+            .unwrap();
+        assert_eq!(want.data, got.data);
+        // Columns that are not all the used ones are refused, the model unchanged.
+        assert!(!whole.read_only(&used[1..]));
+        assert!(!whole.read_only(&[nc]));
+        assert_eq!(whole.n_features(), nc);
+        assert!(whole.fast.is_some());
     }
 }

@@ -145,6 +145,9 @@ impl Estimator for ColumnOps {
     fn methods(&self) -> &'static [Method] {
         TRANSFORM
     }
+    fn n_outputs(&self) -> Option<usize> {
+        Some(self.n_features)
+    }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         check_input(&self.class, x, self.n_features, Finite::AllowNan)?;
         let mut out = x.data().to_vec();
@@ -303,6 +306,10 @@ impl Estimator for Imputer {
     }
     fn methods(&self) -> &'static [Method] {
         TRANSFORM
+    }
+    fn n_outputs(&self) -> Option<usize> {
+        let indicators = self.indicator.as_ref().map_or(0, |i| i.features().len());
+        Some(self.columns.len() + indicators)
     }
     fn transform(&self, x: &MatrixView<'_>) -> Result<Matrix> {
         let finite = if self.missing.is_none() {

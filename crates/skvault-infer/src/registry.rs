@@ -85,6 +85,9 @@ impl Estimator for Shared {
     fn view(&self) -> crate::view::View<'_> {
         self.0.view()
     }
+    fn n_outputs(&self) -> Option<usize> {
+        self.0.n_outputs()
+    }
 }
 
 fn build_new<'f>(ctx: &Ctx<'f>, node: &'f Node, path: &str) -> Result<Boxed> {
