@@ -10,6 +10,7 @@ SKVAULT_FUZZ_SEED the seed.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import sys
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from hostile import Forge, run_limited
+from skv_bytes import SkvParts, blob_entries
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -159,3 +161,95 @@ def test_mutated_models_never_crash_the_loader(model, tmp_path):
         f"{model}: the child died on {last} (seed {SEED}, exit {result.returncode}); "
         f"the file is kept in {tmp_path}\n{result.stderr.decode(errors='replace')[-3000:]}"
     )
+
+
+# Compressed files (format 1.4: zstd, the `fields` and `columns` filters, packs). Their
+# blobs are checked by digest after decoding, so a mutant either is refused or decodes to
+# the very bytes of the original: one that loads must predict exactly as the original does.
+COMPRESSED = {
+    "forest": lambda: RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, Y),
+    "hist gradient boosting": lambda: HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, Y),
+    "gradient boosting": lambda: GradientBoostingClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, Y),
+}
+
+CHILD_COMPRESSED = textwrap.dedent(
+    """
+    import sys, os, warnings
+    import numpy as np
+    import skvault
+    warnings.simplefilter("ignore")
+    X = np.random.RandomState(1).rand(20, 3)
+    folder = sys.argv[1]
+    want = skvault.load(os.path.join(folder, "original")).predict_proba(X)
+    for name in sorted(os.listdir(folder)):
+        try:
+            got = skvault.load(os.path.join(folder, name)).predict_proba(X)
+        except skvault.SkvaultError:
+            print(name, "refused", flush=True)
+            continue
+        print(name, "same" if np.array_equal(got, want) else "DIFFERENT", flush=True)
+    print("done", flush=True)
+    """
+)
+
+
+def _mutate_compressed(parts: SkvParts, rng: random.Random) -> None:
+    entries = blob_entries(parts.manifest)
+    coded = [i for i, e in enumerate(entries) if e.get("codec", "none") != "none"]
+    i = rng.choice(coded)
+    entry, blob = entries[i], bytearray(parts.blobs[i])
+    what = rng.random()
+    if what < 0.5:
+        for _ in range(rng.choice([1, 1, 2, 8])):
+            pos = rng.randrange(len(blob))
+            blob[pos] = rng.randrange(256) if rng.random() < 0.5 else blob[pos] ^ (1 << rng.randrange(8))
+    elif what < 0.6:
+        del blob[rng.randrange(len(blob)) :]
+    elif what < 0.7:
+        entry["raw_length"] = rng.choice(INTERESTING + [entry["raw_length"] + rng.choice([-8, -1, 1, 8])])
+    elif what < 0.8:
+        entry["filter"] = rng.choice(["none", "fields", "columns", "bogus"])
+    else:
+        columns = entry.get("columns")
+        if not columns:
+            entry["codec"] = rng.choice(["lz4", "none", "zstd"])
+        else:
+            column = rng.choice(columns)
+            key = rng.choice(["width", "delta", "field"])
+            column[key] = {
+                "width": rng.choice([0, 1, 2, 3, 4, 8, 16, -1]),
+                "delta": rng.choice([True, False, 1, None]),
+                "field": rng.choice(["left_child", "threshold", "missing_go_to_left", "nope"]),
+            }[key]
+    parts.blobs[i] = bytes(blob)
+
+
+@pytest.mark.parametrize("model", list(COMPRESSED))
+def test_mutated_compressed_files_are_refused_or_decode_to_the_original(model, tmp_path):
+    data = skvault.dumps(COMPRESSED[model](), compress="zstd")
+    parts = SkvParts.parse(data)
+    filters = {e.get("filter", "none") for e in blob_entries(parts.manifest) if e.get("codec") == "zstd"}
+    assert filters & {"fields", "columns"}, filters
+    if model == "forest":
+        assert "columns" in filters
+    (tmp_path / "original").write_bytes(data)
+    rng = random.Random(f"{SEED}-zstd-{model}")
+    for i in range(N):
+        mutant = copy.deepcopy(parts)
+        for _ in range(rng.choice([1, 1, 2])):
+            _mutate_compressed(mutant, rng)
+        (tmp_path / f"{i:05d}.skv").write_bytes(mutant.to_bytes())
+    result = run_limited([sys.executable, "-c", CHILD_COMPRESSED, str(tmp_path)], timeout=600)
+    lines = result.stdout.decode().splitlines()
+    last = lines[-1] if lines else "(none)"
+    assert result.returncode == 0 and last == "done", (
+        f"{model}: the child died after {last!r} (seed {SEED}, exit {result.returncode}); "
+        f"the files are kept in {tmp_path}\n{result.stderr.decode(errors='replace')[-3000:]}"
+    )
+    outcomes = dict(line.split() for line in lines[:-1])
+    assert outcomes.pop("original") == "same"
+    different = [name for name, o in outcomes.items() if o == "DIFFERENT"]
+    assert not different, f"{model}: mutants decoded to other bytes than their digests: {different}"
+    assert len(outcomes) == N
+    # Almost every mutation changes decoded bytes; the digest check must catch them.
+    assert sum(o == "refused" for o in outcomes.values()) >= N * 0.8
