@@ -149,18 +149,25 @@ def _mutants(make, rng: random.Random, count: int):
             continue
 
 
+def _run_child(child: str, folder, model: str) -> list[str]:
+    """Runs ``child`` on the files of ``folder`` with limits; its lines, checked to end with
+    "done" (the last file named before a crash is kept with the others)."""
+    result = run_limited([sys.executable, "-c", child, str(folder)], timeout=600)
+    lines = result.stdout.decode().splitlines()
+    last = lines[-1] if lines else "(none)"
+    assert result.returncode == 0 and last == "done", (
+        f"{model}: the child died after {last!r} (seed {SEED}, exit {result.returncode}); "
+        f"the files are kept in {folder}\n{result.stderr.decode(errors='replace')[-3000:]}"
+    )
+    return lines[:-1]
+
+
 @pytest.mark.parametrize("model", list(MODELS))
 def test_mutated_models_never_crash_the_loader(model, tmp_path):
     rng = random.Random(f"{SEED}-{model}")
     for i, data in enumerate(_mutants(MODELS[model], rng, N)):
         (tmp_path / f"{i:05d}.skv").write_bytes(data)
-    result = run_limited([sys.executable, "-c", CHILD, str(tmp_path)], timeout=600)
-    lines = result.stdout.decode().split()
-    last = lines[-1] if lines else "(none)"
-    assert result.returncode == 0 and last == "done", (
-        f"{model}: the child died on {last} (seed {SEED}, exit {result.returncode}); "
-        f"the file is kept in {tmp_path}\n{result.stderr.decode(errors='replace')[-3000:]}"
-    )
+    _run_child(CHILD, tmp_path, model)
 
 
 # Compressed files (format 1.4: zstd, the `fields` and `columns` filters, packs). Their
@@ -239,14 +246,7 @@ def test_mutated_compressed_files_are_refused_or_decode_to_the_original(model, t
         for _ in range(rng.choice([1, 1, 2])):
             _mutate_compressed(mutant, rng)
         (tmp_path / f"{i:05d}.skv").write_bytes(mutant.to_bytes())
-    result = run_limited([sys.executable, "-c", CHILD_COMPRESSED, str(tmp_path)], timeout=600)
-    lines = result.stdout.decode().splitlines()
-    last = lines[-1] if lines else "(none)"
-    assert result.returncode == 0 and last == "done", (
-        f"{model}: the child died after {last!r} (seed {SEED}, exit {result.returncode}); "
-        f"the files are kept in {tmp_path}\n{result.stderr.decode(errors='replace')[-3000:]}"
-    )
-    outcomes = dict(line.split() for line in lines[:-1])
+    outcomes = dict(line.split() for line in _run_child(CHILD_COMPRESSED, tmp_path, model))
     assert outcomes.pop("original") == "same"
     different = [name for name, o in outcomes.items() if o == "DIFFERENT"]
     assert not different, f"{model}: mutants decoded to other bytes than their digests: {different}"

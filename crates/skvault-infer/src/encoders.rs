@@ -510,11 +510,9 @@ struct OneHot {
     n_out: usize,
     on_unknown: OnUnknown,
     /// After [`Estimator::keep_outputs`]: each output column's place among the kept ones
-    /// (`NOT_KEPT` if dropped), and their number.
-    kept: Option<(Vec<u32>, usize)>,
+    /// (`None` if dropped), and their number.
+    kept: Option<(Vec<Option<u32>>, usize)>,
 }
-
-const NOT_KEPT: u32 = u32::MAX;
 
 /// `_drop_idx_after_grouping` (or `drop_idx_` where scikit-learn did not write it): per
 /// feature, `None` or an index below the feature's number of groups.
@@ -614,8 +612,8 @@ impl Encode for OneHot {
                 let col = match &self.kept {
                     None => col,
                     Some((map, _)) => match map[col] {
-                        NOT_KEPT => continue,
-                        k => k as usize,
+                        None => continue,
+                        Some(k) => k as usize,
                     },
                 };
                 out.data[i * width + col] = 1.0;
@@ -702,13 +700,9 @@ impl Estimator for OneHot {
         if self.kept.is_some() {
             return false;
         }
-        let mut map = vec![NOT_KEPT; self.n_out];
-        for (k, &c) in keep.iter().enumerate() {
-            match (map.get_mut(c), u32::try_from(k)) {
-                (Some(slot), Ok(k)) if *slot == NOT_KEPT && k != NOT_KEPT => *slot = k,
-                _ => return false,
-            }
-        }
+        let Some(map) = crate::estimator::places(keep, self.n_out) else {
+            return false;
+        };
         self.kept = Some((map, keep.len()));
         true
     }

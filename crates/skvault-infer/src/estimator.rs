@@ -231,6 +231,20 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
 
 pub(crate) type Boxed = Box<dyn Estimator>;
 
+/// For narrowing ([`Estimator::keep_outputs`], [`Estimator::read_only`]): the place of each
+/// of `n` columns among `keep`, `None` where it is not kept. `None` overall when `keep` has a
+/// column twice or one not below `n`.
+pub(crate) fn places(keep: &[usize], n: usize) -> Option<Vec<Option<u32>>> {
+    let mut map = vec![None; n];
+    for (place, &c) in keep.iter().enumerate() {
+        match (map.get_mut(c), u32::try_from(place)) {
+            (Some(slot @ None), Ok(place)) => *slot = Some(place),
+            _ => return None,
+        }
+    }
+    Some(map)
+}
+
 /// Builds an estimator that another holds (a pipeline's steps, a boosting model's
 /// preprocessor): `registry::build`, handed to the builders of such estimators so that no
 /// estimator module imports the registry.

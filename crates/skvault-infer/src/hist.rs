@@ -580,13 +580,9 @@ impl Estimator for Hist {
         if self.preprocessor.is_some() {
             return false;
         }
-        let mut map = vec![None; self.n_columns];
-        for (new, &old) in used.iter().enumerate() {
-            match (map.get_mut(old), u32::try_from(new)) {
-                (Some(slot @ None), Ok(new)) => *slot = Some(new),
-                _ => return false,
-            }
-        }
+        let Some(map) = crate::estimator::places(used, self.n_columns) else {
+            return false;
+        };
         let mut trees = Vec::with_capacity(self.trees.len());
         for t in &self.trees {
             let mut nodes = t.nodes.clone();
