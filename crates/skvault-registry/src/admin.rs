@@ -358,7 +358,9 @@ impl Registry {
                 if !present.contains_key(digest) {
                     problems.push(format!("{user}: missing blob {}", blob_key(digest)));
                 } else if deep {
-                    if let Err(e) = self.blob(digest).await {
+                    // As large as the listing says, and no larger.
+                    let listed = present.get(digest).copied().unwrap_or(0);
+                    if let Err(e) = self.blob(digest, listed).await {
                         problems.push(format!("{user}: {e}"));
                     }
                 }

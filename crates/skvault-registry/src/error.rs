@@ -70,6 +70,17 @@ pub enum RegistryError {
         source: skvault_sign::SignError,
     },
 
+    /// A stored object is larger than what is read of its kind: a registry document over
+    /// [`crate::MAX_DOCUMENT_BYTES`], or a blob larger than the file its version records.
+    /// Nothing beyond the limit is read.
+    #[error("{path}: {size} bytes or more, over the limit of {limit} bytes for {what}")]
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+        what: &'static str,
+    },
+
     /// A stored registry document (version, alias, state) is not what this version of skvault writes.
     #[error("{path}: malformed registry document: {message}")]
     Document { path: String, message: String },

@@ -12,12 +12,13 @@ use crate::registry::{checked, Progress, Registry, Selector, CONCURRENCY};
 use crate::skv::{hash_hex, parse_head, reassemble};
 
 impl Registry {
-    /// A blob's bytes, checked against the digest it is stored under.
-    pub(crate) async fn blob(&self, digest: &str) -> Result<Bytes> {
+    /// A blob's bytes (at most `limit`: no blob is larger than its version's file), checked
+    /// against the digest it is stored under.
+    pub(crate) async fn blob(&self, digest: &str, limit: u64) -> Result<Bytes> {
         let key = blob_key(digest);
         let (bytes, _) = self
             .store
-            .get(&key)
+            .get_limited(&key, limit, "a blob of this version's file")
             .await?
             .ok_or_else(|| RegistryError::MissingBlob {
                 path: format!("{}/{key}", self.store.description),
@@ -36,7 +37,7 @@ impl Registry {
     async fn assemble(&self, doc: &VersionDoc, progress: &dyn Progress) -> Result<Vec<u8>> {
         let where_ = format!("{} version {}", doc.name, doc.version);
         progress.begin("download", doc.file.size);
-        let head = self.blob(&doc.file.head).await?;
+        let head = self.blob(&doc.file.head, doc.file.size).await?;
         progress.advance(head.len() as u64);
         let manifest = parse_head(&head, doc.file.size, &where_)?;
         let unique: BTreeSet<&str> = doc.file.blobs.iter().map(String::as_str).collect();
@@ -44,7 +45,7 @@ impl Registry {
         let fetched: BTreeMap<&str, Bytes> = futures::stream::iter(unique)
             .map(|d| async move {
                 checked(progress, at)?;
-                let b = self.blob(d).await?;
+                let b = self.blob(d, doc.file.size).await?;
                 progress.advance(b.len() as u64);
                 Ok::<_, RegistryError>((d, b))
             })

@@ -29,4 +29,4 @@ pub use objects::{ObjectEntry, Objects};
 pub use register::{RegisterOptions, REUSE_WINDOW};
 pub use registry::{NoProgress, Progress, Registry, Selector};
 pub use search::{MetricFilter, Op, Query};
-pub use store::{Location, DEFAULT_S3_SETTLE, DEFAULT_URI};
+pub use store::{Location, DEFAULT_S3_SETTLE, DEFAULT_URI, MAX_DOCUMENT_BYTES};

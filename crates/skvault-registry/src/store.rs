@@ -22,6 +22,11 @@ use crate::layout::{self, Role};
 /// The registry used when no URI is given.
 pub const DEFAULT_URI: &str = "./skvault-registry";
 
+/// The largest registry document (version, alias entry, state, policy) read from a store:
+/// skvault writes documents of a few kilobytes (metadata and metrics included), and a store
+/// that serves more is refused before it can fill memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
 /// Where the registry lives, parsed from its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -168,19 +173,54 @@ impl Store {
         RegistryError::store(format!("{}/{key}", self.description), e)
     }
 
-    /// The object's bytes and metadata, or `None` if it does not exist.
+    /// A registry document's bytes and metadata (at most [`MAX_DOCUMENT_BYTES`]), or `None`
+    /// if it does not exist.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        self.get_limited(key, MAX_DOCUMENT_BYTES, "a registry document")
+            .await
+    }
+
+    /// The object's bytes and metadata, or `None` if it does not exist; refused with
+    /// [`RegistryError::TooLarge`] when its recorded size or the bytes sent exceed `limit`
+    /// (a store is not trusted to send what its headers say), without reading further.
+    pub(crate) async fn get_limited(
+        &self,
+        key: &str,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Option<(Bytes, ObjectMeta)>> {
         let got = match self.inner.get(&Path::from(key)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(key, e)),
         };
         let meta = got.meta.clone();
-        match got.bytes().await {
-            Ok(bytes) => Ok(Some((bytes, meta))),
-            // Deleted between the request and the read (local files).
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.err(key, e)),
+        let too_large = |size: u64| RegistryError::TooLarge {
+            path: format!("{}/{key}", self.description),
+            size,
+            limit,
+            what,
+        };
+        if meta.size > limit {
+            return Err(too_large(meta.size));
+        }
+        // At most `limit` bytes are kept; the size is checked, so this cannot truncate.
+        let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        let mut stream = got.into_stream();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(chunk)) => {
+                    let size = (buf.len() as u64).saturating_add(chunk.len() as u64);
+                    if size > limit {
+                        return Err(too_large(size));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Some((Bytes::from(buf), meta))),
+                // Deleted between the request and the read (local files).
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.err(key, e)),
+            }
         }
     }
 

@@ -35,6 +35,7 @@ conformance!(
     invalid_names_are_refused,
     tampered_blob_is_detected_on_load,
     missing_blob_is_reported,
+    oversized_documents_and_blobs_are_refused,
     a_version_document_that_is_not_json_is_a_document_json_error,
     delete_needs_no_alias_never_reuses_numbers_and_gc_frees_blobs,
     gc_keeps_recent_unreferenced_blobs,
@@ -351,6 +352,38 @@ fn a_version_document_that_is_not_json_is_a_document_json_error(b: &Backend) {
     }
     assert!(e.to_string().contains("malformed registry document"), "{e}");
     assert!(e.source().is_some_and(|s| s.is::<serde_json::Error>()));
+}
+
+fn oversized_documents_and_blobs_are_refused(b: &Backend) {
+    let r = b.open();
+    let (p, _) = reg_file(b, "x", &[floats(0.0, 1000), floats(3.0, 1000)], Codec::None);
+    let version = register(&r, &p, "m");
+    let doc = r.version("m", &Selector::Latest).unwrap().doc;
+    // A blob larger than the whole file its version records.
+    let victim = b.file_of(&format!("blobs/{}", doc.file.blobs[1]));
+    let size = usize::try_from(doc.file.size).unwrap();
+    std::fs::write(&victim, vec![0u8; size + 1]).unwrap();
+    match r.fetch("m", &Selector::Latest, &NoProgress).unwrap_err() {
+        RegistryError::TooLarge { path, limit, .. } => {
+            assert!(path.ends_with(&doc.file.blobs[1]), "{path}");
+            assert_eq!(limit, doc.file.size);
+        }
+        e => panic!("{e:?}"),
+    }
+    // A version document over the limit (valid JSON: the document padded with spaces).
+    let key = b.file_of(&format!("models/m/versions/{version}.json"));
+    let mut padded = std::fs::read(&key).unwrap();
+    padded.resize(
+        usize::try_from(skvault_registry::MAX_DOCUMENT_BYTES).unwrap() + 1,
+        b' ',
+    );
+    std::fs::write(&key, padded).unwrap();
+    let e = r.version("m", &Selector::Version(version)).unwrap_err();
+    assert!(
+        matches!(&e, RegistryError::TooLarge { what, .. } if what.contains("document")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("over the limit"), "{e}");
 }
 
 fn missing_blob_is_reported(b: &Backend) {
