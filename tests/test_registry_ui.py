@@ -205,3 +205,18 @@ def test_a_versions_card_says_whether_the_registry_holds_its_signature(tmp_path)
         assert shown == {1: "unsigned", 2: "unverified"}
     finally:
         server.stop()
+    # With the server's trusted keys the page checks the recorded signature: the signer's
+    # key verifies it, another key refuses it.
+    other = tmp_path / "other"
+    skvault.keygen(other)
+    for pub, want in [(f"{key}.pub", "verified"), (f"{other}.pub", "refused")]:
+        server = serve_ui(backend, "--trusted-key", pub)
+        try:
+            status, _, body = get(server, "/ui/models/m/versions/2")
+            assert status == 200
+            doc = parse(body)
+            assert text(doc.find(".//span[@id='signature-status']")) == want
+            status, _, body = get(server, "/ui/models/m/versions/1")
+            assert text(parse(body).find(".//span[@id='signature-status']")) == "unsigned"
+        finally:
+            server.stop()

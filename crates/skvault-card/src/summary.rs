@@ -564,9 +564,16 @@ fn signature(file: &SkvFile, cx: &Context) -> Signature {
     let Some(path) = file.path() else {
         // A registry version: its signature lives in the version document.
         return match &cx.registry_signature {
+            Some(bundle) if !cx.pubkeys.is_empty() => {
+                let place = "recorded by the registry";
+                match skvault_sign::verify_skv(file, bundle.as_bytes(), &cx.pubkeys) {
+                    Ok(v) => status("verified", verified_text(&v, place)),
+                    Err(e) => status("refused", format!("signature refused ({place}): {e}")),
+                }
+            }
             Some(_) => status(
                 "unverified",
-                "signed: the registry records a signature for this version; not verified by this page".into(),
+                "signed: the registry records a signature for this version; not verified: no trusted key given".into(),
             ),
             None if cx.registry_version => status(
                 "unsigned",
@@ -601,21 +608,20 @@ fn signature(file: &SkvFile, cx: &Context) -> Signature {
         );
     }
     match skvault_sign::verify(path, &bundle, &cx.pubkeys) {
-        Ok(v) => {
-            let by = match &v.claim {
-                Some(c) if !c.identity.is_empty() => {
-                    format!(", identity {}, signed {}", c.identity, c.signed_at)
-                }
-                Some(c) => format!(", signed {}", c.signed_at),
-                None => String::new(),
-            };
-            status(
-                "verified",
-                format!("signature verified ({place}): key {}{by}", v.key_id),
-            )
-        }
+        Ok(v) => status("verified", verified_text(&v, &place)),
         Err(e) => status("refused", format!("signature refused ({place}): {e}")),
     }
+}
+
+fn verified_text(v: &skvault_sign::Verified, place: &str) -> String {
+    let by = match &v.claim {
+        Some(c) if !c.identity.is_empty() => {
+            format!(", identity {}, signed {}", c.identity, c.signed_at)
+        }
+        Some(c) => format!(", signed {}", c.signed_at),
+        None => String::new(),
+    };
+    format!("signature verified ({place}): key {}{by}", v.key_id)
 }
 
 fn validation(file: &SkvFile) -> Option<Validation> {

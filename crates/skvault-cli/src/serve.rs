@@ -36,8 +36,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Serve only models signed by this public key (or a folder of *.pub files; repeatable),
-    /// checked at start and at every reload. Default: the keys named by SKVAULT_TRUSTED_KEYS,
-    /// if set.
+    /// checked at start and at every reload; the registry page (--ui) verifies each version's
+    /// signature with them. Default: the keys named by SKVAULT_TRUSTED_KEYS, if set.
     #[arg(long = "trusted-key", value_name = "PUB")]
     pub trusted_keys: Vec<PathBuf>,
     /// Reload a model whose file was replaced or whose alias moved, checking sources this
@@ -121,6 +121,7 @@ pub fn config(args: &ServeArgs) -> Result<ServeConfig, ServeError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ServeConfig {
+        trusted,
         models,
         registry: args.registry.clone(),
         host: args.host,

@@ -37,6 +37,9 @@ pub struct ServeConfig {
     pub threads: usize,
     /// Serve the read-only registry page under `/ui` (needs `registry`).
     pub ui: bool,
+    /// The trusted keys (`--trusted-key`): the registry page verifies each version's
+    /// recorded signature with them.
+    pub trusted: std::sync::Arc<[skvault_sign::PublicKey]>,
 }
 
 #[derive(Debug, Clone, Copy)]

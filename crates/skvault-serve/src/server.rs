@@ -175,6 +175,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         log: config.log,
         accepting: AtomicBool::new(true),
         ui: if config.ui { registry.clone() } else { None },
+        trusted: config.trusted.clone(),
     });
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("skvault-serve");

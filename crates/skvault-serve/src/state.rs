@@ -86,6 +86,8 @@ pub struct AppState {
     pub accepting: AtomicBool,
     /// The registry the read-only registry page shows (`--ui`), if any.
     pub ui: Option<Arc<skvault_registry::Registry>>,
+    /// The keys the registry page verifies signatures with (none: shown unverified).
+    pub trusted: Arc<[skvault_sign::PublicKey]>,
 }
 
 impl AppState {

@@ -301,6 +301,7 @@ async fn version(
         Err(f) => return f.into_response(),
     };
     let shown = name.clone();
+    let pubkeys = state.trusted.to_vec();
     let built = blocking(move || {
         let (doc, file) = fetch(&reg, &name, n)?;
         let cx = skvault_card::Context {
@@ -308,6 +309,7 @@ async fn version(
             lineage: serde_json::to_value(&doc.lineage).ok(),
             registry_version: true,
             registry_signature: doc.signature.clone(),
+            pubkeys,
             ..skvault_card::Context::default()
         };
         let summary = skvault_card::summarize(&file, &cx);

@@ -177,6 +177,18 @@ pub fn verify(path: &Path, bundle_bytes: &[u8], trusted: &[PublicKey]) -> Result
     check_digests(key_id, statement, &d)
 }
 
+/// [`verify`] for an opened file (a registry version reassembled in memory, say): the digests
+/// are those of the very bytes it was opened from.
+pub fn verify_skv(
+    file: &skvault_format::SkvFile,
+    bundle_bytes: &[u8],
+    trusted: &[PublicKey],
+) -> Result<Verified> {
+    let (key_id, statement) = verify_bundle(bundle_bytes, trusted)?;
+    let d = FileDigests::of_skv(file)?;
+    check_digests(key_id, statement, &d)
+}
+
 /// [`verify`] for a file held in memory.
 pub fn verify_bytes(bytes: &[u8], bundle_bytes: &[u8], trusted: &[PublicKey]) -> Result<Verified> {
     let (key_id, statement) = verify_bundle(bundle_bytes, trusted)?;
