@@ -36,6 +36,8 @@ from skvault import _native, _refs, _signing
 from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
+_F64 = np.dtype(np.float64)
+
 __all__ = ["NativeModel", "load"]
 
 
@@ -90,10 +92,12 @@ def _arrow_column_spec(column: Any, kind: str) -> tuple:
         indices = combined.indices.to_pylist()
         return ("category", [-1 if i is None else i for i in indices], combined.dictionary.to_pylist())
     if kind == "numbers":
-        return ("numbers", np.ascontiguousarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
+        values = column.to_numpy(zero_copy_only=False)
+        # A float64 column without nulls comes zero-copy and contiguous, as it is passed.
+        return ("numbers", values if values.dtype == _F64 else values.astype(np.float64))
     # pyarrow has one null; pandas reads a null string as NaN (its "str" dtype), which is
-    # what a model fitted on a DataFrame saw for a missing string.
-    return ("objects", [np.nan if v is None else v for v in column.to_pylist()])
+    # what a model fitted on a DataFrame saw for a missing string: "arrow" reads None as NaN.
+    return ("arrow", column.to_pylist())
 
 
 #: What reading a table of one schema takes: its columns in fit order (names, positions

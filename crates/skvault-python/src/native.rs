@@ -164,8 +164,10 @@ fn py_value(column: &str, row: usize, item: &Bound<'_, PyAny>) -> PyResult<Value
     )))
 }
 
-/// A column given by `skvault.native`: `("numbers", float64 buffer)`, `("objects", list)`
-/// or `("category", codes list, categories list)` (code -1: missing).
+/// A column given by `skvault.native`: `("numbers", float64 buffer)`, `("objects", list)`,
+/// `("arrow", list)` (the values of an Arrow column: its nulls, `None` here, read as NaN, as
+/// pandas reads a null string) or `("category", codes list, categories list)` (code -1:
+/// missing).
 fn py_column(py: Python<'_>, name: &str, spec: &Bound<'_, PyAny>) -> PyResult<Column> {
     let kind: String = spec.get_item(0)?.extract()?;
     match kind.as_str() {
@@ -176,13 +178,15 @@ fn py_column(py: Python<'_>, name: &str, spec: &Bound<'_, PyAny>) -> PyResult<Co
             }
             Ok(Column::Numeric(buf.to_vec(py)?))
         }
-        "objects" => {
+        kind @ ("objects" | "arrow") => {
+            let null_is_nan = kind == "arrow";
             let items = spec.get_item(1)?.cast_into::<PyList>()?;
             let mut b = DictBuilder::with_capacity(name, items.len());
             for (row, item) in items.iter().enumerate() {
                 // Text is looked up by its UTF-8 view: only distinct values are copied.
                 let pushed = match item.cast::<PyString>() {
                     Ok(s) => b.push_str(s.to_str()?),
+                    Err(_) if null_is_nan && item.is_none() => b.push(Value::NaN),
                     Err(_) => b.push(py_value(name, row, &item)?),
                 };
                 pushed.map_err(|e| PyValueError::new_err(e.to_string()))?;
