@@ -150,24 +150,29 @@ def _column_spec(values: Any, kind: str | None = None) -> tuple:
     if isinstance(values, np.ndarray):
         return ("objects", values.astype(object, copy=False).tolist())
     if len(values) <= _FEW_ROWS:
-        return ("objects", _few_objects(values))
+        return _few_objects(values)
     return ("objects", np.asarray(values, dtype=object).tolist())
 
 
-def _few_objects(values: Any) -> list[Any]:
+def _few_objects(values: Any) -> tuple:
     """The scalars ``np.asarray(values, dtype=object)`` gives, for an extension array of a
     few rows, without building an object array (faster for a few rows, far slower for many).
     pandas' Arrow-backed text keeps its values in an Arrow array whose nulls are the dtype's
     missing marker; read there (a microsecond a column), else through the array's own
-    iteration."""
+    iteration. Where that marker is NaN (the ``str`` dtype), the Arrow values go as they are:
+    kind ``"arrow"`` reads their ``None`` as NaN."""
     arrow = getattr(values, "_pa_array", None)
     na = getattr(values.dtype, "na_value", None)
     if arrow is not None and getattr(values.dtype, "name", None) in ("str", "string"):
         try:
-            return [na if v is None else v for v in arrow.to_pylist()]
+            items = arrow.to_pylist()
         except (AttributeError, TypeError):
             pass
-    return list(values)
+        else:
+            if type(na) is float and na != na:
+                return ("arrow", items)
+            return ("objects", [na if v is None else v for v in items])
+    return ("objects", list(values))
 
 
 def _column_arrays(X: Any) -> tuple[list[Any], list[str]]:
