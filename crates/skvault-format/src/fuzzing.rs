@@ -210,3 +210,84 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// One fuzz target replayed by a test binary without nightly (the serve, sign and table
+/// crates' `tests/fuzz_replay.rs`): its committed files, the guard every input runs under
+/// ([`guarded`], 5 seconds), and a bounded, deterministic mutation run from its seeds.
+/// Test code: a failure panics, naming the input.
+#[allow(clippy::panic)]
+pub struct Replay {
+    target: &'static str,
+    fuzz_dir: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    ext: &'static str,
+}
+
+#[allow(clippy::panic)]
+impl Replay {
+    /// `manifest_dir` and `tmp`: the test crate's `env!("CARGO_MANIFEST_DIR")` and
+    /// `env!("CARGO_TARGET_TMPDIR")` (where a failing input is saved, with extension `ext`).
+    pub fn new(target: &'static str, manifest_dir: &str, tmp: &str, ext: &'static str) -> Replay {
+        Replay {
+            target,
+            fuzz_dir: std::path::Path::new(manifest_dir).join("../../fuzz"),
+            tmp: tmp.into(),
+            ext,
+        }
+    }
+
+    /// The files of `fuzz/<sub>/<target>` (`corpus` or `artifacts`).
+    pub fn files(&self, sub: &str) -> Vec<std::path::PathBuf> {
+        target_files(&self.fuzz_dir, sub, self.target)
+    }
+
+    /// `run` on `input` under [`guarded`].
+    pub fn check<R>(&self, input: &[u8], label: &str, run: impl FnOnce() -> R) -> R {
+        let slow = std::time::Duration::from_secs(5);
+        guarded(input, label, &self.tmp, self.ext, slow, run)
+    }
+
+    fn read(path: &std::path::Path) -> Vec<u8> {
+        std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Every committed input, the corpus then any crash artifacts, through `run`.
+    pub fn replay_committed<R>(&self, run: impl Fn(&[u8]) -> R) {
+        for path in self
+            .files("corpus")
+            .into_iter()
+            .chain(self.files("artifacts"))
+        {
+            let bytes = Self::read(&path);
+            self.check(&bytes, &path.display().to_string(), || run(&bytes));
+        }
+    }
+
+    /// `n` inputs (or `SKVAULT_FUZZ_MUTATIONS`), each a seed changed one to four times by
+    /// `mutate` (given another seed to splice from), from an RNG seeded with `seed` (or
+    /// `SKVAULT_FUZZ_SEED`), through `run`; what `run` returned for each.
+    pub fn mutated<R>(
+        &self,
+        seed: u64,
+        n: u64,
+        mut mutate: impl FnMut(&mut Rng, &mut Vec<u8>, &[u8]),
+        run: impl Fn(&[u8]) -> R,
+    ) -> Vec<R> {
+        let seeds: Vec<Vec<u8>> = self.files("corpus").iter().map(|p| Self::read(p)).collect();
+        if seeds.is_empty() {
+            panic!("no seed in fuzz/corpus/{}", self.target);
+        }
+        let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", seed));
+        let n = env_number("SKVAULT_FUZZ_MUTATIONS", n);
+        (0..n)
+            .map(|i| {
+                let mut bytes = rng.pick(&seeds).clone();
+                let other = rng.pick(&seeds).clone();
+                for _ in 0..1 + rng.below(4) {
+                    mutate(&mut rng, &mut bytes, &other);
+                }
+                self.check(&bytes, &format!("mutation {i}"), || run(&bytes))
+            })
+            .collect()
+    }
+}

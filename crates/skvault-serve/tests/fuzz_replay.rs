@@ -7,29 +7,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use skvault_format::fuzzing::{env_number, guarded, target_files, Rng};
+use skvault_format::fuzzing::{Replay, Rng};
 use skvault_serve::request::fuzzing::exercise;
 
-const MUTATIONS: usize = 20_000;
+const MUTATIONS: u64 = 20_000;
 const SEED: u64 = 0x5e4e_5e4e_0000_d00d;
-const SLOW: Duration = Duration::from_secs(5);
 
-fn files(sub: &str) -> Vec<PathBuf> {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    target_files(&fuzz, sub, "serve_request")
+fn replay() -> Replay {
+    let (dir, tmp) = (env!("CARGO_MANIFEST_DIR"), env!("CARGO_TARGET_TMPDIR"));
+    Replay::new("serve_request", dir, tmp, "bin")
 }
 
 fn check(bytes: &[u8], label: &str) -> bool {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
+    replay().check(bytes, label, || exercise(bytes))
 }
 
 #[test]
 fn seeds_cover_every_media_type_and_are_parsed() {
-    let seeds = files("corpus");
+    let seeds = replay().files("corpus");
     for prefix in ["json-", "csv-", "npy-", "parquet-people"] {
         let of_kind: Vec<_> = seeds
             .iter()
@@ -56,10 +51,7 @@ fn seeds_cover_every_media_type_and_are_parsed() {
 
 #[test]
 fn corpus_and_artifacts_replay_without_panics() {
-    for path in files("corpus").into_iter().chain(files("artifacts")) {
-        let bytes = std::fs::read(&path).unwrap();
-        check(&bytes, &path.display().to_string());
-    }
+    replay().replay_committed(exercise);
 }
 
 /// Pieces of JSON, CSV and binary headers that reach the parsers' branches.
@@ -115,22 +107,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
 
 #[test]
 fn mutated_seeds_never_panic() {
-    let seeds: Vec<Vec<u8>> = files("corpus")
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
-    assert!(!seeds.is_empty());
-    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
-    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
-    let mut parsed = 0usize;
-    for i in 0..n {
-        let mut bytes = rng.pick(&seeds).clone();
-        let other = rng.pick(&seeds).clone();
-        for _ in 0..1 + rng.below(4) {
-            mutate(&mut rng, &mut bytes, &other);
-        }
-        parsed += usize::from(check(&bytes, &format!("mutation {i}")));
-    }
+    let parsed = replay().mutated(SEED, MUTATIONS, mutate, exercise);
     // Mutations that keep a body valid reach the frame checks, not only the refusals.
-    assert!(parsed > 0, "no mutated body was parsed");
+    assert!(parsed.contains(&true), "no mutated body was parsed");
 }

@@ -7,29 +7,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use skvault_format::fuzzing::{env_number, guarded, target_files, Rng};
+use skvault_format::fuzzing::{Replay, Rng};
 use skvault_sign::fuzzing::exercise;
 
-const MUTATIONS: usize = 5_000;
+const MUTATIONS: u64 = 5_000;
 const SEED: u64 = 0x5160_b0d1_e5ee_d000;
-const SLOW: Duration = Duration::from_secs(5);
 
-fn files(sub: &str) -> Vec<PathBuf> {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    target_files(&fuzz, sub, "sign_bundle")
+fn replay() -> Replay {
+    let (dir, tmp) = (env!("CARGO_MANIFEST_DIR"), env!("CARGO_TARGET_TMPDIR"));
+    Replay::new("sign_bundle", dir, tmp, "json")
 }
 
 fn check(bytes: &[u8], label: &str) -> bool {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    guarded(bytes, label, tmp, "json", SLOW, || exercise(bytes))
+    replay().check(bytes, label, || exercise(bytes))
 }
 
 #[test]
 fn seeds_are_signed_bundles_or_statements_that_parse() {
-    let seeds = files("corpus");
+    let seeds = replay().files("corpus");
     assert!(seeds.len() >= 5, "too few seeds in fuzz/corpus/sign_bundle");
     for p in seeds {
         let bytes = std::fs::read(&p).unwrap();
@@ -43,10 +38,7 @@ fn seeds_are_signed_bundles_or_statements_that_parse() {
 
 #[test]
 fn corpus_and_artifacts_replay_without_panics() {
-    for path in files("corpus").into_iter().chain(files("artifacts")) {
-        let bytes = std::fs::read(&path).unwrap();
-        check(&bytes, &path.display().to_string());
-    }
+    replay().replay_committed(exercise);
 }
 
 /// JSON pieces that reach the parsers' type checks and the base64 and hex decoders.
@@ -63,7 +55,7 @@ const SNIPPETS: [&[u8]; 10] = [
     b"\"sha256\"",
 ];
 
-fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, _other: &[u8]) {
     let len = bytes.len();
     match rng.below(4) {
         0 if len > 0 => {
@@ -86,18 +78,5 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
 
 #[test]
 fn mutated_seeds_never_panic() {
-    let seeds: Vec<Vec<u8>> = files("corpus")
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
-    assert!(!seeds.is_empty());
-    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
-    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
-    for i in 0..n {
-        let mut bytes = rng.pick(&seeds).clone();
-        for _ in 0..1 + rng.below(4) {
-            mutate(&mut rng, &mut bytes);
-        }
-        check(&bytes, &format!("mutation {i}"));
-    }
+    replay().mutated(SEED, MUTATIONS, mutate, exercise);
 }

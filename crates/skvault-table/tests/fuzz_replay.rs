@@ -7,29 +7,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use skvault_format::fuzzing::{env_number, guarded, target_files, Rng};
+use skvault_format::fuzzing::{Replay, Rng};
 use skvault_table::fuzzing::exercise;
 
-const MUTATIONS: usize = 20_000;
+const MUTATIONS: u64 = 20_000;
 const SEED: u64 = 0x7ab1_e5ee_d5ee_d000;
-const SLOW: Duration = Duration::from_secs(5);
 
-fn files(sub: &str) -> Vec<PathBuf> {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    target_files(&fuzz, sub, "table")
+fn replay() -> Replay {
+    let (dir, tmp) = (env!("CARGO_MANIFEST_DIR"), env!("CARGO_TARGET_TMPDIR"));
+    Replay::new("table", dir, tmp, "bin")
 }
 
 fn check(bytes: &[u8], label: &str) -> usize {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    guarded(bytes, label, tmp, "bin", SLOW, || exercise(bytes))
+    replay().check(bytes, label, || exercise(bytes))
 }
 
 #[test]
 fn seeds_cover_every_reader_and_are_read() {
-    let seeds = files("corpus");
+    let seeds = replay().files("corpus");
     let ext = |p: &PathBuf| p.extension().and_then(|e| e.to_str()).map(str::to_owned);
     for wanted in ["npy", "csv", "parquet"] {
         let of_kind: Vec<_> = seeds
@@ -54,10 +51,7 @@ fn seeds_cover_every_reader_and_are_read() {
 
 #[test]
 fn corpus_and_artifacts_replay_without_panics() {
-    for path in files("corpus").into_iter().chain(files("artifacts")) {
-        let bytes = std::fs::read(&path).unwrap();
-        check(&bytes, &path.display().to_string());
-    }
+    replay().replay_committed(exercise);
 }
 
 /// Header values and cells that reach the readers' size arithmetic and number parsing.
@@ -114,19 +108,5 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, other: &[u8]) {
 
 #[test]
 fn mutated_seeds_never_panic() {
-    let seeds: Vec<Vec<u8>> = files("corpus")
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
-    assert!(!seeds.is_empty());
-    let mut rng = Rng::new(env_number("SKVAULT_FUZZ_SEED", SEED));
-    let n = env_number("SKVAULT_FUZZ_MUTATIONS", MUTATIONS as u64);
-    for i in 0..n {
-        let mut bytes = rng.pick(&seeds).clone();
-        let other = rng.pick(&seeds).clone();
-        for _ in 0..1 + rng.below(4) {
-            mutate(&mut rng, &mut bytes, &other);
-        }
-        check(&bytes, &format!("mutation {i}"));
-    }
+    replay().mutated(SEED, MUTATIONS, mutate, exercise);
 }
