@@ -31,9 +31,10 @@ impl Graph {
         // scikit-learn's float32(X): as double so that TreeEnsemble's output is double, or
         // as float with `float32_trees`.
         let x64 = self.float32_input(view.class(), x);
-        // A binary classifier's leaves hold [p0, p1] with p0 = 1 - p1: a float32 ensemble
-        // sums p1 alone (one target, onnxruntime's fastest path) and the graph forms
-        // [1 - p1, p1] in double, as the double path's two sums would give.
+        // A binary classifier's leaves hold [p0, p1] with p0 = 1 - p1 (fractions since
+        // scikit-learn 1.4): a float32 ensemble sums p1 alone (one target, onnxruntime's
+        // fastest path) and the graph forms [1 - p1, p1] in double, which differs from
+        // scikit-learn's p0 by double rounding, far inside the float32 tolerance.
         let binary = self.legacy_trees() && classes.is_some() && width == 2;
         let sum = if self.legacy_trees() {
             let outputs: Vec<(usize, i64)> = if binary {
