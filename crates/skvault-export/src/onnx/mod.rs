@@ -764,3 +764,44 @@ fn model_proto(graph: GraphProto, meta: Vec<(String, String)>, ml_opset: i64) ->
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph_of(ops: &[&str]) -> ModelProto {
+        let node = ops
+            .iter()
+            .map(|op| NodeProto {
+                op_type: (*op).to_string(),
+                domain: ML.into(),
+                ..Default::default()
+            })
+            .collect();
+        let graph = GraphProto {
+            node,
+            ..Default::default()
+        };
+        model_proto(graph, Vec::new(), OPSET_ML)
+    }
+
+    #[test]
+    fn float32_trees_import_ml_opset_4_unless_the_graph_also_needs_tree_ensemble() {
+        let mut g = Graph::default();
+        assert_eq!(ml_opset(&g), OPSET_ML);
+        g.legacy_tree_nodes = 1;
+        assert_eq!(ml_opset(&g), OPSET_ML_FLOAT32_TREES);
+        g.tree_ensemble_nodes = 1;
+        assert_eq!(ml_opset(&g), OPSET_ML);
+        // Such a graph is written again with the float32 trees as TreeEnsemble.
+        assert!(needs_one_ml_opset(&graph_of(&[
+            "TreeEnsemble",
+            "TreeEnsembleRegressor"
+        ])));
+        assert!(!needs_one_ml_opset(&graph_of(&[
+            "LabelEncoder",
+            "TreeEnsembleRegressor"
+        ])));
+        assert!(!needs_one_ml_opset(&graph_of(&["TreeEnsemble"])));
+    }
+}
