@@ -24,6 +24,7 @@ from sklearn.ensemble import (  # noqa: E402
     ExtraTreesRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    IsolationForest,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -310,19 +311,49 @@ def test_gradient_boosting_matches_sklearn(data, tmp_path):
 # --- float32 trees (export_onnx(..., dtype="float32"), `skvault export --dtype float32`) -------
 
 FLOAT32_RTOL = 1e-5
+FLOAT32_OPS = ("TreeEnsembleRegressor", "TreeEnsemble")
 
 
 def _float32_graph(est, tmp_path, name="m32"):
     out = tmp_path / f"{name}.onnx"
     skvault.export_onnx(est, out, dtype="float32")
     model, sess = _session(out)
-    ensembles = [n for n in model.graph.node if n.op_type == "TreeEnsemble"]
+    ensembles = [n for n in model.graph.node if n.op_type in FLOAT32_OPS]
     assert ensembles
     return model, sess, ensembles
 
 
 def _tensor_types(node):
     return {a.name: a.t.data_type for a in node.attribute if a.type == onnx.AttributeProto.TENSOR}
+
+
+def _assert_float32_regressors(model, ensembles):
+    """The trees run in float32 as TreeEnsembleRegressor (float attributes, ai.onnx.ml 4)."""
+    assert [n.op_type for n in ensembles] == ["TreeEnsembleRegressor"] * len(ensembles)
+    assert not any(n.op_type == "TreeEnsemble" for n in model.graph.node)
+    opsets = {o.domain: o.version for o in model.opset_import}
+    assert opsets["ai.onnx.ml"] == 4
+    for node in ensembles:
+        kinds = {a.name: a.type for a in node.attribute}
+        assert kinds["nodes_values"] == onnx.AttributeProto.FLOATS
+        assert kinds["target_weights"] == onnx.AttributeProto.FLOATS
+        assert not any(k.endswith("_as_tensor") for k in kinds)
+        modes = {m.decode() for a in node.attribute if a.name == "nodes_modes" for m in a.strings}
+        assert modes <= {"BRANCH_LEQ", "LEAF"}
+
+
+def _assert_float32_probabilities(est, model, sess, rows):
+    got = _run(sess, rows)
+    expected = est.predict_proba(rows)
+    # A split decided differently would land in another leaf: far outside this tolerance.
+    np.testing.assert_allclose(got["probabilities"], expected, rtol=FLOAT32_RTOL, atol=1e-6)
+    assert got["probabilities"].dtype == np.float64
+    clear = np.sort(expected, axis=1)
+    clear = clear[:, -1] - clear[:, -2] > 1e-5 if expected.shape[1] > 1 else np.ones(len(rows), bool)
+    np.testing.assert_array_equal(got["label"][clear], est.predict(rows)[clear])
+    meta = _meta(model)
+    assert "float32" in meta["skvault.tolerance"] and "trees run in float32" in meta["skvault.float32"]
+    assert json.loads(meta["skvault.classes"]) == [str(c) for c in est.classes_]
 
 
 @pytest.mark.parametrize(
@@ -334,25 +365,89 @@ def _tensor_types(node):
     ],
     ids=["tree", "forest", "extra"],
 )
-@pytest.mark.parametrize("data", ["binary", "multiclass", "binary_nan"])
+@pytest.mark.parametrize("data", ["binary", "multiclass", "many_classes", "binary_nan"])
 def test_float32_tree_classifiers_split_exactly_as_sklearn(make, data, tmp_path):
     X, y, X_test = DATA[data]
     est = make().fit(X, y)
     model, sess, ensembles = _float32_graph(est, tmp_path)
-    for node in ensembles:
-        types = _tensor_types(node)
-        assert types["nodes_splits"] == onnx.TensorProto.FLOAT and types["leaf_weights"] == onnx.TensorProto.FLOAT
-    rows = _rows(est, X_test)  # rows at, and next to, every split threshold
+    _assert_float32_regressors(model, ensembles)
+    # A binary classifier's trees sum p1 alone; the graph forms [1 - p1, p1] in double.
+    n_targets = next(a.i for a in ensembles[0].attribute if a.name == "n_targets")
+    assert n_targets == (1 if len(est.classes_) == 2 else len(est.classes_))
+    _assert_float32_probabilities(est, model, sess, _rows(est, X_test))  # rows at, and next to, every threshold
+
+
+def test_float32_string_labels(tmp_path):
+    X, y, X_test = DATA["multiclass"]
+    est = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.array(["cat", "dog", "emu"])[y])
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
+    _assert_float32_probabilities(est, model, sess, _rows(est, X_test))
+
+
+@pytest.mark.parametrize("data", ["binary", "multiclass", "binary_nan"])
+def test_float32_gradient_boosting_classifier_splits_exactly_as_sklearn(data, tmp_path):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y, X_test = DATA[data]
+    if data == "binary_nan":  # GradientBoosting refuses NaN: its trees see the imputed columns
+        from sklearn.impute import SimpleImputer
+
+        est = make_pipeline(SimpleImputer(), GradientBoostingClassifier(n_estimators=30, random_state=0)).fit(X, y)
+        rows = X_test
+    else:
+        est = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, y)
+        rows = _rows(est, X_test)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
+    _assert_float32_probabilities(est, model, sess, rows)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "quantile"])
+def test_float32_gradient_boosting_regressor_within_the_documented_tolerance(loss, tmp_path):
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X, y, X_test = DATA["regression"]
+    est = GradientBoostingRegressor(n_estimators=30, loss=loss, random_state=0).fit(X, y)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
+    rows = _rows(est, X_test)
+    got = _run(sess, rows)["prediction"]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, est.predict(rows), rtol=FLOAT32_RTOL, atol=1e-6 * np.abs(y).max())
+
+
+def test_float32_multi_output_forest_regressor(tmp_path):
+    X, y, X_test = DATA["regression"]
+    Y = np.column_stack([y, -2 * y, y**2])
+    est = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, Y)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
+    rows = _rows(est, X_test)
+    got = _run(sess, rows)["prediction"]
+    assert got.shape == (len(rows), 3)
+    np.testing.assert_allclose(got, est.predict(rows), rtol=FLOAT32_RTOL, atol=1e-6 * np.abs(Y).max())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: IsolationForest(n_estimators=50, random_state=0),
+        lambda: IsolationForest(n_estimators=5, max_samples=1, random_state=0),
+    ],
+    ids=["default", "one_sample"],
+)
+def test_float32_isolation_forest_within_the_documented_tolerance(make, tmp_path):
+    X, _, X_test = DATA["regression_nan"]
+    est = make().fit(X)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
+    rows = _rows(est, np.vstack([X_test, X_test * 5]))
     got = _run(sess, rows)
-    expected = est.predict_proba(rows)
-    # A split decided differently would land in another leaf: far outside this tolerance.
-    np.testing.assert_allclose(got["probabilities"], expected, rtol=FLOAT32_RTOL, atol=1e-6)
-    assert got["probabilities"].dtype == np.float64
-    clear = np.sort(expected, axis=1)
-    clear = clear[:, -1] - clear[:, -2] > 1e-5 if expected.shape[1] > 1 else np.ones(len(rows), bool)
+    expected = est.decision_function(rows)
+    np.testing.assert_allclose(got["scores"], expected, rtol=FLOAT32_RTOL, atol=1e-6)
+    clear = np.abs(expected) > 1e-5
     np.testing.assert_array_equal(got["label"][clear], est.predict(rows)[clear])
-    meta = _meta(model)
-    assert "float32" in meta["skvault.tolerance"] and "trees run in float32" in meta["skvault.float32"]
 
 
 @pytest.mark.parametrize(
@@ -367,7 +462,8 @@ def test_float32_tree_classifiers_split_exactly_as_sklearn(make, data, tmp_path)
 def test_float32_tree_regressors_within_the_documented_tolerance(make, tmp_path):
     X, y, X_test = DATA["regression_nan"]
     est = make().fit(X, y)
-    _, sess, _ = _float32_graph(est, tmp_path)
+    model, sess, ensembles = _float32_graph(est, tmp_path)
+    _assert_float32_regressors(model, ensembles)
     inner = est[-1] if hasattr(est, "steps") else est
     rows = np.vstack([X_test, _rows(inner, X_test)]) if not hasattr(est, "steps") else X_test
     got = _run(sess, rows)["prediction"]
@@ -378,6 +474,8 @@ def test_float32_keeps_hist_gradient_boosting_in_double(tmp_path):
     X, y, X_test = DATA["binary"]
     est = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
     model, sess, ensembles = _float32_graph(est, tmp_path)
+    assert [n.op_type for n in ensembles] == ["TreeEnsemble"]
+    assert {o.domain: o.version for o in model.opset_import}["ai.onnx.ml"] == 5
     assert all(_tensor_types(n)["nodes_splits"] == onnx.TensorProto.DOUBLE for n in ensembles)
     np.testing.assert_allclose(_run(sess, X_test)["probabilities"], est.predict_proba(X_test), rtol=1e-12, atol=1e-15)
 
@@ -395,8 +493,7 @@ def test_float32_cli_and_bad_dtype(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     model = onnx.load(str(tmp_path / "m.onnx"))
-    node = next(n for n in model.graph.node if n.op_type == "TreeEnsemble")
-    assert _tensor_types(node)["nodes_splits"] == onnx.TensorProto.FLOAT
+    _assert_float32_regressors(model, [n for n in model.graph.node if n.op_type in FLOAT32_OPS])
     with pytest.raises(ValueError, match="dtype"):
         skvault.export_onnx(path, tmp_path / "x.onnx", dtype="float16")
     assert not (tmp_path / "x.onnx").exists()

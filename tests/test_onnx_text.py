@@ -88,6 +88,45 @@ def test_text_pipelines_run_in_onnxruntime_as_in_scikit_learn(name, tmp_path):
         assert (d["type"] == "string") == text, d
 
 
+#: The zoo's pipelines that end in trees, forests, gradient boosting or an isolation forest.
+TREE_PIPELINES = sorted(n for n in set(PIPELINES) - set(REFUSED) if any(
+    w in n for w in ("forest", "tree", "gradient-boosting", "hgb")))
+
+
+@pytest.mark.parametrize("name", TREE_PIPELINES)
+def test_text_pipelines_with_float32_trees(name, tmp_path):
+    """`dtype="float32"` behind text encoders: the trees become TreeEnsembleRegressor and the
+    model imports ai.onnx.ml 4, which LabelEncoder's tensor attributes allow (HistGradientBoosting
+    stays a double TreeEnsemble, opset 5); values within the float32 tolerance (1e-5)."""
+    model, Xt = _fitted(name)
+    skvault.dump(model, tmp_path / "m.skv")
+    skvault.export_onnx(tmp_path / "m.skv", tmp_path / "m.onnx", dtype="float32")
+    proto, sess = session(tmp_path / "m.onnx")
+    ops = {n.op_type for n in proto.graph.node}
+    ml = {o.domain: o.version for o in proto.opset_import}["ai.onnx.ml"]
+    if "hgb" in name:
+        assert "TreeEnsemble" in ops and "TreeEnsembleRegressor" not in ops and ml == 5
+    else:
+        assert "TreeEnsembleRegressor" in ops and "TreeEnsemble" not in ops and ml == 4
+    got = _run(sess, Xt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "probabilities" in got:
+            want = model.predict_proba(Xt)
+            np.testing.assert_allclose(got["probabilities"], want, rtol=1e-5, atol=1e-6, err_msg=name)
+            top = np.sort(want, axis=1)
+            clear = top[:, -1] - top[:, -2] > 1e-5
+            np.testing.assert_array_equal(got["label"][clear], model.predict(Xt)[clear])
+        elif "scores" in got:  # IsolationForest
+            want = model.decision_function(Xt)
+            np.testing.assert_allclose(got["scores"], want, rtol=1e-5, atol=1e-6, err_msg=name)
+            clear = np.abs(want) > 1e-5
+            np.testing.assert_array_equal(got["label"][clear], model.predict(Xt)[clear])
+        else:
+            want = model.predict(Xt)
+            np.testing.assert_allclose(got["prediction"], want, rtol=1e-5, atol=1e-6 * np.abs(want).max(), err_msg=name)
+
+
 #: Imputers the zoo's refused pipelines hold, where the graph can be exact: numbers with
 #: add_indicator, text imputers on columns whose only missing value is the one imputed
 #: (city: NaN; plan: None, imputed with missing_values=None).

@@ -19,7 +19,9 @@ pub mod attribute_type {
     pub const INT: i32 = 2;
     pub const STRING: i32 = 3;
     pub const TENSOR: i32 = 4;
+    pub const FLOATS: i32 = 6;
     pub const INTS: i32 = 7;
+    pub const STRINGS: i32 = 8;
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -104,8 +106,12 @@ pub struct AttributeProto {
     pub s: Vec<u8>,
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
     #[prost(int32, tag = "20")]
     pub r#type: i32,
 }
@@ -237,6 +243,24 @@ impl AttributeProto {
             name: name.into(),
             f,
             r#type: attribute_type::FLOAT,
+            ..Default::default()
+        }
+    }
+
+    pub fn floats(name: &str, floats: Vec<f32>) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            floats,
+            r#type: attribute_type::FLOATS,
+            ..Default::default()
+        }
+    }
+
+    pub fn strings(name: &str, strings: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            r#type: attribute_type::STRINGS,
             ..Default::default()
         }
     }

@@ -97,6 +97,69 @@ fn tree_becomes_a_double_tree_ensemble_with_float32_floor_thresholds() {
 }
 
 #[test]
+fn float32_tree_becomes_a_tree_ensemble_regressor_with_float32_floor_thresholds() {
+    let m = model(regressor_bytes(
+        "sklearn.tree._classes.DecisionTreeRegressor",
+    ));
+    let options = onnx::OnnxOptions {
+        float32_trees: true,
+    };
+    let proto =
+        ModelProto::decode(onnx::to_onnx_bytes_with(&m, options).unwrap().as_slice()).unwrap();
+    let graph = proto.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(ops.contains(&"TreeEnsembleRegressor"), "{ops:?}");
+    assert!(!ops.contains(&"TreeEnsemble"), "{ops:?}");
+    // TreeEnsembleRegressor is deprecated from ai.onnx.ml opset 5: the model imports 4.
+    let ml: Vec<i64> = proto
+        .opset_import
+        .iter()
+        .filter(|o| o.domain == "ai.onnx.ml")
+        .map(|o| o.version)
+        .collect();
+    assert_eq!(ml, vec![onnx::OPSET_ML_FLOAT32_TREES]);
+    let op = "TreeEnsembleRegressor";
+    // Nodes in the tree's own order: the leaves' values are 0 (unused).
+    let below = f32::from_bits(0.1f32.to_bits() - 1);
+    assert_eq!(
+        attr(&proto, op, "nodes_values").floats,
+        vec![below, 5.0, 0.0, 0.0, 0.0]
+    );
+    let modes: Vec<&[u8]> = attr(&proto, op, "nodes_modes")
+        .strings
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    assert_eq!(
+        modes,
+        vec![&b"BRANCH_LEQ"[..], b"BRANCH_LEQ", b"LEAF", b"LEAF", b"LEAF"]
+    );
+    assert_eq!(
+        attr(&proto, op, "nodes_truenodeids").ints,
+        vec![1, 2, 0, 0, 0]
+    );
+    assert_eq!(
+        attr(&proto, op, "nodes_falsenodeids").ints,
+        vec![4, 3, 0, 0, 0]
+    );
+    assert_eq!(
+        attr(&proto, op, "nodes_missing_value_tracks_true").ints,
+        vec![1, 0, 0, 0, 0]
+    );
+    assert_eq!(attr(&proto, op, "target_nodeids").ints, vec![2, 3, 4]);
+    assert_eq!(
+        attr(&proto, op, "target_weights").floats,
+        vec![1.0, 2.0, 3.0]
+    );
+    assert_eq!(attr(&proto, op, "n_targets").i, 1);
+    // X is cast to float once (no cast back before the trees), the float sum to double.
+    let casts = graph.node.iter().filter(|n| n.op_type == "Cast").count();
+    assert_eq!(casts, 2);
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, vec!["prediction"]);
+}
+
+#[test]
 fn unsupported_estimator_is_named_and_nothing_is_written() {
     // A class neither native inference nor the exporter supports.
     let dir = tempfile::tempdir().unwrap();

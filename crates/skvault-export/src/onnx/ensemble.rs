@@ -1,8 +1,10 @@
 //! Tree models (trees, forests, gradient boosting, HistGradientBoosting, isolation forest)
-//! as `TreeEnsemble` (ai.onnx.ml opset 5) nodes.
+//! as `TreeEnsemble` (ai.onnx.ml opset 5) nodes, or, for float32 trees (`--dtype
+//! float32`), `TreeEnsembleRegressor` nodes (see `regressor.rs`).
 
 use skvault_infer::{HistNodeView, HistTreeView, Labels, NodeView, TreeView, View};
 
+use super::regressor::Float32Ensemble;
 use super::{Graph, Out, ML};
 use crate::error::{unsupported, Result};
 use crate::proto::{data_type, AttributeProto, TensorProto};
@@ -29,15 +31,33 @@ impl Graph {
         // scikit-learn's float32(X): as double so that TreeEnsemble's output is double, or
         // as float with `float32_trees`.
         let x64 = self.float32_input(view.class(), x);
-        let mut e = Ensemble::default();
-        for tree in trees {
-            // TreeEnsemble's leaves carry one target each: the tree is written once per
-            // output column, each copy with that column's leaf values.
-            for target in 0..width {
-                e.add(tree, target, target as i64)?;
+        // A binary classifier's leaves hold [p0, p1] with p0 = 1 - p1 (fractions since
+        // scikit-learn 1.4): a float32 ensemble sums p1 alone (one target, onnxruntime's
+        // fastest path) and the graph forms [1 - p1, p1] in double, which differs from
+        // scikit-learn's p0 by double rounding, far inside the float32 tolerance.
+        let binary = self.legacy_trees() && classes.is_some() && width == 2;
+        let sum = if self.legacy_trees() {
+            let outputs: Vec<(usize, i64)> = if binary {
+                vec![(1, 0)]
+            } else {
+                (0..width).map(|j| (j, j as i64)).collect()
+            };
+            let mut e = Float32Ensemble::default();
+            for tree in trees {
+                e.add(tree, &outputs)?;
             }
-        }
-        let sum = self.tree_ensemble(e, &x64, width, self.float32_trees);
+            self.tree_ensemble_regressor(e, &x64, outputs.len())
+        } else {
+            let mut e = Ensemble::default();
+            for tree in trees {
+                // TreeEnsemble's leaves carry one target each: the tree is written once per
+                // output column, each copy with that column's leaf values.
+                for target in 0..width {
+                    e.add(tree, target, target as i64)?;
+                }
+            }
+            self.tree_ensemble(e, &x64, width, self.float32_trees)
+        };
         let raw = if *average {
             // scikit-learn sums the trees from zero, then divides by their number.
             let n = self.f64s(vec![], &[trees.len() as f64]);
@@ -45,6 +65,7 @@ impl Graph {
         } else {
             sum
         };
+        let raw = if binary { self.two_columns(&raw) } else { raw };
         match classes {
             Some(c) => {
                 let index = self.argmax(&raw);
@@ -123,11 +144,19 @@ impl Graph {
         };
         let k = *k;
         let x64 = self.float32_input(view.class(), x);
-        let mut e = Ensemble::default();
-        for (i, tree) in trees.iter().enumerate() {
-            e.add(tree, 0, (i % k.max(1)) as i64)?;
-        }
-        let sum = self.tree_ensemble(e, &x64, k, self.float32_trees);
+        let sum = if self.legacy_trees() {
+            let mut e = Float32Ensemble::default();
+            for (i, tree) in trees.iter().enumerate() {
+                e.add(tree, &[(0, (i % k.max(1)) as i64)])?;
+            }
+            self.tree_ensemble_regressor(e, &x64, k)
+        } else {
+            let mut e = Ensemble::default();
+            for (i, tree) in trees.iter().enumerate() {
+                e.add(tree, 0, (i % k.max(1)) as i64)?;
+            }
+            self.tree_ensemble(e, &x64, k, self.float32_trees)
+        };
         let b = self.f64s(vec![k as i64], init);
         let raw = self.op("Add", &[&sum, &b], vec![]);
         let Some(c) = classes else {
@@ -149,10 +178,32 @@ impl Graph {
         let sum = self.name("tree_sum");
         let attrs = e.attributes(n_targets, float32);
         self.op_to("TreeEnsemble", ML, &[x], &sum, attrs);
+        self.tree_ensemble_nodes += 1;
         if float32 {
             return self.cast(&sum, data_type::DOUBLE);
         }
         sum
+    }
+
+    /// Float32 trees are written as `TreeEnsembleRegressor` unless the graph must avoid it
+    /// (see [`Graph::legacy_trees_off`]).
+    fn legacy_trees(&self) -> bool {
+        self.float32_trees && !self.legacy_trees_off
+    }
+
+    /// The `TreeEnsembleRegressor` node of `e` on the float `x`: the float32 sum of the
+    /// trees, cast to double `[N, n_targets]`.
+    fn tree_ensemble_regressor(&mut self, e: Float32Ensemble, x: &str, n_targets: usize) -> String {
+        let sum = self.name("tree_sum");
+        self.op_to(
+            "TreeEnsembleRegressor",
+            ML,
+            &[x],
+            &sum,
+            e.attributes(n_targets),
+        );
+        self.legacy_tree_nodes += 1;
+        self.cast(&sum, data_type::DOUBLE)
     }
 
     /// The labels and probabilities of boosted raw scores: `raw <compare> 0` and
@@ -180,11 +231,19 @@ impl Graph {
             return Err(unsupported(view.class(), None));
         };
         let x64 = self.float32_input(view.class(), x);
-        let mut e = Ensemble::default();
-        for tree in trees {
-            e.add(tree, 0, 0)?;
-        }
-        let depths = self.tree_ensemble(e, &x64, 1, self.float32_trees);
+        let depths = if self.legacy_trees() {
+            let mut e = Float32Ensemble::default();
+            for tree in trees {
+                e.add(tree, &[(0, 0)])?;
+            }
+            self.tree_ensemble_regressor(e, &x64, 1)
+        } else {
+            let mut e = Ensemble::default();
+            for tree in trees {
+                e.add(tree, 0, 0)?;
+            }
+            self.tree_ensemble(e, &x64, 1, self.float32_trees)
+        };
         // score_samples = -(2 ** -(depths / denominator)); scikit-learn takes the quotient
         // as 1 when the denominator is 0 (a single training sample). Depths are finite.
         let q = if *denominator != 0.0 {

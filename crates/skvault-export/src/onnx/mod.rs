@@ -1,4 +1,5 @@
-//! Native model -> ONNX graph (`ai.onnx` opset 21, `ai.onnx.ml` opset 5, IR version 10).
+//! Native model -> ONNX graph (`ai.onnx` opset 21, `ai.onnx.ml` opset 5, IR version 10;
+//! `ai.onnx.ml` opset 4 for float32 trees, whose `TreeEnsembleRegressor` opset 5 deprecates).
 //!
 //! The input `X` is `double [N, n_features]`; a model that reads text takes one `[N, 1]`
 //! input per column instead (see `frame.rs`). Every operator runs in double except where
@@ -6,13 +7,15 @@
 //! float64 threshold, which the graph reproduces exactly by casting X to float then back to
 //! double before `TreeEnsemble` (whose splits are the thresholds inference uses: the
 //! largest float32 not above scikit-learn's, see skvault-infer's `tree.rs`). Leaf values,
-//! sums and outputs stay double. See docs/EXPORT.md.
+//! sums and outputs stay double. With `--dtype float32` the trees run in float32 as
+//! `TreeEnsembleRegressor` (see `regressor.rs`). See docs/EXPORT.md.
 
 use prost::Message;
 use skvault_infer::{BlockView, Labels, LinearLink, Model, View};
 
 mod ensemble;
 mod frame;
+mod regressor;
 mod transform;
 
 pub use frame::MISSING_TEXT;
@@ -27,6 +30,9 @@ use crate::proto::{
 pub const IR_VERSION: i64 = 10;
 pub const OPSET_ONNX: i64 = 21;
 pub const OPSET_ML: i64 = 5;
+/// The `ai.onnx.ml` opset of a graph with float32 trees: `TreeEnsembleRegressor` (opset 3)
+/// is deprecated from opset 5 on; `LabelEncoder`'s tensor attributes need opset 4.
+pub const OPSET_ML_FLOAT32_TREES: i64 = 4;
 const ML: &str = "ai.onnx.ml";
 
 /// The input's name.
@@ -92,6 +98,13 @@ struct Graph {
     float32_notes: Vec<String>,
     /// Tree ensembles run in float32 ([`OnnxOptions::float32_trees`]).
     float32_trees: bool,
+    /// Float32 trees as `TreeEnsemble` (opset 5) instead of `TreeEnsembleRegressor`: for a
+    /// graph that also needs `TreeEnsemble` (a model cannot import two `ai.onnx.ml` opsets).
+    legacy_trees_off: bool,
+    /// How many `TreeEnsemble` nodes the graph has.
+    tree_ensemble_nodes: usize,
+    /// How many `TreeEnsembleRegressor` nodes the graph has.
+    legacy_tree_nodes: usize,
     /// Models that read text: the type of each input column, once a step has read it.
     input_kinds: Vec<Option<Kind>>,
 }
@@ -432,9 +445,33 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
 
 /// [`to_onnx`] with options.
 pub fn to_onnx_with(model: &Model, options: OnnxOptions) -> Result<ModelProto> {
+    let proto = to_onnx_graph(model, options, false)?;
+    if needs_one_ml_opset(&proto) {
+        // TreeEnsembleRegressor and TreeEnsemble cannot share a model: write the float32
+        // trees as TreeEnsemble too (float tensors, the same splits and tolerance).
+        return to_onnx_graph(model, options, true);
+    }
+    Ok(proto)
+}
+
+/// Whether `proto` holds both `TreeEnsemble` and `TreeEnsembleRegressor`.
+fn needs_one_ml_opset(proto: &ModelProto) -> bool {
+    let Some(graph) = &proto.graph else {
+        return false;
+    };
+    let has = |op: &str| graph.node.iter().any(|n| n.op_type == op);
+    has("TreeEnsemble") && has("TreeEnsembleRegressor")
+}
+
+fn to_onnx_graph(
+    model: &Model,
+    options: OnnxOptions,
+    legacy_trees_off: bool,
+) -> Result<ModelProto> {
     let view = model.view();
     let mut g = Graph {
         float32_trees: options.float32_trees,
+        legacy_trees_off,
         ..Graph::default()
     };
     if frame::reads_text(&view) {
@@ -448,6 +485,7 @@ pub fn to_onnx_with(model: &Model, options: OnnxOptions) -> Result<ModelProto> {
     let output_names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
     let input_note = format!("{INPUT}: double [N, {nf}]");
     meta.extend(model_metadata(model, &g, &output_names, input_note));
+    let opset = ml_opset(&g);
     let graph = GraphProto {
         node: g.nodes,
         name: "skvault".into(),
@@ -460,7 +498,7 @@ pub fn to_onnx_with(model: &Model, options: OnnxOptions) -> Result<ModelProto> {
         )],
         output: outputs,
     };
-    Ok(model_proto(graph, meta))
+    Ok(model_proto(graph, meta, opset))
 }
 
 /// A model that reads text: one `[N, 1]` input per column it reads (string or double),
@@ -524,6 +562,7 @@ fn to_onnx_frame(model: &Model, view: &View<'_>, mut g: Graph) -> Result<ModelPr
         }
     }
     let input_note = serde_json::Value::Array(described).to_string();
+    let opset = ml_opset(&g);
     meta.extend(model_metadata(model, &g, &output_names, input_note));
     meta.push((
         "skvault.missing_text".into(),
@@ -537,7 +576,7 @@ fn to_onnx_frame(model: &Model, view: &View<'_>, mut g: Graph) -> Result<ModelPr
         input: inputs,
         output: outputs,
     };
-    Ok(model_proto(graph, meta))
+    Ok(model_proto(graph, meta, opset))
 }
 
 /// Names the graph's outputs after what the model is and describes them.
@@ -689,8 +728,18 @@ fn model_metadata(
     meta
 }
 
+/// The `ai.onnx.ml` opset `g` needs: 4 where it has `TreeEnsembleRegressor` (and no
+/// `TreeEnsemble`, which [`to_onnx_with`] sees to), else 5.
+fn ml_opset(g: &Graph) -> i64 {
+    if g.legacy_tree_nodes > 0 && g.tree_ensemble_nodes == 0 {
+        OPSET_ML_FLOAT32_TREES
+    } else {
+        OPSET_ML
+    }
+}
+
 /// The model proto around `graph`, with the opsets it uses.
-fn model_proto(graph: GraphProto, meta: Vec<(String, String)>) -> ModelProto {
+fn model_proto(graph: GraphProto, meta: Vec<(String, String)>, ml_opset: i64) -> ModelProto {
     ModelProto {
         ir_version: IR_VERSION,
         producer_name: "skvault".into(),
@@ -706,12 +755,53 @@ fn model_proto(graph: GraphProto, meta: Vec<(String, String)>) -> ModelProto {
             },
             OperatorSetIdProto {
                 domain: ML.into(),
-                version: OPSET_ML,
+                version: ml_opset,
             },
         ],
         metadata_props: meta
             .into_iter()
             .map(|(key, value)| StringStringEntryProto { key, value })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph_of(ops: &[&str]) -> ModelProto {
+        let node = ops
+            .iter()
+            .map(|op| NodeProto {
+                op_type: (*op).to_string(),
+                domain: ML.into(),
+                ..Default::default()
+            })
+            .collect();
+        let graph = GraphProto {
+            node,
+            ..Default::default()
+        };
+        model_proto(graph, Vec::new(), OPSET_ML)
+    }
+
+    #[test]
+    fn float32_trees_import_ml_opset_4_unless_the_graph_also_needs_tree_ensemble() {
+        let mut g = Graph::default();
+        assert_eq!(ml_opset(&g), OPSET_ML);
+        g.legacy_tree_nodes = 1;
+        assert_eq!(ml_opset(&g), OPSET_ML_FLOAT32_TREES);
+        g.tree_ensemble_nodes = 1;
+        assert_eq!(ml_opset(&g), OPSET_ML);
+        // Such a graph is written again with the float32 trees as TreeEnsemble.
+        assert!(needs_one_ml_opset(&graph_of(&[
+            "TreeEnsemble",
+            "TreeEnsembleRegressor"
+        ])));
+        assert!(!needs_one_ml_opset(&graph_of(&[
+            "LabelEncoder",
+            "TreeEnsembleRegressor"
+        ])));
+        assert!(!needs_one_ml_opset(&graph_of(&["TreeEnsemble"])));
     }
 }
