@@ -254,10 +254,16 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
     return X
 
 
+# dtype instances: numpy converts `dtype=np.float64` (a type) on every call, which is a
+# good part of a one-row call's time.
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
+
+
 def _matrix(out: tuple) -> np.ndarray:
     data, n_rows, n_cols, flat = out
-    values = np.frombuffer(data, dtype=np.float64)
-    return values if flat else values.reshape(n_rows, n_cols)
+    # A view of the bytearray with its shape, in one call (frombuffer, then reshape: two).
+    return np.ndarray((n_rows * n_cols,) if flat else (n_rows, n_cols), _FLOAT64, data)
 
 
 class NativeModel:
@@ -267,6 +273,8 @@ class NativeModel:
         self._inner = inner
         self._source = source
         self._feature_names = self._names()
+        # Asked on every call: a set, not a call into the extension.
+        self._methods = frozenset(inner.methods)
         self._order_cache: tuple[Any, list[int] | None] | None = None
         self._arrow_cache: tuple[Any, ArrowPlan] | None = None
         classes = inner.classes
@@ -350,13 +358,18 @@ class NativeModel:
         return order
 
     def _check(self, method: str) -> None:
-        if not self._inner.has(method):
+        if method not in self._methods:
             raise AttributeError(f"{self.class_name} has no method {method}")
 
     def _call(self, method: str, X: Any) -> tuple:
         """``method`` on ``X``: a frame with text or category columns goes to the encoders
         as it is; anything else as a float64 matrix."""
         self._check(method)
+        if type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2 and X.flags.c_contiguous:
+            # Already what the extension takes (the common case, and a one-row call's
+            # latency): nothing to convert.
+            out = getattr(self._inner, method)(X)
+            return out if method == "predict" else ("values", *out)
         if is_dataframe(X):
             frame = _frame_columns(X, self._feature_names, self._frame_order(X))
             if frame is not None:
@@ -370,7 +383,7 @@ class NativeModel:
     def predict(self, X: Any) -> np.ndarray:
         kind, data, n_rows, n_cols, flat = self._call("predict", X)
         if kind == "labels":
-            return self.classes_.take(np.frombuffer(data, dtype=np.int64))
+            return self.classes_.take(np.frombuffer(data, _INT64))
         return _matrix((data, n_rows, n_cols, flat))
 
     def predict_proba(self, X: Any) -> np.ndarray:

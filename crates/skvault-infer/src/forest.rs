@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 use skvault_format::Node;
 
+use crate::across::Across;
 use crate::classes::{read_classes, Classes};
 use crate::error::{malformed, unsupported, InferError, Result};
 use crate::estimator::{Boxed, Estimator, Method};
@@ -51,6 +52,8 @@ pub(crate) struct TreeEnsemble {
     average: bool,
     classes: Option<Classes>,
     allow_nan: bool,
+    /// The trees laid out for one row at a time (forests; `None` if they do not fit).
+    across: Option<Across<f32>>,
 }
 
 /// Builds the estimator if `o` is a tree or forest class; `None` for other classes.
@@ -130,6 +133,7 @@ fn single_tree(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         average: false,
         classes,
         allow_nan,
+        across: None,
     })
 }
 
@@ -161,6 +165,7 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         trees.push(Tree::from_estimator(&t, n_features, kind)?);
     }
     let width = trees.first().map_or(0, Tree::width);
+    let across = Across::new(&trees);
     Ok(TreeEnsemble {
         class: o.class().to_string(),
         n_features,
@@ -169,6 +174,7 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         average: true,
         classes,
         allow_nan: true,
+        across,
     })
 }
 
@@ -213,7 +219,10 @@ impl TreeEnsemble {
             let mut one = Rows::default();
             for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
                 one.fill_one(row, nf, |v| v);
-                row_leaves(&self.trees, &one, &mut leaf);
+                match &self.across {
+                    Some(across) => across.leaves(&one, &mut leaf),
+                    None => row_leaves(&self.trees, &one, &mut leaf),
+                }
                 // Summed in tree order, as below.
                 for (tree, l) in self.trees.iter().zip(&leaf) {
                     for (a, v) in acc.iter_mut().zip(tree.values(*l)) {

@@ -10,6 +10,7 @@
 //! guarantees (bit-identical where scikit-learn's arithmetic order allows) and the layout.
 #![forbid(unsafe_code)]
 
+mod across;
 mod boosting;
 mod budget;
 mod classes;

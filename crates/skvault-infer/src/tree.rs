@@ -26,7 +26,7 @@ use crate::error::{malformed, Result};
 use crate::state::Obj;
 
 /// Set in `FastNode::feature` of split nodes that send NaN to the left.
-const MISSING_LEFT: u32 = 1 << 31;
+pub(crate) const MISSING_LEFT: u32 = 1 << 31;
 const FEATURE_MASK: u32 = !MISSING_LEFT;
 /// Rows stepped together.
 const LANES: usize = 16;
@@ -103,6 +103,16 @@ impl<T: Threshold> Rows<T> {
         self.nan = nan;
     }
 
+    /// The first row, padded to the stride (a power of two).
+    pub fn values(&self) -> &[T] {
+        self.data.get(..self.stride).unwrap_or(&[])
+    }
+
+    /// Whether any value is NaN.
+    pub fn has_nan(&self) -> bool {
+        self.nan
+    }
+
     /// Rows, padding included: the length of the `leaf` slice traversal fills.
     pub fn padded_rows(&self) -> usize {
         self.data.len() / self.stride.max(1)
@@ -113,9 +123,14 @@ impl<T: Threshold> Rows<T> {
 /// for HistGradientBoosting's predictors (which compare the float64 X).
 pub(crate) trait Threshold: Copy + PartialOrd + Default + std::fmt::Debug {
     fn is_nan(self) -> bool;
+    fn nan() -> Self;
 }
 
 impl Threshold for f32 {
+    fn nan() -> Self {
+        f32::NAN
+    }
+
     #[inline(always)]
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -123,6 +138,10 @@ impl Threshold for f32 {
 }
 
 impl Threshold for f64 {
+    fn nan() -> Self {
+        f64::NAN
+    }
+
     #[inline(always)]
     fn is_nan(self) -> bool {
         f64::is_nan(self)
@@ -454,6 +473,23 @@ impl<T: Threshold> Tree<T> {
             values,
             width: 1,
         })
+    }
+
+    /// Nodes, splits and leaves.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i` (the root is 0): `Some((threshold, feature with the missing-value flag,
+    /// left, right))` for a split, `None` for a leaf; `None` outside the tree.
+    pub fn split(&self, i: u32) -> Option<Option<(T, u32, u32, u32)>> {
+        let node = self.nodes.get(i as usize)?;
+        Some((i < self.splits).then_some((node.threshold, node.feature, node.left, node.right)))
+    }
+
+    /// The ordinal of leaf node `i` among the leaves (what traversal returns).
+    pub fn leaf_ordinal(&self, i: u32) -> Option<u32> {
+        i.checked_sub(self.splits)
     }
 
     /// The most steps from the root to a leaf.
