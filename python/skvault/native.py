@@ -36,7 +36,10 @@ from skvault import _native, _refs, _signing
 from skvault._schema import is_dataframe
 from skvault.exceptions import ValidationError
 
-_F64 = np.dtype(np.float64)
+# dtype instances: numpy converts `dtype=np.float64` (a type) on every call, which is a
+# good part of a one-row call's time.
+_FLOAT64 = np.dtype(np.float64)
+_INT64 = np.dtype(np.int64)
 
 __all__ = ["NativeModel", "load"]
 
@@ -94,7 +97,7 @@ def _arrow_column_spec(column: Any, kind: str) -> tuple:
     if kind == "numbers":
         values = column.to_numpy(zero_copy_only=False)
         # A float64 column without nulls comes zero-copy and contiguous, as it is passed.
-        return ("numbers", values if values.dtype == _F64 else values.astype(np.float64))
+        return ("numbers", values if values.dtype == _FLOAT64 else values.astype(_FLOAT64))
     # pyarrow has one null; pandas reads a null string as NaN (its "str" dtype), which is
     # what a model fitted on a DataFrame saw for a missing string: "arrow" reads None as NaN.
     return ("arrow", column.to_pylist())
@@ -252,12 +255,6 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
             "row or X.reshape(-1, 1) for a single feature"
         )
     return X
-
-
-# dtype instances: numpy converts `dtype=np.float64` (a type) on every call, which is a
-# good part of a one-row call's time.
-_FLOAT64 = np.dtype(np.float64)
-_INT64 = np.dtype(np.int64)
 
 
 def _matrix(out: tuple) -> np.ndarray:
