@@ -345,15 +345,20 @@ pub fn check_of(class: &str) -> Option<Check> {
 /// Checks the state of every guarded object of the file (its model and its validation
 /// tree) before anything is built from it. The error names the object's path.
 pub fn check(file: &SkvFile) -> Result<()> {
-    let ctx = Ctx::with_validation(file);
+    let mut ctx = Ctx::with_validation(file);
     let manifest = file.manifest();
     let mut objects: Vec<(&Object, String, Check)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // The node arrays of trees, which the tree checks read whole.
+    let mut nodes: Vec<usize> = Vec::new();
     let mut trees = vec![("root", &manifest.root)];
     trees.extend(manifest.validation.as_ref().map(|v| ("validation", v)));
     for (name, tree) in trees {
         walk(tree, &mut |n| {
             if let Node::Object(o) = n {
+                if let Some(index) = tree::nodes_array(o) {
+                    nodes.push(index);
+                }
                 if let Some(check) = check_of(&o.class) {
                     let k = seen.entry(o.class.clone()).or_default();
                     objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class)), check));
@@ -362,6 +367,7 @@ pub fn check(file: &SkvFile) -> Result<()> {
             }
         });
     }
+    ctx.verify_ahead(&nodes);
     // Holders first: they check the trees and parts they hold against their own feature
     // count. A part no holder checked is checked alone (trees, distance metrics) or refused
     // (HGB parts).
