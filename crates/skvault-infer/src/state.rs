@@ -24,6 +24,8 @@ pub(crate) struct Ctx<'f> {
     /// Arrays whose bytes in place (mapped or in-memory file, uncompressed) were hashed
     /// ahead by [`Ctx::verify_ahead`], by index; their digest matched.
     verified: Vec<bool>,
+    /// Arrays the loader has read and checked already (see [`crate::guard::Preread`]).
+    preread: Option<&'f dyn crate::guard::Preread>,
 }
 
 /// A numeric array decoded to f64, in C order.
@@ -104,6 +106,15 @@ impl<'f> Ctx<'f> {
             shared,
             budget: Budget::new(file),
             verified: Vec::new(),
+            preread: None,
+        }
+    }
+
+    /// Reads the arrays that `preread` holds from there rather than from the file.
+    pub fn with_preread(self, preread: &'f dyn crate::guard::Preread) -> Self {
+        Ctx {
+            preread: Some(preread),
+            ..self
         }
     }
 
@@ -117,10 +128,12 @@ impl<'f> Ctx<'f> {
     pub fn verify_ahead(&mut self, indices: &[usize]) {
         use rayon::prelude::*;
         let file = self.file;
+        let preread = self.preread;
         let in_place: Vec<usize> = indices
             .iter()
             .copied()
             .filter(|i| file.mapped_bytes(*i).is_some())
+            .filter(|i| !preread.is_some_and(|p| p.holds(*i)))
             .collect();
         let bytes: usize = in_place
             .iter()
@@ -214,6 +227,9 @@ impl<'f> Ctx<'f> {
             skvault_format::ArrayEntry::count(&e.shape).unwrap_or(u64::MAX),
             path,
         )?;
+        if let Some(read) = self.preread.and_then(|p| p.bytes(index)) {
+            return Ok((e, Cow::Borrowed(read?)));
+        }
         if let Some(bytes) = self.file.mapped_bytes(index) {
             // Hashes these very bytes (the mapped branch of `verify_array`), unless
             // `verify_ahead` already did.
