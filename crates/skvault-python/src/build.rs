@@ -721,7 +721,8 @@ pub fn load_tree<'py>(
         return Err(untrusted(py, names));
     }
     // The state that trusted compiled code would read unchecked is checked here, in Rust,
-    // before any array or object exists (SECURITY.md, "Trusted classes with compiled code").
+    // before any object exists or any array reaches Python (SECURITY.md, "Trusted classes
+    // with compiled code").
     for tree in file.manifest().trees() {
         skvault_format::stdlib::check_tree(tree)
             .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
