@@ -585,6 +585,33 @@ def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
 
 
+def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
+    # A forest's node arrays (over 1 MiB in all) are hashed on several threads before the
+    # tree checks read them in place (mapped file, bytes of loads): a damaged one among them
+    # is still refused, by every load, and the undamaged file loads.
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 6))
+    y = rng.integers(0, 2, size=4000)
+    forest = RandomForestClassifier(n_estimators=16, random_state=0).fit(X, y)
+    data = skvault.dumps(forest)
+    header, manifest, _ = split_skv(data)
+    nodes = [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
+    assert len(nodes) == 16 and sum(e["raw_length"] for e in nodes) > 1 << 20
+    assert all(e["codec"] == "none" and "pack" not in e for e in nodes)
+    bad = bytearray(data)
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes[9]["offset"] + 8] ^= 0x01  # a right_child
+    path = tmp_path / "bad.skv"
+    path.write_bytes(bytes(bad))
+    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
+        with pytest.raises(skvault.IntegrityError):
+            load()
+    path.write_bytes(data)
+    for loaded in (skvault.load(path, mmap=True), skvault.loads(data), skvault.load(path)):
+        assert np.array_equal(loaded.predict_proba(X), forest.predict_proba(X))
+
+
 @pytest.mark.parametrize("mmap", [True, "r", "c"])
 def test_mmap_with_explicit_verify_checks_digests(corrupted, mmap):
     path, obj = corrupted

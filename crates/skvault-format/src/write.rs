@@ -1,6 +1,6 @@
 //! The writer: object tree + array bytes -> `.skv` bytes, deterministic and atomic.
 
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -135,27 +135,34 @@ impl Prepared<'_> {
         w: &mut impl Write,
         progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        const ZEROS: [u8; 64] = [0; 64];
-        w.write_all(&self.header)?;
-        w.write_all(&self.manifest)?;
+        static ZEROS: [u8; 64] = [0; 64];
+        // Gathered into vectored writes of up to a progress chunk each, straight from the
+        // arrays' own buffers: a forest's thousands of node arrays are not copied into the
+        // atomic writer's buffer first (that buffer is bypassed by writes larger than it).
+        let mut batch = Gather::default();
+        batch.push(&self.header);
+        batch.push(&self.manifest);
         let mut pos = 64 + self.manifest.len() as u64;
-        progress(pos)?;
         for blob in &self.blobs {
             let start = align_up(pos).unwrap_or(pos);
             let pad = (start - pos) as usize;
-            w.write_all(ZEROS.get(..pad).unwrap_or(&[]))?;
+            batch.push(ZEROS.get(..pad).unwrap_or(&[]));
             pos = start;
             // In chunks, so that a bar moves and a stop is noticed within one large array.
             for chunk in blob.bytes().chunks(PROGRESS_CHUNK) {
-                w.write_all(chunk)?;
+                if batch.len + chunk.len() > PROGRESS_CHUNK {
+                    batch.write(w)?;
+                    progress(pos)?;
+                }
+                batch.push(chunk);
                 pos += chunk.len() as u64;
-                progress(pos)?;
             }
         }
         let end = align_up(pos).unwrap_or(pos).max(self.data_start);
         if self.blobs.is_empty() {
-            w.write_all(ZEROS.get(..(end - pos) as usize).unwrap_or(&[]))?;
+            batch.push(ZEROS.get(..(end - pos) as usize).unwrap_or(&[]));
         }
+        batch.write(w)?;
         progress(self.total_len)
     }
 
@@ -199,6 +206,39 @@ impl Prepared<'_> {
             self.write_to_checked(&mut w, progress)
         })
         .map_err(|f| FormatError::io(f.path, f.source))
+    }
+}
+
+/// Slices of the file waiting for one vectored write.
+#[derive(Default)]
+struct Gather<'b> {
+    slices: Vec<IoSlice<'b>>,
+    len: usize,
+}
+
+impl<'b> Gather<'b> {
+    fn push(&mut self, bytes: &'b [u8]) {
+        if !bytes.is_empty() {
+            self.slices.push(IoSlice::new(bytes));
+            self.len += bytes.len();
+        }
+    }
+
+    /// Writes every slice whole (a vectored write may take only part of them), and empties
+    /// the batch.
+    fn write(&mut self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut rest = self.slices.as_mut_slice();
+        while !rest.is_empty() {
+            match w.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.slices.clear();
+        self.len = 0;
+        Ok(())
     }
 }
 

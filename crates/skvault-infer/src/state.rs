@@ -21,6 +21,11 @@ pub(crate) struct Ctx<'f> {
     /// The id of each node that has one, by the node's address (what `resolve` returns).
     shared: HashMap<*const Node, u64>,
     budget: Budget,
+    /// Arrays whose bytes in place (mapped or in-memory file, uncompressed) were hashed
+    /// ahead by [`Ctx::verify_ahead`], by index; their digest matched.
+    verified: Vec<bool>,
+    /// Arrays the loader has read and checked already (see [`crate::guard::Preread`]).
+    preread: Option<&'f dyn crate::guard::Preread>,
 }
 
 /// A numeric array decoded to f64, in C order.
@@ -100,6 +105,53 @@ impl<'f> Ctx<'f> {
             ids,
             shared,
             budget: Budget::new(file),
+            verified: Vec::new(),
+            preread: None,
+        }
+    }
+
+    /// Reads the arrays that `preread` holds from there rather than from the file.
+    pub fn with_preread(self, preread: &'f dyn crate::guard::Preread) -> Self {
+        Ctx {
+            preread: Some(preread),
+            ..self
+        }
+    }
+
+    /// Checks the digests of the arrays among `indices` that lie uncompressed in a mapped or
+    /// in-memory file, on rayon's threads, before the checks read them one by one: a forest's
+    /// node arrays are most of its file, and hashing them one tree at a time on one thread
+    /// was most of a mapped load. The bytes are hashed where they lie, so what the checks
+    /// read later is what was hashed (as when [`Ctx::raw`] hashes them itself). An array
+    /// whose digest does not match is left unmarked: `raw` hashes it again and reports it
+    /// where the checks reach it, as before. Arrays elsewhere are left to `raw`.
+    pub fn verify_ahead(&mut self, indices: &[usize]) {
+        use rayon::prelude::*;
+        let file = self.file;
+        let preread = self.preread;
+        let in_place: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|i| file.mapped_bytes(*i).is_some())
+            .filter(|i| !preread.is_some_and(|p| p.holds(*i)))
+            .collect();
+        let bytes: usize = in_place
+            .iter()
+            .filter_map(|i| file.mapped_bytes(*i))
+            .map(<[u8]>::len)
+            .sum();
+        if !skvault_format::write::worth_threads(bytes) {
+            return;
+        }
+        let matched: Vec<usize> = in_place
+            .into_par_iter()
+            .filter(|i| file.verify_array(*i).is_ok())
+            .collect();
+        self.verified = vec![false; file.manifest().arrays.len()];
+        for i in matched {
+            if let Some(v) = self.verified.get_mut(i) {
+                *v = true;
+            }
         }
     }
 
@@ -175,9 +227,15 @@ impl<'f> Ctx<'f> {
             skvault_format::ArrayEntry::count(&e.shape).unwrap_or(u64::MAX),
             path,
         )?;
+        if let Some(read) = self.preread.and_then(|p| p.bytes(index)) {
+            return Ok((e, Cow::Borrowed(read?)));
+        }
         if let Some(bytes) = self.file.mapped_bytes(index) {
-            // Hashes these very bytes (the mapped branch of `verify_array`).
-            self.file.verify_array(index)?;
+            // Hashes these very bytes (the mapped branch of `verify_array`), unless
+            // `verify_ahead` already did.
+            if !self.verified.get(index).copied().unwrap_or(false) {
+                self.file.verify_array(index)?;
+            }
             return Ok((e, Cow::Borrowed(bytes)));
         }
         Ok((e, Cow::Owned(self.file.read_array(index, true)?)))
@@ -412,6 +470,25 @@ impl Records<'_> {
         };
         if *dtype != wanted {
             return None;
+        }
+        // When every one of the `len` records is whole in the bytes and holds the field,
+        // record by record over exact chunks: no per-record offset arithmetic or bounds
+        // checks, and one allocation of the right size. A tree's guard reads three columns
+        // of every node on each load. Anything else takes the checked path below, which
+        // reports what is truncated.
+        let end = offset.checked_add(8).filter(|end| *end <= self.itemsize);
+        let whole = self
+            .len
+            .checked_mul(self.itemsize)
+            .and_then(|n| self.bytes.get(..n));
+        if let (Some(end), Some(whole)) = (end, whole) {
+            let mut out = Vec::with_capacity(self.len);
+            for record in whole.chunks_exact(self.itemsize) {
+                let mut field = [0u8; 8];
+                field.copy_from_slice(record.get(offset..end).unwrap_or(&[0; 8]));
+                out.push(from(field));
+            }
+            return Some(Ok(out));
         }
         Some(
             self.field_bytes(offset, 8)

@@ -790,3 +790,91 @@ fn node_data_fields_are_read_by_position() {
     a.0[2].0 = swapped;
     refused(a.check(Node::Object(tree)), "NodeData layout");
 }
+
+/// The array bytes a loader read and verified already, by index (see `guard::Preread`).
+struct Held(Vec<Option<Vec<u8>>>);
+
+impl skvault_infer::guard::Preread for Held {
+    fn holds(&self, index: usize) -> bool {
+        matches!(self.0.get(index), Some(Some(_)))
+    }
+
+    fn bytes(&self, index: usize) -> Option<skvault_format::Result<&[u8]>> {
+        Some(Ok(self.0.get(index)?.as_deref()?))
+    }
+}
+
+/// A DecisionTreeRegressor over 2 features whose tree has `records` as its nodes (`node_dtype`),
+/// as `Tree(n_features, n_classes, n_outputs)` with its state dict.
+fn decision_tree(a: &mut Arrays, records: &[Vec<u8>]) -> Node {
+    let n_classes = a.i64(&[1]);
+    let nodes = a.add(
+        skvault_format::testing::node_dtype(),
+        &[records.len() as u64],
+        records.concat(),
+    );
+    let values = a.f64(&[records.len() as u64, 1, 1], &vec![0.0; records.len()]);
+    let n = records.len() as i64;
+    let tree = Node::Object(Box::new(Object {
+        class: "sklearn.tree._tree.Tree".into(),
+        construct: Construct::Call {
+            args: vec![Node::Int(2), n_classes, Node::Int(1)],
+        },
+        state: Some(Node::Dict(vec![
+            (Node::Str("max_depth".into()), Node::Int(2)),
+            (Node::Str("node_count".into()), Node::Int(n)),
+            (Node::Str("nodes".into()), nodes),
+            (Node::Str("values".into()), values),
+        ])),
+        list_items: vec![],
+        dict_items: vec![],
+    }));
+    object(
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        vec![("n_features_in_", Node::Int(2)), ("tree_", tree)],
+    )
+}
+
+/// With a loader's pre-read arrays, the checks judge those bytes (what the classes will
+/// receive), not the file's: hostile pre-read nodes are refused even though the file's pass,
+/// and the file's own nodes pre-read pass.
+#[test]
+fn checks_read_the_arrays_a_loader_holds() {
+    use skvault_format::testing::record;
+    use skvault_infer::guard::check_with;
+    let good = [
+        record(1, 2, 0, 0.5, 0),
+        record(-1, -1, -2, -2.0, 0),
+        record(-1, -1, -2, -2.0, 0),
+    ];
+    let mut a = Arrays::default();
+    let root = decision_tree(&mut a, &good);
+    a.check(root.clone()).unwrap();
+    let nodes =
+        a.0.iter()
+            .position(|(d, _, _)| matches!(d, DType::Structured { .. }))
+            .unwrap();
+    let inputs: Vec<ArrayInput> =
+        a.0.iter()
+            .map(|(dtype, shape, data)| ArrayInput {
+                dtype: dtype.clone(),
+                shape: shape.clone(),
+                order: Order::C,
+                data,
+            })
+            .collect();
+    let bytes = prepare(root, &inputs, Map::new(), WriteOptions::default())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let file = SkvFile::from_bytes(bytes).unwrap();
+    let mut held = Held(vec![None; a.0.len()]);
+    held.0[nodes] = Some(good.concat());
+    check_with(&file, Some(&held)).unwrap();
+    // Node 0's left child points back at itself: a cycle the compiled tree would follow.
+    held.0[nodes] = Some([record(0, 2, 0, 0.5, 0), good[1].clone(), good[2].clone()].concat());
+    refused(
+        check_with(&file, Some(&held)),
+        "node 0 has children 0 and 2",
+    );
+}

@@ -53,6 +53,38 @@ pub struct LoadArrays<'py> {
     /// waits for the workers that write into the arrays, which may be freed right after.
     fill: Fill,
     arrays: Vec<Bound<'py, PyAny>>,
+    /// `(address, len)` of each array the fill writes and verifies (`None` for the others,
+    /// and for all when the fill does not verify): what the state checks may read once the
+    /// fill reports the array done (see [`Filled`]).
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+/// The arrays of a load that the fill has written and verified, for the state checks
+/// (`skvault_infer::guard::Preread`): they read a forest's node arrays there instead of
+/// reading and hashing them from the file a second time. Plain addresses and the fill, so
+/// that the checks can run with the GIL released.
+struct Filled<'a> {
+    fill: &'a Fill,
+    spans: &'a [Option<(usize, usize)>],
+}
+
+impl skvault_infer::guard::Preread for Filled<'_> {
+    fn holds(&self, index: usize) -> bool {
+        matches!(self.spans.get(index), Some(Some(_)))
+    }
+
+    fn bytes(&self, index: usize) -> Option<skvault_format::Result<&[u8]>> {
+        let (address, len) = (*self.spans.get(index)?)?;
+        Some(self.fill.wait(index).map(|()| {
+            // SAFETY: `address` is the data of the numpy array (or its range of the pool)
+            // that `build_arrays` made for this array, `len` = raw_length bytes, alive in the
+            // `LoadArrays` that `self` borrows. `wait` returned Ok, so by the contract of
+            // `Destination::new` the fill has written and verified these bytes and will not
+            // touch them again; no Python code can reach the array before the builder hands
+            // it out, which happens after the checks. So nothing writes them while borrowed.
+            unsafe { std::slice::from_raw_parts(address as *const u8, len) }
+        }))
+    }
 }
 
 fn order_name(order: Order) -> &'static str {
@@ -161,11 +193,26 @@ pub fn build_arrays<'py>(
             }
         })
         .collect();
+    let spans = plan
+        .places()
+        .iter()
+        .zip(&address)
+        .map(|(place, &at)| match *place {
+            Place::Pool { len, .. } | Place::Own { len } if verify.copies && len > 0 => {
+                Some((at, len))
+            }
+            _ => None,
+        })
+        .collect();
     let threads = plan.threads();
     let fill = py
         .detach(|| Fill::start(file.clone(), verify.copies, jobs, threads))
         .py_err(py)?;
-    Ok(LoadArrays { fill, arrays: out })
+    Ok(LoadArrays {
+        fill,
+        arrays: out,
+        spans,
+    })
 }
 
 impl<'py, 'a> Builder<'py, 'a> {
@@ -674,18 +721,26 @@ pub fn load_tree<'py>(
         return Err(untrusted(py, names));
     }
     // The state that trusted compiled code would read unchecked is checked here, in Rust,
-    // before any array or object exists (SECURITY.md, "Trusted classes with compiled code").
+    // before any object exists or any array reaches Python (SECURITY.md, "Trusted classes
+    // with compiled code").
     for tree in file.manifest().trees() {
         skvault_format::stdlib::check_tree(tree)
             .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
     }
-    py.detach(|| skvault_infer::guard::check(&file))
+    // The arrays are made and their fill started first (numpy buffers only: nothing of the
+    // file's classes exists yet), so that the checks read the arrays the fill has read and
+    // verified, and the fill of the others goes on meanwhile.
+    let arrays = build_arrays(py, &file, mapped, verify)?;
+    let filled = Filled {
+        fill: &arrays.fill,
+        spans: &arrays.spans,
+    };
+    py.detach(|| skvault_infer::guard::check_with(&file, Some(&filled)))
         .map_err(|e| match e {
             // A damaged array the check had to read is the same IntegrityError a load gives.
             skvault_infer::InferError::Format(e) => crate::errors::from_format(py, e),
             e => format_error(py, format!("refused before loading: {e}")),
         })?;
-    let arrays = build_arrays(py, &file, mapped, verify)?;
     let mut builder = Builder::new(py, trust, arrays)?;
     let root = builder.build(&file.manifest().root, None)?;
     let validation = match &file.manifest().validation {

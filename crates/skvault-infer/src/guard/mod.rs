@@ -342,18 +342,43 @@ pub fn check_of(class: &str) -> Option<Check> {
         .or_else(|| tree::is_holder(class).then_some(Check::TreeHolder))
 }
 
+/// Array bytes that a loader has already read into memory it holds and checked against
+/// their digests (a load's destination buffers): the checks read them there instead of
+/// reading and hashing them from the file a second time. What the checks then accept is
+/// exactly what the loader hands to the classes.
+pub trait Preread {
+    /// Whether this source holds array `index` (without waiting for it).
+    fn holds(&self, index: usize) -> bool;
+    /// Array `index`'s raw bytes, digest checked, once they are there (this may wait); `None`
+    /// when this source does not hold it, an error when reading or checking it failed.
+    fn bytes(&self, index: usize) -> Option<skvault_format::Result<&[u8]>>;
+}
+
 /// Checks the state of every guarded object of the file (its model and its validation
 /// tree) before anything is built from it. The error names the object's path.
 pub fn check(file: &SkvFile) -> Result<()> {
-    let ctx = Ctx::with_validation(file);
+    check_with(file, None)
+}
+
+/// [`check`], reading the arrays that `preread` holds from there.
+pub fn check_with(file: &SkvFile, preread: Option<&dyn Preread>) -> Result<()> {
+    let mut ctx = Ctx::with_validation(file);
+    if let Some(p) = preread {
+        ctx = ctx.with_preread(p);
+    }
     let manifest = file.manifest();
     let mut objects: Vec<(&Object, String, Check)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // The node arrays of trees, which the tree checks read whole.
+    let mut nodes: Vec<usize> = Vec::new();
     let mut trees = vec![("root", &manifest.root)];
     trees.extend(manifest.validation.as_ref().map(|v| ("validation", v)));
     for (name, tree) in trees {
         walk(tree, &mut |n| {
             if let Node::Object(o) = n {
+                if let Some(index) = tree::nodes_array(o) {
+                    nodes.push(index);
+                }
                 if let Some(check) = check_of(&o.class) {
                     let k = seen.entry(o.class.clone()).or_default();
                     objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class)), check));
@@ -362,6 +387,7 @@ pub fn check(file: &SkvFile) -> Result<()> {
             }
         });
     }
+    ctx.verify_ahead(&nodes);
     // Holders first: they check the trees and parts they hold against their own feature
     // count. A part no holder checked is checked alone (trees, distance metrics) or refused
     // (HGB parts).

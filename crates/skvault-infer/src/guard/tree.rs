@@ -33,6 +33,20 @@ pub(super) fn is_holder(class: &str) -> bool {
     HOLDER_PREFIXES.iter().any(|p| class.starts_with(p))
 }
 
+/// The array a `Tree` object's state names directly as its `nodes`, if any.
+pub(super) fn nodes_array(obj: &skvault_format::Object) -> Option<usize> {
+    if obj.class != TREE {
+        return None;
+    }
+    let Some(Node::Dict(items)) = &obj.state else {
+        return None;
+    };
+    items.iter().find_map(|(k, v)| match (k, v) {
+        (Node::Str(k), Node::Array(i)) if k == "nodes" => Some(*i),
+        _ => None,
+    })
+}
+
 /// An integer argument or attribute in [0, MAX_COUNT].
 fn count(node: Option<&Node>, path: &str, what: &str) -> Result<usize> {
     node.and_then(node_int)
