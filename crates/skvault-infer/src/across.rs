@@ -258,22 +258,7 @@ mod tests {
     use super::{Across, ACROSS};
     use crate::forest::row_leaves;
     use crate::tree::{Rows, SplitNode, Tree};
-
-    /// xorshift64*: the same trees and rows on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use skvault_format::fuzzing::Rng;
 
     /// A random tree in preorder (as scikit-learn's) or with the right subtree first, some
     /// splits sending NaN left; thresholds from a few values so that ties happen.
@@ -284,7 +269,7 @@ mod tests {
             return;
         }
         let threshold = rng.below(7) as f32 - 3.0;
-        let feature = rng.below(nf as u64) as u32;
+        let feature = rng.below(nf) as u32;
         let missing_left = rng.below(2) == 0;
         let swap = rng.below(2) == 0;
         let first = out.len();
@@ -321,7 +306,7 @@ mod tests {
     /// trees that leaves the last group part empty.
     #[test]
     fn leaves_match_the_trees() {
-        let mut rng = Rng(0x5eed);
+        let mut rng = Rng::new(0x5eed);
         for nf in [1, 5, 8, 20, 33, 64, 100] {
             for n_trees in [1, ACROSS - 1, ACROSS, 3 * ACROSS + 5] {
                 let trees = forest(&mut rng, n_trees, nf);

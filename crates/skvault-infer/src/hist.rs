@@ -661,21 +661,7 @@ impl Hist {
 mod tests {
     use super::*;
 
-    /// xorshift64*: deterministic trees and rows.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use skvault_format::fuzzing::Rng;
 
     /// A numeric tree in preorder with up to `budget` leaves; thresholds come from `cuts` so
     /// that rows hit them exactly too.
@@ -694,14 +680,14 @@ mod tests {
         if budget < 2 || rng.below(5) == 0 {
             return;
         }
-        let left_budget = 1 + rng.below(budget as u64 - 1) as usize;
+        let left_budget = 1 + rng.below(budget - 1);
         nodes[me].left = nodes.len() as u32;
         grow(rng, nodes, left_budget, nc, cuts);
         nodes[me].right = nodes.len() as u32;
         grow(rng, nodes, budget - left_budget, nc, cuts);
         nodes[me].split = Split::Numeric;
-        nodes[me].feature = rng.below(nc as u64) as u32;
-        nodes[me].threshold = cuts[rng.below(cuts.len() as u64) as usize];
+        nodes[me].feature = rng.below(nc) as u32;
+        nodes[me].threshold = cuts[rng.below(cuts.len())];
         nodes[me].missing_left = rng.below(2) == 0;
     }
 
@@ -742,7 +728,7 @@ mod tests {
     /// single rows and blocks, with and without NaN, on values equal to the thresholds.
     #[test]
     fn fast_layout_matches_the_node_walk() {
-        let mut rng = Rng(0x1234_5678);
+        let mut rng = Rng::new(0x1234_5678);
         let values = [
             -2.0,
             -1.5,
@@ -764,7 +750,7 @@ mod tests {
                         if nan && rng.below(6) == 0 {
                             f64::NAN
                         } else {
-                            values[rng.below(values.len() as u64) as usize]
+                            values[rng.below(values.len())]
                         }
                     })
                     .collect();
@@ -788,14 +774,14 @@ mod tests {
     #[test]
     fn a_model_reading_its_used_columns_only_predicts_the_same() {
         let nc = 200;
-        let mut whole = model(2, 3, nc, &mut Rng(0xfeed));
-        let mut narrow = model(2, 3, nc, &mut Rng(0xfeed));
+        let mut whole = model(2, 3, nc, &mut Rng::new(0xfeed));
+        let mut narrow = model(2, 3, nc, &mut Rng::new(0xfeed));
         let used = whole.used_columns().unwrap();
         assert!(used.len() < nc / 2, "{} of {nc}", used.len());
         assert!(narrow.read_only(&used));
         assert_eq!(narrow.n_features(), used.len());
         assert_eq!(narrow.used_columns(), None);
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         let n_rows = 100;
         let x: Vec<f64> = (0..n_rows * nc)
             .map(|_| (rng.below(7) as f64 - 3.0) * 0.4)
