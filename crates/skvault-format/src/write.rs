@@ -129,7 +129,8 @@ impl Prepared<'_> {
 
     /// Like [`Prepared::write_to`], but `progress` may stop the write by returning an error,
     /// which is returned as is (the command line stops this way on Ctrl-C). `progress` is
-    /// called at least every [`PROGRESS_CHUNK`] bytes, and last with the file's length.
+    /// called once the header and manifest are written, then at least every
+    /// [`PROGRESS_CHUNK`] bytes, and last with the file's length.
     pub fn write_to_checked(
         &self,
         w: &mut impl Write,
@@ -143,6 +144,9 @@ impl Prepared<'_> {
         batch.push(&self.header);
         batch.push(&self.manifest);
         let mut pos = 64 + self.manifest.len() as u64;
+        // A first report as soon as the file has begun (a bar starts, a stop is heard).
+        batch.write(w)?;
+        progress(pos)?;
         for blob in &self.blobs {
             let start = align_up(pos).unwrap_or(pos);
             let pad = (start - pos) as usize;
