@@ -560,6 +560,28 @@ def test_mmap_does_not_verify_by_default_but_verify_does(corrupted):
     assert skvault.get_untrusted_types(path) == []
 
 
+def _node_entries(data: bytes) -> list[dict]:
+    """The manifest entries of the file's tree node arrays."""
+    _, manifest, _ = split_skv(data)
+    return [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
+
+
+def _refused_by_every_load_when_damaged(tmp_path, data: bytes, nodes: dict):
+    """Flips a bit of a right_child of the node array `nodes` (stored on its own,
+    uncompressed): load(mmap=True), loads and load must each raise IntegrityError. Then the
+    undamaged file is written back at the returned path."""
+    header, _, _ = split_skv(data)
+    bad = bytearray(data)
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8] ^= 0x01
+    path = tmp_path / "bad.skv"
+    path.write_bytes(bytes(bad))
+    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
+        with pytest.raises(skvault.IntegrityError):
+            load()
+    path.write_bytes(data)
+    return path
+
+
 def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
     # mmap=True skips the digests of arrays it only views, but not of those the state
     # checks read before a compiled class gets them: a tree's nodes, read in place from the
@@ -569,19 +591,9 @@ def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
     X = np.random.default_rng(0).normal(size=(200, 4))
     tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 0] > 0)
     data = skvault.dumps(tree)
-    header, manifest, _ = split_skv(data)
-    (nodes,) = [
-        e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])
-    ]
+    (nodes,) = _node_entries(data)
     assert nodes["codec"] == "none" and "pack" not in nodes
-    bad = bytearray(data)
-    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8] ^= 0x01  # a right_child
-    path = tmp_path / "bad.skv"
-    path.write_bytes(bytes(bad))
-    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
-        with pytest.raises(skvault.IntegrityError):
-            load()
-    path.write_bytes(data)
+    path = _refused_by_every_load_when_damaged(tmp_path, data, nodes)
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
 
 
@@ -596,18 +608,10 @@ def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
     y = rng.integers(0, 2, size=4000)
     forest = RandomForestClassifier(n_estimators=16, random_state=0).fit(X, y)
     data = skvault.dumps(forest)
-    header, manifest, _ = split_skv(data)
-    nodes = [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
+    nodes = _node_entries(data)
     assert len(nodes) == 16 and sum(e["raw_length"] for e in nodes) > 1 << 20
     assert all(e["codec"] == "none" and "pack" not in e for e in nodes)
-    bad = bytearray(data)
-    bad[align64(HEADER.size + header["manifest_len"]) + nodes[9]["offset"] + 8] ^= 0x01  # a right_child
-    path = tmp_path / "bad.skv"
-    path.write_bytes(bytes(bad))
-    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
-        with pytest.raises(skvault.IntegrityError):
-            load()
-    path.write_bytes(data)
+    path = _refused_by_every_load_when_damaged(tmp_path, data, nodes[9])
     for loaded in (skvault.load(path, mmap=True), skvault.loads(data), skvault.load(path)):
         assert np.array_equal(loaded.predict_proba(X), forest.predict_proba(X))
 

@@ -302,10 +302,9 @@ impl Estimator for Pipeline {
     /// Steps whose output can hold text (imputers fitted on text) pass a frame on; the
     /// first other step reads the frame (it may encode text); the rest see numbers.
     fn call_frame(&self, method: Method, frame: &Frame, cols: &[usize]) -> Result<Output> {
-        let steps: Vec<&Boxed> = self.steps().collect();
+        let mut steps = self.steps().peekable();
         let mut owned: Option<Frame> = None;
-        let mut i = 0;
-        while let Some(t) = steps.get(i) {
+        while let Some(t) = steps.peek() {
             let (f, c) = match &owned {
                 Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
                 None => (frame, cols.to_vec()),
@@ -314,13 +313,13 @@ impl Estimator for Pipeline {
                 Some(next) => owned = Some(next?),
                 None => break,
             }
-            i += 1;
+            steps.next();
         }
         let (frame, cols) = match &owned {
             Some(f) => (f, (0..f.n_cols()).collect::<Vec<_>>()),
             None => (frame, cols.to_vec()),
         };
-        let Some((first, rest)) = steps[i..].split_first() else {
+        let Some(first) = steps.next() else {
             return match self.final_step() {
                 Some(last) => last.call_frame(method, frame, &cols),
                 None if method == Method::Transform => Ok(Output::Matrix(Matrix::from_vec(
@@ -332,7 +331,7 @@ impl Estimator for Pipeline {
             };
         };
         let mut cur = transform_frame(first.as_ref(), frame, &cols)?;
-        for t in rest {
+        for t in steps {
             cur = t.transform(&cur.view())?;
         }
         match self.final_step() {

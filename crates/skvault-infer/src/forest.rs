@@ -213,9 +213,10 @@ pub(crate) fn to_f32(class: &str, x: &MatrixView<'_>, finite: Finite) -> Result<
 fn first_where(values: &[f32], bad: impl Fn(f32) -> bool) -> Option<usize> {
     const CHUNK: usize = 256;
     values.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
-        let any = chunk.iter().fold(false, |acc, &f| acc | bad(f));
-        any.then(|| chunk.iter().position(|&f| bad(f)).map(|i| c * CHUNK + i))
-            .flatten()
+        if !chunk.iter().fold(false, |acc, &f| acc | bad(f)) {
+            return None;
+        }
+        chunk.iter().position(|&f| bad(f)).map(|i| c * CHUNK + i)
     })
 }
 

@@ -66,6 +66,11 @@ impl Arrays {
     }
 
     fn check(&self, root: Node) -> Result<(), InferError> {
+        check(&self.file(root))
+    }
+
+    /// The file of `root` and these arrays.
+    fn file(&self, root: Node) -> SkvFile {
         let inputs: Vec<ArrayInput> = self
             .0
             .iter()
@@ -80,7 +85,7 @@ impl Arrays {
             .unwrap()
             .to_vec()
             .unwrap();
-        check(&SkvFile::from_bytes(bytes).unwrap())
+        SkvFile::from_bytes(bytes).unwrap()
     }
 }
 
@@ -854,20 +859,7 @@ fn checks_read_the_arrays_a_loader_holds() {
         a.0.iter()
             .position(|(d, _, _)| matches!(d, DType::Structured { .. }))
             .unwrap();
-    let inputs: Vec<ArrayInput> =
-        a.0.iter()
-            .map(|(dtype, shape, data)| ArrayInput {
-                dtype: dtype.clone(),
-                shape: shape.clone(),
-                order: Order::C,
-                data,
-            })
-            .collect();
-    let bytes = prepare(root, &inputs, Map::new(), WriteOptions::default())
-        .unwrap()
-        .to_vec()
-        .unwrap();
-    let file = SkvFile::from_bytes(bytes).unwrap();
+    let file = a.file(root);
     let mut held = Held(vec![None; a.0.len()]);
     held.0[nodes] = Some(good.concat());
     check_with(&file, Some(&held)).unwrap();
