@@ -204,7 +204,8 @@ impl Store {
         if meta.size > limit {
             return Err(too_large(meta.size));
         }
-        // At most `limit` bytes are kept; the size is checked, so this cannot truncate.
+        // Sized by the recorded length (within `limit`, checked above); the bytes the store
+        // actually sends are counted again as they come.
         let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
         let mut stream = got.into_stream();
         loop {
