@@ -108,10 +108,18 @@ def test_every_section_is_there_with_the_records_values(pipeline_file):
     assert md["estimator"]["class"] in text(doc.find(".//section[@id='summary']"))
     steps = table_rows(doc, "steps")
     assert [r[0] for r in steps] == [s["name"] for s in md["estimator"]["steps"]]
-    # Each step's parameters that differ from the defaults, as scikit-learn's repr finds them.
+    # Each step's parameters that differ from the defaults, as scikit-learn's repr finds them,
+    # but a ColumnTransformer's members: they are listed with their step, with their columns.
     assert doc.find(".//table[@id='params']") is None  # the Pipeline's own are all defaults
     for i, (_, step) in enumerate(model.steps, 1):
-        assert {r[0] for r in table_rows(doc, f"params-{i}")} == set(_changed_params(step))
+        changed = set(_changed_params(step)) - {"transformers", "transformer_list"}
+        table = doc.find(f".//table[@id='params-{i}']")
+        assert (set() if table is None else {r[0] for r in table_rows(doc, f"params-{i}")}) == changed
+    prep = model.steps[0][1]
+    for name, transformer, columns in prep.transformers:
+        cls = f"{type(transformer).__module__}.{type(transformer).__qualname__}"
+        listed = json.dumps(columns, separators=(",", ":"))
+        assert f"{name}: {cls} (columns {listed})" in steps[0][1], steps[0][1]
     schema = md["input_schema"]["columns"]
     rows = table_rows(doc, "schema")
     assert [r[0] for r in rows] == [c["name"] for c in schema]

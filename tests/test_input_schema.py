@@ -103,6 +103,6 @@ def test_inspect_shows_the_input_columns(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "skvault", "inspect", str(path)], capture_output=True, text=True, check=True
     ).stdout
-    assert "input (5 columns, kinds derived from the model):" in out
+    assert "input (5 columns, kinds derived from the fitted model):" in out
     for line in ("  age: numbers", "  city: text", "  grade: unused", "  note: text"):
         assert line + "\n" in out, out

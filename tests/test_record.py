@@ -328,7 +328,7 @@ def test_cli_inspect_summary_params_and_json(tmp_path):
     skvault.dump(model, path, compress="zstd", metrics={"accuracy": 0.96})
     text = subprocess.run([*CLI, "inspect", str(path)], capture_output=True, text=True, check=True).stdout
     for expected in ["sklearn.pipeline.Pipeline", "scikit-learn", "logisticregression", "accuracy = 0.96",
-                     "classes: [0,1,2]", "features: 4", "<f8", "untrusted names: none"]:
+                     "classes: 0, 1, 2", "features: 4", "<f8", "untrusted names: none"]:
         assert expected in text, expected
     # The five float arrays share a pack (too small to compress); the int ones keep their blobs.
     assert "pack 0: 5 arrays, none      216 B ->      216 B" in text
@@ -340,6 +340,47 @@ def test_cli_inspect_summary_params_and_json(tmp_path):
     assert params == skvault.inspect(path)["metadata"]["estimator"]["params"]
     rebuilt = LogisticRegression(**params["steps"][1][1]["params"])
     assert rebuilt.get_params() == LogisticRegression(C=3.0).get_params()
+
+
+def test_cli_inspect_prints_the_record_the_card_shows(tmp_path):
+    """inspect and the card render one record (skvault_card::record): each step with its
+    members and the parameters set away from their defaults, the input columns, and versions
+    the writer could not read as "not recorded"."""
+    from sklearn.compose import ColumnTransformer
+
+    model = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), [0, 1]), ("rest", "passthrough", [2, 3])]),
+        LogisticRegression(C=3.0, max_iter=500),
+    ).fit(X_IRIS, Y_IRIS)
+    path = tmp_path / "m.skv"
+    skvault.dump(model, path)
+    parts = SkvParts.parse(path.read_bytes())
+    parts.manifest["metadata"]["environment"]["scipy"] = None
+    path.write_bytes(parts.to_bytes())
+    text = subprocess.run([*CLI, "inspect", str(path)], capture_output=True, text=True, check=True).stdout
+    steps = text.split("\nsteps:\n")[1].split("\n\n")[0].splitlines()
+    assert steps[0] == "  columntransformer: sklearn.compose._column_transformer.ColumnTransformer"
+    assert "    - num: sklearn.preprocessing._data.StandardScaler, columns [0,1]" in steps
+    assert "    - rest: passthrough, columns [2,3]" in steps
+    assert "    C = 3.0" in steps and "    max_iter = 500" in steps
+    assert not any("transformers =" in line for line in steps), steps  # its members are listed
+    assert "scipy not recorded" in text
+    card = subprocess.run([*CLI, "card", str(path), "--format", "md"], capture_output=True, text=True)
+    assert card.returncode == 0, card.stderr
+    assert "scipy: not recorded" in card.stdout
+
+
+def test_cli_inspect_and_card_name_an_unreadable_input_schema(tmp_path):
+    path = tmp_path / "m.skv"
+    skvault.dump(LogisticRegression(max_iter=500).fit(X_IRIS, Y_IRIS), path)
+    parts = SkvParts.parse(path.read_bytes())
+    parts.manifest["metadata"]["input_schema"] = {"source": "model", "columns": "nope"}
+    path.write_bytes(parts.to_bytes())
+    text = subprocess.run([*CLI, "inspect", str(path)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"input: unreadable input_schema \(.*sequence", text), text
+    card = subprocess.run([*CLI, "card", str(path), "--format", "md"], capture_output=True, text=True)
+    assert card.returncode == 0, card.stderr
+    assert "input schema cannot be read" in card.stdout
 
 
 def test_cli_errors_are_clear(tmp_path):

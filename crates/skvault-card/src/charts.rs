@@ -219,6 +219,8 @@ pub fn line(title: &str, points: &[(String, f64)]) -> String {
 pub struct Step {
     pub name: String,
     pub class: String,
+    /// The columns a ColumnTransformer gives this member (empty elsewhere).
+    pub columns: String,
     pub children: Vec<Step>,
 }
 
@@ -316,9 +318,11 @@ mod tests {
                 &[Step {
                     name: evil.into(),
                     class: evil.into(),
+                    columns: String::new(),
                     children: vec![Step {
                         name: evil.into(),
                         class: evil.into(),
+                        columns: evil.into(),
                         children: vec![],
                     }],
                 }],

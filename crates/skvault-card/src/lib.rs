@@ -23,7 +23,7 @@ use serde::Serialize;
 use skvault_format::SkvFile;
 
 pub use render::{environment, render};
-pub use summary::{summarize, Context, Summary};
+pub use summary::{record, summarize, Context, Record, Summary};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -77,6 +77,7 @@ pub struct UserSection {
 /// The user sections of a card: `metadata={"card": {...}}` first, then `--sections`.
 pub fn user_sections(summary: &Summary, extra: Option<&str>) -> Vec<UserSection> {
     let mut out: Vec<UserSection> = summary
+        .record
         .card_sections
         .iter()
         .map(|(title, text)| UserSection {

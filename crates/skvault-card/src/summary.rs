@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skvault_format::manifest::hex;
 use skvault_format::SkvFile;
@@ -14,11 +14,18 @@ use crate::charts::{self, Step};
 use crate::state::Ctx;
 use crate::structure::{self, Structure};
 
+/// The parameters that list a ColumnTransformer's or FeatureUnion's members (the
+/// [`Step::children`] of its step).
+const MEMBERS: [&str; 2] = ["transformers", "transformer_list"];
+
 /// Arrays listed in the provenance section, largest first.
 const TOP_ARRAYS: usize = 12;
 
+/// What a file says of its model, read from the manifest alone: no array is read, no model
+/// is built and no file beside it is opened. `skvault inspect` prints it; [`Summary`] adds
+/// what takes more than the manifest.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub struct Record {
     pub name: String,
     pub class: String,
     pub class_short: String,
@@ -34,18 +41,32 @@ pub struct Summary {
     /// Each pipeline step's parameters, listed as `params` are.
     pub step_params: Vec<StepParams>,
     pub n_features: Option<String>,
+    /// How the input schema was learnt, when the file has one.
     pub schema_source: Option<String>,
     pub columns: Vec<Column>,
+    /// Why the file's `input_schema` could not be read, when it could not.
+    pub schema_error: Option<String>,
     pub classes: Vec<String>,
     pub metrics: Vec<(String, String)>,
     pub environment: Vec<(String, String)>,
-    pub requirements: String,
     pub provenance: Provenance,
-    pub signature: Signature,
-    pub validation: Option<Validation>,
+    /// The validation rows the writer recorded (their re-check is [`Summary::validation`]).
+    pub validation_rows: Option<ValidationRows>,
     pub user: Vec<(String, String)>,
     /// `metadata.user.card`: title to Markdown text.
     pub card_sections: Vec<(String, String)>,
+}
+
+/// The record and what takes more than the manifest to tell: pictures from the arrays, the
+/// signature, the validation rows re-checked by native inference, the requirements. The
+/// card and the registry page render it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub record: Record,
+    pub requirements: String,
+    pub signature: Signature,
+    pub validation: Option<Validation>,
     pub charts: Vec<Chart>,
     /// Why a picture the model would have is missing (e.g. unreadable tree arrays).
     pub chart_notes: Vec<String>,
@@ -71,6 +92,8 @@ pub struct Column {
     pub dtype: String,
     pub kind: String,
     pub categories: String,
+    /// The column in one line, as `skvault inspect` prints it (`city: str (text)`).
+    pub line: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,9 +125,15 @@ pub struct Signature {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Validation {
+pub struct ValidationRows {
     pub n_rows: String,
     pub methods: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    #[serde(flatten)]
+    pub rows: ValidationRows,
     /// `pass`, `fail` or `unchecked`.
     pub native: &'static str,
     pub text: String,
@@ -181,7 +210,8 @@ fn obj<'a>(md: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Valu
     md.get(key).and_then(Value::as_object)
 }
 
-pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
+/// The record of `file`, from its manifest alone.
+pub fn record(file: &SkvFile, cx: &Context) -> Record {
     let m = file.manifest();
     let md = &m.metadata;
     let est = obj(md, "estimator");
@@ -191,17 +221,13 @@ pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
         .map_or_else(|| root_class(&m.root), str::to_string);
     let class_short = class.rsplit('.').next().unwrap_or(&class).to_string();
     let (mut params, params_mode) = params(est);
-    let steps = steps(est);
     let step_params = step_params(est);
     if !step_params.is_empty() {
         // The steps are listed with their own parameters below.
         params.retain(|p| p.name != "steps");
     }
-    let (schema_source, columns) = schema(md.get("input_schema"));
-    let ctx = Ctx::new(file);
-    let structure = structure::of_model(&ctx, &m.root);
-    let (charts, chart_notes) = charts(&steps, structure.as_ref(), est, &columns);
-    Summary {
+    let (schema_source, columns, schema_error) = schema(md.get("input_schema"));
+    Record {
         name: cx.name.clone(),
         class_short,
         class,
@@ -214,36 +240,23 @@ pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
             .map(str::to_string),
         params,
         params_mode,
-        steps,
+        steps: steps(est),
         step_params,
         n_features: est
             .and_then(|e| e.get("n_features_in"))
             .map(|v| compact(v, 40)),
         schema_source,
         columns,
+        schema_error,
         classes: est
             .and_then(|e| e.get("classes"))
             .and_then(Value::as_array)
             .map(|cs| cs.iter().map(|c| compact(c, 80)).collect())
             .unwrap_or_default(),
-        metrics: obj(md, "metrics")
-            .map(|ms| {
-                ms.iter()
-                    .map(|(k, v)| (k.clone(), compact(v, 80)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        environment: obj(md, "environment")
-            .map(|env| {
-                env.iter()
-                    .map(|(k, v)| (k.clone(), compact(v, 80)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        requirements: crate::requirements::text(file, &cx.name),
+        metrics: pairs(obj(md, "metrics"), 80),
+        environment: pairs(obj(md, "environment"), 80),
         provenance: provenance(file, cx),
-        signature: signature(file, cx),
-        validation: validation(file),
+        validation_rows: validation_rows(file),
         user: obj(md, "user")
             .map(|u| {
                 u.iter()
@@ -253,9 +266,45 @@ pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
             })
             .unwrap_or_default(),
         card_sections: card_sections(md),
+    }
+}
+
+/// The record of `file` and what its arrays, its signature and native inference tell.
+pub fn summarize(file: &SkvFile, cx: &Context) -> Summary {
+    let record = record(file, cx);
+    let est = obj(&file.manifest().metadata, "estimator");
+    let ctx = Ctx::new(file);
+    let structure = structure::of_model(&ctx, &file.manifest().root);
+    let (charts, chart_notes) = charts(&record.steps, structure.as_ref(), est, &record.columns);
+    Summary {
+        requirements: crate::requirements::text(file, &cx.name),
+        signature: signature(file, cx),
+        validation: record
+            .validation_rows
+            .clone()
+            .map(|rows| validation(file, rows)),
         charts,
         chart_notes,
+        record,
     }
+}
+
+/// A record's map (metrics, environment) as text pairs, each value cut to `max` characters;
+/// `null` (e.g. a package whose version could not be read) is "not recorded".
+fn pairs(map: Option<&Map<String, Value>>, max: usize) -> Vec<(String, String)> {
+    map.map(|items| {
+        items
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Null => "not recorded".to_string(),
+                    v => compact(v, max),
+                };
+                (k.clone(), text)
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The parameters to list: those the writer marked as differing from the class's defaults
@@ -297,7 +346,9 @@ fn step_params(est: Option<&Map<String, Value>>) -> Vec<StepParams> {
         .iter()
         .filter_map(|s| {
             let record = s.as_object()?;
-            let (params, params_mode) = params(Some(record));
+            let (mut params, params_mode) = params(Some(record));
+            // A ColumnTransformer's or FeatureUnion's members are listed as its children.
+            params.retain(|p| !MEMBERS.contains(&p.name.as_str()));
             Some(StepParams {
                 name: s.get("name").map(|n| compact(n, 60)).unwrap_or_default(),
                 class: step_class(s),
@@ -320,7 +371,7 @@ fn steps(est: Option<&Map<String, Value>>) -> Vec<Step> {
             let class = step_class(s);
             let params = s.get("params");
             let members = params
-                .and_then(|p| p.get("transformers").or_else(|| p.get("transformer_list")))
+                .and_then(|p| MEMBERS.iter().find_map(|m| p.get(*m)))
                 .and_then(Value::as_array);
             let children = members
                 .map(|ms| {
@@ -329,6 +380,7 @@ fn steps(est: Option<&Map<String, Value>>) -> Vec<Step> {
                         .map(|t| Step {
                             name: t.first().map(|n| compact(n, 60)).unwrap_or_default(),
                             class: t.get(1).map(step_class).unwrap_or_default(),
+                            columns: t.get(2).map(|c| compact(c, 120)).unwrap_or_default(),
                             children: Vec::new(),
                         })
                         .collect()
@@ -337,6 +389,7 @@ fn steps(est: Option<&Map<String, Value>>) -> Vec<Step> {
             Step {
                 name: s.get("name").map(|n| compact(n, 60)).unwrap_or_default(),
                 class,
+                columns: String::new(),
                 children,
             }
         })
@@ -356,50 +409,69 @@ fn step_class(v: &Value) -> String {
     }
 }
 
-fn schema(value: Option<&Value>) -> (Option<String>, Vec<Column>) {
-    let Some(schema) = value else {
-        return (None, Vec::new());
+/// Categories listed per column; the rest are counted.
+const SHOWN_CATEGORIES: usize = 50;
+
+/// The input schema (FORMAT.md section 8), read as native inference reads it: its source,
+/// its columns, or why it could not be read.
+fn schema(value: Option<&Value>) -> (Option<String>, Vec<Column>, Option<String>) {
+    use skvault_frame::{CategoryValue, InputSchema, SchemaSource};
+    let Some(value) = value else {
+        return (None, Vec::new(), None);
     };
-    let source = match schema.get("source").and_then(Value::as_str) {
-        Some("validation") => "dtypes of the validation rows",
-        Some("model") => "kinds derived from the fitted model",
-        Some("user") => "given at save time",
-        _ => "unknown source",
+    let schema = match InputSchema::deserialize(value) {
+        Ok(schema) => schema,
+        Err(e) => return (None, Vec::new(), Some(e.to_string())),
     };
+    let source = match schema.source {
+        SchemaSource::Validation => "dtypes of the validation rows",
+        SchemaSource::Model => "kinds derived from the fitted model",
+        SchemaSource::User => "given at save time",
+    };
+    let text = |v: &Value| compact(v, 200);
     let columns = schema
-        .get("columns")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| Column {
-                    name: c.get("name").map(|v| compact(v, 200)).unwrap_or_default(),
-                    dtype: c.get("dtype").map(|v| compact(v, 60)).unwrap_or_default(),
-                    kind: c.get("kind").map(|v| compact(v, 40)).unwrap_or_default(),
-                    categories: c
-                        .get("categories")
-                        .and_then(Value::as_array)
-                        .map(|cats| {
-                            let shown: Vec<String> =
-                                cats.iter().take(50).map(|v| compact(v, 60)).collect();
-                            let more = cats.len().saturating_sub(50);
-                            let ordered = c.get("ordered") == Some(&Value::Bool(true));
-                            format!(
-                                "{}{}{}",
-                                shown.join(", "),
-                                if more > 0 {
-                                    format!(" and {more} more")
-                                } else {
-                                    String::new()
-                                },
-                                if ordered { " (ordered)" } else { "" }
-                            )
-                        })
-                        .unwrap_or_default(),
-                })
-                .collect()
+        .columns
+        .iter()
+        .map(|c| {
+            let categories = c.categories.as_ref().map(|cats| {
+                let shown: Vec<String> = cats
+                    .iter()
+                    .take(SHOWN_CATEGORIES)
+                    .map(|v| match v {
+                        CategoryValue::Str(s) => compact(&Value::String(s.clone()), 60),
+                        CategoryValue::Num(n) => n.to_string(),
+                    })
+                    .collect();
+                let more = cats.len().saturating_sub(SHOWN_CATEGORIES);
+                format!(
+                    "{}{}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    if c.ordered == Some(true) {
+                        " (ordered)"
+                    } else {
+                        ""
+                    }
+                )
+            });
+            Column {
+                name: text(&Value::String(c.name.clone())),
+                dtype: c.dtype.clone().unwrap_or_default(),
+                kind: serde_json::to_value(c.kind)
+                    .ok()
+                    .as_ref()
+                    .map(text)
+                    .unwrap_or_default(),
+                categories: categories.unwrap_or_default(),
+                line: c.to_string(),
+            }
         })
-        .unwrap_or_default();
-    (Some(source.to_string()), columns)
+        .collect();
+    (Some(source.to_string()), columns, None)
 }
 
 /// Feature labels for the final estimator's inputs: the recorded names when it reads the
@@ -624,7 +696,8 @@ fn verified_text(v: &skvault_sign::Verified, place: &str) -> String {
     format!("signature verified ({place}): key {}{by}", v.key_id)
 }
 
-fn validation(file: &SkvFile) -> Option<Validation> {
+/// The validation rows the writer recorded: how many, and which methods' outputs.
+fn validation_rows(file: &SkvFile) -> Option<ValidationRows> {
     let md = obj(&file.manifest().metadata, "validation");
     file.manifest().validation.as_ref()?;
     let n_rows = md
@@ -641,6 +714,11 @@ fn validation(file: &SkvFile) -> Option<Validation> {
                 .join(", ")
         })
         .unwrap_or_default();
+    Some(ValidationRows { n_rows, methods })
+}
+
+/// The validation rows re-checked by native inference.
+fn validation(file: &SkvFile, rows: ValidationRows) -> Validation {
     let (native, text) = match skvault_infer::Model::from_file(file) {
         Err(e) => (
             "unchecked",
@@ -670,12 +748,7 @@ fn validation(file: &SkvFile) -> Option<Validation> {
             Err(e) => ("fail", format!("FAILS with native inference: {e}")),
         },
     };
-    Some(Validation {
-        n_rows,
-        methods,
-        native,
-        text,
-    })
+    Validation { rows, native, text }
 }
 
 /// `metadata.user.card`: `{"intended_use": "...markdown...", ...}`; keys become titles

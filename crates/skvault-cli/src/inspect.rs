@@ -6,8 +6,8 @@ use std::path::Path;
 use skvault_format::manifest::Placement;
 use skvault_format::SkvFile;
 
+use skvault_card::census::census;
 pub use skvault_card::census::{array_paths, size};
-use skvault_card::census::{census, root_class};
 
 use crate::CliError;
 
@@ -38,21 +38,134 @@ pub fn run(path: &Path, json: bool, all: bool, params: bool) -> Result<(), CliEr
     Ok(())
 }
 
+/// The text `skvault inspect` prints: the file's record (`skvault_card::record`, the same
+/// facts the card and the registry page show), then what the file holds (objects, arrays,
+/// untrusted names).
 pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
-    let m = file.manifest();
-    let h = file.header();
+    let cx = skvault_card::Context {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let r = skvault_card::record(file, &cx);
     let mut out = String::new();
-    let census = census(m);
     let _ = writeln!(
         out,
-        "{name}: {} ({}), format {}.{}, {}",
-        root_class(&m.root),
-        size(file.file_len()),
-        h.major,
-        h.minor,
-        m.writer
+        "{name}: {} ({}), format {}, {}",
+        r.class, r.file_size, r.format_version, r.writer
     );
-    record(&mut out, &m.metadata);
+    record(&mut out, &r);
+    contents(&mut out, file, all);
+    let untrusted = &r.provenance.untrusted;
+    if untrusted.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nuntrusted names: none (loads with the default allow-list)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "\nuntrusted names ({}): review before load(..., trusted=[...])",
+            untrusted.len()
+        );
+        for n in untrusted {
+            let _ = writeln!(out, "  {n}");
+        }
+    }
+    out
+}
+
+/// Lines of `name = value` under a heading, when there are any.
+fn items<'a>(out: &mut String, heading: &str, items: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_some() {
+        let _ = writeln!(out, "\n{heading}:");
+        for (k, v) in items {
+            let _ = writeln!(out, "  {k} = {v}");
+        }
+    }
+}
+
+fn as_strs((k, v): &(String, String)) -> (&str, &str) {
+    (k, v)
+}
+
+fn params_heading(mode: &str) -> &'static str {
+    if mode == "non_default" {
+        "params (those set away from their defaults)"
+    } else {
+        "params"
+    }
+}
+
+/// The record: environment, estimator, input, user fields, metrics, validation.
+fn record(out: &mut String, r: &skvault_card::Record) {
+    if let Some(t) = &r.created {
+        let _ = writeln!(out, "created: {t}");
+    }
+    if !r.environment.is_empty() {
+        let parts: Vec<String> = r
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(out, "environment: {}", parts.join(", "));
+    }
+    items(
+        out,
+        params_heading(r.params_mode),
+        r.params.iter().map(|p| (p.name.as_str(), p.value.as_str())),
+    );
+    if !r.steps.is_empty() {
+        let _ = writeln!(out, "\nsteps:");
+        for step in &r.steps {
+            let _ = writeln!(out, "  {}: {}", step.name, step.class);
+            for member in &step.children {
+                let on = if member.columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(", columns {}", member.columns)
+                };
+                let _ = writeln!(out, "    - {}: {}{on}", member.name, member.class);
+            }
+            let params = r.step_params.iter().find(|p| p.name == step.name);
+            for p in params.map(|p| p.params.as_slice()).unwrap_or_default() {
+                let _ = writeln!(out, "    {} = {}", p.name, p.value);
+            }
+        }
+    }
+    if let Some(n) = &r.n_features {
+        let _ = writeln!(out, "\nfeatures: {n}");
+    }
+    if !r.classes.is_empty() {
+        let _ = writeln!(out, "classes: {}", r.classes.join(", "));
+    }
+    match (&r.schema_source, &r.schema_error) {
+        (Some(source), _) => {
+            let _ = writeln!(out, "\ninput ({} columns, {source}):", r.columns.len());
+            for column in &r.columns {
+                let _ = writeln!(out, "  {}", column.line);
+            }
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(out, "\ninput: unreadable input_schema ({e})");
+        }
+        (None, None) => {}
+    }
+    items(out, "metrics", r.metrics.iter().map(as_strs));
+    items(out, "user metadata", r.user.iter().map(as_strs));
+    if let Some(v) = &r.validation_rows {
+        let _ = writeln!(
+            out,
+            "\nvalidation: {} rows, outputs of {}",
+            v.n_rows, v.methods
+        );
+    }
+}
+
+/// What the file holds: objects by class, referenced functions, arrays (largest first).
+fn contents(out: &mut String, file: &SkvFile, all: bool) {
+    let m = file.manifest();
+    let census = census(m);
     let _ = writeln!(out, "\nobjects ({} classes):", census.classes.len());
     for (class, count) in &census.classes {
         let _ = writeln!(out, "  {count:>6} x {class}");
@@ -115,107 +228,5 @@ pub fn summary(file: &SkvFile, name: &str, all: bool) -> String {
             "  ... and {} more (--all lists them)",
             order.len() - shown
         );
-    }
-    let untrusted = skvault_format::TrustSet::default().untrusted_in(m);
-    if untrusted.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nuntrusted names: none (loads with the default allow-list)"
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "\nuntrusted names ({}): review before load(..., trusted=[...])",
-            untrusted.len()
-        );
-        for n in untrusted {
-            let _ = writeln!(out, "  {n}");
-        }
-    }
-    out
-}
-
-fn compact(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    if text.len() > 200 {
-        format!("{}...", text.chars().take(197).collect::<String>())
-    } else {
-        text
-    }
-}
-
-/// The metadata record: environment, estimator, user fields, metrics, validation.
-fn record(out: &mut String, md: &serde_json::Map<String, serde_json::Value>) {
-    use serde_json::Value;
-    if let Some(Value::String(t)) = md.get("created_at") {
-        let _ = writeln!(out, "created: {t}");
-    }
-    if let Some(Value::Object(env)) = md.get("environment") {
-        let parts: Vec<String> = env
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| format!("{k} {v}")))
-            .collect();
-        let _ = writeln!(out, "environment: {}", parts.join(", "));
-    }
-    if let Some(Value::Object(est)) = md.get("estimator") {
-        if let Some(Value::Object(params)) = est.get("params") {
-            let _ = writeln!(out, "\nparams:");
-            for (k, v) in params {
-                let _ = writeln!(out, "  {k} = {}", compact(v));
-            }
-        }
-        if let Some(Value::Array(steps)) = est.get("steps") {
-            let _ = writeln!(out, "\nsteps:");
-            for step in steps {
-                let name = step.get("name").and_then(Value::as_str).unwrap_or("?");
-                let class = step.get("class").map(compact).unwrap_or_default();
-                let _ = writeln!(out, "  {name}: {}", class.trim_matches('"'));
-            }
-        }
-        if let Some(n) = est.get("n_features_in") {
-            let _ = writeln!(out, "\nfeatures: {n}");
-        }
-        if let Some(names) = est.get("feature_names_in") {
-            let _ = writeln!(out, "feature names: {}", compact(names));
-        }
-        if let Some(classes) = est.get("classes") {
-            let _ = writeln!(out, "classes: {}", compact(classes));
-        }
-    }
-    if let Some(schema) = md.get("input_schema") {
-        input_schema(out, schema);
-    }
-    for (key, title) in [("metrics", "metrics"), ("user", "user metadata")] {
-        if let Some(Value::Object(items)) = md.get(key) {
-            let _ = writeln!(out, "\n{title}:");
-            for (k, v) in items {
-                let _ = writeln!(out, "  {k} = {}", compact(v));
-            }
-        }
-    }
-    if let Some(Value::Object(v)) = md.get("validation") {
-        let rows = v.get("n_rows").map(compact).unwrap_or_default();
-        let methods = v.get("methods").map(compact).unwrap_or_default();
-        let _ = writeln!(out, "\nvalidation: {rows} rows, outputs of {methods}");
-    }
-}
-
-/// The columns the model was fitted on (`input_schema`, FORMAT.md section 8).
-fn input_schema(out: &mut String, value: &serde_json::Value) {
-    match serde_json::from_value::<skvault_frame::InputSchema>(value.clone()) {
-        Ok(schema) => {
-            let source = match schema.source {
-                skvault_frame::SchemaSource::Validation => "dtypes of the validation rows",
-                skvault_frame::SchemaSource::Model => "kinds derived from the model",
-                skvault_frame::SchemaSource::User => "given at save time",
-            };
-            let _ = writeln!(out, "\ninput ({} columns, {source}):", schema.columns.len());
-            for column in &schema.columns {
-                let _ = writeln!(out, "  {column}");
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(out, "\ninput: unreadable input_schema ({e})");
-        }
     }
 }
