@@ -566,7 +566,9 @@ def _node_entries(data: bytes) -> list[dict]:
     return [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
 
 
-def _refused_by_every_load_when_damaged(tmp_path, data: bytes, nodes: dict, byte: int = 0, bit: int = 0x01):
+def _refused_by_every_load_when_damaged(
+    tmp_path, data: bytes, nodes: dict, byte: int = 0, bit: int = 0x01
+):
     """Flips `bit` of byte `byte` of the first node's right_child in the node array `nodes`
     (stored on its own, uncompressed): load(mmap=True), loads and load must each raise
     IntegrityError. Then the undamaged file is written back at the returned path."""
