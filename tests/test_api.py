@@ -566,13 +566,15 @@ def _node_entries(data: bytes) -> list[dict]:
     return [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
 
 
-def _refused_by_every_load_when_damaged(tmp_path, data: bytes, nodes: dict):
-    """Flips a bit of a right_child of the node array `nodes` (stored on its own,
-    uncompressed): load(mmap=True), loads and load must each raise IntegrityError. Then the
-    undamaged file is written back at the returned path."""
+def _refused_by_every_load_when_damaged(
+    tmp_path, data: bytes, nodes: dict, byte: int = 0, bit: int = 0x01
+):
+    """Flips `bit` of byte `byte` of the first node's right_child in the node array `nodes`
+    (stored on its own, uncompressed): load(mmap=True), loads and load must each raise
+    IntegrityError. Then the undamaged file is written back at the returned path."""
     header, _, _ = split_skv(data)
     bad = bytearray(data)
-    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8] ^= 0x01
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + byte] ^= bit
     path = tmp_path / "bad.skv"
     path.write_bytes(bytes(bad))
     for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
@@ -597,9 +599,24 @@ def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
 
 
+def test_damage_the_tree_checks_would_refuse_is_an_integrity_error_too(tmp_path):
+    # A mapped file's node arrays are read by the tree checks before they are hashed: a
+    # damaged one that the checks refuse (a right child far beyond the nodes) is still
+    # reported as the damage it is, by every load, as when the digest is checked first.
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(1).normal(size=(200, 4))
+    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0)
+    data = skvault.dumps(tree)
+    (nodes,) = _node_entries(data)
+    path = _refused_by_every_load_when_damaged(tmp_path, data, nodes, byte=6, bit=0x40)
+    assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
+
+
 def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
-    # A forest's node arrays (over 1 MiB in all) are hashed on several threads before the
-    # tree checks read them in place (mapped file, bytes of loads): a damaged one among them
+    # A forest's node arrays (over 1 MiB in all) are hashed on several threads: before the
+    # tree checks read them in place (bytes of loads), or, in a mapped file, by the fill
+    # while the objects are built, each before its tree receives it: a damaged one among them
     # is still refused, by every load, and the undamaged file loads.
     from sklearn.ensemble import RandomForestClassifier
 

@@ -57,23 +57,37 @@ pub struct LoadArrays<'py> {
     /// and for all when the fill does not verify): what the state checks may read once the
     /// fill reports the array done (see [`Filled`]).
     spans: Vec<Option<(usize, usize)>>,
+    /// The views of a mapped file that the state checks may read where they lie, unhashed
+    /// (see [`Filled`]), by index.
+    in_place: Vec<bool>,
 }
 
 /// The arrays of a load that the fill has written and verified, for the state checks
 /// (`skvault_infer::guard::Preread`): they read a forest's node arrays there instead of
 /// reading and hashing them from the file a second time. Plain addresses and the fill, so
 /// that the checks can run with the GIL released.
+///
+/// On a mapped file the tree node arrays are views whose digests the fill checks in the
+/// background (`LoadPlan::verify_views`), while the objects are built: the checks read
+/// them in the mapping, unhashed, and the builder hands each one out only once the fill
+/// has checked it, so what a tree receives is what was checked and hashed.
 struct Filled<'a> {
     fill: &'a Fill,
     spans: &'a [Option<(usize, usize)>],
+    file: &'a SkvFile,
+    in_place: &'a [bool],
 }
 
 impl skvault_infer::guard::Preread for Filled<'_> {
     fn holds(&self, index: usize) -> bool {
         matches!(self.spans.get(index), Some(Some(_)))
+            || self.in_place.get(index).copied().unwrap_or(false)
     }
 
     fn bytes(&self, index: usize) -> Option<skvault_format::Result<&[u8]>> {
+        if self.in_place.get(index).copied().unwrap_or(false) {
+            return self.file.mapped_bytes(index).map(Ok);
+        }
         let (address, len) = (*self.spans.get(index)?)?;
         Some(self.fill.wait(index).map(|()| {
             // SAFETY: `address` is the data of the numpy array (or its range of the pool)
@@ -135,7 +149,25 @@ pub fn build_arrays<'py>(
         view_in_place: mapped.is_some(),
         verify_views: verify.views,
     };
-    let plan = LoadPlan::new(file, options).py_err(py)?;
+    let mut plan = LoadPlan::new(file, options).py_err(py)?;
+    // The tree node arrays that the state checks read: on a mapped file they stay views,
+    // read unhashed by the checks, and their digests are checked by the fill while the
+    // objects are built (unless `verify=False`), instead of before the checks, when nothing
+    // else could run meanwhile (see `Filled`).
+    let mut in_place = vec![false; entries.len()];
+    if mapped.is_some() {
+        let nodes = skvault_infer::guard::tree_node_arrays(file);
+        if verify.copies {
+            plan.verify_views(file, &nodes);
+        }
+        for index in nodes {
+            if let (Some(Place::View { .. }), Some(slot)) =
+                (plan.places().get(index), in_place.get_mut(index))
+            {
+                *slot = true;
+            }
+        }
+    }
     let pool = match plan.pool_len() {
         0 => None,
         len => {
@@ -212,6 +244,7 @@ pub fn build_arrays<'py>(
         fill,
         arrays: out,
         spans,
+        in_place,
     })
 }
 
@@ -706,6 +739,19 @@ impl<'py, 'a> Builder<'py, 'a> {
     }
 }
 
+/// Why the state checks of a load failed: they refused the file, or an array they read
+/// unhashed turned out damaged.
+enum Checked {
+    Refused(skvault_infer::InferError),
+    Damaged(skvault_format::FormatError),
+}
+
+impl From<skvault_format::FormatError> for Checked {
+    fn from(e: skvault_format::FormatError) -> Self {
+        Checked::Damaged(e)
+    }
+}
+
 /// Everything `load` does after the file is validated: trust check first (over every tree of
 /// the file), then arrays, then objects. With `with_validation`, returns `(obj, validation)`.
 pub fn load_tree<'py>(
@@ -734,13 +780,27 @@ pub fn load_tree<'py>(
     let filled = Filled {
         fill: &arrays.fill,
         spans: &arrays.spans,
+        file: &file,
+        in_place: &arrays.in_place,
     };
-    py.detach(|| skvault_infer::guard::check_with(&file, Some(&filled)))
-        .map_err(|e| match e {
-            // A damaged array the check had to read is the same IntegrityError a load gives.
-            skvault_infer::InferError::Format(e) => crate::errors::from_format(py, e),
-            e => format_error(py, format!("refused before loading: {e}")),
-        })?;
+    let (fill, unhashed) = (&arrays.fill, arrays.in_place.contains(&true));
+    let checked = py.detach(|| {
+        let checked = skvault_infer::guard::check_with(&file, Some(&filled));
+        if checked.is_err() && unhashed {
+            // The checks read a mapped file's node arrays unhashed: a damaged one they refuse
+            // is the IntegrityError it is (as in a load that hashes them first), so the
+            // digests are checked before the refusal is reported.
+            fill.finish()?;
+        }
+        checked.map_err(Checked::Refused)
+    });
+    checked.map_err(|e| match e {
+        // A damaged array the check had to read is the same IntegrityError a load gives.
+        Checked::Refused(skvault_infer::InferError::Format(e)) | Checked::Damaged(e) => {
+            crate::errors::from_format(py, e)
+        }
+        Checked::Refused(e) => format_error(py, format!("refused before loading: {e}")),
+    })?;
     let mut builder = Builder::new(py, trust, arrays)?;
     let root = builder.build(&file.manifest().root, None)?;
     let validation = match &file.manifest().validation {

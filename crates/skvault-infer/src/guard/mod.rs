@@ -342,16 +342,37 @@ pub fn check_of(class: &str) -> Option<Check> {
         .or_else(|| tree::is_holder(class).then_some(Check::TreeHolder))
 }
 
-/// Array bytes that a loader has already read into memory it holds and checked against
-/// their digests (a load's destination buffers): the checks read them there instead of
-/// reading and hashing them from the file a second time. What the checks then accept is
-/// exactly what the loader hands to the classes.
+/// Array bytes that a loader holds and checks against their digests itself: arrays it has
+/// read into memory it holds (a load's destination buffers), or arrays of a mapped file
+/// that it views in place and hashes before handing them to any class (see
+/// `LoadPlan::verify_views`). The checks read them there instead of reading and hashing
+/// them from the file a second time. What the checks then accept is exactly what the
+/// loader hands to the classes, and the loader hands out no array whose digest it has not
+/// checked.
 pub trait Preread {
     /// Whether this source holds array `index` (without waiting for it).
     fn holds(&self, index: usize) -> bool;
-    /// Array `index`'s raw bytes, digest checked, once they are there (this may wait); `None`
-    /// when this source does not hold it, an error when reading or checking it failed.
+    /// Array `index`'s raw bytes once they are there (this may wait): digest checked, or,
+    /// for an array viewed in place, to be checked by the loader before any class receives
+    /// it. `None` when this source does not hold it, an error when reading or checking it
+    /// failed.
     fn bytes(&self, index: usize) -> Option<skvault_format::Result<&[u8]>>;
+}
+
+/// The node arrays of the file's trees (model and validation tree) that the checks read
+/// whole: most of a forest's file.
+pub fn tree_node_arrays(file: &SkvFile) -> Vec<usize> {
+    let mut nodes = Vec::new();
+    for tree in file.manifest().trees() {
+        walk(tree, &mut |n| {
+            if let Node::Object(o) = n {
+                if let Some(index) = tree::nodes_array(o) {
+                    nodes.push(index);
+                }
+            }
+        });
+    }
+    nodes
 }
 
 /// Checks the state of every guarded object of the file (its model and its validation

@@ -94,10 +94,33 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, n_features: Option<usize>) -> Result<u
     if nodes.len != node_count {
         return Err(malformed(path, "node_count differs from the nodes array"));
     }
-    let left = nodes.i64_column("left_child")?;
-    let right = nodes.i64_column("right_child")?;
-    let feature = nodes.i64_column("feature")?;
-    let depth = structure(&left, &right, &feature, nf, &o.sub("nodes"))?;
+    let depth = match nodes.le_i64_fields(["left_child", "right_child", "feature"]) {
+        // One pass over the records, reading the three fields where they lie: a forest's
+        // node arrays are most of its file, and this runs on every load.
+        Some((whole, itemsize, [l, r, f])) => {
+            let field = |record: &[u8], at: usize| {
+                let mut b = [0u8; 8];
+                if let Some(src) = record.get(at..at + 8) {
+                    b.copy_from_slice(src);
+                }
+                i64::from_le_bytes(b)
+            };
+            links(
+                whole
+                    .chunks_exact(itemsize)
+                    .map(|rec| (field(rec, l), field(rec, r), field(rec, f))),
+                nodes.len,
+                nf,
+                &o.sub("nodes"),
+            )?
+        }
+        None => {
+            let left = nodes.i64_column("left_child")?;
+            let right = nodes.i64_column("right_child")?;
+            let feature = nodes.i64_column("feature")?;
+            structure(&left, &right, &feature, nf, &o.sub("nodes"))?
+        }
+    };
     let max_depth = count(o.attr("max_depth"), path, "max_depth")?;
     if max_depth < depth {
         return Err(malformed(
@@ -128,11 +151,71 @@ pub(crate) fn structure(
     n_features: usize,
     path: &str,
 ) -> Result<usize> {
-    let n = left.len();
+    let n = left.len().min(right.len()).min(feature.len());
+    let nodes = (0..n).map(|i| (left[i], right[i], feature[i]));
+    links(nodes, n, n_features, path)
+}
+
+/// [`structure`] over `(left, right, feature)` of each of `n` nodes in order.
+///
+/// The first pass has no branch that depends on the data (leaves and splits alternate
+/// unpredictably, and this runs over every node of a forest on each load): it only notes
+/// whether some node is wrong. A wrong node is then looked for, and reported, by
+/// [`links_checked`].
+fn links(
+    nodes: impl Iterator<Item = (i64, i64, i64)> + Clone,
+    n: usize,
+    n_features: usize,
+    path: &str,
+) -> Result<usize> {
+    let Some(last) = n.checked_sub(1) else {
+        return Ok(0);
+    };
     let mut depth = vec![0usize; n];
     let mut max = 0;
-    for i in 0..n {
-        let (l, r) = (left[i], right[i]);
+    let mut bad = false;
+    for (i, (l, r, f)) in nodes.clone().enumerate().take(n) {
+        let d = depth.get(i).copied().unwrap_or(0);
+        let leaf = (l == LEAF) & (r == LEAF);
+        let split = (l > i as i64)
+            & (r > i as i64)
+            & ((l as u64) < n as u64)
+            & ((r as u64) < n as u64)
+            & (f >= 0)
+            & ((f as u64) < n_features as u64);
+        bad |= !(leaf | split);
+        max = if leaf { max.max(d) } else { max };
+        // A leaf writes its own depth back (nothing reads it again); a wrong node writes
+        // somewhere in bounds, and the result is thrown away.
+        let (lc, rc) = if split {
+            (l as usize, r as usize)
+        } else {
+            (i, i)
+        };
+        let next = if split { d + 1 } else { d };
+        if let Some(slot) = depth.get_mut(lc.min(last)) {
+            *slot = next;
+        }
+        if let Some(slot) = depth.get_mut(rc.min(last)) {
+            *slot = next;
+        }
+    }
+    if bad {
+        return links_checked(nodes, n, n_features, path);
+    }
+    Ok(max)
+}
+
+/// [`links`] node by node, stopping at the first wrong one, which it reports.
+fn links_checked(
+    nodes: impl Iterator<Item = (i64, i64, i64)>,
+    n: usize,
+    n_features: usize,
+    path: &str,
+) -> Result<usize> {
+    let mut depth = vec![0usize; n];
+    let mut max = 0;
+    for (i, (l, r, f)) in nodes.enumerate().take(n) {
         if l == LEAF || r == LEAF {
             if l != r {
                 return Err(malformed(
@@ -150,7 +233,6 @@ pub(crate) fn structure(
                 format!("node {i} has children {l} and {r} (they must follow it, below {n})"),
             ));
         };
-        let f = feature[i];
         if usize::try_from(f).map_or(true, |f| f >= n_features) {
             return Err(malformed(
                 path,
@@ -328,5 +410,74 @@ fn flatten<'f>(
         }
         Node::Object(obj) => out.push(obj),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid tree of `n` nodes in scikit-learn's order (depth first, children after their
+    /// parent) shaped by `seed`, as `(left, right, feature)`.
+    fn grown(n: usize, seed: u64) -> Vec<(i64, i64, i64)> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let mut nodes = vec![(LEAF, LEAF, -2); 1];
+        let mut open = vec![0usize];
+        while let Some(i) = open.pop() {
+            if nodes.len() + 2 > n || next() % 3 == 0 {
+                continue;
+            }
+            let (l, r) = (nodes.len(), nodes.len() + 1);
+            nodes.push((LEAF, LEAF, -2));
+            nodes.push((LEAF, LEAF, -2));
+            nodes[i] = (l as i64, r as i64, (next() % 5) as i64);
+            open.push(r);
+            open.push(l);
+        }
+        nodes
+    }
+
+    fn both(nodes: &[(i64, i64, i64)], n_features: usize) -> (Result<usize>, Result<usize>) {
+        let n = nodes.len();
+        let fast = links(nodes.iter().copied(), n, n_features, "/t");
+        let slow = links_checked(nodes.iter().copied(), n, n_features, "/t");
+        (fast, slow)
+    }
+
+    /// The branch-free pass accepts exactly the trees the node-by-node one accepts, with the
+    /// same depth, and reports the same first wrong node.
+    #[test]
+    fn links_agrees_with_the_node_by_node_check() {
+        let message = |r: Result<usize>| match r {
+            Ok(depth) => format!("ok {depth}"),
+            Err(e) => e.to_string(),
+        };
+        let odd = [LEAF, -2, 0, 1, 2, 3, 7, 40, i64::MAX, i64::MIN];
+        for seed in 0..200u64 {
+            let tree = grown(1 + (seed as usize * 7) % 60, seed);
+            let (fast, slow) = both(&tree, 5);
+            assert!(fast.is_ok(), "seed {seed}");
+            assert_eq!(message(fast), message(slow));
+            // One field of one node changed to an odd value: the same verdict either way.
+            let mut bad = tree.clone();
+            let at = seed as usize % bad.len();
+            let value = odd[(seed as usize / 3) % odd.len()];
+            match seed % 3 {
+                0 => bad[at].0 = value,
+                1 => bad[at].1 = value,
+                _ => bad[at].2 = value,
+            }
+            let (fast, slow) = both(&bad, 5);
+            assert_eq!(message(fast), message(slow), "seed {seed}");
+            let (fast, slow) = both(&tree, 2);
+            assert_eq!(message(fast), message(slow), "seed {seed}");
+        }
+        assert_eq!(message(both(&[], 1).0), "ok 0");
     }
 }
