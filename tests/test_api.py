@@ -570,24 +570,29 @@ def _refused_by_every_load_when_damaged(
     tmp_path, data: bytes, nodes: dict, byte: int = 0, bit: int = 0x01
 ):
     """Flips `bit` of byte `byte` of the first node's right_child in the node array `nodes`
-    (stored on its own, uncompressed): load(mmap=True), loads and load must each raise
-    IntegrityError. Then the undamaged file is written back at the returned path."""
+    (stored on its own, uncompressed): load(mmap=True, verify=True), loads and load must each
+    raise IntegrityError. Then the undamaged file is written back at the returned path."""
     header, _, _ = split_skv(data)
     bad = bytearray(data)
     bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + byte] ^= bit
     path = tmp_path / "bad.skv"
     path.write_bytes(bytes(bad))
-    for load in (lambda: skvault.load(path, mmap=True), lambda: skvault.loads(bytes(bad)), lambda: skvault.load(path)):
+    loads = (
+        lambda: skvault.load(path, mmap=True, verify=True),
+        lambda: skvault.loads(bytes(bad)),
+        lambda: skvault.load(path),
+    )
+    for load in loads:
         with pytest.raises(skvault.IntegrityError):
             load()
     path.write_bytes(data)
     return path
 
 
-def test_tree_nodes_are_digest_checked_even_when_mapped(tmp_path):
-    # mmap=True skips the digests of arrays it only views, but not of those the state
-    # checks read before a compiled class gets them: a tree's nodes, read in place from the
-    # mapping (or the bytes of loads), are checked against their digest first.
+def test_tree_nodes_are_digest_checked_when_mapped_with_verify(tmp_path):
+    # mmap=True skips the digests of arrays it only views unless verify=True: then a tree's
+    # nodes, which the state checks read in place from the mapping, are checked against
+    # their digest before the tree receives them (the bytes of loads, and load, always).
     from sklearn.tree import DecisionTreeClassifier
 
     X = np.random.default_rng(0).normal(size=(200, 4))
@@ -613,11 +618,31 @@ def test_damage_the_tree_checks_would_refuse_is_an_integrity_error_too(tmp_path)
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
 
 
+def test_mapped_node_damage_without_verify_is_refused_by_the_tree_checks(tmp_path):
+    # Without verify=True a mapped load hashes no view, tree nodes included; the state
+    # checks still read them, so a right child far beyond the nodes is refused before
+    # anything is built, as a hostile file is.
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(1).normal(size=(200, 4))
+    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0)
+    data = skvault.dumps(tree)
+    (nodes,) = _node_entries(data)
+    header, _, _ = split_skv(data)
+    bad = bytearray(data)
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + 6] ^= 0x40
+    path = tmp_path / "bad.skv"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(skvault.FormatError, match="refused before loading") as e:
+        skvault.load(path, mmap=True)
+    assert not isinstance(e.value, skvault.IntegrityError)
+
+
 def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
     # A forest's node arrays (over 1 MiB in all) are hashed on several threads: before the
-    # tree checks read them in place (bytes of loads), or, in a mapped file, by the fill
-    # while the objects are built, each before its tree receives it: a damaged one among them
-    # is still refused, by every load, and the undamaged file loads.
+    # tree checks read them in place (bytes of loads), or, in a mapped file with verify=True,
+    # by the fill while the objects are built, each before its tree receives it: a damaged
+    # one among them is still refused, by every load, and the undamaged file loads.
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)

@@ -116,38 +116,6 @@ impl LoadPlan {
         Ok(plan)
     }
 
-    /// Adds a [`Task::Verify`] for each array of `indices` that the plan views in place and
-    /// does not verify yet, keeping the tasks in table order: for a loader that checks the
-    /// digests of some views although it does not verify views in general (those that the
-    /// state checks read, which they may then read unhashed: the loader hands no array to
-    /// Python before its task is done).
-    pub fn verify_views(&mut self, file: &SkvFile, indices: &[usize]) {
-        let mut has_task = vec![false; self.places.len()];
-        for task in &self.tasks {
-            if let Some(slot) = has_task.get_mut(task.index()) {
-                *slot = true;
-            }
-        }
-        let mut added = false;
-        for &index in indices {
-            let viewed = matches!(self.places.get(index), Some(Place::View { .. }));
-            let Some(slot) = has_task.get_mut(index) else {
-                continue;
-            };
-            if !viewed || *slot {
-                continue;
-            }
-            *slot = true;
-            added = true;
-            self.tasks.push(Task::Verify { index });
-            let len = file.mapped_bytes(index).map_or(0, <[u8]>::len);
-            self.work = self.work.saturating_add(len);
-        }
-        if added {
-            self.tasks.sort_by_key(Task::index);
-        }
-    }
-
     /// One place per array of the table, by index.
     pub fn places(&self) -> &[Place] {
         &self.places
@@ -401,32 +369,6 @@ mod tests {
                 .iter()
                 .all(|p| matches!(p, Place::Own { .. })));
         }
-    }
-
-    #[test]
-    fn views_verified_on_demand_get_one_task_each_in_table_order() {
-        let root = Node::List((0..4).map(Node::Array).collect());
-        let arrays = [f64s(3), Vec::new(), f64s(5), f64s(2)];
-        let file = file(root, &arrays, Codec::None);
-        let options = PlanOptions {
-            view_in_place: true,
-            verify_views: false,
-        };
-        let mut plan = LoadPlan::new(&file, options).unwrap();
-        assert!(plan.tasks().is_empty());
-        // Array 1 is empty (no view), 9 does not exist; 3 is asked twice.
-        plan.verify_views(&file, &[3, 1, 9, 0, 3]);
-        plan.verify_views(&file, &[0]);
-        assert_eq!(
-            plan.tasks(),
-            [Task::Verify { index: 0 }, Task::Verify { index: 3 }]
-        );
-        assert_eq!(plan.work_bytes(), 3 * 8 + 2 * 8);
-        // Copies are filled, not verified as views.
-        let mut copied = LoadPlan::new(&file, PlanOptions::default()).unwrap();
-        let before = copied.tasks().to_vec();
-        copied.verify_views(&file, &[0, 2, 3]);
-        assert_eq!(copied.tasks(), before);
     }
 
     #[test]

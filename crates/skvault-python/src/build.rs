@@ -67,10 +67,9 @@ pub struct LoadArrays<'py> {
 /// reading and hashing them from the file a second time. Plain addresses and the fill, so
 /// that the checks can run with the GIL released.
 ///
-/// On a mapped file the tree node arrays are views whose digests the fill checks in the
-/// background (`LoadPlan::verify_views`), while the objects are built: the checks read
-/// them in the mapping, unhashed, and the builder hands each one out only once the fill
-/// has checked it, so what a tree receives is what was checked and hashed.
+/// On a mapped file the tree node arrays are views, which the checks read in the mapping.
+/// With `verify=True` the fill checks their digests in the background while the objects
+/// are built, and the builder hands each one out only once the fill has checked it.
 struct Filled<'a> {
     fill: &'a Fill,
     spans: &'a [Option<(usize, usize)>],
@@ -149,18 +148,13 @@ pub fn build_arrays<'py>(
         view_in_place: mapped.is_some(),
         verify_views: verify.views,
     };
-    let mut plan = LoadPlan::new(file, options).py_err(py)?;
+    let plan = LoadPlan::new(file, options).py_err(py)?;
     // The tree node arrays that the state checks read: on a mapped file they stay views,
-    // read unhashed by the checks, and their digests are checked by the fill while the
-    // objects are built (unless `verify=False`), instead of before the checks, when nothing
-    // else could run meanwhile (see `Filled`).
+    // read by the checks where they lie. Like every view, their digests are checked only
+    // with `verify=True`, then by the fill while the objects are built (see `Filled`).
     let mut in_place = vec![false; entries.len()];
     if mapped.is_some() {
-        let nodes = skvault_infer::guard::tree_node_arrays(file);
-        if verify.copies {
-            plan.verify_views(file, &nodes);
-        }
-        for index in nodes {
+        for index in skvault_infer::guard::tree_node_arrays(file) {
             if let (Some(Place::View { .. }), Some(slot)) =
                 (plan.places().get(index), in_place.get_mut(index))
             {
@@ -787,9 +781,10 @@ pub fn load_tree<'py>(
     let checked = py.detach(|| {
         let checked = skvault_infer::guard::check_with(&file, Some(&filled));
         if checked.is_err() && unhashed {
-            // The checks read a mapped file's node arrays unhashed: a damaged one they refuse
-            // is the IntegrityError it is (as in a load that hashes them first), so the
-            // digests are checked before the refusal is reported.
+            // The checks read a mapped file's node arrays before the fill hashed them: with
+            // `verify=True`, a damaged one they refuse is the IntegrityError it is (as in a
+            // load that hashes them first), so the digests are checked before the refusal
+            // is reported (without it the fill has nothing to check: a refusal).
             fill.finish()?;
         }
         checked.map_err(Checked::Refused)
