@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod load_plan;
 pub mod manifest;
+mod manifest_text;
 pub mod node;
 pub mod pointer;
 pub mod read;
