@@ -162,26 +162,6 @@ def test_dump_file_equals_dumps_when_digests_are_computed_while_writing(tmp_path
             assert np.array_equal(skvault.load(path)["w"], obj["w"])
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_saving_leaves_the_garbage_collector_as_it_was(tmp_path, enabled):
-    # dump and dumps pause the cyclic collector while they walk the object; a failing save
-    # must restore it too, and a collector the caller had turned off stays off.
-    was = gc.isenabled()
-    try:
-        gc.enable() if enabled else gc.disable()
-        skvault.dump({"w": np.arange(10.0)}, tmp_path / "a.skv")
-        skvault.dumps({"w": np.arange(10.0)})
-        assert gc.isenabled() is enabled
-        with pytest.raises(skvault.UnsupportedObjectError):
-            skvault.dump({"f": lambda x: x}, tmp_path / "b.skv")
-        assert gc.isenabled() is enabled
-        with pytest.raises(skvault.UnsupportedObjectError):
-            skvault.dumps({"f": lambda x: x})
-        assert gc.isenabled() is enabled
-    finally:
-        gc.enable() if was else gc.disable()
-
-
 # ---------------------------------------------------------------- compression
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal, Union
 
 from skvault import _native, _schema, _signing, _validation, _versions
@@ -124,20 +122,6 @@ def _path(path: PathLike) -> str:
     return os.fspath(path)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a save walks the object (the walk makes
-    many short-lived objects, and each collection it triggers traverses every live object),
-    then back as it was, whatever happens."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _prepare(obj: Any, metadata: Any, metrics: Any, validation: Any) -> tuple[dict[str, Any], Any]:
     warn_if_unfitted(obj, stacklevel=3)  # at the caller of dump / dumps
     record = collect_metadata(obj, user=metadata, metrics=metrics)
@@ -195,14 +179,11 @@ def dump(
     codec, level = _codec(compress, level)
     meta, tree = _prepare(obj, metadata, metrics, validation)
     if _is_writable_file(path):
-        with _gc_paused():
-            data = _native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type]
-        path.write(data)  # type: ignore[union-attr]
+        path.write(_native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree))  # type: ignore[union-attr, arg-type]
         return
     if not isinstance(durable, bool):
         raise TypeError(f"durable must be True or False, not {durable!r}")
-    with _gc_paused():
-        _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree, durable=durable)  # type: ignore[arg-type, arg-type]
+    _native.dump(obj, _path(path), compress=codec, level=level, metadata=meta, validation=tree, durable=durable)  # type: ignore[arg-type, arg-type]
 
 
 def dumps(
@@ -217,8 +198,7 @@ def dumps(
     """Return the bytes of the ``.skv`` file that ``dump`` would write."""
     codec, level = _codec(compress, level)
     meta, tree = _prepare(obj, metadata, metrics, validation)
-    with _gc_paused():
-        return _native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type]
+    return _native.dumps(obj, compress=codec, level=level, metadata=meta, validation=tree)  # type: ignore[arg-type]
 
 
 def _mmap_mode(mmap: bool | str) -> str | None:
