@@ -2,8 +2,9 @@
 //! followed by 64-byte-aligned array blobs, each with its own codec and BLAKE3
 //! digest. `docs/FORMAT.md` is the specification; this crate implements it
 //! with no Python involved.
-// Unsafe code is allowed only where a SAFETY note justifies it: mapping files (`read.rs`) and
-// writing into caller-owned buffers through `fill::Destination` (`fill.rs`).
+// Unsafe code is allowed only where a SAFETY note justifies it: mapping files (`read.rs`),
+// writing into caller-owned buffers through `fill::Destination` (`fill.rs`) and the writeback
+// hint of durable writes (`atomic.rs`).
 #![deny(unsafe_code)]
 
 pub mod atomic;
@@ -20,6 +21,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod load_plan;
 pub mod manifest;
+mod manifest_text;
 pub mod node;
 pub mod pointer;
 pub mod read;

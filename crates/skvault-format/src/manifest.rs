@@ -6,7 +6,7 @@ use crate::codec::{Codec, Filter};
 use crate::columns::{self, Column};
 use crate::dtype::DType;
 use crate::error::{DecodeError, FormatError, Result};
-use crate::node::{json_depth, parse_shape, Decoder, Node};
+use crate::node::{parse_shape, Decoder, Node};
 use crate::pointer::Pointer;
 use crate::strict_json::{Json, Obj};
 
@@ -777,25 +777,29 @@ impl Manifest {
         Value::Object(m)
     }
 
-    /// Serializes the manifest, refusing trees a reader could not parse back.
+    /// Serializes the manifest, refusing trees a reader could not parse back. The bytes are
+    /// those of `serde_json::to_vec(&self.to_json())`, written without the `Value` tree.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let value = self.to_json();
-        let depth = json_depth(&value);
-        if depth > MAX_JSON_DEPTH {
+        Ok(self.to_text()?.bytes)
+    }
+
+    /// [`Manifest::to_bytes`], with where each array's digest is in the text.
+    pub(crate) fn to_text(&self) -> Result<crate::manifest_text::ManifestText> {
+        let text = crate::manifest_text::write(self)
+            .map_err(|source| FormatError::ManifestJson { source })?;
+        if text.depth > MAX_JSON_DEPTH {
             return Err(FormatError::TooDeep {
-                depth,
+                depth: text.depth,
                 max: MAX_JSON_DEPTH,
             });
         }
-        let bytes =
-            serde_json::to_vec(&value).map_err(|source| FormatError::ManifestJson { source })?;
-        if bytes.len() as u64 > MAX_MANIFEST_LEN {
+        if text.bytes.len() as u64 > MAX_MANIFEST_LEN {
             return Err(FormatError::ManifestTooLarge {
-                declared: bytes.len() as u64,
+                declared: text.bytes.len() as u64,
                 max: MAX_MANIFEST_LEN,
             });
         }
-        Ok(bytes)
+        Ok(text)
     }
 
     /// Parses and validates a manifest (the tree and the array table; not yet the file layout).

@@ -104,6 +104,58 @@ pub struct Prepared<'a> {
     blobs: Vec<Bytes<'a>>,
     data_start: u64,
     total_len: u64,
+    /// The digests not computed yet, when `header` and `manifest` are placeholders.
+    pending: Option<Pending<'a>>,
+}
+
+/// Digests left to compute while the file is written. A manifest stored uncompressed has
+/// each digest at a fixed place (64 hex digits), so the file's layout is known without them:
+/// the arrays are hashed on a second thread while the first writes them, and the header and
+/// manifest, completed, are written over their placeholders last.
+struct Pending<'a> {
+    /// Each array's raw bytes, in table order.
+    arrays: Vec<&'a [u8]>,
+    /// Where each array's digest goes in the manifest text.
+    digest_at: Vec<usize>,
+    /// The header but for the manifest's digest.
+    header: Header,
+}
+
+impl Pending<'_> {
+    /// Every digest, on rayon's threads when that pays.
+    fn digests(&self) -> Vec<[u8; 32]> {
+        let total = self.arrays.iter().map(|a| a.len()).sum();
+        if worth_threads(total) {
+            self.arrays.par_iter().map(|a| digest(a)).collect()
+        } else {
+            self.arrays.iter().map(|a| digest(a)).collect()
+        }
+    }
+
+    /// The header and manifest with `digests` in their places.
+    fn complete(
+        &self,
+        manifest: &[u8],
+        digests: &[[u8; 32]],
+    ) -> std::io::Result<([u8; 64], Vec<u8>)> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        if digests.len() != self.digest_at.len() {
+            return Err(std::io::Error::other("internal error: a digest is missing"));
+        }
+        let mut text = manifest.to_vec();
+        for (&at, d) in self.digest_at.iter().zip(digests) {
+            let slot = text.get_mut(at..at + 64).ok_or_else(|| {
+                std::io::Error::other("internal error: a digest outside the manifest")
+            })?;
+            for (pair, b) in slot.chunks_exact_mut(2).zip(d) {
+                pair[0] = HEX[usize::from(b >> 4)];
+                pair[1] = HEX[usize::from(b & 15)];
+            }
+        }
+        let mut header = self.header.clone();
+        header.manifest_digest = *blake3::hash(&text).as_bytes();
+        Ok((header.to_bytes(), text))
+    }
 }
 
 impl Prepared<'_> {
@@ -136,14 +188,33 @@ impl Prepared<'_> {
         w: &mut impl Write,
         progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        match &self.pending {
+            None => self.write_parts(w, &self.header, &self.manifest, progress)?,
+            Some(pending) => {
+                let (header, manifest) = pending.complete(&self.manifest, &pending.digests())?;
+                self.write_parts(w, &header, &manifest, progress)?;
+            }
+        }
+        progress(self.total_len)
+    }
+
+    /// Writes `header`, `manifest` and the blobs (every report of `write_to_checked` but the
+    /// last).
+    fn write_parts(
+        &self,
+        w: &mut impl Write,
+        header: &[u8],
+        manifest: &[u8],
+        progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         static ZEROS: [u8; 64] = [0; 64];
         // Gathered into vectored writes of up to a progress chunk each, straight from the
         // arrays' own buffers: a forest's thousands of node arrays are not copied into the
         // atomic writer's buffer first (that buffer is bypassed by writes larger than it).
         let mut batch = Gather::default();
-        batch.push(&self.header);
-        batch.push(&self.manifest);
-        let mut pos = 64 + self.manifest.len() as u64;
+        batch.push(header);
+        batch.push(manifest);
+        let mut pos = 64 + manifest.len() as u64;
         // A first report as soon as the file has begun (a bar starts, a stop is heard).
         batch.write(w)?;
         progress(pos)?;
@@ -166,7 +237,55 @@ impl Prepared<'_> {
         if self.blobs.is_empty() {
             batch.push(ZEROS.get(..(end - pos) as usize).unwrap_or(&[]));
         }
-        batch.write(w)?;
+        batch.write(w)
+    }
+
+    /// Writes the file into an atomic write's temporary file. With digests pending, a second
+    /// thread hashes the arrays while this one writes them after placeholders of the header
+    /// and manifest, which are written over last: the hashing costs no time of its own
+    /// when the writing takes longer.
+    fn write_temp(
+        &self,
+        tmp: &mut crate::atomic::TempFile<'_>,
+        progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let Some(pending) = &self.pending else {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+            self.write_parts(&mut w, &self.header, &self.manifest, progress)?;
+            w.flush()?;
+            return progress(self.total_len);
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (written, digests) = std::thread::scope(|scope| {
+            let hashing = std::thread::Builder::new().spawn_scoped(scope, || {
+                let mut digests = Vec::with_capacity(pending.arrays.len());
+                for a in &pending.arrays {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut hasher = blake3::Hasher::new();
+                    hasher.update(a);
+                    digests.push(*hasher.finalize().as_bytes());
+                }
+                digests
+            });
+            let written = self.write_parts(tmp, &self.header, &self.manifest, progress);
+            if written.is_err() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            match hashing {
+                Ok(thread) => (written, thread.join()),
+                // No second thread to be had: hashed here, after the writing.
+                Err(_) if written.is_err() => (written, Ok(Vec::new())),
+                Err(_) => (written, Ok(pending.digests())),
+            }
+        });
+        written?;
+        let digests = digests
+            .map_err(|_| std::io::Error::other("internal error: the hashing thread failed"))?;
+        let (header, manifest) = pending.complete(&self.manifest, &digests)?;
+        tmp.write_all_at(&header, 0)?;
+        tmp.write_all_at(&manifest, 64)?;
         progress(self.total_len)
     }
 
@@ -205,11 +324,8 @@ impl Prepared<'_> {
         durable: bool,
         progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
     ) -> Result<()> {
-        crate::atomic::write_atomic_with(path, durable, |w| {
-            let mut w = w;
-            self.write_to_checked(&mut w, progress)
-        })
-        .map_err(|f| FormatError::io(f.path, f.source))
+        crate::atomic::write_atomic_file(path, durable, |tmp| self.write_temp(tmp, progress))
+            .map_err(|f| FormatError::io(f.path, f.source))
     }
 }
 
@@ -274,7 +390,19 @@ pub fn prepare_with_validation<'a>(
         .iter()
         .map(|(_, d, _)| d.bytes().len() as u64)
         .collect();
-    let (encoded, digests) = encode_and_hash(arrays, units, options.codec, level)?;
+    // The manifest is compressed only with zstd; otherwise the digests have fixed places in
+    // it and are left for the write to compute, beside it (`Pending`).
+    let total: usize = arrays.iter().map(|a| a.data.len()).sum();
+    let defer = options.codec != Codec::Zstd && worth_threads(total);
+    let (encoded, digests) = if defer {
+        let encoded = units
+            .into_par_iter()
+            .map(|(dtype, data, members)| encode(dtype, data, &members, options.codec, level))
+            .collect::<Result<Vec<_>>>()?;
+        (encoded, vec![[0u8; 32]; arrays.len()])
+    } else {
+        encode_and_hash(arrays, units, options.codec, level)?
+    };
     let layout = lay_out(encoded.iter().zip(raw_lengths).map(
         |((b, codec, filter, columns), raw)| {
             (
@@ -295,26 +423,42 @@ pub fn prepare_with_validation<'a>(
         packs,
         metadata,
     };
-    let (header, manifest_bytes) = head(&manifest, options.codec, level)?;
+    let (header, manifest_bytes, digest_at) = head(&manifest, options.codec, level)?;
     let data_start = header.data_start();
     let blobs_end = manifest
         .blobs()
         .last()
         .map_or(0, |(_, b)| b.offset + b.length);
+    let pending = match digest_at {
+        Some(digest_at) if defer => Some(Pending {
+            arrays: arrays.iter().map(|a| a.data).collect(),
+            digest_at,
+            header: header.clone(),
+        }),
+        _ => None,
+    };
     Ok(Prepared {
         header: header.to_bytes(),
         manifest: manifest_bytes,
         blobs: encoded.into_iter().map(|(b, _, _, _)| b).collect(),
         data_start,
         total_len: data_start + blobs_end,
+        pending,
     })
 }
 
 /// Checks every array against its dtype and shape.
 fn check_arrays(arrays: &[ArrayInput]) -> Result<()> {
+    // A forest's thousand arrays have two dtypes: each is checked once.
+    let mut checked: Vec<&DType> = Vec::new();
     for (i, a) in arrays.iter().enumerate() {
         // Round-trip the dtype through its JSON form: the writer accepts exactly what a reader will.
-        DType::from_json(&a.dtype.to_json(), &format!("/arrays/{i}/dtype"))?;
+        if !checked.contains(&&a.dtype) {
+            DType::from_json(&a.dtype.to_json(), &format!("/arrays/{i}/dtype"))?;
+            if checked.len() < 16 {
+                checked.push(&a.dtype);
+            }
+        }
         let expected = ArrayEntry::count(&a.shape).and_then(|n| n.checked_mul(a.dtype.itemsize()));
         if expected != Some(a.data.len() as u64) {
             return Err(FormatError::ArrayData {
@@ -456,18 +600,25 @@ fn array_table(
     Ok((entries, packs))
 }
 
-/// The header and the manifest's stored bytes. With zstd asked for, the manifest is
+/// The header and the manifest's stored bytes, with where each array's digest is in them
+/// when they are the manifest's text (not compressed). With zstd asked for, the manifest is
 /// compressed too when that makes it smaller (format 1.1): for models of many small arrays
 /// it is most of the file.
-fn head(manifest: &Manifest, codec: Codec, level: i32) -> Result<(Header, Vec<u8>)> {
-    let text = manifest.to_bytes()?;
+fn head(
+    manifest: &Manifest,
+    codec: Codec,
+    level: i32,
+) -> Result<(Header, Vec<u8>, Option<Vec<usize>>)> {
+    let text = manifest.to_text()?;
     let packed = match codec {
-        Codec::Zstd => Some(codec.compress(&text, level)?).filter(|p| p.len() < text.len()),
+        Codec::Zstd => {
+            Some(codec.compress(&text.bytes, level)?).filter(|p| p.len() < text.bytes.len())
+        }
         _ => None,
     };
-    let (manifest_bytes, mut minor, mut flags, manifest_raw_len) = match packed {
-        Some(p) => (p, 1, FLAG_MANIFEST_ZSTD, text.len() as u64),
-        None => (text, 0, 0, 0),
+    let (manifest_bytes, mut minor, mut flags, manifest_raw_len, digest_at) = match packed {
+        Some(p) => (p, 1, FLAG_MANIFEST_ZSTD, text.bytes.len() as u64, None),
+        None => (text.bytes, 0, 0, 0, Some(text.digest_at)),
     };
     if manifest.feature_flags() != 0 {
         minor = 2;
@@ -485,7 +636,7 @@ fn head(manifest: &Manifest, codec: Codec, level: i32) -> Result<(Header, Vec<u8
         manifest_digest: *blake3::hash(&manifest_bytes).as_bytes(),
         manifest_raw_len,
     };
-    Ok((header, manifest_bytes))
+    Ok((header, manifest_bytes, digest_at))
 }
 
 /// Which arrays go into packs, as lists of array indices in table order: with a codec, the
@@ -748,6 +899,58 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("stop"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Arrays large enough for their digests to be computed while the file is written (no
+    /// zstd: the manifest is stored as text): the file is byte for byte what the writer
+    /// gives in memory, its digests are right, and its progress reports end at its length.
+    #[test]
+    fn digests_computed_while_writing_give_the_same_file() {
+        let data: Vec<u8> = (0..3 * PARALLEL_HASH_LEN)
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        let third = data.len() / 3 / 8 * 8;
+        let arrays = [
+            f64_array(vec![(third / 8) as u64], &data[..third]),
+            f64_array(vec![1], &data[third..third + 8]),
+            f64_array(vec![(third / 8) as u64], &data[2 * third..3 * third]),
+        ];
+        let root = Node::List((0..arrays.len()).map(Node::Array).collect());
+        let dir = tempfile::tempdir().unwrap();
+        for (codec, durable) in [
+            (Codec::None, true),
+            (Codec::None, false),
+            (Codec::Lz4, true),
+        ] {
+            let options = WriteOptions { codec, level: None };
+            let prepared = prepare(root.clone(), &arrays, Default::default(), options).unwrap();
+            assert!(prepared.pending.is_some(), "{codec:?}");
+            let in_memory = prepared.to_vec().unwrap();
+            let path = dir.path().join("f.skv");
+            let mut seen = Vec::new();
+            prepared
+                .write_file_with(&path, durable, &mut |n| {
+                    seen.push(n);
+                    Ok(())
+                })
+                .unwrap();
+            let on_disk = std::fs::read(&path).unwrap();
+            assert!(on_disk == in_memory, "{codec:?}: the files differ");
+            assert!(
+                seen.len() >= 2 && seen.windows(2).all(|p| p[0] <= p[1]),
+                "{seen:?}"
+            );
+            assert_eq!(seen.last(), Some(&prepared.len()));
+            let file = crate::SkvFile::open(&path).unwrap();
+            file.verify().unwrap();
+            for (i, a) in arrays.iter().enumerate() {
+                assert_eq!(
+                    file.manifest().arrays[i].digest,
+                    *blake3::hash(a.data).as_bytes()
+                );
+            }
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -342,6 +342,11 @@ proptest! {
         }
         file.verify().unwrap();
 
+        // The manifest's text is written without a `serde_json::Value` tree: it must be the
+        // very bytes of the `Value` that `to_json` describes.
+        let reference = serde_json::to_vec(&m.to_json()).unwrap();
+        prop_assert!(m.to_bytes().unwrap() == reference, "the manifest text differs from to_json's");
+
         // What the reader decoded writes back to the very same bytes.
         let rewritten = write(m.root.clone(), m.validation.clone(), &arrays, codec);
         prop_assert!(rewritten == bytes, "decode + encode changed the file");
