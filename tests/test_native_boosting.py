@@ -111,6 +111,28 @@ def test_hist_gradient_boosting_classifier(tmp_path, data):
     assert_same(native.predict_proba(rows), model.predict_proba(rows), "predict_proba")
 
 
+def test_hist_gradient_boosting_rows_at_every_threshold(tmp_path):
+    """Rows with a value at each split's float64 threshold and one float64 step to either
+    side, and NaN in the same column (batches of 8 rows and more take the integer-coded
+    walk, whose codes come from these thresholds): bit-identical raw sums."""
+    X, y, Xt = DATA["binary_nan"]
+    model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(X, y)
+    native = roundtrip(model, tmp_path)
+    rows = []
+    for predictors in model._predictors:
+        for p in predictors:
+            splits = p.nodes[p.nodes["is_leaf"] == 0]
+            for f, t in zip(splits["feature_idx"], splits["num_threshold"]):
+                for v in (np.nextafter(t, -np.inf), t, np.nextafter(t, np.inf), np.nan):
+                    row = Xt[len(rows) % len(Xt)].copy()
+                    row[f] = v
+                    rows.append(row)
+    rows = np.array(rows)
+    assert len(rows) > 1000
+    assert_same(native.decision_function(rows), model.decision_function(rows), "decision_function")
+    assert_same(native.predict_proba(rows), model.predict_proba(rows), "predict_proba")
+
+
 @pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "poisson", "gamma", "quantile"])
 def test_hist_gradient_boosting_regressor(tmp_path, loss):
     X, y, Xt = DATA["regression_nan"]

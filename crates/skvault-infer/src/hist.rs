@@ -10,9 +10,12 @@
 //! Raw predictions are `0 + baseline`, then each predictor's value added in iteration
 //! order: bit-identical to scikit-learn.
 //!
-//! Models without categorical splits are walked in [`Tree`]'s layout (float64 thresholds,
-//! rows stepped in lanes, see `tree.rs`); the node-by-node walk of [`Hist::value`] remains
-//! for categorical splits and is the reference the fast layout is tested against.
+//! Models without categorical splits are evaluated on integer codes of the rows with bit
+//! vectors (`quant.rs`) for 8 rows and more, when their trees fit that layout (at most 32
+//! leaves, 255 thresholds a column), and otherwise walked in [`Tree`]'s layout (float64
+//! thresholds, rows stepped in lanes, see `tree.rs`); the node-by-node walk of
+//! [`Hist::value`] remains for categorical splits and is the reference both are tested
+//! against.
 
 use skvault_format::Node;
 use skvault_frame::Frame;
@@ -27,6 +30,7 @@ use crate::estimator::{
 use crate::forest::{argmax_rows, row_leaves, run_blocks, run_blocks_of};
 use crate::matrix::{check_input, Finite, Matrix, MatrixView, Prediction};
 use crate::numeric::RowSum;
+use crate::quant::{QuantForest, QuantSplit};
 use crate::state::{seq_items, Obj};
 use crate::tree::{Rows, SplitNode, Tree};
 
@@ -106,6 +110,9 @@ struct Hist {
     /// The same trees laid out for traversal in lanes (see [`Tree`]), when no node splits
     /// on a category.
     fast: Option<Vec<Tree<f64>>>,
+    /// The same trees over integer-coded rows (see `quant.rs`), for blocks of rows, when they
+    /// fit that layout.
+    quant: Option<QuantForest>,
     k: usize,
     baseline: Vec<f64>,
     /// Known categories of each categorical column, and the column -> bitset map.
@@ -233,6 +240,31 @@ fn fast_tree(tree: &HistTree, n_columns: usize) -> Option<Tree<f64>> {
     Tree::from_nodes(&nodes, n_columns, |i| tree.nodes[i].value)
 }
 
+/// The trees over integer-coded rows, or `None` if one of them does not fit that layout (see
+/// `quant.rs`) or has a categorical split.
+fn quant_forest(trees: &[HistTree], n_columns: usize) -> Option<QuantForest> {
+    let nodes = trees
+        .iter()
+        .map(|t| {
+            t.nodes
+                .iter()
+                .map(|n| match n.split {
+                    Split::Leaf => Some(None),
+                    Split::Numeric => Some(Some(QuantSplit {
+                        threshold: n.threshold,
+                        feature: n.feature as usize,
+                        missing_left: n.missing_left,
+                        left: n.left as usize,
+                        right: n.right as usize,
+                    })),
+                    Split::Categorical => None,
+                })
+                .collect::<Option<Vec<_>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    QuantForest::new(&nodes, n_columns, |t, i| trees[t].nodes[i].value)
+}
+
 fn hist(o: &Obj<'_, '_>, classifier: bool, nested: BuildNested) -> Result<Hist> {
     let n_features = o.usize("n_features_in_")?;
     let preprocessor = match o.attr("_preprocessor") {
@@ -331,6 +363,7 @@ fn hist(o: &Obj<'_, '_>, classifier: bool, nested: BuildNested) -> Result<Hist> 
         .iter()
         .map(|t| fast_tree(t, n_columns))
         .collect::<Option<Vec<_>>>();
+    let quant = quant_forest(&trees, n_columns);
     Ok(Hist {
         class: o.class().to_string(),
         n_features,
@@ -338,6 +371,7 @@ fn hist(o: &Obj<'_, '_>, classifier: bool, nested: BuildNested) -> Result<Hist> 
         n_columns,
         trees,
         fast,
+        quant,
         k,
         baseline: baseline.data,
         known,
@@ -409,6 +443,18 @@ impl Hist {
             }
         }
         let data = x.data();
+        if let (Some(quant), true) = (&self.quant, x.n_rows() >= QUANT_MIN_ROWS) {
+            run_blocks_of(
+                QUANT_BLOCK,
+                data,
+                nc,
+                &mut out.data,
+                k,
+                quant.n_trees(),
+                |rows, acc| quant.add_values(rows, k, acc),
+            );
+            return Ok(out);
+        }
         if let Some(fast) = &self.fast {
             let rows_per_block = 8 * SUB_BLOCK;
             run_blocks_of(
@@ -472,6 +518,13 @@ fn fast_block(trees: &[Tree<f64>], k: usize, nc: usize, x: &[f64], acc: &mut [f6
         }
     }
 }
+
+/// Most rows per block of the coded layout (a block codes its rows once, 16 at a time).
+const QUANT_BLOCK: usize = 1024;
+
+/// Rows from which the coded layout is used: fewer go through [`fast_block`],
+/// which steps trees side by side for a single row.
+const QUANT_MIN_ROWS: usize = 8;
 
 /// Rows per sub-block of [`fast_block`]: 128 rows of 32 float64 are 32 KiB. 10,000 rows of
 /// bench/native.py's model took 5.23 ms in sub-blocks of 128 and 5.61 ms in one (one thread).
@@ -599,6 +652,7 @@ impl Estimator for Hist {
         let Some(fast) = fast else {
             return false;
         };
+        self.quant = quant_forest(&trees, used.len());
         self.known_index = used.iter().map(|&f| self.known_index[f]).collect();
         self.trees = trees;
         self.fast = Some(fast);
@@ -708,6 +762,7 @@ mod tests {
             .map(|t| fast_tree(t, nc))
             .collect::<Option<Vec<_>>>();
         assert!(fast.is_some());
+        let quant = quant_forest(&trees, nc);
         Hist {
             class: CLASSIFIER.into(),
             n_features: nc,
@@ -715,6 +770,7 @@ mod tests {
             n_columns: nc,
             trees,
             fast,
+            quant,
             k,
             baseline: (0..k).map(|j| j as f64 * 0.3 - 0.1).collect(),
             known: Vec::new(),
@@ -724,10 +780,11 @@ mod tests {
         }
     }
 
-    /// The lane layout gives bit-identical raw predictions to the node-by-node walk, for
-    /// single rows and blocks, with and without NaN, on values equal to the thresholds.
+    /// The integer-coded layout and the lane layout give bit-identical raw predictions to the
+    /// node-by-node walk, for single rows and blocks, with and without NaN, on values equal
+    /// to the thresholds.
     #[test]
-    fn fast_layout_matches_the_node_walk() {
+    fn fast_layouts_match_the_node_walk() {
         let mut rng = Rng::new(0x1234_5678);
         let values = [
             -2.0,
@@ -755,16 +812,18 @@ mod tests {
                     })
                     .collect();
                 let view = MatrixView::new(&x, n_rows, nc).unwrap();
+                assert!(hist.quant.is_some());
+                let quant = hist.raw_encoded(&view).unwrap();
+                let saved_quant = hist.quant.take();
                 let fast = hist.raw_encoded(&view).unwrap();
                 let saved = hist.fast.take();
                 let slow = hist.raw_encoded(&view).unwrap();
                 hist.fast = saved;
+                hist.quant = saved_quant;
                 let bits = |m: &Matrix| m.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&fast),
-                    bits(&slow),
-                    "k={k} nc={nc} rows={n_rows} nan={nan}"
-                );
+                let what = format!("k={k} nc={nc} rows={n_rows} nan={nan}");
+                assert_eq!(bits(&fast), bits(&slow), "{what}");
+                assert_eq!(bits(&quant), bits(&slow), "{what}");
             }
         }
     }

@@ -27,6 +27,7 @@ mod linear;
 mod matrix;
 mod numeric;
 mod preprocess;
+mod quant;
 mod registry;
 mod slices;
 mod state;
