@@ -148,6 +148,9 @@ impl Shared {
             if start.elapsed() >= SPIN {
                 return false;
             }
+            // Lets a thread waiting for this core run (the caller itself, on a machine
+            // with more threads than cores); returns at once when none waits.
+            std::thread::yield_now();
         }
     }
 
