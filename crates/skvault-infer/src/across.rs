@@ -136,6 +136,8 @@ impl Across {
             bytes.extend_from_slice(&n.child[0].to_ne_bytes());
             bytes.extend_from_slice(&n.child[1].to_ne_bytes());
         }
+        // Freed before the mapping is made: a large forest's layout is tens of megabytes.
+        drop(nodes);
         Some(Across {
             nodes: Store::new(bytes),
             roots,
@@ -313,7 +315,7 @@ fn preorder<T: Threshold>(tree: &Tree<T>, out: &mut Vec<Node<T>>) -> Option<()> 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{Across, ACROSS};
+    use super::{Across, Store, ACROSS, HUGE_FROM};
     use crate::forest::row_leaves;
     use crate::tree::{Rows, SplitNode, Tree};
     use skvault_format::fuzzing::Rng;
@@ -385,6 +387,21 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// A large layout goes to its own mapping (huge pages advised) with the same bytes; a
+    /// small one stays on the heap.
+    #[test]
+    fn large_layouts_are_mapped_with_the_same_bytes() {
+        let mut rng = Rng::new(0xb16);
+        let big: Vec<u8> = (0..HUGE_FROM + 16).map(|_| rng.below(256) as u8).collect();
+        let store = Store::new(big.clone());
+        assert!(matches!(store, Store::Mapped(_)));
+        assert_eq!(store.bytes(), &big[..]);
+        let small = big[..HUGE_FROM - 16].to_vec();
+        let store = Store::new(small.clone());
+        assert!(matches!(store, Store::Heap(_)));
+        assert_eq!(store.bytes(), &small[..]);
     }
 
     /// A node with two parents (not a tree: its subtree would be laid out twice, and a chain
