@@ -192,3 +192,26 @@ def test_few_rows_path_is_identical(tmp_path, cls):
     for n in range(1, 9):
         rows = Xt[n * 10 : n * 10 + n]
         assert_same(getattr(native, method)(rows), getattr(model, method)(rows), f"{n} rows")
+
+
+def test_one_row_shared_with_the_helper_thread_is_identical(tmp_path):
+    """A forest large enough (4096 steps a row or more) that one row is shared between the
+    calling thread and the helper thread: every row, back to back and from three threads at
+    once (one of them has the helper, the others walk alone), is bit-identical."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y, Xt = DATA["regression_nan"]
+    model = ExtraTreesRegressor(n_estimators=500, random_state=0).fit(X, y)
+    depths = [e.tree_.max_depth for e in model.estimators_]
+    work = sum(max(depths[i : i + 16]) * len(depths[i : i + 16]) for i in range(0, len(depths), 16))
+    assert work >= 4096, "the forest is too small to reach the shared path"
+    native = roundtrip(model, tmp_path)
+    want = model.predict(Xt)
+
+    def one_by_one(_: int = 0) -> np.ndarray:
+        return np.concatenate([native.predict(Xt[i : i + 1]) for i in range(len(Xt))])
+
+    assert_same(one_by_one(), want, "one row at a time")
+    with ThreadPoolExecutor(3) as pool:
+        for got in pool.map(one_by_one, range(3)):
+            assert_same(got, want, "one row at a time, three threads")

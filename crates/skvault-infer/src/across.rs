@@ -23,8 +23,6 @@
 //! Results are the leaf ordinals [`Tree::leaves_across`] finds: the same trees, the same
 //! comparisons (`x <= threshold`, NaN to the side of the node's flag).
 
-use rayon::prelude::*;
-
 use crate::tree::{Rows, Threshold, Tree, MISSING_LEFT};
 
 /// Trees stepped together for one row: more loads in flight. On bench/native.py's forest
@@ -33,10 +31,6 @@ pub(crate) const ACROSS: usize = 16;
 
 /// Steps between checks for "every tree of the group is at a leaf".
 const ROUND: u32 = 4;
-
-/// Steps (the trees' depths added up) below which one row stays on the calling thread:
-/// waking a thread costs several microseconds, more than this many steps take.
-const PARALLEL_STEPS: u64 = 1 << 15;
 
 /// One node: a split goes to `child[1]` (the next node) when `x <= threshold` (or when `x`
 /// is NaN and `feature` has [`MISSING_LEFT`]), else to `child[0]`. A leaf has both children
@@ -51,9 +45,10 @@ struct Node<T> {
 }
 
 /// The trees of an ensemble in the layout above.
-#[derive(Debug, Clone)]
-pub(crate) struct Across<T> {
-    nodes: Vec<Node<T>>,
+#[derive(Debug)]
+pub(crate) struct Across {
+    /// The nodes, 16 bytes each: threshold, feature, `child` (native byte order).
+    nodes: Store,
     /// The root's index of each tree, in tree order.
     roots: Vec<u32>,
     /// The steps each group of [`ACROSS`] trees takes: its deepest tree's depth.
@@ -62,10 +57,50 @@ pub(crate) struct Across<T> {
     work: u64,
 }
 
-impl<T: Threshold + Send + Sync> Across<T> {
+/// Bytes of one node in [`Store`].
+const NODE: usize = 16;
+
+/// Node bytes from which they go in memory of their own with huge pages advised: a row's
+/// path through a large forest touches thousands of 4 KiB pages, more than the TLB holds,
+/// and each miss is a page walk (two-level on a virtual machine) on the step's chain.
+const HUGE_FROM: usize = 4 << 20;
+
+/// Where the nodes' bytes live: the heap, or (large forests) an anonymous mapping advised
+/// to use transparent huge pages (a hint: where the kernel declines it, pages stay small).
+#[derive(Debug)]
+enum Store {
+    Heap(Vec<u8>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Store {
+    fn new(bytes: Vec<u8>) -> Store {
+        if bytes.len() < HUGE_FROM {
+            return Store::Heap(bytes);
+        }
+        let Ok(mut map) = memmap2::MmapMut::map_anon(bytes.len()) else {
+            return Store::Heap(bytes);
+        };
+        // Advised before the pages are first touched (by the copy), so that they are
+        // allocated huge; refused advice leaves small pages, the same as the heap's.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        map.copy_from_slice(&bytes);
+        Store::Mapped(map)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Store::Heap(v) => v,
+            Store::Mapped(m) => m,
+        }
+    }
+}
+
+impl Across {
     /// The layout of `trees`; `None` when their nodes do not fit in `u32` indices (the
     /// caller then walks them as [`Tree`]s).
-    pub fn new(trees: &[Tree<T>]) -> Option<Across<T>> {
+    pub fn new(trees: &[Tree<f32>]) -> Option<Across> {
         let total = trees
             .iter()
             .try_fold(0usize, |n, t| n.checked_add(t.node_count()))?;
@@ -82,7 +117,7 @@ impl<T: Threshold + Send + Sync> Across<T> {
         // `ACROSS` trees (a loop of fixed length); their leaves are not returned.
         let pad = u32::try_from(nodes.len()).ok()?;
         nodes.push(Node {
-            threshold: T::nan(),
+            threshold: f32::NAN,
             feature: 0,
             child: [pad; 2],
         });
@@ -94,31 +129,33 @@ impl<T: Threshold + Send + Sync> Across<T> {
             steps.push(deepest);
             work = work.saturating_add(u64::from(deepest).saturating_mul(group.len() as u64));
         }
+        let mut bytes = Vec::with_capacity(nodes.len().checked_mul(NODE)?);
+        for n in &nodes {
+            bytes.extend_from_slice(&n.threshold.to_ne_bytes());
+            bytes.extend_from_slice(&n.feature.to_ne_bytes());
+            bytes.extend_from_slice(&n.child[0].to_ne_bytes());
+            bytes.extend_from_slice(&n.child[1].to_ne_bytes());
+        }
+        // Freed before the mapping is made: a large forest's layout is tens of megabytes.
+        drop(nodes);
         Some(Across {
-            nodes,
+            nodes: Store::new(bytes),
             roots,
             steps,
             work,
         })
     }
 
-    /// The leaf (ordinal in its tree) that the one row of `row` reaches in each tree, into
-    /// `leaf` (one entry per tree). A large forest is split over rayon's threads, whole
-    /// groups to each; the caller sums the leaves' values in tree order.
-    pub fn leaves(&self, row: &Rows<T>, leaf: &mut [u32]) {
-        let threads = rayon::current_num_threads().max(1);
-        if threads == 1 || self.work < PARALLEL_STEPS {
-            self.walk(0, row, leaf);
-            return;
-        }
-        let groups = self.steps.len().div_ceil(threads).max(1);
-        leaf.par_chunks_mut(groups * ACROSS)
-            .enumerate()
-            .for_each(|(i, l)| self.walk(i * groups, row, l));
+    /// The steps of one row (each group's steps counted once per tree): its work.
+    pub fn work(&self) -> u64 {
+        self.work
     }
 
-    /// [`Across::leaves`] of the trees from group `first` on, as many as `leaf` holds.
-    fn walk(&self, first: usize, row: &Rows<T>, leaf: &mut [u32]) {
+    /// The leaf (ordinal in its tree) that the one row of `row` reaches in each tree from
+    /// group `first` on, into `leaf` (one entry per tree, as many trees as it holds), on
+    /// the calling thread; the caller sums the leaves' values in tree order. A large forest
+    /// shares its groups with a second thread through `crate::pair`.
+    pub fn walk_groups(&self, first: usize, row: &Rows<f32>, leaf: &mut [u32]) {
         // The row stride as a constant where it is a common one: masked features then index
         // a fixed-size array without a bounds check.
         let data = row.values();
@@ -137,16 +174,17 @@ impl<T: Threshold + Send + Sync> Across<T> {
     fn walk_with<const NAN: bool, const S: usize>(
         &self,
         first: usize,
-        data: &[T],
+        data: &[f32],
         leaf: &mut [u32],
     ) {
+        let nodes = self.nodes.bytes();
         let stride = if S == 0 { data.len() } else { S };
         if stride == 0 {
             return;
         }
         let mask = stride - 1;
         // With `S`, the row as an array (a masked index needs no check); without, empty.
-        let Ok(fixed) = <&[T; S]>::try_from(if S == 0 { &data[..0] } else { data }) else {
+        let Ok(fixed) = <&[f32; S]>::try_from(if S == 0 { &data[..0] } else { data }) else {
             return;
         };
         let groups = self.roots.chunks_exact(ACROSS).zip(&self.steps).skip(first);
@@ -160,14 +198,14 @@ impl<T: Threshold + Send + Sync> Across<T> {
                 for a in at.iter_mut() {
                     // Always `Some` (children and leaves were checked when laid out); a
                     // predicted branch keeps the check off the chain of loads.
-                    if let Some(node) = self.nodes.get(*a as usize) {
+                    if let Some(node) = node_at(nodes, *a) {
                         let f = node.feature as usize & mask;
                         let x = if S == 0 {
                             data.get(f).copied().unwrap_or_default()
                         } else {
                             fixed[f & S.wrapping_sub(1)]
                         };
-                        let next = step::<T, NAN>(node, x);
+                        let next = step::<NAN>(node, x);
                         if watch {
                             moved |= next ^ *a;
                         }
@@ -188,15 +226,35 @@ impl<T: Threshold + Send + Sync> Across<T> {
                 }
             }
             for (o, a) in out.iter_mut().zip(at.iter()) {
-                *o = self.nodes.get(*a as usize).map_or(0, |node| node.feature);
+                *o = node_at(nodes, *a).map_or(0, |node| node.feature);
             }
         }
     }
 }
 
-/// Where a row at node `at` (whose value of the node's feature is `x`) goes.
+/// A view of node `i` in the bytes of [`Store`]; `None` past the end.
+#[derive(Clone, Copy)]
+struct NodeRef<'a> {
+    threshold: f32,
+    feature: u32,
+    child: &'a [u8; 8],
+}
+
 #[inline(always)]
-fn step<T: Threshold, const NAN: bool>(node: &Node<T>, x: T) -> u32 {
+fn node_at(nodes: &[u8], i: u32) -> Option<NodeRef<'_>> {
+    let at = i as usize * NODE;
+    let n: &[u8; NODE] = nodes.get(at..at + NODE)?.try_into().ok()?;
+    let (head, child) = n.split_at(8);
+    Some(NodeRef {
+        threshold: f32::from_ne_bytes([head[0], head[1], head[2], head[3]]),
+        feature: u32::from_ne_bytes([head[4], head[5], head[6], head[7]]),
+        child: child.try_into().ok()?,
+    })
+}
+
+/// Where a row at node `node` (whose value of the node's feature is `x`) goes.
+#[inline(always)]
+fn step<const NAN: bool>(node: NodeRef<'_>, x: f32) -> u32 {
     // Branch-free: the comparison is a coin flip, a branch on it mispredicts half the time
     // (and throws away the other trees' loads in flight). The child is loaded at an index
     // computed from the comparison: a select between two loaded values, however written,
@@ -206,7 +264,9 @@ fn step<T: Threshold, const NAN: bool>(node: &Node<T>, x: T) -> u32 {
     } else {
         x <= node.threshold
     };
-    node.child[usize::from(left)]
+    let k = 4 * usize::from(left);
+    let c = &node.child[k..k + 4];
+    u32::from_ne_bytes([c[0], c[1], c[2], c[3]])
 }
 
 /// Appends `tree`'s nodes to `out` in preorder, each left child right after its parent.
@@ -254,8 +314,8 @@ fn preorder<T: Threshold>(tree: &Tree<T>, out: &mut Vec<Node<T>>) -> Option<()> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Across, ACROSS};
+pub(crate) mod tests {
+    use super::{Across, Store, ACROSS, HUGE_FROM};
     use crate::forest::row_leaves;
     use crate::tree::{Rows, SplitNode, Tree};
     use skvault_format::fuzzing::Rng;
@@ -290,7 +350,7 @@ mod tests {
         });
     }
 
-    fn forest(rng: &mut Rng, n_trees: usize, nf: usize) -> Vec<Tree<f32>> {
+    pub(crate) fn forest(rng: &mut Rng, n_trees: usize, nf: usize) -> Vec<Tree<f32>> {
         (0..n_trees)
             .map(|_| {
                 let mut nodes = Vec::new();
@@ -322,11 +382,26 @@ mod tests {
                     row.fill_one(&x, nf, |v| v);
                     let (mut want, mut got) = (vec![0; n_trees], vec![7; n_trees]);
                     row_leaves(&trees, &row, &mut want);
-                    across.leaves(&row, &mut got);
+                    across.walk_groups(0, &row, &mut got);
                     assert_eq!(got, want, "nf {nf}, {n_trees} trees, row {x:?}");
                 }
             }
         }
+    }
+
+    /// A large layout goes to its own mapping (huge pages advised) with the same bytes; a
+    /// small one stays on the heap.
+    #[test]
+    fn large_layouts_are_mapped_with_the_same_bytes() {
+        let mut rng = Rng::new(0xb16);
+        let big: Vec<u8> = (0..HUGE_FROM + 16).map(|_| rng.below(256) as u8).collect();
+        let store = Store::new(big.clone());
+        assert!(matches!(store, Store::Mapped(_)));
+        assert_eq!(store.bytes(), &big[..]);
+        let small = big[..HUGE_FROM - 16].to_vec();
+        let store = Store::new(small.clone());
+        assert!(matches!(store, Store::Heap(_)));
+        assert_eq!(store.bytes(), &small[..]);
     }
 
     /// A node with two parents (not a tree: its subtree would be laid out twice, and a chain

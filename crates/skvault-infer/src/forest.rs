@@ -6,6 +6,8 @@
 //! cache); large inputs spread the blocks over rayon's threads, each block keeping the tree
 //! order, so parallelism never changes a result.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use skvault_format::Node;
 
@@ -53,7 +55,7 @@ pub(crate) struct TreeEnsemble {
     classes: Option<Classes>,
     allow_nan: bool,
     /// The trees laid out for one row at a time (forests; `None` if they do not fit).
-    across: Option<Across<f32>>,
+    across: Option<Arc<Across>>,
 }
 
 /// Builds the estimator if `o` is a tree or forest class; `None` for other classes.
@@ -165,7 +167,7 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         trees.push(Tree::from_estimator(&t, n_features, kind)?);
     }
     let width = trees.first().map_or(0, Tree::width);
-    let across = Across::new(&trees);
+    let across = Across::new(&trees).map(Arc::new);
     Ok(TreeEnsemble {
         class: o.class().to_string(),
         n_features,
@@ -231,7 +233,10 @@ impl TreeEnsemble {
             for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
                 one.fill_one(row, nf, |v| v);
                 match &self.across {
-                    Some(across) => across.leaves(&one, &mut leaf),
+                    Some(across) if crate::pair::worth_it(across) => {
+                        crate::pair::leaves(across, std::mem::take(&mut one), &mut leaf);
+                    }
+                    Some(across) => across.walk_groups(0, &one, &mut leaf),
                     None => row_leaves(&self.trees, &one, &mut leaf),
                 }
                 // Summed in tree order, as below.

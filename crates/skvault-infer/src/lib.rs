@@ -26,6 +26,7 @@ mod impute;
 mod linear;
 mod matrix;
 mod numeric;
+mod pair;
 mod preprocess;
 mod quant;
 mod registry;
