@@ -268,6 +268,12 @@ pub(crate) fn leaves(across: &Arc<Across>, row: Rows<f32>, leaf: &mut [u32]) {
             across.walk_groups(i * PIECE_GROUPS, &job.row, out);
         }
     }
+    // The slot lets go of the job, and of the forest's layout with it: a model dropped after
+    // its last row must not stay in memory through the helper.
+    let mut slot = shared.lock();
+    if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
+        *slot = None;
+    }
 }
 
 /// Spins until `done` is set (`true`) or [`WAIT`] has passed (`false`).
@@ -334,6 +340,26 @@ mod tests {
                     });
                 }
             });
+        }
+    }
+
+    #[test]
+    fn the_helper_lets_go_of_a_forest_after_its_row() {
+        let mut rng = Rng::new(0xdead);
+        let nf = 4;
+        let across = Arc::new(Across::new(&forest(&mut rng, 3 * PIECE, nf)).unwrap());
+        let mut row = Rows::default();
+        row.fill_one(&[0.5, -1.0, 2.0, 0.0], nf, |v| v);
+        let mut got = vec![0; 3 * PIECE];
+        leaves(&across, row, &mut got);
+        // The helper may still be finishing a piece it claimed; then it drops its copy.
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&across) > 1 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "the helper still holds the forest"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 }
