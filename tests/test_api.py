@@ -582,20 +582,27 @@ def _node_entries(data: bytes) -> list[dict]:
     return [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
 
 
+def _with_right_child_bit_flipped(data: bytes, nodes: dict, byte: int, bit: int) -> bytes:
+    """`data` with `bit` of byte `byte` of the first node's right_child flipped in the node
+    array `nodes` (stored on its own, uncompressed)."""
+    header, _, _ = split_skv(data)
+    bad = bytearray(data)
+    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + byte] ^= bit
+    return bytes(bad)
+
+
 def _refused_by_every_load_when_damaged(
     tmp_path, data: bytes, nodes: dict, byte: int = 0, bit: int = 0x01
 ):
     """Flips `bit` of byte `byte` of the first node's right_child in the node array `nodes`
     (stored on its own, uncompressed): load(mmap=True, verify=True), loads and load must each
     raise IntegrityError. Then the undamaged file is written back at the returned path."""
-    header, _, _ = split_skv(data)
-    bad = bytearray(data)
-    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + byte] ^= bit
+    bad = _with_right_child_bit_flipped(data, nodes, byte, bit)
     path = tmp_path / "bad.skv"
-    path.write_bytes(bytes(bad))
+    path.write_bytes(bad)
     loads = (
         lambda: skvault.load(path, mmap=True, verify=True),
-        lambda: skvault.loads(bytes(bad)),
+        lambda: skvault.loads(bad),
         lambda: skvault.load(path),
     )
     for load in loads:
@@ -644,11 +651,8 @@ def test_mapped_node_damage_without_verify_is_refused_by_the_tree_checks(tmp_pat
     tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0)
     data = skvault.dumps(tree)
     (nodes,) = _node_entries(data)
-    header, _, _ = split_skv(data)
-    bad = bytearray(data)
-    bad[align64(HEADER.size + header["manifest_len"]) + nodes["offset"] + 8 + 6] ^= 0x40
     path = tmp_path / "bad.skv"
-    path.write_bytes(bytes(bad))
+    path.write_bytes(_with_right_child_bit_flipped(data, nodes, byte=6, bit=0x40))
     with pytest.raises(skvault.FormatError, match="refused before loading") as e:
         skvault.load(path, mmap=True)
     assert not isinstance(e.value, skvault.IntegrityError)

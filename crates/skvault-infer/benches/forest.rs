@@ -19,27 +19,8 @@ fn main() {
     divan::main();
 }
 
-/// A small deterministic generator (xorshift64*): the fixture is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Roughly normal (a sum of uniforms), as make_classification's features are.
-    fn normal(&mut self) -> f64 {
-        (0..4).map(|_| self.unit()).sum::<f64>() * 1.7 - 3.4
-    }
-}
+mod common;
+use common::Rng;
 
 /// A tree in scikit-learn's preorder: node records and `value` rows of two class fractions.
 /// Nodes split down to depth 8, then with a chance of 0.55 down to depth 20: about 5,000

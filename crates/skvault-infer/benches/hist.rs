@@ -23,31 +23,8 @@ fn main() {
     divan::main();
 }
 
-/// A small deterministic generator (xorshift64*): the fixture is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Roughly normal (a sum of uniforms), as make_classification's features are.
-    fn normal(&mut self) -> f64 {
-        (0..4).map(|_| self.unit()).sum::<f64>() * 1.7 - 3.4
-    }
-}
+mod common;
+use common::Rng;
 
 /// The bin edges of every feature: sorted, distinct.
 fn edges(rng: &mut Rng) -> Vec<Vec<f64>> {
