@@ -445,13 +445,16 @@ def test_mapped_arrays_are_verified_when_asked(tmp_path, mode):
     skvault.dump(RandomForestClassifier(n_estimators=3, random_state=0).fit(X_IRIS, Y_IRIS), path)
     parts = SkvParts.parse(path.read_bytes())
     index = max(range(len(parts.blobs)), key=lambda i: len(parts.blobs[i]))
+    fields = [f[0] for f in parts.manifest["arrays"][index]["dtype"]["fields"]]
+    assert fields[3:5] == ["threshold", "impurity"]  # the largest blob is a tree's nodes
     blob = bytearray(parts.blobs[index])
-    blob[len(blob) // 2] ^= 1
+    blob[32] ^= 1  # the lowest bit of the first node's impurity, which no state check reads
     parts.blobs[index] = bytes(blob)  # the digest in the manifest stays the old one
     path.write_bytes(parts.to_bytes())
-    # Mapped arrays are not hashed unless asked, but a tree's node array is read (and hashed)
-    # by the state checks that run before anything is built (SECURITY.md), so it is caught.
-    with pytest.raises(skvault.IntegrityError, match=f"array {index}"):
-        skvault.load(path, mmap=mode)
+    # Mapped arrays are not hashed unless asked, tree nodes included (SECURITY.md): damage
+    # the state checks let through loads; verify=True, and every copying load, catch it.
+    skvault.load(path, mmap=mode)
     with pytest.raises(skvault.IntegrityError, match=f"array {index}"):
         skvault.load(path, mmap=mode, verify=True)
+    with pytest.raises(skvault.IntegrityError, match=f"array {index}"):
+        skvault.load(path)
