@@ -582,6 +582,17 @@ def _node_entries(data: bytes) -> list[dict]:
     return [e for e in manifest["arrays"] if isinstance(e["dtype"], dict) and "left_child" in str(e["dtype"])]
 
 
+def _tree_file(seed: int):
+    """A fitted tree on random rows, its file's bytes and its node array's entry."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    X = np.random.default_rng(seed).normal(size=(200, 4))
+    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, seed] > 0)
+    data = skvault.dumps(tree)
+    (nodes,) = _node_entries(data)
+    return X, tree, data, nodes
+
+
 def _with_right_child_bit_flipped(data: bytes, nodes: dict, byte: int, bit: int) -> bytes:
     """`data` with `bit` of byte `byte` of the first node's right_child flipped in the node
     array `nodes` (stored on its own, uncompressed)."""
@@ -616,12 +627,7 @@ def test_tree_nodes_are_digest_checked_when_mapped_with_verify(tmp_path):
     # mmap=True skips the digests of arrays it only views unless verify=True: then a tree's
     # nodes, which the state checks read in place from the mapping, are checked against
     # their digest before the tree receives them (the bytes of loads, and load, always).
-    from sklearn.tree import DecisionTreeClassifier
-
-    X = np.random.default_rng(0).normal(size=(200, 4))
-    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 0] > 0)
-    data = skvault.dumps(tree)
-    (nodes,) = _node_entries(data)
+    X, tree, data, nodes = _tree_file(seed=0)
     assert nodes["codec"] == "none" and "pack" not in nodes
     path = _refused_by_every_load_when_damaged(tmp_path, data, nodes)
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
@@ -631,12 +637,7 @@ def test_damage_the_tree_checks_would_refuse_is_an_integrity_error_too(tmp_path)
     # A mapped file's node arrays are read by the tree checks before they are hashed: a
     # damaged one that the checks refuse (a right child far beyond the nodes) is still
     # reported as the damage it is, by every load, as when the digest is checked first.
-    from sklearn.tree import DecisionTreeClassifier
-
-    X = np.random.default_rng(1).normal(size=(200, 4))
-    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0)
-    data = skvault.dumps(tree)
-    (nodes,) = _node_entries(data)
+    X, tree, data, nodes = _tree_file(seed=1)
     path = _refused_by_every_load_when_damaged(tmp_path, data, nodes, byte=6, bit=0x40)
     assert np.array_equal(skvault.load(path, mmap=True).predict(X), tree.predict(X))
 
@@ -645,12 +646,7 @@ def test_mapped_node_damage_without_verify_is_refused_by_the_tree_checks(tmp_pat
     # Without verify=True a mapped load hashes no view, tree nodes included; the state
     # checks still read them, so a right child far beyond the nodes is refused before
     # anything is built, as a hostile file is.
-    from sklearn.tree import DecisionTreeClassifier
-
-    X = np.random.default_rng(1).normal(size=(200, 4))
-    tree = DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0)
-    data = skvault.dumps(tree)
-    (nodes,) = _node_entries(data)
+    X, tree, data, nodes = _tree_file(seed=1)
     path = tmp_path / "bad.skv"
     path.write_bytes(_with_right_child_bit_flipped(data, nodes, byte=6, bit=0x40))
     with pytest.raises(skvault.FormatError, match="refused before loading") as e:

@@ -8,10 +8,9 @@
 // A benchmark's fixture is test code: a failure to build it is a bug in the benchmark.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use serde_json::Map;
 use skvault_format::dtype::Kind;
 use skvault_format::testing::{object, scalar, structured};
-use skvault_format::{prepare, ArrayInput, DType, Node, Order, SkvFile, WriteOptions};
+use skvault_format::{DType, Node, SkvFile};
 use skvault_infer::{MatrixView, Model};
 
 const N_TREES: usize = 64;
@@ -172,19 +171,7 @@ fn hist_file() -> Vec<u8> {
             ("_predictors", Node::List(iterations)),
         ],
     );
-    let arrays: Vec<ArrayInput> = blobs
-        .iter()
-        .map(|(data, shape, dtype)| ArrayInput {
-            dtype: dtype.clone(),
-            shape: shape.clone(),
-            order: Order::C,
-            data,
-        })
-        .collect();
-    prepare(root, &arrays, Map::new(), WriteOptions::default())
-        .unwrap()
-        .to_vec()
-        .unwrap()
+    common::file(root, &blobs)
 }
 
 #[divan::bench(sample_count = 20)]

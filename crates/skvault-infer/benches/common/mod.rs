@@ -1,4 +1,24 @@
-//! What the benchmarks' fixtures share: their random generator.
+//! What the benchmarks' fixtures share: their random generator, and the file of a model.
+
+use serde_json::Map;
+use skvault_format::{prepare, ArrayInput, DType, Node, Order, WriteOptions};
+
+/// The `.skv` bytes of `root` over `blobs` (bytes, shape, dtype; C order), as `dump` writes.
+pub fn file(root: Node, blobs: &[(Vec<u8>, Vec<u64>, DType)]) -> Vec<u8> {
+    let arrays: Vec<ArrayInput> = blobs
+        .iter()
+        .map(|(data, shape, dtype)| ArrayInput {
+            dtype: dtype.clone(),
+            shape: shape.clone(),
+            order: Order::C,
+            data,
+        })
+        .collect();
+    prepare(root, &arrays, Map::new(), WriteOptions::default())
+        .unwrap()
+        .to_vec()
+        .unwrap()
+}
 
 /// A small deterministic generator (xorshift64*): the fixture is the same on every run.
 pub struct Rng(pub u64);
