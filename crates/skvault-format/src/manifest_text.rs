@@ -137,12 +137,12 @@ impl Writer {
     }
 
     fn digest(&mut self, digest: &[u8; 32]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         self.out.push(b'"');
-        self.digest_at.push(self.out.len());
-        for b in digest {
-            self.out.push(HEX[usize::from(b >> 4)]);
-            self.out.push(HEX[usize::from(b & 15)]);
+        let at = self.out.len();
+        self.digest_at.push(at);
+        self.out.resize(at + 64, 0);
+        if let Some(slot) = self.out.get_mut(at..) {
+            write_hex(slot, digest);
         }
         self.out.push(b'"');
     }
@@ -468,6 +468,16 @@ fn attrs(state: &Node) -> Option<Vec<(&str, &Node)>> {
         out.iter().all(|(k, _)| seen.insert(*k))
     };
     distinct.then_some(out)
+}
+
+/// `digest` as 64 lowercase hex digits into `slot` (its first 64 bytes): how the manifest
+/// holds digests, written here and over a placeholder once a deferred digest is known.
+pub(crate) fn write_hex(slot: &mut [u8], digest: &[u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in slot.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
 }
 
 #[cfg(test)]

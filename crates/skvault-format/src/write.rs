@@ -138,7 +138,6 @@ impl Pending<'_> {
         manifest: &[u8],
         digests: &[[u8; 32]],
     ) -> std::io::Result<([u8; 64], Vec<u8>)> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         if digests.len() != self.digest_at.len() {
             return Err(std::io::Error::other("internal error: a digest is missing"));
         }
@@ -147,10 +146,7 @@ impl Pending<'_> {
             let slot = text.get_mut(at..at + 64).ok_or_else(|| {
                 std::io::Error::other("internal error: a digest outside the manifest")
             })?;
-            for (pair, b) in slot.chunks_exact_mut(2).zip(d) {
-                pair[0] = HEX[usize::from(b >> 4)];
-                pair[1] = HEX[usize::from(b & 15)];
-            }
+            crate::manifest_text::write_hex(slot, d);
         }
         let mut header = self.header.clone();
         header.manifest_digest = *blake3::hash(&text).as_bytes();
@@ -263,6 +259,8 @@ impl Prepared<'_> {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
+                    // On this thread alone: `digest` spreads a large array over rayon's
+                    // threads, onto the core that writes.
                     let mut hasher = blake3::Hasher::new();
                     hasher.update(a);
                     digests.push(*hasher.finalize().as_bytes());
