@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -102,6 +103,41 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class HeldRequest:
+    """A POST whose headers and all but the last bytes of its body are sent: the server has
+    begun it (it counts in flight, holds a concurrency permit) and it can end only after
+    ``finish()``, whatever the speed of the machine."""
+
+    TAIL = 16
+
+    def __init__(self, server: Server, path: str, body: bytes, content_type: str = "application/json") -> None:
+        assert len(body) > self.TAIL
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {server.host}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.sock = socket.create_connection((server.host, server.port), 60)
+        self.sock.sendall(head + body[: -self.TAIL])
+        self._tail = body[-self.TAIL :]
+
+    def finish(self) -> tuple[int, bytes]:
+        """Sends the rest of the body and returns the answer's status and body."""
+        self.sock.sendall(self._tail)
+        response = http.client.HTTPResponse(self.sock)
+        response.begin()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def in_flight(server: Server) -> int:
+    """The server's own count of prediction requests in flight (/metrics)."""
+    text = server.request("GET", "/metrics")[2].decode()
+    line = next(l for l in text.splitlines() if l.startswith("skvault_requests_in_flight "))
+    return int(float(line.split()[1]))
 
 
 def predictions(doc: dict):

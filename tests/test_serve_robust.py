@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.compose import make_column_transformer
 
 import skvault
-from serve_helpers import Server, ServerFailed, predictions
+from serve_helpers import HeldRequest, Server, ServerFailed, in_flight, predictions
 
 COLUMNS = ["f0", "f1", "f2"]
 
@@ -245,33 +246,26 @@ def test_timeout_answers_503(files):
 
 
 def test_concurrency_limit_sheds_load_with_503(files):
-    tmp, _ = files
+    tmp, models = files
+    X = frame(200, 4)
     with Server(str(tmp / "big.skv"), "--max-concurrency", "1", "--log-format", "off") as s:
-        body = json.dumps(split(frame(20000, 4)))
-        results: list[tuple[int | str, dict, bytes]] = []
-
-        def one():
-            try:
-                results.append(s.request("POST", "/v1/models/big/predict", body, {"Content-Type": "application/json"}))
-            except (BrokenPipeError, ConnectionResetError):
-                # Refused before its body was read: the server answers 503 and closes, and a
-                # client still sending the body may see the connection close (SERVE.md 6).
-                results.append(("closed", {}, b""))
-
-        for _ in range(5):
-            threads = [threading.Thread(target=one) for _ in range(6)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            if any(r[0] == 503 for r in results):
-                break
-        statuses = {r[0] for r in results}
-        assert statuses <= {200, 503, "closed"}, statuses
-        shed = [r for r in results if r[0] == 503]
-        assert shed, "six simultaneous large requests under --max-concurrency 1 were all answered"
-        assert json.loads(shed[0][2])["error_code"] == "overloaded" and shed[0][1]["retry-after"] == "1"
-        assert any(r[0] == 200 for r in results)
+        first = HeldRequest(s, "/v1/models/big/predict", json.dumps(split(X)).encode())
+        try:
+            s.wait_for(lambda: in_flight(s) >= 1, what="the first request in flight")
+            # The first request holds the only permit until its body is complete.
+            status, hdrs, raw = s.request(
+                "POST", "/v1/models/big/predict", json.dumps(split(frame(1, 5))), {"Content-Type": "application/json"}
+            )
+            assert status == 503, raw
+            assert json.loads(raw)["error_code"] == "overloaded" and hdrs["retry-after"] == "1"
+            status, raw = first.finish()
+            assert status == 200, raw
+            assert predictions(json.loads(raw)) == models["big"].predict(X).tolist()
+        finally:
+            first.close()
+        # With the permit back, the next request is answered.
+        status, _, raw = s.request("POST", "/v1/models/big/predict", json.dumps(split(X)), {"Content-Type": "application/json"})
+        assert status == 200, raw
         assert s.stop() == 0
 
 
@@ -279,38 +273,27 @@ def test_concurrency_limit_sheds_load_with_503(files):
 
 def test_sigterm_drains_requests_in_flight(files):
     tmp, models = files
-    X = frame(50000, 5)
+    X = frame(2000, 5)
     expected = models["big"].predict(X).tolist()
     with Server(str(tmp / "big.skv"), "--threads", "2") as s:
-        body = json.dumps(split(X))
-        results = []
-
-        def one():
-            status, _, raw = s.request("POST", "/v1/models/big/predict", body, {"Content-Type": "application/json"})
-            results.append((status, raw))
-
-        threads = [threading.Thread(target=one) for _ in range(3)]
-        for t in threads:
-            t.start()
-        # Stop once all three are being answered: a connection whose request has not started
-        # when SIGTERM comes is closed, as it should be (its client retries elsewhere).
-        s.wait_for(lambda: _in_flight(s) >= 3, what="three requests in flight")
+        body = json.dumps(split(X)).encode()
+        held = [HeldRequest(s, "/v1/models/big/predict", body) for _ in range(3)]
+        try:
+            s.wait_for(lambda: in_flight(s) >= 3, what="three requests in flight")
+            s.proc.send_signal(signal.SIGTERM)
+            s.wait_for(lambda: any("draining" in line for line in s.lines), what="the drain to begin")
+            # New connections are refused once draining has begun ...
+            with pytest.raises(OSError):
+                socket.create_connection((s.host, s.port), 1).close()
+            # ... while the three requests in flight are answered in full.
+            for h in held:
+                status, raw = h.finish()
+                assert status == 200, raw
+                assert predictions(json.loads(raw)) == expected
+        finally:
+            for h in held:
+                h.close()
         assert s.stop() == 0
-        for t in threads:
-            t.join()
-        assert len(results) == 3
-        for status, raw in results:
-            assert status == 200, raw
-            assert predictions(json.loads(raw)) == expected
-        assert any("draining" in line for line in s.lines)
-        with pytest.raises(OSError):
-            socket.create_connection((s.host, s.port), 1).close()
-
-
-def _in_flight(server: Server) -> int:
-    text = server.request("GET", "/metrics")[2].decode()
-    line = next(l for l in text.splitlines() if l.startswith("skvault_requests_in_flight "))
-    return int(float(line.split()[1]))
 
 
 # --- several processes ---------------------------------------------------------------------
