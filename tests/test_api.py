@@ -654,11 +654,9 @@ def test_mapped_node_damage_without_verify_is_refused_by_the_tree_checks(tmp_pat
     assert not isinstance(e.value, skvault.IntegrityError)
 
 
-def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
-    # A forest's node arrays (over 1 MiB in all) are hashed on several threads: before the
-    # tree checks read them in place (bytes of loads), or, in a mapped file with verify=True,
-    # by the fill while the objects are built, each before its tree receives it: a damaged
-    # one among them is still refused, by every load, and the undamaged file loads.
+def _forest_file():
+    """A fitted 16-tree forest whose node arrays are over 1 MiB in all, each stored on its
+    own, uncompressed; its file's bytes and its node arrays' entries."""
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
@@ -669,9 +667,37 @@ def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
     nodes = _node_entries(data)
     assert len(nodes) == 16 and sum(e["raw_length"] for e in nodes) > 1 << 20
     assert all(e["codec"] == "none" and "pack" not in e for e in nodes)
+    return X, forest, data, nodes
+
+
+def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
+    # A forest's node arrays (over 1 MiB in all) are hashed on several threads: before the
+    # tree checks read them in place (bytes of loads), or, in a mapped file with verify=True,
+    # by the fill while the objects are built, each before its tree receives it: a damaged
+    # one among them is still refused, by every load, and the undamaged file loads.
+    X, forest, data, nodes = _forest_file()
     path = _refused_by_every_load_when_damaged(tmp_path, data, nodes[9])
     for loaded in (skvault.load(path, mmap=True), skvault.loads(data), skvault.load(path)):
         assert np.array_equal(loaded.predict_proba(X), forest.predict_proba(X))
+
+
+@pytest.mark.parametrize("tree", [0, 9, 15])
+def test_a_hostile_tree_of_a_large_mapped_forest_is_refused_while_others_are_built(tmp_path, tree):
+    # A mapped load of a forest this large checks its trees on another thread while the
+    # objects are built, each tree created only once its own checks passed. A hostile tree
+    # anywhere (the first, one in the middle, the last) is refused with the checks' error,
+    # and nothing is returned; the same file undamaged loads.
+    X, forest, data, nodes = _forest_file()
+    path = tmp_path / "bad.skv"
+    path.write_bytes(_with_right_child_bit_flipped(data, nodes[tree], byte=6, bit=0x40))
+    for verify in (None, False):
+        with pytest.raises(skvault.FormatError, match=rf"refused before loading.*estimators_\[{tree}\]") as e:
+            skvault.load(path, mmap=True, verify=verify)
+        assert not isinstance(e.value, skvault.IntegrityError)
+    with pytest.raises(skvault.IntegrityError):
+        skvault.load(path, mmap=True, verify=True)
+    path.write_bytes(data)
+    assert np.array_equal(skvault.load(path, mmap=True).predict_proba(X), forest.predict_proba(X))
 
 
 @pytest.mark.parametrize("mmap", [True, "r", "c"])

@@ -119,15 +119,26 @@ struct State {
     error: Option<FormatError>,
     /// The array whose job failed first (its error may already have been handed out).
     failed_at: Option<usize>,
+    /// What that error was, for a reminder of it: whether it was a digest mismatch (a
+    /// damaged array is an `IntegrityError` whichever thread asks first), and its message.
+    first: Option<(bool, String)>,
     workers: usize,
 }
 
 impl State {
-    /// The first error, or a reminder of it once it has been taken.
+    /// The first error, or a reminder of it once it has been taken: of the same kind when
+    /// it was a digest mismatch, a layout error naming it otherwise.
     fn take_error(&mut self) -> Option<FormatError> {
-        self.error.take().or_else(|| {
-            self.failed_at
-                .map(|index| FormatError::layout(index, "could not be read"))
+        if let Some(e) = self.error.take() {
+            return Some(e);
+        }
+        let index = self.failed_at?;
+        Some(match &self.first {
+            Some((true, _)) => FormatError::DigestMismatch { index },
+            Some((false, message)) => {
+                FormatError::layout(index, format!("could not be read: {message}"))
+            }
+            None => FormatError::layout(index, "could not be read"),
         })
     }
 }
@@ -178,6 +189,8 @@ impl Shared {
                 self.failed.store(true, Ordering::Release);
                 if state.failed_at.is_none() {
                     state.failed_at = Some(job.index());
+                    let digest = matches!(e, FormatError::DigestMismatch { .. });
+                    state.first = Some((digest, e.to_string()));
                     state.error = Some(e);
                 }
             }
@@ -229,6 +242,7 @@ impl Fill {
             state: Mutex::new(State {
                 error: None,
                 failed_at: None,
+                first: None,
                 workers: threads,
             }),
             changed: Condvar::new(),

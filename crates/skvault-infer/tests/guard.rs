@@ -870,3 +870,59 @@ fn checks_read_the_arrays_a_loader_holds() {
         "node 0 has children 0 and 2",
     );
 }
+
+/// Records what the checks report, by class, in order.
+#[derive(Default)]
+struct Reports(std::cell::RefCell<Vec<String>>);
+
+impl skvault_infer::guard::Progress for Reports {
+    fn passed(&self, obj: &Object) {
+        let short = obj.class.rsplit('.').next().unwrap_or_default();
+        self.0.borrow_mut().push(short.to_string());
+    }
+}
+
+/// A loader that builds while the checks run creates each guarded object once it is
+/// reported: a forest's trees are reported one by one as they pass (before the forest
+/// itself), each object once, and nothing after a refusal.
+#[test]
+fn checks_report_each_object_as_it_passes_and_nothing_after_a_refusal() {
+    use skvault_format::testing::record;
+    use skvault_infer::guard::check_reporting;
+    let good = [
+        record(1, 2, 0, 0.5, 0),
+        record(-1, -1, -2, -2.0, 0),
+        record(-1, -1, -2, -2.0, 0),
+    ];
+    // Node 0's left child points back at itself.
+    let cycle = [record(0, 2, 0, 0.5, 0), good[1].clone(), good[2].clone()];
+    let forest = |a: &mut Arrays, trees: &[&[Vec<u8>]]| {
+        let estimators = trees.iter().map(|t| decision_tree(a, t)).collect();
+        object(
+            "sklearn.ensemble._forest.RandomForestRegressor",
+            vec![
+                ("n_features_in_", Node::Int(2)),
+                ("estimators_", Node::List(estimators)),
+            ],
+        )
+    };
+    let mut a = Arrays::default();
+    let root = forest(&mut a, &[&good, &good]);
+    let reports = Reports::default();
+    check_reporting(&a.file(root), None, Some(&reports)).unwrap();
+    // The trees' own estimators hold them too, and are checked after the forest.
+    let holder = "DecisionTreeRegressor";
+    assert_eq!(
+        *reports.0.borrow(),
+        ["Tree", "Tree", "RandomForestRegressor", holder, holder]
+    );
+
+    let mut a = Arrays::default();
+    let root = forest(&mut a, &[&good, &cycle, &good]);
+    let reports = Reports::default();
+    refused(
+        check_reporting(&a.file(root), None, Some(&reports)),
+        "node 0 has children 0 and 2",
+    );
+    assert_eq!(*reports.0.borrow(), ["Tree"]);
+}

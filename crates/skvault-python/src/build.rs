@@ -7,8 +7,8 @@
 //! Names are resolved by importing the module part and reading one attribute:
 //! never by walking a dotted path.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
@@ -38,11 +38,14 @@ enum Creation {
 pub struct Builder<'py, 'a> {
     py: Python<'py>,
     trust: &'a TrustSet,
-    arrays: LoadArrays<'py>,
+    arrays: &'a LoadArrays<'py>,
+    /// The state checks running on another thread, when they do (see [`Gate`]).
+    gate: Option<&'a Gate>,
     memo: HashMap<Id, Bound<'py, PyAny>>,
     resolved: HashMap<String, Bound<'py, PyAny>>,
-    /// How each class met so far is created (see [`Creation`]), by class address.
-    creation: HashMap<usize, Creation>,
+    /// How each class met so far is created (see [`Creation`]) and whether its objects wait
+    /// for their checks (see [`Gate`]), by class address.
+    creation: HashMap<usize, (Creation, bool)>,
     import_module: Bound<'py, PyAny>,
     np: Bound<'py, PyModule>,
 }
@@ -94,7 +97,8 @@ impl skvault_infer::guard::Preread for Filled<'_> {
             // `LoadArrays` that `self` borrows. `wait` returned Ok, so by the contract of
             // `Destination::new` the fill has written and verified these bytes and will not
             // touch them again; no Python code can reach the array before the builder hands
-            // it out, which happens after the checks. So nothing writes them while borrowed.
+            // it out, which happens after the checks (checks that run beside the build are
+            // given no such arrays: see `load_tree`). So nothing writes them while borrowed.
             unsafe { std::slice::from_raw_parts(address as *const u8, len) }
         }))
     }
@@ -243,11 +247,17 @@ pub fn build_arrays<'py>(
 }
 
 impl<'py, 'a> Builder<'py, 'a> {
-    pub fn new(py: Python<'py>, trust: &'a TrustSet, arrays: LoadArrays<'py>) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'py>,
+        trust: &'a TrustSet,
+        arrays: &'a LoadArrays<'py>,
+        gate: Option<&'a Gate>,
+    ) -> PyResult<Self> {
         Ok(Builder {
             py,
             trust,
             arrays,
+            gate,
             memo: HashMap::new(),
             resolved: HashMap::new(),
             creation: HashMap::new(),
@@ -485,7 +495,15 @@ impl<'py, 'a> Builder<'py, 'a> {
             .cast::<PyType>()
             .map_err(|_| self.invalid(format!("{} is not a class", obj.class)))?
             .clone();
-        match self.creation(&cls, &obj.class)? {
+        let (creation, gated) = self.creation(&cls, &obj.class)?;
+        if let (true, Some(gate)) = (gated, self.gate) {
+            // Nothing of a guarded class exists before its own checks passed: not even its
+            // constructor arguments reach it.
+            if !gate.is_passed(obj) && !self.py.detach(|| gate.wait(obj)) {
+                return Err(format_error(self.py, "refused before loading".into()));
+            }
+        }
+        match creation {
             Creation::MaskedArray => return self.masked_array(&cls, obj, id),
             Creation::Sparse => return self.sparse(&cls, obj, id),
             Creation::Generic => {}
@@ -579,12 +597,19 @@ impl<'py, 'a> Builder<'py, 'a> {
     /// fields, itemsize and flags: dtypes come only from the manifest's validated dtype
     /// descriptions). `MaskedArray` is built only by [`Self::masked_array`], scipy's sparse
     /// matrices only by [`Self::sparse`].
-    fn creation(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<Creation> {
+    ///
+    /// Also whether the objects of `name` wait for their own checks when the checks run
+    /// beside the build: every guarded class but estimators holding trees. Those are Python
+    /// classes; their check (trees as wide as the features they validate `X` for) guards
+    /// their predictions, which nothing makes before the load returns, and the load returns
+    /// only once every check passed. Their trees wait, one by one.
+    fn creation(&mut self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<(Creation, bool)> {
         // Classes are few and objects many (a forest: 2 classes, 1000 objects).
         let key = cls.as_ptr() as usize;
         if let Some(known) = self.creation.get(&key) {
             return Ok(*known);
         }
+        let gated = !matches!(check_of(name), None | Some(Check::TreeHolder));
         let creation = if cls.is(&self.np.getattr("ma")?.getattr("MaskedArray")?) {
             Creation::MaskedArray
         } else if check_of(name) == Some(Check::Sparse) {
@@ -594,8 +619,8 @@ impl<'py, 'a> Builder<'py, 'a> {
             Creation::Generic
         };
         // The class stays alive in `resolved` for the whole load, so its address is not reused.
-        self.creation.insert(key, creation);
-        Ok(creation)
+        self.creation.insert(key, (creation, gated));
+        Ok((creation, gated))
     }
 
     fn check_constructible(&self, cls: &Bound<'py, PyType>, name: &str) -> PyResult<()> {
@@ -747,7 +772,8 @@ impl From<skvault_format::FormatError> for Checked {
 }
 
 /// Everything `load` does after the file is validated: trust check first (over every tree of
-/// the file), then arrays, then objects. With `with_validation`, returns `(obj, validation)`.
+/// the file), then arrays, then the state checks and objects. With `with_validation`, returns
+/// `(obj, validation)`.
 pub fn load_tree<'py>(
     py: Python<'py>,
     file: Arc<SkvFile>,
@@ -761,8 +787,8 @@ pub fn load_tree<'py>(
         return Err(untrusted(py, names));
     }
     // The state that trusted compiled code would read unchecked is checked here, in Rust,
-    // before any object exists or any array reaches Python (SECURITY.md, "Trusted classes
-    // with compiled code").
+    // before any object of a class with compiled code receives it (SECURITY.md, "Trusted
+    // classes with compiled code").
     for tree in file.manifest().trees() {
         skvault_format::stdlib::check_tree(tree)
             .map_err(|e| format_error(py, format!("refused before loading: {e}")))?;
@@ -771,15 +797,26 @@ pub fn load_tree<'py>(
     // file's classes exists yet), so that the checks read the arrays the fill has read and
     // verified, and the fill of the others goes on meanwhile.
     let arrays = build_arrays(py, &file, mapped, verify)?;
+    // A mapped file whose trees' node arrays are large is checked beside the build, on a
+    // thread of its own (see `Gate`). Those checks read only what no Python code can write:
+    // node arrays where they lie in the read-only mapping, and the other arrays from the
+    // file itself, not from the buffers the builder hands out.
+    let in_place: usize = (arrays.in_place.iter().enumerate())
+        .filter(|(_, v)| **v)
+        .filter_map(|(i, _)| file.mapped_bytes(i))
+        .map(<[u8]>::len)
+        .sum();
+    let beside = skvault_format::write::worth_threads(in_place);
+    let unshared = vec![None; arrays.spans.len()];
     let filled = Filled {
         fill: &arrays.fill,
-        spans: &arrays.spans,
+        spans: if beside { &unshared } else { &arrays.spans },
         file: &file,
         in_place: &arrays.in_place,
     };
     let (fill, unhashed) = (&arrays.fill, arrays.in_place.contains(&true));
-    let checked = py.detach(|| {
-        let checked = skvault_infer::guard::check_with(&file, Some(&filled));
+    let check = |progress: Option<&dyn skvault_infer::guard::Progress>| {
+        let checked = skvault_infer::guard::check_reporting(&file, Some(&filled), progress);
         if checked.is_err() && unhashed {
             // The checks read a mapped file's node arrays before the fill hashed them: with
             // `verify=True`, a damaged one they refuse is the IntegrityError it is (as in a
@@ -788,26 +825,152 @@ pub fn load_tree<'py>(
             fill.finish()?;
         }
         checked.map_err(Checked::Refused)
-    });
-    checked.map_err(|e| match e {
+    };
+    let refusal = |e: Checked| match e {
         // A damaged array the check had to read is the same IntegrityError a load gives.
         Checked::Refused(skvault_infer::InferError::Format(e)) | Checked::Damaged(e) => {
             crate::errors::from_format(py, e)
         }
         Checked::Refused(e) => format_error(py, format!("refused before loading: {e}")),
-    })?;
-    let mut builder = Builder::new(py, trust, arrays)?;
+    };
+    let built = if beside {
+        let gate = Gate::default();
+        let (built, checked) = std::thread::scope(|s| {
+            let checker = s.spawn(|| {
+                let mut ending = Ending {
+                    gate: &gate,
+                    ok: false,
+                };
+                let checked = check(Some(&gate));
+                ending.ok = checked.is_ok();
+                checked
+            });
+            let built = build_objects(py, trust, &file, &arrays, Some(&gate), with_validation);
+            let checked = py.detach(|| checker.join());
+            (built, checked)
+        });
+        // A refusal comes first: what was built before it is dropped here.
+        match checked {
+            Ok(checked) => checked.map_err(refusal)?,
+            Err(_) => {
+                return Err(format_error(
+                    py,
+                    "the state checks stopped unexpectedly".into(),
+                ))
+            }
+        }
+        built?
+    } else {
+        py.detach(|| check(None)).map_err(refusal)?;
+        build_objects(py, trust, &file, &arrays, None, with_validation)?
+    };
+    // Every array is filled and verified before anything is returned, including those of
+    // the validation tree when it is not built.
+    py.detach(|| fill.finish()).py_err(py)?;
+    let (root, validation) = built;
+    if !with_validation {
+        return Ok(root);
+    }
+    Ok(PyTuple::new(py, [root, validation])?.into_any())
+}
+
+/// The model's objects and (with `with_validation`) the validation tree's.
+fn build_objects<'py>(
+    py: Python<'py>,
+    trust: &TrustSet,
+    file: &SkvFile,
+    arrays: &LoadArrays<'py>,
+    gate: Option<&Gate>,
+    with_validation: bool,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut builder = Builder::new(py, trust, arrays, gate)?;
     let root = builder.build(&file.manifest().root, None)?;
     let validation = match &file.manifest().validation {
         Some(tree) if with_validation => builder.build(tree, None)?,
         _ => py.None().into_bound(py),
     };
-    // Every array is filled and verified before anything is returned, including those of
-    // the validation tree when it is not built.
-    let fill = &builder.arrays.fill;
-    py.detach(|| fill.finish()).py_err(py)?;
-    if !with_validation {
-        return Ok(root);
+    Ok((root, validation))
+}
+
+/// The state checks of a load run beside the build, on a thread of their own: for a large
+/// mapped file they are most of the load's time besides the classes' own `__setstate__`.
+/// They report each guarded object whose own state passed; the builder creates an object of
+/// a guarded class only once it was reported (or every check passed), and stops as soon as
+/// a check failed. The load returns nothing unless every check passed: a refusal drops
+/// whatever was built and raises the checks' error (SECURITY.md).
+#[derive(Default)]
+pub struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Objects (by address in the manifest) whose own checks passed.
+    passed: HashSet<usize>,
+    /// `Some(every check passed)` once the checks ended.
+    ended: Option<bool>,
+    /// Whether the builder waits (else a report wakes nobody).
+    waiting: bool,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // Nothing panics while holding the lock; a poisoned one holds consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-    Ok(PyTuple::new(py, [root, validation])?.into_any())
+
+    /// Whether `obj` may be created now, without waiting.
+    fn is_passed(&self, obj: &Object) -> bool {
+        let state = self.lock();
+        state.ended == Some(true) || state.passed.contains(&address(obj))
+    }
+
+    /// Waits until `obj`'s own checks passed (`true`) or a check failed (`false`).
+    fn wait(&self, obj: &Object) -> bool {
+        let mut state = self.lock();
+        loop {
+            match state.ended {
+                Some(false) => return false,
+                Some(true) => return true,
+                None if state.passed.contains(&address(obj)) => return true,
+                None => {}
+            }
+            state.waiting = true;
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn end(&self, ok: bool) {
+        let mut state = self.lock();
+        state.ended = Some(ok);
+        self.changed.notify_all();
+    }
+}
+
+impl skvault_infer::guard::Progress for Gate {
+    fn passed(&self, obj: &Object) {
+        let mut state = self.lock();
+        state.passed.insert(address(obj));
+        if std::mem::take(&mut state.waiting) {
+            self.changed.notify_all();
+        }
+    }
+}
+
+fn address(obj: &Object) -> usize {
+    obj as *const Object as usize
+}
+
+/// Ends the checks' side of a [`Gate`] however the checks end, a panic included: the
+/// builder never waits for a report that cannot come.
+struct Ending<'g> {
+    gate: &'g Gate,
+    ok: bool,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.gate.end(self.ok);
+    }
 }

@@ -383,6 +383,29 @@ pub fn check(file: &SkvFile) -> Result<()> {
 
 /// [`check`], reading the arrays that `preread` holds from there.
 pub fn check_with(file: &SkvFile, preread: Option<&dyn Preread>) -> Result<()> {
+    check_reporting(file, preread, None)
+}
+
+/// Where the checks report each guarded object as its own state passes, for a loader that
+/// builds objects while the checks run on another thread: it creates a guarded object only
+/// once the object is reported here (see [`check_reporting`]).
+pub trait Progress {
+    /// `obj`'s own state passed its checks (a tree: its structure, with the feature count of
+    /// the first estimator found holding it). The checks of other objects may still fail,
+    /// and so may another holder's check of this one: a loader returns nothing before
+    /// [`check_reporting`] returned `Ok`.
+    fn passed(&self, obj: &Object);
+}
+
+/// [`check_with`], reporting each guarded object to `progress` as soon as its own checks
+/// passed, in the order the checks reach them: estimators holding trees (and their trees,
+/// one by one), HistGradientBoosting and neighbors trees first, then the other objects in
+/// document order. An object is reported at most once, and never after an error.
+pub fn check_reporting(
+    file: &SkvFile,
+    preread: Option<&dyn Preread>,
+    progress: Option<&dyn Progress>,
+) -> Result<()> {
     let mut ctx = Ctx::with_validation(file);
     if let Some(p) = preread {
         ctx = ctx.with_preread(p);
@@ -412,15 +435,19 @@ pub fn check_with(file: &SkvFile, preread: Option<&dyn Preread>) -> Result<()> {
     // Holders first: they check the trees and parts they hold against their own feature
     // count. A part no holder checked is checked alone (trees, distance metrics) or refused
     // (HGB parts).
-    let mut checked = Checked::default();
+    let mut checked = Checked {
+        progress,
+        ..Checked::default()
+    };
     for (obj, path, check) in &objects {
         let o = Obj::new(&ctx, obj, path.clone());
         match check {
             Check::TreeHolder => tree::check_holder(&o, &mut checked)?,
             Check::Hist => hist::check(&o, &mut checked)?,
             Check::NeighborsTree => neighbors::check_tree(&o, &mut checked)?,
-            _ => {}
+            _ => continue,
         }
+        checked.report(obj);
     }
     for (obj, path, check) in &objects {
         let o = Obj::new(&ctx, obj, path.clone());
@@ -444,28 +471,44 @@ pub fn check_with(file: &SkvFile, preread: Option<&dyn Preread>) -> Result<()> {
                     ),
                 ))
             }
-            _ => {}
+            _ => continue,
         }
+        checked.report(obj);
     }
     Ok(())
 }
 
 /// Objects already checked (by address: each object node is one object), with the feature
-/// count they were found to have.
+/// count they were found to have, and where to report the objects that passed.
 #[derive(Default)]
-pub(crate) struct Checked(HashMap<*const Object, usize>);
+pub(crate) struct Checked<'p> {
+    found: HashMap<*const Object, usize>,
+    reported: std::collections::HashSet<*const Object>,
+    progress: Option<&'p dyn Progress>,
+}
 
-impl Checked {
+impl Checked<'_> {
+    /// `obj` passed with `n_features` features (and is reported as passed).
     pub(crate) fn insert(&mut self, obj: &Object, n_features: usize) {
-        self.0.insert(obj as *const Object, n_features);
+        self.found.insert(obj as *const Object, n_features);
+        self.report(obj);
     }
 
     pub(crate) fn contains(&self, obj: &Object) -> bool {
-        self.0.contains_key(&(obj as *const Object))
+        self.found.contains_key(&(obj as *const Object))
     }
 
     pub(crate) fn n_features(&self, obj: &Object) -> Option<usize> {
-        self.0.get(&(obj as *const Object)).copied()
+        self.found.get(&(obj as *const Object)).copied()
+    }
+
+    /// Tells the loader, once, that `obj`'s own checks passed.
+    fn report(&mut self, obj: &Object) {
+        if let Some(progress) = self.progress {
+            if self.reported.insert(obj as *const Object) {
+                progress.passed(obj);
+            }
+        }
     }
 }
 
