@@ -384,6 +384,19 @@ class NativeModel:
         return _matrix((data, n_rows, n_cols, flat))
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        # A float64 C-contiguous matrix goes straight to the extension, with no call between:
+        # on one row through a large forest, the Python layer's calls were a tenth of the
+        # latency. (`is`: numpy's native float64 dtype is one object; any other goes the
+        # long way.)
+        if (
+            type(X) is np.ndarray
+            and X.dtype is _FLOAT64
+            and X.ndim == 2
+            and X.flags.c_contiguous
+            and "predict_proba" in self._methods
+        ):
+            data, n_rows, n_cols, flat = self._inner.predict_proba(X)
+            return np.ndarray((n_rows * n_cols,) if flat else (n_rows, n_cols), _FLOAT64, data)
         return _matrix(self._call("predict_proba", X)[1:])
 
     def decision_function(self, X: Any) -> np.ndarray:
