@@ -700,6 +700,31 @@ def test_a_hostile_tree_of_a_large_mapped_forest_is_refused_while_others_are_bui
     assert np.array_equal(skvault.load(path, mmap=True).predict_proba(X), forest.predict_proba(X))
 
 
+@pytest.mark.parametrize("large", [True, False])
+def test_non_zero_padding_of_a_mapped_file_is_refused(tmp_path, large):
+    # A mapped load checks the padding between blobs off its critical path (a large forest:
+    # on the thread of the state checks, while the objects are built): a non-zero byte in
+    # the last gap of the file is refused all the same, and nothing is returned.
+    if large:
+        _, model, data, _ = _forest_file()
+    else:
+        _, model, data, _ = _tree_file(seed=0)
+    header, manifest, _ = split_skv(data)
+    data_start = align64(HEADER.size + header["manifest_len"])
+    ends = sorted(e["offset"] + e["length"] for e in manifest["arrays"] if "offset" in e)
+    # The last blob ends the file: the gap is after an earlier one.
+    gap = data_start + max(end for end in ends[:-1] if end % 64)
+    bad = bytearray(data)
+    bad[gap] = 0x01
+    path = tmp_path / "bad.skv"
+    path.write_bytes(bytes(bad))
+    for mmap in (True, "c"):
+        with pytest.raises(skvault.FormatError, match="non-zero padding"):
+            skvault.load(path, mmap=mmap)
+    path.write_bytes(data)
+    assert type(skvault.load(path, mmap=True)) is type(model)
+
+
 @pytest.mark.parametrize("mmap", [True, "r", "c"])
 def test_mmap_with_explicit_verify_checks_digests(corrupted, mmap):
     path, obj = corrupted

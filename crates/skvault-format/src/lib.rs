@@ -38,6 +38,6 @@ pub use dtype::DType;
 pub use error::{DecodeError, FormatError, Result};
 pub use manifest::{ArrayEntry, Manifest, Order};
 pub use node::{Construct, Node, Object};
-pub use read::SkvFile;
+pub use read::{PaddingCheck, SkvFile};
 pub use trust::TrustSet;
 pub use write::{prepare, prepare_with_validation, ArrayInput, WriteOptions};

@@ -1698,3 +1698,32 @@ fn compressed_manifest_errors_say_why_in_their_source() {
     ));
     assert!(matches!(why(b"not zstd", 100), DecodeError::NotZstdFrame));
 }
+
+/// A mapped file opened with its padding check deferred is refused by that check, and by a
+/// plain mapped open, whichever gap holds the non-zero byte; an intact file passes it.
+#[test]
+fn a_deferred_padding_check_refuses_what_open_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = sample_file(Codec::Lz4);
+    let layout = Layout::of(&file);
+    let path = dir.path().join("m.skv");
+    std::fs::write(&path, &file).unwrap();
+    let (opened, padding) = SkvFile::open_mmap_deferred(&path).unwrap();
+    padding.run(&opened).unwrap();
+    for range in layout.padding() {
+        for byte in [range.start, range.end - 1] {
+            let mut bad = file.clone();
+            bad[byte as usize] = 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            assert_variant!(
+                SkvFile::open_mmap(&path).unwrap_err(),
+                FormatError::UnexpectedBytes { .. }
+            );
+            let (opened, padding) = SkvFile::open_mmap_deferred(&path).unwrap();
+            assert_variant!(
+                padding.run(&opened).unwrap_err(),
+                FormatError::UnexpectedBytes { .. }
+            );
+        }
+    }
+}

@@ -772,11 +772,15 @@ impl From<skvault_format::FormatError> for Checked {
 }
 
 /// Everything `load` does after the file is validated: trust check first (over every tree of
-/// the file), then arrays, then the state checks and objects. With `with_validation`, returns
-/// `(obj, validation)`.
+/// the file), then arrays, then the state checks and objects. `padding`, when given, is the
+/// file's padding check still to run (a mapped file's: see `SkvFile::open_mmap_deferred`),
+/// run here before the state checks, or after them on their own thread. With
+/// `with_validation`, returns `(obj, validation)`.
+#[allow(clippy::too_many_arguments)]
 pub fn load_tree<'py>(
     py: Python<'py>,
     file: Arc<SkvFile>,
+    padding: Option<skvault_format::PaddingCheck>,
     trust: &TrustSet,
     mapped: Option<&Bound<'py, MappedFile>>,
     verify: Verify,
@@ -834,14 +838,20 @@ pub fn load_tree<'py>(
         Checked::Refused(e) => format_error(py, format!("refused before loading: {e}")),
     };
     let built = if beside {
-        let gate = Gate::default();
+        let gate = Gate::new(Arc::clone(&file));
         let (built, checked) = std::thread::scope(|s| {
             let checker = s.spawn(|| {
                 let mut ending = Ending {
                     gate: &gate,
                     ok: false,
                 };
-                let checked = check(Some(&gate));
+                // The padding last: the checks' reports are what the builder waits for.
+                let checked = check(Some(&gate)).and_then(|()| {
+                    padding
+                        .as_ref()
+                        .map_or(Ok(()), |p| p.run(&file))
+                        .map_err(Checked::Damaged)
+                });
                 ending.ok = checked.is_ok();
                 checked
             });
@@ -861,6 +871,9 @@ pub fn load_tree<'py>(
         }
         built?
     } else {
+        if let Some(padding) = &padding {
+            py.detach(|| padding.run(&file)).py_err(py)?;
+        }
         py.detach(|| check(None)).map_err(refusal)?;
         build_objects(py, trust, &file, &arrays, None, with_validation)?
     };
@@ -898,10 +911,10 @@ fn build_objects<'py>(
 /// a guarded class only once it was reported (or every check passed), and stops as soon as
 /// a check failed. The load returns nothing unless every check passed: a refusal drops
 /// whatever was built and raises the checks' error (SECURITY.md).
-#[derive(Default)]
 pub struct Gate {
     state: Mutex<GateState>,
     changed: Condvar,
+    file: Arc<SkvFile>,
 }
 
 #[derive(Default)]
@@ -912,18 +925,30 @@ struct GateState {
     ended: Option<bool>,
     /// Whether the builder waits (else a report wakes nobody).
     waiting: bool,
+    /// Guarded objects the builder has created so far.
+    taken: usize,
 }
 
 impl Gate {
+    fn new(file: Arc<SkvFile>) -> Gate {
+        Gate {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            file,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         // Nothing panics while holding the lock; a poisoned one holds consistent state.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `obj` may be created now, without waiting.
+    /// Whether `obj` may be created now, without waiting (counted as taken if so).
     fn is_passed(&self, obj: &Object) -> bool {
-        let state = self.lock();
-        state.ended == Some(true) || state.passed.contains(&address(obj))
+        let mut state = self.lock();
+        let passed = state.ended == Some(true) || state.passed.contains(&address(obj));
+        state.taken += usize::from(passed);
+        passed
     }
 
     /// Waits until `obj`'s own checks passed (`true`) or a check failed (`false`).
@@ -932,13 +957,15 @@ impl Gate {
         loop {
             match state.ended {
                 Some(false) => return false,
-                Some(true) => return true,
-                None if state.passed.contains(&address(obj)) => return true,
+                Some(true) => break,
+                None if state.passed.contains(&address(obj)) => break,
                 None => {}
             }
             state.waiting = true;
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+        state.taken += 1;
+        true
     }
 
     fn end(&self, ok: bool) {
@@ -952,11 +979,34 @@ impl skvault_infer::guard::Progress for Gate {
     fn passed(&self, obj: &Object) {
         let mut state = self.lock();
         state.passed.insert(address(obj));
+        let ahead = state.passed.len().saturating_sub(state.taken);
         if std::mem::take(&mut state.waiting) {
             self.changed.notify_all();
         }
+        drop(state);
+        if ahead >= AHEAD && check_of(&obj.class) != Some(Check::TreeHolder) {
+            // The builder will copy this object's arrays out of the map (a tree: its nodes,
+            // which the checks have just read, and its values, which they did not). With the
+            // builder well behind, their pages are mapped now, on this thread, rather than
+            // fault by fault on the builder's: the load's two threads share its work.
+            let parts = obj.state.iter().chain(match &obj.construct {
+                Construct::Call { args } => args.as_slice(),
+                _ => &[],
+            });
+            for part in parts {
+                skvault_format::node::walk(part, &mut |n| {
+                    if let Node::Array(index) = n {
+                        self.file.populate(*index);
+                    }
+                });
+            }
+        }
     }
 }
+
+/// Reported objects not yet taken by the builder from which the checks' thread also maps the
+/// pages of the objects it reports (see `Gate::passed`).
+const AHEAD: usize = 4;
 
 fn address(obj: &Object) -> usize {
     obj as *const Object as usize

@@ -40,11 +40,27 @@ enum Access {
 }
 
 fn open(py: Python<'_>, source: Source, access: Access) -> PyResult<SkvFile> {
+    let (file, padding) = open_deferred(py, source, access)?;
+    if let Some(padding) = padding {
+        py.detach(|| padding.run(&file)).py_err(py)?;
+    }
+    Ok(file)
+}
+
+/// [`open`], leaving a read-only mapped file's padding check to the caller (see
+/// `SkvFile::open_mmap_deferred`).
+fn open_deferred(
+    py: Python<'_>,
+    source: Source,
+    access: Access,
+) -> PyResult<(SkvFile, Option<skvault_format::PaddingCheck>)> {
     py.detach(|| match (source, access) {
-        (Source::Path(p), Access::Mmap) => SkvFile::open_mmap(&p),
-        (Source::Path(p), Access::MmapCopy) => SkvFile::open_mmap_copy(&p),
-        (Source::Path(p), Access::Read) => SkvFile::open(&p),
-        (Source::Bytes(b), _) => SkvFile::from_bytes(b),
+        (Source::Path(p), Access::Mmap) => {
+            SkvFile::open_mmap_deferred(&p).map(|(f, padding)| (f, Some(padding)))
+        }
+        (Source::Path(p), Access::MmapCopy) => SkvFile::open_mmap_copy(&p).map(|f| (f, None)),
+        (Source::Path(p), Access::Read) => SkvFile::open(&p).map(|f| (f, None)),
+        (Source::Bytes(b), _) => SkvFile::from_bytes(b).map(|f| (f, None)),
     })
     .py_err(py)
 }
@@ -219,7 +235,9 @@ fn load<'py>(
         }
     };
     let mmap = access != Access::Read;
-    let file = Arc::new(open(py, source, access)?);
+    // A mapped file's padding is checked by the load, beside the build (`build::load_tree`).
+    let (file, padding) = open_deferred(py, source, access)?;
+    let file = Arc::new(file);
     // Before anything is built, and on the opened file itself (not its path again).
     sign::enforce(py, &file, signers.as_deref())?;
     let verify = build::Verify::from_option(verify);
@@ -237,7 +255,15 @@ fn load<'py>(
     if mapped.is_some() {
         warn_unmapped(py, &file)?;
     }
-    build::load_tree(py, file, &trust, mapped.as_ref(), verify, with_validation)
+    build::load_tree(
+        py,
+        file,
+        padding,
+        &trust,
+        mapped.as_ref(),
+        verify,
+        with_validation,
+    )
 }
 
 /// `mmap=True` maps only arrays stored uncompressed: say so when others are decompressed
