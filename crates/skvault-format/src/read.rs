@@ -401,27 +401,18 @@ impl SkvFile {
         self.source.slice()?.get(start..start.checked_add(len)?)
     }
 
-    /// Asks the kernel to map now the pages of array `index` in a file mapped read-only
-    /// (Linux's `MADV_POPULATE_READ`, one call, rather than a page fault every few pages as
-    /// they are read): for a reader about to read the whole array. A hint: nothing happens
-    /// on other sources and systems, or when the kernel declines.
-    pub fn populate(&self, index: usize) {
-        #[cfg(target_os = "linux")]
-        if let (Source::Mmap(map), Ok(start)) = (&self.source, self.blob_offset(index)) {
-            if let (Some(len), Ok(start)) = (
-                self.manifest
-                    .arrays
-                    .get(index)
-                    .and_then(|e| e.stored())
-                    .map(|b| b.length),
-                usize::try_from(start),
-            ) {
-                let len = usize::try_from(len).unwrap_or(0);
-                let _ = map.advise_range(memmap2::Advice::PopulateRead, start, len);
-            }
+    /// Maps now the pages of array `index` in a mapped file, by reading one byte of each
+    /// page: for a thread with time to spare, ahead of another that will read the whole array
+    /// (each page fault then maps its neighbours too, which `MADV_POPULATE_READ`, page by
+    /// page, does not). Nothing happens on other sources.
+    pub fn prefault(&self, index: usize) {
+        if !matches!(self.source, Source::Mmap(_) | Source::MmapCopy(_)) {
+            return;
         }
-        #[cfg(not(target_os = "linux"))]
-        let _ = index;
+        if let Some(bytes) = self.mapped_bytes(index) {
+            let touched = bytes.iter().step_by(4096).fold(0u8, |a, b| a ^ b);
+            std::hint::black_box(touched);
+        }
     }
 
     /// Reads array `index` into `dst` (exactly `raw_length` bytes), decompressing it and, if

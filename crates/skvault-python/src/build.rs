@@ -987,8 +987,8 @@ impl skvault_infer::guard::Progress for Gate {
         if ahead >= AHEAD && check_of(&obj.class) != Some(Check::TreeHolder) {
             // The builder will copy this object's arrays out of the map (a tree: its nodes,
             // which the checks have just read, and its values, which they did not). With the
-            // builder well behind, their pages are mapped now, on this thread, rather than
-            // fault by fault on the builder's: the load's two threads share its work.
+            // builder well behind, their pages are mapped now, on this thread, rather than on
+            // the builder's: the load's two threads share its work.
             let parts = obj.state.iter().chain(match &obj.construct {
                 Construct::Call { args } => args.as_slice(),
                 _ => &[],
@@ -996,7 +996,7 @@ impl skvault_infer::guard::Progress for Gate {
             for part in parts {
                 skvault_format::node::walk(part, &mut |n| {
                     if let Node::Array(index) = n {
-                        self.file.populate(*index);
+                        self.file.prefault(*index);
                     }
                 });
             }
