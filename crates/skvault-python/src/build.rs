@@ -801,8 +801,8 @@ pub fn load_tree<'py>(
     // file's classes exists yet), so that the checks read the arrays the fill has read and
     // verified, and the fill of the others goes on meanwhile.
     let arrays = build_arrays(py, &file, mapped, verify)?;
-    // A mapped file whose trees' node arrays are large is checked beside the build, on a
-    // thread of its own (see `Gate`). Those checks read only what no Python code can write:
+    // A file mapped read-only whose trees' node arrays are large is checked beside the
+    // build, on a thread of its own (see `Gate`). Those checks read only what no Python code can write:
     // node arrays where they lie in the read-only mapping, and the other arrays from the
     // file itself, not from the buffers the builder hands out.
     let in_place: usize = (arrays.in_place.iter().enumerate())
@@ -810,7 +810,9 @@ pub fn load_tree<'py>(
         .filter_map(|(i, _)| file.mapped_bytes(i))
         .map(<[u8]>::len)
         .sum();
-    let beside = skvault_format::write::worth_threads(in_place);
+    // Read-only maps only: a copy-on-write map (`mmap="c"`) gives Python writable views.
+    let read_only = matches!(file.mapped_whole(), Some((_, false)));
+    let beside = read_only && skvault_format::write::worth_threads(in_place);
     let unshared = vec![None; arrays.spans.len()];
     let filled = Filled {
         fill: &arrays.fill,
