@@ -802,9 +802,9 @@ pub fn load_tree<'py>(
     // verified, and the fill of the others goes on meanwhile.
     let arrays = build_arrays(py, &file, mapped, verify)?;
     // A file mapped read-only whose trees' node arrays are large is checked beside the
-    // build, on a thread of its own (see `Gate`). Those checks read only what no Python code can write:
-    // node arrays where they lie in the read-only mapping, and the other arrays from the
-    // file itself, not from the buffers the builder hands out.
+    // build, on a thread of its own (see `Gate`). Those checks read only what no Python
+    // code can write: node arrays where they lie in the read-only mapping, and the other
+    // arrays from the file itself, not from the buffers the builder hands out.
     let in_place: usize = (arrays.in_place.iter().enumerate())
         .filter(|(_, v)| **v)
         .filter_map(|(i, _)| file.mapped_bytes(i))
