@@ -694,17 +694,20 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// 32 bytes from exactly 64 lowercase hex digits (a digest as the writer writes it), else
+/// `None`. Digit by digit with no parsing machinery: a forest's manifest holds thousands.
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return None;
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
     }
+    let digits: &[u8; 64] = s.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -921,5 +924,22 @@ mod tests {
         assert_eq!(unhex32(&hex(&d)), Some(d));
         assert_eq!(unhex32(&hex(&d).to_uppercase()), None);
         assert_eq!(unhex32("zz"), None);
+        // Every byte value, and refusals: a digit out of range at either end, a length off
+        // by one, non-ASCII text of 64 bytes.
+        for b in 0..=255u8 {
+            let mut d = [0u8; 32];
+            d[31] = b;
+            d[0] = b.rotate_left(4);
+            assert_eq!(unhex32(&hex(&d)), Some(d));
+        }
+        let good = hex(&d);
+        for (at, c) in [(0, "g"), (63, "g"), (10, "/"), (20, ":"), (30, "`")] {
+            let mut bad = good.clone();
+            bad.replace_range(at..at + 1, c);
+            assert_eq!(unhex32(&bad), None, "{bad}");
+        }
+        assert_eq!(unhex32(&good[..63]), None);
+        assert_eq!(unhex32(&format!("{good}0")), None);
+        assert_eq!(unhex32(&"é".repeat(32)), None);
     }
 }
