@@ -701,6 +701,55 @@ def test_a_hostile_tree_of_a_large_mapped_forest_is_refused_while_others_are_bui
     assert np.array_equal(skvault.load(path, mmap=True).predict_proba(X), forest.predict_proba(X))
 
 
+def test_mapped_loads_checked_beside_the_build_from_several_threads(tmp_path):
+    # Each mapped load of a large forest runs its checks on a thread of its own while the
+    # builder waits for them with the GIL released: loads from four Python threads at once,
+    # of the intact file and of files with a hostile tree (first, middle, last), with every
+    # `verify`, all end (none waits forever) with the outcome a lone load has.
+    import random
+    import threading
+
+    X, forest, data, nodes = _forest_file()
+    want = forest.predict_proba(X)
+    good = tmp_path / "good.skv"
+    good.write_bytes(data)
+    bad = {}
+    for tree in (0, 7, 15):
+        bad[tree] = tmp_path / f"bad{tree}.skv"
+        bad[tree].write_bytes(_with_right_child_bit_flipped(data, nodes[tree], byte=6, bit=0x40))
+    failures: list = []
+
+    def loads(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(30):
+            which = rng.choice(["good", 0, 7, 15])
+            verify = rng.choice([None, False, True])
+            try:
+                if which == "good":
+                    model = skvault.load(good, mmap=True, verify=verify)
+                    if not np.array_equal(model.predict_proba(X), want):
+                        failures.append(("wrong predictions", verify))
+                    continue
+                skvault.load(bad[which], mmap=True, verify=verify)
+                failures.append(("loaded", which, verify))
+            except skvault.IntegrityError:
+                if verify is not True:
+                    failures.append(("IntegrityError without verify", which, verify))
+            except skvault.FormatError as e:
+                if verify is True or f"estimators_[{which}]" not in str(e):
+                    failures.append((which, verify, str(e)))
+            except Exception as e:  # noqa: BLE001 - any other outcome is a failure, reported
+                failures.append(("unexpected", which, verify, repr(e)))
+
+    threads = [threading.Thread(target=loads, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a load never ended"
+    assert not failures, failures[:5]
+
+
 @pytest.mark.parametrize("large", [True, False])
 def test_non_zero_padding_of_a_mapped_file_is_refused(tmp_path, large):
     # A mapped load checks the padding between blobs off its critical path (a large forest:
