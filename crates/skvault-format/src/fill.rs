@@ -117,12 +117,19 @@ struct Shared {
 
 struct State {
     error: Option<FormatError>,
-    /// The array whose job failed first (its error may already have been handed out).
-    failed_at: Option<usize>,
-    /// What that error was, for a reminder of it: whether it was a digest mismatch (a
-    /// damaged array is an `IntegrityError` whichever thread asks first), and its message.
-    first: Option<(bool, String)>,
+    /// The job that failed first (its error may already have been handed out).
+    failed: Option<Failure>,
     workers: usize,
+}
+
+/// What the first failed job was, for a reminder of its error once it has been handed out.
+struct Failure {
+    /// Its array.
+    index: usize,
+    /// Whether the error was a digest mismatch: a damaged array is an `IntegrityError`
+    /// whichever thread asks first.
+    digest: bool,
+    message: String,
 }
 
 impl State {
@@ -132,13 +139,12 @@ impl State {
         if let Some(e) = self.error.take() {
             return Some(e);
         }
-        let index = self.failed_at?;
-        Some(match &self.first {
-            Some((true, _)) => FormatError::DigestMismatch { index },
-            Some((false, message)) => {
-                FormatError::layout(index, format!("could not be read: {message}"))
-            }
-            None => FormatError::layout(index, "could not be read"),
+        let failure = self.failed.as_ref()?;
+        let index = failure.index;
+        Some(if failure.digest {
+            FormatError::DigestMismatch { index }
+        } else {
+            FormatError::layout(index, format!("could not be read: {}", failure.message))
         })
     }
 }
@@ -187,10 +193,12 @@ impl Shared {
             Ok(()) => self.done[k].store(true, Ordering::Release),
             Err(e) => {
                 self.failed.store(true, Ordering::Release);
-                if state.failed_at.is_none() {
-                    state.failed_at = Some(job.index());
-                    let digest = matches!(e, FormatError::DigestMismatch { .. });
-                    state.first = Some((digest, e.to_string()));
+                if state.failed.is_none() {
+                    state.failed = Some(Failure {
+                        index: job.index(),
+                        digest: matches!(e, FormatError::DigestMismatch { .. }),
+                        message: e.to_string(),
+                    });
                     state.error = Some(e);
                 }
             }
@@ -241,8 +249,7 @@ impl Fill {
             failed: AtomicBool::new(false),
             state: Mutex::new(State {
                 error: None,
-                failed_at: None,
-                first: None,
+                failed: None,
                 workers: threads,
             }),
             changed: Condvar::new(),
@@ -279,7 +286,7 @@ impl Fill {
             }
             // Every job is taken: wait for the one filling this array (or for an error).
             let mut state = s.lock();
-            while !s.done[k].load(Ordering::Acquire) && state.failed_at.is_none() {
+            while !s.done[k].load(Ordering::Acquire) && state.failed.is_none() {
                 state = s.wait_on(state);
             }
             if s.done[k].load(Ordering::Acquire) {
