@@ -840,6 +840,16 @@ fn decision_tree(a: &mut Arrays, records: &[Vec<u8>]) -> Node {
     )
 }
 
+/// The node records of a tree with one split (on feature 0) and its two leaves.
+fn one_split() -> [Vec<u8>; 3] {
+    use skvault_format::testing::record;
+    [
+        record(1, 2, 0, 0.5, 0),
+        record(-1, -1, -2, -2.0, 0),
+        record(-1, -1, -2, -2.0, 0),
+    ]
+}
+
 /// With a loader's pre-read arrays, the checks judge those bytes (what the classes will
 /// receive), not the file's: hostile pre-read nodes are refused even though the file's pass,
 /// and the file's own nodes pre-read pass.
@@ -847,11 +857,7 @@ fn decision_tree(a: &mut Arrays, records: &[Vec<u8>]) -> Node {
 fn checks_read_the_arrays_a_loader_holds() {
     use skvault_format::testing::record;
     use skvault_infer::guard::check_with;
-    let good = [
-        record(1, 2, 0, 0.5, 0),
-        record(-1, -1, -2, -2.0, 0),
-        record(-1, -1, -2, -2.0, 0),
-    ];
+    let good = one_split();
     let mut a = Arrays::default();
     let root = decision_tree(&mut a, &good);
     a.check(root.clone()).unwrap();
@@ -889,11 +895,7 @@ impl skvault_infer::guard::Progress for Reports {
 fn checks_report_each_object_as_it_passes_and_nothing_after_a_refusal() {
     use skvault_format::testing::record;
     use skvault_infer::guard::check_reporting;
-    let good = [
-        record(1, 2, 0, 0.5, 0),
-        record(-1, -1, -2, -2.0, 0),
-        record(-1, -1, -2, -2.0, 0),
-    ];
+    let good = one_split();
     // Node 0's left child points back at itself.
     let cycle = [record(0, 2, 0, 0.5, 0), good[1].clone(), good[2].clone()];
     let forest = |a: &mut Arrays, trees: &[&[Vec<u8>]]| {

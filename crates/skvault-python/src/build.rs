@@ -609,10 +609,11 @@ impl<'py, 'a> Builder<'py, 'a> {
         if let Some(known) = self.creation.get(&key) {
             return Ok(*known);
         }
-        let gated = !matches!(check_of(name), None | Some(Check::TreeHolder));
+        let check = check_of(name);
+        let gated = !matches!(check, None | Some(Check::TreeHolder));
         let creation = if cls.is(&self.np.getattr("ma")?.getattr("MaskedArray")?) {
             Creation::MaskedArray
-        } else if check_of(name) == Some(Check::Sparse) {
+        } else if check == Some(Check::Sparse) {
             Creation::Sparse
         } else {
             self.check_constructible(cls, name)?;
