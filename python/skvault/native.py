@@ -257,6 +257,11 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
     return X
 
 
+def _as_is(X: Any) -> bool:
+    """Whether the extension takes `X` as it is: a float64 C-contiguous matrix."""
+    return type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2 and X.flags.c_contiguous
+
+
 def _matrix(out: tuple) -> np.ndarray:
     data, n_rows, n_cols, flat = out
     # A view of the bytearray with its shape, in one call (frombuffer, then reshape: two).
@@ -362,7 +367,7 @@ class NativeModel:
         """``method`` on ``X``: a frame with text or category columns goes to the encoders
         as it is; anything else as a float64 matrix."""
         self._check(method)
-        if type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2 and X.flags.c_contiguous:
+        if _as_is(X):
             # Already what the extension takes (the common case, and a one-row call's
             # latency): nothing to convert.
             out = getattr(self._inner, method)(X)
@@ -384,19 +389,11 @@ class NativeModel:
         return _matrix((data, n_rows, n_cols, flat))
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        # A float64 C-contiguous matrix goes straight to the extension, with no call between:
-        # on one row through a large forest, the Python layer's calls were a tenth of the
-        # latency. (`is`: numpy's native float64 dtype is one object; any other goes the
-        # long way.)
-        if (
-            type(X) is np.ndarray
-            and X.dtype is _FLOAT64
-            and X.ndim == 2
-            and X.flags.c_contiguous
-            and "predict_proba" in self._methods
-        ):
-            data, n_rows, n_cols, flat = self._inner.predict_proba(X)
-            return np.ndarray((n_rows * n_cols,) if flat else (n_rows, n_cols), _FLOAT64, data)
+        # What the extension takes as it is goes straight to it, without `_call`'s calls
+        # between: on one row through a large forest, the Python layer's calls were a
+        # tenth of the latency.
+        if _as_is(X) and "predict_proba" in self._methods:
+            return _matrix(self._inner.predict_proba(X))
         return _matrix(self._call("predict_proba", X)[1:])
 
     def decision_function(self, X: Any) -> np.ndarray:
