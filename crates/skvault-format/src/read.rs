@@ -406,7 +406,7 @@ impl SkvFile {
     /// (each page fault then maps its neighbours too, which `MADV_POPULATE_READ`, page by
     /// page, does not). Nothing happens on other sources.
     pub fn prefault(&self, index: usize) {
-        if !matches!(self.source, Source::Mmap(_) | Source::MmapCopy(_)) {
+        if self.mapped_whole().is_none() {
             return;
         }
         if let Some(bytes) = self.mapped_bytes(index) {
