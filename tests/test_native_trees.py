@@ -194,22 +194,33 @@ def test_few_rows_path_is_identical(tmp_path, cls):
         assert_same(getattr(native, method)(rows), getattr(model, method)(rows), f"{n} rows")
 
 
-def test_one_row_shared_with_the_helper_thread_is_identical(tmp_path):
+@pytest.mark.parametrize(
+    "cls, data",
+    [
+        # One value a leaf and two (laid out with the leaves, summed by the helper as it
+        # walks), three (the helper hands over its leaves).
+        (ExtraTreesRegressor, "regression_nan"),
+        (RandomForestClassifier, "binary_nan"),
+        (ExtraTreesClassifier, "multiclass"),
+    ],
+)
+def test_one_row_shared_with_the_helper_thread_is_identical(tmp_path, cls, data):
     """A forest large enough (4096 steps a row or more) that one row is shared between the
     calling thread and the helper thread: every row, back to back and from three threads at
     once (one of them has the helper, the others walk alone), is bit-identical."""
     from concurrent.futures import ThreadPoolExecutor
 
-    X, y, Xt = DATA["regression_nan"]
-    model = ExtraTreesRegressor(n_estimators=500, random_state=0).fit(X, y)
+    X, y, Xt = DATA[data]
+    model = cls(n_estimators=500, random_state=0).fit(X, y)
     depths = [e.tree_.max_depth for e in model.estimators_]
     work = sum(max(depths[i : i + 16]) * len(depths[i : i + 16]) for i in range(0, len(depths), 16))
     assert work >= 4096, "the forest is too small to reach the shared path"
     native = roundtrip(model, tmp_path)
-    want = model.predict(Xt)
+    method = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+    want = getattr(model, method)(Xt)
 
     def one_by_one(_: int = 0) -> np.ndarray:
-        return np.concatenate([native.predict(Xt[i : i + 1]) for i in range(len(Xt))])
+        return np.concatenate([getattr(native, method)(Xt[i : i + 1]) for i in range(len(Xt))])
 
     assert_same(one_by_one(), want, "one row at a time")
     with ThreadPoolExecutor(3) as pool:

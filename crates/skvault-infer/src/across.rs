@@ -15,15 +15,21 @@
 //!   it may a select between two loaded values;
 //! - a leaf's feature field holds the leaf's ordinal in its tree (any value is a valid
 //!   feature once masked by the row stride), so the walk's end gives the leaf directly;
+//! - when every tree has one or two values a leaf (a regressor, a binary classifier), the
+//!   values follow their leaf in a slot of their own ([`INLINE_WIDTH`]): the walk's end
+//!   reads them from the line it has just loaded, where a lookup in the tree's own values
+//!   would be one more cache miss per tree on the row's path (a 500-tree forest's row spent
+//!   1.5 of its 9.4 µs summing them);
 //! - trees go in groups of [`ACROSS`] (the last one filled up with a one-leaf tree), stepped
 //!   together for more loads in flight, each group for its deepest tree's depth, known here,
 //!   checking every few steps whether any tree moved (all at leaves);
 //! - the row is a fixed-size array for the common strides: no bounds check on its values.
 //!
-//! Results are the leaf ordinals [`Tree::leaves_across`] finds: the same trees, the same
-//! comparisons (`x <= threshold`, NaN to the side of the node's flag).
+//! Results are, for each tree, the values of its leaf (bit for bit the tree's own), or the
+//! leaf ordinal [`Tree::leaves_across`] finds when they are not laid out: the same trees,
+//! the same comparisons (`x <= threshold`, NaN to the side of the node's flag).
 
-use crate::tree::{Rows, Threshold, Tree, MISSING_LEFT};
+use crate::tree::{Rows, Tree, MISSING_LEFT};
 
 /// Trees stepped together for one row: more loads in flight. On bench/native.py's forest
 /// (one thread, [`Tree`]'s layout) 16 took 25 µs a row, 8 took 29 µs and 4 took 41 µs.
@@ -44,11 +50,19 @@ struct Node<T> {
     child: [u32; 2],
 }
 
+/// Most values a leaf may have for them to be laid out after it: one slot of [`NODE`]
+/// bytes. Wider leaves (classifiers of three classes or more) are summed from their trees.
+pub(crate) const INLINE_WIDTH: usize = 2;
+
 /// The trees of an ensemble in the layout above.
 #[derive(Debug)]
 pub(crate) struct Across {
-    /// The nodes, 16 bytes each: threshold, feature, `child` (native byte order).
+    /// The nodes, 16 bytes each: threshold, feature, `child` (native byte order); with
+    /// `inline` above 0, each leaf is followed by a slot of its `inline` values (`f64`,
+    /// native byte order, zero-filled).
     nodes: Store,
+    /// Values laid out after each leaf (1 or 2), or 0 when the walk gives leaf ordinals.
+    inline: usize,
     /// The root's index of each tree, in tree order.
     roots: Vec<u32>,
     /// The steps each group of [`ACROSS`] trees takes: its deepest tree's depth.
@@ -101,26 +115,37 @@ impl Across {
     /// The layout of `trees`; `None` when their nodes do not fit in `u32` indices (the
     /// caller then walks them as [`Tree`]s).
     pub fn new(trees: &[Tree<f32>]) -> Option<Across> {
-        let total = trees
-            .iter()
-            .try_fold(0usize, |n, t| n.checked_add(t.node_count()))?;
-        if total >= u32::MAX as usize {
+        let width = trees.first().map_or(0, Tree::width);
+        let inline =
+            if (1..=INLINE_WIDTH).contains(&width) && trees.iter().all(|t| t.width() == width) {
+                width
+            } else {
+                0
+            };
+        // Nodes, and (inline) a value slot for each leaf: at most one per node.
+        let total = trees.iter().try_fold(0usize, |n, t| {
+            n.checked_add(t.node_count().checked_mul(1 + usize::from(inline > 0))?)
+        })?;
+        if total >= u32::MAX as usize - 1 {
             return None;
         }
-        let mut nodes = Vec::with_capacity(total + 1);
+        let mut nodes = Vec::with_capacity(total + 2);
         let mut roots = Vec::with_capacity(trees.len().next_multiple_of(ACROSS));
         for tree in trees {
             roots.push(u32::try_from(nodes.len()).ok()?);
-            preorder(tree, &mut nodes)?;
+            preorder(tree, inline, &mut nodes)?;
         }
         // The last group is filled up with a tree of one leaf, so that every group has
         // `ACROSS` trees (a loop of fixed length); their leaves are not returned.
         let pad = u32::try_from(nodes.len()).ok()?;
-        nodes.push(Node {
+        nodes.push(Slot::Node(Node {
             threshold: f32::NAN,
             feature: 0,
             child: [pad; 2],
-        });
+        }));
+        if inline > 0 {
+            nodes.push(Slot::Values([0.0; INLINE_WIDTH]));
+        }
         roots.resize(trees.len().next_multiple_of(ACROSS), pad);
         let mut steps = Vec::with_capacity(trees.len().div_ceil(ACROSS));
         let mut work = 0u64;
@@ -130,16 +155,26 @@ impl Across {
             work = work.saturating_add(u64::from(deepest).saturating_mul(group.len() as u64));
         }
         let mut bytes = Vec::with_capacity(nodes.len().checked_mul(NODE)?);
-        for n in &nodes {
-            bytes.extend_from_slice(&n.threshold.to_ne_bytes());
-            bytes.extend_from_slice(&n.feature.to_ne_bytes());
-            bytes.extend_from_slice(&n.child[0].to_ne_bytes());
-            bytes.extend_from_slice(&n.child[1].to_ne_bytes());
+        for slot in &nodes {
+            match slot {
+                Slot::Node(n) => {
+                    bytes.extend_from_slice(&n.threshold.to_ne_bytes());
+                    bytes.extend_from_slice(&n.feature.to_ne_bytes());
+                    bytes.extend_from_slice(&n.child[0].to_ne_bytes());
+                    bytes.extend_from_slice(&n.child[1].to_ne_bytes());
+                }
+                Slot::Values(v) => {
+                    for x in v {
+                        bytes.extend_from_slice(&x.to_ne_bytes());
+                    }
+                }
+            }
         }
         // Freed before the mapping is made: a large forest's layout is tens of megabytes.
         drop(nodes);
         Some(Across {
             nodes: Store::new(bytes),
+            inline,
             roots,
             steps,
             work,
@@ -151,21 +186,55 @@ impl Across {
         self.work
     }
 
-    /// The leaf (ordinal in its tree) that the one row of `row` reaches in each tree from
-    /// group `first` on, into `leaf` (one entry per tree, as many trees as it holds), on
-    /// the calling thread; the caller sums the leaves' values in tree order. A large forest
-    /// shares its groups with a second thread through `crate::pair`.
-    pub fn walk_groups(&self, first: usize, row: &Rows<f32>, leaf: &mut [u32]) {
+    /// Words a walk gives for each tree: the leaf's values when they are laid out
+    /// (`f64::to_bits`, one per value), else one, the leaf's ordinal in its tree.
+    pub fn words(&self) -> usize {
+        self.inline.max(1)
+    }
+
+    /// Adds the leaves that a walk found for `trees` (the trees this layout was made of,
+    /// [`words`](Self::words) words each in `found`) to `acc`, in tree order: the sum
+    /// scikit-learn's forest makes with one thread, bit for bit.
+    pub fn add_leaves(&self, trees: &[Tree<f32>], found: &[u64], acc: &mut [f64]) {
+        if self.has_values() {
+            return self.add_values(found, acc);
+        }
+        for (tree, l) in trees.iter().zip(found) {
+            for (a, v) in acc.iter_mut().zip(tree.values(*l as u32)) {
+                *a += *v;
+            }
+        }
+    }
+
+    /// Whether a walk gives the leaves' values (else their ordinals).
+    pub fn has_values(&self) -> bool {
+        self.inline > 0
+    }
+
+    /// [`add_leaves`](Self::add_leaves) for a layout with values: needs no trees.
+    pub fn add_values(&self, found: &[u64], acc: &mut [f64]) {
+        for values in found.chunks_exact(self.inline.max(1)) {
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a += f64::from_bits(*v);
+            }
+        }
+    }
+
+    /// What the one row of `row` reaches in each tree from group `first` on, into `found`
+    /// ([`words`](Self::words) words per tree, as many trees as it holds), on the calling
+    /// thread; the caller sums them in tree order ([`add_leaves`](Self::add_leaves)). A
+    /// large forest shares its groups with a second thread through `crate::pair`.
+    pub fn walk_groups(&self, first: usize, row: &Rows<f32>, found: &mut [u64]) {
         // The row stride as a constant where it is a common one: masked features then index
         // a fixed-size array without a bounds check.
         let data = row.values();
         match (row.has_nan(), data.len()) {
-            (false, 8) => self.walk_with::<false, 8>(first, data, leaf),
-            (false, 16) => self.walk_with::<false, 16>(first, data, leaf),
-            (false, 32) => self.walk_with::<false, 32>(first, data, leaf),
-            (false, 64) => self.walk_with::<false, 64>(first, data, leaf),
-            (false, _) => self.walk_with::<false, 0>(first, data, leaf),
-            (true, _) => self.walk_with::<true, 0>(first, data, leaf),
+            (false, 8) => self.walk_with::<false, 8>(first, data, found),
+            (false, 16) => self.walk_with::<false, 16>(first, data, found),
+            (false, 32) => self.walk_with::<false, 32>(first, data, found),
+            (false, 64) => self.walk_with::<false, 64>(first, data, found),
+            (false, _) => self.walk_with::<false, 0>(first, data, found),
+            (true, _) => self.walk_with::<true, 0>(first, data, found),
         }
     }
 
@@ -175,9 +244,10 @@ impl Across {
         &self,
         first: usize,
         data: &[f32],
-        leaf: &mut [u32],
+        found: &mut [u64],
     ) {
         let nodes = self.nodes.bytes();
+        let words = self.words();
         let stride = if S == 0 { data.len() } else { S };
         if stride == 0 {
             return;
@@ -188,7 +258,7 @@ impl Across {
             return;
         };
         let groups = self.roots.chunks_exact(ACROSS).zip(&self.steps).skip(first);
-        for ((roots, steps), out) in groups.zip(leaf.chunks_mut(ACROSS)) {
+        for ((roots, steps), out) in groups.zip(found.chunks_mut(ACROSS * words)) {
             let Ok(mut at) = <[u32; ACROSS]>::try_from(roots) else {
                 return;
             };
@@ -225,8 +295,18 @@ impl Across {
                     break;
                 }
             }
-            for (o, a) in out.iter_mut().zip(at.iter()) {
-                *o = node_at(nodes, *a).map_or(0, |node| node.feature);
+            if self.inline > 0 {
+                // The slot after the leaf: its values.
+                for (o, a) in out.chunks_mut(words).zip(at.iter()) {
+                    let slot = values_at(nodes, a.wrapping_add(1)).unwrap_or_default();
+                    for (w, v) in o.iter_mut().zip(slot) {
+                        *w = v;
+                    }
+                }
+            } else {
+                for (o, a) in out.iter_mut().zip(at.iter()) {
+                    *o = node_at(nodes, *a).map_or(0, |node| u64::from(node.feature));
+                }
             }
         }
     }
@@ -252,6 +332,19 @@ fn node_at(nodes: &[u8], i: u32) -> Option<NodeRef<'_>> {
     })
 }
 
+/// The value slot at `i` (the one after a leaf) as words (`f64::to_bits`); `None` past
+/// the end.
+#[inline(always)]
+fn values_at(nodes: &[u8], i: u32) -> Option<[u64; INLINE_WIDTH]> {
+    let at = i as usize * NODE;
+    let n: &[u8; NODE] = nodes.get(at..at + NODE)?.try_into().ok()?;
+    let (a, b) = n.split_at(8);
+    Some([
+        u64::from_ne_bytes(a.try_into().ok()?),
+        u64::from_ne_bytes(b.try_into().ok()?),
+    ])
+}
+
 /// Where a row at node `node` (whose value of the node's feature is `x`) goes.
 #[inline(always)]
 fn step<const NAN: bool>(node: NodeRef<'_>, x: f32) -> u32 {
@@ -269,30 +362,38 @@ fn step<const NAN: bool>(node: NodeRef<'_>, x: f32) -> u32 {
     u32::from_ne_bytes([c[0], c[1], c[2], c[3]])
 }
 
-/// Appends `tree`'s nodes to `out` in preorder, each left child right after its parent.
-/// `None` if an index does not fit (checked by the caller) or a leaf ordinal reaches
-/// [`MISSING_LEFT`].
-fn preorder<T: Threshold>(tree: &Tree<T>, out: &mut Vec<Node<T>>) -> Option<()> {
+/// One 16-byte slot of the layout: a node, or the values of the leaf before it.
+enum Slot<T> {
+    Node(Node<T>),
+    Values([f64; INLINE_WIDTH]),
+}
+
+/// Appends `tree`'s nodes to `out` in preorder, each left child right after its parent,
+/// and with `inline` above 0 each leaf's values (that many) in a slot after it. `None` if
+/// an index does not fit (checked by the caller), a leaf ordinal reaches [`MISSING_LEFT`]
+/// or a leaf has fewer values than `inline`.
+fn preorder(tree: &Tree<f32>, inline: usize, out: &mut Vec<Slot<f32>>) -> Option<()> {
     // A node reached twice (two parents: not a tree) would be laid out twice, and a chain
     // of them doubles at every level: at most the tree's node count is laid out.
-    let end = out.len().checked_add(tree.node_count())?;
+    let mut left_to_lay = tree.node_count();
     // (node of `tree`, index in `out` of the parent whose right child it is, if it is one).
     let mut stack: Vec<(u32, Option<usize>)> = vec![(0, None)];
     while let Some((i, parent)) = stack.pop() {
-        if out.len() >= end {
-            return None;
-        }
+        left_to_lay = left_to_lay.checked_sub(1)?;
         let me = u32::try_from(out.len()).ok()?;
         if let Some(p) = parent {
-            out.get_mut(p)?.child[0] = me;
+            match out.get_mut(p)? {
+                Slot::Node(n) => n.child[0] = me,
+                Slot::Values(_) => return None,
+            }
         }
         match tree.split(i)? {
             Some((threshold, feature, left, right)) => {
-                out.push(Node {
+                out.push(Slot::Node(Node {
                     threshold,
                     feature,
-                    child: [0, me + 1],
-                });
+                    child: [0, me.checked_add(1)?],
+                }));
                 // The left subtree first (popped next), then the right one.
                 stack.push((right, Some(me as usize)));
                 stack.push((left, None));
@@ -302,11 +403,18 @@ fn preorder<T: Threshold>(tree: &Tree<T>, out: &mut Vec<Node<T>>) -> Option<()> 
                 if ordinal >= MISSING_LEFT {
                     return None;
                 }
-                out.push(Node {
-                    threshold: T::nan(),
+                out.push(Slot::Node(Node {
+                    threshold: f32::NAN,
                     feature: ordinal,
                     child: [me; 2],
-                });
+                }));
+                if inline > 0 {
+                    let mut slot = [0.0; INLINE_WIDTH];
+                    let values = tree.values_checked(ordinal)?;
+                    slot.get_mut(..inline)?
+                        .copy_from_slice(values.get(..inline)?);
+                    out.push(Slot::Values(slot));
+                }
             }
         }
     }
@@ -315,7 +423,7 @@ fn preorder<T: Threshold>(tree: &Tree<T>, out: &mut Vec<Node<T>>) -> Option<()> 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{Across, Store, ACROSS, HUGE_FROM};
+    use super::{Across, Store, ACROSS, HUGE_FROM, INLINE_WIDTH};
     use crate::forest::row_leaves;
     use crate::tree::{Rows, SplitNode, Tree};
     use skvault_format::fuzzing::Rng;
@@ -356,21 +464,34 @@ pub(crate) mod tests {
                 let mut nodes = Vec::new();
                 let depth = 1 + rng.below(12) as u32;
                 grow(rng, nf, depth, &mut nodes);
-                Tree::from_nodes(&nodes, nf, |i| i as f64).unwrap()
+                // Values whose sum depends on its order (as probabilities' do).
+                Tree::from_nodes(&nodes, nf, |i| 1.0 / (i as f64 + 3.0)).unwrap()
             })
             .collect()
     }
 
     /// The same leaves as the trees walked one by one, for every row stride (the fixed-size
     /// ones and the general one), with and without NaN, ties included, and a number of
-    /// trees that leaves the last group part empty.
+    /// trees that leaves the last group part empty; their values where they are laid out
+    /// (one and two a leaf, bit for bit), their ordinals where not (three), and the same
+    /// sums either way.
     #[test]
     fn leaves_match_the_trees() {
         let mut rng = Rng::new(0x5eed);
-        for nf in [1, 5, 8, 20, 33, 64, 100] {
+        for (nf, width) in [1, 5, 8, 20, 33, 64, 100]
+            .into_iter()
+            .zip([1, 2, 3].into_iter().cycle())
+        {
             for n_trees in [1, ACROSS - 1, ACROSS, 3 * ACROSS + 5] {
-                let trees = forest(&mut rng, n_trees, nf);
+                let trees: Vec<_> = forest(&mut rng, n_trees, nf)
+                    .into_iter()
+                    .map(|t| if width > 1 { t.widened(width) } else { t })
+                    .collect();
                 let across = Across::new(&trees).unwrap();
+                assert_eq!(
+                    across.words(),
+                    if width <= INLINE_WIDTH { width } else { 1 }
+                );
                 let mut row = Rows::default();
                 for r in 0..40 {
                     let x: Vec<f32> = (0..nf)
@@ -380,10 +501,26 @@ pub(crate) mod tests {
                         })
                         .collect();
                     row.fill_one(&x, nf, |v| v);
-                    let (mut want, mut got) = (vec![0; n_trees], vec![7; n_trees]);
-                    row_leaves(&trees, &row, &mut want);
+                    let mut leaf = vec![0; n_trees];
+                    row_leaves(&trees, &row, &mut leaf);
+                    let want: Vec<u64> = if across.words() == 1 && width > 1 {
+                        leaf.iter().map(|l| u64::from(*l)).collect()
+                    } else {
+                        let values = trees.iter().zip(&leaf).flat_map(|(t, l)| t.values(*l));
+                        values.map(|v| v.to_bits()).collect()
+                    };
+                    let mut got = vec![7; n_trees * across.words()];
                     across.walk_groups(0, &row, &mut got);
                     assert_eq!(got, want, "nf {nf}, {n_trees} trees, row {x:?}");
+                    let mut sum = vec![0.5; width];
+                    for (t, l) in trees.iter().zip(&leaf) {
+                        for (s, v) in sum.iter_mut().zip(t.values(*l)) {
+                            *s += *v;
+                        }
+                    }
+                    let mut acc = vec![0.5; width];
+                    across.add_leaves(&trees, &got, &mut acc);
+                    assert_eq!(acc, sum);
                 }
             }
         }

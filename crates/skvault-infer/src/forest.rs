@@ -228,17 +228,26 @@ impl TreeEnsemble {
         let (nf, w) = (self.n_features, self.width);
         if self.average && out.len() / w < 8 {
             // Few rows: trees side by side instead of rows (see `row_leaves`).
-            let mut leaf = vec![0u32; self.trees.len()];
             let mut one = Rows::default();
+            if let Some(across) = &self.across {
+                let mut found = vec![0u64; self.trees.len() * across.words()];
+                for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
+                    one.fill_one(row, nf, |v| v);
+                    // Summed in tree order, as below.
+                    if crate::pair::worth_it(across) {
+                        let row = std::mem::take(&mut one);
+                        crate::pair::add_row(across, &self.trees, row, &mut found, acc);
+                    } else {
+                        across.walk_groups(0, &one, &mut found);
+                        across.add_leaves(&self.trees, &found, acc);
+                    }
+                }
+                return;
+            }
+            let mut leaf = vec![0u32; self.trees.len()];
             for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
                 one.fill_one(row, nf, |v| v);
-                match &self.across {
-                    Some(across) if crate::pair::worth_it(across) => {
-                        crate::pair::leaves(across, std::mem::take(&mut one), &mut leaf);
-                    }
-                    Some(across) => across.walk_groups(0, &one, &mut leaf),
-                    None => row_leaves(&self.trees, &one, &mut leaf),
-                }
+                row_leaves(&self.trees, &one, &mut leaf);
                 // Summed in tree order, as below.
                 for (tree, l) in self.trees.iter().zip(&leaf) {
                     for (a, v) in acc.iter_mut().zip(tree.values(*l)) {

@@ -7,43 +7,63 @@
 //! each row, checking for the next one, and only then parks: rows that come back to back
 //! (a request loop, a benchmark) find it awake; an idle process does not burn a core.
 //!
-//! The trees' groups are cut into pieces of [`PIECE_GROUPS`] groups. The caller claims
-//! pieces from the front, the helper from the back, each piece claimed once (an atomic
+//! The trees' groups are cut into pieces of [`PIECE_GROUPS`] groups. The helper claims
+//! pieces from the front, the caller from the back, each piece claimed once (an atomic
 //! swap), so the two meet wherever the helper's start and speed put them; a helper that is
 //! parked, descheduled or busy with another caller's row leaves every piece to the caller.
+//!
+//! The leaves' values are summed in tree order, as scikit-learn's forest sums them on one
+//! thread. Where the layout holds the values (one or two a leaf, see `crate::across`), the
+//! helper adds them up from zero as it walks its pieces, which come first in that order:
+//! its sum after a piece is the first part of the whole sum, bit for bit, and the caller
+//! goes on from it with its own pieces. Only that sum crosses between the cores (moving the
+//! helper's leaves or values took longer than the additions it saves). Otherwise the helper
+//! hands over its leaves' ordinals and the caller sums everything.
+//!
 //! A piece the helper claimed but has not finished after [`WAIT`] is walked by the caller
-//! itself: the walk is a pure function of the trees and the row, so whichever thread's
-//! leaves are used, they are the same, and the caller sums them in tree order afterwards.
-//! Results never depend on the helper.
+//! itself (the caller then starts from the sum after the helper's last finished piece): the
+//! walk is a pure function of the trees and the row, so whichever thread walked a piece,
+//! the sum is the same. Results never depend on the helper.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use crate::across::{Across, ACROSS};
-use crate::tree::Rows;
+use crate::across::{Across, ACROSS, INLINE_WIDTH};
+use crate::tree::{Rows, Tree};
 
 /// Groups of trees in one piece: the unit the two threads claim. On bench/native.py's
 /// 500-tree forest, quiet machine, one row: 9.8 µs with 1 group a piece, 8.0 with 2, 7.6
-/// with 4, 9.2 with 8 (`examples/bench_forest`, 2 threads).
+/// with 4, 9.2 with 8 (`examples/bench_forest`, 2 threads, ordinals handed over); with the
+/// helper's sums (another machine), 9.0 with 2, 8.8 with 4, 8.7 with 8.
 const PIECE_GROUPS: usize = 4;
 /// Trees in one piece.
 const PIECE: usize = PIECE_GROUPS * ACROSS;
 /// How long the helper spins for the next row before it parks.
 const SPIN: Duration = Duration::from_micros(60);
 /// How long the caller waits for a piece the helper is walking before it walks it itself.
+/// Zero in unit tests: the caller then finds the helper anywhere in its pieces.
+#[cfg(not(test))]
 const WAIT: Duration = Duration::from_micros(4);
+#[cfg(test)]
+const WAIT: Duration = Duration::ZERO;
 /// Steps (see [`Across::work`]) from which a row is shared with the helper: below, handing
 /// it over (a few cache lines between cores) costs more than half the walk.
 pub(crate) const PAIR_STEPS: u64 = 4096;
 
-/// One piece: who claimed it, whether its leaves are written, and the leaves. A cache line
-/// (or more) of its own, so that claims of different pieces do not contend.
+/// Most words a walk gives for one piece's trees ([`Across::words`] each).
+const PIECE_WORDS: usize = PIECE * INLINE_WIDTH;
+
+/// One piece: who claimed it, whether what the helper found is written, and that: the
+/// leaves' ordinals, or (a layout with values) the running sum of the values of every tree
+/// up to the piece's last. A cache line (or more) of its own, so that claims of different
+/// pieces do not contend.
 #[repr(align(64))]
 struct Piece {
     claimed: AtomicBool,
     done: AtomicBool,
-    leaves: [AtomicU32; PIECE],
+    prefix: [AtomicU64; INLINE_WIDTH],
+    ordinals: [AtomicU32; PIECE],
 }
 
 impl Piece {
@@ -51,7 +71,8 @@ impl Piece {
         Piece {
             claimed: AtomicBool::new(false),
             done: AtomicBool::new(false),
-            leaves: std::array::from_fn(|_| AtomicU32::new(0)),
+            prefix: std::array::from_fn(|_| AtomicU64::new(0)),
+            ordinals: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
@@ -70,24 +91,44 @@ struct Job {
 }
 
 impl Job {
-    /// The trees of piece `i`.
+    /// The words of piece `i`'s trees in a walk's output.
     fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let words = self.across.words();
         let start = (i * PIECE).min(self.trees);
-        start..(start + PIECE).min(self.trees)
+        start * words..(start + PIECE).min(self.trees) * words
     }
 
-    /// The helper's part: pieces from the back until one is already claimed.
+    /// Walks piece `i` on this thread into `found` (the whole row's words).
+    fn walk(&self, i: usize, found: &mut [u64]) {
+        if let Some(out) = found.get_mut(self.range(i)) {
+            self.across.walk_groups(i * PIECE_GROUPS, &self.row, out);
+        }
+    }
+
+    /// The helper's part: pieces from the front, in order, until one is already claimed.
+    /// With values in the layout it adds them up as it goes, from zero in tree order: the
+    /// sum after its last piece is the first part of the caller's sum, bit for bit, and
+    /// only that sum crosses to the caller's core.
     fn help(&self) {
-        let mut buf = [0u32; PIECE];
-        for (i, piece) in self.pieces.iter().enumerate().rev() {
+        let mut buf = [0u64; PIECE_WORDS];
+        let mut sum = [0.0f64; INLINE_WIDTH];
+        for (i, piece) in self.pieces.iter().enumerate() {
             if !piece.claim() {
                 return;
             }
-            let n = self.range(i).len();
-            let out = &mut buf[..n];
+            let Some(out) = buf.get_mut(..self.range(i).len()) else {
+                return;
+            };
             self.across.walk_groups(i * PIECE_GROUPS, &self.row, out);
-            for (a, v) in piece.leaves.iter().zip(out.iter()) {
-                a.store(*v, Ordering::Relaxed);
+            if self.across.has_values() {
+                self.across.add_values(out, &mut sum);
+                for (a, v) in piece.prefix.iter().zip(sum) {
+                    a.store(v.to_bits(), Ordering::Relaxed);
+                }
+            } else {
+                for (a, v) in piece.ordinals.iter().zip(out.iter()) {
+                    a.store(*v as u32, Ordering::Relaxed);
+                }
             }
             piece.done.store(true, Ordering::Release);
         }
@@ -214,61 +255,97 @@ pub(crate) fn worth_it(across: &Across) -> bool {
     across.work() >= PAIR_STEPS && rayon::current_num_threads() > 1
 }
 
-/// The leaf of `row` in each tree of `across` (as [`Across::leaves`]), into `leaf`, the
-/// calling thread and the helper sharing the trees. `row` is moved into the shared job.
-pub(crate) fn leaves(across: &Arc<Across>, row: Rows<f32>, leaf: &mut [u32]) {
+/// Adds the leaf values that `row` reaches in `trees` (the trees `across` was made of)
+/// into `acc`, zeros when called (a row's output), in tree order, the calling thread and
+/// the helper sharing the trees: the same sum as [`Across::walk_groups`] then
+/// [`Across::add_leaves`] on one thread, bit for bit. `found` holds a walk's words for every
+/// tree ([`Across::words`] each), as scratch. `row` is moved into the shared job.
+pub(crate) fn add_row(
+    across: &Arc<Across>,
+    trees: &[Tree<f32>],
+    row: Rows<f32>,
+    found: &mut [u64],
+    acc: &mut [f64],
+) {
+    let alone = |row: &Rows<f32>, found: &mut [u64], acc: &mut [f64]| {
+        across.walk_groups(0, row, found);
+        across.add_leaves(trees, found, acc);
+    };
     let Some(shared) = helper() else {
-        across.walk_groups(0, &row, leaf);
-        return;
+        return alone(&row, found, acc);
     };
     if shared.busy.swap(true, Ordering::Acquire) {
         // Another caller has the helper: this row is walked here alone.
-        across.walk_groups(0, &row, leaf);
-        return;
+        return alone(&row, found, acc);
     }
     let _busy = Busy(&shared.busy);
-    let trees = leaf.len();
-    let pieces: Box<[Piece]> = (0..trees.div_ceil(PIECE)).map(|_| Piece::new()).collect();
+    let pieces: Box<[Piece]> = (0..trees.len().div_ceil(PIECE))
+        .map(|_| Piece::new())
+        .collect();
     let job = Arc::new(Job {
         across: Arc::clone(across),
         row,
-        trees,
+        trees: trees.len(),
         pieces,
     });
     if !shared.publish(Arc::clone(&job)) {
-        across.walk_groups(0, &job.row, leaf);
-        return;
+        return alone(&job.row, found, acc);
     }
-    // The front, until the helper's part is reached.
-    let mut met = job.pieces.len();
-    for (i, piece) in job.pieces.iter().enumerate() {
+    // The back, until the helper's part is reached: pieces `mine..` are walked here.
+    let mut mine = job.pieces.len();
+    for (i, piece) in job.pieces.iter().enumerate().rev() {
         if !piece.claim() {
-            met = i;
             break;
         }
-        if let Some(out) = leaf.get_mut(job.range(i)) {
-            across.walk_groups(i * PIECE_GROUPS, &job.row, out);
-        }
+        job.walk(i, found);
+        mine = i;
     }
-    // The helper's part: its leaves once written, else (after `WAIT`, once) walked here.
-    let mut patient = true;
-    for (i, piece) in job.pieces.iter().enumerate().skip(met) {
-        let Some(out) = leaf.get_mut(job.range(i)) else {
-            continue;
-        };
-        let done = if patient {
-            wait_done(&piece.done)
-        } else {
-            piece.done.load(Ordering::Acquire)
-        };
-        patient &= done;
-        if done {
-            for (o, a) in out.iter_mut().zip(piece.leaves.iter()) {
-                *o = a.load(Ordering::Relaxed);
+    if across.has_values() {
+        // The helper's sum after its last piece (waited for up to `WAIT`), else after the
+        // last it has finished, the pieces after that walked here; then the rest added on.
+        let mut from = 0;
+        let mut sum = [0.0f64; INLINE_WIDTH];
+        if let Some(last) = mine.checked_sub(1) {
+            let ready = match job.pieces.get(last) {
+                Some(p) if wait_done(&p.done) => Some(last),
+                _ => (job.pieces.get(..last).unwrap_or_default().iter())
+                    .rposition(|p| p.done.load(Ordering::Acquire)),
+            };
+            if let Some(piece) = ready.and_then(|k| job.pieces.get(k)) {
+                for (s, a) in sum.iter_mut().zip(&piece.prefix) {
+                    *s = f64::from_bits(a.load(Ordering::Relaxed));
+                }
             }
-        } else {
-            across.walk_groups(i * PIECE_GROUPS, &job.row, out);
+            from = ready.map_or(0, |k| k + 1);
+            for i in from..mine {
+                job.walk(i, found);
+            }
         }
+        let rest = found.get(job.range(from).start..).unwrap_or_default();
+        across.add_values(rest, &mut sum);
+        for (a, s) in acc.iter_mut().zip(sum) {
+            *a += s;
+        }
+    } else {
+        // The helper's ordinals once written, else (after `WAIT`, once) walked here.
+        let mut patient = true;
+        for (i, piece) in job.pieces.iter().enumerate().take(mine) {
+            let done = if patient {
+                wait_done(&piece.done)
+            } else {
+                piece.done.load(Ordering::Acquire)
+            };
+            patient &= done;
+            match found.get_mut(job.range(i)) {
+                Some(out) if done => {
+                    for (o, a) in out.iter_mut().zip(&piece.ordinals) {
+                        *o = u64::from(a.load(Ordering::Relaxed));
+                    }
+                }
+                _ => job.walk(i, found),
+            }
+        }
+        across.add_leaves(trees, found, acc);
     }
     // The slot lets go of the job, and of the forest's layout with it: a model dropped after
     // its last row must not stay in memory through the helper.
@@ -301,22 +378,30 @@ fn wait_done(done: &AtomicBool) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use super::{leaves, PIECE};
+    use super::{add_row, PIECE};
     use crate::across::tests::forest;
     use crate::across::Across;
+    use crate::across::INLINE_WIDTH;
     use crate::tree::Rows;
     use skvault_format::fuzzing::Rng;
 
-    /// The leaves found by the caller and the helper together are the walk's on one thread,
-    /// whichever of them walks which piece: forests of one piece, several and a part one,
-    /// rows back to back (the helper awake) and from several callers at once (one of them
-    /// has the helper, the others walk alone).
+    /// The sums made by the caller and the helper together are the one-thread walk's, bit
+    /// for bit, whichever of them walks which piece (the caller does not wait for the helper
+    /// in tests, so it meets every share of the work): forests of one piece, several and a
+    /// part one, whose leaves hold one or two values (summed by the helper) or three
+    /// (ordinals handed over), rows back to back (the helper awake) and from several callers
+    /// at once (one of them has the helper, the others walk alone).
     #[test]
-    fn shared_leaves_are_the_walks() {
+    fn shared_sums_are_the_walks() {
         let mut rng = Rng::new(0xface);
-        for n_trees in [1, PIECE, 3 * PIECE + 7] {
+        for (n_trees, width) in [(1, 2), (PIECE, 1), (3 * PIECE + 7, 2), (3 * PIECE + 7, 3)] {
             let nf = 6;
-            let across = Arc::new(Across::new(&forest(&mut rng, n_trees, nf)).unwrap());
+            let trees: Vec<_> = forest(&mut rng, n_trees, nf)
+                .into_iter()
+                .map(|t| if width > 1 { t.widened(width) } else { t })
+                .collect();
+            let across = Arc::new(Across::new(&trees).unwrap());
+            assert_eq!(across.has_values(), width <= INLINE_WIDTH);
             let rows: Vec<Vec<f32>> = (0..60)
                 .map(|r| {
                     (0..nf)
@@ -330,14 +415,19 @@ mod tests {
             std::thread::scope(|s| {
                 for _ in 0..3 {
                     s.spawn(|| {
+                        let mut found = vec![0; n_trees * across.words()];
                         for x in &rows {
                             let mut row = Rows::default();
                             row.fill_one(x, nf, |v| v);
-                            let mut want = vec![0; n_trees];
-                            across.walk_groups(0, &row, &mut want);
-                            let mut got = vec![u32::MAX; n_trees];
-                            leaves(&across, row, &mut got);
-                            assert_eq!(got, want, "{n_trees} trees, row {x:?}");
+                            let mut want = vec![0.0; width];
+                            across.walk_groups(0, &row, &mut found);
+                            across.add_leaves(&trees, &found, &mut want);
+                            found.fill(u64::MAX);
+                            let mut got = vec![0.0; width];
+                            add_row(&across, &trees, row, &mut found, &mut got);
+                            let bits =
+                                |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&got), bits(&want), "{n_trees} trees, row {x:?}");
                         }
                     });
                 }
@@ -349,11 +439,12 @@ mod tests {
     fn the_helper_lets_go_of_a_forest_after_its_row() {
         let mut rng = Rng::new(0xdead);
         let nf = 4;
-        let across = Arc::new(Across::new(&forest(&mut rng, 3 * PIECE, nf)).unwrap());
+        let trees = forest(&mut rng, 3 * PIECE, nf);
+        let across = Arc::new(Across::new(&trees).unwrap());
         let mut row = Rows::default();
         row.fill_one(&[0.5, -1.0, 2.0, 0.0], nf, |v| v);
-        let mut got = vec![0; 3 * PIECE];
-        leaves(&across, row, &mut got);
+        let mut found = vec![0; 3 * PIECE * across.words()];
+        add_row(&across, &trees, row, &mut found, &mut [0.0]);
         // The helper may still be finishing a piece it claimed; then it drops its copy.
         let start = std::time::Instant::now();
         while Arc::strong_count(&across) > 1 {

@@ -123,14 +123,9 @@ impl<T: Threshold> Rows<T> {
 /// for HistGradientBoosting's predictors (which compare the float64 X).
 pub(crate) trait Threshold: Copy + PartialOrd + Default + std::fmt::Debug {
     fn is_nan(self) -> bool;
-    fn nan() -> Self;
 }
 
 impl Threshold for f32 {
-    fn nan() -> Self {
-        f32::NAN
-    }
-
     #[inline(always)]
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -138,10 +133,6 @@ impl Threshold for f32 {
 }
 
 impl Threshold for f64 {
-    fn nan() -> Self {
-        f64::NAN
-    }
-
     #[inline(always)]
     fn is_nan(self) -> bool {
         f64::is_nan(self)
@@ -620,6 +611,23 @@ impl<T: Threshold> Tree<T> {
         for (tree, at) in trees.iter().zip(leaf.iter_mut()) {
             *at = at.wrapping_sub(tree.splits);
         }
+    }
+
+    /// The tree with `width` values a leaf, made from its one (tests of wider leaves).
+    #[cfg(test)]
+    pub(crate) fn widened(mut self, width: usize) -> Tree<T> {
+        assert_eq!(self.width, 1);
+        self.values = (self.values.iter())
+            .flat_map(|v| (0..width).map(move |j| v * 3.0 + j as f64 / 7.0))
+            .collect();
+        self.width = width;
+        self
+    }
+
+    /// The values of leaf `leaf` (its ordinal); `None` past the last leaf.
+    pub fn values_checked(&self, leaf: u32) -> Option<&[f64]> {
+        let start = (leaf as usize).checked_mul(self.width)?;
+        self.values.get(start..start.checked_add(self.width)?)
     }
 
     /// The values of a leaf found by `leaves`.
