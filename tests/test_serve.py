@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import openapi_spec_validator
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -213,6 +216,26 @@ def test_model_list_health_ready_and_openapi(server, models):
     assert [c["name"] for c in mixed["input_schema"]["columns"]] == ["city", "plan", "age", "income"]
     status, one = server.get_json("/v1/models/mixed")
     assert status == 200 and one["input_schema"] == mixed["input_schema"]
+    # The record a person reads, as `skvault inspect`, the card and the registry page show it.
+    record = forest["record"]
+    assert record["name"] == "forest" and record["class"] == forest["class"]
+    assert {"name": "n_estimators", "value": "40"} in record["params"]
+    assert dict(record["environment"])["scikit-learn"] == sklearn.__version__
+    assert "blake3:" + record["provenance"]["manifest_blake3"] == forest["digest"]
+    assert record["classes"] == ["0", "1"]
+    steps = mixed["record"]["steps"]
+    assert [(s["name"], s["class"].rsplit(".", 1)[1]) for s in steps] == [
+        ("columntransformer", "ColumnTransformer"),
+        ("logisticregression", "LogisticRegression"),
+    ]
+    assert [c["name"] for c in mixed["record"]["columns"]] == ["city", "plan", "age", "income"]
+    assert one["record"] == mixed["record"]
+    # skvault inspect prints the same parameters from the same record.
+    cmd = [sys.executable, "-m", "skvault", "inspect", str(tmp / "forest.skv")]
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert [f"  {p['name']} = {p['value']}" in text.splitlines() for p in record["params"]] == [True] * len(
+        record["params"]
+    )
     status, doc = server.get_json("/health")
     assert status == 200 and doc["status"] == "ok" and set(doc["models"]) == set(fitted)
     status, doc = server.get_json("/ready")

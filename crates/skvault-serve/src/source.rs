@@ -258,6 +258,16 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
     info.insert("input_schema".into(), schema_json.unwrap_or(Value::Null));
     info.insert("classes".into(), classes_json(&model));
     info.insert("metrics".into(), metrics);
+    // What a person reads about the model, as `skvault inspect`, the card and the registry
+    // page show it: one record of the file, from its manifest (skvault-card).
+    let cx = skvault_card::Context {
+        name: spec.name.clone(),
+        registry_version: doc.is_some(),
+        ..skvault_card::Context::default()
+    };
+    let record = serde_json::to_value(skvault_card::record(&file, &cx))
+        .map_err(|e| failed(format!("the file's record: {e}")))?;
+    info.insert("record".into(), record);
     Ok(Arc::new(Loaded {
         version: doc.as_ref().map(|d| d.version),
         model,
