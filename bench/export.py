@@ -28,6 +28,7 @@ import native  # noqa: E402  (parses --quick / --threads and sets the thread poo
 import numpy as np  # noqa: E402
 
 import skvault  # noqa: E402
+import environment  # noqa: E402
 from timing import best_time, write_results  # noqa: E402
 
 ARGS = native.ARGS
@@ -82,7 +83,7 @@ def main() -> None:
     models, X = native.build_models(ARGS.quick)
     batch = np.ascontiguousarray(X[:10000], dtype=np.float64)
     reps = 3 if ARGS.quick else 5
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "loadavg_start": environment.loadavg()}
     for name, model in models.items():
         if name.startswith("pipeline"):
             continue

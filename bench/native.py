@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 
 import skvault  # noqa: E402
 import skvault.native  # noqa: E402
+import environment  # noqa: E402
 from timing import best_time, median_time, write_results  # noqa: E402
 
 
@@ -157,7 +158,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 200 if ARGS.quick else 1000
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}, "loadavg_start": environment.loadavg()}
     with threadpool_limits(limits=ARGS.threads):
         models, X = build_models(ARGS.quick)
         rng = np.random.RandomState(1)

@@ -44,6 +44,7 @@ import pandas as pd  # noqa: E402
 
 import skvault  # noqa: E402
 import skvault.native  # noqa: E402
+import environment  # noqa: E402
 from timing import best_time, median_time, write_results  # noqa: E402
 
 N_TEXT, N_NUM = 10, 10
@@ -136,7 +137,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 100 if ARGS.quick else 500
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "loadavg_start": environment.loadavg()}
     with threadpool_limits(limits=ARGS.threads), tempfile.TemporaryDirectory() as d:
         work = Path(d)
         X, y = make_frame(20000 if ARGS.quick else 50000, 0)

@@ -40,6 +40,11 @@ def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick
     import plots
 
     results["environment"] = environment.describe(HERE)
+    if "loadavg_start" in results:
+        # After the title: when, where, at which commit, and how busy the machine was.
+        results["loadavg_end"] = environment.loadavg()
+        head = environment.report_lines(results["environment"], results["loadavg_start"], results["loadavg_end"])
+        markdown = markdown[:1] + [""] + head + markdown[1:]
     out_dir = HERE / ("work/quick" if quick else "results")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

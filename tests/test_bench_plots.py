@@ -199,3 +199,41 @@ def test_committed_table_links_its_chart(stem: str) -> None:
         pytest.skip(f"no committed {stem}.json")
     assert f"Chart: [{stem}.png]({stem}.png)" in (results / f"{stem}.md").read_text()
     assert_png(results / f"{stem}.png")
+
+
+
+def bench_timing(monkeypatch, tmp_path: Path):
+    """bench/timing.py as the scripts import it (bench/ on the path), writing under tmp_path."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.delitem(sys.modules, "timing", raising=False)
+    import timing
+
+    monkeypatch.setattr(timing, "HERE", tmp_path)
+    return timing
+
+
+@pytest.mark.parametrize("start, busy", [([0.4, 0.5, 0.6], False), ([3.1, 2.0, 1.0], True)])
+def test_reports_open_with_machine_commit_and_load_averages(tmp_path: Path, monkeypatch, start, busy) -> None:
+    """issue 24: the results tables keep the load averages. A run that records its start load
+    average gets, after its title, the date, machine, commit and load averages, and a warning
+    when more than half the CPUs were busy."""
+    import os
+
+    timing = bench_timing(monkeypatch, tmp_path)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    doc = dict(native_doc(), loadavg_start=start)
+    md = timing.write_results("native", doc, ["# Native inference", "", "| table |"], quick=True)
+    lines = md.read_text().splitlines()
+    assert lines[:2] == ["# Native inference", ""]
+    assert lines[2].startswith("- Date: ") and lines[3].startswith("- Machine: ")
+    assert lines[4].startswith("- skvault at commit ")
+    assert lines[5].startswith(f"- Load average (1/5/15 min) at the start {start}, at the end [0.5, 0.5, 0.5]")
+    assert ("other work running" in lines[5]) == busy
+    assert lines[6:] == ["", "| table |"]
+    assert json.loads(md.with_suffix(".json").read_text())["loadavg_end"] == [0.5, 0.5, 0.5]
+
+
+def test_reports_without_a_start_load_average_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    timing = bench_timing(monkeypatch, tmp_path)
+    md = timing.write_results("native", native_doc(), ["# Native inference", "", "| table |"], quick=True)
+    assert md.read_text().splitlines() == ["# Native inference", "", "| table |"]
