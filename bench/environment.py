@@ -90,13 +90,14 @@ def describe(workdir: Path) -> dict[str, Any]:
 def report_lines(env: dict[str, Any], start: list[float] | None, end: list[float] | None) -> list[str]:
     """The lines a report opens with: when and where it ran, at which commit, and how busy the
     machine was at its start and end (other work skews the timings, less so the ratios)."""
-    busy = max((start or [0])[0], (end or [0])[0]) > env["nproc"] / 2
+    # Busy before the run began: the load at its end counts the benchmark's own threads.
+    busy = (start or [0])[0] > env["nproc"] / 2
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v != "not installed")
     return [
         f"- Date: {env['date']}",
         f"- Machine: {env['nproc']} CPUs ({env['cpu']}), {env['memory_gib']} GiB RAM, {env['platform']}",
         f"- skvault at commit {env['commit']}; Python {env['python']}; {versions}",
         f"- Load average (1/5/15 min) at the start {start}, at the end {end}"
-        + (" — **the machine had other work running** (more than half its CPUs busy on average): "
-           "absolute times are inflated and noisier." if busy else "."),
+        + (" — **the machine had other work running** when the run began (more than half its CPUs "
+           "busy over the last minute): absolute times are inflated and noisier." if busy else "."),
     ]
