@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -87,17 +88,60 @@ def describe(workdir: Path) -> dict[str, Any]:
     }
 
 
-def report_lines(env: dict[str, Any], start: list[float] | None, end: list[float] | None) -> list[str]:
-    """The lines a report opens with: when and where it ran, at which commit, and how busy the
-    machine was at its start and end (other work skews the timings, less so the ratios)."""
-    # Busy before the run began: the load at its end counts the benchmark's own threads.
-    busy = (start or [0])[0] > env["nproc"] / 2
+
+def _cpu_seconds() -> dict[str, float] | None:
+    """Seconds of CPU time used so far by the whole machine (every CPU, from /proc/stat,
+    time stolen by the hypervisor included) and by this process and its waited-for children,
+    with the wall clock."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
+    own = os.times()
+    return {
+        "wall": time.monotonic(),
+        "machine": (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK"),
+        "own": own.user + own.system + own.children_user + own.children_system,
+    }
+
+
+def snapshot() -> dict[str, Any]:
+    """What a report compares between a run's start and end: load averages and CPU time."""
+    return {"loadavg": loadavg(), "cpu": _cpu_seconds()}
+
+
+def other_cpus(start: dict[str, Any], end: dict[str, Any]) -> float | None:
+    """CPUs that other processes kept busy on average between two snapshots: the machine's
+    CPU time less this run's own, over the wall time. Unlike the load average, this does not
+    count the benchmark's own threads."""
+    a, b = start.get("cpu"), end.get("cpu")
+    if not a or not b or b["wall"] <= a["wall"]:
+        return None
+    return max(0.0, ((b["machine"] - a["machine"]) - (b["own"] - a["own"])) / (b["wall"] - a["wall"]))
+
+
+def report_lines(env: dict[str, Any], start: dict[str, Any], end: dict[str, Any]) -> list[str]:
+    """The lines a report opens with: when and where it ran, at which commit, the load
+    averages, and how much other work the machine did meanwhile (it skews the timings, less
+    so the ratios). Busy: other processes kept over a quarter of the CPUs busy."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v != "not installed")
+    others = other_cpus(start, end)
+    if others is None:
+        other = "- Other work during the run: not measured (no /proc/stat)."
+    else:
+        busy = others > env["nproc"] / 4
+        other = (
+            f"- Other work during the run: {others:.2f} of the {env['nproc']} CPUs busy on average "
+            "(the machine's CPU time, from /proc/stat, less this run's own)"
+            + (" — **the machine had other work running**: absolute times are inflated and noisier."
+               if busy else ".")
+        )
     return [
         f"- Date: {env['date']}",
         f"- Machine: {env['nproc']} CPUs ({env['cpu']}), {env['memory_gib']} GiB RAM, {env['platform']}",
         f"- skvault at commit {env['commit']}; Python {env['python']}; {versions}",
-        f"- Load average (1/5/15 min) at the start {start}, at the end {end}"
-        + (" — **the machine had other work running** when the run began (more than half its CPUs "
-           "busy over the last minute): absolute times are inflated and noisier." if busy else "."),
+        f"- Load average (1/5/15 min) at the start {start.get('loadavg')}, at the end {end.get('loadavg')}"
+        " (it counts the benchmark's own threads too).",
+        other,
     ]

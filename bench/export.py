@@ -83,7 +83,7 @@ def main() -> None:
     models, X = native.build_models(ARGS.quick)
     batch = np.ascontiguousarray(X[:10000], dtype=np.float64)
     reps = 3 if ARGS.quick else 5
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "loadavg_start": environment.loadavg()}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "run_start": environment.snapshot()}
     for name, model in models.items():
         if name.startswith("pipeline"):
             continue

@@ -158,7 +158,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 200 if ARGS.quick else 1000
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}, "loadavg_start": environment.loadavg()}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}, "run_start": environment.snapshot()}
     with threadpool_limits(limits=ARGS.threads):
         models, X = build_models(ARGS.quick)
         rng = np.random.RandomState(1)

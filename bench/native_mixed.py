@@ -137,7 +137,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 100 if ARGS.quick else 500
-    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "loadavg_start": environment.loadavg()}
+    results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "run_start": environment.snapshot()}
     with threadpool_limits(limits=ARGS.threads), tempfile.TemporaryDirectory() as d:
         work = Path(d)
         X, y = make_frame(20000 if ARGS.quick else 50000, 0)

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    start = environment.loadavg()
+    start = environment.snapshot()
     out = ROOT / "bench" / "work" / "quick" if args.quick else ROOT / "bench" / "results"
     work = ROOT / "bench" / "work" / "scan"
     shutil.rmtree(work, ignore_errors=True)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             print(name, r, misses, flush=True)
         sizes = {f.name: f.stat().st_size for f in large}
         corpus_bytes = sum(p.stat().st_size for p in small)
-        head = environment.report_lines(environment.describe(work), start, environment.loadavg())
+        head = environment.report_lines(environment.describe(work), start, environment.snapshot())
         write_report(out, results, verdicts, sizes, len(small), corpus_bytes, len(index), args.quick, head)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -40,10 +40,10 @@ def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick
     import plots
 
     results["environment"] = environment.describe(HERE)
-    if "loadavg_start" in results:
+    if "run_start" in results:
         # After the title: when, where, at which commit, and how busy the machine was.
-        results["loadavg_end"] = environment.loadavg()
-        head = environment.report_lines(results["environment"], results["loadavg_start"], results["loadavg_end"])
+        results["run_end"] = environment.snapshot()
+        head = environment.report_lines(results["environment"], results["run_start"], results["run_end"])
         markdown = markdown[:1] + [""] + head + markdown[1:]
     out_dir = HERE / ("work/quick" if quick else "results")
     out_dir.mkdir(parents=True, exist_ok=True)

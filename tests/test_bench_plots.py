@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -212,27 +213,49 @@ def bench_timing(monkeypatch, tmp_path: Path):
     return timing
 
 
-# The end's load average (2.5 below) counts the benchmark's own threads: only the start's
-# first value says whether other work was running.
-@pytest.mark.parametrize("start, busy", [([0.4, 0.5, 0.6], False), ([3.1, 2.0, 1.0], True)])
-def test_reports_open_with_machine_commit_and_load_averages(tmp_path: Path, monkeypatch, start, busy) -> None:
-    """issue 24: the results tables keep the load averages. A run that records its start load
-    average gets, after its title, the date, machine, commit and load averages, and a warning
-    when more than half the CPUs were busy as it began."""
-    import os
+def snap(load: float, wall: float, machine: float, own: float) -> dict:
+    return {"loadavg": [load] * 3, "cpu": {"wall": wall, "machine": machine, "own": own}}
 
+
+# Busy or not by what other processes used: the CPU time the machine spent less the run's own,
+# over the run's wall time (the load averages count the benchmark's own threads too).
+@pytest.mark.parametrize(
+    "end, others, busy",
+    [(snap(1.9, 110.0, 1020.0, 119.0), "0.10", False), (snap(1.9, 110.0, 1030.0, 119.0), "1.10", True)],
+)
+def test_reports_open_with_machine_commit_load_and_other_work(tmp_path: Path, monkeypatch, end, others, busy) -> None:
+    """issue 24: the results tables keep the load averages. A run that records its start gets,
+    after its title, the date, machine, commit, load averages and the other processes' CPU use,
+    marked busy over a quarter of the CPUs."""
     timing = bench_timing(monkeypatch, tmp_path)
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.5, 2.5))
-    doc = dict(native_doc(), loadavg_start=start)
-    md = timing.write_results("native", doc, ["# Native inference", "", "| table |"], quick=True)
+    import environment
+
+    monkeypatch.setattr(environment, "snapshot", lambda: end)
+    start = snap(0.4, 100.0, 1000.0, 100.0)
+    md = timing.write_results("native", dict(native_doc(), run_start=start), ["# Native", "", "| t |"], quick=True)
     lines = md.read_text().splitlines()
-    assert lines[:2] == ["# Native inference", ""]
+    assert lines[:2] == ["# Native", ""]
     assert lines[2].startswith("- Date: ") and lines[3].startswith("- Machine: ")
     assert lines[4].startswith("- skvault at commit ")
-    assert lines[5].startswith(f"- Load average (1/5/15 min) at the start {start}, at the end [2.5, 2.5, 2.5]")
-    assert ("other work running" in lines[5]) == busy
-    assert lines[6:] == ["", "| table |"]
-    assert json.loads(md.with_suffix(".json").read_text())["loadavg_end"] == [2.5, 2.5, 2.5]
+    assert lines[5].startswith("- Load average (1/5/15 min) at the start [0.4, 0.4, 0.4], at the end [1.9, 1.9, 1.9]")
+    assert lines[6].startswith(f"- Other work during the run: {others} of the ")
+    assert ("other work running" in lines[6]) == busy
+    assert lines[7:] == ["", "| t |"]
+    assert json.loads(md.with_suffix(".json").read_text())["run_end"] == end
+
+
+def test_other_work_is_measured_from_proc_stat() -> None:
+    """Two real snapshots a moment apart: a number of CPUs between 0 and the machine's."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import environment
+    finally:
+        sys.path.remove(str(BENCH))
+    a = environment.snapshot()
+    sum(i * i for i in range(300_000))  # this process's own work is not other work
+    b = environment.snapshot()
+    others = environment.other_cpus(a, b)
+    assert others is not None and 0.0 <= others <= (os.cpu_count() or 1)
 
 
 def test_reports_without_a_start_load_average_are_unchanged(tmp_path: Path, monkeypatch) -> None:
