@@ -53,14 +53,16 @@ def loadavg() -> list[float] | None:
 
 
 def _git(root: Path) -> str:
-    """The commit the benchmarked tree is at (read-only git calls), '+dirty' with local changes."""
+    """The commit the benchmarked tree is at (read-only git calls), '+dirty' with local changes
+    (results that earlier benchmarks of the same run just wrote do not count)."""
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)bench/results"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         return head + ("+dirty" if dirty else "")

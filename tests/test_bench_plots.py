@@ -262,3 +262,27 @@ def test_reports_without_a_start_load_average_are_unchanged(tmp_path: Path, monk
     timing = bench_timing(monkeypatch, tmp_path)
     md = timing.write_results("native", native_doc(), ["# Native inference", "", "| table |"], quick=True)
     assert md.read_text().splitlines() == ["# Native inference", "", "| table |"]
+
+
+def test_commit_is_dirty_for_changed_code_not_for_fresh_results(tmp_path: Path) -> None:
+    """A report names the commit it measured; results the same `make bench` run has just
+    rewritten do not make it '+dirty', a changed source file does."""
+    import subprocess
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import environment
+    finally:
+        sys.path.remove(str(BENCH))
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "native.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "bench" / "results" / "native.md").write_text("new\n")
+    assert environment._git(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert environment._git(tmp_path) == head + "+dirty"
