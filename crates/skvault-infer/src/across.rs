@@ -199,11 +199,7 @@ impl Across {
         if self.has_values() {
             return self.add_values(found, acc);
         }
-        for (tree, l) in trees.iter().zip(found) {
-            for (a, v) in acc.iter_mut().zip(tree.values(*l as u32)) {
-                *a += *v;
-            }
-        }
+        Tree::add_leaf_values(trees, found.iter().map(|l| *l as u32), acc);
     }
 
     /// Whether a walk gives the leaves' values (else their ordinals).

@@ -249,11 +249,7 @@ impl TreeEnsemble {
                 one.fill_one(row, nf, |v| v);
                 row_leaves(&self.trees, &one, &mut leaf);
                 // Summed in tree order, as below.
-                for (tree, l) in self.trees.iter().zip(&leaf) {
-                    for (a, v) in acc.iter_mut().zip(tree.values(*l)) {
-                        *a += *v;
-                    }
-                }
+                Tree::add_leaf_values(&self.trees, leaf.iter().copied(), acc);
             }
             return;
         }

@@ -630,6 +630,20 @@ impl<T: Threshold> Tree<T> {
         self.values.get(start..start.checked_add(self.width)?)
     }
 
+    /// Adds to `acc` the values of the leaf each of `trees` reached (`leaves`, one ordinal
+    /// per tree), tree by tree in order: the sum scikit-learn's forest makes on one thread.
+    pub fn add_leaf_values(
+        trees: &[Tree<T>],
+        leaves: impl IntoIterator<Item = u32>,
+        acc: &mut [f64],
+    ) {
+        for (tree, l) in trees.iter().zip(leaves) {
+            for (a, v) in acc.iter_mut().zip(tree.values(l)) {
+                *a += *v;
+            }
+        }
+    }
+
     /// The values of a leaf found by `leaves`.
     #[inline]
     pub fn values(&self, leaf: u32) -> &[f64] {
