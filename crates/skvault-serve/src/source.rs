@@ -262,7 +262,6 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
     // page show it: one record of the file, from its manifest (skvault-card).
     let cx = skvault_card::Context {
         name: spec.name.clone(),
-        registry_version: doc.is_some(),
         ..skvault_card::Context::default()
     };
     let record = serde_json::to_value(skvault_card::record(&file, &cx))
