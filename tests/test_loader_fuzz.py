@@ -47,36 +47,48 @@ MODELS = {
     "svc": lambda: SVC(probability=True, random_state=0).fit(X, (X[:, 0] * 3).astype(int)),
 }
 
-CHILD = textwrap.dedent(
+def _child(n_features: int, body: str) -> str:
+    """A child script: for each file of the folder it is given, named on stdout first (the last
+    name printed is the file a crash happened on), ``body`` runs with the file's ``path`` and
+    ``X`` (20 rows of ``n_features``); "done" once every file is through."""
+    head = textwrap.dedent(
+        f"""
+        import sys, os, warnings
+        import numpy as np
+        import skvault
+        import skvault.native
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(1).rand(20, {n_features})
+        folder = sys.argv[1]
+        for name in sorted(os.listdir(folder)):
+            print(name, flush=True)
+            path = os.path.join(folder, name)
+        """
+    )
+    return head + textwrap.indent(textwrap.dedent(body), "    ") + 'print("done", flush=True)\n'
+
+
+CHILD = _child(
+    3,
     """
-    import sys, os, warnings
-    import numpy as np
-    import skvault
-    warnings.simplefilter("ignore")
-    X = np.random.RandomState(1).rand(20, 3)
-    folder = sys.argv[1]
-    for name in sorted(os.listdir(folder)):
-        print(name, flush=True)
-        data = open(os.path.join(folder, name), "rb").read()
-        try:
-            obj = skvault.loads(data)
-        except skvault.SkvaultError:
+    try:
+        obj = skvault.loads(open(path, "rb").read())
+    except skvault.SkvaultError:
+        continue
+    for method in ("predict", "predict_proba", "decision_function", "kneighbors", "toarray", "apply"):
+        f = getattr(obj, method, None)
+        if f is None:
             continue
-        for method in ("predict", "predict_proba", "decision_function", "kneighbors", "toarray", "apply"):
-            f = getattr(obj, method, None)
-            if f is None:
-                continue
-            try:
-                f() if method == "toarray" else f(X)
-            except Exception:
-                pass
-        for attr in ("feature_importances_",):
-            try:
-                getattr(obj, attr)
-            except Exception:
-                pass
-    print("done", flush=True)
-    """
+        try:
+            f() if method == "toarray" else f(X)
+        except Exception:
+            pass
+    for attr in ("feature_importances_",):
+        try:
+            getattr(obj, attr)
+        except Exception:
+            pass
+    """,
 )
 
 INTERESTING = [-(2**63), -(2**31), -7, -2, -1, 0, 1, 2, 3, 255, 256, 2**31 - 1, 2**31, 2**40, 2**62]
@@ -259,28 +271,20 @@ def test_mutated_compressed_files_are_refused_or_decode_to_the_original(model, t
 # own while the objects are built, each tree created once its own checks passed (SECURITY.md,
 # "What load does", step 5). Mutants of such a forest, loaded mapped in a child with limits,
 # with and without verify, then used: never a crash, a hang or a memory bomb.
-CHILD_MAPPED = textwrap.dedent(
+CHILD_MAPPED = _child(
+    6,
     """
-    import sys, os, warnings
-    import numpy as np
-    import skvault
-    warnings.simplefilter("ignore")
-    X = np.random.RandomState(1).rand(20, 6)
-    folder = sys.argv[1]
-    for name in sorted(os.listdir(folder)):
-        print(name, flush=True)
-        for verify in (None, True):
+    for verify in (None, True):
+        try:
+            obj = skvault.load(path, mmap=True, verify=verify)
+        except skvault.SkvaultError:
+            continue
+        for method in ("predict_proba", "apply"):
             try:
-                obj = skvault.load(os.path.join(folder, name), mmap=True, verify=verify)
-            except skvault.SkvaultError:
-                continue
-            for method in ("predict_proba", "apply"):
-                try:
-                    getattr(obj, method)(X)
-                except Exception:
-                    pass
-    print("done", flush=True)
-    """
+                getattr(obj, method)(X)
+            except Exception:
+                pass
+    """,
 )
 
 
@@ -298,3 +302,4 @@ def test_mutated_large_forests_never_crash_a_mapped_load(tmp_path):
     for i, data in enumerate(_mutants(make, rng, max(N // 3, 1))):
         (tmp_path / f"{i:05d}.skv").write_bytes(data)
     _run_child(CHILD_MAPPED, tmp_path, "mapped forest")
+
