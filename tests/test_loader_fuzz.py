@@ -303,3 +303,43 @@ def test_mutated_large_forests_never_crash_a_mapped_load(tmp_path):
         (tmp_path / f"{i:05d}.skv").write_bytes(data)
     _run_child(CHILD_MAPPED, tmp_path, "mapped forest")
 
+
+# One row through a forest large enough to be shared with the helper thread (4096 steps or
+# more), whose leaf values are laid out beside the leaves and summed by both threads
+# (crates/skvault-infer/src/pair.rs). Mutants of such a forest, loaded by skvault.native in a
+# child with limits and predicted row by row: refused at load, or answered; never a crash, a
+# hang or a memory bomb.
+CHILD_NATIVE = _child(
+    6,
+    """
+    try:
+        model = skvault.native.load(path)
+    except skvault.SkvaultError:
+        continue
+    for i in range(len(X)):
+        for method in ("predict", "predict_proba"):
+            try:
+                getattr(model, method)(X[i : i + 1])
+            except skvault.SkvaultError:
+                pass
+    """,
+)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_mutated_forests_never_crash_native_one_row_predictions(tmp_path, n_classes):
+    rng = np.random.RandomState(0)
+    Xf = rng.rand(400, 6)
+    yf = rng.randint(0, n_classes, 400)
+
+    def make():
+        return RandomForestClassifier(n_estimators=300, random_state=0).fit(Xf, yf)
+
+    depths = [e.tree_.max_depth for e in make().estimators_]
+    work = sum(max(depths[i : i + 16]) * len(depths[i : i + 16]) for i in range(0, len(depths), 16))
+    assert work >= 4096, "the forest is too small for one row to be shared with the helper"
+    rng = random.Random(f"{SEED}-native-forest-{n_classes}")
+    for i, data in enumerate(_mutants(make, rng, max(N // 3, 1))):
+        (tmp_path / f"{i:05d}.skv").write_bytes(data)
+    lines = _run_child(CHILD_NATIVE, tmp_path, f"native forest, {n_classes} classes")
+    assert len(lines) == len(list(tmp_path.iterdir()))
