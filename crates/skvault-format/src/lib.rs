@@ -31,6 +31,7 @@ pub mod strict_json;
 pub mod testing;
 pub mod trailer;
 pub mod trust;
+mod wire;
 pub mod write;
 
 pub use codec::Codec;

@@ -9,6 +9,7 @@ use crate::error::{DecodeError, FormatError, Result};
 use crate::node::{parse_shape, Decoder, Node};
 use crate::pointer::Pointer;
 use crate::strict_json::{Json, Obj};
+use crate::wire;
 
 pub const MAGIC: &[u8; 8] = b"SKVAULT\0";
 pub const FORMAT_MAJOR: u16 = 1;
@@ -497,18 +498,24 @@ impl ArrayEntry {
         Value::Object(m)
     }
 
-    /// Parses entry `index`; `n_packs` is the length of the manifest's `packs`. A packed
+    /// Parses entry `index` (its members but `dtype`, and that one's text, parsed by
+    /// `dtypes`); `n_packs` is the length of the manifest's `packs`. A packed
     /// entry's `start` is filled in later, by [`Pack::collect`].
-    fn from_json(index: usize, v: &Json, n_packs: usize) -> Result<ArrayEntry> {
+    fn from_wire<'a>(
+        index: usize,
+        v: &wire::Entry<'a>,
+        n_packs: usize,
+        dtypes: &mut wire::Dtypes<'a>,
+    ) -> Result<ArrayEntry> {
         let table = Pointer::Root("/arrays");
         let path = table.index(index);
-        let Json::Object(m) = v else {
+        let wire::Entry::Object { members: m, dtype } = v else {
             return Err(FormatError::manifest(
                 path.to_string(),
                 "an array entry must be an object",
             ));
         };
-        let dtype = DType::from_json_at(m.get("dtype").unwrap_or(&Json::Null), &path.key("dtype"))?;
+        let dtype = dtypes.get(*dtype, &path.key("dtype"))?;
         let shape = parse_shape(m.get("shape"), &path.key("shape"))?;
         let order = match m.get("order").and_then(Json::as_str) {
             Some("C") => Order::C,
@@ -697,19 +704,31 @@ pub fn hex(bytes: &[u8]) -> String {
 /// 32 bytes from exactly 64 lowercase hex digits (a digest as the writer writes it), else
 /// `None`. Digit by digit with no parsing machinery: a forest's manifest holds thousands.
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+    // Each byte's value as a hex digit, or 0xff: one lookup per digit, and one test for the
+    // whole digest.
+    const NIBBLE: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut c = 0;
+        while c < 10 {
+            t[b'0' as usize + c] = c as u8;
+            c += 1;
         }
-    }
+        let mut c = 0;
+        while c < 6 {
+            t[b'a' as usize + c] = 10 + c as u8;
+            c += 1;
+        }
+        t
+    };
     let digits: &[u8; 64] = s.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *byte = hi << 4 | lo;
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// The manifest document.
@@ -807,8 +826,12 @@ impl Manifest {
 
     /// Parses and validates a manifest (the tree and the array table; not yet the file layout).
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
-        let value = Json::parse(bytes).map_err(|source| FormatError::ManifestJson { source })?;
-        let Json::Object(mut m) = value else {
+        let top = wire::Top::parse(bytes).map_err(|source| FormatError::ManifestJson { source })?;
+        let wire::Top::Object {
+            members: mut m,
+            arrays: table,
+        } = top
+        else {
             return Err(FormatError::manifest(
                 "",
                 "the manifest must be a JSON object",
@@ -832,11 +855,12 @@ impl Manifest {
                 .collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(FormatError::manifest("/packs", "must be a non-empty list")),
         };
-        let mut arrays = match m.get("arrays") {
-            Some(Json::Array(a)) => a
+        let mut dtypes = wire::Dtypes::default();
+        let mut arrays = match &table {
+            Some(wire::Table::List(a)) => a
                 .iter()
                 .enumerate()
-                .map(|(i, v)| ArrayEntry::from_json(i, v, packs.len()))
+                .map(|(i, v)| ArrayEntry::from_wire(i, v, packs.len(), &mut dtypes))
                 .collect::<Result<Vec<_>>>()?,
             _ => return Err(FormatError::manifest("/arrays", "must be a list")),
         };

@@ -38,17 +38,21 @@ pub struct Obj<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 /// ones by sorting their names once (a scan would be quadratic).
 const SCAN_LIMIT: usize = 16;
 
+/// `bytes` as text. One UTF-8 check of the whole text is cheaper than serde_json's check
+/// of each string.
+pub(crate) fn utf8(bytes: &[u8]) -> serde_json::Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        serde_json::Error::custom(format!(
+            "invalid UTF-8 at byte {} of the JSON text",
+            e.valid_up_to()
+        ))
+    })
+}
+
 impl<'a> Json<'a> {
     /// Parses `bytes` as one JSON value, refusing repeated member names.
     pub fn parse(bytes: &'a [u8]) -> serde_json::Result<Json<'a>> {
-        // One UTF-8 check of the whole text is cheaper than serde_json's check of each string.
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            serde_json::Error::custom(format!(
-                "invalid UTF-8 at byte {} of the JSON text",
-                e.valid_up_to()
-            ))
-        })?;
-        serde_json::from_str(text)
+        serde_json::from_str(utf8(bytes)?)
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -129,6 +133,37 @@ impl<'a> From<&'a Value> for Json<'a> {
 }
 
 impl<'a> Obj<'a> {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Obj(Vec::with_capacity(n))
+    }
+
+    /// Appends a member read from a document, refusing a name already among the first
+    /// [`SCAN_LIMIT`] (the name is the error); past those, [`Obj::check_unique`] checks once
+    /// the object is complete.
+    pub(crate) fn push_unique(
+        &mut self,
+        key: Cow<'a, str>,
+        value: Json<'a>,
+    ) -> Result<(), Cow<'a, str>> {
+        if self.0.len() < SCAN_LIMIT && self.0.iter().any(|(k, _)| *k == key) {
+            return Err(key);
+        }
+        self.0.push((key, value));
+        Ok(())
+    }
+
+    /// Refuses a repeated name (the error) in an object built by [`Obj::push_unique`].
+    pub(crate) fn check_unique(&self) -> Result<(), String> {
+        if self.0.len() > SCAN_LIMIT {
+            let mut names: Vec<&str> = self.keys().collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(w[0].to_owned());
+            }
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -178,10 +213,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
     }
 }
 
-struct JsonVisitor<'a>(PhantomData<&'a ()>);
+/// Reads any JSON value into [`Json`]; other readers of the manifest hand it the values they
+/// do not take apart themselves.
+pub(crate) struct JsonVisitor<'a>(PhantomData<&'a ()>);
+
+impl JsonVisitor<'_> {
+    pub(crate) fn new() -> Self {
+        JsonVisitor(PhantomData)
+    }
+}
 
 /// A string borrowed from the input when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -248,27 +291,20 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'a>, A::Error> {
-        let duplicate = |key: &str| {
-            let shown: String = key.chars().take(64).collect();
-            A::Error::custom(format!("duplicate key {shown:?}"))
-        };
-        let mut out: Vec<(Cow<'a, str>, Json<'a>)> = Vec::new();
+        let mut out = Obj::default();
         while let Some(Text(key)) = map.next_key()? {
             let value = map.next_value()?;
-            if out.len() < SCAN_LIMIT && out.iter().any(|(k, _)| *k == key) {
-                return Err(duplicate(&key));
-            }
-            out.push((key, value));
+            out.push_unique(key, value).map_err(|k| duplicate(&k))?;
         }
-        if out.len() > SCAN_LIMIT {
-            let mut names: Vec<&str> = out.iter().map(|(k, _)| k.as_ref()).collect();
-            names.sort_unstable();
-            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-                return Err(duplicate(w[0]));
-            }
-        }
-        Ok(Json::Object(Obj(out)))
+        out.check_unique().map_err(|k| duplicate(&k))?;
+        Ok(Json::Object(out))
     }
+}
+
+/// The error for a member name met twice in one object.
+pub(crate) fn duplicate<E: serde::de::Error>(key: &str) -> E {
+    let shown: String = key.chars().take(64).collect();
+    E::custom(format!("duplicate key {shown:?}"))
 }
 
 /// Parses `bytes` as JSON into a `serde_json::Value`, refusing duplicate keys.

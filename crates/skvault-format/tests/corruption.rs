@@ -1727,3 +1727,132 @@ fn a_deferred_padding_check_refuses_what_open_refuses() {
         }
     }
 }
+
+// ------------------------------------------------------------------ the array table's text
+
+/// The sample file with its manifest text (as serde_json writes it, compact) edited by `edit`.
+fn edited_text(edit: impl FnOnce(String) -> String) -> Vec<u8> {
+    let (manifest, data) = split(&sample_file(Codec::None));
+    let text = serde_json::to_string(&manifest).unwrap();
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit changed nothing");
+    container(edited.as_bytes(), &data)
+}
+
+fn assert_duplicate(bytes: Vec<u8>, name: &str) {
+    match open_err(bytes) {
+        FormatError::ManifestJson { source } => {
+            let message = source.to_string();
+            assert!(
+                message.contains(&format!("duplicate key \"{name}\"")),
+                "{message}"
+            );
+        }
+        other => panic!("expected a JSON error, got {other:?}"),
+    }
+}
+
+/// The array table is read member by member with its dtypes kept as text; repeated names
+/// must still be refused there as everywhere else in the manifest.
+#[test]
+fn repeated_member_names_in_and_around_the_array_table_are_refused() {
+    // A member of an entry, the dtype itself, a name inside a structured dtype's text, and
+    // the table at the top level.
+    assert_duplicate(
+        edited_text(|t| t.replacen(r#""order":"C","#, r#""order":"C","order":"C","#, 1)),
+        "order",
+    );
+    assert_duplicate(
+        edited_text(|t| t.replacen(r#""dtype":"<f8","#, r#""dtype":"<f8","dtype":"<f8","#, 1)),
+        "dtype",
+    );
+    assert_duplicate(
+        edited_text(|t| t.replacen(r#""itemsize":16"#, r#""itemsize":16,"itemsize":16"#, 1)),
+        "itemsize",
+    );
+    assert_duplicate(
+        edited_text(|t| t.replacen(r#""arrays":["#, r#""arrays":[],"arrays":["#, 1)),
+        "arrays",
+    );
+}
+
+#[test]
+fn array_entries_that_are_not_objects_are_refused_at_their_index() {
+    for other in ["1", "-2.5", "\"x\"", "null", "true", "[]", r#"[{"a":1}]"#] {
+        let bytes =
+            edited_text(|t| t.replacen(r#""arrays":["#, &format!(r#""arrays":[{other},"#), 1));
+        match open_err(bytes) {
+            FormatError::Manifest { path, .. } => assert_eq!(path, "/arrays/0", "{other}"),
+            e => panic!("{other}: expected a manifest error, got {e:?}"),
+        }
+    }
+    // Values that are not entries are still JSON and are checked as such.
+    assert_duplicate(
+        edited_text(|t| t.replacen(r#""arrays":["#, r#""arrays":[[{"a":1,"a":2}],"#, 1)),
+        "a",
+    );
+}
+
+#[test]
+fn an_array_table_that_is_not_a_list_is_refused() {
+    for other in ["1", "\"arrays\"", "null", "{}", r#"{"dtype":"<f8"}"#] {
+        let bytes = edited_text(|t| {
+            let (manifest, _) = split(&sample_file(Codec::None));
+            let table = serde_json::to_string(&manifest["arrays"]).unwrap();
+            t.replacen(&table, other, 1)
+        });
+        match open_err(bytes) {
+            FormatError::Manifest { path, .. } => assert_eq!(path, "/arrays", "{other}"),
+            e => panic!("{other}: expected a manifest error, got {e:?}"),
+        }
+    }
+}
+
+/// Entries whose dtype texts are equal share one parse of it; each must still get exactly the
+/// dtype its own text says, and a text that differs by a byte is parsed again.
+#[test]
+fn dtypes_are_parsed_per_distinct_text_and_checked_for_each_entry() {
+    let f = open(sample_file(Codec::None)).unwrap();
+    let dtypes: Vec<_> = f
+        .manifest()
+        .arrays
+        .iter()
+        .map(|e| e.dtype.clone())
+        .collect();
+    // The same structured dtype written with and without spaces: the second is new text.
+    let spaced =
+        r#"{"fields": [["x", "<i8", 0], ["y", "<f4", 8]], "itemsize": 16, "aligned": true}"#;
+    let compact = r#"{"fields":[["x","<i8",0],["y","<f4",8]],"itemsize":16,"aligned":true}"#;
+    let f = open(edited_text(|t| t.replacen(compact, spaced, 1))).unwrap();
+    let again: Vec<_> = f
+        .manifest()
+        .arrays
+        .iter()
+        .map(|e| e.dtype.clone())
+        .collect();
+    assert_eq!(again, dtypes);
+    read_all_and_verify(&f);
+    // A dtype text that breaks a rule (field y ends past the itemsize) is refused, although
+    // entries before it had good ones.
+    let bad = edited_text(|t| {
+        t.replacen(
+            compact,
+            r#"{"fields":[["x","<i8",0],["y","<f4",8]],"itemsize":10,"aligned":true}"#,
+            1,
+        )
+    });
+    match open_err(bad) {
+        FormatError::DType { path, message } => {
+            assert_eq!(path, "/arrays/2/dtype/fields/1");
+            assert!(message.contains("does not fit in itemsize 10"), "{message}");
+        }
+        e => panic!("expected a dtype error, got {e:?}"),
+    }
+}
+
+#[test]
+fn ten_thousand_nested_lists_in_a_dtype_are_a_json_error() {
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bytes = edited_text(|t| t.replacen(r#""dtype":"<f8""#, &format!(r#""dtype":{deep}"#), 1));
+    assert_variant!(open_err(bytes), FormatError::ManifestJson { .. });
+}

@@ -1,0 +1,229 @@
+//! The manifest's text read in one pass, with the array table taken apart as it is read.
+//!
+//! A forest's array table is most of its manifest (58% of the bytes of a 500-tree forest's)
+//! and mostly repeats itself: every tree's node array carries the same structured dtype.
+//! Reading the whole manifest into a [`Json`] document built that dtype's objects and lists
+//! once per entry, then parsed each into a [`DType`]. Here each entry's `dtype` is kept as
+//! its raw text, and [`Dtypes`] parses each distinct text once; the entry's other members
+//! are read as usual. Everything else of the manifest is read into [`Json`] as before.
+//!
+//! Nothing is validated here beyond JSON itself (and repeated member names, refused at any
+//! depth as [`Json`] refuses them): the manifest's rules are checked afterwards, on the
+//! whole document, so that the first error reported does not depend on the order of the
+//! members in the text.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::dtype::DType;
+use crate::error::{FormatError, Result};
+use crate::pointer::Pointer;
+use crate::strict_json::{duplicate, Json, JsonVisitor, Obj, Text};
+
+/// The manifest's top level: its members but `arrays`, and the array table apart.
+pub(crate) enum Top<'a> {
+    Object {
+        members: Obj<'a>,
+        /// `None` when the manifest has no `arrays` member.
+        arrays: Option<Table<'a>>,
+    },
+    /// Any JSON value but an object.
+    Other,
+}
+
+/// The `arrays` member.
+pub(crate) enum Table<'a> {
+    List(Vec<Entry<'a>>),
+    /// Any JSON value but a list.
+    Other,
+}
+
+/// One element of the array table.
+pub(crate) enum Entry<'a> {
+    Object {
+        /// Its members but `dtype`, in document order.
+        members: Obj<'a>,
+        /// The text of its `dtype` member, if it has one.
+        dtype: Option<&'a RawValue>,
+    },
+    /// Any JSON value but an object.
+    Other,
+}
+
+impl<'a> Top<'a> {
+    /// Parses `bytes` (UTF-8 JSON, checked here) in one pass.
+    pub(crate) fn parse(bytes: &'a [u8]) -> serde_json::Result<Top<'a>> {
+        let text = crate::strict_json::utf8(bytes)?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let top = TopSeed.deserialize(&mut de)?;
+        de.end()?;
+        Ok(top)
+    }
+}
+
+/// The members of an object, read into [`Json`] but for the one named `apart`, which `read`
+/// takes from the map as it likes. Repeated names are refused, as [`Json`] refuses them.
+fn members<'de, A: MapAccess<'de>, T>(
+    mut map: A,
+    apart: &str,
+    mut read: impl FnMut(&mut A) -> std::result::Result<T, A::Error>,
+) -> std::result::Result<(Obj<'de>, Option<T>), A::Error> {
+    // An array entry has up to 9 members besides its dtype.
+    let mut out = Obj::with_capacity(9);
+    let mut kept = None;
+    while let Some(Text(key)) = map.next_key()? {
+        if key == apart {
+            if kept.is_some() {
+                return Err(duplicate(&key));
+            }
+            kept = Some(read(&mut map)?);
+        } else {
+            let value: Json = map.next_value()?;
+            out.push_unique(key, value).map_err(|k| duplicate(&k))?;
+        }
+    }
+    out.check_unique().map_err(|k| duplicate(&k))?;
+    Ok((out, kept))
+}
+
+/// Implements the visitor methods of the JSON scalars, each answering `$other` (a finite
+/// number, as [`Json`] demands).
+macro_rules! scalars {
+    ($other:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+            JsonVisitor::new().visit_f64::<E>(v).map(|_| $other)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
+struct TopSeed;
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Top<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the manifest")
+    }
+
+    scalars!(Top::Other);
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Top<'de>, S::Error> {
+        JsonVisitor::new().visit_seq(seq).map(|_| Top::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Top<'de>, A::Error> {
+        let (members, arrays) = members(map, "arrays", |m| m.next_value_seed(TableSeed))?;
+        Ok(Top::Object { members, arrays })
+    }
+}
+
+struct TableSeed;
+
+impl<'de> DeserializeSeed<'de> for TableSeed {
+    type Value = Table<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Table<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TableSeed {
+    type Value = Table<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the array table")
+    }
+
+    scalars!(Table::Other);
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Table<'de>, A::Error> {
+        JsonVisitor::new().visit_map(map).map(|_| Table::Other)
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> std::result::Result<Table<'de>, S::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(entry) = seq.next_element_seed(EntrySeed)? {
+            out.push(entry);
+        }
+        Ok(Table::List(out))
+    }
+}
+
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Entry<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Entry<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Entry<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array entry")
+    }
+
+    scalars!(Entry::Other);
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Entry<'de>, S::Error> {
+        JsonVisitor::new().visit_seq(seq).map(|_| Entry::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Entry<'de>, A::Error> {
+        let (members, dtype) = members(map, "dtype", |m| m.next_value::<&RawValue>())?;
+        Ok(Entry::Object { members, dtype })
+    }
+}
+
+/// Each distinct dtype text of the array table parsed once. The parse is a function of the
+/// text alone, so entries whose texts are equal byte for byte share its result; only
+/// successes are kept (the first error ends the read).
+#[derive(Default)]
+pub(crate) struct Dtypes<'a>(HashMap<&'a str, DType>);
+
+impl<'a> Dtypes<'a> {
+    /// The dtype written as `raw` (`None`: the member is missing) at `path`.
+    pub(crate) fn get(&mut self, raw: Option<&'a RawValue>, path: &Pointer) -> Result<DType> {
+        let Some(raw) = raw else {
+            return DType::from_json_at(&Json::Null, path);
+        };
+        let text = raw.get();
+        if let Some(known) = self.0.get(text) {
+            return Ok(known.clone());
+        }
+        let value =
+            Json::parse(text.as_bytes()).map_err(|source| FormatError::ManifestJson { source })?;
+        let dtype = DType::from_json_at(&value, path)?;
+        self.0.insert(text, dtype.clone());
+        Ok(dtype)
+    }
+}
