@@ -285,14 +285,20 @@ impl<'f> Ctx<'f> {
                         ),
                     ));
                 }
-                let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
-                let mut data = Vec::with_capacity(bytes.len() / size);
-                for chunk in bytes.chunks_exact(size) {
-                    let v = element::decode(&e.dtype, chunk)
-                        .and_then(Element::as_f64)
-                        .ok_or_else(|| malformed(path, "undecodable element"))?;
-                    data.push(v);
-                }
+                let data = match le_f64s(&e.dtype, &bytes) {
+                    Some(data) => data,
+                    None => {
+                        let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
+                        let mut data = Vec::with_capacity(bytes.len() / size);
+                        for chunk in bytes.chunks_exact(size) {
+                            let v = element::decode(&e.dtype, chunk)
+                                .and_then(Element::as_f64)
+                                .ok_or_else(|| malformed(path, "undecodable element"))?;
+                            data.push(v);
+                        }
+                        data
+                    }
+                };
                 let data = match e.order {
                     Order::C => data,
                     Order::F => f_to_c(data, &shape),
@@ -712,6 +718,38 @@ pub(crate) fn node_float(node: &Node) -> Option<f64> {
     }
 }
 
+/// The elements of `bytes` as f64 when `dtype` is a little-endian `<f8`, `<f4`, `<i8` or `<i4`
+/// (every array scikit-learn writes on the platforms it supports), each type in a loop of its
+/// own; `None` for any other dtype. The general decoder matches the dtype for every element:
+/// on a 500-tree forest that was a tenth of a native load.
+fn le_f64s(dtype: &DType, bytes: &[u8]) -> Option<Vec<f64>> {
+    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+        bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a)
+            })
+            .collect()
+    }
+    let DType::Scalar {
+        order: ByteOrder::Little,
+        kind,
+        count,
+    } = dtype
+    else {
+        return None;
+    };
+    Some(match (kind, count) {
+        (Kind::Float, 8) => each(bytes, f64::from_le_bytes),
+        (Kind::Float, 4) => each(bytes, |a| f64::from(f32::from_le_bytes(a))),
+        (Kind::Int, 8) => each(bytes, |a| i64::from_le_bytes(a) as f64),
+        (Kind::Int, 4) => each(bytes, |a| f64::from(i32::from_le_bytes(a))),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -720,6 +758,47 @@ mod tests {
 
     fn scalar(order: ByteOrder, kind: Kind, count: u64) -> DType {
         DType::Scalar { order, kind, count }
+    }
+
+    /// The typed loops give bit for bit what the general decoder gives, NaN payloads, -0.0,
+    /// extreme integers and a trailing partial element included; other dtypes are left to it.
+    #[test]
+    fn little_endian_fast_paths_match_the_general_decoder() {
+        let mut bytes: Vec<u8> = (0..=255u8).collect();
+        bytes.extend(f64::NAN.to_le_bytes());
+        bytes.extend(f64::from_bits(0x7ff0_0000_0000_0001).to_le_bytes());
+        bytes.extend((-0.0f64).to_le_bytes());
+        bytes.extend(i64::MIN.to_le_bytes());
+        bytes.extend(f32::from_bits(0x7fc0_1234).to_le_bytes());
+        bytes.extend([0xff; 4]);
+        bytes.push(7); // not a whole element of any of the dtypes
+        for (kind, count) in [
+            (Kind::Float, 8),
+            (Kind::Float, 4),
+            (Kind::Int, 8),
+            (Kind::Int, 4),
+        ] {
+            let dtype = scalar(ByteOrder::Little, kind, count);
+            let fast = le_f64s(&dtype, &bytes).unwrap();
+            let slow: Vec<f64> = bytes
+                .chunks_exact(count as usize)
+                .map(|c| {
+                    element::decode(&dtype, c)
+                        .and_then(Element::as_f64)
+                        .unwrap()
+                })
+                .collect();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "{kind:?} {count}");
+        }
+        for other in [
+            scalar(ByteOrder::Big, Kind::Float, 8),
+            scalar(ByteOrder::Little, Kind::UInt, 8),
+            scalar(ByteOrder::Little, Kind::Int, 2),
+            scalar(ByteOrder::NotApplicable, Kind::Bool, 1),
+        ] {
+            assert!(le_f64s(&other, &bytes).is_none(), "{other:?}");
+        }
     }
 
     /// Records of (a: `<i8`, b: `>i8`, c: `<f8`, d: `<i4`, e: `>f8`), the values of row r
