@@ -21,6 +21,7 @@ from sklearn.tree import (
     ExtraTreeRegressor,
 )
 
+import skvault.native
 from native_helpers import (
     assert_both_raise,
     assert_same,
@@ -226,3 +227,33 @@ def test_one_row_shared_with_the_helper_thread_is_identical(tmp_path, cls, data)
     with ThreadPoolExecutor(3) as pool:
         for got in pool.map(one_by_one, range(3)):
             assert_same(got, want, "one row at a time, three threads")
+
+
+def test_the_one_row_layout_is_built_when_first_needed_or_when_prepared(tmp_path):
+    """A forest's one-row layout is built by the first call on a few rows (batches never
+    build it) or ahead by prepare_few_rows(), which reaches the forest inside a pipeline and
+    says whether the model has one. Several threads making the first one-row calls at once
+    share one build and get scikit-learn's answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, Xt = DATA["binary"]
+    forest = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)
+    pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X, y)
+    linear = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+    assert roundtrip(forest, tmp_path, "forest.skv").prepare_few_rows() is True
+    assert roundtrip(pipe, tmp_path, "pipe.skv").prepare_few_rows() is True
+    assert roundtrip(linear, tmp_path, "linear.skv").prepare_few_rows() is False
+    assert roundtrip(tree, tmp_path, "tree.skv").prepare_few_rows() is False
+
+    native = skvault.native.load(tmp_path / "forest.skv")
+    assert_same(native.predict_proba(Xt), forest.predict_proba(Xt), "a batch first")
+    rows = Xt[:40]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: native.predict_proba(rows[i : i + 1]), range(len(rows))))
+    assert_same(np.concatenate(got), forest.predict_proba(rows), "first one-row calls, four threads")
+    assert native.prepare_few_rows() is True

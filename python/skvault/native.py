@@ -405,6 +405,14 @@ class NativeModel:
     def score_samples(self, X: Any) -> np.ndarray:
         return _matrix(self._call("score_samples", X)[1:])
 
+    def prepare_few_rows(self) -> bool:
+        """Build now what the first prediction on fewer than 8 rows builds otherwise: a
+        forest's one-row layout (16 bytes a node and a leaf; batches never use it). For a
+        service whose first request should be as fast as the next; ``skvault serve`` does
+        it when it loads a model. Returns whether the model has such a layout.
+        """
+        return self._inner.prepare_few_rows()
+
     def validate(self) -> dict[str, Any]:
         """Re-check the validation rows stored in the file (``dump(..., validation=...)``)
         with native inference, without scikit-learn: labels must match exactly, numbers

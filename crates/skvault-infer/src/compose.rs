@@ -271,6 +271,11 @@ impl Estimator for Pipeline {
     fn class(&self) -> &str {
         "sklearn.pipeline.Pipeline"
     }
+    fn prepare_few_rows(&self) -> bool {
+        let narrow = self.narrow.iter().flat_map(|n| [&n.transform, &n.last]);
+        let steps = self.transforms.iter().chain(&self.last).chain(narrow);
+        steps.fold(false, |any, step| step.prepare_few_rows() | any)
+    }
     fn view(&self) -> crate::view::View<'_> {
         crate::view::View::Pipeline {
             n_features: self.n_features,

@@ -221,6 +221,14 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Builds now what predictions on a few rows would otherwise build on their first call
+    /// (a forest's one-row layout), for a server that wants its first request as fast as
+    /// the others. Composites pass it on to their steps. Whether anything of the kind is
+    /// ready now.
+    fn prepare_few_rows(&self) -> bool {
+        false
+    }
+
     /// The fitted parameters, for exporters; `Opaque` until an estimator describes itself.
     fn view(&self) -> crate::view::View<'_> {
         crate::view::View::Opaque {

@@ -6,7 +6,7 @@
 //! cache); large inputs spread the blocks over rayon's threads, each block keeping the tree
 //! order, so parallelism never changes a result.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 use skvault_format::Node;
@@ -54,8 +54,11 @@ pub(crate) struct TreeEnsemble {
     average: bool,
     classes: Option<Classes>,
     allow_nan: bool,
-    /// The trees laid out for one row at a time (forests; `None` if they do not fit).
-    across: Option<Arc<Across>>,
+    /// The trees laid out for one row at a time (forests; `None` if they do not fit), built
+    /// by the first call on fewer than 8 rows or by [`Estimator::prepare_few_rows`]: batch
+    /// scoring never needs it, and it is 16 bytes a node and a leaf (48 MB, and a tenth of
+    /// the load, on a 500-tree forest of depth 20).
+    across: OnceLock<Option<Arc<Across>>>,
 }
 
 /// Builds the estimator if `o` is a tree or forest class; `None` for other classes.
@@ -135,7 +138,7 @@ fn single_tree(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         average: false,
         classes,
         allow_nan,
-        across: None,
+        across: OnceLock::from(None),
     })
 }
 
@@ -167,7 +170,6 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         trees.push(Tree::from_estimator(&t, n_features, kind)?);
     }
     let width = trees.first().map_or(0, Tree::width);
-    let across = Across::new(&trees).map(Arc::new);
     Ok(TreeEnsemble {
         class: o.class().to_string(),
         n_features,
@@ -176,7 +178,7 @@ fn forest(o: &Obj<'_, '_>, classifier: bool) -> Result<TreeEnsemble> {
         average: true,
         classes,
         allow_nan: true,
-        across,
+        across: OnceLock::new(),
     })
 }
 
@@ -223,13 +225,20 @@ fn first_where(values: &[f32], bad: impl Fn(f32) -> bool) -> Option<usize> {
 }
 
 impl TreeEnsemble {
+    /// The one-row layout, built on first use.
+    fn across(&self) -> Option<&Arc<Across>> {
+        self.across
+            .get_or_init(|| Across::new(&self.trees).map(Arc::new))
+            .as_ref()
+    }
+
     /// The summed (forest) or copied (single tree) leaf values of rows `x32`, into `out`.
     fn block(&self, x32: &[f32], out: &mut [f64]) {
         let (nf, w) = (self.n_features, self.width);
         if self.average && out.len() / w < 8 {
             // Few rows: trees side by side instead of rows (see `row_leaves`).
             let mut one = Rows::default();
-            if let Some(across) = &self.across {
+            if let Some(across) = self.across() {
                 let mut found = vec![0u64; self.trees.len() * across.words()];
                 for (row, acc) in x32.chunks_exact(nf).zip(out.chunks_exact_mut(w)) {
                     one.fill_one(row, nf, |v| v);
@@ -397,6 +406,10 @@ impl Estimator for TreeEnsemble {
         &self.class
     }
 
+    fn prepare_few_rows(&self) -> bool {
+        self.across().is_some()
+    }
+
     fn n_features(&self) -> usize {
         self.n_features
     }
@@ -450,6 +463,51 @@ impl Estimator for TreeEnsemble {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A forest regressor over `nf` features of random trees (see `across::tests::forest`).
+    fn regressor(n_trees: usize, nf: usize) -> TreeEnsemble {
+        let mut rng = skvault_format::fuzzing::Rng::new(0xf0e5);
+        let trees = crate::across::tests::forest(&mut rng, n_trees, nf);
+        TreeEnsemble {
+            class: "sklearn.ensemble._forest.RandomForestRegressor".into(),
+            n_features: nf,
+            width: trees[0].width(),
+            trees,
+            average: true,
+            classes: None,
+            allow_nan: true,
+            across: OnceLock::new(),
+        }
+    }
+
+    fn values(p: Prediction) -> Vec<u64> {
+        match p {
+            Prediction::Values(m) => m.data.iter().map(|v| v.to_bits()).collect(),
+            Prediction::Labels(_) => panic!("labels from a regressor"),
+        }
+    }
+
+    /// Batches leave the one-row layout unbuilt; the first call on a few rows builds it (or
+    /// `prepare_few_rows` does), and its answers are those of the batch path, bit for bit.
+    #[test]
+    fn the_one_row_layout_is_built_on_first_use() {
+        let nf = 5;
+        let forest = regressor(40, nf);
+        let data: Vec<f64> = (0..20 * nf).map(|i| (i % 7) as f64 - 3.0).collect();
+        let batch = forest
+            .predict(&MatrixView::new(&data, 20, nf).unwrap())
+            .unwrap();
+        assert!(forest.across.get().is_none(), "built by a batch");
+        let few = forest
+            .predict(&MatrixView::new(&data[..3 * nf], 3, nf).unwrap())
+            .unwrap();
+        assert!(matches!(forest.across.get(), Some(Some(_))), "not built");
+        assert_eq!(values(few), values(batch)[..3]);
+
+        let prepared = regressor(40, nf);
+        assert!(prepared.prepare_few_rows());
+        assert!(matches!(prepared.across.get(), Some(Some(_))));
+    }
 
     /// The refused value named is the first one in row-major order, wherever it falls among
     /// the checked chunks; what each `Finite` refuses is as before.

@@ -81,6 +81,14 @@ impl Model {
         Ok(Model { est, feature_names })
     }
 
+    /// Builds now what predictions on a few rows would otherwise build on their first call
+    /// (a forest's one-row layout): `skvault serve` calls it when it loads a model, so that
+    /// its first request is as fast as the next. Batch scoring never needs it. Whether the
+    /// model has such a layout.
+    pub fn prepare_few_rows(&self) -> bool {
+        self.est.prepare_few_rows()
+    }
+
     /// The qualified class name of the model's root estimator.
     pub fn class(&self) -> &str {
         self.est.class()

@@ -253,6 +253,12 @@ impl NativeModel {
         self.model.feature_names().map(<[String]>::to_vec)
     }
 
+    /// Builds now what the first prediction on a few rows would build (a forest's one-row
+    /// layout); whether the model has one.
+    fn prepare_few_rows(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.model.prepare_few_rows())
+    }
+
     /// The names of the methods the model has.
     #[getter]
     fn methods(&self) -> Vec<&'static str> {

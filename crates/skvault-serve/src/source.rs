@@ -215,6 +215,8 @@ pub fn load(spec: &Spec, registry: Option<&Registry>) -> Result<Arc<Loaded>, Ser
     let model = Model::from_file(&file).map_err(|e| failed(e.to_string()))?;
     skvault_infer::validation::check(&model, &file)
         .map_err(|e| failed(format!("the file's validation rows do not pass: {e}")))?;
+    // Requests are mostly a row or a few: built here, not by the first of them.
+    model.prepare_few_rows();
     let metadata = &file.manifest().metadata;
     let schema_json = metadata.get("input_schema").cloned();
     let schema = match &schema_json {
