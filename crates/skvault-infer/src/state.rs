@@ -401,6 +401,18 @@ impl<'f> Ctx<'f> {
     }
 }
 
+/// `<i8` and `<f8`: what scikit-learn's node records hold on every platform it supports.
+pub(crate) const LE_I8: DType = DType::Scalar {
+    order: ByteOrder::Little,
+    kind: Kind::Int,
+    count: 8,
+};
+pub(crate) const LE_F8: DType = DType::Scalar {
+    order: ByteOrder::Little,
+    kind: Kind::Float,
+    count: 8,
+};
+
 /// A structured array read whole (or borrowed from a mapped file); columns are extracted by
 /// field name.
 pub(crate) struct Records<'b> {
@@ -412,6 +424,22 @@ pub(crate) struct Records<'b> {
 }
 
 impl Records<'_> {
+    /// Records of `itemsize` bytes with `fields`, as many as `bytes` holds whole.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        fields: Vec<Field>,
+        itemsize: usize,
+        bytes: Vec<u8>,
+    ) -> Records<'static> {
+        Records {
+            fields,
+            itemsize,
+            len: bytes.len() / itemsize,
+            bytes: Cow::Owned(bytes),
+            path: "/t".into(),
+        }
+    }
+
     /// The field called `name`: its dtype, its offset in a record and its size.
     fn numeric_field(&self, name: &str) -> Result<(&DType, usize, usize)> {
         let field = self
@@ -516,15 +544,19 @@ impl Records<'_> {
         &self,
         names: [&str; N],
     ) -> Option<(&[u8], usize, [usize; N])> {
-        let wanted = DType::Scalar {
-            order: ByteOrder::Little,
-            kind: Kind::Int,
-            count: 8,
-        };
+        self.fields_of(names.map(|name| (name, LE_I8)))
+    }
+
+    /// [`Records::le_i64_fields`] for fields of any dtypes: each named field must have
+    /// exactly the dtype given with it.
+    pub fn fields_of<const N: usize>(
+        &self,
+        fields: [(&str, DType); N],
+    ) -> Option<(&[u8], usize, [usize; N])> {
         let mut offsets = [0usize; N];
-        for (name, slot) in names.iter().zip(offsets.iter_mut()) {
-            let (dtype, offset, _) = self.numeric_field(name).ok()?;
-            if *dtype != wanted || offset.checked_add(8)? > self.itemsize {
+        for ((name, wanted), slot) in fields.iter().zip(offsets.iter_mut()) {
+            let (dtype, offset, size) = self.numeric_field(name).ok()?;
+            if dtype != wanted || offset.checked_add(size)? > self.itemsize {
                 return None;
             }
             *slot = offset;
