@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -109,15 +110,20 @@ def tl2cgen_engine(model: Any, tl: Any, workdir: Path, notes: dict[str, str]
     return lambda A: proba_columns(pred.predict(tl2cgen.DMatrix(A)), len(A))
 
 
-def engines(model: Any, X: np.ndarray, workdir: Path, notes: dict[str, str]
-            ) -> dict[str, Callable[[np.ndarray], np.ndarray] | str]:
+def engines(model: Any, X: np.ndarray, workdir: Path, notes: dict[str, str],
+            loaders: dict[str, Callable[[], Any]]) -> dict[str, Callable[[np.ndarray], np.ndarray] | str]:
     """name -> predict_proba function, or the reason the engine is not available. Extra
-    facts to report (tl2cgen's compile time) go into `notes`."""
+    facts to report (tl2cgen's compile time) go into `notes`; `loaders` gets, for the
+    engines that open a file, the call from that file to a model ready to predict."""
     out: dict[str, Callable | str] = {"scikit-learn": model.predict_proba}
+    pickled = workdir / "model.pkl"
+    pickled.write_bytes(pickle.dumps(model, protocol=5))
+    loaders["scikit-learn"] = lambda: pickle.loads(pickled.read_bytes())
     path = workdir / "model.skv"
     skvault.dump(model, path)
     native = skvault.native.load(path)
     out["skvault.native"] = native.predict_proba
+    loaders["skvault.native"] = lambda: skvault.native.load(path)
     try:
         import onnxruntime as ort
         from skl2onnx import to_onnx
@@ -129,7 +135,10 @@ def engines(model: Any, X: np.ndarray, workdir: Path, notes: dict[str, str]
         so = ort.SessionOptions()
         so.intra_op_num_threads = ARGS.threads
         so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(onx.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        onnx_path = workdir / "model.onnx"
+        onnx_path.write_bytes(onx.SerializeToString())
+        sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        loaders["onnxruntime"] = lambda: ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         out["onnxruntime"] = lambda A: sess.run(["probabilities"], {name: A.astype(np.float32)})[0]
     except Exception as e:  # noqa: BLE001 - any conversion failure is reported, not fatal
@@ -158,6 +167,7 @@ def main() -> None:
 
     reps_batch = 3 if ARGS.quick else 5
     reps_one = 200 if ARGS.quick else 1000
+    reps_load = 3 if ARGS.quick else 5
     results: dict[str, Any] = {"threads": ARGS.threads, "quick": ARGS.quick, "models": {}, "notes": {}, "run_start": environment.snapshot()}
     with threadpool_limits(limits=ARGS.threads):
         models, X = build_models(ARGS.quick)
@@ -176,8 +186,9 @@ def main() -> None:
                 model.set_params(n_jobs=n_jobs)
             rows = {}
             notes: dict[str, str] = {}
+            loaders: dict[str, Callable[[], Any]] = {}
             with tempfile.TemporaryDirectory() as d:
-                for engine, fn in engines(model, X, Path(d), notes).items():
+                for engine, fn in engines(model, X, Path(d), notes, loaders).items():
                     if isinstance(fn, str):
                         rows[engine] = {"note": fn}
                         print(f"  {engine}: {fn}")
@@ -191,7 +202,10 @@ def main() -> None:
                             raise SystemExit(f"native output differs from scikit-learn on {name}: {diff}")
                     t_batch = best_time(lambda: fn(batch), reps_batch)
                     t_one = median_time(lambda: fn(one), reps_one if engine != "scikit-learn" else reps_one // 10)
+                    load = loaders.get(engine)
+                    t_load = median_time(load, reps_load) if load else None
                     rows[engine] = {
+                        "load_ms": None if t_load is None else t_load * 1e3,
                         "batch_rows_per_s": 10000 / t_batch,
                         "batch_ms": t_batch * 1e3,
                         "one_row_us": t_one * 1e6,
@@ -213,21 +227,26 @@ def write(results: dict[str, Any]) -> None:
         "# Native inference: predict_proba throughput and latency",
         "",
         f"Threads: {results['threads']} for every engine. Batch: 10000 rows (best of several runs);"
-        " one row: median latency. Ratio: batch throughput / scikit-learn's.",
+        " one row: median latency. Ratio: batch throughput / scikit-learn's. Load: median time"
+        " from the file (in the page cache) to a model ready to predict: `pickle.loads` of the"
+        " file's bytes for scikit-learn, `skvault.native.load` (digests checked, state"
+        " validated), an `InferenceSession` on the .onnx file for onnxruntime; not measured"
+        " for treelite.",
         "",
         "Chart: [native.png](native.png)",
         "",
     ]
     for name, rows in results["models"].items():
-        lines += [f"## {name}", "", "| engine | 10000 rows (ms) | ratio | 1 row (µs) | max abs diff |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [f"## {name}", "", "| engine | 10000 rows (ms) | ratio | 1 row (µs) | load (ms) | max abs diff |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for engine, r in rows.items():
             if "note" in r:
-                lines.append(f"| {engine} | {r['note']} | | | |")
+                lines.append(f"| {engine} | {r['note']} | | | | |")
             else:
+                load = "" if r.get("load_ms") is None else f"{r['load_ms']:.1f}"
                 lines.append(
                     f"| {engine} | {r['batch_ms']:.1f} | {r['throughput_vs_sklearn']:.2f}x | "
-                    f"{r['one_row_us']:.1f} | {r['max_abs_diff']:.2g} |"
+                    f"{r['one_row_us']:.1f} | {load} | {r['max_abs_diff']:.2g} |"
                 )
         lines.append("")
         for key, value in results["notes"].get(name, {}).items():
