@@ -20,6 +20,7 @@ convert or run a model is reported as such, with the reason.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -36,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="50-tree forest, fewer repetitions")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="only write the report again from a run's native.json (no measuring)")
     return p.parse_args()
 
 
@@ -243,7 +246,8 @@ def write(results: dict[str, Any]) -> None:
             if "note" in r:
                 lines.append(f"| {engine} | {r['note']} | | | | |")
             else:
-                load = "" if r.get("load_ms") is None else f"{r['load_ms']:.1f}"
+                load = r.get("load_ms")
+                load = "" if load is None else f"{load:.1f}" if load >= 1 else f"{load:.2f}"
                 lines.append(
                     f"| {engine} | {r['batch_ms']:.1f} | {r['throughput_vs_sklearn']:.2f}x | "
                     f"{r['one_row_us']:.1f} | {load} | {r['max_abs_diff']:.2g} |"
@@ -251,8 +255,11 @@ def write(results: dict[str, Any]) -> None:
         lines.append("")
         for key, value in results["notes"].get(name, {}).items():
             lines += [f"{key}: {value} (not included in the times above).", ""]
-    write_results("native", results, lines, ARGS.quick)
+    write_results("native", results, lines, results.get("quick", ARGS.quick))
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.render:
+        write(json.loads(ARGS.render.read_text()))
+    else:
+        main()

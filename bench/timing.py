@@ -35,14 +35,18 @@ def median_time(fn: Callable[[], object], reps: int) -> float:
 def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick: bool) -> Path:
     """Writes `<stem>.json` (with the environment), `<stem>.md` and the chart `<stem>.png`
     (bench/plots.py) under bench/results, or bench/work/quick for quick runs; returns the
-    markdown file."""
+    markdown file. `results` read back from such a JSON keep their environment and end of
+    run: the report is written again as that run's."""
     import environment
     import plots
 
-    results["environment"] = environment.describe(HERE)
+    # A report written again from a run's JSON (`--render`) keeps that run's facts.
+    if "environment" not in results:
+        results["environment"] = environment.describe(HERE)
     if "run_start" in results:
         # After the title: when, where, at which commit, and how busy the machine was.
-        results["run_end"] = environment.snapshot()
+        if "run_end" not in results:
+            results["run_end"] = environment.snapshot()
         head = environment.report_lines(results["environment"], results["run_start"], results["run_end"])
         markdown = markdown[:1] + [""] + head + markdown[1:]
     out_dir = HERE / ("work/quick" if quick else "results")

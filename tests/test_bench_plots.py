@@ -244,6 +244,27 @@ def test_reports_open_with_machine_commit_load_and_other_work(tmp_path: Path, mo
     assert json.loads(md.with_suffix(".json").read_text())["run_end"] == end
 
 
+def test_a_report_written_again_from_its_json_keeps_the_runs_facts(tmp_path: Path, monkeypatch) -> None:
+    """`bench/native.py --render`: the results read back from a run's JSON are written as that
+    run's report (its date, commit, load averages and other work), not as of now."""
+    timing = bench_timing(monkeypatch, tmp_path)
+    import environment
+
+    end = snap(1.9, 110.0, 1010.0, 101.0)
+    monkeypatch.setattr(environment, "snapshot", lambda: end)
+    start = snap(0.4, 100.0, 1000.0, 100.0)
+    first = timing.write_results("native", dict(native_doc(), run_start=start), ["# Native", "", "| t |"], quick=True)
+    written = first.read_text()
+    saved = json.loads(first.with_suffix(".json").read_text())
+
+    later = snap(0.1, 500.0, 5000.0, 400.0)
+    monkeypatch.setattr(environment, "snapshot", lambda: later)
+    monkeypatch.setattr(environment, "describe", lambda _: {"commit": "other", "cpu": "other"})
+    again = timing.write_results("native", saved, ["# Native", "", "| t |"], quick=True)
+    assert again.read_text() == written
+    assert json.loads(again.with_suffix(".json").read_text())["run_end"] == end
+
+
 def test_other_work_is_measured_from_proc_stat() -> None:
     """Two real snapshots a moment apart: a number of CPUs between 0 and the machine's."""
     sys.path.insert(0, str(BENCH))
