@@ -123,27 +123,37 @@ def other_cpus(start: dict[str, Any], end: dict[str, Any]) -> float | None:
     return max(0.0, ((b["machine"] - a["machine"]) - (b["own"] - a["own"])) / (b["wall"] - a["wall"]))
 
 
+def load_line(start: dict[str, Any], end: dict[str, Any]) -> str:
+    """The load averages at a run's start and end (snapshots), said for what they are."""
+    return (
+        f"- Load average (1/5/15 min) at the start {start.get('loadavg')}, at the end {end.get('loadavg')}"
+        " (it counts the benchmark's own threads too)."
+    )
+
+
+def other_work_line(nproc: int, start: dict[str, Any] | None, end: dict[str, Any] | None) -> str:
+    """How much other work the machine did during a run (it skews the timings, less so the
+    ratios). Busy: other processes kept over a quarter of the CPUs busy."""
+    others = other_cpus(start, end) if start and end else None
+    if others is None:
+        return "- Other work during the run: not measured (no /proc/stat, or a run from before it was)."
+    busy = others > nproc / 4
+    return (
+        f"- Other work during the run: {others:.2f} of the {nproc} CPUs busy on average "
+        "(the machine's CPU time, from /proc/stat, less this run's own)"
+        + (" — **the machine had other work running**: absolute times are inflated and noisier."
+           if busy else ".")
+    )
+
+
 def report_lines(env: dict[str, Any], start: dict[str, Any], end: dict[str, Any]) -> list[str]:
     """The lines a report opens with: when and where it ran, at which commit, the load
-    averages, and how much other work the machine did meanwhile (it skews the timings, less
-    so the ratios). Busy: other processes kept over a quarter of the CPUs busy."""
+    averages, and how much other work the machine did meanwhile."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v != "not installed")
-    others = other_cpus(start, end)
-    if others is None:
-        other = "- Other work during the run: not measured (no /proc/stat)."
-    else:
-        busy = others > env["nproc"] / 4
-        other = (
-            f"- Other work during the run: {others:.2f} of the {env['nproc']} CPUs busy on average "
-            "(the machine's CPU time, from /proc/stat, less this run's own)"
-            + (" — **the machine had other work running**: absolute times are inflated and noisier."
-               if busy else ".")
-        )
     return [
         f"- Date: {env['date']}",
         f"- Machine: {env['nproc']} CPUs ({env['cpu']}), {env['memory_gib']} GiB RAM, {env['platform']}",
         f"- skvault at commit {env['commit']}; Python {env['python']}; {versions}",
-        f"- Load average (1/5/15 min) at the start {start.get('loadavg')}, at the end {end.get('loadavg')}"
-        " (it counts the benchmark's own threads too).",
-        other,
+        load_line(start, end),
+        other_work_line(env["nproc"], start, end),
     ]

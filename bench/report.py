@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import environment
 from methods import METHODS, REFERENCE
 
 
@@ -201,15 +202,8 @@ def markdown(doc: dict[str, Any]) -> str:
         (f"- skvault at commit {env['commit']}; " if "commit" in env else "- ")
         + f"Python {env['python']}; "
         + ", ".join(f"{name} {ver}" for name, ver in v.items()),
-        f"- Load average (1/5/15 min) at the start {env.get('loadavg_start')}, at the end "
-        f"{env.get('loadavg_end')}" + (
-            f" — **the machine had other work running** (more than half its {env['nproc']} CPUs "
-            "busy on average): absolute times are inflated and noisier; the ratios suffer less, "
-            "since methods run round-robin."
-            if max((env.get("loadavg_start") or [0])[0], (env.get("loadavg_end") or [0])[0])
-            > env["nproc"] / 2
-            else "."
-        ),
+        environment.load_line({"loadavg": env.get("loadavg_start")}, {"loadavg": env.get("loadavg_end")}),
+        environment.other_work_line(env["nproc"], env.get("run_start"), env.get("run_end")),
         "- Data: `make_classification(n_samples=50000, n_features=20, random_state=0)`; every "
         "estimator fitted on all of it.",
         "- Times are the **median** of the runs shown (a method whose single save or load took "

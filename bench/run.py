@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     X, y = make_classification(n_samples=50000, n_features=20, random_state=0)
     X_check = X[:1000]
     env = environment.describe(files)
-    env["loadavg_start"] = environment.loadavg()
+    env["run_start"] = environment.snapshot()
+    env["loadavg_start"] = env["run_start"]["loadavg"]
     log(f"skvault benchmark{' (quick)' if args.quick else ''}: {env['cpu']} x{env['nproc']}, "
         f"Python {env['python']}, load average {env['loadavg_start']}")
 
@@ -262,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(files, ignore_errors=True)
 
     wall = time.perf_counter() - started
-    env["loadavg_end"] = environment.loadavg()
+    env["run_end"] = environment.snapshot()
+    env["loadavg_end"] = env["run_end"]["loadavg"]
     doc = {"environment": env, "quick": args.quick, "wall_seconds": wall, "models": models}
     (out / "foundation.json").write_text(json.dumps(doc, indent=1) + "\n")
     (out / "foundation.md").write_text(report.markdown(doc))

@@ -307,3 +307,28 @@ def test_commit_is_dirty_for_changed_code_not_for_fresh_results(tmp_path: Path) 
     assert environment._git(tmp_path) == head
     (tmp_path / "code.py").write_text("x = 2\n")
     assert environment._git(tmp_path) == head + "+dirty"
+
+
+def test_the_foundation_report_measures_other_work_not_its_own_threads(monkeypatch) -> None:
+    """bench/run.py's report says how busy the machine was from /proc/stat (other processes'
+    CPU time), not from load averages, which count the benchmark's own threads: its committed
+    JSON, with a quiet and a busy run's snapshots, and a run from before the snapshots."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import report
+
+    doc = json.loads((BENCH / "results" / "foundation.json").read_text())
+    env = doc["environment"]
+    env["loadavg_start"], env["loadavg_end"] = [1.9, 1.9, 1.9], [1.8, 1.8, 1.8]
+    env["run_start"] = snap(1.9, 100.0, 1000.0, 100.0)
+
+    def other_line() -> str:
+        return next(line for line in report.markdown(doc).splitlines() if line.startswith("- Other work"))
+
+    env["run_end"] = snap(1.8, 300.0, 1360.0, 460.0)  # 360 CPU s, all the run's own
+    assert other_line().startswith("- Other work during the run: 0.00 of the ")
+    assert "other work running" not in other_line()
+    env["run_end"] = snap(1.8, 300.0, 1560.0, 460.0)  # 200 s more over 200 s: one CPU
+    assert "1.00 of the" in other_line() and "other work running" in other_line()
+    del env["run_start"], env["run_end"]
+    assert "not measured" in other_line()
+    assert "counts the benchmark's own threads" in report.markdown(doc)
