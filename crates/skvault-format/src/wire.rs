@@ -7,10 +7,11 @@
 //! its raw text, and [`Dtypes`] parses each distinct text once; the entry's other members
 //! are read as usual. Everything else of the manifest is read into [`Json`] as before.
 //!
-//! Nothing is validated here beyond JSON itself (and repeated member names, refused at any
-//! depth as [`Json`] refuses them): the manifest's rules are checked afterwards, on the
-//! whole document, so that the first error reported does not depend on the order of the
-//! members in the text.
+//! Nothing is validated here beyond JSON itself and repeated member names, refused at any
+//! depth as [`Json`] refuses them (inside a dtype's text, when [`Dtypes`] parses it: a text
+//! equal to one already parsed has passed): the manifest's rules are checked afterwards, on
+//! the whole document, so that the first error reported does not depend on the order of
+//! the members in the text.
 
 use std::collections::HashMap;
 use std::fmt;
