@@ -115,25 +115,38 @@ macro_rules! scalars {
     };
 }
 
-struct TopSeed;
+/// A seed that is its own visitor, for any JSON value: `$what` in messages, scalars read as
+/// `$value::Other`, and the given `visit_seq` and `visit_map`.
+macro_rules! seed {
+    ($seed:ident, $value:ident, $what:literal, { $($methods:tt)* }) => {
+        struct $seed;
 
-impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = Top<'de>;
+        impl<'de> DeserializeSeed<'de> for $seed {
+            type Value = $value<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Top<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
+            fn deserialize<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<$value<'de>, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for $seed {
+            type Value = $value<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($what)
+            }
+
+            scalars!($value::Other);
+
+            $($methods)*
+        }
+    };
 }
 
-impl<'de> Visitor<'de> for TopSeed {
-    type Value = Top<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the manifest")
-    }
-
-    scalars!(Top::Other);
-
+seed!(TopSeed, Top, "the manifest", {
     fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Top<'de>, S::Error> {
         JsonVisitor::new().visit_seq(seq).map(|_| Top::Other)
     }
@@ -142,27 +155,9 @@ impl<'de> Visitor<'de> for TopSeed {
         let (members, arrays) = members(map, "arrays", |m| m.next_value_seed(TableSeed))?;
         Ok(Top::Object { members, arrays })
     }
-}
+});
 
-struct TableSeed;
-
-impl<'de> DeserializeSeed<'de> for TableSeed {
-    type Value = Table<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Table<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TableSeed {
-    type Value = Table<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the array table")
-    }
-
-    scalars!(Table::Other);
-
+seed!(TableSeed, Table, "the array table", {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Table<'de>, A::Error> {
         JsonVisitor::new().visit_map(map).map(|_| Table::Other)
     }
@@ -174,27 +169,9 @@ impl<'de> Visitor<'de> for TableSeed {
         }
         Ok(Table::List(out))
     }
-}
+});
 
-struct EntrySeed;
-
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Entry<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Entry<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Entry<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array entry")
-    }
-
-    scalars!(Entry::Other);
-
+seed!(EntrySeed, Entry, "an array entry", {
     fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Entry<'de>, S::Error> {
         JsonVisitor::new().visit_seq(seq).map(|_| Entry::Other)
     }
@@ -203,7 +180,7 @@ impl<'de> Visitor<'de> for EntrySeed {
         let (members, dtype) = members(map, "dtype", |m| m.next_value::<&RawValue>())?;
         Ok(Entry::Object { members, dtype })
     }
-}
+});
 
 /// Each distinct dtype text of the array table parsed once. The parse is a function of the
 /// text alone, so entries whose texts are equal byte for byte share its result; only

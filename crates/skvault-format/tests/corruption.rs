@@ -1812,25 +1812,20 @@ fn an_array_table_that_is_not_a_list_is_refused() {
 /// dtype its own text says, and a text that differs by a byte is parsed again.
 #[test]
 fn dtypes_are_parsed_per_distinct_text_and_checked_for_each_entry() {
-    let f = open(sample_file(Codec::None)).unwrap();
-    let dtypes: Vec<_> = f
-        .manifest()
-        .arrays
-        .iter()
-        .map(|e| e.dtype.clone())
-        .collect();
+    let dtypes_of = |f: &SkvFile| -> Vec<_> {
+        f.manifest()
+            .arrays
+            .iter()
+            .map(|e| e.dtype.clone())
+            .collect()
+    };
+    let dtypes = dtypes_of(&open(sample_file(Codec::None)).unwrap());
     // The same structured dtype written with and without spaces: the second is new text.
     let spaced =
         r#"{"fields": [["x", "<i8", 0], ["y", "<f4", 8]], "itemsize": 16, "aligned": true}"#;
     let compact = r#"{"fields":[["x","<i8",0],["y","<f4",8]],"itemsize":16,"aligned":true}"#;
     let f = open(edited_text(|t| t.replacen(compact, spaced, 1))).unwrap();
-    let again: Vec<_> = f
-        .manifest()
-        .arrays
-        .iter()
-        .map(|e| e.dtype.clone())
-        .collect();
-    assert_eq!(again, dtypes);
+    assert_eq!(dtypes_of(&f), dtypes);
     read_all_and_verify(&f);
     // A dtype text that breaks a rule (field y ends past the itemsize) is refused, although
     // entries before it had good ones.

@@ -287,17 +287,12 @@ impl<'f> Ctx<'f> {
                 }
                 let data = match le_f64s(&e.dtype, &bytes) {
                     Some(data) => data,
-                    None => {
-                        let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
-                        let mut data = Vec::with_capacity(bytes.len() / size);
-                        for chunk in bytes.chunks_exact(size) {
-                            let v = element::decode(&e.dtype, chunk)
-                                .and_then(Element::as_f64)
-                                .ok_or_else(|| malformed(path, "undecodable element"))?;
-                            data.push(v);
-                        }
-                        data
-                    }
+                    None => each_element(
+                        &e.dtype,
+                        &bytes,
+                        |v| v.as_f64(),
+                        || malformed(path, "undecodable element"),
+                    )?,
                 };
                 let data = match e.order {
                     Order::C => data,
@@ -349,14 +344,12 @@ impl<'f> Ctx<'f> {
         if !integral {
             return Err(malformed(path, "expected an integer array"));
         }
-        let size = usize::try_from(e.dtype.itemsize()).unwrap_or(1).max(1);
-        let mut data = Vec::with_capacity(bytes.len() / size);
-        for chunk in bytes.chunks_exact(size) {
-            let v = element::decode(&e.dtype, chunk)
-                .and_then(Element::as_i64)
-                .ok_or_else(|| malformed(path, "integer out of range"))?;
-            data.push(v);
-        }
+        let data = each_element(
+            &e.dtype,
+            &bytes,
+            |v| v.as_i64(),
+            || malformed(path, "integer out of range"),
+        )?;
         let data = match e.order {
             Order::C => data,
             Order::F => f_to_c(data, &shape),
@@ -748,6 +741,25 @@ pub(crate) fn node_float(node: &Node) -> Option<f64> {
         Node::Scalar { dtype, data } => element::decode(dtype, data).and_then(Element::as_f64),
         _ => None,
     }
+}
+
+/// Every element of `bytes` (of `dtype`) decoded and converted by `convert`; `error` for the
+/// first that cannot be.
+fn each_element<T>(
+    dtype: &DType,
+    bytes: &[u8],
+    convert: impl Fn(Element<'_>) -> Option<T>,
+    error: impl Fn() -> crate::error::InferError,
+) -> Result<Vec<T>> {
+    let size = usize::try_from(dtype.itemsize()).unwrap_or(1).max(1);
+    bytes
+        .chunks_exact(size)
+        .map(|chunk| {
+            element::decode(dtype, chunk)
+                .and_then(&convert)
+                .ok_or_else(&error)
+        })
+        .collect()
 }
 
 /// The elements of `bytes` as f64 when `dtype` is a little-endian `<f8`, `<f4`, `<i8` or `<i4`
