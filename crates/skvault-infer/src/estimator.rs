@@ -223,8 +223,8 @@ pub(crate) trait Estimator: Send + Sync + std::fmt::Debug {
 
     /// Builds now what predictions on a few rows would otherwise build on their first call
     /// (a forest's one-row layout), for a server that wants its first request as fast as
-    /// the others. Composites pass it on to their steps. Whether anything of the kind is
-    /// ready now.
+    /// the others. A pipeline passes it on to its steps (a ColumnTransformer's blocks are
+    /// transformers, never forests). Whether anything of the kind is ready now.
     fn prepare_few_rows(&self) -> bool {
         false
     }
