@@ -40,13 +40,14 @@ def write_results(stem: str, results: dict[str, Any], markdown: list[str], quick
     import environment
     import plots
 
-    # A report written again from a run's JSON (`--render`) keeps that run's facts.
-    if "environment" not in results:
+    # A report written again from a finished run's JSON (`--render`: it has the run's end)
+    # keeps that run's facts.
+    if "run_end" not in results:
         results["environment"] = environment.describe(HERE)
+        if "run_start" in results:
+            results["run_end"] = environment.snapshot()
     if "run_start" in results:
         # After the title: when, where, at which commit, and how busy the machine was.
-        if "run_end" not in results:
-            results["run_end"] = environment.snapshot()
         head = environment.report_lines(results["environment"], results["run_start"], results["run_end"])
         markdown = markdown[:1] + [""] + head + markdown[1:]
     out_dir = HERE / ("work/quick" if quick else "results")
