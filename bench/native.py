@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/native.py            # writes bench/results/native.{md,json}
     .venv/bin/python bench/native.py --quick    # 50-tree forest, writes bench/work/quick/
+    .venv/bin/python bench/native.py --render bench/results/native.json   # the report again
 
 treelite runs twice: its interpreter (gtil) and its compiled predictor (tl2cgen: C code from
 the trees, compiled by gcc; the compile time is reported, not timed; models with more nodes
