@@ -406,6 +406,17 @@ pub(crate) const LE_F8: DType = DType::Scalar {
     count: 8,
 };
 
+/// The 8 bytes at `at` in `record`, for readers that checked the field lies in every record
+/// ([`Records::fields_of`]); zeros where it does not.
+#[inline]
+pub(crate) fn field8(record: &[u8], at: usize) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    if let Some(src) = at.checked_add(8).and_then(|end| record.get(at..end)) {
+        b.copy_from_slice(src);
+    }
+    b
+}
+
 /// A structured array read whole (or borrowed from a mapped file); columns are extracted by
 /// field name.
 pub(crate) struct Records<'b> {
@@ -503,18 +514,18 @@ impl Records<'_> {
         // checks, and one allocation of the right size. A tree's guard reads three columns
         // of every node on each load. Anything else takes the checked path below, which
         // reports what is truncated.
-        let end = offset.checked_add(8).filter(|end| *end <= self.itemsize);
+        let fits = offset
+            .checked_add(8)
+            .is_some_and(|end| end <= self.itemsize);
         let whole = self
             .len
             .checked_mul(self.itemsize)
             .and_then(|n| self.bytes.get(..n));
-        if let (Some(end), Some(whole)) = (end, whole) {
-            let mut out = Vec::with_capacity(self.len);
-            for record in whole.chunks_exact(self.itemsize) {
-                let mut field = [0u8; 8];
-                field.copy_from_slice(record.get(offset..end).unwrap_or(&[0; 8]));
-                out.push(from(field));
-            }
+        if let (true, Some(whole)) = (fits, whole) {
+            let out = whole
+                .chunks_exact(self.itemsize)
+                .map(|record| from(field8(record, offset)))
+                .collect();
             return Some(Ok(out));
         }
         Some(

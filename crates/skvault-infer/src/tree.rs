@@ -26,7 +26,7 @@ use skvault_format::dtype::{ByteOrder, Kind};
 use skvault_format::DType;
 
 use crate::error::{malformed, Result};
-use crate::state::{Obj, Records, LE_F8, LE_I8};
+use crate::state::{field8, Obj, Records, LE_F8, LE_I8};
 
 /// Set in `FastNode::feature` of split nodes that send NaN to the left.
 pub(crate) const MISSING_LEFT: u32 = 1 << 31;
@@ -217,32 +217,32 @@ struct NodeColumns {
 
 impl NodeColumns {
     fn read(nodes: &Records<'_>) -> Result<NodeColumns> {
-        // Trees written before scikit-learn 1.3 have no missing-value support: NaN goes right.
-        let has_missing = nodes.has("missing_go_to_left");
-        let u1 = DType::Scalar {
+        const U1: DType = DType::Scalar {
             order: ByteOrder::NotApplicable,
             kind: Kind::UInt,
             count: 1,
         };
-        let fields = [
+        let links = [
             ("left_child", LE_I8),
             ("right_child", LE_I8),
             ("feature", LE_I8),
             ("threshold", LE_F8),
-            ("missing_go_to_left", if has_missing { u1 } else { LE_I8 }),
         ];
+        // Trees written before scikit-learn 1.3 have no missing-value support: NaN goes right.
+        let has_missing = nodes.has("missing_go_to_left");
         // The node records are most of a forest's file: one pass reading every field where
         // it lies, when they have scikit-learn's dtypes, instead of a pass per column.
         let one_pass = if has_missing {
-            nodes.fields_of(fields)
-        } else {
-            // No such field: `record.get(usize::MAX)` below is `None`, read as 0.
-            let [l, r, f, t, _] = fields;
+            let [l, r, f, t] = links;
             nodes
-                .fields_of([l, r, f, t])
-                .map(|(whole, size, [l, r, f, t])| (whole, size, [l, r, f, t, usize::MAX]))
+                .fields_of([l, r, f, t, ("missing_go_to_left", U1)])
+                .map(|(whole, size, [l, r, f, t, m])| (whole, size, [l, r, f, t], Some(m)))
+        } else {
+            nodes
+                .fields_of(links)
+                .map(|(whole, size, at)| (whole, size, at, None))
         };
-        let Some((whole, itemsize, [l, r, f, t, m])) = one_pass else {
+        let Some((whole, itemsize, [l, r, f, t], m)) = one_pass else {
             return Ok(NodeColumns {
                 left: nodes.i64_column("left_child")?,
                 right: nodes.i64_column("right_child")?,
@@ -262,20 +262,13 @@ impl NodeColumns {
             threshold: Vec::with_capacity(nodes.len),
             missing_left: Vec::with_capacity(nodes.len),
         };
-        let eight = |record: &[u8], at: usize| {
-            let mut b = [0u8; 8];
-            if let Some(src) = record.get(at..at + 8) {
-                b.copy_from_slice(src);
-            }
-            b
-        };
         for record in whole.chunks_exact(itemsize) {
-            out.left.push(i64::from_le_bytes(eight(record, l)));
-            out.right.push(i64::from_le_bytes(eight(record, r)));
-            out.feature.push(i64::from_le_bytes(eight(record, f)));
-            out.threshold.push(f64::from_le_bytes(eight(record, t)));
-            out.missing_left
-                .push(record.get(m).map_or(0, |b| i64::from(*b)));
+            out.left.push(i64::from_le_bytes(field8(record, l)));
+            out.right.push(i64::from_le_bytes(field8(record, r)));
+            out.feature.push(i64::from_le_bytes(field8(record, f)));
+            out.threshold.push(f64::from_le_bytes(field8(record, t)));
+            let missing = m.and_then(|m| record.get(m)).map_or(0, |b| i64::from(*b));
+            out.missing_left.push(missing);
         }
         Ok(out)
     }

@@ -13,7 +13,7 @@ use skvault_format::Node;
 
 use super::Checked;
 use crate::error::{malformed, Result};
-use crate::state::{node_int, seq_items, Obj};
+use crate::state::{field8, node_int, seq_items, Obj};
 
 const TREE: &str = "sklearn.tree._tree.Tree";
 const LEAF: i64 = -1;
@@ -98,13 +98,7 @@ pub(super) fn check_tree(o: &Obj<'_, '_>, n_features: Option<usize>) -> Result<u
         // One pass over the records, reading the three fields where they lie: a forest's
         // node arrays are most of its file, and this runs on every load.
         Some((whole, itemsize, [l, r, f])) => {
-            let field = |record: &[u8], at: usize| {
-                let mut b = [0u8; 8];
-                if let Some(src) = record.get(at..at + 8) {
-                    b.copy_from_slice(src);
-                }
-                i64::from_le_bytes(b)
-            };
+            let field = |record: &[u8], at: usize| i64::from_le_bytes(field8(record, at));
             links(
                 whole
                     .chunks_exact(itemsize)
