@@ -43,8 +43,8 @@ const ROUND: u32 = 4;
 /// its own index, a NaN threshold and its ordinal (below [`MISSING_LEFT`]) as `feature`.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
-struct Node<T> {
-    threshold: T,
+struct Node {
+    threshold: f32,
     feature: u32,
     /// `[right, left]`: indexed by the comparison (not selected between, see [`step`]).
     child: [u32; 2],
@@ -202,6 +202,20 @@ impl Across {
         Tree::add_leaf_values(trees, found.iter().map(|l| *l as u32), acc);
     }
 
+    /// Adds the leaf values that the one row of `row` reaches in `trees` (the trees this
+    /// layout was made of) to `acc`, walking every group on the calling thread; `found` is
+    /// scratch of [`words`](Self::words) words per tree.
+    pub fn add_row(
+        &self,
+        trees: &[Tree<f32>],
+        row: &Rows<f32>,
+        found: &mut [u64],
+        acc: &mut [f64],
+    ) {
+        self.walk_groups(0, row, found);
+        self.add_leaves(trees, found, acc);
+    }
+
     /// Whether a walk gives the leaves' values (else their ordinals).
     pub fn has_values(&self) -> bool {
         self.inline > 0
@@ -209,7 +223,7 @@ impl Across {
 
     /// [`add_leaves`](Self::add_leaves) for a layout with values: needs no trees.
     pub fn add_values(&self, found: &[u64], acc: &mut [f64]) {
-        for values in found.chunks_exact(self.inline.max(1)) {
+        for values in found.chunks_exact(self.words()) {
             for (a, v) in acc.iter_mut().zip(values) {
                 *a += f64::from_bits(*v);
             }
@@ -359,8 +373,8 @@ fn step<const NAN: bool>(node: NodeRef<'_>, x: f32) -> u32 {
 }
 
 /// One 16-byte slot of the layout: a node, or the values of the leaf before it.
-enum Slot<T> {
-    Node(Node<T>),
+enum Slot {
+    Node(Node),
     Values([f64; INLINE_WIDTH]),
 }
 
@@ -368,7 +382,7 @@ enum Slot<T> {
 /// and with `inline` above 0 each leaf's values (that many) in a slot after it. `None` if
 /// an index does not fit (checked by the caller), a leaf ordinal reaches [`MISSING_LEFT`]
 /// or a leaf has fewer values than `inline`.
-fn preorder(tree: &Tree<f32>, inline: usize, out: &mut Vec<Slot<f32>>) -> Option<()> {
+fn preorder(tree: &Tree<f32>, inline: usize, out: &mut Vec<Slot>) -> Option<()> {
     // A node reached twice (two parents: not a tree) would be laid out twice, and a chain
     // of them doubles at every level: at most the tree's node count is laid out.
     let mut left_to_lay = tree.node_count();

@@ -247,8 +247,7 @@ impl TreeEnsemble {
                         let row = std::mem::take(&mut one);
                         crate::pair::add_row(across, &self.trees, row, &mut found, acc);
                     } else {
-                        across.walk_groups(0, &one, &mut found);
-                        across.add_leaves(&self.trees, &found, acc);
+                        across.add_row(&self.trees, &one, &mut found, acc);
                     }
                 }
                 return;

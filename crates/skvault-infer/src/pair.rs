@@ -257,9 +257,9 @@ pub(crate) fn worth_it(across: &Across) -> bool {
 
 /// Adds the leaf values that `row` reaches in `trees` (the trees `across` was made of)
 /// into `acc`, zeros when called (a row's output), in tree order, the calling thread and
-/// the helper sharing the trees: the same sum as [`Across::walk_groups`] then
-/// [`Across::add_leaves`] on one thread, bit for bit. `found` holds a walk's words for every
-/// tree ([`Across::words`] each), as scratch. `row` is moved into the shared job.
+/// the helper sharing the trees: the same sum as [`Across::add_row`] on one thread, bit for
+/// bit. `found` holds a walk's words for every tree ([`Across::words`] each), as scratch.
+/// `row` is moved into the shared job.
 pub(crate) fn add_row(
     across: &Arc<Across>,
     trees: &[Tree<f32>],
@@ -267,16 +267,12 @@ pub(crate) fn add_row(
     found: &mut [u64],
     acc: &mut [f64],
 ) {
-    let alone = |row: &Rows<f32>, found: &mut [u64], acc: &mut [f64]| {
-        across.walk_groups(0, row, found);
-        across.add_leaves(trees, found, acc);
-    };
     let Some(shared) = helper() else {
-        return alone(&row, found, acc);
+        return across.add_row(trees, &row, found, acc);
     };
     if shared.busy.swap(true, Ordering::Acquire) {
         // Another caller has the helper: this row is walked here alone.
-        return alone(&row, found, acc);
+        return across.add_row(trees, &row, found, acc);
     }
     let _busy = Busy(&shared.busy);
     let pieces: Box<[Piece]> = (0..trees.len().div_ceil(PIECE))
@@ -289,7 +285,7 @@ pub(crate) fn add_row(
         pieces,
     });
     if !shared.publish(Arc::clone(&job)) {
-        return alone(&job.row, found, acc);
+        return across.add_row(trees, &job.row, found, acc);
     }
     // The back, until the helper's part is reached: pieces `mine..` are walked here.
     let mut mine = job.pieces.len();
@@ -420,8 +416,7 @@ mod tests {
                             let mut row = Rows::default();
                             row.fill_one(x, nf, |v| v);
                             let mut want = vec![0.0; width];
-                            across.walk_groups(0, &row, &mut found);
-                            across.add_leaves(&trees, &found, &mut want);
+                            across.add_row(&trees, &row, &mut found, &mut want);
                             found.fill(u64::MAX);
                             let mut got = vec![0.0; width];
                             add_row(&across, &trees, row, &mut found, &mut got);
