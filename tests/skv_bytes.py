@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from blake3 import blake3
@@ -74,14 +75,17 @@ class SkvParts:
         self.blobs[self._blob_of(index)] = raw
         entry["digest"] = blake3(raw).hexdigest()
 
-    def to_bytes(self) -> bytes:
-        """Lays the blobs out again (offsets recomputed) and signs the manifest."""
+    def to_bytes(self, edit_text: Callable[[str], str] | None = None) -> bytes:
+        """Lays the blobs out again (offsets recomputed) and signs the manifest; `edit_text`,
+        if given, rewrites the manifest's JSON text first (for what a dict cannot hold:
+        repeated names, nesting deeper than Python's parser, chosen whitespace)."""
         offset = 0
         for entry, blob in zip(blob_entries(self.manifest), self.blobs):
             entry["offset"] = offset
             entry["length"] = len(blob)
             offset = align64(offset + len(blob))
-        mbytes = json.dumps(self.manifest, separators=(",", ":")).encode()
+        text = json.dumps(self.manifest, separators=(",", ":"))
+        mbytes = (edit_text(text) if edit_text else text).encode()
         header = HEADER.pack(MAGIC, self.major, self.minor, self.flags, len(mbytes), blake3(mbytes).digest(), b"\0" * 8)
         out = bytearray(header + mbytes)
         out += b"\0" * (align64(len(out)) - len(out))
