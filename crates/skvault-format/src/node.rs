@@ -408,17 +408,33 @@ fn take_array<'a>(v: Json<'a>, path: &Pointer) -> Result<Vec<Json<'a>>> {
     }
 }
 
+/// The kind key `name` is, if it is one.
+fn kind_key(name: &str) -> Option<&'static str> {
+    KIND_KEYS.iter().copied().find(|k| *k == name)
+}
+
 /// The one kind key of a node object, after checking that its other keys belong to that kind.
 fn node_kind(m: &Obj, path: &Pointer) -> Result<&'static str> {
-    let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(k));
-    let kind = match (kinds.next(), kinds.next()) {
-        (Some(k), None) => *k,
+    // Each of the node's few keys looked up once (not each kind looked for among them).
+    let mut found = m.keys().filter_map(kind_key);
+    let kind = match (found.next(), found.next()) {
+        (Some(k), None) => k,
         (None, _) => {
             let keys: Vec<&str> = m.keys().collect();
             return Err(perr(path, format!("unknown node kind (keys {keys:?})")));
         }
-        (Some(a), Some(b)) => {
-            return Err(perr(path, format!("node has two kinds: '{a}' and '{b}'")))
+        (Some(_), Some(_)) => {
+            // Named in the order of KIND_KEYS, whatever their order in the text.
+            let mut kinds = KIND_KEYS.iter().filter(|k| m.contains_key(k));
+            let (a, b) = (kinds.next(), kinds.next());
+            return Err(perr(
+                path,
+                format!(
+                    "node has two kinds: '{}' and '{}'",
+                    a.unwrap_or(&""),
+                    b.unwrap_or(&"")
+                ),
+            ));
         }
     };
     let allowed: &[&str] = match kind {

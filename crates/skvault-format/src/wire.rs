@@ -7,6 +7,12 @@
 //! its raw text, and [`Dtypes`] parses each distinct text once; the entry's other members
 //! are read as usual. Everything else of the manifest is read into [`Json`] as before.
 //!
+//! The first pass over the text ([`Top::parse`]) only checks the array table's JSON and keeps
+//! each entry's text; [`entries`] reads them afterwards. So the table can be read on a
+//! thread of its own while the tree is decoded (`Manifest::from_bytes`): about a third of a
+//! large manifest's parse. An error [`entries`] reports is placed in the whole text, at the
+//! line and column a one-pass read gives.
+//!
 //! Nothing is validated here beyond JSON itself and repeated member names, refused at any
 //! depth as [`Json`] refuses them (inside a dtype's text, when [`Dtypes`] parses it: a text
 //! equal to one already parsed has passed): the manifest's rules are checked afterwards, on
@@ -16,7 +22,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::dtype::DType;
@@ -37,7 +43,8 @@ pub(crate) enum Top<'a> {
 
 /// The `arrays` member.
 pub(crate) enum Table<'a> {
-    List(Vec<Entry<'a>>),
+    /// The text of each element, JSON checked but not yet read (see [`entries`]).
+    List(Vec<&'a RawValue>),
     /// Any JSON value but a list.
     Other,
 }
@@ -164,7 +171,7 @@ seed!(TableSeed, Table, "the array table", {
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> std::result::Result<Table<'de>, S::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(entry) = seq.next_element_seed(EntrySeed)? {
+        while let Some(entry) = seq.next_element::<&RawValue>()? {
             out.push(entry);
         }
         Ok(Table::List(out))
@@ -182,26 +189,87 @@ seed!(EntrySeed, Entry, "an array entry", {
     }
 });
 
+/// Reads the entries of a [`Table::List`] taken from `whole`, the manifest's text. An error
+/// is the one a read of the whole text in one pass gives, at the same line and column.
+pub(crate) fn entries<'a>(
+    table: &[&'a RawValue],
+    whole: &[u8],
+) -> serde_json::Result<Vec<Entry<'a>>> {
+    table
+        .iter()
+        .map(|raw| {
+            let text = raw.get();
+            let mut de = serde_json::Deserializer::from_str(text);
+            EntrySeed
+                .deserialize(&mut de)
+                .and_then(|entry| de.end().map(|()| entry))
+                .map_err(|e| relocate(e, whole, text))
+        })
+        .collect()
+}
+
+/// `e`, from a read of `part` (a slice of `whole`), at its line and column in `whole`. As
+/// serde_json counts them: lines from 1, the column the number of bytes before the error on
+/// its line.
+fn relocate(e: serde_json::Error, whole: &[u8], part: &str) -> serde_json::Error {
+    let offset = (part.as_ptr() as usize)
+        .checked_sub(whole.as_ptr() as usize)
+        .filter(|o| {
+            o.checked_add(part.len())
+                .is_some_and(|end| end <= whole.len())
+        });
+    let (Some(offset), 1..) = (offset, e.line()) else {
+        return e;
+    };
+    let before = whole.get(..offset).unwrap_or_default();
+    let line = e.line() + before.iter().filter(|&&b| b == b'\n').count();
+    let column = match e.line() {
+        1 => {
+            e.column() + offset
+                - before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |at| at + 1)
+        }
+        _ => e.column(),
+    };
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&position).unwrap_or(&text);
+    serde_json::Error::custom(format!("{message} at line {line} column {column}"))
+}
+
 /// Each distinct dtype text of the array table parsed once. The parse is a function of the
 /// text alone, so entries whose texts are equal byte for byte share its result; only
 /// successes are kept (the first error ends the read).
-#[derive(Default)]
-pub(crate) struct Dtypes<'a>(HashMap<&'a str, DType>);
+pub(crate) struct Dtypes<'a> {
+    known: HashMap<&'a str, DType>,
+    /// The manifest's text, in which a JSON error is placed.
+    whole: &'a [u8],
+}
 
 impl<'a> Dtypes<'a> {
+    pub(crate) fn new(whole: &'a [u8]) -> Dtypes<'a> {
+        Dtypes {
+            known: HashMap::new(),
+            whole,
+        }
+    }
+
     /// The dtype written as `raw` (`None`: the member is missing) at `path`.
     pub(crate) fn get(&mut self, raw: Option<&'a RawValue>, path: &Pointer) -> Result<DType> {
         let Some(raw) = raw else {
             return DType::from_json_at(&Json::Null, path);
         };
         let text = raw.get();
-        if let Some(known) = self.0.get(text) {
+        if let Some(known) = self.known.get(text) {
             return Ok(known.clone());
         }
-        let value =
-            Json::parse(text.as_bytes()).map_err(|source| FormatError::ManifestJson { source })?;
+        let value = Json::parse(text.as_bytes()).map_err(|e| FormatError::ManifestJson {
+            source: relocate(e, self.whole, text),
+        })?;
         let dtype = DType::from_json_at(&value, path)?;
-        self.0.insert(text, dtype.clone());
+        self.known.insert(text, dtype.clone());
         Ok(dtype)
     }
 }

@@ -1851,3 +1851,158 @@ fn ten_thousand_nested_lists_in_a_dtype_are_a_json_error() {
     let bytes = edited_text(|t| t.replacen(r#""dtype":"<f8""#, &format!(r#""dtype":{deep}"#), 1));
     assert_variant!(open_err(bytes), FormatError::ManifestJson { .. });
 }
+
+// ------------------------------------------------- a large array table, read on its own thread
+
+/// A list of `n` small arrays: over 128 kB of array table from about 800, so that the table
+/// is read on a thread of its own while the tree is decoded.
+fn many_arrays_file(n: usize) -> Vec<u8> {
+    use skvault_format::manifest::Order;
+    use skvault_format::node::Node;
+    let arrays: Vec<_> = (0..n)
+        .map(|i| {
+            let data = [i as f64, -(i as f64)];
+            let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (common::dtype(json!("<f8")), vec![2], Order::C, bytes)
+        })
+        .collect();
+    common::write(
+        Node::List((0..n).map(Node::Array).collect()),
+        &arrays,
+        Codec::None,
+    )
+}
+
+const MANY: usize = 1200;
+
+/// The manifest text of `many_arrays_file(MANY)` edited, in a container whose digest matches.
+fn many_edited(pretty: bool, edit: impl FnOnce(String) -> String) -> (Vec<u8>, String) {
+    let (manifest, data) = split(&many_arrays_file(MANY));
+    let text = if pretty {
+        serde_json::to_string_pretty(&manifest).unwrap()
+    } else {
+        serde_json::to_string(&manifest).unwrap()
+    };
+    let table = serde_json::to_string(&manifest["arrays"]).unwrap();
+    assert!(table.len() > 128 << 10, "table of {} bytes", table.len());
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit changed nothing");
+    (container(edited.as_bytes(), &data), edited)
+}
+
+#[test]
+fn a_large_array_table_read_beside_the_tree_gives_every_entry_in_order() {
+    use skvault_format::node::Node;
+    let f = open(many_arrays_file(MANY)).unwrap();
+    let arrays = &f.manifest().arrays;
+    assert_eq!(arrays.len(), MANY);
+    for (i, e) in arrays.iter().enumerate() {
+        assert_eq!(e.shape, [2]);
+        assert_eq!(
+            e.stored().map(|b| b.offset),
+            Some(64 * i as u64),
+            "entry {i}"
+        );
+    }
+    let Node::List(items) = &f.manifest().root else {
+        panic!("root: {:?}", f.manifest().root)
+    };
+    let indices: Vec<usize> = items
+        .iter()
+        .map(|n| match n {
+            Node::Array(i) => *i,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(indices, (0..MANY).collect::<Vec<_>>());
+    read_all_and_verify(&f);
+    let last = f.read_array(MANY - 1, true).unwrap();
+    assert_eq!(&last[..8], &((MANY - 1) as f64).to_le_bytes());
+}
+
+/// A JSON error inside an entry, found once the table is read apart from the rest of the
+/// text, is reported as a read of the whole text in one pass reports it: the same message,
+/// at the same line and column (on one line, and on a pretty-printed manifest's many).
+#[test]
+fn json_errors_in_a_large_array_table_are_placed_in_the_whole_text() {
+    let last_order = |t: String| {
+        let at = t.rfind(r#""order""#).unwrap();
+        format!("{}\"order\": \"C\", {}", &t[..at], &t[at..])
+    };
+    let first_length = |t: String| t.replacen(r#""length":16"#, r#""length":16,"length":16"#, 1);
+    for pretty in [false, true] {
+        for (what, edit) in [
+            ("the last entry", &last_order as &dyn Fn(String) -> String),
+            ("the first entry", &first_length),
+        ] {
+            if pretty && what == "the first entry" {
+                continue; // the compact edit does not apply to a pretty-printed text
+            }
+            let (bytes, text) = many_edited(pretty, edit);
+            let one_pass = skvault_format::strict_json::from_slice(text.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(one_pass.contains("duplicate key"), "{one_pass}");
+            match open_err(bytes) {
+                FormatError::ManifestJson { source } => {
+                    assert_eq!(source.to_string(), one_pass, "{what}, pretty: {pretty}")
+                }
+                other => panic!("{what}: expected a JSON error, got {other:?}"),
+            }
+        }
+    }
+    // The same for a repeated name inside a structured dtype's text (parsed apart too).
+    let bytes =
+        edited_text(|t| t.replacen(r#""itemsize":16"#, r#""itemsize":16,"itemsize":16"#, 1));
+    let (manifest, _) = split(&sample_file(Codec::None));
+    let text = serde_json::to_string(&manifest).unwrap().replacen(
+        r#""itemsize":16"#,
+        r#""itemsize":16,"itemsize":16"#,
+        1,
+    );
+    let one_pass = skvault_format::strict_json::from_slice(text.as_bytes())
+        .unwrap_err()
+        .to_string();
+    match open_err(bytes) {
+        FormatError::ManifestJson { source } => assert_eq!(source.to_string(), one_pass),
+        other => panic!("expected a JSON error, got {other:?}"),
+    }
+}
+
+/// Read on two threads, the table's errors still come before the tree's, and the tree is
+/// checked against the table's length.
+#[test]
+fn a_large_array_table_and_the_tree_report_errors_in_the_order_of_one_read() {
+    // A bad last entry and a bad tree: the entry's error.
+    let (bytes, _) = many_edited(false, |t| {
+        let at = t.rfind(r#""order":"C""#).unwrap();
+        let t = format!("{}\"order\":\"Z\"{}", &t[..at], &t[at + 11..]);
+        t.replacen(r#"{"array":0}"#, r#"{"ref":99}"#, 1)
+    });
+    match open_err(bytes) {
+        FormatError::Manifest { path, .. } => {
+            assert_eq!(path, format!("/arrays/{}/order", MANY - 1))
+        }
+        other => panic!("expected the entry's error, got {other:?}"),
+    }
+    // The tree alone bad: its error.
+    let (bytes, _) = many_edited(false, |t| t.replacen(r#"{"array":0}"#, r#"{"ref":99}"#, 1));
+    match open_err(bytes) {
+        FormatError::Manifest { path, message } => {
+            assert_eq!(path, "/root/list/0/ref");
+            assert!(message.contains("not declared"), "{message}");
+        }
+        other => panic!("expected the tree's error, got {other:?}"),
+    }
+    // An array index one past the table.
+    let (bytes, _) = many_edited(false, |t| {
+        t.replacen(r#"{"array":0}"#, &format!(r#"{{"array":{MANY}}}"#), 1)
+    });
+    match open_err(bytes) {
+        FormatError::Manifest { path, message } => {
+            assert_eq!(path, "/root/list/0/array");
+            assert!(message.contains(&format!("below {MANY}")), "{message}");
+        }
+        other => panic!("expected an index error, got {other:?}"),
+    }
+}
