@@ -1,5 +1,6 @@
 //! The manifest: header layout, the array table and the top-level JSON document.
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::codec::{Codec, Filter};
@@ -427,8 +428,28 @@ impl BlobOwner {
 /// own: about 1,000 entries, whose reading (0.5 ms here) dwarfs starting a thread (30 µs).
 const TABLE_THREAD_MIN: usize = 128 << 10;
 
-fn table_text_len(table: &[&serde_json::value::RawValue]) -> usize {
+fn table_text_len(table: &[&RawValue]) -> usize {
     table.iter().map(|raw| raw.get().len()).sum()
+}
+
+/// The array table whose entries' texts are `table`, taken from the manifest's text `whole`.
+fn read_table(table: &[&RawValue], whole: &[u8]) -> Result<Vec<ArrayEntry>> {
+    let entries =
+        wire::entries(table, whole).map_err(|source| FormatError::ManifestJson { source })?;
+    let mut dtypes = wire::Dtypes::new(whole);
+    (entries.iter().enumerate())
+        .map(|(i, v)| ArrayEntry::from_wire(i, v, &mut dtypes))
+        .collect()
+}
+
+/// The array table being read: here, when the manifest is read to the end, or on its own
+/// thread (with its length).
+enum TableRead<'s, 'b> {
+    Here(Vec<&'b RawValue>),
+    Beside(
+        std::thread::ScopedJoinHandle<'s, Result<Vec<ArrayEntry>>>,
+        usize,
+    ),
 }
 
 /// Largest size in bytes of an array (numpy's `intp` on 64-bit platforms): numpy refuses
@@ -507,12 +528,12 @@ impl ArrayEntry {
     }
 
     /// Parses entry `index` (its members but `dtype`, and that one's text, parsed by
-    /// `dtypes`); `n_packs` is the length of the manifest's `packs`. A packed
-    /// entry's `start` is filled in later, by [`Pack::collect`].
+    /// `dtypes`). A packed entry's pack is checked against the manifest's `packs`, and its
+    /// `start` filled in, later, by [`Pack::collect`]: the table is read before the rest of
+    /// the manifest is known.
     fn from_wire<'a>(
         index: usize,
         v: &wire::Entry<'a>,
-        n_packs: usize,
         dtypes: &mut wire::Dtypes<'a>,
     ) -> Result<ArrayEntry> {
         let table = Pointer::Root("/arrays");
@@ -558,12 +579,8 @@ impl ArrayEntry {
                 .get("pack")
                 .and_then(Json::as_u64)
                 .and_then(|p| usize::try_from(p).ok())
-                .filter(|p| *p < n_packs)
                 .ok_or_else(|| {
-                    FormatError::manifest(
-                        format!("{path}/pack"),
-                        format!("must be the index of a pack (the file has {n_packs})"),
-                    )
+                    FormatError::manifest(format!("{path}/pack"), "must be the index of a pack")
                 })?;
             Placement::Packed { pack, start: 0 }
         } else {
@@ -662,8 +679,12 @@ impl Pack {
         let mut filled = vec![0u64; packs.len()];
         for (i, e) in arrays.iter_mut().enumerate() {
             if let Placement::Packed { pack, start } = &mut e.placement {
+                let n_packs = filled.len();
                 let (Some(p), Some(used)) = (packs.get_mut(*pack), filled.get_mut(*pack)) else {
-                    continue; // from_json only accepts existing packs
+                    return Err(FormatError::manifest(
+                        format!("/arrays/{i}/pack"),
+                        format!("must be the index of a pack (the file has {n_packs})"),
+                    ));
                 };
                 *start = *used;
                 *used = used.checked_add(e.raw_length).ok_or_else(|| {
@@ -833,9 +854,31 @@ impl Manifest {
     }
 
     /// Parses and validates a manifest (the tree and the array table; not yet the file layout).
-    /// A large array table is read on a second thread while the tree is decoded.
+    /// A large array table is read on a second thread from the moment the first pass over
+    /// the text has passed it, while that pass goes on and the tree is decoded.
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
-        let top = wire::Top::parse(bytes).map_err(|source| FormatError::ManifestJson { source })?;
+        std::thread::scope(|s| Self::from_bytes_in(bytes, s))
+    }
+
+    fn from_bytes_in<'s, 'b>(
+        bytes: &'b [u8],
+        scope: &'s std::thread::Scope<'s, 'b>,
+    ) -> Result<Manifest> {
+        let start = |table: Vec<&'b RawValue>| {
+            if table_text_len(&table) < TABLE_THREAD_MIN {
+                return TableRead::Here(table);
+            }
+            let text = table.clone();
+            let reader =
+                std::thread::Builder::new().spawn_scoped(scope, move || read_table(&text, bytes));
+            match reader {
+                Ok(reader) => TableRead::Beside(reader, table.len()),
+                // No thread to be had: the same work on this one.
+                Err(_) => TableRead::Here(table),
+            }
+        };
+        let top = wire::Top::parse(bytes, start)
+            .map_err(|source| FormatError::ManifestJson { source })?;
         let wire::Top::Object {
             members: mut m,
             arrays: table,
@@ -864,51 +907,33 @@ impl Manifest {
                 .collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(FormatError::manifest("/packs", "must be a non-empty list")),
         };
-        let table = match &table {
-            Some(wire::Table::List(a)) => a.as_slice(),
-            _ => return Err(FormatError::manifest("/arrays", "must be a list")),
+        let Some(wire::Table::List(table)) = table else {
+            return Err(FormatError::manifest("/arrays", "must be a list"));
         };
-        let n_packs = packs.len();
-        let read_table = || -> Result<Vec<ArrayEntry>> {
-            let entries = wire::entries(table, bytes)
-                .map_err(|source| FormatError::ManifestJson { source })?;
-            let mut dtypes = wire::Dtypes::new(bytes);
-            (entries.iter().enumerate())
-                .map(|(i, v)| ArrayEntry::from_wire(i, v, n_packs, &mut dtypes))
-                .collect()
+        let n_arrays = match &table {
+            TableRead::Here(t) => t.len(),
+            TableRead::Beside(_, n) => *n,
         };
-        let read_tree = |mut m: Obj| -> Result<(Node, Option<Node>, Decoder)> {
+        // The tree needs nothing of the table but its length. Its errors come after the
+        // table's, as in a read of one after the other.
+        let tree = (|| {
             let root = m
                 .remove("root")
                 .ok_or_else(|| FormatError::manifest("/root", "missing"))?;
-            let mut decoder = Decoder::new(table.len());
+            let mut decoder = Decoder::new(n_arrays);
             let root = decoder.decode_json(root, &Pointer::Root("/root"))?;
             let validation = match m.remove("validation") {
                 Some(v) => Some(decoder.decode_json(v, &Pointer::Root("/validation"))?),
                 None => None,
             };
             Ok((root, validation, decoder))
-        };
-        // A large table is read on a thread of its own while the tree is decoded (they need
-        // nothing of each other but the table's length); errors come in the same order.
-        let (arrays, tree) = if table_text_len(table) >= TABLE_THREAD_MIN {
-            std::thread::scope(|s| {
-                match std::thread::Builder::new().spawn_scoped(s, read_table) {
-                    Ok(reader) => {
-                        let tree = read_tree(m);
-                        let arrays = reader
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                        (arrays, tree)
-                    }
-                    // No thread to be had: the same work on this one.
-                    Err(_) => (read_table(), read_tree(m)),
-                }
-            })
-        } else {
-            (read_table(), read_tree(m))
-        };
-        let mut arrays = arrays?;
+        })();
+        let mut arrays = match table {
+            TableRead::Here(t) => read_table(&t, bytes),
+            TableRead::Beside(reader, _) => reader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        }?;
         Pack::collect(&mut packs, &mut arrays)?;
         let (root, validation, decoder) = tree?;
         if let Some(i) = decoder.unreferenced_arrays().first() {

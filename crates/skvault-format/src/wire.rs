@@ -8,10 +8,10 @@
 //! are read as usual. Everything else of the manifest is read into [`Json`] as before.
 //!
 //! The first pass over the text ([`Top::parse`]) only checks the array table's JSON and keeps
-//! each entry's text; [`entries`] reads them afterwards. So the table can be read on a
-//! thread of its own while the tree is decoded (`Manifest::from_bytes`): about a third of a
-//! large manifest's parse. An error [`entries`] reports is placed in the whole text, at the
-//! line and column a one-pass read gives.
+//! each entry's text; [`entries`] reads them afterwards. So a large table is read on a thread
+//! of its own from the moment the first pass has gone past it, while that pass goes on and the
+//! tree is decoded (`Manifest::from_bytes`). An error [`entries`] reports is placed in the
+//! whole text, at the line and column a one-pass read gives.
 //!
 //! Nothing is validated here beyond JSON itself and repeated member names, refused at any
 //! depth as [`Json`] refuses them (inside a dtype's text, when [`Dtypes`] parses it: a text
@@ -31,20 +31,21 @@ use crate::pointer::Pointer;
 use crate::strict_json::{duplicate, Json, JsonVisitor, Obj, Text};
 
 /// The manifest's top level: its members but `arrays`, and the array table apart.
-pub(crate) enum Top<'a> {
+pub(crate) enum Top<'a, R> {
     Object {
         members: Obj<'a>,
         /// `None` when the manifest has no `arrays` member.
-        arrays: Option<Table<'a>>,
+        arrays: Option<Table<R>>,
     },
     /// Any JSON value but an object.
     Other,
 }
 
 /// The `arrays` member.
-pub(crate) enum Table<'a> {
-    /// The text of each element, JSON checked but not yet read (see [`entries`]).
-    List(Vec<&'a RawValue>),
+pub(crate) enum Table<R> {
+    /// What [`Top::parse`]'s `on_table` made of the text of each element, JSON checked but
+    /// not yet read (see [`entries`]).
+    List(R),
     /// Any JSON value but a list.
     Other,
 }
@@ -61,12 +62,17 @@ pub(crate) enum Entry<'a> {
     Other,
 }
 
-impl<'a> Top<'a> {
-    /// Parses `bytes` (UTF-8 JSON, checked here) in one pass.
-    pub(crate) fn parse(bytes: &'a [u8]) -> serde_json::Result<Top<'a>> {
+impl<'a, R> Top<'a, R> {
+    /// Parses `bytes` (UTF-8 JSON, checked here) in one pass. `on_table` is given the texts
+    /// of the array table's elements as soon as the pass has gone past them (if `arrays` is a
+    /// list), and may start reading them meanwhile the pass goes on.
+    pub(crate) fn parse(
+        bytes: &'a [u8],
+        on_table: impl FnOnce(Vec<&'a RawValue>) -> R,
+    ) -> serde_json::Result<Top<'a, R>> {
         let text = crate::strict_json::utf8(bytes)?;
         let mut de = serde_json::Deserializer::from_str(text);
-        let top = TopSeed.deserialize(&mut de)?;
+        let top = TopSeed(on_table).deserialize(&mut de)?;
         de.end()?;
         Ok(top)
     }
@@ -153,30 +159,73 @@ macro_rules! seed {
     };
 }
 
-seed!(TopSeed, Top, "the manifest", {
-    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Top<'de>, S::Error> {
+/// The manifest's top level, whose array table goes to `F` (see [`Top::parse`]).
+struct TopSeed<F>(F);
+
+impl<'de, R, F: FnOnce(Vec<&'de RawValue>) -> R> DeserializeSeed<'de> for TopSeed<F> {
+    type Value = Top<'de, R>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Top<'de, R>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R, F: FnOnce(Vec<&'de RawValue>) -> R> Visitor<'de> for TopSeed<F> {
+    type Value = Top<'de, R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the manifest")
+    }
+
+    scalars!(Top::Other);
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Top<'de, R>, S::Error> {
         JsonVisitor::new().visit_seq(seq).map(|_| Top::Other)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Top<'de>, A::Error> {
-        let (members, arrays) = members(map, "arrays", |m| m.next_value_seed(TableSeed))?;
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Top<'de, R>, A::Error> {
+        // `members` reads `arrays` once at most: a second one is refused before it is read.
+        let mut on_table = Some(self.0);
+        let (members, arrays) = members(map, "arrays", |m| {
+            m.next_value_seed(TableSeed(&mut on_table))
+        })?;
         Ok(Top::Object { members, arrays })
     }
-});
+}
 
-seed!(TableSeed, Table, "the array table", {
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Table<'de>, A::Error> {
+/// The `arrays` member: a list's element texts go to the `on_table` of [`Top::parse`].
+struct TableSeed<'f, F>(&'f mut Option<F>);
+
+impl<'de, R, F: FnOnce(Vec<&'de RawValue>) -> R> DeserializeSeed<'de> for TableSeed<'_, F> {
+    type Value = Table<R>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Table<R>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, R, F: FnOnce(Vec<&'de RawValue>) -> R> Visitor<'de> for TableSeed<'_, F> {
+    type Value = Table<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the array table")
+    }
+
+    scalars!(Table::Other);
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Table<R>, A::Error> {
         JsonVisitor::new().visit_map(map).map(|_| Table::Other)
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> std::result::Result<Table<'de>, S::Error> {
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> std::result::Result<Table<R>, S::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(entry) = seq.next_element::<&RawValue>()? {
             out.push(entry);
         }
-        Ok(Table::List(out))
+        let on_table = self.0.take().ok_or_else(|| duplicate("arrays"))?;
+        Ok(Table::List(on_table(out)))
     }
-});
+}
 
 seed!(EntrySeed, Entry, "an array entry", {
     fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Entry<'de>, S::Error> {

@@ -135,6 +135,19 @@ fn packs_and_compressed_manifest_set_both_flags() {
 fn a_packed_entry_must_name_an_existing_pack() {
     let e = hostile(Codec::Lz4, |m| m["arrays"][0]["pack"] = json!(3));
     manifest_error_at(e, "/arrays/0/pack");
+    // Checked once the packs are known (the table may be read before them): the first
+    // entry naming a missing pack, with the number the file has.
+    let e = hostile(Codec::Lz4, |m| {
+        m["arrays"][7]["pack"] = json!(5);
+        m["arrays"][2]["pack"] = json!(4);
+    });
+    match e {
+        FormatError::Manifest { path, message } => {
+            assert_eq!(path, "/arrays/2/pack");
+            assert!(message.contains("the file has 3"), "{message}");
+        }
+        e => panic!("expected a manifest error, got {e:?}"),
+    }
     let e = hostile(Codec::Lz4, |m| m["arrays"][0]["pack"] = json!(-1));
     manifest_error_at(e, "/arrays/0/pack");
 }
