@@ -65,7 +65,7 @@ pub(crate) enum Entry<'a> {
 impl<'a, R> Top<'a, R> {
     /// Parses `bytes` (UTF-8 JSON, checked here) in one pass. `on_table` is given the texts
     /// of the array table's elements as soon as the pass has gone past them (if `arrays` is a
-    /// list), and may start reading them meanwhile the pass goes on.
+    /// list), and may start reading them while the pass goes on.
     pub(crate) fn parse(
         bytes: &'a [u8],
         on_table: impl FnOnce(Vec<&'a RawValue>) -> R,
