@@ -505,8 +505,9 @@ def main() -> int:
             raise SystemExit(f"{need} is missing: run `{how}` (make bench does)")
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     t_run = time.perf_counter()
+    # `start` and `end`, not `run_start`: this report writes its own header (see `render`).
     doc: dict[str, Any] = {"quick": args.quick, "seconds": seconds, "pinned": can_pin(),
-                           "loadavg_start": environment.loadavg(), "models": {}}
+                           "start": environment.snapshot(), "models": {}}
     models, X = build_models(args.quick)
     with tempfile.TemporaryDirectory(prefix="skvault-serve-bench-") as tmp:
         work = Path(tmp)
@@ -531,7 +532,7 @@ def main() -> int:
             if key == "forest":
                 entry["two_skvault"] = two_processes(files, bodies["one"], mdir)
             doc["models"][key] = entry
-    doc["loadavg_end"] = environment.loadavg()
+    doc["end"] = environment.snapshot()
     doc["wall_seconds"] = time.perf_counter() - t_run
     doc["versions"] = {"oha": subprocess.run([str(OHA), "--version"], capture_output=True, text=True).stdout.strip(),
                        "mlflow": MLFLOW_VERSION}
@@ -611,21 +612,16 @@ def mib(n: int) -> str:
 
 
 def render(doc: dict) -> str:
-    env = doc["environment"]
-    v = env["versions"]
     quick = " (--quick: 50-tree forest, short runs)" if doc["quick"] else ""
-    busy = max((doc.get("loadavg_start") or [0])[0], (doc.get("loadavg_end") or [0])[0]) > env["nproc"] / 2
+    # A run from before the CPU-time snapshots has only its load averages.
+    start = doc.get("start") or {"loadavg": doc.get("loadavg_start")}
+    end = doc.get("end") or {"loadavg": doc.get("loadavg_end")}
     lines = [
         f"# skvault serve against MLflow and FastAPI{quick}",
         "",
-        f"- Date: {env['date']}; whole run (fits included): {doc['wall_seconds']:.0f} s",
-        f"- Machine: {env['nproc']} CPUs ({env['cpu']}), {env['memory_gib']} GiB RAM, {env['platform']}",
-        f"- skvault at commit {env['commit']}; Python {env['python']}; "
-        + ", ".join(f"{k} {val}" for k, val in v.items() if val != "not installed")
-        + f"; MLflow {doc['versions']['mlflow']} (own venv); {doc['versions']['oha']}",
-        f"- Load average (1/5/15 min) at the start {doc.get('loadavg_start')}, at the end {doc.get('loadavg_end')}"
-        + (" — **the machine had other work running** (other builds shared its CPUs): absolute "
-           "numbers are noisy and low; the ratios, measured minutes apart, less so." if busy else "."),
+        *environment.report_lines(doc["environment"], start, end),
+        f"- Whole run (fits included): {doc['wall_seconds']:.0f} s; MLflow {doc['versions']['mlflow']} "
+        f"(own venv); {doc['versions']['oha']}",
         "- CPUs: " + ("the server (and every process it starts) pinned to CPU 0 with `taskset -c 0`, oha "
                       "to CPU 1 (`taskset -c 1`, `--worker-threads 1`)." if doc["pinned"] else
                       "not pinned (taskset missing or one CPU): server and oha share the CPUs."),

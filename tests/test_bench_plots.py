@@ -310,20 +310,26 @@ def test_commit_is_dirty_for_changed_code_not_for_fresh_results(tmp_path: Path) 
     assert environment._git(tmp_path) == head + "+dirty"
 
 
-def test_the_foundation_report_measures_other_work_not_its_own_threads(monkeypatch) -> None:
-    """bench/run.py's report says how busy the machine was from /proc/stat (other processes'
-    CPU time), not from load averages, which count the benchmark's own threads: its committed
-    JSON, with a quiet and a busy run's snapshots, and a run from before the snapshots."""
+def import_report(monkeypatch):
+    """bench/report.py, with bench/ on the path. bench/methods.py, which it imports, imports
+    every library the benchmark compares (skops among them), which `make test` does not
+    install; the headers checked here do not need them (no method rows are drawn)."""
     monkeypatch.syspath_prepend(str(BENCH))
-    # bench/methods.py imports every library the benchmark compares (skops among them), which
-    # `make test` does not install; the header checked here does not need them (no method
-    # rows are drawn).
     methods = types.ModuleType("methods")
     methods.METHODS = []
     methods.REFERENCE = "joblib"
     monkeypatch.setitem(sys.modules, "methods", methods)
     monkeypatch.delitem(sys.modules, "report", raising=False)
     import report
+
+    return report
+
+
+def test_the_foundation_report_measures_other_work_not_its_own_threads(monkeypatch) -> None:
+    """bench/run.py's report says how busy the machine was from /proc/stat (other processes'
+    CPU time), not from load averages, which count the benchmark's own threads: its committed
+    JSON, with a quiet and a busy run's snapshots, and a run from before the snapshots."""
+    report = import_report(monkeypatch)
 
     doc = json.loads((BENCH / "results" / "foundation.json").read_text())
     env = doc["environment"]
@@ -341,3 +347,31 @@ def test_the_foundation_report_measures_other_work_not_its_own_threads(monkeypat
     del env["run_start"], env["run_end"]
     assert "not measured" in other_line()
     assert "counts the benchmark's own threads" in report.markdown(doc)
+
+
+def test_the_serve_report_opens_like_the_others(monkeypatch) -> None:
+    """bench/serve.py's report opens with the same lines as the other reports (environment.
+    report_lines): other work from /proc/stat, not a verdict on load averages that count the
+    server's and oha's own threads. Its committed JSON (from before the snapshots), then with
+    a quiet and a busy run's."""
+    import_report(monkeypatch)
+    monkeypatch.delitem(sys.modules, "serve", raising=False)
+    import serve
+
+    doc = json.loads((BENCH / "results" / "serve.json").read_text())
+    doc.pop("start", None), doc.pop("end", None)
+
+    def head() -> list[str]:
+        lines = serve.render(doc).splitlines()
+        return lines[: lines.index("## Targets (issue 25)")]
+
+    assert any(line.startswith("- Load average") and "own threads" in line for line in head())
+    assert "- Other work during the run: not measured" in "\n".join(head())
+    assert not any("other builds shared" in line for line in head())
+    assert any(line.startswith("- Whole run (fits included): ") and "MLflow" in line for line in head())
+    doc["start"], doc["end"] = snap(1.9, 100.0, 1000.0, 100.0), snap(1.9, 200.0, 1190.0, 280.0)
+    others = next(line for line in head() if line.startswith("- Other work"))
+    assert "0.10 of the" in others and "other work running" not in others
+    doc["end"] = snap(1.9, 200.0, 1290.0, 280.0)
+    others = next(line for line in head() if line.startswith("- Other work"))
+    assert "1.10 of the" in others and "other work running" in others
