@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType,
+};
 use skvault_format::fill::{Destination, Fill, Job};
 use skvault_format::load_plan::{LoadPlan, Place, PlanOptions, Task};
 use skvault_format::node::BaseType;
@@ -46,9 +48,16 @@ pub struct Builder<'py, 'a> {
     /// How each class met so far is created (see [`Creation`]) and whether its objects wait
     /// for their checks (see [`Gate`]), by class address.
     creation: HashMap<usize, (Creation, bool)>,
+    /// Short texts made so far, each made once (see [`Builder::text`]).
+    texts: HashMap<String, Bound<'py, PyAny>>,
     import_module: Bound<'py, PyAny>,
     np: Bound<'py, PyModule>,
 }
+
+/// Texts up to this length are made once per load and shared (see [`Builder::text`]), up to
+/// [`SHARED_TEXTS`] distinct ones: attribute names, parameter values.
+const SHARED_TEXT_LEN: usize = 40;
+const SHARED_TEXTS: usize = 4096;
 
 /// The numpy arrays of one load, and the fill writing into them.
 pub struct LoadArrays<'py> {
@@ -261,6 +270,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             memo: HashMap::new(),
             resolved: HashMap::new(),
             creation: HashMap::new(),
+            texts: HashMap::new(),
             import_module: py.import("importlib")?.getattr("import_module")?,
             np: py.import("numpy")?,
         })
@@ -316,6 +326,23 @@ impl<'py, 'a> Builder<'py, 'a> {
         Ok(found)
     }
 
+    /// The Python text `s`. A forest repeats its trees' attribute names and parameter values
+    /// hundreds of times: each short one is made once and shared, as pickle's memo shares the
+    /// strings it has read (text is immutable: sharing one is not visible but to `is`).
+    fn text(&mut self, s: &str) -> Bound<'py, PyAny> {
+        if s.len() > SHARED_TEXT_LEN {
+            return PyString::new(self.py, s).into_any();
+        }
+        if let Some(made) = self.texts.get(s) {
+            return made.clone();
+        }
+        let made = PyString::new(self.py, s).into_any();
+        if self.texts.len() < SHARED_TEXTS {
+            self.texts.insert(s.to_owned(), made.clone());
+        }
+        made
+    }
+
     fn remember(&mut self, id: Option<Id>, obj: &Bound<'py, PyAny>) {
         if let Some(id) = id {
             self.memo.insert(id, obj.clone());
@@ -331,7 +358,7 @@ impl<'py, 'a> Builder<'py, 'a> {
             Node::BigInt(s) => py.get_type::<pyo3::types::PyInt>().call1((s.as_str(),))?,
             Node::Float(x) => x.into_pyobject(py)?.into_any(),
             Node::Complex(re, im) => pyo3::types::PyComplex::from_doubles(py, *re, *im).into_any(),
-            Node::Str(s) => s.into_pyobject(py)?.into_any(),
+            Node::Str(s) => self.text(s),
             Node::StrSurrogates(b) => PyBytes::new(py, b).call_method1("decode", ("utf-8", "surrogatepass"))?,
             Node::Bytes(b) => PyBytes::new(py, b).into_any(),
             Node::ByteArray(b) => PyByteArray::new(py, b).into_any(),
