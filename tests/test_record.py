@@ -458,3 +458,33 @@ def test_mapped_arrays_are_verified_when_asked(tmp_path, mode):
         skvault.load(path, mmap=mode, verify=True)
     with pytest.raises(skvault.IntegrityError, match=f"array {index}"):
         skvault.load(path)
+
+
+def test_the_recorded_versions_come_from_imported_modules_without_a_metadata_scan(monkeypatch):
+    """The environment's versions of scikit-learn, numpy and scipy are their modules'
+    `__version__` once imported (equal to the distributions' metadata), so the first dump or
+    load in a process does not scan sys.path for them; a package not imported still gets its
+    metadata's version."""
+    import importlib.metadata
+
+    import scipy
+    import sklearn
+
+    from skvault import _metadata
+
+    expected = {d: importlib.metadata.version(d) for d in ("scikit-learn", "numpy", "scipy")}
+    assert {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "scipy": scipy.__version__} == expected
+
+    def no_scan(dist):
+        raise AssertionError(f"metadata scanned for {dist}")
+
+    monkeypatch.setattr(_metadata.importlib_metadata, "version", no_scan)
+    _metadata._environment.cache_clear()
+    try:
+        env = _metadata.environment()
+        assert {d: env[d] for d in expected} == expected
+    finally:
+        _metadata._environment.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.delitem(sys.modules, "scipy")
+    assert _metadata._version("scipy") == expected["scipy"]
