@@ -128,37 +128,6 @@ macro_rules! scalars {
     };
 }
 
-/// A seed that is its own visitor, for any JSON value: `$what` in messages, scalars read as
-/// `$value::Other`, and the given `visit_seq` and `visit_map`.
-macro_rules! seed {
-    ($seed:ident, $value:ident, $what:literal, { $($methods:tt)* }) => {
-        struct $seed;
-
-        impl<'de> DeserializeSeed<'de> for $seed {
-            type Value = $value<'de>;
-
-            fn deserialize<D: Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> std::result::Result<$value<'de>, D::Error> {
-                d.deserialize_any(self)
-            }
-        }
-
-        impl<'de> Visitor<'de> for $seed {
-            type Value = $value<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($what)
-            }
-
-            scalars!($value::Other);
-
-            $($methods)*
-        }
-    };
-}
-
 /// The manifest's top level, whose array table goes to `F` (see [`Top::parse`]).
 struct TopSeed<F>(F);
 
@@ -227,7 +196,26 @@ impl<'de, R, F: FnOnce(Vec<&'de RawValue>) -> R> Visitor<'de> for TableSeed<'_, 
     }
 }
 
-seed!(EntrySeed, Entry, "an array entry", {
+/// One element of the array table.
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Entry<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Entry<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed {
+    type Value = Entry<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array entry")
+    }
+
+    scalars!(Entry::Other);
+
     fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> std::result::Result<Entry<'de>, S::Error> {
         JsonVisitor::new().visit_seq(seq).map(|_| Entry::Other)
     }
@@ -236,7 +224,7 @@ seed!(EntrySeed, Entry, "an array entry", {
         let (members, dtype) = members(map, "dtype", |m| m.next_value::<&RawValue>())?;
         Ok(Entry::Object { members, dtype })
     }
-});
+}
 
 /// Reads the entries of a [`Table::List`] taken from `whole`, the manifest's text. An error
 /// is the one a read of the whole text in one pass gives, at the same line and column.
