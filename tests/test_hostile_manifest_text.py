@@ -1,5 +1,6 @@
 """Hostile manifest texts for the reader of the array table (crates/skvault-format/src/wire.rs),
-which takes each entry apart as the text is parsed and parses each distinct dtype text once.
+which keeps each entry's text in a first pass, then reads the entries (on a thread of its own
+for a table over 128 kB, while the tree is decoded) and parses each distinct dtype text once.
 
 Each file is a real dump whose manifest text was edited (and its digest recomputed), loaded in
 a child process with an address-space limit and a timeout (tests/hostile.py): it must be
@@ -82,3 +83,38 @@ def test_many_distinct_dtype_texts_are_parsed_within_bounds(parts):
     data = parts.to_bytes(lambda t: t.replace('"arrays":[', '"arrays":[' + ",".join(extra) + ",", 1))
     assert len(data) > 20_000 * len(node)
     assert_refused(load_in_child(data), "no node of the tree refers to this array")
+
+
+@pytest.fixture(scope="module")
+def large() -> SkvParts:
+    """A forest of 300 stumps: an array table of over 128 kB, which the reader reads on a
+    thread of its own while the tree is decoded (Manifest::from_bytes)."""
+    model = RandomForestClassifier(n_estimators=300, max_depth=1, random_state=0).fit(X, Y)
+    parts = SkvParts.parse(skvault.dumps(model))
+    assert len(json.dumps(parts.manifest["arrays"], separators=(",", ":"))) > 128 << 10
+    return parts
+
+
+def replace_last(text: str, old: str, new: str) -> str:
+    at = text.rindex(old)
+    return text[:at] + new + text[at + len(old):]
+
+
+def test_hostile_entries_of_a_table_read_on_its_own_thread_are_refused(large):
+    """The same refusals when the table is read beside the tree, on its last entries (read
+    last by that thread, while the tree is decoded)."""
+    out = load_in_child(large.to_bytes()).stdout.decode()
+    assert out.startswith("loaded RandomForestClassifier"), out
+    n = len(large.manifest["arrays"])
+    deep = "[" * 200_000 + "]" * 200_000
+    cases = [
+        (lambda t: replace_last(t, '"order":"C",', '"order":"C","order":"C",'), ("duplicate key",)),
+        (lambda t: replace_last(t, '"itemsize":', '"itemsize":64,"itemsize":'), ("duplicate key",)),
+        (lambda t: replace_last(t, '"dtype":"<f8"', f'"dtype":{deep}'), ("not valid JSON", "recursion limit")),
+        (lambda t: t.replace('}],"root":', '},[1]],"root":', 1), (f"/arrays/{n}",)),
+        (lambda t: replace_last(t, '"shape":[', '"shape":[-1,'), ("/shape",)),
+    ]
+    for edit, says in cases:
+        data = large.to_bytes(edit)
+        assert data != large.to_bytes()
+        assert_refused(load_in_child(data), *says)
