@@ -6,8 +6,6 @@
 //! node kinds and keys, integer and float encodings, qualified-name syntax,
 //! references to earlier ids, object-array shapes.
 
-use std::collections::HashSet;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -297,7 +295,8 @@ impl Object {
 /// Decodes and validates a tree. `n_arrays` is the length of the array table.
 pub struct Decoder {
     n_arrays: usize,
-    ids: HashSet<Id>,
+    /// Ids declared so far (keyed by file data: foldhash, seeded per process).
+    ids: foldhash::HashSet<Id>,
     array_refs: Vec<bool>,
 }
 
@@ -498,7 +497,7 @@ impl Decoder {
     pub fn new(n_arrays: usize) -> Self {
         Decoder {
             n_arrays,
-            ids: HashSet::new(),
+            ids: foldhash::HashSet::default(),
             array_refs: vec![false; n_arrays],
         }
     }

@@ -23,7 +23,7 @@
 //!
 //! No attribute state, no list items, and no other construction are allowed on any of them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::node::{walk, Construct, Id, Node, Object, MAX_BIGINT_DIGITS};
 
@@ -78,7 +78,7 @@ pub struct StdlibError {
 
 /// Checks every object of a class in [`CLASSES`] in the tree (references followed).
 pub fn check_tree(root: &Node) -> Result<(), StdlibError> {
-    let mut shared: HashMap<Id, &Node> = HashMap::new();
+    let mut shared: HashMap<Id, &Node> = HashMap::default();
     walk(root, &mut |n| {
         if let Node::Shared { id, node } = n {
             shared.insert(*id, node);

@@ -7,7 +7,9 @@
 //! Names are resolved by importing the module part and reading one attribute:
 //! never by walking a dotted path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use foldhash::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 use pyo3::prelude::*;
@@ -267,10 +269,10 @@ impl<'py, 'a> Builder<'py, 'a> {
             trust,
             arrays,
             gate,
-            memo: HashMap::new(),
-            resolved: HashMap::new(),
-            creation: HashMap::new(),
-            texts: HashMap::new(),
+            memo: HashMap::default(),
+            resolved: HashMap::default(),
+            creation: HashMap::default(),
+            texts: HashMap::default(),
             import_module: py.import("importlib")?.getattr("import_module")?,
             np: py.import("numpy")?,
         })
@@ -438,7 +440,8 @@ impl<'py, 'a> Builder<'py, 'a> {
                     let empty = self.np.getattr("zeros")?.call1((PyTuple::empty(py), dt))?;
                     empty.get_item(PyTuple::empty(py))?
                 } else {
-                    let arr = self.np.getattr("frombuffer")?.call1((PyBytes::new(py, data), dt))?;
+                    let frombuffer = self.np.getattr(pyo3::intern!(py, "frombuffer"))?;
+                    let arr = frombuffer.call1((PyBytes::new(py, data), dt))?;
                     arr.get_item(0)?
                 }
             }
@@ -557,7 +560,7 @@ impl<'py, 'a> Builder<'py, 'a> {
                     let (k, v) = (self.build(k, None)?, self.build(v, None)?);
                     kw.set_item(k, v).map_err(|e| self.unhashable(e))?;
                 }
-                let new = cls.getattr("__new__")?;
+                let new = cls.getattr(pyo3::intern!(py, "__new__"))?;
                 new.call(PyTuple::new(py, all)?, Some(&kw))
                     .map_err(|e| fail(e, "creating"))?
             }
@@ -738,8 +741,10 @@ impl<'py, 'a> Builder<'py, 'a> {
     /// pickle's BUILD: `__setstate__` if the class has one, else `(dict, slots)` or a dict merged
     /// into `__dict__`.
     fn apply_state(&self, instance: &Bound<'py, PyAny>, state: Bound<'py, PyAny>) -> PyResult<()> {
-        if instance.get_type().hasattr("__setstate__")? {
-            instance.call_method1("__setstate__", (state,))?;
+        // Interned names: a forest's load asks this of a thousand objects.
+        let setstate = pyo3::intern!(self.py, "__setstate__");
+        if instance.get_type().hasattr(setstate)? {
+            instance.call_method1(setstate, (state,))?;
             return Ok(());
         }
         let (dict_state, slot_state) = match state.cast::<PyTuple>() {
