@@ -156,7 +156,6 @@ pub fn build_arrays<'py>(
 ) -> PyResult<LoadArrays<'py>> {
     let np = py.import("numpy")?;
     let empty = np.getattr("empty")?;
-    let ndarray = np.getattr("ndarray")?;
     let mut dtype_cache = dtypes::ToNumpyCache::new();
     let entries = &file.manifest().arrays;
     let options = PlanOptions {
@@ -183,28 +182,48 @@ pub fn build_arrays<'py>(
             let pool = empty.call1((len, "u1"))?;
             let base = buffers::data_address(&pool, true)?;
             buffers::prefer_small_pages(base, len);
-            Some((pool, base))
+            Some((pool, base, len))
         }
     };
+    let map = mapped.map(|m| (m.as_any(), m.get().region()));
     let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(entries.len());
     // Data address of each array that a task fills.
     let mut address = vec![0usize; entries.len()];
     for (i, (e, place)) in entries.iter().zip(plan.places()).enumerate() {
         let dtype = dtype_cache.get(py, &e.dtype)?;
-        let shape = PyTuple::new(py, &e.shape)?;
-        let order = order_name(e.order);
-        // ndarray(shape, dtype, buffer, offset, strides, order): a view of exactly the blob or
-        // pool range (raw_length = product(shape) x itemsize, checked by the reader), in one
-        // call; numpy checks again that it fits the buffer.
-        let arr = match (*place, mapped, &pool) {
-            (Place::View { offset }, Some(map), _) => {
-                ndarray.call1((shape, &dtype, map, offset, py.None(), order))?
+        let fortran = e.order == Order::F;
+        // A view of exactly the blob or pool range (raw_length = product(shape) x itemsize,
+        // checked by the reader), its bounds checked again by `array_over`.
+        let arr = match (*place, &map, &pool) {
+            (Place::View { offset }, Some((map, (region, writable))), _) => {
+                let offset = usize::try_from(offset)
+                    .map_err(|_| format_error(py, "array offset out of range".into()))?;
+                // SAFETY: the region is the whole mapping, owned by the `MappedFile` (`map`,
+                // the array's base); it is writable only for a copy-on-write mapping, as
+                // `region` says.
+                unsafe {
+                    buffers::array_over(map, *region, offset, &dtype, &e.shape, fortran, *writable)?
+                }
             }
-            (Place::Pool { start, .. }, _, Some((pool, base))) => {
+            (Place::Pool { start, .. }, _, Some((pool, base, len))) => {
                 address[i] = base + start;
-                ndarray.call1((shape, &dtype, pool, start, py.None(), order))?
+                // SAFETY: `len` bytes at `base` are the pool's data (a writable numpy array
+                // made above, the array's base), which it owns until freed with the last view.
+                unsafe {
+                    buffers::array_over(
+                        pool,
+                        (*base as *mut u8, *len),
+                        start,
+                        &dtype,
+                        &e.shape,
+                        fortran,
+                        true,
+                    )?
+                }
             }
             (Place::Own { len }, _, _) => {
+                let shape = PyTuple::new(py, &e.shape)?;
+                let order = order_name(e.order);
                 let arr = empty.call1((shape, &dtype, order))?;
                 if len > 0 {
                     address[i] = buffers::data_address(&arr, true)?;

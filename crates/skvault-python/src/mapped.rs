@@ -50,6 +50,12 @@ impl MappedFile {
     pub fn file(&self) -> &Arc<SkvFile> {
         &self.file
     }
+
+    /// The mapping's address and length, and whether Python may write it (a copy-on-write
+    /// mapping): what `buffers::array_over` views, with the `MappedFile` as the arrays' base.
+    pub fn region(&self) -> ((*mut u8, usize), bool) {
+        ((self.base.cast_mut(), self.len), self.writable)
+    }
 }
 
 #[pymethods]
