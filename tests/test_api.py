@@ -457,6 +457,34 @@ def test_mapped_arrays_outlive_the_load_result_and_the_file_name(tmp_path):
     assert isinstance(mapped_file_of(arr), _native.MappedFile)
 
 
+def _mapped_here(path: pathlib.Path) -> bool:
+    """Whether this process maps `path` (from /proc/self/maps)."""
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip("\n").endswith(str(path)) for line in maps)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
+@pytest.mark.parametrize("mb", [1, 40])
+def test_a_mapping_is_released_when_its_last_array_goes(tmp_path, mb):
+    # From 32 MB the file (manifest and mapping) is released on a thread of its own: it must
+    # still be released, soon; a small one at once.
+    path = tmp_path / "m.skv"
+    skvault.dump({"a": np.arange(mb * 131072, dtype=np.float64), "b": np.ones(3)}, path)
+    back = skvault.load(path, mmap=True)
+    assert _mapped_here(path)
+    a = back["a"]
+    del back
+    gc.collect()
+    assert _mapped_here(path), "an array still views the mapping"
+    assert a[-1] == mb * 131072 - 1
+    del a
+    gc.collect()
+    deadline = time.monotonic() + (0 if mb < 32 else 10)
+    while _mapped_here(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _mapped_here(path)
+
+
 @pytest.mark.parametrize("compress", ["zstd", "lz4"])
 def test_compressed_arrays_are_ordinary_copies_with_mmap(tmp_path, compress):
     # "big" is too large for a pack (format 1.2), so both arrays keep blobs of their own.
