@@ -8,10 +8,9 @@
 //! never by walking a dotted path.
 
 use std::collections::HashSet;
-
-use foldhash::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
+use foldhash::HashMap;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple, PyType,
