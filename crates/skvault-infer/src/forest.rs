@@ -265,14 +265,11 @@ impl TreeEnsemble {
         let mut leaf = vec![0u32; rows.padded_rows()];
         for tree in &self.trees {
             tree.leaves(&rows, &mut leaf);
-            for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
-                let values = tree.values(*l);
-                if self.average {
-                    for (a, v) in acc.iter_mut().zip(values) {
-                        *a += *v;
-                    }
-                } else {
-                    acc.copy_from_slice(values);
+            if self.average {
+                tree.add_values(&leaf, out);
+            } else {
+                for (l, acc) in leaf.iter().zip(out.chunks_exact_mut(w)) {
+                    acc.copy_from_slice(tree.values(*l));
                 }
             }
         }

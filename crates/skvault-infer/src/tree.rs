@@ -712,6 +712,35 @@ impl<T: Threshold> Tree<T> {
         }
     }
 
+    /// Adds the values of leaf `leaf[r]` to row `r` of `out` (`width` values a row), for as
+    /// many rows as both hold. Widths of one and two (regressors, binary classifiers) are
+    /// fixed-size loops: summing a generic slice per row cost a sixth of a 500-tree forest's
+    /// batch.
+    pub fn add_values(&self, leaf: &[u32], out: &mut [f64]) {
+        match self.width {
+            1 => {
+                for (l, a) in leaf.iter().zip(out.iter_mut()) {
+                    *a += self.values[*l as usize];
+                }
+            }
+            2 => {
+                for (l, a) in leaf.iter().zip(out.chunks_exact_mut(2)) {
+                    let s = *l as usize * 2;
+                    let v = &self.values[s..s + 2];
+                    a[0] += v[0];
+                    a[1] += v[1];
+                }
+            }
+            w => {
+                for (l, a) in leaf.iter().zip(out.chunks_exact_mut(w)) {
+                    for (a, v) in a.iter_mut().zip(self.values(*l)) {
+                        *a += *v;
+                    }
+                }
+            }
+        }
+    }
+
     /// The values of a leaf found by `leaves`.
     #[inline]
     pub fn values(&self, leaf: u32) -> &[f64] {
@@ -827,6 +856,40 @@ mod tests {
             assert!(f == f32::INFINITY || f64::from(up) > t, "{t}: {f} {up}");
         }
         assert!(floor_f32(f64::NAN).is_nan());
+    }
+
+    /// `add_values`' fixed-width loops (one and two values a leaf) and its general one add
+    /// the same values as `values`, to the row each leaf belongs to, bit for bit.
+    #[test]
+    fn leaf_values_are_added_to_their_rows_at_every_width() {
+        // A root splitting feature 0, its right child feature 1: three leaves.
+        let split = |feature, left, right| {
+            Some(SplitNode {
+                threshold: 0.0f32,
+                feature,
+                missing_left: false,
+                left,
+                right,
+            })
+        };
+        let nodes = [split(0, 1, 2), None, split(1, 3, 4), None, None];
+        let one = Tree::from_nodes(&nodes, 2, |i| 1.0 / (i as f64 + 3.0)).unwrap();
+        let leaf = [2u32, 0, 1, 1, 2];
+        for width in [1, 2, 3, 5] {
+            let tree = if width > 1 {
+                one.clone().widened(width)
+            } else {
+                one.clone()
+            };
+            let start: Vec<f64> = (0..leaf.len() * width).map(|i| i as f64 * 0.1).collect();
+            let mut got = start.clone();
+            tree.add_values(&leaf, &mut got);
+            let want: Vec<f64> = (start.chunks(width).zip(leaf))
+                .flat_map(|(row, l)| row.iter().zip(tree.values(l)).map(|(a, v)| a + v))
+                .collect();
+            assert_eq!(got, want, "width {width}");
+            assert_ne!(got, start, "width {width}");
+        }
     }
 
     #[test]
