@@ -485,6 +485,45 @@ def test_a_mapping_is_released_when_its_last_array_goes(tmp_path, mb):
     assert not _mapped_here(path)
 
 
+def _load_counting_page_faults(path):
+    import resource
+
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    model = skvault.load(path)
+    return model, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_a_large_pool_is_reused_by_the_next_load_then_freed(tmp_path):
+    # The arrays that trees copy are read into one pool; from 32 MB its memory is kept for
+    # 5 s after the load, for the next load whose pool fits, then freed. A load that reuses
+    # it takes far fewer page faults, and must not see the bytes of the model before.
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(100_000, 4), rng.rand(100_000)
+    first = ExtraTreesRegressor(n_estimators=3, bootstrap=False, random_state=0).fit(X, y)
+    # Fewer rows, fewer nodes: its pool fits in the first one's.
+    second = ExtraTreesRegressor(n_estimators=3, bootstrap=False, random_state=1).fit(X[:90_000], y[:90_000])
+    paths = {}
+    for name, model in (("first", first), ("second", second)):
+        paths[name] = tmp_path / f"{name}.skv"
+        skvault.dump(model, paths[name])
+    nodes = sum(e.tree_.node_count for e in second.estimators_)
+    pool_pages = nodes * (first.estimators_[0].tree_.__getstate__()["nodes"].itemsize + 8) // 4096
+    assert pool_pages * 4096 > 32 << 20
+
+    loaded, _ = _load_counting_page_faults(paths["first"])
+    del loaded
+    reused, reused_faults = _load_counting_page_faults(paths["second"])
+    np.testing.assert_array_equal(reused.predict(X[:2000]), second.predict(X[:2000]))
+    del reused
+    time.sleep(6)  # the kept memory is freed: the next load asks the kernel again
+    fresh, fresh_faults = _load_counting_page_faults(paths["second"])
+    np.testing.assert_array_equal(fresh.predict(X[:2000]), second.predict(X[:2000]))
+    assert fresh_faults - reused_faults > pool_pages // 2, (fresh_faults, reused_faults, pool_pages)
+
+
 @pytest.mark.parametrize("compress", ["zstd", "lz4"])
 def test_compressed_arrays_are_ordinary_copies_with_mmap(tmp_path, compress):
     # "big" is too large for a pack (format 1.2), so both arrays keep blobs of their own.

@@ -25,6 +25,7 @@ use crate::buffers;
 use crate::dtypes;
 use crate::errors::{format_error, new_err, untrusted, IntoPyResult};
 use crate::mapped::MappedFile;
+use crate::pool::Pool;
 use skvault_infer::guard::{check_of, Check};
 
 /// How the loader creates the instances of a class.
@@ -144,7 +145,8 @@ impl Verify {
 /// Makes numpy arrays for the whole array table as the [`LoadPlan`] places them: views of the
 /// mapping (mmap, uncompressed), fresh arrays, or slices of one pool for the arrays that trees
 /// copy (see [`skvault_format::load_plan::copied_by_trees`]: for a forest that is thousands of
-/// arrays in one allocation, freed when the load ends since the trees keep copies). The
+/// arrays in one allocation, given back when the load ends since the trees keep copies: see
+/// [`crate::pool`]). The
 /// fresh and pooled arrays are filled (and verified) in the background as the objects are
 /// built: see [`Fill`]. Small files are filled here and now, with the GIL released.
 pub fn build_arrays<'py>(
@@ -178,10 +180,12 @@ pub fn build_arrays<'py>(
     let pool = match plan.pool_len() {
         0 => None,
         len => {
-            let pool = empty.call1((len, "u1"))?;
-            let base = buffers::data_address(&pool, true)?;
-            buffers::prefer_small_pages(base, len);
-            Some((pool, base, len))
+            let pool = Bound::new(py, Pool::new(len)?)?;
+            let (base, len) = pool.get().region();
+            if !pool.get().reused() {
+                buffers::prefer_small_pages(base as usize, len);
+            }
+            Some((pool.into_any(), base as usize, len))
         }
     };
     let map = mapped.map(|m| (m.as_any(), m.get().region()));
@@ -206,8 +210,8 @@ pub fn build_arrays<'py>(
             }
             (Place::Pool { start, .. }, _, Some((pool, base, len))) => {
                 address[i] = base + start;
-                // SAFETY: `len` bytes at `base` are the pool's data (a writable numpy array
-                // made above, the array's base), which it owns until freed with the last view.
+                // SAFETY: `len` bytes at `base` are the pool's memory (the `Pool` made above,
+                // the array's base), writable, which it owns until its last view goes.
                 unsafe {
                     buffers::array_over(
                         pool,

@@ -8,6 +8,7 @@ mod export;
 mod legacy;
 mod mapped;
 mod native;
+mod pool;
 mod records;
 mod registry;
 mod sign;
