@@ -269,6 +269,11 @@ def load(
     :class:`MmapCopyWarning` saying how many. ``verify`` checks every array's digest; by
     default it does, except for mapped arrays.
 
+    Without a mapping, the node arrays of decision trees (which scikit-learn's trees copy)
+    are read into one buffer for the load; from 32 MB its memory is kept for 10 s after the
+    load, for the next load that fits in it (loading models one after another then skips
+    the kernel's fresh pages, a third of a large forest's load), and freed after that.
+
     The scikit-learn and numpy versions the file was saved with are compared with the
     installed ones: a different major version raises :class:`VersionMismatchError`, a
     different minor version warns (:class:`VersionMismatchWarning`);

@@ -30,7 +30,7 @@ use pyo3::prelude::*;
 /// and malloc keeps them in the process anyway).
 const KEEP_FROM: usize = 32 << 20;
 /// How long a kept pool waits for the next load before it is freed.
-const KEEP_FOR: Duration = Duration::from_secs(5);
+const KEEP_FOR: Duration = Duration::from_secs(10);
 /// Alignment of the pool's start; arrays inside it start at multiples of the plan's own
 /// alignment from there.
 const ALIGN: usize = 64;
@@ -86,7 +86,7 @@ impl Keeper {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Frees the kept block once it has waited [`KEEP_FOR`], and any block it replaced.
+    /// Frees the kept block once it has waited [`KEEP_FOR`].
     fn run(&self) {
         let mut slot = self.slot();
         loop {
