@@ -214,7 +214,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "(skvault's `dump` writes a temporary file, fsyncs it and renames it; pickle, joblib and "
         "skops do not fsync). Load = from the path to the object. Files are read back from the "
         "**page cache** (they were just written; caches are not dropped), so loads measure CPU "
-        "work, not the disk.",
+        "work, not the disk. Every timed save, and the loads, start after `os.sync()` (not "
+        "timed), so that no method is charged for the writeback of files saved before it.",
         "- Ratios are against **joblib uncompressed** (`joblib.dump(obj, path)` / `joblib.load`): "
         "below 1 is smaller or faster.",
         "- Correctness: after every load, `predict_proba` on 1000 rows is `np.array_equal` to the "

@@ -5,7 +5,8 @@
 
 Every method saves to bench/work/files/ (removed at the end). Times are medians of several runs
 of the public API call (save: from the fitted object to a complete file; load: from the path to
-the object). Files are read back from the page cache: caches are not dropped between runs.
+the object). Files are read back from the page cache: caches are not dropped between runs,
+but every timed save, and the loads, start after os.sync() (see `settle`).
 Every loaded model must give predict_proba equal (np.array_equal) to the original's on 1000
 rows, or the run aborts.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -125,6 +127,15 @@ def rotated(items: list, i: int) -> list:
     return items[k:] + items[:k]
 
 
+def settle() -> None:
+    """Writes every dirty page out (os.sync), outside any timing: the kernel writes back the
+    files just saved for tens of seconds after their save, on the same 2 CPUs, so without it a
+    save or load was charged for the previous methods' writeback, more for methods that use
+    a second thread (in one run, the mmap load took 42 to 60 ms by round, the rebuild floor
+    40 to 48 ms)."""
+    os.sync()
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, Any]:
     gc.collect()
     t0 = time.perf_counter()
@@ -159,11 +170,13 @@ def bench_model(
         for m in rotated(METHODS, i):
             if m.name in saves and i < save_reps[m.name]:
                 paths[m.name].unlink(missing_ok=True)
+                settle()
                 t, _ = timed(m.save, model, paths[m.name], **save_kwargs.get(m.name, {}))
                 saves[m.name].append(t)
                 if t > SLOW_SECONDS:
                     save_reps[m.name] = min(save_reps[m.name], MIN_REPS)
     del save_kwargs
+    settle()
     kwargs = {m.name: (m.prepare_load(paths[m.name]) if m.prepare_load else {}) for m in METHODS}
     for i in range(spec.reps):
         for m in rotated(METHODS, i):
