@@ -721,6 +721,26 @@ def test_mapped_node_damage_without_verify_is_refused_by_the_tree_checks(tmp_pat
     assert not isinstance(e.value, skvault.IntegrityError)
 
 
+def test_node_damage_without_verify_is_judged_on_the_bytes_the_tree_gets(tmp_path):
+    # verify=False skips the digests, not the state checks: they read the node arrays the
+    # load has read (the bytes the Tree is built from), not the file a second time. A right
+    # child far beyond the nodes is refused before anything is built; a threshold's last
+    # bit flipped passes the checks and loads unhashed, as asked.
+    X, tree, data, nodes = _tree_file(seed=1)
+    path = tmp_path / "bad.skv"
+    path.write_bytes(_with_right_child_bit_flipped(data, nodes, byte=6, bit=0x40))
+    with pytest.raises(skvault.FormatError, match="refused before loading") as e:
+        skvault.load(path, verify=False)
+    assert not isinstance(e.value, skvault.IntegrityError)
+    # byte 0 of the first node's threshold: 24 bytes into its record, 16 after right_child
+    path.write_bytes(_with_right_child_bit_flipped(data, nodes, byte=16, bit=0x01))
+    with pytest.raises(skvault.IntegrityError):
+        skvault.load(path)
+    back = skvault.load(path, verify=False)
+    assert back.tree_.threshold[0] != tree.tree_.threshold[0]
+    assert back.tree_.children_right[0] == tree.tree_.children_right[0]
+
+
 def _forest_file():
     """A fitted 16-tree forest whose node arrays are over 1 MiB in all, each stored on its
     own, uncompressed; its file's bytes and its node arrays' entries."""

@@ -67,18 +67,21 @@ pub struct LoadArrays<'py> {
     /// waits for the workers that write into the arrays, which may be freed right after.
     fill: Fill,
     arrays: Vec<Bound<'py, PyAny>>,
-    /// `(address, len)` of each array the fill writes and verifies (`None` for the others,
-    /// and for all when the fill does not verify): what the state checks may read once the
-    /// fill reports the array done (see [`Filled`]).
+    /// `(address, len)` of each array the fill writes (`None` for the others): what the
+    /// state checks read once the fill reports the array done (see [`Filled`]), verified or
+    /// not as the fill is. The checks judge the very bytes the objects are built from: with
+    /// `verify=False` they once read and hashed the node arrays from the file instead, a
+    /// second read of the file that a file changed meanwhile could make differ from the
+    /// bytes built.
     spans: Vec<Option<(usize, usize)>>,
     /// The views of a mapped file that the state checks may read where they lie, unhashed
     /// (see [`Filled`]), by index.
     in_place: Vec<bool>,
 }
 
-/// The arrays of a load that the fill has written and verified, for the state checks
-/// (`skvault_infer::guard::Preread`): they read a forest's node arrays there instead of
-/// reading and hashing them from the file a second time. Plain addresses and the fill, so
+/// The arrays of a load that the fill has written (and verified, unless the load was asked
+/// not to), for the state checks (`skvault_infer::guard::Preread`): they read a forest's
+/// node arrays there instead of reading them from the file a second time. Plain addresses and the fill, so
 /// that the checks can run with the GIL released.
 ///
 /// On a mapped file the tree node arrays are views, which the checks read in the mapping.
@@ -106,8 +109,8 @@ impl skvault_infer::guard::Preread for Filled<'_> {
             // SAFETY: `address` is the data of the numpy array (or its range of the pool)
             // that `build_arrays` made for this array, `len` = raw_length bytes, alive in the
             // `LoadArrays` that `self` borrows. `wait` returned Ok, so by the contract of
-            // `Destination::new` the fill has written and verified these bytes and will not
-            // touch them again; no Python code can reach the array before the builder hands
+            // `Destination::new` the fill has written (and, if it verifies, verified) these
+            // bytes and will not touch them again; no Python code can reach the array before the builder hands
             // it out, which happens after the checks (checks that run beside the build are
             // given no such arrays: see `load_tree`). So nothing writes them while borrowed.
             unsafe { std::slice::from_raw_parts(address as *const u8, len) }
@@ -261,9 +264,7 @@ pub fn build_arrays<'py>(
         .iter()
         .zip(&address)
         .map(|(place, &at)| match *place {
-            Place::Pool { len, .. } | Place::Own { len } if verify.copies && len > 0 => {
-                Some((at, len))
-            }
+            Place::Pool { len, .. } | Place::Own { len } if len > 0 => Some((at, len)),
             _ => None,
         })
         .collect();
