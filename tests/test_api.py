@@ -757,6 +757,46 @@ def _forest_file():
     return X, forest, data, nodes
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
+    # Loads of over 1 MiB of arrays and large batches run on a thread pool. A child forked
+    # after its parent used the pool (multiprocessing's default on Linux) inherits none of
+    # its threads: its parallel calls waited for ever on rayon's global pool. skvault makes
+    # a pool per process; the child must load, predict and verify, and in bounded time.
+    import select
+
+    import skvault.native
+
+    X, forest, data, _ = _forest_file()
+    path = tmp_path / "f.skv"
+    path.write_bytes(data)
+    rows = np.repeat(X, 5, axis=0)  # 20,000 rows: a batch split over the threads
+    want = forest.predict_proba(rows)
+    assert np.array_equal(skvault.load(path).predict_proba(rows), want)
+    assert np.array_equal(skvault.native.load(path).predict_proba(rows), want)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and never return into pytest
+        ok = False
+        try:
+            ok = np.array_equal(skvault.load(path).predict_proba(rows), want)
+            ok = ok and np.array_equal(skvault.native.load(path).predict_proba(rows), want)
+            skvault.verify(path)
+        finally:
+            os.write(write, b"ok" if ok else b"no")
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 60)
+        assert ready, "the forked child did not finish within 60 s"
+        assert os.read(read, 2) == b"ok"
+    finally:
+        os.close(read)
+        if not os.waitpid(pid, os.WNOHANG)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
 def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):
     # A forest's node arrays (over 1 MiB in all) are hashed on several threads: before the
     # tree checks read them in place (bytes of loads), or, in a mapped file with verify=True,

@@ -260,7 +260,7 @@ impl Fill {
         }
         for _ in 0..threads {
             let shared = fill.0.clone();
-            rayon::spawn(move || shared.work());
+            crate::threads::spawn(move || shared.work());
         }
         Ok(fill)
     }

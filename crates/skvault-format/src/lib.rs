@@ -29,6 +29,7 @@ pub mod stdlib;
 pub mod strict_json;
 #[doc(hidden)]
 pub mod testing;
+pub mod threads;
 pub mod trailer;
 pub mod trust;
 mod wire;

@@ -140,7 +140,7 @@ impl LoadPlan {
     /// it, else none (the caller fills everything at once, which is quicker for small files).
     pub fn threads(&self) -> usize {
         if worth_threads(self.work) {
-            rayon::current_num_threads()
+            crate::threads::current_num_threads()
         } else {
             0
         }
@@ -388,6 +388,6 @@ mod tests {
         assert!(matches!(plan.places()[2], Place::Own { .. }));
         assert!(matches!(plan.places()[4], Place::Pool { .. }));
         assert!(worth_threads(plan.work_bytes()));
-        assert_eq!(plan.threads(), rayon::current_num_threads());
+        assert_eq!(plan.threads(), crate::threads::current_num_threads());
     }
 }

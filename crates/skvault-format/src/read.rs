@@ -581,10 +581,12 @@ impl SkvFile {
     /// Checks every array's digest (decompressing as needed), in parallel.
     /// Reports the first failure by array index.
     pub fn verify(&self) -> Result<()> {
-        let results: Vec<Result<()>> = (0..self.manifest.arrays.len())
-            .into_par_iter()
-            .map(|i| self.verify_array(i))
-            .collect();
+        let results: Vec<Result<()>> = crate::threads::install(|| {
+            (0..self.manifest.arrays.len())
+                .into_par_iter()
+                .map(|i| self.verify_array(i))
+                .collect()
+        });
         results.into_iter().collect()
     }
 

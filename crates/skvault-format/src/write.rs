@@ -67,7 +67,7 @@ pub fn worth_threads(bytes: usize) -> bool {
 pub fn digest(data: &[u8]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     if data.len() >= PARALLEL_HASH_LEN {
-        hasher.update_rayon(data);
+        crate::threads::install(|| hasher.update_rayon(data));
     } else {
         hasher.update(data);
     }
@@ -126,7 +126,7 @@ impl Pending<'_> {
     fn digests(&self) -> Vec<[u8; 32]> {
         let total = self.arrays.iter().map(|a| a.len()).sum();
         if worth_threads(total) {
-            self.arrays.par_iter().map(|a| digest(a)).collect()
+            crate::threads::install(|| self.arrays.par_iter().map(|a| digest(a)).collect())
         } else {
             self.arrays.iter().map(|a| digest(a)).collect()
         }
@@ -393,10 +393,12 @@ pub fn prepare_with_validation<'a>(
     let total: usize = arrays.iter().map(|a| a.data.len()).sum();
     let defer = options.codec != Codec::Zstd && worth_threads(total);
     let (encoded, digests) = if defer {
-        let encoded = units
-            .into_par_iter()
-            .map(|(dtype, data, members)| encode(dtype, data, &members, options.codec, level))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = crate::threads::install(|| {
+            units
+                .into_par_iter()
+                .map(|(dtype, data, members)| encode(dtype, data, &members, options.codec, level))
+                .collect::<Result<Vec<_>>>()
+        })?;
         (encoded, vec![[0u8; 32]; arrays.len()])
     } else {
         encode_and_hash(arrays, units, options.codec, level)?
@@ -517,10 +519,12 @@ fn encode_and_hash<'a>(
         |(dtype, data, members): Unit<'a, '_>| encode(dtype, data, &members, codec, level);
     let total: usize = arrays.iter().map(|a| a.data.len()).sum();
     let (encoded, digests): (Result<Vec<Encoded<'a>>>, Vec<[u8; 32]>) = if worth_threads(total) {
-        rayon::join(
-            || units.into_par_iter().map(encode_unit).collect(),
-            || arrays.par_iter().map(|a| digest(a.data)).collect(),
-        )
+        crate::threads::install(|| {
+            rayon::join(
+                || units.into_par_iter().map(encode_unit).collect(),
+                || arrays.par_iter().map(|a| digest(a.data)).collect(),
+            )
+        })
     } else {
         (
             units.into_iter().map(encode_unit).collect(),

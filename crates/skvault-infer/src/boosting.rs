@@ -7,7 +7,7 @@
 //! `2 ** -(depth / (n_trees * c(max_samples)))`. Leaf terms are computed once at open time
 //! with the same operations, so both sums are bit-identical to scikit-learn's.
 
-use skvault_format::Node;
+use skvault_format::{threads, Node};
 
 use crate::classes::{read_classes, Classes, Labels};
 use crate::error::{malformed, unsupported, Result};
@@ -273,9 +273,11 @@ pub(crate) fn proba_from_raw(mut raw: Matrix, order: RowSum) -> Matrix {
             o[1] = p;
         };
         if parallel {
-            out.par_chunks_exact_mut(2)
-                .zip(raw.data.par_iter())
-                .for_each(row);
+            threads::install(|| {
+                out.par_chunks_exact_mut(2)
+                    .zip(raw.data.par_iter())
+                    .for_each(row)
+            });
         } else {
             out.chunks_exact_mut(2).zip(raw.data.iter()).for_each(row);
         }
@@ -283,9 +285,11 @@ pub(crate) fn proba_from_raw(mut raw: Matrix, order: RowSum) -> Matrix {
     }
     let k = raw.n_cols.max(1);
     if parallel {
-        raw.data
-            .par_chunks_exact_mut(k)
-            .for_each(|r| softmax_row_with(r, order));
+        threads::install(|| {
+            raw.data
+                .par_chunks_exact_mut(k)
+                .for_each(|r| softmax_row_with(r, order))
+        });
     } else {
         raw.data
             .chunks_exact_mut(k)

@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
-use skvault_format::Node;
+use skvault_format::{threads, Node};
 
 use crate::across::Across;
 use crate::classes::{read_classes, Classes};
@@ -333,12 +333,14 @@ pub(crate) fn run_blocks_of<T: Sync>(
         f(x, out);
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    let n_blocks = n_rows.div_ceil(max_block.max(1)).div_ceil(threads) * threads;
+    let n_threads = threads::current_num_threads().max(1);
+    let n_blocks = n_rows.div_ceil(max_block.max(1)).div_ceil(n_threads) * n_threads;
     let block = n_rows.div_ceil(n_blocks).max(1);
-    out.par_chunks_mut(block * w)
-        .zip(x.par_chunks(block * nf))
-        .for_each(|(o, xb)| f(xb, o));
+    threads::install(|| {
+        out.par_chunks_mut(block * w)
+            .zip(x.par_chunks(block * nf))
+            .for_each(|(o, xb)| f(xb, o))
+    });
 }
 
 /// Steps (the trees' depths added up) below which one row stays on the calling thread:
@@ -358,23 +360,25 @@ pub(crate) fn row_leaves<T: Threshold + Send + Sync>(
     row: &Rows<T>,
     leaf: &mut [u32],
 ) {
-    let threads = rayon::current_num_threads().max(1);
+    let n_threads = threads::current_num_threads().max(1);
     let walk = |trees: &[Tree<T>], leaf: &mut [u32]| {
         for (group, at) in trees.chunks(ACROSS).zip(leaf.chunks_mut(ACROSS)) {
             Tree::leaves_across(group, row, at);
         }
     };
     let steps: usize = trees.iter().map(|t| t.depth() as usize).sum();
-    if threads == 1 || steps < PARALLEL_STEPS {
+    if n_threads == 1 || steps < PARALLEL_STEPS {
         walk(trees, leaf);
         return;
     }
     // Whole groups of `ACROSS` per thread.
-    let chunk = trees.len().div_ceil(threads).div_ceil(ACROSS) * ACROSS;
-    trees
-        .par_chunks(chunk)
-        .zip(leaf.par_chunks_mut(chunk))
-        .for_each(|(t, l)| walk(t, l));
+    let chunk = trees.len().div_ceil(n_threads).div_ceil(ACROSS) * ACROSS;
+    threads::install(|| {
+        trees
+            .par_chunks(chunk)
+            .zip(leaf.par_chunks_mut(chunk))
+            .for_each(|(t, l)| walk(t, l))
+    });
 }
 
 /// Index of the first largest value of each row (numpy's `argmax`).

@@ -252,7 +252,7 @@ fn helper() -> Option<&'static Shared> {
 /// Whether one row of `across` is worth sharing with the helper: enough steps, and more
 /// than one thread allowed (rayon's thread count, which `RAYON_NUM_THREADS` sets).
 pub(crate) fn worth_it(across: &Across) -> bool {
-    across.work() >= PAIR_STEPS && rayon::current_num_threads() > 1
+    across.work() >= PAIR_STEPS && skvault_format::threads::current_num_threads() > 1
 }
 
 /// Adds the leaf values that `row` reaches in `trees` (the trees `across` was made of)

@@ -42,11 +42,13 @@ pub(crate) fn score(
     ranges: &[Range<usize>],
     score: impl Fn(Range<usize>) -> Result<Output> + Sync,
 ) -> Option<Output> {
-    let parts: Vec<Output> = ranges
-        .par_iter()
-        .map(|r| score(r.clone()))
-        .collect::<Result<_>>()
-        .ok()?;
+    let parts: Vec<Output> = skvault_format::threads::install(|| {
+        ranges
+            .par_iter()
+            .map(|r| score(r.clone()))
+            .collect::<Result<_>>()
+    })
+    .ok()?;
     concat(parts)
 }
 

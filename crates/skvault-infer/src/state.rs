@@ -143,10 +143,12 @@ impl<'f> Ctx<'f> {
         if !skvault_format::write::worth_threads(bytes) {
             return;
         }
-        let matched: Vec<usize> = in_place
-            .into_par_iter()
-            .filter(|i| file.verify_array(*i).is_ok())
-            .collect();
+        let matched: Vec<usize> = skvault_format::threads::install(|| {
+            in_place
+                .into_par_iter()
+                .filter(|i| file.verify_array(*i).is_ok())
+                .collect()
+        });
         self.verified = vec![false; file.manifest().arrays.len()];
         for i in matched {
             if let Some(v) = self.verified.get_mut(i) {
