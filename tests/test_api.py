@@ -768,14 +768,18 @@ def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
     rows = np.repeat(X, 5, axis=0)  # 20,000 rows: a batch split over the threads
     want = forest.predict_proba(rows)
     assert np.array_equal(skvault.load(path).predict_proba(rows), want)
-    assert np.array_equal(skvault.native.load(path).predict_proba(rows), want)
+    native = skvault.native.load(path)
+    assert np.array_equal(native.predict_proba(rows), want)
+    assert np.array_equal(native.predict_proba(rows[:1]), want[:1])
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, and never return into pytest
         ok = False
         try:
             ok = np.array_equal(skvault.load(path).predict_proba(rows), want)
-            ok = ok and np.array_equal(skvault.native.load(path).predict_proba(rows), want)
+            native = skvault.native.load(path)
+            ok = ok and np.array_equal(native.predict_proba(rows), want)
+            ok = ok and np.array_equal(native.predict_proba(rows[:1]), want[:1])
             skvault.verify(path)
         finally:
             os.write(write, b"ok" if ok else b"no")
