@@ -81,8 +81,8 @@ pub struct LoadArrays<'py> {
 
 /// The arrays of a load that the fill has written (and verified, unless the load was asked
 /// not to), for the state checks (`skvault_infer::guard::Preread`): they read a forest's
-/// node arrays there instead of reading them from the file a second time. Plain addresses and the fill, so
-/// that the checks can run with the GIL released.
+/// node arrays there instead of reading them from the file a second time. Plain addresses
+/// and the fill, so that the checks can run with the GIL released.
 ///
 /// On a mapped file the tree node arrays are views, which the checks read in the mapping.
 /// With `verify=True` the fill checks their digests in the background while the objects
@@ -110,8 +110,8 @@ impl skvault_infer::guard::Preread for Filled<'_> {
             // that `build_arrays` made for this array, `len` = raw_length bytes, alive in the
             // `LoadArrays` that `self` borrows. `wait` returned Ok, so by the contract of
             // `Destination::new` the fill has written (and, if it verifies, verified) these
-            // bytes and will not touch them again; no Python code can reach the array before the builder hands
-            // it out, which happens after the checks (checks that run beside the build are
+            // bytes and will not touch them again; no Python code can reach the array before
+            // the builder hands it out, which happens after the checks (checks that run beside the build are
             // given no such arrays: see `load_tree`). So nothing writes them while borrowed.
             unsafe { std::slice::from_raw_parts(address as *const u8, len) }
         }))
@@ -149,9 +149,8 @@ impl Verify {
 /// mapping (mmap, uncompressed), fresh arrays, or slices of one pool for the arrays that trees
 /// copy (see [`skvault_format::load_plan::copied_by_trees`]: for a forest that is thousands of
 /// arrays in one allocation, given back when the load ends since the trees keep copies: see
-/// [`crate::pool`]). The
-/// fresh and pooled arrays are filled (and verified) in the background as the objects are
-/// built: see [`Fill`]. Small files are filled here and now, with the GIL released.
+/// [`crate::pool`]). The fresh and pooled arrays are filled (and verified) in the background
+/// as the objects are built: see [`Fill`]. Small files are filled here and now, with the GIL released.
 pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
