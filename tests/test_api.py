@@ -494,10 +494,9 @@ def _load_counting_page_faults(path):
     return model, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-def test_a_large_pool_is_reused_by_the_next_load_then_freed(tmp_path):
-    # The arrays that trees copy are read into one pool; from 32 MB its memory is kept for
-    # 10 s after the load, for the next load whose pool fits, then freed. A load that reuses
-    # it takes far fewer page faults, and must not see the bytes of the model before.
+def _pool_models(tmp_path):
+    """Two forests whose pools pass 32 MB, the second's fitting in the first's: their
+    files, the rows and the second forest to predict with, and the second's pool pages."""
     from sklearn.ensemble import ExtraTreesRegressor
 
     rng = np.random.RandomState(0)
@@ -512,15 +511,22 @@ def test_a_large_pool_is_reused_by_the_next_load_then_freed(tmp_path):
     nodes = sum(e.tree_.node_count for e in second.estimators_)
     pool_pages = nodes * (first.estimators_[0].tree_.__getstate__()["nodes"].itemsize + 8) // 4096
     assert pool_pages * 4096 > 32 << 20
+    return X[:2000], second, paths, pool_pages
 
+
+def test_a_large_pool_is_reused_by_the_next_load_then_freed(tmp_path):
+    # The arrays that trees copy are read into one pool; from 32 MB its memory is kept for
+    # 10 s after the load, for the next load whose pool fits, then freed. A load that reuses
+    # it takes far fewer page faults, and must not see the bytes of the model before.
+    X, second, paths, pool_pages = _pool_models(tmp_path)
     loaded, _ = _load_counting_page_faults(paths["first"])
     del loaded
     reused, reused_faults = _load_counting_page_faults(paths["second"])
-    np.testing.assert_array_equal(reused.predict(X[:2000]), second.predict(X[:2000]))
+    np.testing.assert_array_equal(reused.predict(X), second.predict(X))
     del reused
     time.sleep(11)  # the kept memory is freed: the next load asks the kernel again
     fresh, fresh_faults = _load_counting_page_faults(paths["second"])
-    np.testing.assert_array_equal(fresh.predict(X[:2000]), second.predict(X[:2000]))
+    np.testing.assert_array_equal(fresh.predict(X), second.predict(X))
     assert fresh_faults - reused_faults > pool_pages // 2, (fresh_faults, reused_faults, pool_pages)
 
 
@@ -794,6 +800,44 @@ def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
         if not os.waitpid(pid, os.WNOHANG)[0]:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_keeps_a_large_pool_of_its_own(tmp_path):
+    # The thread that frees kept pools is one per process: a child forked after its parent
+    # kept one starts its own, and its loads reuse its own kept memory as the parent's do
+    # (the test above, in a child).
+    import select
+
+    X, second, paths, pool_pages = _pool_models(tmp_path)
+    _load_counting_page_faults(paths["first"])  # its pool is kept when it goes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and never return into pytest
+        report = b"failed"
+        try:
+            _load_counting_page_faults(paths["first"])  # the child's own pool is kept
+            reused, reused_faults = _load_counting_page_faults(paths["second"])
+            same = np.array_equal(reused.predict(X), second.predict(X))
+            del reused
+            time.sleep(11)  # freed: the next load's pool is fresh memory
+            fresh, fresh_faults = _load_counting_page_faults(paths["second"])
+            report = f"{fresh_faults} {reused_faults} {same}".encode()
+        finally:
+            os.write(write, report)
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 90)
+        assert ready, "the forked child did not finish within 90 s"
+        fresh_faults, reused_faults, same = os.read(read, 100).decode().split()
+    finally:
+        os.close(read)
+        if not os.waitpid(pid, os.WNOHANG)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert same == "True"
+    assert int(fresh_faults) - int(reused_faults) > pool_pages // 2, (fresh_faults, reused_faults, pool_pages)
 
 
 def test_forest_nodes_hashed_ahead_are_still_digest_checked(tmp_path):

@@ -23,6 +23,7 @@ pub mod load_plan;
 pub mod manifest;
 mod manifest_text;
 pub mod node;
+pub mod per_process;
 pub mod pointer;
 pub mod read;
 pub mod stdlib;

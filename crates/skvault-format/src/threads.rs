@@ -1,4 +1,3 @@
-#![allow(unsafe_code)]
 //! The thread pool that skvault's parallel work runs on: one rayon pool per process.
 //!
 //! rayon's global pool does not survive `fork`: a child forked after its parent used the
@@ -10,51 +9,24 @@
 //! the inherited one left alone) when the process id is not the one that made it. The pool
 //! has rayon's default size (`RAYON_NUM_THREADS`, else one thread per CPU).
 //!
-//! The pool is found without a lock (a child must not wait on a lock a thread of its parent
-//! held at the fork): an atomic pointer to a pool that is never freed (one per process that
-//! uses it, made once; a child's inherited one is left as it is, its threads gone).
-
-use std::sync::atomic::{AtomicPtr, Ordering};
+//! The pool is one [`PerProcess`] value: found without a lock, made anew in a child.
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// A pool and the process that made it.
-struct Owned {
-    pid: u32,
-    pool: ThreadPool,
-}
-
-static CURRENT: AtomicPtr<Owned> = AtomicPtr::new(std::ptr::null_mut());
+use crate::per_process::PerProcess;
 
 /// This process's pool, made on first use; `None` if no thread could be started (then the
 /// work runs on the calling thread alone).
 fn pool() -> Option<&'static ThreadPool> {
-    let pid = std::process::id();
-    let current = CURRENT.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer in `CURRENT` comes from `Box::into_raw` below and is never
-    // freed.
-    if let Some(owned) = unsafe { current.as_ref() } {
-        if owned.pid == pid {
-            return Some(&owned.pool);
-        }
-    }
-    let pool = ThreadPoolBuilder::new()
-        .thread_name(|i| format!("skvault-{i}"))
-        .build()
-        .ok()?;
-    let made = Box::into_raw(Box::new(Owned { pid, pool }));
-    match CURRENT.compare_exchange(current, made, Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: `made` comes from `Box::into_raw` and, now published, is never freed.
-        Ok(_) => unsafe { made.as_ref() }.map(|o| &o.pool),
-        Err(other) => {
-            // Another thread of this process made one first: use it, stop this one.
-            // SAFETY: `made` was published nowhere: this is its only owner.
-            drop(unsafe { Box::from_raw(made) });
-            // SAFETY: `other` (the pointer stored meanwhile) comes from `Box::into_raw`
-            // and is never freed.
-            unsafe { other.as_ref() }.map(|o| &o.pool)
-        }
-    }
+    static POOL: PerProcess<Option<ThreadPool>> = PerProcess::new();
+    // Two threads asking first at once may both build a pool: the one not kept is dropped,
+    // and its threads end.
+    let build = || {
+        ThreadPoolBuilder::new()
+            .thread_name(|i| format!("skvault-{i}"))
+            .build()
+    };
+    POOL.get(|| build().ok()).as_ref()
 }
 
 /// Runs `f` in this process's pool: the parallel iterators inside it use that pool. Called

@@ -26,7 +26,9 @@
 //! the sum is the same. Results never depend on the helper.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+
+use skvault_format::per_process::PerProcess;
 use std::time::{Duration, Instant};
 
 use crate::across::{Across, ACROSS, INLINE_WIDTH};
@@ -146,6 +148,8 @@ struct Shared {
     wake: Condvar,
     /// A caller is using the helper (one caller at a time; others walk alone).
     busy: AtomicBool,
+    /// Whether the helper's thread was started (once, by the first caller).
+    started: OnceLock<bool>,
 }
 
 impl Shared {
@@ -227,36 +231,24 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// This process's helper, started on first use; `None` if its thread could not be started
-/// (or the slot is busy: a process forked while another thread held its lock, whose holder
-/// is gone, must not wait on it). A process forked after its parent started a helper has
-/// none of its thread and starts its own.
+/// This process's helper, started on first use; `None` if its thread could not be
+/// started. A process forked after its parent started a helper has none of its thread and
+/// starts its own (see `skvault_format::per_process`).
 fn helper() -> Option<&'static Shared> {
-    type Slot = Option<(u32, Option<&'static Shared>)>;
-    static HELPER: RwLock<Slot> = RwLock::new(None);
-    let pid = std::process::id();
-    let mine = |slot: &Slot| slot.filter(|(p, _)| *p == pid).map(|(_, shared)| shared);
-    if let Some(shared) = mine(&*HELPER.try_read().ok()?) {
-        return shared;
-    }
-    let mut slot = HELPER.try_write().ok()?;
-    if let Some(shared) = mine(&slot) {
-        return shared;
-    }
-    let shared: &'static Shared = Box::leak(Box::new(Shared {
+    static HELPER: PerProcess<Shared> = PerProcess::new();
+    let shared = HELPER.get(|| Shared {
         job: Mutex::new(None),
         epoch: AtomicU64::new(0),
         parked: AtomicBool::new(false),
         wake: Condvar::new(),
         busy: AtomicBool::new(false),
-    }));
-    let started = std::thread::Builder::new()
-        .name("skvault-row".into())
-        .spawn(move || shared.serve())
-        .ok()
-        .map(|_| shared);
-    *slot = Some((pid, started));
-    started
+        started: OnceLock::new(),
+    });
+    let started = shared.started.get_or_init(|| {
+        let thread = std::thread::Builder::new().name("skvault-row".into());
+        thread.spawn(move || shared.serve()).is_ok()
+    });
+    started.then_some(shared)
 }
 
 /// Whether one row of `across` is worth sharing with the helper: enough steps, and more

@@ -20,11 +20,12 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
+use skvault_format::per_process::PerProcess;
 
 /// Pools from this size are kept; smaller ones are freed at once (their pages cost little,
 /// and malloc keeps them in the process anyway).
@@ -66,23 +67,35 @@ impl Drop for Block {
     }
 }
 
-/// The kept block (with the time it was kept), and the thread that frees it.
+/// The kept block (with the time it was kept), and the thread that frees it: one per
+/// process (a process forked after its parent kept a block has none of its thread and keeps
+/// its own; the block its parent kept stays unused in it, pages shared with the parent's).
 struct Keeper {
     slot: Mutex<Option<(Block, Instant)>>,
     wake: Condvar,
+    /// Whether the thread that frees kept blocks was started; nothing is kept without it.
+    started: OnceLock<bool>,
 }
 
-static KEEPER: Keeper = Keeper {
-    slot: Mutex::new(None),
-    wake: Condvar::new(),
-};
-/// The process whose thread frees kept blocks; `None` if it could not be started (then
-/// nothing is kept). A child made by `fork` has no such thread: it keeps nothing.
-static STARTED: OnceLock<Option<u32>> = OnceLock::new();
-
 impl Keeper {
+    /// This process's keeper, its thread started on first use; `None` if it could not be.
+    fn get() -> Option<&'static Keeper> {
+        static KEEPER: PerProcess<Keeper> = PerProcess::new();
+        let keeper = KEEPER.get(|| Keeper {
+            slot: Mutex::new(None),
+            wake: Condvar::new(),
+            started: OnceLock::new(),
+        });
+        let started = keeper.started.get_or_init(|| {
+            let thread = std::thread::Builder::new().name("skvault-pool".into());
+            thread.spawn(move || keeper.run()).is_ok()
+        });
+        started.then_some(keeper)
+    }
+
     fn slot(&self) -> MutexGuard<'_, Option<(Block, Instant)>> {
         // A panic while holding the lock cannot leave the slot half-written: it is one move.
+        // The lock is held for a move only (a block is freed after it is let go).
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -111,45 +124,26 @@ impl Keeper {
     }
 }
 
-fn started() -> bool {
-    let pid = *STARTED.get_or_init(|| {
-        let thread = std::thread::Builder::new()
-            .name("skvault-pool".into())
-            .spawn(|| KEEPER.run());
-        thread.ok().map(|_| std::process::id())
-    });
-    pid == Some(std::process::id())
-}
-
-/// The slot, if no other thread holds it. Loads never wait for it: a process forked while
-/// the keeping thread held the lock would otherwise wait forever.
-fn try_slot() -> Option<MutexGuard<'static, Option<(Block, Instant)>>> {
-    match KEEPER.slot.try_lock() {
-        Ok(slot) => Some(slot),
-        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
-/// Keeps `block` for the next load, or frees it here if it is small, no thread would free
-/// it later, or the slot is busy. A block kept before (two loads' pools alive at once) is
-/// freed here.
+/// Keeps `block` for the next load, or frees it here if it is small or no thread would free
+/// it later. A block kept before (two loads' pools alive at once) is freed here.
 fn keep(block: Block) {
-    if block.len() < KEEP_FROM || !started() {
+    if block.len() < KEEP_FROM {
         return;
     }
-    let Some(mut slot) = try_slot() else {
+    let Some(keeper) = Keeper::get() else {
         return;
     };
+    let mut slot = keeper.slot();
     let old = slot.replace((block, Instant::now()));
     drop(slot);
-    KEEPER.wake.notify_one();
+    keeper.wake.notify_one();
     drop(old);
 }
 
 /// The kept block if it can hold `len` bytes without wasting more than a quarter of them.
 fn take(len: usize) -> Option<Block> {
-    let mut slot = try_slot()?;
+    let keeper = Keeper::get()?;
+    let mut slot = keeper.slot();
     let fits = |b: &Block| b.len() >= len && b.len() - len <= len / 4;
     match slot.take() {
         Some((block, _)) if fits(&block) => Some(block),
