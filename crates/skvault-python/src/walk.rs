@@ -101,6 +101,10 @@ pub struct Walker<'py> {
     keep: Vec<Bound<'py, PyAny>>,
     pub arrays: Vec<ArrayOut<'py>>,
     dtypes: dtypes::FromNumpyCache<'py>,
+    /// Classes and functions already named and checked (by `id()`, each held so that its
+    /// id is not reused during the walk): a forest's 500 trees import their two classes'
+    /// modules once instead of 1000 times.
+    globals: HashMap<usize, (Bound<'py, PyAny>, String)>,
     next_id: Id,
     depth: usize,
 }
@@ -123,6 +127,7 @@ impl<'py> Walker<'py> {
             keep: Vec::new(),
             arrays: Vec::new(),
             dtypes: dtypes::FromNumpyCache::new(),
+            globals: HashMap::new(),
             next_id: 0,
             depth: 0,
         })
@@ -362,8 +367,19 @@ impl<'py> Walker<'py> {
     }
 
     /// `module.name` of a class or function, checked to resolve back to the very same object
-    /// by importing the module and reading one attribute (how the loader will find it).
-    fn global_name(&self, obj: &Bound<'py, PyAny>) -> PyResult<String> {
+    /// by importing the module and reading one attribute (how the loader will find it); once
+    /// per object and walk.
+    fn global_name(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<String> {
+        let key = obj.as_ptr() as usize;
+        if let Some((_, name)) = self.globals.get(&key) {
+            return Ok(name.clone());
+        }
+        let name = self.resolve_global(obj)?;
+        self.globals.insert(key, (obj.clone(), name.clone()));
+        Ok(name)
+    }
+
+    fn resolve_global(&self, obj: &Bound<'py, PyAny>) -> PyResult<String> {
         let module: String = obj
             .getattr("__module__")
             .ok()
@@ -422,7 +438,8 @@ impl<'py> Walker<'py> {
             true.into_pyobject(self.py)?.to_owned().into_any(),
             obj.getattr("hardmask")?,
         ];
-        let class = self.global_name(&self.t.masked_array)?;
+        let masked_array = self.t.masked_array.clone();
+        let class = self.global_name(&masked_array)?;
         Ok(Node::Object(Box::new(Object {
             class,
             construct: Construct::Call {
