@@ -154,7 +154,9 @@ def dump(
     of the file and of its folder): faster, and other processes still never see a partial
     file, but after a power loss or an OS crash the new file may be missing or empty. Use
     it for checkpoints, caches and tests that can be redone; keep the default for models
-    you ship.
+    you ship. A large file that is replaced (from 32 MB, on a local file system) is let go
+    on a thread of its own after the rename, so the save does not wait for the kernel to
+    free it.
 
     ``compress`` picks a codec for the arrays (``"zstd"`` or ``"lz4"``); ``level`` is
     the zstd level (default 3). joblib's forms work too: ``compress=True`` (zstd),

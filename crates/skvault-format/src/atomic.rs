@@ -234,21 +234,29 @@ pub fn write_atomic_file(
         .map_err(failure(path))?;
     fill(&mut TempFile {
         file: tmp.as_file(),
-        durable,
+        writeback: durable || (existing.is_some() && flushes_when_replacing(tmp.as_file())),
         written: 0,
         handed: 0,
     })
     .map_err(failure(path))?;
     // open(2) applied the umask; an existing file's exact mode is restored explicitly.
-    if let Some(mode) = existing {
-        tmp.as_file().set_permissions(mode).map_err(failure(path))?;
+    if let Some(mode) = &existing {
+        tmp.as_file()
+            .set_permissions(mode.clone())
+            .map_err(failure(path))?;
     }
     if durable {
         tmp.as_file().sync_data().map_err(failure(path))?;
     }
     // Again, as late as possible: the fill may have taken a while. Dropping `tmp` removes it.
     check_destination(path).map_err(failure(path))?;
+    let replaced = (existing.is_some() && may_hold_replaced(tmp.as_file()))
+        .then(|| hold_replaced(path))
+        .flatten();
     tmp.persist(path).map_err(|e| failure(path)(e.error))?;
+    if let Some(old) = replaced {
+        release_behind(old);
+    }
     // Make the rename itself durable; not every platform lets a folder be opened for this.
     if durable {
         if let Ok(d) = std::fs::File::open(dir) {
@@ -258,6 +266,80 @@ pub fn write_atomic_file(
     Ok(())
 }
 
+/// Replaced files from this size are let go on a thread of their own (see [`hold_replaced`]).
+const RELEASE_BEHIND_FROM: u64 = 32 << 20;
+
+/// The file about to be replaced at `path`, held open across the rename when it is large.
+/// The rename only unlinks it then; the kernel frees its pages and blocks when the last
+/// descriptor closes, which [`release_behind`] does on another thread. Done by the rename,
+/// that took 50 ms of a 160 MB forest's save over its previous file (the same work that
+/// `open(path, "wb")` does when it truncates one). `None` (the rename frees it) for a small
+/// file, one that cannot be opened, or one no longer a regular file (opened without
+/// following a link, and without blocking on a FIFO swapped in meanwhile).
+fn hold_replaced(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.file_type().is_file() && meta.len() >= RELEASE_BEHIND_FROM).then_some(file)
+}
+
+/// Closes `file` on a thread of its own (here if none can be started).
+fn release_behind(file: std::fs::File) {
+    let _ = std::thread::Builder::new()
+        .name("skvault-release".into())
+        .spawn(move || drop(file));
+}
+
+/// File system magic numbers (`statfs(2)`).
+const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// The magic number of the file system that holds `file`; `None` if it cannot be read.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+// `f_type`'s integer type differs between targets (i64 here, i32 or u32 elsewhere).
+#[allow(clippy::unnecessary_cast)]
+fn file_system(file: &std::fs::File) -> Option<i64> {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the statfs it is given (ours, of the right type) for a descriptor
+    // borrowed for the duration of the call; it is read only if the call succeeded.
+    unsafe {
+        (libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) == 0)
+            .then(|| stat.assume_init().f_type as i64)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn file_system(_file: &std::fs::File) -> Option<i64> {
+    None
+}
+
+/// Whether the file system of `file` writes out a file renamed over another at the rename:
+/// ext4 does (`auto_da_alloc`, on by default), so that the new content reaches the disk
+/// before the rename does. Its writeback is then better started while the file is written,
+/// as a durable write does, than all at once in the rename (a 160 MB forest's save over its
+/// previous file: 197 to 220 ms, 164 to 178 ms with the writeback started as it is written).
+fn flushes_when_replacing(file: &std::fs::File) -> bool {
+    file_system(file) == Some(EXT4_SUPER_MAGIC)
+}
+
+/// Whether a replaced file may be held open across the rename (see [`hold_replaced`]): on
+/// local file systems only. A network one may keep an unlinked file that is still open
+/// under a temporary name in the folder (NFS's `.nfsXXXX` files) until it is closed.
+fn may_hold_replaced(file: &std::fs::File) -> bool {
+    matches!(
+        file_system(file),
+        Some(EXT4_SUPER_MAGIC | XFS_SUPER_MAGIC | BTRFS_SUPER_MAGIC | TMPFS_MAGIC)
+    )
+}
+
 /// Bytes a durable write lets pile up in the page cache before it asks the kernel to start
 /// writing them to the disk: the disk then works while the rest is produced, and the final
 /// `fdatasync` waits for the last few megabytes instead of the whole file.
@@ -265,12 +347,14 @@ pub const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 /// The temporary file of an atomic write, as [`write_atomic_file`] hands it to its fill.
 /// Written in order through `Write` (from offset 0), and in place through
-/// [`TempFile::write_all_at`]. When the write is durable, every [`WRITEBACK_CHUNK`] written
-/// in order is handed to the disk at once (Linux `sync_file_range`, which only starts the
-/// writeback): the `fdatasync` before the rename is still what makes the file durable.
+/// [`TempFile::write_all_at`]. When the write is durable, or replaces a file on a file
+/// system that writes a replacing file out at the rename (see [`flushes_when_replacing`]),
+/// every [`WRITEBACK_CHUNK`] written in order is handed to the disk at once (Linux
+/// `sync_file_range`, which only starts the writeback): the `fdatasync` before the rename is
+/// still what makes a durable file durable.
 pub struct TempFile<'f> {
     file: &'f std::fs::File,
-    durable: bool,
+    writeback: bool,
     /// Bytes written in order so far.
     written: u64,
     /// Bytes already handed to the disk.
@@ -285,7 +369,7 @@ impl TempFile<'_> {
 
     fn wrote(&mut self, n: usize) {
         self.written += n as u64;
-        if self.durable && self.written - self.handed >= WRITEBACK_CHUNK {
+        if self.writeback && self.written - self.handed >= WRITEBACK_CHUNK {
             start_writeback(self.file, self.handed, self.written - self.handed);
             self.handed = self.written;
         }
@@ -336,7 +420,10 @@ fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {
-    use super::{write_atomic, DestinationKind, WriteFailure};
+    use super::{
+        file_system, hold_replaced, write_atomic, write_atomic_with, DestinationKind, WriteFailure,
+        RELEASE_BEHIND_FROM,
+    };
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::path::Path;
 
@@ -487,5 +574,68 @@ mod tests {
         let err = write_atomic(&missing, |w| w.write_all(b"x")).unwrap_err();
         assert_eq!(err.path, dir.path().join("no"));
         assert_eq!(err.source.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    /// Descriptors of this process open on a file named `name` that has been unlinked.
+    fn open_deleted(name: &str) -> usize {
+        let wanted = format!("{name} (deleted)");
+        std::fs::read_dir("/proc/self/fd")
+            .map(|fds| {
+                fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|target| target.to_string_lossy().ends_with(&wanted))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_large_replaced_file_is_let_go_after_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("large-model");
+        let old = vec![7u8; RELEASE_BEHIND_FROM as usize + 1];
+        std::fs::write(&path, &old).unwrap();
+        for durable in [false, true] {
+            write_atomic_with(&path, durable, |w| w.write_all(b"new")).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new");
+            assert_eq!(entries(dir.path()), ["large-model"]);
+            std::fs::write(&path, &old).unwrap();
+        }
+        // The replaced file, held open across the rename where the file system allows it,
+        // is closed soon after: no descriptor is left on it.
+        let start = std::time::Instant::now();
+        while open_deleted("large-model") > 0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "a replaced file is still open"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn only_a_large_regular_file_is_held_across_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let large = root.join("large");
+        std::fs::write(&large, vec![1u8; RELEASE_BEHIND_FROM as usize]).unwrap();
+        std::fs::write(root.join("small"), b"small").unwrap();
+        std::os::unix::fs::symlink(&large, root.join("link")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(root.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(hold_replaced(&large).is_some());
+        // Not followed, not waited for (a FIFO opened without blocking), not worth it.
+        for name in ["link", "fifo", "small", "missing"] {
+            assert!(hold_replaced(&root.join(name)).is_none(), "{name}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_file_system_of_a_file_is_known() {
+        let file = tempfile::tempfile().unwrap();
+        assert!(file_system(&file).is_some());
     }
 }
