@@ -37,6 +37,10 @@ class Method:
     floor: bool = False
     # Written once, outside the timings: only its size is a result (e.g. the record alone).
     size_only: bool = False
+    # Saved over its own file of the run before (written once outside the timings before the
+    # first run), as a script or notebook saving its model again does; other saves are timed
+    # to a path where no file is.
+    replaces: bool = False
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -144,6 +148,22 @@ METHODS: list[Method] = [
         lambda o, p: skvault.dump(o, p, durable=False),
         skvault.load,
         note="dump(durable=False): atomic rename, no fsync",
+    ),
+    Method(
+        "pickle over its file",
+        ".over.pkl",
+        _pickle_save,
+        None,
+        replaces=True,
+        note='protocol 5 into open(path, "wb") over the file of the run before (truncated)',
+    ),
+    Method(
+        "skvault non-durable over its file",
+        ".over.nd.skv",
+        lambda o, p: skvault.dump(o, p, durable=False),
+        None,
+        replaces=True,
+        note="dump(durable=False) over the file of the run before (renamed over)",
     ),
     Method(
         "skvault zstd",

@@ -161,7 +161,7 @@ def bench_model(
     loads: dict[str, list[float]] = {m.name: [] for m in METHODS if m.load is not None}
     save_kwargs = {m.name: m.prepare_save(model) for m in METHODS if m.prepare_save is not None}
     for m in METHODS:
-        if m.size_only and m.save is not None:
+        if (m.size_only or m.replaces) and m.save is not None:
             m.save(model, paths[m.name], **save_kwargs.get(m.name, {}))
     save_reps = dict.fromkeys(saves, spec.reps)
     load_reps = dict.fromkeys(loads, spec.reps)
@@ -169,7 +169,8 @@ def bench_model(
     for i in range(spec.reps):
         for m in rotated(METHODS, i):
             if m.name in saves and i < save_reps[m.name]:
-                paths[m.name].unlink(missing_ok=True)
+                if not m.replaces:
+                    paths[m.name].unlink(missing_ok=True)
                 settle()
                 t, _ = timed(m.save, model, paths[m.name], **save_kwargs.get(m.name, {}))
                 saves[m.name].append(t)
