@@ -758,14 +758,39 @@ def _forest_file():
     return X, forest, data, nodes
 
 
+def _in_forked_child(work, timeout: float) -> str:
+    """What `work()` returns (a short text) when run in a child made by `os.fork`, or
+    "failed" if it raised; the child never returns into pytest, and one that has not
+    answered within `timeout` seconds fails the test and is killed."""
+    import select
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        report = "failed"
+        try:
+            report = work()
+        finally:
+            os.write(write, report.encode())
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], timeout)
+        assert ready, f"the forked child did not finish within {timeout:g} s"
+        return os.read(read, 1000).decode()
+    finally:
+        os.close(read)
+        if not os.waitpid(pid, os.WNOHANG)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
     # Loads of over 1 MiB of arrays and large batches run on a thread pool. A child forked
     # after its parent used the pool (multiprocessing's default on Linux) inherits none of
     # its threads: its parallel calls waited for ever on rayon's global pool. skvault makes
     # a pool per process; the child must load, predict and verify, and in bounded time.
-    import select
-
     import skvault.native
 
     X, forest, data, _ = _forest_file()
@@ -777,29 +802,16 @@ def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
     native = skvault.native.load(path)
     assert np.array_equal(native.predict_proba(rows), want)
     assert np.array_equal(native.predict_proba(rows[:1]), want[:1])
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, and never return into pytest
-        ok = False
-        try:
-            ok = np.array_equal(skvault.load(path).predict_proba(rows), want)
-            native = skvault.native.load(path)
-            ok = ok and np.array_equal(native.predict_proba(rows), want)
-            ok = ok and np.array_equal(native.predict_proba(rows[:1]), want[:1])
-            skvault.verify(path)
-        finally:
-            os.write(write, b"ok" if ok else b"no")
-            os._exit(0)
-    os.close(write)
-    try:
-        ready, _, _ = select.select([read], [], [], 60)
-        assert ready, "the forked child did not finish within 60 s"
-        assert os.read(read, 2) == b"ok"
-    finally:
-        os.close(read)
-        if not os.waitpid(pid, os.WNOHANG)[0]:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+
+    def child() -> str:
+        ok = np.array_equal(skvault.load(path).predict_proba(rows), want)
+        native = skvault.native.load(path)
+        ok = ok and np.array_equal(native.predict_proba(rows), want)
+        ok = ok and np.array_equal(native.predict_proba(rows[:1]), want[:1])
+        skvault.verify(path)
+        return "ok" if ok else "no"
+
+    assert _in_forked_child(child, 60) == "ok"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -807,35 +819,19 @@ def test_a_forked_process_keeps_a_large_pool_of_its_own(tmp_path):
     # The thread that frees kept pools is one per process: a child forked after its parent
     # kept one starts its own, and its loads reuse its own kept memory as the parent's do
     # (the test above, in a child).
-    import select
-
     X, second, paths, pool_pages = _pool_models(tmp_path)
     _load_counting_page_faults(paths["first"])  # its pool is kept when it goes
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, and never return into pytest
-        report = b"failed"
-        try:
-            _load_counting_page_faults(paths["first"])  # the child's own pool is kept
-            reused, reused_faults = _load_counting_page_faults(paths["second"])
-            same = np.array_equal(reused.predict(X), second.predict(X))
-            del reused
-            time.sleep(11)  # freed: the next load's pool is fresh memory
-            fresh, fresh_faults = _load_counting_page_faults(paths["second"])
-            report = f"{fresh_faults} {reused_faults} {same}".encode()
-        finally:
-            os.write(write, report)
-            os._exit(0)
-    os.close(write)
-    try:
-        ready, _, _ = select.select([read], [], [], 90)
-        assert ready, "the forked child did not finish within 90 s"
-        fresh_faults, reused_faults, same = os.read(read, 100).decode().split()
-    finally:
-        os.close(read)
-        if not os.waitpid(pid, os.WNOHANG)[0]:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+
+    def child() -> str:
+        _load_counting_page_faults(paths["first"])  # the child's own pool is kept
+        reused, reused_faults = _load_counting_page_faults(paths["second"])
+        same = np.array_equal(reused.predict(X), second.predict(X))
+        del reused
+        time.sleep(11)  # freed: the next load's pool is fresh memory
+        fresh, fresh_faults = _load_counting_page_faults(paths["second"])
+        return f"{fresh_faults} {reused_faults} {same}"
+
+    fresh_faults, reused_faults, same = _in_forked_child(child, 90).split()
     assert same == "True"
     assert int(fresh_faults) - int(reused_faults) > pool_pages // 2, (fresh_faults, reused_faults, pool_pages)
 
