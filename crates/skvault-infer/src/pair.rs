@@ -27,9 +27,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use skvault_format::per_process::PerProcess;
-use std::time::{Duration, Instant};
 
 use crate::across::{Across, ACROSS, INLINE_WIDTH};
 use crate::tree::{Rows, Tree};
@@ -252,7 +252,8 @@ fn helper() -> Option<&'static Shared> {
 }
 
 /// Whether one row of `across` is worth sharing with the helper: enough steps, and more
-/// than one thread allowed (rayon's thread count, which `RAYON_NUM_THREADS` sets).
+/// than one thread allowed (the process's pool's thread count, which `RAYON_NUM_THREADS`
+/// sets).
 pub(crate) fn worth_it(across: &Across) -> bool {
     across.work() >= PAIR_STEPS && skvault_format::threads::current_num_threads() > 1
 }

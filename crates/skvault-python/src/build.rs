@@ -111,8 +111,9 @@ impl skvault_infer::guard::Preread for Filled<'_> {
             // `LoadArrays` that `self` borrows. `wait` returned Ok, so by the contract of
             // `Destination::new` the fill has written (and, if it verifies, verified) these
             // bytes and will not touch them again; no Python code can reach the array before
-            // the builder hands it out, which happens after the checks (checks that run beside the build are
-            // given no such arrays: see `load_tree`). So nothing writes them while borrowed.
+            // the builder hands it out, which happens after the checks (checks that run
+            // beside the build are given no such arrays: see `load_tree`). So nothing writes
+            // them while borrowed.
             unsafe { std::slice::from_raw_parts(address as *const u8, len) }
         }))
     }
@@ -150,7 +151,8 @@ impl Verify {
 /// copy (see [`skvault_format::load_plan::copied_by_trees`]: for a forest that is thousands of
 /// arrays in one allocation, given back when the load ends since the trees keep copies: see
 /// [`crate::pool`]). The fresh and pooled arrays are filled (and verified) in the background
-/// as the objects are built: see [`Fill`]. Small files are filled here and now, with the GIL released.
+/// as the objects are built: see [`Fill`]. Small files are filled here and now, with the GIL
+/// released.
 pub fn build_arrays<'py>(
     py: Python<'py>,
     file: &Arc<SkvFile>,
