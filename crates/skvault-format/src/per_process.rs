@@ -12,10 +12,12 @@
 //! Values are never freed (one per process that uses it). Two threads of one process that
 //! ask for the first time at once may both make one: one is kept, the other dropped. So
 //! `make` only builds the value; anything with effects that must happen once (starting a
-//! thread) belongs inside the value, behind a `OnceLock` of its own: such a lock is never
-//! one inherited held, since the value it is in was made by this process.
+//! thread: [`PerProcess::serving`]) belongs inside the value, behind a `OnceLock` of its
+//! own: such a lock is never one inherited held, since the value it is in was made by this
+//! process.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
 
 /// A value and the process that made it.
 struct Owned<T> {
@@ -76,6 +78,37 @@ fn mine<T>(owned: *mut Owned<T>, pid: u32) -> Option<&'static T> {
     (owned.pid == pid).then_some(&owned.value)
 }
 
+/// A value served by a thread of its own (a helper, a cleaner), for a [`PerProcess`]: see
+/// [`PerProcess::serving`].
+pub struct Served<T> {
+    value: T,
+    /// Whether the thread was started (by the first caller, in the process that made the
+    /// value).
+    started: OnceLock<bool>,
+}
+
+impl<T: Send + Sync + 'static> PerProcess<Served<T>> {
+    /// This process's value, made by `make` if it has none yet, with a thread named `name`
+    /// running `serve` on it, started once; `None` if that thread could not be started.
+    pub fn serving(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> T,
+        serve: fn(&'static T),
+    ) -> Option<&'static T> {
+        let served = self.get(|| Served {
+            value: make(),
+            started: OnceLock::new(),
+        });
+        let value = &served.value;
+        let started = served.started.get_or_init(|| {
+            let thread = std::thread::Builder::new().name(name.into());
+            thread.spawn(move || serve(value)).is_ok()
+        });
+        started.then_some(value)
+    }
+}
+
 impl<T: Send + Sync + 'static> Default for PerProcess<T> {
     fn default() -> Self {
         Self::new()
@@ -84,7 +117,7 @@ impl<T: Send + Sync + 'static> Default for PerProcess<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::PerProcess;
+    use super::{PerProcess, Served};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -102,6 +135,27 @@ mod tests {
         assert!(std::ptr::eq(first, again));
         assert_eq!(again.load(Ordering::Relaxed), 7);
         assert_eq!(made.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_served_value_has_its_thread_started_once() {
+        static SERVED: PerProcess<Served<AtomicUsize>> = PerProcess::new();
+        let serve: fn(&'static AtomicUsize) = |runs| {
+            runs.fetch_add(1, Ordering::SeqCst);
+        };
+        let first = SERVED.serving("test-serve", || AtomicUsize::new(0), serve);
+        let again = SERVED.serving("test-serve", || AtomicUsize::new(0), serve);
+        let (Some(first), Some(again)) = (first, again) else {
+            panic!("the thread could not be started");
+        };
+        assert!(std::ptr::eq(first, again));
+        let start = std::time::Instant::now();
+        while first.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::yield_now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(first.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -26,10 +26,10 @@
 //! the sum is the same. Results never depend on the helper.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use skvault_format::per_process::PerProcess;
+use skvault_format::per_process::{PerProcess, Served};
 
 use crate::across::{Across, ACROSS, INLINE_WIDTH};
 use crate::tree::{Rows, Tree};
@@ -148,8 +148,6 @@ struct Shared {
     wake: Condvar,
     /// A caller is using the helper (one caller at a time; others walk alone).
     busy: AtomicBool,
-    /// Whether the helper's thread was started (once, by the first caller).
-    started: OnceLock<bool>,
 }
 
 impl Shared {
@@ -235,20 +233,15 @@ impl Drop for Busy<'_> {
 /// started. A process forked after its parent started a helper has none of its thread and
 /// starts its own (see `skvault_format::per_process`).
 fn helper() -> Option<&'static Shared> {
-    static HELPER: PerProcess<Shared> = PerProcess::new();
-    let shared = HELPER.get(|| Shared {
+    static HELPER: PerProcess<Served<Shared>> = PerProcess::new();
+    let make = || Shared {
         job: Mutex::new(None),
         epoch: AtomicU64::new(0),
         parked: AtomicBool::new(false),
         wake: Condvar::new(),
         busy: AtomicBool::new(false),
-        started: OnceLock::new(),
-    });
-    let started = shared.started.get_or_init(|| {
-        let thread = std::thread::Builder::new().name("skvault-row".into());
-        thread.spawn(move || shared.serve()).is_ok()
-    });
-    started.then_some(shared)
+    };
+    HELPER.serving("skvault-row", make, |shared| shared.serve())
 }
 
 /// Whether one row of `across` is worth sharing with the helper: enough steps, and more

@@ -20,12 +20,12 @@
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
-use skvault_format::per_process::PerProcess;
+use skvault_format::per_process::{PerProcess, Served};
 
 /// Pools from this size are kept; smaller ones are freed at once (their pages cost little,
 /// and malloc keeps them in the process anyway).
@@ -73,24 +73,18 @@ impl Drop for Block {
 struct Keeper {
     slot: Mutex<Option<(Block, Instant)>>,
     wake: Condvar,
-    /// Whether the thread that frees kept blocks was started; nothing is kept without it.
-    started: OnceLock<bool>,
 }
 
 impl Keeper {
-    /// This process's keeper, its thread started on first use; `None` if it could not be.
+    /// This process's keeper, its thread started on first use; `None` if it could not be
+    /// (then nothing is kept).
     fn get() -> Option<&'static Keeper> {
-        static KEEPER: PerProcess<Keeper> = PerProcess::new();
-        let keeper = KEEPER.get(|| Keeper {
+        static KEEPER: PerProcess<Served<Keeper>> = PerProcess::new();
+        let make = || Keeper {
             slot: Mutex::new(None),
             wake: Condvar::new(),
-            started: OnceLock::new(),
-        });
-        let started = keeper.started.get_or_init(|| {
-            let thread = std::thread::Builder::new().name("skvault-pool".into());
-            thread.spawn(move || keeper.run()).is_ok()
-        });
-        started.then_some(keeper)
+        };
+        KEEPER.serving("skvault-pool", make, |keeper| keeper.run())
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<(Block, Instant)>> {
