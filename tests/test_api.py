@@ -767,11 +767,13 @@ def _in_forked_child(work, timeout: float) -> str:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        report = "failed"
         try:
-            report = work()
+            report = "failed"
+            try:
+                report = work()
+            finally:
+                os.write(write, str(report).encode())
         finally:
-            os.write(write, report.encode())
             os._exit(0)
     os.close(write)
     try:
