@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::codec::Filter;
+use crate::dtype::DType;
 use crate::float_json::f64_to_json;
 use crate::manifest::{ArrayEntry, Blob, Manifest, Order, Pack, Placement};
 use crate::node::{Construct, Id, Node, Object};
@@ -32,6 +33,7 @@ pub(crate) fn write(manifest: &Manifest) -> serde_json::Result<ManifestText> {
         level: 0,
         depth: 0,
         digest_at: Vec::with_capacity(manifest.arrays.len()),
+        dtypes: Vec::new(),
     };
     w.manifest(manifest)?;
     Ok(ManifestText {
@@ -46,16 +48,24 @@ fn map_depth(m: &Map<String, Value>) -> usize {
     1 + m.values().map(crate::node::json_depth).max().unwrap_or(0)
 }
 
-struct Writer {
+struct Writer<'m> {
     out: Vec<u8>,
     /// Containers open around the current position.
     level: usize,
     /// The deepest `level` reached.
     depth: usize,
     digest_at: Vec<usize>,
+    /// The text and depth of each distinct dtype written so far (at most [`DTYPES_KEPT`]): a
+    /// forest's thousand arrays have three dtypes, and the node struct's JSON value took a
+    /// tenth of the text's writing when built for each of them.
+    dtypes: Vec<(&'m DType, Vec<u8>, usize)>,
 }
 
-impl Writer {
+/// Distinct dtypes whose text a manifest's writer keeps; past them, each is written anew
+/// (a linear search stays cheap).
+const DTYPES_KEPT: usize = 16;
+
+impl<'m> Writer<'m> {
     fn open(&mut self, c: u8) {
         self.out.push(c);
         self.level += 1;
@@ -92,6 +102,27 @@ impl Writer {
         serde_json::to_writer(&mut self.out, v)
     }
 
+    /// A dtype's JSON form, as `self.value(&dtype.to_json())` writes it.
+    fn dtype(&mut self, dtype: &'m DType) -> serde_json::Result<()> {
+        let at = match self.dtypes.iter().position(|(d, _, _)| *d == dtype) {
+            Some(at) => at,
+            None => {
+                let value = dtype.to_json();
+                if self.dtypes.len() >= DTYPES_KEPT {
+                    return self.value(&value);
+                }
+                let text = serde_json::to_vec(&value)?;
+                self.dtypes
+                    .push((dtype, text, crate::node::json_depth(&value)));
+                self.dtypes.len() - 1
+            }
+        };
+        let (_, text, depth) = &self.dtypes[at];
+        self.depth = self.depth.max(self.level + depth);
+        self.out.extend_from_slice(text);
+        Ok(())
+    }
+
     fn uint(&mut self, n: u64) -> serde_json::Result<()> {
         serde_json::to_writer(&mut self.out, &n)
     }
@@ -103,7 +134,7 @@ impl Writer {
         self.out.push(b'"');
     }
 
-    fn manifest(&mut self, m: &Manifest) -> serde_json::Result<()> {
+    fn manifest(&mut self, m: &'m Manifest) -> serde_json::Result<()> {
         self.open(b'{');
         self.key(true, "writer");
         self.str(&m.writer)?;
@@ -147,10 +178,10 @@ impl Writer {
         self.out.push(b'"');
     }
 
-    fn array_entry(&mut self, e: &ArrayEntry) -> serde_json::Result<()> {
+    fn array_entry(&mut self, e: &'m ArrayEntry) -> serde_json::Result<()> {
         self.open(b'{');
         self.key(true, "dtype");
-        self.value(&e.dtype.to_json())?;
+        self.dtype(&e.dtype)?;
         self.key(false, "shape");
         self.uints(&e.shape)?;
         self.key(false, "order");
@@ -229,7 +260,7 @@ impl Writer {
         Ok(())
     }
 
-    fn seq(&mut self, items: &[Node]) -> serde_json::Result<()> {
+    fn seq(&mut self, items: &'m [Node]) -> serde_json::Result<()> {
         self.open(b'[');
         for (i, n) in items.iter().enumerate() {
             self.comma(i == 0);
@@ -239,7 +270,7 @@ impl Writer {
         Ok(())
     }
 
-    fn pairs(&mut self, items: &[(Node, Node)]) -> serde_json::Result<()> {
+    fn pairs(&mut self, items: &'m [(Node, Node)]) -> serde_json::Result<()> {
         self.open(b'[');
         for (i, (k, v)) in items.iter().enumerate() {
             self.comma(i == 0);
@@ -273,7 +304,7 @@ impl Writer {
     /// around it, the outermost one's: `to_json` inserts each wrapper's `"id"` into the
     /// object inside (appended, or replacing the inner wrapper's in place, which is last too),
     /// and nothing into a node whose JSON is not an object.
-    fn node(&mut self, node: &Node, id: Option<Id>) -> serde_json::Result<()> {
+    fn node(&mut self, node: &'m Node, id: Option<Id>) -> serde_json::Result<()> {
         match node {
             Node::None => self.out.extend_from_slice(b"null"),
             Node::Bool(true) => self.out.extend_from_slice(b"true"),
@@ -348,14 +379,14 @@ impl Writer {
             }
             Node::Scalar { dtype, data } => {
                 self.tag("scalar");
-                self.value(&dtype.to_json())?;
+                self.dtype(dtype)?;
                 self.key(false, "data");
                 self.base64(data);
                 return self.end_object(id);
             }
             Node::DType(dt) => {
                 self.tag("dtype");
-                self.value(&dt.to_json())?;
+                self.dtype(dt)?;
                 return self.end_object(id);
             }
             Node::Global(name) => {
@@ -392,7 +423,7 @@ impl Writer {
     }
 
     /// An object's members, the closing brace left to the caller (see `Object::to_json`).
-    fn object(&mut self, obj: &Object) -> serde_json::Result<()> {
+    fn object(&mut self, obj: &'m Object) -> serde_json::Result<()> {
         self.tag("object");
         self.str(&obj.class)?;
         match &obj.construct {
@@ -491,7 +522,7 @@ mod tests {
     use crate::columns::Column;
     use crate::dtype::Kind;
     use crate::node::BaseType;
-    use crate::testing::{node_dtype, scalar};
+    use crate::testing::{node_dtype, scalar, structured};
 
     fn obj(construct: Construct, state: Option<Node>) -> Node {
         Node::Object(Box::new(Object {
@@ -658,6 +689,50 @@ mod tests {
                 format!("\"{}\"", "a5".repeat(32)).as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn dtypes_past_those_kept_and_deeper_than_their_first_use_are_the_same_too() {
+        // More distinct dtypes than the writer keeps the text of, each used twice; the
+        // first one also once more, deeper than anything else in the manifest: the text and
+        // the depth must not depend on the keeping.
+        let dtypes: Vec<DType> = (1..=DTYPES_KEPT as u64 + 4)
+            .map(|n| structured(vec![("a", scalar(Kind::Bytes, n), 0)], n))
+            .collect();
+        let deep = Node::Scalar {
+            dtype: dtypes[0].clone(),
+            data: vec![0; 1],
+        };
+        let deep = (0..4).fold(deep, |n, _| Node::List(vec![n]));
+        let root = Node::List(
+            dtypes
+                .iter()
+                .flat_map(|d| [Node::DType(d.clone()), Node::DType(d.clone())])
+                .chain([deep])
+                .collect(),
+        );
+        let arrays = dtypes
+            .iter()
+            .map(|d| ArrayEntry {
+                dtype: d.clone(),
+                ..entry(Placement::Packed { pack: 0, start: 0 })
+            })
+            .collect();
+        let manifest = Manifest {
+            writer: String::new(),
+            root,
+            validation: None,
+            arrays,
+            packs: vec![],
+            metadata: Map::new(),
+        };
+        let value = manifest.to_json();
+        let text = write(&manifest).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&text.bytes),
+            String::from_utf8_lossy(&serde_json::to_vec(&value).unwrap())
+        );
+        assert_eq!(text.depth, crate::node::json_depth(&value));
     }
 
     #[test]
