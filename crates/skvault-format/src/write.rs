@@ -437,6 +437,7 @@ pub fn prepare_with_validation<'a>(
         }),
         _ => None,
     };
+    drop_aside(manifest);
     Ok(Prepared {
         header: header.to_bytes(),
         manifest: manifest_bytes,
@@ -445,6 +446,18 @@ pub fn prepare_with_validation<'a>(
         total_len: data_start + blobs_end,
         pending,
     })
+}
+
+/// Manifests of at least this many arrays are dropped on the pool (see [`drop_aside`]).
+const DROP_ASIDE_FROM: usize = 256;
+
+/// Drops a written manifest: a large one on a thread of the pool, since freeing a forest's
+/// tree of nodes (thousands of small allocations, a twentieth of a save's own work) is
+/// needed by nothing that follows the save.
+fn drop_aside(manifest: Manifest) {
+    if manifest.arrays.len() >= DROP_ASIDE_FROM {
+        crate::threads::spawn(move || drop(manifest));
+    }
 }
 
 /// Checks every array against its dtype and shape.
