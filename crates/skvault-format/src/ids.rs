@@ -5,12 +5,13 @@
 //! `Ref` names are noise in the file (and cost the loader a memo entry each).
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 use crate::node::{map_children, Id, Node};
 
 /// `node` without the `Shared` wrappers whose id is not in `used` (their content stays, in
 /// place of the wrapper); `Ref`s and every other node are kept as they are.
-pub fn strip_unused(node: Node, used: &HashSet<Id>) -> Node {
+pub fn strip_unused<S: BuildHasher>(node: Node, used: &HashSet<Id, S>) -> Node {
     match node {
         Node::Shared { id, node } if !used.contains(&id) => strip_unused(*node, used),
         other => map_children(other, &mut |n| strip_unused(n, used)),

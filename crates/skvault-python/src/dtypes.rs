@@ -115,13 +115,13 @@ impl<'py> ToNumpyCache<'py> {
 /// tree arrays share one node dtype object). The dtype objects are kept alive with their
 /// result, so an address is never reused for another dtype meanwhile.
 pub struct FromNumpyCache<'py> {
-    seen: std::collections::HashMap<usize, (Bound<'py, PyAny>, DType)>,
+    seen: foldhash::HashMap<usize, (Bound<'py, PyAny>, DType)>,
 }
 
 impl<'py> FromNumpyCache<'py> {
     pub fn new() -> Self {
         FromNumpyCache {
-            seen: std::collections::HashMap::new(),
+            seen: foldhash::HashMap::default(),
         }
     }
 
