@@ -59,8 +59,11 @@ class ModelSpec:
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
+# The forest's rounds move by up to 1.4x on a shared 2-CPU machine (a method's own times
+# within one run): 9 rounds instead of 5 keep its medians, and so the ratios of issue 24's
+# targets, from turning on one or two slow rounds.
 SPECS = [
-    ModelSpec("forest", "RandomForestClassifier(n_estimators={n}, max_depth=20)", 5),
+    ModelSpec("forest", "RandomForestClassifier(n_estimators={n}, max_depth=20)", 9),
     ModelSpec("hgb", "HistGradientBoostingClassifier(max_iter=200)", 9),
     ModelSpec("pipeline", "Pipeline(StandardScaler(), LogisticRegression(max_iter=1000))", 21),
 ]
