@@ -411,8 +411,12 @@ pub fn check_reporting(
         ctx = ctx.with_preread(p);
     }
     let manifest = file.manifest();
-    let mut objects: Vec<(&Object, String, Check)> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Each guarded object with the tree it is in and its rank among the objects of its
+    // class there: its path (`/root/DecisionTreeClassifier[3]`) is written only for the
+    // objects checked, when they are (before the first report, a forest's thousand paths
+    // held the builder up).
+    let mut objects: Vec<(&Object, &str, usize, Check)> = Vec::new();
+    let mut seen: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     // The node arrays of trees, which the tree checks read whole.
     let mut nodes: Vec<usize> = Vec::new();
     let mut trees = vec![("root", &manifest.root)];
@@ -424,8 +428,8 @@ pub fn check_reporting(
                     nodes.push(index);
                 }
                 if let Some(check) = check_of(&o.class) {
-                    let k = seen.entry(o.class.clone()).or_default();
-                    objects.push((&**o, format!("/{name}/{}[{k}]", short(&o.class)), check));
+                    let k = seen.entry(o.class.as_str()).or_default();
+                    objects.push((&**o, name, *k, check));
                     *k += 1;
                 }
             }
@@ -439,32 +443,33 @@ pub fn check_reporting(
         progress,
         ..Checked::default()
     };
-    for (obj, path, check) in &objects {
-        let o = Obj::new(&ctx, obj, path.clone());
+    let path = |obj: &Object, name: &str, k: usize| format!("/{name}/{}[{k}]", short(&obj.class));
+    for &(obj, name, k, check) in &objects {
+        let o = || Obj::new(&ctx, obj, path(obj, name, k));
         match check {
-            Check::TreeHolder => tree::check_holder(&o, &mut checked)?,
-            Check::Hist => hist::check(&o, &mut checked)?,
-            Check::NeighborsTree => neighbors::check_tree(&o, &mut checked)?,
+            Check::TreeHolder => tree::check_holder(&o(), &mut checked)?,
+            Check::Hist => hist::check(&o(), &mut checked)?,
+            Check::NeighborsTree => neighbors::check_tree(&o(), &mut checked)?,
             _ => continue,
         }
         checked.report(obj);
     }
-    for (obj, path, check) in &objects {
-        let o = Obj::new(&ctx, obj, path.clone());
+    for &(obj, name, k, check) in &objects {
+        let o = || Obj::new(&ctx, obj, path(obj, name, k));
         match check {
             Check::Tree if !checked.contains(obj) => {
-                tree::check_tree(&o, None)?;
+                tree::check_tree(&o(), None)?;
             }
-            Check::Sparse => sparse::check(&o)?,
-            Check::Scalars => scalar::check(&o)?,
+            Check::Sparse => sparse::check(&o())?,
+            Check::Scalars => scalar::check(&o())?,
             Check::DistanceMetric if !checked.contains(obj) => {
-                neighbors::check_metric(&o, None)?;
+                neighbors::check_metric(&o(), None)?;
             }
-            Check::LibSvm => svm::check(&o)?,
-            Check::KMeans => kmeans::check(&o)?,
+            Check::LibSvm => svm::check(&o())?,
+            Check::KMeans => kmeans::check(&o())?,
             Check::HistPart if !checked.contains(obj) => {
                 return Err(crate::error::malformed(
-                    path,
+                    &path(obj, name, k),
                     format!(
                         "{} is only loaded as part of a HistGradientBoosting estimator",
                         obj.class
