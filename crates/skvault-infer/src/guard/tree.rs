@@ -148,8 +148,7 @@ pub(crate) fn structure(
 /// The first pass has no branch that depends on the data (leaves and splits alternate
 /// unpredictably, and this runs over every node of a forest on each load): it only notes
 /// whether some node is wrong. A wrong node is then looked for, and reported, by
-/// [`links_checked`]. The nodes are read by index, through a plain loop: a forest's two
-/// million nodes took 87 instructions each through an iterator of records.
+/// [`links_checked`].
 fn links(
     node: impl Fn(usize) -> (i64, i64, i64),
     n: usize,
@@ -173,7 +172,9 @@ fn links(
 }
 
 /// [`links`] over the `n` records of a node array (`itemsize` bytes each, in `whole`) whose
-/// three `<i8` fields are at `at`, read where they lie.
+/// three `<i8` fields are at `at`, read where they lie, in a plain loop over the records:
+/// 57 instructions a node, against 87 through an iterator adapter over them (a 500-tree
+/// forest has two million nodes, checked on every load).
 fn links_in_records(
     whole: &[u8],
     itemsize: usize,
