@@ -15,6 +15,14 @@ mod sign;
 mod values;
 mod walk;
 
+/// mimalloc for every Rust allocation of the extension (Python's and numpy's own are not
+/// affected). The save's walk, the manifest's document and the load's checks make many small
+/// allocations: with it, a 500-tree forest's save runs a tenth fewer instructions before its
+/// write (callgrind), and its mapped load came to 1.01x the rebuild floor where it took 1.07x
+/// (three runs of each build, alternated).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
