@@ -816,6 +816,16 @@ def test_a_process_forked_after_parallel_work_loads_and_predicts(tmp_path):
     assert _in_forked_child(child, 60) == "ok"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the option is set on Linux only")
+def test_the_allocator_commits_its_arenas_as_they_are_used():
+    # mimalloc commits a whole arena when it reserves it by default on Linux, and purges
+    # memory in such an arena with MADV_FREE: freed pages stay counted in the process's
+    # resident memory (`skvault predict` streaming Parquet from S3 went over its memory
+    # bound, tests/test_predict_stream.py). The extension turns the option off as it is
+    # loaded, before mimalloc reserves its first arena.
+    assert _native.allocator_info() == {"name": "mimalloc", "arena_eager_commit": 0}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_processes_forked_while_another_thread_loads_load_too(tmp_path):
     # A child inherits every lock held at the fork by its parent's other threads, none of

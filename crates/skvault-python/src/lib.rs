@@ -1,5 +1,6 @@
 //! `skvault._native`: the Rust core seen from Python. The public API is `python/skvault`.
 
+mod allocator;
 mod buffers;
 mod build;
 mod dtypes;
@@ -14,14 +15,6 @@ mod registry;
 mod sign;
 mod values;
 mod walk;
-
-/// mimalloc for every Rust allocation of the extension (Python's and numpy's own are not
-/// affected). The save's walk, the manifest's document and the load's checks make many small
-/// allocations: with it, a 500-tree forest's save runs a tenth fewer instructions before its
-/// write (callgrind), and its mapped load came to 1.01x the rebuild floor where it took 1.07x
-/// (three runs of each build, alternated).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -420,6 +413,16 @@ fn default_trusted() -> Vec<&'static str> {
     names
 }
 
+/// The extension's allocator and the option it sets when loaded (`allocator.rs`): a
+/// diagnostic, and what the tests check.
+#[pyfunction]
+fn allocator_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let info = PyDict::new(py);
+    info.set_item("name", "mimalloc")?;
+    info.set_item("arena_eager_commit", allocator::arena_eager_commit())?;
+    Ok(info)
+}
+
 /// The classes whose state `load` checks in Rust before building anything: those with
 /// compiled code of `skvault_infer::guard::GUARDED`, and the standard-library values of
 /// `skvault_format::stdlib` (checked in the exact shape of their pickles), sorted.
@@ -450,6 +453,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(card, m)?)?;
     m.add_function(wrap_pyfunction!(default_trusted, m)?)?;
     m.add_function(wrap_pyfunction!(guarded_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(allocator_info, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::scan_paths, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::convert, m)?)?;
