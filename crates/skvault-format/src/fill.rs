@@ -120,6 +120,9 @@ struct State {
     /// The job that failed first (its error may already have been handed out).
     failed: Option<Failure>,
     workers: usize,
+    /// Jobs taken and not yet ended, by any thread: the workers', and those a caller runs
+    /// in `wait` or `finish`.
+    running: usize,
 }
 
 /// What the first failed job was, for a reminder of its error once it has been handed out.
@@ -179,16 +182,23 @@ impl Shared {
 
     /// Takes and runs the next job; `false` when none is left (or a job failed).
     fn run_next(&self) -> bool {
-        if self.failed.load(Ordering::Acquire) {
-            return false;
-        }
-        // Each value of the counter is taken by one thread, so each job runs at most once.
-        let k = self.next.fetch_add(1, Ordering::Relaxed);
-        let Some(job) = self.jobs.get(k) else {
-            return false;
+        // Taken under the lock, so that `join` sees every job some thread has taken: each
+        // value of the counter goes to one thread, so each job runs at most once.
+        let (k, job) = {
+            let mut state = self.lock();
+            if self.failed.load(Ordering::Acquire) {
+                return false;
+            }
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = self.jobs.get(k) else {
+                return false;
+            };
+            state.running += 1;
+            (k, job)
         };
         let result = self.run(job);
         let mut state = self.lock();
+        state.running -= 1;
         match result {
             Ok(()) => self.done[k].store(true, Ordering::Release),
             Err(e) => {
@@ -216,12 +226,15 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Blocks until every worker has stopped.
-    fn join(&self) {
+    /// Blocks until every worker has stopped and no job runs on any thread: a job that a
+    /// caller's thread took in `wait` ends (and records its error) before `finish` on
+    /// another thread reports the fill's outcome.
+    fn join(&self) -> MutexGuard<'_, State> {
         let mut state = self.lock();
-        while state.workers > 0 {
+        while state.workers > 0 || state.running > 0 {
             state = self.wait_on(state);
         }
+        state
     }
 }
 
@@ -251,6 +264,7 @@ impl Fill {
                 error: None,
                 failed: None,
                 workers: threads,
+                running: 0,
             }),
             changed: Condvar::new(),
         });
@@ -299,12 +313,12 @@ impl Fill {
         Ok(())
     }
 
-    /// Runs what is left, waits for the workers and returns the first error, if any.
+    /// Runs what is left, waits for every job still running (the workers' and those other
+    /// threads took in [`Fill::wait`]) and returns the first error, if any.
     pub fn finish(&self) -> Result<()> {
         let s = &self.0;
         while s.run_next() {}
-        s.join();
-        s.lock().take_error().map_or(Ok(()), Err)
+        s.join().take_error().map_or(Ok(()), Err)
     }
 }
 
@@ -313,7 +327,7 @@ impl Drop for Fill {
         // Stop taking jobs and wait for the running ones: their destinations may be freed
         // right after this.
         self.0.failed.store(true, Ordering::Release);
-        self.0.join();
+        drop(self.0.join());
     }
 }
 

@@ -161,6 +161,46 @@ fn a_digest_mismatch_in_a_worker_reaches_the_waiter_and_finish() {
 }
 
 #[test]
+fn finish_reports_the_error_of_a_job_another_thread_is_running() {
+    // `finish` on one thread while another runs a job it took in `wait` (here: the last
+    // array, damaged and longer than the rest, so that it ends last): `finish` returns once
+    // that job has ended, with its error, never `Ok` while it still runs. Whichever of the
+    // three takers (the worker, the waiter, `finish` itself) takes the damaged array, the
+    // outcome is the same; before `finish` waited for every running job, it returned `Ok`
+    // whenever the waiter had taken it.
+    let (n, long, rounds) = if cfg!(miri) {
+        (4, 64, 3)
+    } else {
+        (16, 1 << 17, 40)
+    };
+    let (root, arrays) = forest(n, |i| if i == n - 1 { long } else { 8 });
+    let mut bytes = write(root, &arrays, Codec::None);
+    let offset = SkvFile::from_bytes(bytes.clone())
+        .unwrap()
+        .blob_offset(n - 1)
+        .unwrap();
+    bytes[offset as usize + 3] ^= 0x10;
+    let file = Arc::new(SkvFile::from_bytes(bytes).unwrap());
+    for round in 0..rounds {
+        let owned = OwnedArrays::start(file.clone(), &plan(&file, false), true, 1).unwrap();
+        let (waited, finished) = std::thread::scope(|s| {
+            let waiter = s.spawn(|| owned.get(n - 1).map(|_| ()));
+            let finished = owned.finish();
+            (waiter.join().unwrap(), finished)
+        });
+        let last = n - 1;
+        assert!(
+            matches!(finished, Err(FormatError::DigestMismatch { index }) if index == last),
+            "round {round}: finish gave {finished:?}"
+        );
+        assert!(
+            matches!(waited, Err(FormatError::DigestMismatch { index }) if index == last),
+            "round {round}: the waiter got {waited:?}"
+        );
+    }
+}
+
+#[test]
 fn a_failing_fill_without_threads_fails_to_start() {
     let (file, _) = with_bad_blob(4, 2);
     let error = OwnedArrays::start(file.clone(), &plan(&file, false), true, 0)
