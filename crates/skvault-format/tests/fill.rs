@@ -119,7 +119,12 @@ fn several_threads_wait_for_arrays_at_once() {
 /// A file of `n` uncompressed arrays (each a blob of its own) with one byte of array `bad`
 /// flipped: the manifest is intact, the digest of `bad` no longer matches.
 fn with_bad_blob(n: usize, bad: usize) -> (Arc<SkvFile>, Arrays) {
-    let (root, arrays) = forest(n, |_| 8);
+    with_bad_blob_of(n, bad, |_| 8)
+}
+
+/// [`with_bad_blob`] with array `i` of `len(i)` values.
+fn with_bad_blob_of(n: usize, bad: usize, len: impl Fn(usize) -> usize) -> (Arc<SkvFile>, Arrays) {
+    let (root, arrays) = forest(n, len);
     let mut bytes = write(root, &arrays, Codec::None);
     let offset = SkvFile::from_bytes(bytes.clone())
         .unwrap()
@@ -173,14 +178,7 @@ fn finish_reports_the_error_of_a_job_another_thread_is_running() {
     } else {
         (16, 1 << 17, 40)
     };
-    let (root, arrays) = forest(n, |i| if i == n - 1 { long } else { 8 });
-    let mut bytes = write(root, &arrays, Codec::None);
-    let offset = SkvFile::from_bytes(bytes.clone())
-        .unwrap()
-        .blob_offset(n - 1)
-        .unwrap();
-    bytes[offset as usize + 3] ^= 0x10;
-    let file = Arc::new(SkvFile::from_bytes(bytes).unwrap());
+    let (file, _) = with_bad_blob_of(n, n - 1, |i| if i == n - 1 { long } else { 8 });
     for round in 0..rounds {
         let owned = OwnedArrays::start(file.clone(), &plan(&file, false), true, 1).unwrap();
         let (waited, finished) = std::thread::scope(|s| {
