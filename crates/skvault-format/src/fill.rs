@@ -25,7 +25,7 @@
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{FormatError, Result};
@@ -108,9 +108,8 @@ struct Shared {
     /// Position in `jobs` of each array's job, `usize::MAX` for an array with none.
     job_of: Vec<usize>,
     done: Vec<AtomicBool>,
-    next: AtomicUsize,
-    failed: AtomicBool,
-    /// The first error, workers still running; guarded together with the condition variable.
+    /// Which job is next, the first error, workers and jobs still running; guarded
+    /// together with the condition variable.
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -120,6 +119,10 @@ struct State {
     /// The job that failed first (its error may already have been handed out).
     failed: Option<Failure>,
     workers: usize,
+    /// The next job to take: each value goes to one thread, so each job runs at most once.
+    next: usize,
+    /// No job is taken any more: one failed, or the `Fill` is being dropped.
+    stopped: bool,
     /// Jobs taken and not yet ended, by any thread: the workers', and those a caller runs
     /// in `wait` or `finish`.
     running: usize,
@@ -182,17 +185,17 @@ impl Shared {
 
     /// Takes and runs the next job; `false` when none is left (or a job failed).
     fn run_next(&self) -> bool {
-        // Taken under the lock, so that `join` sees every job some thread has taken: each
-        // value of the counter goes to one thread, so each job runs at most once.
+        // Taken under the lock, so that `join` sees every job some thread has taken.
         let (k, job) = {
             let mut state = self.lock();
-            if self.failed.load(Ordering::Acquire) {
+            if state.stopped {
                 return false;
             }
-            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            let k = state.next;
             let Some(job) = self.jobs.get(k) else {
                 return false;
             };
+            state.next += 1;
             state.running += 1;
             (k, job)
         };
@@ -202,7 +205,7 @@ impl Shared {
         match result {
             Ok(()) => self.done[k].store(true, Ordering::Release),
             Err(e) => {
-                self.failed.store(true, Ordering::Release);
+                state.stopped = true;
                 if state.failed.is_none() {
                     state.failed = Some(Failure {
                         index: job.index(),
@@ -258,12 +261,12 @@ impl Fill {
             done: jobs.iter().map(|_| AtomicBool::new(false)).collect(),
             jobs,
             job_of,
-            next: AtomicUsize::new(0),
-            failed: AtomicBool::new(false),
             state: Mutex::new(State {
                 error: None,
                 failed: None,
                 workers: threads,
+                next: 0,
+                stopped: false,
                 running: 0,
             }),
             changed: Condvar::new(),
@@ -326,7 +329,7 @@ impl Drop for Fill {
     fn drop(&mut self) {
         // Stop taking jobs and wait for the running ones: their destinations may be freed
         // right after this.
-        self.0.failed.store(true, Ordering::Release);
+        self.0.lock().stopped = true;
         drop(self.0.join());
     }
 }

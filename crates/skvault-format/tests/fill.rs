@@ -176,7 +176,7 @@ fn finish_reports_the_error_of_a_job_another_thread_is_running() {
     let (n, long, rounds) = if cfg!(miri) {
         (4, 64, 3)
     } else {
-        (16, 1 << 17, 40)
+        (16, 1 << 17, 200)
     };
     let (file, _) = with_bad_blob_of(n, n - 1, |i| if i == n - 1 { long } else { 8 });
     for round in 0..rounds {
