@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use skvault_format::per_process::{PerProcess, Served};
 
 use crate::across::{Across, ACROSS, INLINE_WIDTH};
@@ -137,17 +138,21 @@ impl Job {
     }
 }
 
-/// What the caller and the helper share.
+/// What the caller and the helper share. The fields each thread writes for every row are
+/// on cache lines of their own: the helper spins reading `epoch`, and every write to its
+/// line (a caller's claim of the helper, the lock) would take the line from the helper's
+/// core and hand it back, on the caller's way to its walk.
 struct Shared {
-    /// The latest row, replaced under the lock (with `epoch` bumped).
-    job: Mutex<Option<Arc<Job>>>,
+    /// The latest row, put there under the lock (with `epoch` bumped) and taken by the
+    /// helper.
+    job: CachePadded<Mutex<Option<Arc<Job>>>>,
     /// Bumped for every new row (under `job`'s lock); the helper spins on it.
-    epoch: AtomicU64,
+    epoch: CachePadded<AtomicU64>,
     /// The helper is waiting on `wake` (set and cleared under `job`'s lock).
     parked: AtomicBool,
     wake: Condvar,
     /// A caller is using the helper (one caller at a time; others walk alone).
-    busy: AtomicBool,
+    busy: CachePadded<AtomicBool>,
 }
 
 impl Shared {
@@ -169,10 +174,12 @@ impl Shared {
                 self.parked.store(false, Ordering::SeqCst);
                 drop(slot);
             }
+            // Taken, not cloned: once the helper is done with the row, nothing holds it (nor
+            // the forest's layout) on its behalf, and the caller has no lock to take again.
             let job = {
-                let slot = self.lock();
+                let mut slot = self.lock();
                 seen = self.epoch.load(Ordering::SeqCst);
-                slot.clone()
+                slot.take()
             };
             if let Some(job) = job {
                 job.help();
@@ -235,11 +242,11 @@ impl Drop for Busy<'_> {
 fn helper() -> Option<&'static Shared> {
     static HELPER: PerProcess<Served<Shared>> = PerProcess::new();
     let make = || Shared {
-        job: Mutex::new(None),
-        epoch: AtomicU64::new(0),
+        job: CachePadded::new(Mutex::new(None)),
+        epoch: CachePadded::new(AtomicU64::new(0)),
         parked: AtomicBool::new(false),
         wake: Condvar::new(),
-        busy: AtomicBool::new(false),
+        busy: CachePadded::new(AtomicBool::new(false)),
     };
     HELPER.serving("skvault-row", make, |shared| shared.serve())
 }
@@ -339,12 +346,9 @@ pub(crate) fn add_row(
         }
         across.add_leaves(trees, found, acc);
     }
-    // The slot lets go of the job, and of the forest's layout with it: a model dropped after
-    // its last row must not stay in memory through the helper.
-    let mut slot = shared.lock();
-    if slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
-        *slot = None;
-    }
+    // The helper takes the job from the slot (woken if parked) and drops it after its part,
+    // letting go of the forest's layout: a model dropped after its last row does not stay
+    // in memory through the helper.
 }
 
 /// Spins until `done` is set (`true`) or [`WAIT`] has passed (`false`).
