@@ -7,7 +7,8 @@ import sys
 import threading
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
+import pytest
+from sklearn.ensemble import IsolationForest, RandomForestClassifier
 
 import skvault
 from native_helpers import assert_same, datasets
@@ -78,3 +79,51 @@ def test_model_description(tmp_path):
     assert native.feature_names_in_ is None
     out = native.predict_proba(np.zeros((2, 6)))
     assert out.flags.writeable and out.dtype == np.float64
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_inputs_taken_as_they_are_and_converted_give_the_same_values(tmp_path):
+    """A float64 C-contiguous ``numpy.ndarray`` goes to the extension in one call, which
+    returns the output array; every other form (a subclass, another order, dtype or byte
+    order, a strided view, a list) is converted by the Python layer first. Both give
+    scikit-learn's values, bit for bit, and an array of their own."""
+    model, Xt = _model(tmp_path)
+    native = skvault.native.load(tmp_path / "m.skv")
+    want = model.predict_proba(Xt[:5])
+    plain = np.ascontiguousarray(Xt[:5])
+    taken = native._inner.matrix_as_is("predict_proba", plain)
+    assert_same(taken, want, "taken as it is")
+    assert taken.flags.writeable and not np.shares_memory(taken, plain)
+    read_only = plain.copy()
+    read_only.flags.writeable = False
+    assert_same(native._inner.matrix_as_is("predict_proba", read_only), want, "read-only input")
+    converted = {
+        "Fortran order": np.asfortranarray(plain),
+        "float32": plain.astype(np.float32),
+        "big-endian": plain.astype(">f8"),
+        "strided": np.repeat(plain, 2, axis=0)[::2],
+        "np.matrix": np.asmatrix(plain),
+        "list": plain.tolist(),
+        "1-d": plain[0],
+    }
+    for what, X in converted.items():
+        assert native._inner.matrix_as_is("predict_proba", X) is None, what
+        if what == "1-d":
+            continue
+        want_x = model.predict_proba(np.asarray(X, dtype=np.float64))
+        assert_same(native.predict_proba(X), want_x, what)
+    out = native.predict_proba(plain)
+    out[0, 0] = -1.0  # its own memory: writing to it changes no later output
+    assert_same(native.predict_proba(plain), want, "after writing to an output")
+
+    # A flat output (score_samples) comes back 1-d; a classifier's labels are not a matrix.
+    iso = IsolationForest(n_estimators=20, random_state=0).fit(Xt)
+    skvault.dump(iso, tmp_path / "iso.skv")
+    native_iso = skvault.native.load(tmp_path / "iso.skv")
+    scores = native_iso._inner.matrix_as_is("score_samples", plain)
+    assert scores.shape == (5,)
+    assert_same(scores, iso.score_samples(plain), "score_samples")
+    with pytest.raises(ValueError, match="labels"):
+        native._inner.matrix_as_is("predict", plain)
+    with pytest.raises(ValueError, match="no method"):
+        native._inner.matrix_as_is("fit", plain)
