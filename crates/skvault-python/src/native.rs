@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use numpy::ndarray::Array2;
+use numpy::ndarray::ArrayView2;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyAttributeError, PyValueError};
@@ -127,11 +127,12 @@ fn as_is<'a, 'py>(x: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, PyArray2<f6
 /// A matrix output as a new numpy array of its shape (1-d when `flat`), owning the values.
 fn matrix_array(py: Python<'_>, m: Matrix) -> PyResult<Bound<'_, PyAny>> {
     if m.flat {
-        return Ok(PyArray1::from_vec(py, m.data).into_any());
+        return Ok(PyArray1::from_slice(py, &m.data).into_any());
     }
-    let values = Array2::from_shape_vec((m.n_rows, m.n_cols), m.data)
+    // Copied into an array numpy allocates: a one-row call's output is a few values.
+    let values = ArrayView2::from_shape((m.n_rows, m.n_cols), &m.data)
         .map_err(|e| PyValueError::new_err(format!("output of the wrong size: {e}")))?;
-    Ok(PyArray2::from_owned_array(py, values).into_any())
+    Ok(PyArray2::from_array(py, &values).into_any())
 }
 
 impl NativeModel {
@@ -421,7 +422,7 @@ impl NativeModel {
         };
         let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
         // Copied: another thread may write to the array while the GIL is released.
-        let data = array.readonly().as_slice()?.to_vec();
+        let data = array.to_vec()?;
         let model = self.model.clone();
         let out = py
             .detach(move || model.call(method, &MatrixView::new(&data, n_rows, n_cols)?))
