@@ -105,6 +105,9 @@ def test_inputs_taken_as_they_are_and_converted_give_the_same_values(tmp_path):
         "np.matrix": np.asmatrix(plain),
         "list": plain.tolist(),
         "1-d": plain[0],
+        "unaligned": np.frombuffer(
+            b"\0" + plain.tobytes(), dtype=np.float64, offset=1
+        ).reshape(plain.shape),
     }
     for what, X in converted.items():
         assert native._inner.matrix_as_is("predict_proba", X) is None, what

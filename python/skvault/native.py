@@ -248,7 +248,9 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype == object:
         X = X.astype(np.float64)
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    # Aligned as well: a float64 view at an odd offset of a buffer is C-contiguous, and
+    # ascontiguousarray would hand it over as it is.
+    X = np.require(X, dtype=np.float64, requirements=["C", "A"])
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-d array, got {X.ndim}-d; reshape with X.reshape(1, -1) for a single "
@@ -258,8 +260,11 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
 
 
 def _as_is(X: Any) -> bool:
-    """Whether the extension takes `X` as it is: a float64 C-contiguous matrix."""
-    return type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2 and X.flags.c_contiguous
+    """Whether the extension takes `X` as it is: a float64 C-contiguous aligned matrix."""
+    if not (type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2):
+        return False
+    flags = X.flags
+    return flags.c_contiguous and flags.aligned
 
 
 def _matrix(out: tuple) -> np.ndarray:

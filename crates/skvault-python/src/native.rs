@@ -115,13 +115,13 @@ fn prediction_out(
 
 /// `x` as the extension takes it without conversion: exactly a `numpy.ndarray` (not a
 /// subclass, whose methods the Python layer's conversion respects), 2-d, C-contiguous,
-/// float64 in native byte order; `None` for anything else.
+/// aligned, float64 in native byte order; `None` for anything else.
 fn as_is<'a, 'py>(x: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, PyArray2<f64>>> {
     if !x.is_exact_instance_of::<PyUntypedArray>() {
         return None;
     }
     let array = x.cast::<PyArray2<f64>>().ok()?;
-    array.is_c_contiguous().then_some(array)
+    (array.is_c_contiguous() && array.is_aligned()).then_some(array)
 }
 
 /// A matrix output as a new numpy array of its shape (1-d when `flat`), owning the values.
@@ -407,7 +407,7 @@ impl NativeModel {
 
     /// `method` (any but a classifier's `predict`) on `x` as a new float64 array of the output's shape,
     /// when `x` is what the extension takes as it is (exactly a `numpy.ndarray`, 2-d,
-    /// C-contiguous, native float64); `None` otherwise, and the Python layer converts `x`.
+    /// C-contiguous, aligned, native float64); `None` otherwise, and the Python layer converts `x`.
     /// One call from Python: the checks and the output array made in Python were a tenth of
     /// a one-row prediction's latency.
     fn matrix_as_is<'py>(
