@@ -8,9 +8,10 @@
 //! (a request loop, a benchmark) find it awake; an idle process does not burn a core.
 //!
 //! The trees' groups are cut into pieces of [`PIECE_GROUPS`] groups. The helper claims
-//! pieces from the front, the caller from the back, each piece claimed once (an atomic
-//! swap), so the two meet wherever the helper's start and speed put them; a helper that is
-//! parked, descheduled or busy with another caller's row leaves every piece to the caller.
+//! pieces from the front, the caller from the back, each piece claimed once for a row (an
+//! atomic maximum of the row's number), so the two meet wherever the helper's start and
+//! speed put them; a helper that is parked, descheduled or busy with another caller's row
+//! leaves every piece to the caller.
 //!
 //! The leaves' values are summed in tree order, as scikit-learn's forest sums them on one
 //! thread. Where the layout holds the values (one or two a leaf, see `crate::across`), the
@@ -57,14 +58,20 @@ pub(crate) const PAIR_STEPS: u64 = 4096;
 /// Most words a walk gives for one piece's trees ([`Across::words`] each).
 const PIECE_WORDS: usize = PIECE * INLINE_WIDTH;
 
-/// One piece: who claimed it, whether what the helper found is written, and that: the
-/// leaves' ordinals, or (a layout with values) the running sum of the values of every tree
-/// up to the piece's last. A cache line (or more) of its own, so that claims of different
-/// pieces do not contend.
+/// One piece: the last row that claimed it, the last row whose walk of it the helper has
+/// written, and that: the leaves' ordinals, or (a layout with values) the running sum of
+/// the values of every tree up to the piece's last. A cache line (or more) of its own, so
+/// that claims of different pieces do not contend.
+///
+/// Pieces are kept from row to row (see [`Spare`]), stamped with the number of the row
+/// instead of being made anew for each: a piece's line is then written only by the thread
+/// that claims it, and the helper's pieces, the same from one row to the next, stay in its
+/// core's cache (made for each row, every one was first written by the caller, and each of
+/// the helper's claims fetched its line from the caller's core).
 #[repr(align(64))]
 struct Piece {
-    claimed: AtomicBool,
-    done: AtomicBool,
+    claimed: AtomicU64,
+    done: AtomicU64,
     prefix: [AtomicU64; INLINE_WIDTH],
     ordinals: [AtomicU32; PIECE],
 }
@@ -72,25 +79,42 @@ struct Piece {
 impl Piece {
     fn new() -> Piece {
         Piece {
-            claimed: AtomicBool::new(false),
-            done: AtomicBool::new(false),
+            claimed: AtomicU64::new(0),
+            done: AtomicU64::new(0),
             prefix: std::array::from_fn(|_| AtomicU64::new(0)),
             ordinals: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
-    /// Claims the piece: `true` if nobody had.
-    fn claim(&self) -> bool {
-        !self.claimed.swap(true, Ordering::AcqRel)
+    /// Claims the piece for row `number`: `true` if nobody had. A helper still walking an
+    /// earlier row fails to claim a piece a later row has claimed.
+    fn claim(&self, number: u64) -> bool {
+        self.claimed.fetch_max(number, Ordering::AcqRel) < number
+    }
+
+    /// Whether the helper has written its walk of the piece for row `number`. Only the
+    /// helper writes a piece's results, one row after the other: once it has marked row
+    /// `number` done, no earlier row's results come after.
+    fn is_done(&self, number: u64) -> bool {
+        self.done.load(Ordering::Acquire) == number
     }
 }
 
-/// One row to walk: the forest, a copy of the row and the pieces.
+/// One row to walk: the forest, a copy of the row, its number and the pieces (the first
+/// `trees.div_ceil(PIECE)` of them).
 struct Job {
     across: Arc<Across>,
     row: Rows<f32>,
     trees: usize,
-    pieces: Box<[Piece]>,
+    number: u64,
+    pieces: Arc<[Piece]>,
+}
+
+/// What the caller that has the helper keeps between rows: the pieces and the last row's
+/// number.
+struct Spare {
+    pieces: Arc<[Piece]>,
+    rows: u64,
 }
 
 impl Job {
@@ -115,8 +139,8 @@ impl Job {
     fn help(&self) {
         let mut buf = [0u64; PIECE_WORDS];
         let mut sum = [0.0f64; INLINE_WIDTH];
-        for (i, piece) in self.pieces.iter().enumerate() {
-            if !piece.claim() {
+        for (i, piece) in self.pieces().iter().enumerate() {
+            if !piece.claim(self.number) {
                 return;
             }
             let Some(out) = buf.get_mut(..self.range(i).len()) else {
@@ -133,8 +157,14 @@ impl Job {
                     a.store(*v as u32, Ordering::Relaxed);
                 }
             }
-            piece.done.store(true, Ordering::Release);
+            piece.done.store(self.number, Ordering::Release);
         }
+    }
+
+    /// The row's pieces.
+    fn pieces(&self) -> &[Piece] {
+        let n = self.trees.div_ceil(PIECE);
+        self.pieces.get(..n).unwrap_or_default()
     }
 }
 
@@ -153,6 +183,8 @@ struct Shared {
     wake: Condvar,
     /// A caller is using the helper (one caller at a time; others walk alone).
     busy: CachePadded<AtomicBool>,
+    /// Kept by the caller that has the helper (locked by it alone).
+    spare: CachePadded<Mutex<Spare>>,
 }
 
 impl Shared {
@@ -247,6 +279,10 @@ fn helper() -> Option<&'static Shared> {
         parked: AtomicBool::new(false),
         wake: Condvar::new(),
         busy: CachePadded::new(AtomicBool::new(false)),
+        spare: CachePadded::new(Mutex::new(Spare {
+            pieces: Arc::new([]),
+            rows: 0,
+        })),
     };
     HELPER.serving("skvault-row", make, |shared| shared.serve())
 }
@@ -278,22 +314,30 @@ pub(crate) fn add_row(
         return across.add_row(trees, &row, found, acc);
     }
     let _busy = Busy(&shared.busy);
-    let pieces: Box<[Piece]> = (0..trees.len().div_ceil(PIECE))
-        .map(|_| Piece::new())
-        .collect();
+    let (pieces, number) = {
+        let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = trees.len().div_ceil(PIECE);
+        if spare.pieces.len() < n {
+            spare.pieces = (0..n).map(|_| Piece::new()).collect();
+        }
+        spare.rows += 1;
+        (Arc::clone(&spare.pieces), spare.rows)
+    };
     let job = Arc::new(Job {
         across: Arc::clone(across),
         row,
         trees: trees.len(),
+        number,
         pieces,
     });
     if !shared.publish(Arc::clone(&job)) {
         return across.add_row(trees, &job.row, found, acc);
     }
     // The back, until the helper's part is reached: pieces `mine..` are walked here.
-    let mut mine = job.pieces.len();
-    for (i, piece) in job.pieces.iter().enumerate().rev() {
-        if !piece.claim() {
+    let pieces = job.pieces();
+    let mut mine = pieces.len();
+    for (i, piece) in pieces.iter().enumerate().rev() {
+        if !piece.claim(number) {
             break;
         }
         job.walk(i, found);
@@ -305,12 +349,13 @@ pub(crate) fn add_row(
         let mut from = 0;
         let mut sum = [0.0f64; INLINE_WIDTH];
         if let Some(last) = mine.checked_sub(1) {
-            let ready = match job.pieces.get(last) {
-                Some(p) if wait_done(&p.done) => Some(last),
-                _ => (job.pieces.get(..last).unwrap_or_default().iter())
-                    .rposition(|p| p.done.load(Ordering::Acquire)),
+            let ready = match pieces.get(last) {
+                Some(p) if wait_done(p, number) => Some(last),
+                _ => {
+                    (pieces.get(..last).unwrap_or_default().iter()).rposition(|p| p.is_done(number))
+                }
             };
-            if let Some(piece) = ready.and_then(|k| job.pieces.get(k)) {
+            if let Some(piece) = ready.and_then(|k| pieces.get(k)) {
                 for (s, a) in sum.iter_mut().zip(&piece.prefix) {
                     *s = f64::from_bits(a.load(Ordering::Relaxed));
                 }
@@ -328,11 +373,11 @@ pub(crate) fn add_row(
     } else {
         // The helper's ordinals once written, else (after `WAIT`, once) walked here.
         let mut patient = true;
-        for (i, piece) in job.pieces.iter().enumerate().take(mine) {
+        for (i, piece) in pieces.iter().enumerate().take(mine) {
             let done = if patient {
-                wait_done(&piece.done)
+                wait_done(piece, number)
             } else {
-                piece.done.load(Ordering::Acquire)
+                piece.is_done(number)
             };
             patient &= done;
             match found.get_mut(job.range(i)) {
@@ -351,21 +396,22 @@ pub(crate) fn add_row(
     // in memory through the helper.
 }
 
-/// Spins until `done` is set (`true`) or [`WAIT`] has passed (`false`).
-fn wait_done(done: &AtomicBool) -> bool {
-    if done.load(Ordering::Acquire) {
+/// Spins until the helper has written `piece` for row `number` (`true`) or [`WAIT`] has
+/// passed (`false`).
+fn wait_done(piece: &Piece, number: u64) -> bool {
+    if piece.is_done(number) {
         return true;
     }
     let start = Instant::now();
     loop {
         for _ in 0..32 {
-            if done.load(Ordering::Acquire) {
+            if piece.is_done(number) {
                 return true;
             }
             std::hint::spin_loop();
         }
         if start.elapsed() >= WAIT {
-            return done.load(Ordering::Acquire);
+            return piece.is_done(number);
         }
     }
 }
