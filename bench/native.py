@@ -173,11 +173,14 @@ def engines(model: Any, X: np.ndarray, workdir: Path, notes: dict[str, str],
 # One-row latencies below this are measured again in interleaved rounds (scikit-learn's and
 # treelite's interpreter, tens of milliseconds to a millisecond a row, are not).
 FAST_ONE_ROW_S = 1e-3
-# Rounds of the interleaved one-row measurement, and the pause before each engine's block:
-# onnxruntime's threads spin for a while after its calls, and slow another engine's row
-# while they do (native's 8.7 µs row took 13 µs right after them, back 2 s later).
+# Rounds of the interleaved one-row measurement, and the pause before each engine's block
+# (its warm-up follows). onnxruntime's threads spin for a while after its calls and slow
+# another engine's row while they do (native's 8.7 µs row took 13 µs right after them, back
+# 2 s later), but after a pause of 1 s onnxruntime's own row took 25 µs instead of 19 (0
+# or 0.1 s: 19): a short pause, which leaves the next engine, native in some rounds, to
+# share the core with onnxruntime's spinning threads for a while rather than flatter it.
 ONE_ROW_ROUNDS = 5
-ONE_ROW_PAUSE_S = 1.0
+ONE_ROW_PAUSE_S = 0.1
 
 
 def one_row_rounds(fast: dict[str, Callable[[np.ndarray], np.ndarray]], rows: dict[str, dict],
@@ -195,6 +198,9 @@ def one_row_rounds(fast: dict[str, Callable[[np.ndarray], np.ndarray]], rows: di
         for engine in names[r % len(names):] + names[:r % len(names)] if names else []:
             time.sleep(ONE_ROW_PAUSE_S)
             fn = fast[engine]
+            # Warmed up after the pause: threads woken, caches and clocks back.
+            for _ in range(reps // 10):
+                fn(one)
             same[engine].append(median_time(lambda: fn(one), reps))
             turn = itertools.cycle(varied)
             other[engine].append(median_time(lambda: fn(next(turn)), reps))
@@ -287,7 +293,7 @@ def write(results: dict[str, Any]) -> None:
         " one row: median latency, of the same row again and again (its path stays in the"
         " caches) and of 1000 different rows in turn (what a service receives); for the engines"
         " under 1 ms a row, the median of 5 rounds of 1000 calls that interleave them (each"
-        " round in another order, 1 s of pause before each engine's block), so that a slow"
+        " round in another order, 0.1 s of pause and 100 calls of warm-up before each engine's block), so that a slow"
         " spell of the machine falls on all of them alike. Ratio: batch throughput / scikit-learn's. Load: median time"
         " from the file (in the page cache) to a model ready to predict: `pickle.loads` of the"
         " file's bytes for scikit-learn, `skvault.native.load` (digests checked, state"
