@@ -150,7 +150,19 @@ impl NativeModel {
             ));
         }
         let (n_rows, n_cols) = (buf.shape()[0], buf.shape()[1]);
-        let data = buf.to_vec(py)?;
+        self.run_copied(py, buf.to_vec(py)?, n_rows, n_cols, f)
+    }
+
+    /// Runs `f` without the GIL on `data`, a copy of the input (another thread may write
+    /// to the input meanwhile), `n_rows` rows of `n_cols` values.
+    fn run_copied<T: Send>(
+        &self,
+        py: Python<'_>,
+        data: Vec<f64>,
+        n_rows: usize,
+        n_cols: usize,
+        f: impl FnOnce(&Model, &MatrixView<'_>) -> Result<T, InferError> + Send,
+    ) -> PyResult<T> {
         let model = self.model.clone();
         py.detach(move || {
             let view = MatrixView::new(&data, n_rows, n_cols)?;
@@ -405,11 +417,11 @@ impl NativeModel {
         Ok(checked.map(|c| (c.n_rows, c.methods, c.skipped)))
     }
 
-    /// `method` (any but a classifier's `predict`) on `x` as a new float64 array of the output's shape,
-    /// when `x` is what the extension takes as it is (exactly a `numpy.ndarray`, 2-d,
-    /// C-contiguous, aligned, native float64); `None` otherwise, and the Python layer converts `x`.
-    /// One call from Python: the checks and the output array made in Python were a tenth of
-    /// a one-row prediction's latency.
+    /// `method` (any but a classifier's `predict`) on `x` as a new float64 array of the
+    /// output's shape, when `x` is what the extension takes as it is (exactly a
+    /// `numpy.ndarray`, 2-d, C-contiguous, aligned, native float64); `None` otherwise, and
+    /// the Python layer converts `x`. One call from Python: the checks and the output array
+    /// made in Python were a tenth of a one-row prediction's latency.
     fn matrix_as_is<'py>(
         &self,
         py: Python<'py>,
@@ -421,12 +433,9 @@ impl NativeModel {
             return Ok(None);
         };
         let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
-        // Copied: another thread may write to the array while the GIL is released.
-        let data = array.to_vec()?;
-        let model = self.model.clone();
-        let out = py
-            .detach(move || model.call(method, &MatrixView::new(&data, n_rows, n_cols)?))
-            .map_err(|e| infer_error(py, e))?;
+        let out = self.run_copied(py, array.to_vec()?, n_rows, n_cols, |m, v| {
+            m.call(method, v)
+        })?;
         match out.into_matrix() {
             Some(m) => matrix_array(py, m).map(Some),
             None => Err(PyValueError::new_err(format!(
