@@ -194,8 +194,11 @@ def one_row_rounds(fast: dict[str, Callable[[np.ndarray], np.ndarray]], rows: di
     same: dict[str, list[float]] = {e: [] for e in fast}
     other: dict[str, list[float]] = {e: [] for e in fast}
     names = list(fast)
+    if not names:
+        return
     for r in range(rounds):
-        for engine in names[r % len(names):] + names[:r % len(names)] if names else []:
+        k = r % len(names)
+        for engine in names[k:] + names[:k]:
             time.sleep(ONE_ROW_PAUSE_S)
             fn = fast[engine]
             # Warmed up after the pause: threads woken, caches and clocks back.
