@@ -33,6 +33,34 @@ pub fn data_address(obj: &Bound<'_, PyAny>, writable: bool) -> PyResult<usize> {
     }
 }
 
+/// The `len` bytes of a numpy number scalar's value, through the buffer protocol (numpy
+/// scalars export their value's memory); an error if the buffer is not exactly `len` bytes.
+pub fn scalar_bytes(obj: &Bound<'_, PyAny>, len: u64) -> PyResult<Vec<u8>> {
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: `view` is only read after PyObject_GetBuffer succeeded, which fills it; its
+    // `len` bytes at `buf` are readable until it is released, exactly once, after the copy.
+    unsafe {
+        if ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) != 0 {
+            return Err(PyErr::fetch(obj.py()));
+        }
+        let mut view = view.assume_init();
+        let size = usize::try_from(view.len).ok();
+        let data = match size {
+            Some(n) if n as u64 == len => {
+                std::slice::from_raw_parts(view.buf as *const u8, n).to_vec()
+            }
+            _ => Vec::new(),
+        };
+        ffi::PyBuffer_Release(&mut view);
+        if data.len() as u64 != len {
+            return Err(PyValueError::new_err(format!(
+                "a numpy scalar's buffer is not the {len} bytes of its dtype"
+            )));
+        }
+        Ok(data)
+    }
+}
+
 /// Asks the kernel not to back `len` bytes at `address` (not yet touched) with transparent
 /// huge pages. numpy asks for huge pages for every array above 4 MB; for the load's pool of
 /// tree arrays, filled by several threads at once, that made the whole load about 1.5x slower

@@ -6,11 +6,13 @@
 //! that appear twice (or in a cycle) are written once and referenced by id.
 
 use foldhash::{HashMap, HashSet};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
     PySlice, PyString, PyTuple, PyType,
 };
+use skvault_format::dtype::Kind;
 use skvault_format::node::{sorted_if_plain, BaseType, Id, BIT_GENERATORS};
 use skvault_format::{Construct, DType, Node, Object, Order};
 
@@ -106,8 +108,27 @@ pub struct Walker<'py> {
     /// id is not reused during the walk): a forest's 500 trees import their two classes'
     /// modules once instead of 1000 times.
     globals: HashMap<usize, (Bound<'py, PyAny>, String)>,
+    /// numpy's number scalar types seen (`numpy.float64`, ...), by `id()` and held, with the
+    /// dtype every instance of each has: their next instances are read through the buffer
+    /// protocol instead of `.dtype` and `.tobytes()` (which makes a 0-d array).
+    number_types: HashMap<usize, (Bound<'py, PyAny>, DType)>,
     next_id: Id,
     depth: usize,
+}
+
+/// A bool, integer, float or complex dtype of at most 16 bytes: every instance of a numpy
+/// scalar type of such a dtype has it (numpy scalars are in native byte order), and its
+/// buffer holds exactly its value (`longdouble`'s 16 bytes hold 6 of padding: not taken).
+fn is_fixed_number(dtype: &DType) -> bool {
+    match dtype {
+        DType::Scalar { kind, count, .. } => match kind {
+            Kind::Bool | Kind::Int | Kind::UInt => *count <= 8,
+            Kind::Float => *count <= 8,
+            Kind::Complex => *count <= 16,
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -129,6 +150,7 @@ impl<'py> Walker<'py> {
             arrays: Vec::new(),
             dtypes: dtypes::FromNumpyCache::new(),
             globals: HashMap::default(),
+            number_types: HashMap::default(),
             next_id: 0,
             depth: 0,
         })
@@ -207,14 +229,22 @@ impl<'py> Walker<'py> {
         if obj.is(&self.t.ellipsis) {
             return Ok(Node::Ellipsis);
         }
-        if obj.is_instance(&self.t.generic)? {
-            return self.scalar(obj);
-        }
-        if obj.is_instance(&self.t.dtype)? {
-            return self.dtype_value(obj);
-        }
-        if self.is_global(obj)? {
-            return Ok(Node::Global(self.global_name(obj)?));
+        // Dicts, lists, tuples and arrays, most of a model's objects, are none of these three
+        // kinds: skipping their seven isinstance checks gives the same answers, cheaper.
+        let plain = obj.is_exact_instance_of::<PyDict>()
+            || obj.is_exact_instance_of::<PyTuple>()
+            || obj.is_exact_instance_of::<PyList>()
+            || obj.get_type().is(&self.t.ndarray);
+        if !plain {
+            if obj.is_instance(&self.t.generic)? {
+                return self.scalar(obj);
+            }
+            if obj.is_instance(&self.t.dtype)? {
+                return self.dtype_value(obj);
+            }
+            if self.is_global(obj)? {
+                return Ok(Node::Global(self.global_name(obj)?));
+            }
         }
 
         let key = obj.as_ptr() as usize;
@@ -333,6 +363,12 @@ impl<'py> Walker<'py> {
     }
 
     fn scalar(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
+        let ty = obj.get_type();
+        if let Some((_, dtype)) = self.number_types.get(&(ty.as_ptr() as usize)) {
+            let dtype = dtype.clone();
+            let data = crate::buffers::scalar_bytes(obj, dtype.itemsize())?;
+            return Ok(Node::Scalar { dtype, data });
+        }
         let dt = obj.getattr("dtype")?;
         let dtype = match self.dtypes.get(&dt)? {
             Ok(d) => d,
@@ -346,6 +382,14 @@ impl<'py> Walker<'py> {
         let mut data: Vec<u8> = obj.call_method0("tobytes")?.extract()?;
         // numpy.str_('') has itemsize 0 but tobytes() gives one (empty) character's bytes.
         data.truncate(usize::try_from(dtype.itemsize()).unwrap_or(usize::MAX));
+        // numpy's own types only: a subclass could export other bytes than its tobytes().
+        let numpy_own = ty
+            .getattr("__module__")
+            .is_ok_and(|m| m.extract::<String>().is_ok_and(|m| m == "numpy"));
+        if numpy_own && is_fixed_number(&dtype) && data.len() as u64 == dtype.itemsize() {
+            self.number_types
+                .insert(ty.as_ptr() as usize, (ty.into_any(), dtype.clone()));
+        }
         Ok(Node::Scalar { dtype, data })
     }
 
@@ -467,11 +511,15 @@ impl<'py> Walker<'py> {
         })
     }
 
+    /// A `numpy.ndarray` or `numpy.memmap` (the caller checked the exact type), read through
+    /// numpy's C struct: six attribute lookups per array (one of them building a flags object)
+    /// were a good part of a forest's walk.
     fn array(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<Node> {
-        let dt = obj.getattr("dtype")?;
-        let shape: Vec<u64> = obj.getattr("shape")?.extract()?;
-        if dt.getattr("hasobject")?.extract()? {
-            if !dt.getattr("names")?.is_none() {
+        let arr = obj.cast::<PyUntypedArray>()?;
+        let dt = arr.dtype();
+        let shape: Vec<u64> = arr.shape().iter().map(|&n| n as u64).collect();
+        if dt.has_object() {
+            if dt.names().is_some() {
                 return Err(self.err("cannot save a structured array with object fields".into()));
             }
             let flat = obj.call_method1("ravel", ("C",))?.call_method0("tolist")?;
@@ -481,28 +529,27 @@ impl<'py> Walker<'py> {
                 items: self.walk_all(&items)?,
             });
         }
-        let dtype = match self.dtypes.get(&dt)? {
+        let dtype = match self.dtypes.get(dt.as_any())? {
             Ok(d) => d,
             Err(e) => return Err(self.err(format!("cannot save array: {e}"))),
         };
-        let flags = obj.getattr("flags")?;
-        let (array, order) = if flags.getattr("c_contiguous")?.extract()? {
+        let (array, order) = if arr.is_c_contiguous() {
             (obj.clone(), Order::C)
-        } else if flags.getattr("f_contiguous")?.extract()? {
+        } else if arr.is_fortran_contiguous() {
             (obj.clone(), Order::F)
         } else {
             // Copied to C order, as pickle does (see tests/test_roundtrip_estimators.py), into
             // zeroed memory: ascontiguousarray leaves the padding of structured records
             // uninitialised, which would write stale memory into the file.
-            let copy = self
-                .t
-                .zeros
-                .call1((obj.getattr("shape")?, obj.getattr("dtype")?))?;
+            let copy = self.t.zeros.call1((obj.getattr("shape")?, &dt))?;
             self.t.copyto.call1((&copy, obj))?;
             (copy, Order::C)
         };
         let ptr = crate::buffers::data_address(&array, false)?;
-        let nbytes: usize = array.getattr("nbytes")?.extract()?;
+        let nbytes = arr
+            .len()
+            .checked_mul(dt.itemsize())
+            .ok_or_else(|| self.err("cannot save array: its size overflows".into()))?;
         self.arrays.push(ArrayOut {
             _owner: array,
             dtype,
@@ -538,8 +585,13 @@ impl<'py> Walker<'py> {
                 type_name(obj)
             ))
         })?;
+        // Checked against the length first: an IndexError made and dropped for each missing
+        // part cost more than the rest of this function.
         let part = |i: usize| -> Option<Bound<'py, PyAny>> {
-            rv.get_item(i).ok().filter(|x| !x.is_none())
+            (i < rv.len())
+                .then(|| rv.get_item(i).ok())
+                .flatten()
+                .filter(|x| !x.is_none())
         };
         if rv.len() < 2 || rv.len() > 6 {
             return Err(self.err(format!(
