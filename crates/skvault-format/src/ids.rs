@@ -7,15 +7,28 @@
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 
-use crate::node::{map_children, Id, Node};
+use crate::node::{for_each_child_mut, Id, Node};
 
 /// `node` without the `Shared` wrappers whose id is not in `used` (their content stays, in
 /// place of the wrapper); `Ref`s and every other node are kept as they are.
-pub fn strip_unused<S: BuildHasher>(node: Node, used: &HashSet<Id, S>) -> Node {
-    match node {
-        Node::Shared { id, node } if !used.contains(&id) => strip_unused(*node, used),
-        other => map_children(other, &mut |n| strip_unused(n, used)),
+pub fn strip_unused<S: BuildHasher>(mut node: Node, used: &HashSet<Id, S>) -> Node {
+    strip_in_place(&mut node, used);
+    node
+}
+
+/// Works where the nodes lie: a forest's tens of thousands of nodes are not moved or
+/// allocated again.
+fn strip_in_place<S: BuildHasher>(node: &mut Node, used: &HashSet<Id, S>) {
+    loop {
+        match node {
+            Node::Shared { id, node: inner } if !used.contains(id) => {
+                let content = std::mem::replace(&mut **inner, Node::None);
+                *node = content;
+            }
+            _ => break,
+        }
     }
+    for_each_child_mut(node, &mut |child| strip_in_place(child, used));
 }
 
 #[cfg(test)]

@@ -495,7 +495,8 @@ fn attrs(state: &Node) -> Option<Vec<(&str, &Node)>> {
             .enumerate()
             .all(|(i, (k, _))| out.iter().take(i).all(|(seen, _)| seen != k))
     } else {
-        let mut seen = std::collections::HashSet::with_capacity(out.len());
+        // foldhash, not SipHash: an estimator's attributes pass here on every save.
+        let mut seen = foldhash::HashSet::with_capacity_and_hasher(out.len(), Default::default());
         out.iter().all(|(k, _)| seen.insert(*k))
     };
     distinct.then_some(out)

@@ -868,67 +868,50 @@ pub fn parse_shape(v: Option<&Json>, path: &Pointer) -> Result<Vec<u64>> {
 
 /// Rebuilds `node` with `f` applied to each of its direct children (owned), in document
 /// order; leaves come back unchanged. The owned counterpart of [`walk`], for passes that
-/// rewrite a tree (dropping unused ids, renumbering them).
-pub fn map_children(node: Node, f: &mut dyn FnMut(Node) -> Node) -> Node {
-    fn all(v: Vec<Node>, f: &mut dyn FnMut(Node) -> Node) -> Vec<Node> {
-        v.into_iter().map(f).collect()
-    }
-    fn pairs(v: Vec<(Node, Node)>, f: &mut dyn FnMut(Node) -> Node) -> Vec<(Node, Node)> {
-        v.into_iter().map(|(k, x)| (f(k), f(x))).collect()
+/// rewrite a tree (dropping unused ids, renumbering them). The children are replaced where
+/// they lie (through [`for_each_child_mut`]): no container or box is made again.
+pub fn map_children(mut node: Node, f: &mut dyn FnMut(Node) -> Node) -> Node {
+    for_each_child_mut(&mut node, &mut |child| {
+        let owned = std::mem::replace(child, Node::None);
+        *child = f(owned);
+    });
+    node
+}
+
+/// Calls `f` on each direct child of `node`, in document order (the order of [`walk`]).
+pub fn for_each_child_mut(node: &mut Node, f: &mut dyn FnMut(&mut Node)) {
+    fn pairs(v: &mut [(Node, Node)], f: &mut dyn FnMut(&mut Node)) {
+        for (k, x) in v {
+            f(k);
+            f(x);
+        }
     }
     match node {
-        Node::List(v) => Node::List(all(v, f)),
-        Node::Tuple(v) => Node::Tuple(all(v, f)),
-        Node::Set(v) => Node::Set(all(v, f)),
-        Node::FrozenSet(v) => Node::FrozenSet(all(v, f)),
-        Node::Dict(v) => Node::Dict(pairs(v, f)),
-        Node::Slice(parts) => {
-            let [a, b, c] = *parts;
-            Node::Slice(Box::new([f(a), f(b), f(c)]))
+        Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => {
+            v.iter_mut().for_each(f)
         }
-        Node::ObjArray { shape, items } => Node::ObjArray {
-            shape,
-            items: all(items, f),
-        },
-        Node::Shared { id, node } => Node::Shared {
-            id,
-            node: Box::new(f(*node)),
-        },
-        Node::RandomState(n) => Node::RandomState(Box::new(f(*n))),
-        Node::Generator(n) => Node::Generator(Box::new(f(*n))),
-        Node::BitGenerator { kind, state } => Node::BitGenerator {
-            kind,
-            state: Box::new(f(*state)),
-        },
+        Node::Dict(v) => pairs(v, f),
+        Node::Slice(parts) => parts.iter_mut().for_each(f),
+        Node::ObjArray { items, .. } => items.iter_mut().for_each(f),
+        Node::Shared { node, .. } => f(node),
+        Node::RandomState(n) | Node::Generator(n) => f(n),
+        Node::BitGenerator { state, .. } => f(state),
         Node::Object(obj) => {
-            let Object {
-                class,
-                construct,
-                state,
-                list_items,
-                dict_items,
-            } = *obj;
-            let construct = match construct {
-                Construct::New { args, kwargs } => Construct::New {
-                    args: all(args, f),
-                    kwargs: pairs(kwargs, f),
-                },
-                Construct::Call { args } => Construct::Call { args: all(args, f) },
-                Construct::Base { base, value } => Construct::Base {
-                    base,
-                    value: Box::new(f(*value)),
-                },
-            };
-            let state = state.map(&mut *f);
-            Node::Object(Box::new(Object {
-                class,
-                construct,
-                state,
-                list_items: all(list_items, f),
-                dict_items: pairs(dict_items, f),
-            }))
+            match &mut obj.construct {
+                Construct::New { args, kwargs } => {
+                    args.iter_mut().for_each(&mut *f);
+                    pairs(kwargs, f);
+                }
+                Construct::Call { args } => args.iter_mut().for_each(&mut *f),
+                Construct::Base { value, .. } => f(value),
+            }
+            if let Some(state) = &mut obj.state {
+                f(state);
+            }
+            obj.list_items.iter_mut().for_each(&mut *f);
+            pairs(&mut obj.dict_items, f);
         }
-        other => other,
+        _ => {}
     }
 }
 

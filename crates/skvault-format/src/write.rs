@@ -423,7 +423,7 @@ pub fn prepare_with_validation<'a>(
         packs,
         metadata,
     };
-    let (header, manifest_bytes, digest_at) = head(&manifest, options.codec, level)?;
+    let (header, manifest_bytes, digest_at) = head(&manifest, options.codec, level, defer)?;
     let data_start = header.data_start();
     let blobs_end = manifest
         .blobs()
@@ -618,11 +618,14 @@ fn array_table(
 /// The header and the manifest's stored bytes, with where each array's digest is in them
 /// when they are the manifest's text (not compressed). With zstd asked for, the manifest is
 /// compressed too when that makes it smaller (format 1.1): for models of many small arrays
-/// it is most of the file.
+/// it is most of the file. With `defer` and a text manifest, the arrays' digests are
+/// written into it later ([`Pending::complete`]), which hashes it then: the header's digest
+/// is left zero here rather than computed over placeholders.
 fn head(
     manifest: &Manifest,
     codec: Codec,
     level: i32,
+    defer: bool,
 ) -> Result<(Header, Vec<u8>, Option<Vec<usize>>)> {
     let text = manifest.to_text()?;
     let packed = match codec {
@@ -648,7 +651,11 @@ fn head(
         minor,
         flags,
         manifest_len: manifest_bytes.len() as u64,
-        manifest_digest: *blake3::hash(&manifest_bytes).as_bytes(),
+        manifest_digest: if defer && digest_at.is_some() {
+            [0; 32]
+        } else {
+            *blake3::hash(&manifest_bytes).as_bytes()
+        },
         manifest_raw_len,
     };
     Ok((header, manifest_bytes, digest_at))
