@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from sklearn.ensemble import IsolationForest, RandomForestClassifier
+from sklearn.ensemble import IsolationForest, RandomForestClassifier, RandomForestRegressor
 
 import skvault
 from native_helpers import assert_same, datasets
@@ -130,3 +130,42 @@ def test_inputs_taken_as_they_are_and_converted_give_the_same_values(tmp_path):
         native._inner.matrix_as_is("predict", plain)
     with pytest.raises(ValueError, match="no method"):
         native._inner.matrix_as_is("fit", plain)
+
+
+def test_predict_takes_the_same_inputs_as_they_are_and_gives_scikit_learns_labels(tmp_path):
+    """``predict`` gives the extension a float64 C-contiguous ``numpy.ndarray`` in one call
+    too: a classifier's labels come back as int64 indices into ``classes_`` (text labels
+    included), a regressor's values as floats; other forms are converted first."""
+    X, y, Xt = datasets()["multiclass"]
+    plain = np.ascontiguousarray(Xt[:7])
+    text = np.array(["north", "south", "east", "west", "up", "down"])[y % 6]
+    models = {
+        "labels": RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y),
+        "text labels": RandomForestClassifier(n_estimators=10, random_state=0).fit(X, text),
+        "values": RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y * 0.5),
+        "-1/1": IsolationForest(n_estimators=10, random_state=0).fit(X),
+    }
+    for what, model in models.items():
+        skvault.dump(model, tmp_path / "p.skv")
+        native = skvault.native.load(tmp_path / "p.skv")
+        want = model.predict(plain)
+        taken = native._inner.predict_as_is(plain)
+        if native.classes_ is None:
+            assert taken.dtype == np.float64, what
+            assert_same(taken, want, what)
+        else:
+            assert taken.dtype == np.int64, what
+            assert np.array_equal(native.classes_.take(taken), want), what
+        got = native.predict(plain)
+        assert got.dtype == want.dtype and np.array_equal(got, want), what
+        for form, X_other in {
+            "Fortran order": np.asfortranarray(plain),
+            "float32": plain.astype(np.float32),
+            "strided": np.repeat(plain, 2, axis=0)[::2],
+            "list": plain.tolist(),
+        }.items():
+            assert native._inner.predict_as_is(X_other) is None, (what, form)
+            want_x = model.predict(np.asarray(X_other, dtype=np.float64))
+            assert np.array_equal(native.predict(X_other), want_x), (what, form)
+    with pytest.raises(ValueError, match="features"):
+        native.predict(plain[:, :3])

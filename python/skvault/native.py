@@ -259,14 +259,6 @@ def _as_matrix(X: Any, names: list[str] | None = None) -> np.ndarray:
     return X
 
 
-def _as_is(X: Any) -> bool:
-    """Whether the extension takes `X` as it is: a float64 C-contiguous aligned matrix."""
-    if not (type(X) is np.ndarray and X.dtype == _FLOAT64 and X.ndim == 2):
-        return False
-    flags = X.flags
-    return flags.c_contiguous and flags.aligned
-
-
 def _matrix(out: tuple) -> np.ndarray:
     data, n_rows, n_cols, flat = out
     # A view of the bytearray with its shape, in one call (frombuffer, then reshape: two).
@@ -370,13 +362,9 @@ class NativeModel:
 
     def _call(self, method: str, X: Any) -> tuple:
         """``method`` on ``X``: a frame with text or category columns goes to the encoders
-        as it is; anything else as a float64 matrix."""
+        as it is; anything else as a float64 matrix. (A float64 C-contiguous ``numpy.ndarray``
+        never comes here: the methods give it to the extension as it is first.)"""
         self._check(method)
-        if _as_is(X):
-            # Already what the extension takes (the common case, and a one-row call's
-            # latency): nothing to convert.
-            out = getattr(self._inner, method)(X)
-            return out if method == "predict" else ("values", *out)
         if is_dataframe(X):
             frame = _frame_columns(X, self._feature_names, self._frame_order(X))
             if frame is not None:
@@ -388,6 +376,12 @@ class NativeModel:
         return out if method == "predict" else ("values", *out)
 
     def predict(self, X: Any) -> np.ndarray:
+        # One call for what the extension takes as it is (see `_values`): a classifier's
+        # labels come back as indices into classes_.
+        if "predict" in self._methods:
+            out = self._inner.predict_as_is(X)
+            if out is not None:
+                return out if self.classes_ is None else self.classes_.take(out)
         kind, data, n_rows, n_cols, flat = self._call("predict", X)
         if kind == "labels":
             return self.classes_.take(np.frombuffer(data, _INT64))

@@ -3,7 +3,8 @@
 //! The input is copied out of a C-contiguous float64 array or buffer (so the GIL can be
 //! released while predicting without another thread mutating it underneath). A plain
 //! float64 C-contiguous `numpy.ndarray` is taken as it is by `matrix_as_is`, which returns a
-//! numpy array (one call from Python: a one-row prediction's latency); other inputs are
+//! numpy array (one call from Python: a one-row prediction's latency; `predict_as_is` for
+//! `predict`); other inputs are
 //! converted by the thin Python layer first, and their outputs come back as `bytearray`s
 //! that `skvault.native` views with numpy (writable, no further copy). This module only
 //! checks dtypes and shapes.
@@ -442,6 +443,33 @@ impl NativeModel {
                 "{} gives labels, not a matrix",
                 method.name()
             ))),
+        }
+    }
+
+    /// `predict` on `x` taken as it is (the inputs [`Self::matrix_as_is`] takes): a
+    /// classifier's labels as an int64 array of indices into its classes (the Python layer
+    /// takes its labels with them), anything else's values as a float64 array; `None` when
+    /// `x` is to be converted first.
+    fn predict_as_is<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(array) = as_is(x) else {
+            return Ok(None);
+        };
+        let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
+        let p = self.run_copied(py, array.to_vec()?, n_rows, n_cols, |m, v| m.predict(v))?;
+        // The Python layer tells labels from values by `classes_`: the two must agree.
+        match (p, self.model.classes().is_some()) {
+            (Prediction::Labels(idx), true) => {
+                let idx = idx.iter().map(|&i| i64::try_from(i).unwrap_or(i64::MAX));
+                Ok(Some(PyArray1::from_iter(py, idx).into_any()))
+            }
+            (Prediction::Values(m), false) => matrix_array(py, m).map(Some),
+            _ => Err(PyValueError::new_err(
+                "internal error: predict's labels and the model's classes disagree",
+            )),
         }
     }
 
