@@ -236,6 +236,7 @@ pub fn write_atomic_file(
     let replacing_on = existing.as_ref().and_then(|_| file_system(tmp.as_file()));
     fill(&mut TempFile {
         file: tmp.as_file(),
+        durable,
         writeback: durable || flushes_when_replacing(replacing_on),
         written: 0,
         handed: 0,
@@ -357,6 +358,7 @@ pub const WRITEBACK_CHUNK: u64 = 8 << 20;
 /// still what makes a durable file durable.
 pub struct TempFile<'f> {
     file: &'f std::fs::File,
+    durable: bool,
     writeback: bool,
     /// Bytes written in order so far.
     written: u64,
@@ -365,6 +367,21 @@ pub struct TempFile<'f> {
 }
 
 impl TempFile<'_> {
+    /// Tells the file system that `len` bytes are coming, where that makes writing them
+    /// cheaper: a non-durable write of at least [`RESERVE_FROM`] bytes on ext4, whose blocks
+    /// are then allocated at once (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's size
+    /// still grows only as it is written) instead of reserved page by page as the writes
+    /// come. A 160 MB file's writes took 0.88x to 0.92x the time (33 to 42 against 37 to
+    /// 47 ms, alternated runs); a durable write's time, bound by the disk, did not change,
+    /// so it is left as it was. Only a hint: errors are ignored (the writes report what
+    /// matters), and elsewhere than on Linux it does nothing.
+    pub fn reserve(&self, len: u64) {
+        if !self.durable && len >= RESERVE_FROM && file_system(self.file) == Some(EXT4_SUPER_MAGIC)
+        {
+            preallocate(self.file, len);
+        }
+    }
+
     /// Writes `buf` at `offset`, leaving the position of the writes in order where it is.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         std::os::unix::fs::FileExt::write_all_at(self.file, buf, offset)
@@ -397,6 +414,26 @@ impl Write for TempFile<'_> {
     }
 }
 
+/// Writes from this size are announced to the file system first (see [`TempFile::reserve`]).
+pub const RESERVE_FROM: u64 = 32 << 20;
+
+/// Allocates `len` bytes of disk for `file` without changing its size (`FALLOC_FL_KEEP_SIZE`).
+/// A hint: an error (a file system without `fallocate`, no space left) is ignored.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn preallocate(file: &std::fs::File, len: u64) {
+    use std::os::fd::AsRawFd;
+    let Ok(len) = libc::off64_t::try_from(len) else {
+        return;
+    };
+    // SAFETY: fallocate only reads its integer arguments; the descriptor is open for as long
+    // as `file` is borrowed, and a bad argument is an error return, not undefined behaviour.
+    let _ = unsafe { libc::fallocate64(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_file: &std::fs::File, _len: u64) {}
+
 /// Asks the kernel to start writing `len` bytes of `file` from `offset` to the disk, without
 /// waiting for them. Only a hint: an error is ignored (the `fdatasync` that follows reports
 /// what matters), and elsewhere than on Linux it does nothing.
@@ -424,9 +461,10 @@ fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 #[cfg(test)]
 mod tests {
     use super::{
-        file_system, hold_replaced, write_atomic, write_atomic_with, DestinationKind, WriteFailure,
-        RELEASE_BEHIND_FROM,
+        file_system, hold_replaced, write_atomic, write_atomic_file, write_atomic_with,
+        DestinationKind, WriteFailure, EXT4_SUPER_MAGIC, RELEASE_BEHIND_FROM, RESERVE_FROM,
     };
+    use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::path::Path;
 
@@ -640,5 +678,53 @@ mod tests {
     fn the_file_system_of_a_file_is_known() {
         let file = tempfile::tempfile().unwrap();
         assert!(file_system(&file).is_some());
+    }
+
+    /// Blocks allocated to the temporary file when `reserve(len)` is asked before anything
+    /// is written, and the finished file.
+    #[cfg(target_os = "linux")]
+    fn reserved_blocks(dir: &Path, len: u64, durable: bool) -> (u64, Vec<u8>) {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.join(format!("r{len}{durable}.bin"));
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut blocks = 0;
+        write_atomic_file(&path, durable, |tmp| {
+            tmp.reserve(len);
+            let meta = tmp.file.metadata()?;
+            assert_eq!(meta.len(), 0, "the size grows only as the file is written");
+            blocks = meta.blocks();
+            tmp.write_all(&data)
+        })
+        .unwrap();
+        (blocks, std::fs::read(&path).unwrap())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_non_durable_write_on_ext4_reserves_its_blocks_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = tempfile::tempfile_in(dir.path()).unwrap();
+        let ext4 = file_system(&probe) == Some(EXT4_SUPER_MAGIC);
+        let len = RESERVE_FROM + 4096;
+        let (blocks, written) = reserved_blocks(dir.path(), len, false);
+        // st_blocks counts 512-byte units.
+        assert_eq!(
+            blocks * 512 >= len,
+            ext4,
+            "{blocks} blocks reserved on ext4: {ext4}"
+        );
+        assert_eq!(written.len() as u64, len);
+        assert!(written
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8));
+        for (len, durable) in [(len, true), (RESERVE_FROM - 1, false)] {
+            let (blocks, written) = reserved_blocks(dir.path(), len, durable);
+            assert_eq!(
+                blocks, 0,
+                "nothing reserved for {len} bytes, durable: {durable}"
+            );
+            assert_eq!(written.len() as u64, len);
+        }
     }
 }

@@ -245,6 +245,7 @@ impl Prepared<'_> {
         tmp: &mut crate::atomic::TempFile<'_>,
         progress: &mut dyn FnMut(u64) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
+        tmp.reserve(self.total_len);
         let Some(pending) = &self.pending else {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
             self.write_parts(&mut w, &self.header, &self.manifest, progress)?;
