@@ -362,8 +362,9 @@ class NativeModel:
 
     def _call(self, method: str, X: Any) -> tuple:
         """``method`` on ``X``: a frame with text or category columns goes to the encoders
-        as it is; anything else as a float64 matrix. (A float64 C-contiguous ``numpy.ndarray``
-        never comes here: the methods give it to the extension as it is first.)"""
+        as it is; anything else as a float64 matrix. (What the extension takes as it is, an
+        aligned float64 C-contiguous ``numpy.ndarray``, never comes here: the methods hand it
+        over first.)"""
         self._check(method)
         if is_dataframe(X):
             frame = _frame_columns(X, self._feature_names, self._frame_order(X))

@@ -2,12 +2,11 @@
 //!
 //! The input is copied out of a C-contiguous float64 array or buffer (so the GIL can be
 //! released while predicting without another thread mutating it underneath). A plain
-//! float64 C-contiguous `numpy.ndarray` is taken as it is by `matrix_as_is`, which returns a
-//! numpy array (one call from Python: a one-row prediction's latency; `predict_as_is` for
-//! `predict`); other inputs are
-//! converted by the thin Python layer first, and their outputs come back as `bytearray`s
-//! that `skvault.native` views with numpy (writable, no further copy). This module only
-//! checks dtypes and shapes.
+//! float64 C-contiguous `numpy.ndarray` is taken as it is by `matrix_as_is` and
+//! `predict_as_is`, which return numpy arrays (one call from Python: a one-row prediction's
+//! latency); other inputs are converted by the thin Python layer first, and their outputs
+//! come back as `bytearray`s that `skvault.native` views with numpy (writable, no further
+//! copy). This module only checks dtypes and shapes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
