@@ -153,6 +153,21 @@ impl NativeModel {
         self.run_copied(py, buf.to_vec(py)?, n_rows, n_cols, f)
     }
 
+    /// `run` for `x` taken as it is ([`as_is`]); `None` when `x` is to be converted first.
+    fn run_as_is<T: Send>(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        f: impl FnOnce(&Model, &MatrixView<'_>) -> Result<T, InferError> + Send,
+    ) -> PyResult<Option<T>> {
+        let Some(array) = as_is(x) else {
+            return Ok(None);
+        };
+        let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
+        self.run_copied(py, array.to_vec()?, n_rows, n_cols, f)
+            .map(Some)
+    }
+
     /// Runs `f` without the GIL on `data`, a copy of the input (another thread may write
     /// to the input meanwhile), `n_rows` rows of `n_cols` values.
     fn run_copied<T: Send>(
@@ -429,13 +444,9 @@ impl NativeModel {
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let method = method_named(method)?;
-        let Some(array) = as_is(x) else {
+        let Some(out) = self.run_as_is(py, x, |m, v| m.call(method, v))? else {
             return Ok(None);
         };
-        let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
-        let out = self.run_copied(py, array.to_vec()?, n_rows, n_cols, |m, v| {
-            m.call(method, v)
-        })?;
         match out.into_matrix() {
             Some(m) => matrix_array(py, m).map(Some),
             None => Err(PyValueError::new_err(format!(
@@ -454,11 +465,9 @@ impl NativeModel {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(array) = as_is(x) else {
+        let Some(p) = self.run_as_is(py, x, |m, v| m.predict(v))? else {
             return Ok(None);
         };
-        let (n_rows, n_cols) = (array.shape()[0], array.shape()[1]);
-        let p = self.run_copied(py, array.to_vec()?, n_rows, n_cols, |m, v| m.predict(v))?;
         // The Python layer tells labels from values by `classes_`: the two must agree.
         match (p, self.model.classes().is_some()) {
             (Prediction::Labels(idx), true) => {
