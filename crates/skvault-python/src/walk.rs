@@ -383,10 +383,12 @@ impl<'py> Walker<'py> {
         // numpy.str_('') has itemsize 0 but tobytes() gives one (empty) character's bytes.
         data.truncate(usize::try_from(dtype.itemsize()).unwrap_or(usize::MAX));
         // numpy's own types only: a subclass could export other bytes than its tobytes().
-        let numpy_own = ty
-            .getattr("__module__")
-            .is_ok_and(|m| m.extract::<String>().is_ok_and(|m| m == "numpy"));
-        if numpy_own && is_fixed_number(&dtype) && data.len() as u64 == dtype.itemsize() {
+        // Asked last: text and bytes scalars, never kept, come here every time.
+        let numpy_own = || {
+            ty.getattr("__module__")
+                .is_ok_and(|m| m.extract::<String>().is_ok_and(|m| m == "numpy"))
+        };
+        if is_fixed_number(&dtype) && data.len() as u64 == dtype.itemsize() && numpy_own() {
             self.number_types
                 .insert(ty.as_ptr() as usize, (ty.into_any(), dtype.clone()));
         }
